@@ -1,0 +1,113 @@
+"""The one exception tree of recon.
+
+Every message says what to do next. The CLI maps each class to an exit code
+(see ``ExitStatus``); nothing below the CLI calls ``sys.exit``.
+
+    ReconError                      exit 2 unless a subclass says otherwise
+    ├── InputError                  bad user input: exit 2
+    │   ├── InvalidTarget           a target spec, file or name that does not parse/resolve
+    │   └── InvalidOption           an option value out of range (names the field and range)
+    ├── CaptureError                an unreadable, truncated or corrupt capture: exit 2
+    ├── ReconEnvironmentError       the machine cannot do it: exit 3
+    │   ├── PrivilegeError          no CAP_NET_RAW / not root
+    │   └── LabError                the namespace lab cannot be built or found
+    └── (KeyboardInterrupt is mapped to 130 by the CLI, not part of this tree)
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+__all__ = [
+    "ExitStatus",
+    "ReconError",
+    "InputError",
+    "InvalidTarget",
+    "InvalidOption",
+    "CaptureError",
+    "ReconEnvironmentError",
+    "PrivilegeError",
+    "LabError",
+]
+
+
+class ExitStatus(IntEnum):
+    """Process exit codes (DESIGN.md §5)."""
+
+    OK = 0  # at least one host up / one reply
+    NONE = 1  # nothing answered
+    USAGE = 2  # bad input
+    ENVIRONMENT = 3  # privileges or environment
+    INTERRUPTED = 130  # Ctrl-C
+
+
+class ReconError(Exception):
+    """Base of every error recon raises on purpose."""
+
+    exit_status: ExitStatus = ExitStatus.USAGE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}; {self.hint}"
+        return self.message
+
+
+class InputError(ReconError):
+    """The user's input is wrong; the message names the bad part."""
+
+
+class InvalidTarget(InputError):
+    """A target spec that does not parse or a name that does not resolve."""
+
+    FORMS = (
+        "accepted forms: 198.18.0.1, 198.18.0.1-120, 198.18.0.1-198.18.1.10, "
+        "198.18.0.0/24, 198.18.0-3.1-254, a hostname, or comma lists of these"
+    )
+
+    def __init__(self, token: str, reason: str, *, hint: str | None = None) -> None:
+        self.token = token
+        self.reason = reason
+        super().__init__(f"invalid target {token!r}: {reason}", hint=hint or self.FORMS)
+
+
+class InvalidOption(InputError):
+    """An option value outside its allowed range."""
+
+    def __init__(self, option: str, value: object, allowed: str) -> None:
+        self.option = option
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"invalid {option} {value!r}: {allowed}")
+
+
+class CaptureError(ReconError):
+    """A capture file that cannot be read (missing, truncated, unknown link type)."""
+
+
+class ReconEnvironmentError(ReconError):
+    """The machine cannot do what was asked (privileges, missing tools)."""
+
+    exit_status = ExitStatus.ENVIRONMENT
+
+
+class PrivilegeError(ReconEnvironmentError):
+    """Raw sockets need CAP_NET_RAW."""
+
+    ADVICE = (
+        "run it with sudo, or grant the capability once with "
+        "'sudo setcap cap_net_raw+ep $(readlink -f $(which python3))'"
+    )
+
+    def __init__(self, what: str = "this command", *, hint: str | None = None) -> None:
+        super().__init__(
+            f"{what} needs raw-socket privileges (CAP_NET_RAW)", hint=hint or self.ADVICE
+        )
+
+
+class LabError(ReconEnvironmentError):
+    """The namespace lab cannot be built, found or torn down."""

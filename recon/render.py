@@ -1,0 +1,82 @@
+"""The only module that formats for humans (and for JSON/CSV consumers).
+
+Library code returns dataclasses; the CLI hands them here. Text that came off
+the wire goes through ``safe()`` first so that packet bytes never reach the
+terminal raw.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TextIO
+
+from recon.models import LabInfo
+
+__all__ = ["out", "err", "safe", "table", "json_line", "csv_rows", "error_line", "lab_status"]
+
+_CONTROL = {c: f"\\x{c:02x}" for c in range(32)} | {127: "\\x7f"}
+_CONTROL.update({9: "\\t", 10: "\\n", 13: "\\r"})
+
+
+def safe(text: str) -> str:
+    """Escape control characters (ESC, CR, BEL, …) so bytes off the wire cannot drive the terminal."""
+    return text.translate(_CONTROL)
+
+
+def out(line: str = "", stream: TextIO | None = None) -> None:
+    print(line, file=stream or sys.stdout, flush=True)
+
+
+def err(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+    from tabulate import tabulate
+
+    return tabulate([["" if v is None else v for v in row] for row in rows], headers=list(headers), tablefmt="simple", disable_numparse=True)
+
+
+def json_line(obj: Mapping[str, Any]) -> str:
+    return json.dumps(obj, separators=(", ", ": "), ensure_ascii=False)
+
+
+def csv_rows(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], stream: TextIO | None = None) -> None:
+    writer = csv.DictWriter(stream or sys.stdout, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+
+
+def error_line(exc: BaseException) -> str:
+    return f"recon: error: {safe(str(exc))}"
+
+
+# --- lab ----------------------------------------------------------------------------------
+
+
+def lab_status(info: LabInfo) -> str:
+    lines = [
+        f"lab {info.name}: scanner namespace {info.scanner_ns} ({info.scanner_ipv4}, {info.scanner_ipv6}, no default route)",
+        f"run inside it: recon lab exec -- <command>   (or: ip netns exec {info.scanner_ns} <command>)",
+        "",
+        table(
+            [[h.hostname, h.ipv4, h.ipv6, h.mac, h.vendor, h.netns] for h in info.hosts]
+            + [["router.lab", info.router_ipv4, info.router_ipv6, info.router_mac, "Cisco", info.router_ns]],
+            ["host", "ipv4", "ipv6", "mac", "vendor", "namespace"],
+        ),
+        "",
+        table(
+            [[r.name, r.cidr, r.up_count(), r.note] for r in info.ranges]
+            + [["unreachable", info.unreachable_cidr, 0, "the router answers 'host unreachable'"],
+               ["ipv6", "2001:db8:2::/64", "all", f"AnyIP, e.g. {info.far_ipv6}"]],
+            ["range", "cidr", "up", "note"],
+        ),
+        "",
+        f"impairments: loss {info.loss:g}% toward the scanner; wan link delay {info.delay_ms:g} ms, jitter {info.jitter_ms:g} ms",
+        f"namespaces: {' '.join(info.namespaces)}",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,136 @@
+"""Shared fixtures: the namespace lab, and running recon the way a user does.
+
+Lab tests never skip in CI (CI=true): a lab that cannot be built fails them.
+Every namespace a test run creates is gone when the run ends, pass or fail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from recon.lab import Lab, lab_dir
+from recon.models import LabInfo
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+ROOT = Path(__file__).resolve().parent.parent
+CAPTURES = ROOT / "captures"
+
+
+def _namespaces() -> set[str]:
+    if shutil.which("ip") is None:
+        return set()
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+def lab_unavailable_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "the lab needs root"
+    for tool in ("ip", "sysctl", "nft"):
+        if shutil.which(tool) is None:
+            return f"the lab needs '{tool}'"
+    return None
+
+
+def need_lab() -> None:
+    """Skip without the lab, but fail under CI, where a skipped lab test is a defect."""
+    reason = lab_unavailable_reason()
+    if reason:
+        if IN_CI:
+            pytest.fail(f"CI=true and {reason}: .ci/run must provide the lab", pytrace=False)
+        pytest.skip(reason)
+
+
+def need_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        if IN_CI:
+            pytest.fail(f"CI=true and '{name}' is missing: .ci/run must install it", pytrace=False)
+        pytest.skip(f"needs {name}")
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_namespace_leaks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Isolate lab state files, and check that the run leaves `ip netns list` as it found it."""
+    os.environ["RECON_LAB_DIR"] = str(tmp_path_factory.mktemp("labstate"))
+    before = _namespaces()
+    yield
+    left = _namespaces() - before
+    if left:
+        subprocess.run(["ip", "-batch", "-"], input="".join(f"netns del {n}\n" for n in left), text=True)
+        pytest.fail(f"test run left namespaces behind: {sorted(left)}", pytrace=False)
+
+
+@dataclass
+class LabHandle:
+    """The running lab for tests: its truth (``info``) and ways to act in it."""
+
+    lab: Lab
+    info: LabInfo
+
+    @property
+    def ns(self) -> str:
+        return self.info.scanner_ns
+
+    def run(self, argv: Sequence[str], *, ns: str | None = None, timeout: float = 60, input: str | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Run a command inside a lab namespace (the scanner's by default)."""
+        full_env = {**os.environ, **(env or {})}
+        return subprocess.run(["ip", "netns", "exec", ns or self.ns, *argv], capture_output=True, text=True,
+                              timeout=timeout, input=input, env=full_env)
+
+    def recon(self, *args: str, ns: str | None = None, timeout: float = 60, input: str | None = None,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """``recon ARGS`` as a user runs it, inside the scanner namespace."""
+        return self.run([sys.executable, "-m", "recon", *args], ns=ns, timeout=timeout, input=input, env=env)
+
+    def popen(self, argv: Sequence[str], *, ns: str | None = None, **kw: object) -> subprocess.Popen[str]:
+        return subprocess.Popen(["ip", "netns", "exec", ns or self.ns, *argv], text=True, **kw)  # type: ignore[call-overload]
+
+    @contextmanager
+    def impaired(self, *, loss: float = 0.0, delay_ms: float = 0.0, jitter_ms: float = 0.0) -> Iterator[LabInfo]:
+        """Apply impairments for the block, then restore a clean lab."""
+        try:
+            yield self.lab.impair(loss=loss, delay_ms=delay_ms, jitter_ms=jitter_ms)
+        finally:
+            self.info = self.lab.impair()
+
+    def host(self, name: str):  # -> LabHost
+        return next(h for h in self.info.hosts if h.name == name)
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[LabHandle]:
+    """One lab for the whole session; torn down even when tests fail."""
+    need_lab()
+    the_lab = Lab()
+    try:
+        info = the_lab.up()
+        yield LabHandle(the_lab, info)
+    finally:
+        the_lab.down()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under CI, any skipped test fails the run."""
+    if not IN_CI:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
+    if skipped and exitstatus == 0:
+        session.exitstatus = 1
+        if reporter:
+            reporter.write_line(f"CI=true: {skipped} test(s) skipped; every test must run in CI", red=True)
+
+
+__all__ = ["LabHandle", "need_lab", "need_tool", "CAPTURES", "ROOT", "IN_CI", "lab_dir"]
