@@ -165,7 +165,8 @@ class Lab:
     """Build, inspect, impair and tear down one named lab."""
 
     def __init__(self, name: str | None = None) -> None:
-        self.name = name or f"rl{secrets.token_hex(3)}"
+        # RECON_LAB_PREFIX lets a test session (or CI) recognise every lab it made.
+        self.name = name or f"{os.environ.get('RECON_LAB_PREFIX', 'rl')}{secrets.token_hex(3)}"
         if not self.name.replace("-", "").isalnum() or len(self.name) > 24:
             raise InvalidOption("lab name", self.name, "use up to 24 letters, digits or dashes")
 

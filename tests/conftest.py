@@ -25,11 +25,18 @@ ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = ROOT / "captures"
 
 
+# Every lab this test session makes (in-process or through the CLI) is named with this
+# prefix, so the leak check sees only our namespaces, never another process's lab.
+SESSION_PREFIX = f"rt{os.getpid() % 100000:05d}x"
+os.environ["RECON_LAB_PREFIX"] = SESSION_PREFIX
+
+
 def _namespaces() -> set[str]:
+    """This session's namespaces (those named with SESSION_PREFIX)."""
     if shutil.which("ip") is None:
         return set()
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    return {line.split()[0] for line in out.splitlines() if line.strip()}
+    return {name for name in (line.split()[0] for line in out.splitlines() if line.strip()) if name.startswith(SESSION_PREFIX)}
 
 
 def lab_unavailable_reason() -> str | None:
