@@ -251,6 +251,9 @@ class Lab:
         _batch(links)
 
 
+        # A plain switch: without this, br_netfilter hands bridged IPv4 to the IP stack's
+        # checks and silently drops frames with a bad header checksum or length.
+        _sysctl(sw, {f"net.bridge.bridge-nf-call-{t}": 0 for t in ("iptables", "ip6tables", "arptables")})
         ports = ["p-scan", "p-rtr"] + [f"p-{h.name}" for h in hosts]
         _batch(
             ["link add br0 type bridge forward_delay 0 stp_state 0 mcast_snooping 0", "link set br0 up", "link set lo up"]
