@@ -218,7 +218,7 @@ def kernel_rewrites(data: bytes) -> tuple[str, ...]:
     0.0.0.0. An IHL below 5 is left alone by the kernel, but recon never builds one.
     """
     changes = []
-    tot_len, ident = struct.unpack("!H2xH", data[2:6])
+    tot_len, ident = struct.unpack("!HH", data[2:6])
     if tot_len != len(data):
         changes.append(f"total length {tot_len} -> {len(data)}")
     if ident == 0:
