@@ -92,20 +92,24 @@ def _pseudo_header(src: bytes, dst: bytes, proto: int, length: int) -> bytes:
     return src + dst + struct.pack("!BBH", 0, proto, length)
 
 
-def _transport(spec: CraftSpec, src: bytes, dst: bytes) -> bytes:
-    """The IP payload: ICMP/UDP/TCP header with its checksum, then the data."""
+def _transport(spec: CraftSpec, src: bytes, dst: bytes, pseudo_len: int) -> bytes:
+    """The IP payload: ICMP/UDP/TCP header with its checksum, then the data.
+
+    ``pseudo_len`` is the length in the UDP/TCP pseudo-header: what the IP header claims
+    (total length - header length), as a receiver derives it and as Scapy computes it.
+    """
     if spec.payload == "icmp":
         msg = struct.pack("!BBHHH", spec.icmp_type, spec.icmp_code, 0, spec.icmp_id, spec.icmp_seq) + spec.data
         return msg[:2] + struct.pack("!H", inet_checksum(msg)) + msg[4:]
     if spec.payload == "udp":
         length = 8 + len(spec.data)
         seg = struct.pack("!HHHH", spec.sport, spec.dport, length, 0) + spec.data
-        csum = inet_checksum(_pseudo_header(src, dst, 17, length) + seg) or 0xFFFF  # 0 means "no checksum"
+        csum = inet_checksum(_pseudo_header(src, dst, 17, pseudo_len) + seg) or 0xFFFF  # 0 means "no checksum"
         return seg[:6] + struct.pack("!H", csum) + seg[8:]
     if spec.payload == "tcp":
         seg = struct.pack("!HHIIBBHHH", spec.sport, spec.dport, spec.tcp_seq, spec.tcp_ack, 5 << 4,
                           _flags_value(spec.tcp_flags), spec.tcp_window, 0, 0) + spec.data
-        csum = inet_checksum(_pseudo_header(src, dst, 6, len(seg)) + seg)
+        csum = inet_checksum(_pseudo_header(src, dst, 6, pseudo_len) + seg)
         return seg[:16] + struct.pack("!H", csum) + seg[18:]
     return spec.data
 
@@ -123,9 +127,10 @@ def build_packet(spec: CraftSpec) -> CraftedPacket:
     check_spec(spec)
     src, dst = socket.inet_aton(spec.src), socket.inet_aton(spec.dst)
     proto = DEFAULT_PROTO[spec.payload] if spec.proto is None else spec.proto
-    l4 = _transport(spec, src, dst)
     ihl = 5 + len(spec.options) // 4
     hlen = ihl * 4
+    l4_len = _L4_HEADER[spec.payload] + len(spec.data)
+    l4 = _transport(spec, src, dst, l4_len if spec.total_length is None else max(spec.total_length - hlen, 0))
     total = hlen + len(l4)
     tot_len = total if spec.total_length is None else spec.total_length
     flags = (2 if spec.df else 0) | (1 if spec.mf else 0)
@@ -211,7 +216,8 @@ def verify_checksums(data: bytes, proto_hint: str | None = None) -> tuple[Checks
     if layer == "icmp":
         correct = inet_checksum(bytes(l4))
     else:
-        pseudo = _pseudo_header(data[12:16], data[16:20], 17 if layer == "udp" else 6, len(l4))
+        claimed = max(int.from_bytes(data[2:4], "big") - hlen, 0)
+        pseudo = _pseudo_header(data[12:16], data[16:20], 17 if layer == "udp" else 6, claimed)
         correct = inet_checksum(pseudo + bytes(l4))
         if layer == "udp" and correct == 0:
             correct = 0xFFFF
