@@ -21,6 +21,7 @@ import ipaddress
 import socket
 import struct
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from recon.errors import InputError, InvalidOption, PrivilegeError, ReconEnvironmentError
@@ -198,14 +199,8 @@ def parse_spec(
     )
     check_spec(spec)  # options length, total size: every rule before any lookup or packet
     if src is None:
-        spec = _replace_src(spec, _route_source(dst_addr))
+        spec = replace(spec, src=_route_source(dst_addr))
     return spec
-
-
-def _replace_src(spec: CraftSpec, src: str) -> CraftSpec:
-    from dataclasses import replace
-
-    return replace(spec, src=src)
 
 
 # --- what Linux changes on the IP_HDRINCL path --------------------------------------------------
@@ -471,8 +466,6 @@ def _dry_run_pcap(result: CraftResult, pcap: str | None) -> CraftResult:
     """A dry run still saves what was built (one record)."""
     if not pcap:
         return result
-    from dataclasses import replace
-
     from recon.capture import LINKTYPE_RAW, PcapWriter
 
     with PcapWriter(pcap, LINKTYPE_RAW) as writer:
