@@ -173,8 +173,10 @@ def craft(
                       options=options, checksum=checksum, length=length, icmp_type=icmp_type, icmp_code=icmp_code,
                       icmp_id=icmp_id, icmp_seq=icmp_seq, data=data, data_hex=data_hex, size=size, udp=udp, tcp=tcp,
                       flags=flags, tcp_seq=tcp_seq, tcp_ack=tcp_ack, window=window, raw_hex=raw_hex)
-    result = craft_packet(spec, send=not dry_run, via=via, count=count, interval=interval, pcap=pcap)
-    render.out(render.craft_json(result) if json_out else render.craft_report(result))
+    show = None if json_out else (lambda packet: render.out(render.craft_report(packet)))
+    result = craft_packet(spec, send=not dry_run, via=via, count=count, interval=interval, pcap=pcap, on_ready=show)
+    if json_out:
+        render.out(render.craft_json(result))
     for line in render.craft_summary(result):
         render.err(line)
     return ExitStatus.OK

@@ -23,6 +23,7 @@ import struct
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 from recon.errors import InputError, InvalidOption, PrivilegeError, ReconEnvironmentError
 from recon.models import CraftedPacket, CraftResult, CraftSpec
@@ -255,6 +256,8 @@ class _RawSender:
 
 def _route(dst: str) -> tuple[str, str]:
     """(interface, next hop) for ``dst`` from the main routing table (/proc/net/route)."""
+    if ipaddress.IPv4Address(dst).is_loopback:
+        return "lo", dst
     want = int(ipaddress.IPv4Address(dst))
     best: tuple[int, int, str, str] | None = None
     try:
@@ -380,12 +383,15 @@ def craft(
     count: int = 1,
     interval: float = 1.0,
     pcap: str | None = None,
+    on_ready: Callable[[CraftedPacket], None] | None = None,
 ) -> CraftResult:
     """Build ``spec``; unless ``send`` is False, put it on the wire ``count`` times, ``interval`` s apart.
 
     ``pcap`` receives the built bytes (link type raw IPv4) once per packet sent, or once
-    for a dry run. Raises InvalidOption before anything is sent, PrivilegeError without
-    CAP_NET_RAW.
+    for a dry run. ``on_ready(packet)`` is called once the packet is built and the way out
+    is open (privileges checked, next hop resolved), before the first packet leaves, so a
+    caller can show it while a long ``count`` runs. Raises InvalidOption before anything
+    is sent, PrivilegeError without CAP_NET_RAW.
     """
     if via not in VIAS:
         raise InvalidOption("--via", via, "one of " + ", ".join(VIAS))
@@ -396,6 +402,8 @@ def craft(
     packet = build_packet(spec)
     rewrites = kernel_rewrites(packet.data)
     if not send:
+        if on_ready:
+            on_ready(packet)
         return _dry_run_pcap(CraftResult(packet, "none", 0, "dry run: nothing sent", rewrites), pcap)
 
     chosen, reason = via, ""
@@ -420,6 +428,8 @@ def craft(
             from recon.capture import LINKTYPE_RAW, PcapWriter
 
             writer = PcapWriter(pcap, LINKTYPE_RAW)
+        if on_ready:
+            on_ready(packet)
         for i in range(count):
             if i:
                 time.sleep(interval)

@@ -118,8 +118,8 @@ def craft_checksums(packet: CraftedPacket) -> str:
     )
 
 
-def craft_report(result: CraftResult) -> str:
-    p = result.packet
+def craft_report(p: CraftedPacket) -> str:
+    """Header line, field table, hex dump and checksum verdicts of a built packet."""
     return "\n".join([
         f"{p.src} > {p.dst}: {len(p.data)} bytes, IP header {p.header_length} bytes",
         "",
