@@ -179,7 +179,7 @@ def craft(
         render.out(render.craft_json(result))
     for line in render.craft_summary(result):
         render.err(line)
-    return ExitStatus.OK
+    return ExitStatus.INTERRUPTED if result.interrupted else ExitStatus.OK
 
 
 # --- watch ------------------------------------------------------------------------------

@@ -423,6 +423,7 @@ def craft(
     sender = _RawSender(packet.dst) if chosen == "raw" else _L2Sender(packet.dst) if chosen == "l2" else _ScapySender(packet.data)
     writer = None
     sent = 0
+    interrupted = False
     try:
         if pcap:
             from recon.capture import LINKTYPE_RAW, PcapWriter
@@ -431,10 +432,13 @@ def craft(
         if on_ready:
             on_ready(packet)
         for i in range(count):
-            if i:
-                time.sleep(interval)
             try:
+                if i:
+                    time.sleep(interval)
                 sender.send(packet.data)
+            except KeyboardInterrupt:  # Ctrl-C: stop, and still report what went out
+                interrupted = True
+                break
             except PermissionError:
                 raise PrivilegeError("recon craft") from None
             except OSError as exc:
@@ -457,6 +461,7 @@ def craft(
         getattr(sender, "mac", None),
         pcap,
         writer.count if writer else 0,
+        interrupted,
     )
 
 

@@ -201,3 +201,4 @@ class CraftResult:
     next_hop_mac: str | None = None
     pcap: str | None = None
     pcap_written: int = 0
+    interrupted: bool = False  # Ctrl-C stopped a --count run early

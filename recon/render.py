@@ -143,7 +143,8 @@ def craft_summary(result: CraftResult) -> list[str]:
     else:
         where = f" on {result.interface} to {result.next_hop_mac}" if result.interface else ""
         plural = "" if result.sent == 1 else "s"
-        lines.append(f"sent {result.sent} packet{plural} to {p.dst} via {result.via}{where}: {result.reason}")
+        stopped = " (interrupted)" if result.interrupted else ""
+        lines.append(f"sent {result.sent} packet{plural}{stopped} to {p.dst} via {result.via}{where}: {result.reason}")
         if result.via == "raw" and result.kernel_rewrites:
             lines.append("warning: the wire differs from the table: the kernel changed " + "; ".join(result.kernel_rewrites)
                          + " (use --via l2 to send the bytes as built)")
@@ -165,4 +166,5 @@ def craft_json(result: CraftResult) -> str:
         "checksums": [{"layer": c.layer, "offset": c.offset, "value": c.value, "correct": c.correct, "ok": c.ok} for c in p.checksums],
         "via": result.via, "sent": result.sent, "reason": result.reason, "kernel_rewrites": list(result.kernel_rewrites),
         "interface": result.interface, "next_hop_mac": result.next_hop_mac, "pcap": result.pcap,
+        "interrupted": result.interrupted,
     })

@@ -364,3 +364,20 @@ def test_without_cap_net_raw_exit_3_with_advice(wire) -> None:
         assert res.stdout == ""
     dry = lab.run([*NOBODY, sys.executable, "-m", "recon", "craft", "--dst", PHONE, "--dry-run"], env={"HOME": "/"})
     assert dry.returncode == 0 and "echo-request" in dry.stdout, dry.stderr
+
+
+def test_ctrl_c_stops_a_count_run_and_reports_what_went_out(wire, tmp_path: Path) -> None:
+    """SIGINT during --count 100 --interval 0.1: exit 130, the summary says how many left, the pcap holds as many."""
+    lab = wire
+    out = tmp_path / "int.pcap"
+    proc = lab.popen([sys.executable, "-m", "recon", "craft", "--dst", PHONE, "--count", "100", "--interval", "0.1",
+                      "--pcap", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    sent = int(err.split("sent ")[1].split()[0])
+    assert 1 <= sent < 100 and "(interrupted)" in err
+    from scapy.utils import rdpcap
+
+    assert len(rdpcap(str(out))) == sent
