@@ -237,14 +237,23 @@ def kernel_rewrites(data: bytes) -> tuple[str, ...]:
 # --- senders ------------------------------------------------------------------------------------
 
 
+def _raw(family: int, proto: int, what: str) -> socket.socket:
+    """A raw or packet socket, or PrivilegeError with advice that fits crafting."""
+    from recon.privileges import raw_socket
+
+    try:
+        return raw_socket(family, proto, what)
+    except PrivilegeError:
+        raise PrivilegeError(what, hint=PrivilegeError.ADVICE + " (unprivileged ICMP datagram sockets cannot carry a "
+                             "hand-built IP header, so ping_group_range does not help here)") from None
+
+
 class _RawSender:
     """IPPROTO_RAW with IP_HDRINCL (implied by IPPROTO_RAW on Linux; set anyway for clarity)."""
 
     def __init__(self, dst: str) -> None:
-        from recon.privileges import raw_socket
-
         self.dst = dst
-        self.sock = raw_socket(socket.AF_INET, socket.IPPROTO_RAW, "recon craft")
+        self.sock = _raw(socket.AF_INET, socket.IPPROTO_RAW, "recon craft")
         self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
 
     def send(self, data: bytes) -> None:
@@ -296,13 +305,11 @@ def _neighbour(ip: str, iface: str) -> str | None:
 
 def _arp(iface: str, mac: bytes, next_hop: str, tries: int = 3, wait: float = 1.0) -> str:
     """One ARP request per try for ``next_hop`` on ``iface``; its MAC from the reply."""
-    from recon.privileges import raw_socket
-
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.connect((next_hop, 9))  # picks our address on that link; sends nothing
         me = socket.inet_aton(s.getsockname()[0])
     target = socket.inet_aton(next_hop)
-    sock = raw_socket(socket.AF_PACKET, socket.htons(_ETH_P_ARP), "recon craft --via l2")
+    sock = _raw(socket.AF_PACKET, socket.htons(_ETH_P_ARP), "recon craft --via l2")
     try:
         sock.bind((iface, _ETH_P_ARP))
         request = b"\xff" * 6 + mac + struct.pack("!H", _ETH_P_ARP) + struct.pack("!HHBBH", 1, _ETH_P_IP, 6, 4, 1) + mac + me + b"\0" * 6 + target
@@ -327,10 +334,8 @@ class _L2Sender:
     """AF_PACKET with our own Ethernet header: the IP bytes go out exactly as built."""
 
     def __init__(self, dst: str) -> None:
-        from recon.privileges import raw_socket
-
         self.iface, self.next_hop = _route(dst)
-        self.sock = raw_socket(socket.AF_PACKET, socket.htons(_ETH_P_IP), "recon craft --via l2")
+        self.sock = _raw(socket.AF_PACKET, socket.htons(_ETH_P_IP), "recon craft --via l2")
         try:
             self.sock.bind((self.iface, _ETH_P_IP))
             _, _, _, hatype, mac = self.sock.getsockname()
@@ -354,9 +359,7 @@ class _ScapySender:
     """Scapy's send(): on Linux a packet socket after Scapy's own routing and ARP."""
 
     def __init__(self, data: bytes) -> None:
-        from recon.privileges import raw_socket
-
-        raw_socket(socket.AF_INET, socket.IPPROTO_RAW, "recon craft --via scapy").close()
+        _raw(socket.AF_INET, socket.IPPROTO_RAW, "recon craft --via scapy").close()
         from scapy.layers.inet import IP
 
         self.packet = IP(data)
