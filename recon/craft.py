@@ -17,6 +17,7 @@ then ``l2``, and says why. Nothing is sent before every option has been validate
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import socket
 import struct
@@ -445,6 +446,9 @@ def craft(
             except PermissionError:
                 raise PrivilegeError("recon craft") from None
             except OSError as exc:
+                if exc.errno == errno.EMSGSIZE:  # the user's packet is too big for the link: an input error
+                    raise InputError(f"{len(packet.data)} bytes is over the link MTU; raw and packet sockets do not fragment",
+                                     hint="send less data, or craft the fragments yourself with --mf and --frag-offset") from None
                 raise ReconEnvironmentError(f"sending failed after {sent} packet(s): {exc.strerror or exc}",
                                             hint=_send_hint(exc, packet)) from None
             sent += 1
@@ -469,10 +473,6 @@ def craft(
 
 
 def _send_hint(exc: OSError, packet: CraftedPacket) -> str:
-    import errno
-
-    if exc.errno == errno.EMSGSIZE:
-        return f"{len(packet.data)} bytes is over the link MTU; the kernel does not fragment IP_HDRINCL packets: use --size smaller"
     if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
         return f"no route to {packet.dst}"
     if exc.errno == errno.EINVAL:

@@ -338,14 +338,16 @@ def test_scapy_send_puts_the_same_bytes_on_the_wire(wire, tmp_path: Path) -> Non
 
 
 def test_dry_run_and_bad_input_put_nothing_on_the_wire(wire, tmp_path: Path) -> None:
-    """--dry-run (even with --via l2, which would ARP) and rejected input send not one frame."""
+    """--dry-run (even with --via l2, which would ARP), rejected input and an oversized packet send not one frame."""
     lab = wire
     with tcpdump(lab, lab.info.scanner_ns, f"host {PRINTER}", tmp_path / "dry.pcap") as seen:
         dry = lab.recon("craft", "--dst", PRINTER, "--dry-run", "--via", "l2", "--checksum", "0x1")
         bad = lab.recon("craft", "--dst", PRINTER, "--ttl", "256")
         bad2 = lab.recon("craft", "--dst", PRINTER, "--options", "01")
+        big = lab.recon("craft", "--dst", PRINTER, "--size", "2000")  # over the MTU: EMSGSIZE, no fragments
     assert dry.returncode == 0 and "ip" in dry.stdout, dry.stderr
     assert bad.returncode == 2 and bad2.returncode == 2
+    assert big.returncode == 2 and "MTU" in big.stderr and "--frag-offset" in big.stderr
     assert seen == []
     # the capture itself works: a real send to the printer is seen
     with tcpdump(lab, lab.info.scanner_ns, f"host {PRINTER}", tmp_path / "real.pcap") as seen:
