@@ -132,25 +132,27 @@ def parse_spec(
     window: str | None = None,
     raw_hex: str | None = None,
 ) -> CraftSpec:
-    """Turn command-line strings into a validated CraftSpec (InvalidOption names field and range)."""
+    """Turn command-line strings into a validated CraftSpec (InvalidOption names field and range).
+
+    Names are resolved last, so a bad number never costs a DNS lookup.
+    """
     kinds = [name for name, given in (("--udp", udp), ("--tcp", tcp), ("--raw-hex", raw_hex)) if given is not None]
     if len(kinds) > 1:
-        raise InvalidOption(kinds[1], udp if kinds[1] == "--udp" else tcp if kinds[1] == "--tcp" else raw_hex,
-                            f"choose one payload: --udp, --tcp or --raw-hex (ICMP echo when none); {kinds[0]} was given too")
+        raise InputError(f"{kinds[0]} and {kinds[1]} together", hint="choose one payload: --udp, --tcp or --raw-hex (an ICMP echo when none)")
     payload = {"--udp": "udp", "--tcp": "tcp", "--raw-hex": "raw"}[kinds[0]] if kinds else "icmp"
     given_data = [n for n, v in (("--data", data), ("--data-hex", data_hex), ("--size", size)) if v is not None]
     if len(given_data) > 1:
-        raise InvalidOption(given_data[1], data if given_data[1] == "--data" else data_hex if given_data[1] == "--data-hex" else size,
-                            "give one of --data, --data-hex, --size")
+        raise InputError(f"{given_data[0]} and {given_data[1]} together", hint="give one of --data, --data-hex, --size")
+    misplaced = [n for n, v, home in (
+        ("--icmp-type", icmp_type, "icmp"), ("--icmp-code", icmp_code, "icmp"), ("--icmp-id", icmp_id, "icmp"),
+        ("--icmp-seq", icmp_seq, "icmp"), ("--flags", flags, "tcp"), ("--tcp-seq", tcp_seq, "tcp"),
+        ("--tcp-ack", tcp_ack, "tcp"), ("--window", window, "tcp")) if v is not None and home != payload]
     if payload == "raw" and given_data:
-        raise InvalidOption(given_data[0], data or data_hex or size, "not with --raw-hex (the hex is the whole IP payload)")
-    icmp_given = [n for n, v in (("--icmp-type", icmp_type), ("--icmp-code", icmp_code), ("--icmp-id", icmp_id),
-                                 ("--icmp-seq", icmp_seq)) if v is not None]
-    if icmp_given and payload != "icmp":
-        raise InvalidOption(icmp_given[0], "", f"ICMP fields go with the ICMP payload, not {kinds[0]}")
-    tcp_given = [n for n, v in (("--flags", flags), ("--tcp-seq", tcp_seq), ("--tcp-ack", tcp_ack), ("--window", window)) if v is not None]
-    if tcp_given and payload != "tcp":
-        raise InvalidOption(tcp_given[0], flags if tcp_given[0] == "--flags" else "", "only with --tcp SPORT:DPORT")
+        misplaced.insert(0, given_data[0])
+    if misplaced:
+        raise InputError(f"{misplaced[0]} does not go with " + (kinds[0] if kinds else "the ICMP echo payload"),
+                         hint="ICMP fields go with the default payload, --flags/--tcp-seq/--tcp-ack/--window with --tcp, "
+                              "and --raw-hex is the whole IP payload (no --data)")
     if flags is not None and (not flags or set(flags.upper()) - set(TCP_FLAGS)):
         raise InvalidOption("--flags", flags, f"letters from {TCP_FLAGS} (FIN SYN RST PSH ACK URG ECE CWR), e.g. S or SA")
 
@@ -160,22 +162,11 @@ def parse_spec(
     elif data_hex is not None:
         body = _hex("--data-hex", data_hex)
     elif size is not None:
-        n = _int("--size", size, 0, 65_507)
-        body = bytes(i & 0xFF for i in range(n or 0))
+        body = bytes(i & 0xFF for i in range(_int("--size", size, 0, 65_507) or 0))
     elif raw_hex is not None:
         body = _hex("--raw-hex", raw_hex)
-
-    sport = dport = 0
-    if udp is not None:
-        sport, dport = _ports("--udp", udp)
-    elif tcp is not None:
-        sport, dport = _ports("--tcp", tcp)
-
-    dst_addr = _address("--dst", dst)
-    opt_bytes = _hex("--options", options) if options else b""
-    spec = CraftSpec(
-        dst=dst_addr,
-        src=_address("--src", src) if src is not None else "0.0.0.0",
+    sport, dport = _ports(kinds[0], udp if udp is not None else tcp) if payload in ("udp", "tcp") else (0, 0)
+    fields = dict(
         tos=_int("--tos", tos, 0, 0xFF, 0),
         ident=_int("--id", ident, 0, 0xFFFF, 1),
         ttl=_int("--ttl", ttl, 0, 0xFF, 64),
@@ -183,7 +174,7 @@ def parse_spec(
         mf=mf,
         frag_offset=_int("--frag-offset", frag_offset, 0, 8191, 0),
         proto=_int("--proto", proto, 0, 0xFF, DEFAULT_PROTO[payload]),
-        options=opt_bytes,
+        options=_hex("--options", options) if options else b"",
         checksum=_auto_or_int("--checksum", checksum, 0xFFFF),
         total_length=_auto_or_int("--len", length, 0xFFFF),
         payload=payload,
@@ -199,7 +190,9 @@ def parse_spec(
         tcp_window=_int("--window", window, 0, 0xFFFF, 8192),
         data=body,
     )
-    check_spec(spec)  # options length, total size: every rule before any lookup or packet
+    check_spec(CraftSpec(dst="0.0.0.0", src="0.0.0.0", **fields))  # options, sizes: before any lookup
+    dst_addr = _address("--dst", dst)
+    spec = CraftSpec(dst=dst_addr, src=_address("--src", src) if src is not None else "0.0.0.0", **fields)
     if src is None:
         spec = replace(spec, src=_route_source(dst_addr))
     return spec

@@ -384,3 +384,11 @@ def test_ctrl_c_stops_a_count_run_and_reports_what_went_out(wire, tmp_path: Path
     from scapy.utils import rdpcap
 
     assert len(rdpcap(str(out))) == sent
+
+
+@pytest.mark.parametrize("args", [["--udp", "1:2", "--icmp-seq", "1"], ["--flags", "S"], ["--raw-hex", "00", "--data", "x"],
+                                  ["--data", "x", "--size", "3"]])
+def test_options_that_do_not_fit_the_payload_exit_2(args: list[str]) -> None:
+    """ICMP fields with --udp, --flags without --tcp, data with --raw-hex, two data sources: exit 2, one line."""
+    res = recon("craft", "--dst", "127.0.0.1", *args)
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1 and args[-2] in res.stderr, res.stderr
