@@ -392,3 +392,22 @@ def test_options_that_do_not_fit_the_payload_exit_2(args: list[str]) -> None:
     """ICMP fields with --udp, --flags without --tcp, data with --raw-hex, two data sources: exit 2, one line."""
     res = recon("craft", "--dst", "127.0.0.1", *args)
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1 and args[-2] in res.stderr, res.stderr
+
+
+def test_hand_made_fragments_are_reassembled_and_answered(wire, tmp_path: Path) -> None:
+    """An echo request split by hand into two fragments (--mf, --frag-offset, --raw-hex, --proto 1,
+    the same --id) is reassembled by the phone, which answers the whole message."""
+    lab = wire
+    data = bytes(range(40))
+    icmp = bytearray(b"\x08\x00\x00\x00\x0f\x0f\x00\x01" + data)
+    icmp[2:4] = inet_checksum(bytes(icmp)).to_bytes(2, "big")
+    first, rest = bytes(icmp[:24]), bytes(icmp[24:])  # 24 bytes = fragment offset 3 (8-byte units)
+    common = ["craft", "--dst", PHONE, "--proto", "1", "--id", "0x7777"]
+    with tcpdump(lab, lab.host("phone").netns, "icmp or (ip[6:2] & 0x1fff != 0)", tmp_path / "frag.pcap") as at_phone:
+        one = lab.recon(*common, "--mf", "--raw-hex", first.hex())
+        two = lab.recon(*common, "--frag-offset", "3", "--raw-hex", rest.hex())
+    assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
+    frags = [p for p in at_phone if p[4:6] == b"\x77\x77"]
+    assert [(p[6] & 0x20, int.from_bytes(p[6:8], "big") & 0x1FFF) for p in frags] == [(0x20, 0), (0, 3)]
+    replies = [p for p in at_phone if p[12:16] == bytes([198, 18, 0, 10]) and p[20] == 0]
+    assert replies and replies[0][20 + 8:] == data and replies[0][24:26] == b"\x0f\x0f"
