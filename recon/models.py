@@ -100,3 +100,105 @@ class LabInfo:
             if r.name == name:
                 return r
         raise KeyError(name)
+
+
+# --- craft ------------------------------------------------------------------------------
+
+__all__ += ["CraftSpec", "CraftField", "ChecksumCheck", "CraftedPacket", "CraftResult"]
+
+
+@dataclass(frozen=True, slots=True)
+class CraftSpec:
+    """Every field of a hand-built IPv4 packet, already typed (``recon.craft.parse_spec`` builds it).
+
+    ``checksum`` and ``total_length`` are None for "compute it"; ``payload`` is one of
+    icmp, udp, tcp, raw. ``data`` is the payload after the ICMP/UDP/TCP header (or the
+    whole IP payload for raw).
+    """
+
+    dst: str
+    src: str
+    tos: int = 0
+    ident: int = 1
+    ttl: int = 64
+    df: bool = False
+    mf: bool = False
+    frag_offset: int = 0
+    proto: int | None = None  # None: follows the payload (1, 17, 6, 253 for raw)
+    options: bytes = b""
+    checksum: int | None = None
+    total_length: int | None = None
+    payload: str = "icmp"
+    icmp_type: int = 8
+    icmp_code: int = 0
+    icmp_id: int = 0
+    icmp_seq: int = 0
+    sport: int = 0
+    dport: int = 0
+    tcp_flags: str = "S"
+    tcp_seq: int = 0
+    tcp_ack: int = 0
+    tcp_window: int = 8192
+    data: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class CraftField:
+    """One header field: where it sits (byte ``offset``, ``length`` bytes, ``bits`` within them)."""
+
+    layer: str  # ip, icmp, udp, tcp, data
+    name: str
+    value: str  # for humans: "64", "DF", "198.18.0.11", "0xb1e6 (ok)"
+    number: int | None  # the numeric value, when the field is a number
+    hex: str  # the field's value in hex (bit fields: the value, not the whole byte)
+    offset: int
+    length: int
+    bits: str | None = None  # e.g. "0-3" (bit 0 = most significant) for sub-byte fields
+
+
+@dataclass(frozen=True, slots=True)
+class ChecksumCheck:
+    """A checksum as built, the value that would be correct, and whether they agree."""
+
+    layer: str
+    offset: int
+    value: int
+    correct: int
+
+    @property
+    def ok(self) -> bool:
+        return self.value == self.correct
+
+
+@dataclass(frozen=True, slots=True)
+class CraftedPacket:
+    """The built bytes and their anatomy."""
+
+    data: bytes
+    fields: tuple[CraftField, ...]
+    checksums: tuple[ChecksumCheck, ...]
+    src: str
+    dst: str
+    proto: int
+    header_length: int
+
+
+@dataclass(frozen=True, slots=True)
+class CraftResult:
+    """What ``recon.craft.craft`` built and how it went on the wire.
+
+    ``via`` is raw (IPPROTO_RAW + IP_HDRINCL), l2 (AF_PACKET, the bytes untouched),
+    scapy (Scapy ``send()``) or none (dry run). ``kernel_rewrites`` lists what the Linux
+    kernel changes on the raw path (so the wire differs from ``packet.data``).
+    """
+
+    packet: CraftedPacket
+    via: str
+    sent: int
+    reason: str = ""
+    kernel_rewrites: tuple[str, ...] = ()
+    interface: str | None = None
+    next_hop_mac: str | None = None
+    pcap: str | None = None
+    pcap_written: int = 0
+    interrupted: bool = False  # Ctrl-C stopped a --count run early

@@ -80,3 +80,91 @@ def lab_status(info: LabInfo) -> str:
         f"namespaces: {' '.join(info.namespaces)}",
     ]
     return "\n".join(lines)
+
+
+# --- craft ---
+
+from recon.models import CraftedPacket, CraftField, CraftResult  # noqa: E402 (own section, merges cleanly)
+
+
+def _craft_offset(f: CraftField) -> str:
+    span = str(f.offset) if f.length == 1 else f"{f.offset}-{f.offset + f.length - 1}"
+    return f"{span} (bits {f.bits})" if f.bits else span
+
+
+def craft_table(packet: CraftedPacket) -> str:
+    """The field table: layer, name, value, hex, byte offset (bits 0 = most significant)."""
+    rows = [[f.layer, f.name, safe(f.value), f.hex if len(f.hex) <= 34 else f.hex[:32] + "…", _craft_offset(f)] for f in packet.fields]
+    return table(rows, ["layer", "field", "value", "hex", "offset"])
+
+
+def hexdump(data: bytes) -> str:
+    """Offsets, 16 bytes a line in two groups of 8, printable ASCII at the right."""
+    lines = []
+    for at in range(0, len(data), 16):
+        chunk = data[at:at + 16]
+        left = " ".join(f"{b:02x}" for b in chunk[:8])
+        right = " ".join(f"{b:02x}" for b in chunk[8:])
+        text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        lines.append(f"{at:04x}  {left:<23}  {right:<23}  {text}")
+    return "\n".join(lines)
+
+
+def craft_checksums(packet: CraftedPacket) -> str:
+    return "\n".join(
+        f"{c.layer} checksum at byte {c.offset}: 0x{c.value:04x} "
+        + ("verified" if c.ok else f"WRONG (correct 0x{c.correct:04x}); receivers drop this packet")
+        for c in packet.checksums
+    )
+
+
+def craft_report(p: CraftedPacket) -> str:
+    """Header line, field table, hex dump and checksum verdicts of a built packet."""
+    return "\n".join([
+        f"{p.src} > {p.dst}: {len(p.data)} bytes, IP header {p.header_length} bytes",
+        "",
+        craft_table(p),
+        "",
+        hexdump(p.data),
+        "",
+        craft_checksums(p),
+    ])
+
+
+def craft_summary(result: CraftResult) -> list[str]:
+    """Lines for stderr: what was sent and how, and what the kernel changes."""
+    p = result.packet
+    lines = []
+    if result.via == "none":
+        lines.append(f"dry run: nothing sent ({len(p.data)} bytes built)")
+        if result.kernel_rewrites:
+            lines.append("note: through IP_HDRINCL Linux would change " + "; ".join(result.kernel_rewrites)
+                         + " (so 'auto' sends this at layer 2)")
+    else:
+        where = f" on {result.interface} to {result.next_hop_mac}" if result.interface else ""
+        plural = "" if result.sent == 1 else "s"
+        stopped = " (interrupted)" if result.interrupted else ""
+        lines.append(f"sent {result.sent} packet{plural}{stopped} to {p.dst} via {result.via}{where}: {result.reason}")
+        if result.via == "raw" and result.kernel_rewrites:
+            lines.append("warning: the wire differs from the table: the kernel changed " + "; ".join(result.kernel_rewrites)
+                         + " (use --via l2 to send the bytes as built)")
+    if result.pcap:
+        lines.append(f"saved {result.pcap_written} packet(s) to {result.pcap}")
+    return lines
+
+
+def craft_json(result: CraftResult) -> str:
+    p = result.packet
+    return json_line({
+        "src": p.src, "dst": p.dst, "proto": p.proto, "length": len(p.data), "header_length": p.header_length,
+        "packet": p.data.hex(),
+        "fields": [
+            {"layer": f.layer, "name": f.name, "value": f.value, "number": f.number, "hex": f.hex,
+             "offset": f.offset, "length": f.length, "bits": f.bits}
+            for f in p.fields
+        ],
+        "checksums": [{"layer": c.layer, "offset": c.offset, "value": c.value, "correct": c.correct, "ok": c.ok} for c in p.checksums],
+        "via": result.via, "sent": result.sent, "reason": result.reason, "kernel_rewrites": list(result.kernel_rewrites),
+        "interface": result.interface, "next_hop_mac": result.next_hop_mac, "pcap": result.pcap,
+        "interrupted": result.interrupted,
+    })

@@ -1,0 +1,484 @@
+"""`recon craft`: build an IPv4 packet by hand, show it, send it, save it.
+
+Three ways onto the wire, because the Linux kernel edits IP_HDRINCL packets
+(net/ipv4/raw.c ``raw_send_hdrinc``; checked in the lab with tcpdump):
+
+- ``raw``: ``socket(AF_INET, SOCK_RAW, IPPROTO_RAW)`` with ``IP_HDRINCL``. Linux always
+  rewrites the total length and the header checksum, fills the id when it is 0 and the
+  source when it is 0.0.0.0. Everything else goes out as built.
+- ``l2``: ``AF_PACKET`` with a hand-built Ethernet header (next hop from the routing
+  table, its MAC from the neighbour table or one ARP request). The kernel does not touch
+  the IP bytes, so a deliberately wrong checksum or length really goes out.
+- ``scapy``: Scapy's ``send()``; on Linux that is also a packet socket, bytes untouched.
+
+``auto`` (the default) takes ``raw`` unless the kernel would change a field you set, and
+then ``l2``, and says why. Nothing is sent before every option has been validated.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+import struct
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+from recon.errors import InputError, InvalidOption, PrivilegeError, ReconEnvironmentError
+from recon.models import CraftedPacket, CraftResult, CraftSpec
+from recon.packets import DEFAULT_PROTO, TCP_FLAGS, build_packet, check_spec, inet_checksum
+
+__all__ = ["parse_spec", "craft", "kernel_rewrites", "VIAS"]
+
+VIAS = ("auto", "raw", "l2", "scapy")
+_ETH_P_IP = 0x0800
+_ETH_P_ARP = 0x0806
+_ARPHRD_LOOPBACK = 772
+
+
+# --- parsing user input into a CraftSpec ------------------------------------------------------
+
+
+def _int(option: str, text: str | int | None, lo: int, hi: int, default: int | None = None) -> int | None:
+    if text is None:
+        return default
+    if isinstance(text, int):
+        value = text
+    else:
+        try:
+            value = int(str(text).strip(), 0)
+        except ValueError:
+            raise InvalidOption(option, text, f"an integer {lo}..{hi} (decimal, or hex as 0x..)") from None
+    if not lo <= value <= hi:
+        raise InvalidOption(option, text, f"allowed {lo}..{hi}" + (f" (0x{hi:X})" if hi > 255 else ""))
+    return value
+
+
+def _auto_or_int(option: str, text: str | None, hi: int) -> int | None:
+    if text is None or str(text).strip().lower() == "auto":
+        return None
+    return _int(option, text, 0, hi)
+
+
+def _hex(option: str, text: str) -> bytes:
+    cleaned = "".join(text.split()).replace(":", "").replace("-", "")
+    if cleaned.lower().startswith("0x"):
+        cleaned = cleaned[2:]
+    try:
+        return bytes.fromhex(cleaned)
+    except ValueError:
+        raise InvalidOption(option, text, "hex digits in pairs, e.g. 01020304 or 01:02:03:04") from None
+
+
+def _ports(option: str, text: str) -> tuple[int, int]:
+    parts = text.split(":")
+    if len(parts) != 2:
+        raise InvalidOption(option, text, "SPORT:DPORT, each 0..65535, e.g. 40000:53")
+    return tuple(_int(option, p, 0, 0xFFFF) for p in parts)  # type: ignore[return-value]
+
+
+def _address(option: str, text: str) -> str:
+    text = text.strip()
+    if text and all(c.isdigit() or c == "." for c in text):
+        try:
+            return str(ipaddress.IPv4Address(text))
+        except ValueError:
+            raise InvalidOption(option, text, "an IPv4 address (four octets 0..255) or a host name") from None
+    try:
+        return socket.getaddrinfo(text, None, socket.AF_INET, socket.SOCK_RAW)[0][4][0]
+    except (socket.gaierror, UnicodeError, IndexError):
+        raise InvalidOption(option, text, "an IPv4 address (four octets 0..255) or a host name that resolves") from None
+
+
+def _route_source(dst: str) -> str:
+    """The source address the kernel would pick for ``dst`` (a UDP connect sends nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect((dst, 9))
+        except OSError as exc:
+            raise InputError(f"no route to {dst} to choose a source address from ({exc.strerror})",
+                             hint="give --src") from None
+        return s.getsockname()[0]
+
+
+def parse_spec(
+    *,
+    dst: str,
+    src: str | None = None,
+    tos: str | None = None,
+    ident: str | None = None,
+    ttl: str | None = None,
+    df: bool = False,
+    mf: bool = False,
+    frag_offset: str | None = None,
+    proto: str | None = None,
+    options: str | None = None,
+    checksum: str | None = None,
+    length: str | None = None,
+    icmp_type: str | None = None,
+    icmp_code: str | None = None,
+    icmp_id: str | None = None,
+    icmp_seq: str | None = None,
+    data: str | None = None,
+    data_hex: str | None = None,
+    size: str | None = None,
+    udp: str | None = None,
+    tcp: str | None = None,
+    flags: str | None = None,
+    tcp_seq: str | None = None,
+    tcp_ack: str | None = None,
+    window: str | None = None,
+    raw_hex: str | None = None,
+) -> CraftSpec:
+    """Turn command-line strings into a validated CraftSpec (InvalidOption names field and range).
+
+    Names are resolved last, so a bad number never costs a DNS lookup.
+    """
+    kinds = [name for name, given in (("--udp", udp), ("--tcp", tcp), ("--raw-hex", raw_hex)) if given is not None]
+    if len(kinds) > 1:
+        raise InputError(f"{kinds[0]} and {kinds[1]} together", hint="choose one payload: --udp, --tcp or --raw-hex (an ICMP echo when none)")
+    payload = {"--udp": "udp", "--tcp": "tcp", "--raw-hex": "raw"}[kinds[0]] if kinds else "icmp"
+    given_data = [n for n, v in (("--data", data), ("--data-hex", data_hex), ("--size", size)) if v is not None]
+    if len(given_data) > 1:
+        raise InputError(f"{given_data[0]} and {given_data[1]} together", hint="give one of --data, --data-hex, --size")
+    misplaced = [n for n, v, home in (
+        ("--icmp-type", icmp_type, "icmp"), ("--icmp-code", icmp_code, "icmp"), ("--icmp-id", icmp_id, "icmp"),
+        ("--icmp-seq", icmp_seq, "icmp"), ("--flags", flags, "tcp"), ("--tcp-seq", tcp_seq, "tcp"),
+        ("--tcp-ack", tcp_ack, "tcp"), ("--window", window, "tcp")) if v is not None and home != payload]
+    if payload == "raw" and given_data:
+        misplaced.insert(0, given_data[0])
+    if misplaced:
+        raise InputError(f"{misplaced[0]} does not go with " + (kinds[0] if kinds else "the ICMP echo payload"),
+                         hint="ICMP fields go with the default payload, --flags/--tcp-seq/--tcp-ack/--window with --tcp, "
+                              "and --raw-hex is the whole IP payload (no --data)")
+    if flags is not None and (not flags or set(flags.upper()) - set(TCP_FLAGS)):
+        raise InvalidOption("--flags", flags, f"letters from {TCP_FLAGS} (FIN SYN RST PSH ACK URG ECE CWR), e.g. S or SA")
+
+    body = b""
+    if data is not None:
+        body = data.encode()
+    elif data_hex is not None:
+        body = _hex("--data-hex", data_hex)
+    elif size is not None:
+        body = bytes(i & 0xFF for i in range(_int("--size", size, 0, 65_507) or 0))
+    elif raw_hex is not None:
+        body = _hex("--raw-hex", raw_hex)
+    sport, dport = _ports(kinds[0], udp if udp is not None else tcp) if payload in ("udp", "tcp") else (0, 0)
+    fields = dict(
+        tos=_int("--tos", tos, 0, 0xFF, 0),
+        ident=_int("--id", ident, 0, 0xFFFF, 1),
+        ttl=_int("--ttl", ttl, 0, 0xFF, 64),
+        df=df,
+        mf=mf,
+        frag_offset=_int("--frag-offset", frag_offset, 0, 8191, 0),
+        proto=_int("--proto", proto, 0, 0xFF, DEFAULT_PROTO[payload]),
+        options=_hex("--options", options) if options else b"",
+        checksum=_auto_or_int("--checksum", checksum, 0xFFFF),
+        total_length=_auto_or_int("--len", length, 0xFFFF),
+        payload=payload,
+        icmp_type=_int("--icmp-type", icmp_type, 0, 0xFF, 8),
+        icmp_code=_int("--icmp-code", icmp_code, 0, 0xFF, 0),
+        icmp_id=_int("--icmp-id", icmp_id, 0, 0xFFFF, 0),
+        icmp_seq=_int("--icmp-seq", icmp_seq, 0, 0xFFFF, 0),
+        sport=sport,
+        dport=dport,
+        tcp_flags=(flags or "S").upper(),
+        tcp_seq=_int("--tcp-seq", tcp_seq, 0, 0xFFFFFFFF, 0),
+        tcp_ack=_int("--tcp-ack", tcp_ack, 0, 0xFFFFFFFF, 0),
+        tcp_window=_int("--window", window, 0, 0xFFFF, 8192),
+        data=body,
+    )
+    check_spec(CraftSpec(dst="0.0.0.0", src="0.0.0.0", **fields))  # options, sizes: before any lookup
+    dst_addr = _address("--dst", dst)
+    spec = CraftSpec(dst=dst_addr, src=_address("--src", src) if src is not None else "0.0.0.0", **fields)
+    if src is None:
+        spec = replace(spec, src=_route_source(dst_addr))
+    return spec
+
+
+# --- what Linux changes on the IP_HDRINCL path --------------------------------------------------
+
+
+def kernel_rewrites(data: bytes) -> tuple[str, ...]:
+    """What Linux's raw_send_hdrinc() changes in ``data`` (raw(7); verified in the lab).
+
+    Total length and checksum are always rewritten, id is filled when 0, the source when
+    0.0.0.0. An IHL below 5 is left alone by the kernel, but recon never builds one.
+    """
+    changes = []
+    tot_len, ident = struct.unpack("!HH", data[2:6])
+    if tot_len != len(data):
+        changes.append(f"total length {tot_len} -> {len(data)}")
+    if ident == 0:
+        changes.append("id 0 -> chosen by the kernel")
+    if data[12:16] == b"\0\0\0\0":
+        changes.append("source 0.0.0.0 -> the route's source address")
+    hlen = (data[0] & 0x0F) * 4
+    fixed = bytearray(data[:hlen])
+    fixed[2:4] = struct.pack("!H", len(data))
+    value = int.from_bytes(fixed[10:12], "big")
+    fixed[10:12] = b"\0\0"
+    correct = inet_checksum(bytes(fixed))
+    if ident == 0 or data[12:16] == b"\0\0\0\0":
+        changes.append(f"header checksum 0x{value:04x} -> recomputed")
+    elif value != correct:
+        changes.append(f"header checksum 0x{value:04x} -> 0x{correct:04x}")
+    return tuple(changes)
+
+
+# --- senders ------------------------------------------------------------------------------------
+
+
+def _raw(family: int, proto: int, what: str) -> socket.socket:
+    """A raw or packet socket, or PrivilegeError with advice that fits crafting."""
+    from recon.privileges import raw_socket
+
+    try:
+        return raw_socket(family, proto, what)
+    except PrivilegeError:
+        raise PrivilegeError(what, hint=PrivilegeError.ADVICE + " (unprivileged ICMP datagram sockets cannot carry a "
+                             "hand-built IP header, so ping_group_range does not help here)") from None
+
+
+class _RawSender:
+    """IPPROTO_RAW with IP_HDRINCL (implied by IPPROTO_RAW on Linux; set anyway for clarity)."""
+
+    def __init__(self, dst: str) -> None:
+        self.dst = dst
+        self.sock = _raw(socket.AF_INET, socket.IPPROTO_RAW, "recon craft")
+        self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendto(data, (self.dst, 0))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _route(dst: str) -> tuple[str, str]:
+    """(interface, next hop) for ``dst`` from the main routing table (/proc/net/route)."""
+    if ipaddress.IPv4Address(dst).is_loopback:
+        return "lo", dst
+    want = int(ipaddress.IPv4Address(dst))
+    best: tuple[int, int, str, str] | None = None
+    try:
+        lines = Path("/proc/net/route").read_text().splitlines()[1:]
+    except OSError as exc:
+        raise ReconEnvironmentError(f"cannot read the routing table: {exc}", hint="use --via raw") from None
+    for line in lines:
+        cols = line.split()
+        if len(cols) < 8:
+            continue
+        iface, dest, gw, flags, metric, mask = cols[0], cols[1], cols[2], int(cols[3], 16), int(cols[6]), cols[7]
+        if not flags & 0x1 or flags & 0x200 or iface == "*":  # not up, or a reject route
+            continue
+        d, g, m = (int.from_bytes(struct.pack("<I", int(x, 16)), "big") for x in (dest, gw, mask))  # host-order hex
+        if want & m != d:
+            continue
+        prefix = bin(m).count("1")
+        if best is None or (prefix, -metric) > (best[0], -best[1]):
+            best = (prefix, metric, iface, str(ipaddress.IPv4Address(g)) if flags & 0x2 else dst)
+    if best is None:
+        raise ReconEnvironmentError(f"no route to {dst} for sending at layer 2", hint="check 'ip route', or use --via raw")
+    return best[2], best[3]
+
+
+def _neighbour(ip: str, iface: str) -> str | None:
+    try:
+        lines = Path("/proc/net/arp").read_text().splitlines()[1:]
+    except OSError:
+        return None
+    for line in lines:
+        cols = line.split()
+        if len(cols) >= 6 and cols[0] == ip and cols[5] == iface and int(cols[2], 16) & 0x2 and cols[3] != "00:00:00:00:00:00":
+            return cols[3]
+    return None
+
+
+def _arp(iface: str, mac: bytes, next_hop: str, tries: int = 3, wait: float = 1.0) -> str:
+    """One ARP request per try for ``next_hop`` on ``iface``; its MAC from the reply."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect((next_hop, 9))  # picks our address on that link; sends nothing
+        me = socket.inet_aton(s.getsockname()[0])
+    target = socket.inet_aton(next_hop)
+    sock = _raw(socket.AF_PACKET, socket.htons(_ETH_P_ARP), "recon craft --via l2")
+    try:
+        sock.bind((iface, _ETH_P_ARP))
+        request = b"\xff" * 6 + mac + struct.pack("!H", _ETH_P_ARP) + struct.pack("!HHBBH", 1, _ETH_P_IP, 6, 4, 1) + mac + me + b"\0" * 6 + target
+        for _ in range(tries):
+            sock.send(request)
+            deadline = time.monotonic() + wait
+            while (left := deadline - time.monotonic()) > 0:
+                sock.settimeout(left)
+                try:
+                    frame = sock.recv(2048)
+                except TimeoutError:
+                    break
+                arp = frame[14:42]
+                if len(arp) == 28 and arp[6:8] == b"\0\x02" and arp[14:18] == target:
+                    return ":".join(f"{b:02x}" for b in arp[8:14])
+    finally:
+        sock.close()
+    raise ReconEnvironmentError(f"next hop {next_hop} did not answer ARP on {iface}", hint="is it up? try --via raw")
+
+
+class _L2Sender:
+    """AF_PACKET with our own Ethernet header: the IP bytes go out exactly as built."""
+
+    def __init__(self, dst: str) -> None:
+        self.iface, self.next_hop = _route(dst)
+        self.sock = _raw(socket.AF_PACKET, socket.htons(_ETH_P_IP), "recon craft --via l2")
+        try:
+            self.sock.bind((self.iface, _ETH_P_IP))
+            _, _, _, hatype, mac = self.sock.getsockname()
+            if hatype == _ARPHRD_LOOPBACK:
+                self.mac = "00:00:00:00:00:00"
+            else:
+                self.mac = _neighbour(self.next_hop, self.iface) or _arp(self.iface, mac, self.next_hop)
+            self.header = bytes.fromhex(self.mac.replace(":", "")) + mac + struct.pack("!H", _ETH_P_IP)
+        except BaseException:
+            self.sock.close()
+            raise
+
+    def send(self, data: bytes) -> None:
+        self.sock.send(self.header + data)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class _ScapySender:
+    """Scapy's send(): on Linux a packet socket after Scapy's own routing and ARP."""
+
+    def __init__(self, data: bytes) -> None:
+        _raw(socket.AF_INET, socket.IPPROTO_RAW, "recon craft --via scapy").close()
+        from scapy.layers.inet import IP
+
+        self.packet = IP(data)
+        if bytes(self.packet) != data:
+            raise InputError("Scapy does not reproduce these bytes when it re-serialises them", hint="use --via raw or --via l2")
+
+    def send(self, data: bytes) -> None:
+        from scapy.sendrecv import send
+
+        send(self.packet, verbose=False)
+
+    def close(self) -> None:
+        pass
+
+
+# --- the library call -----------------------------------------------------------------------------
+
+
+def craft(
+    spec: CraftSpec,
+    *,
+    send: bool = True,
+    via: str = "auto",
+    count: int = 1,
+    interval: float = 1.0,
+    pcap: str | None = None,
+    on_ready: Callable[[CraftedPacket], None] | None = None,
+) -> CraftResult:
+    """Build ``spec``; unless ``send`` is False, put it on the wire ``count`` times, ``interval`` s apart.
+
+    ``pcap`` receives the built bytes (link type raw IPv4) once per packet sent, or once
+    for a dry run. ``on_ready(packet)`` is called once the packet is built and the way out
+    is open (privileges checked, next hop resolved), before the first packet leaves, so a
+    caller can show it while a long ``count`` runs. Raises InvalidOption before anything
+    is sent, PrivilegeError without CAP_NET_RAW.
+    """
+    if via not in VIAS:
+        raise InvalidOption("--via", via, "one of " + ", ".join(VIAS))
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1_000_000:
+        raise InvalidOption("--count", count, "allowed 1..1000000")
+    if not 0 <= interval <= 3600:
+        raise InvalidOption("--interval", interval, "seconds, 0..3600")
+    packet = build_packet(spec)
+    rewrites = kernel_rewrites(packet.data)
+    if not send:
+        if on_ready:
+            on_ready(packet)
+        return _dry_run_pcap(CraftResult(packet, "none", 0, "dry run: nothing sent", rewrites), pcap)
+
+    chosen, reason = via, ""
+    if via == "auto":
+        if rewrites:
+            chosen = "l2"
+            reason = "Linux rewrites IP_HDRINCL packets (" + "; ".join(rewrites) + "), so sent at layer 2 (AF_PACKET), bytes as built"
+        else:
+            chosen, reason = "raw", "IPPROTO_RAW socket with IP_HDRINCL"
+    elif via == "raw":
+        reason = "IPPROTO_RAW socket with IP_HDRINCL" + (" (the kernel changed: " + "; ".join(rewrites) + ")" if rewrites else "")
+    elif via == "l2":
+        reason = "AF_PACKET with a hand-built Ethernet header, bytes as built"
+    else:
+        reason = "Scapy send() (a packet socket on Linux), bytes as built"
+
+    sender = _RawSender(packet.dst) if chosen == "raw" else _L2Sender(packet.dst) if chosen == "l2" else _ScapySender(packet.data)
+    writer = None
+    sent = 0
+    interrupted = False
+    try:
+        if pcap:
+            from recon.capture import LINKTYPE_RAW, PcapWriter
+
+            writer = PcapWriter(pcap, LINKTYPE_RAW)
+        if on_ready:
+            on_ready(packet)
+        for i in range(count):
+            try:
+                if i:
+                    time.sleep(interval)
+                sender.send(packet.data)
+            except KeyboardInterrupt:  # Ctrl-C: stop, and still report what went out
+                interrupted = True
+                break
+            except PermissionError:
+                raise PrivilegeError("recon craft") from None
+            except OSError as exc:
+                if exc.errno == errno.EMSGSIZE:  # the user's packet is too big for the link: an input error
+                    raise InputError(f"{len(packet.data)} bytes is over the link MTU; raw and packet sockets do not fragment",
+                                     hint="send less data, or craft the fragments yourself with --mf and --frag-offset") from None
+                raise ReconEnvironmentError(f"sending failed after {sent} packet(s): {exc.strerror or exc}",
+                                            hint=_send_hint(exc, packet)) from None
+            sent += 1
+            if writer:
+                writer.write(packet.data)
+    finally:
+        sender.close()
+        if writer:
+            writer.close()
+    return CraftResult(
+        packet,
+        chosen,
+        sent,
+        reason,
+        rewrites if chosen == "raw" else (),
+        getattr(sender, "iface", None),
+        getattr(sender, "mac", None),
+        pcap,
+        writer.count if writer else 0,
+        interrupted,
+    )
+
+
+def _send_hint(exc: OSError, packet: CraftedPacket) -> str:
+    if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+        return f"no route to {packet.dst}"
+    if exc.errno == errno.EINVAL:
+        return "the kernel rejected the header (e.g. IHL larger than the packet)"
+    return "see --debug"
+
+
+def _dry_run_pcap(result: CraftResult, pcap: str | None) -> CraftResult:
+    """A dry run still saves what was built (one record)."""
+    if not pcap:
+        return result
+    from recon.capture import LINKTYPE_RAW, PcapWriter
+
+    with PcapWriter(pcap, LINKTYPE_RAW) as writer:
+        writer.write(result.packet.data)
+    return replace(result, pcap=pcap, pcap_written=writer.count)
