@@ -239,19 +239,9 @@ def tcpdump(lab, ns: str, bpf: str, path: Path) -> Iterator[list[bytes]]:
 
 @pytest.fixture(scope="module")
 def wire(lab) -> Iterator:
-    """The lab, with its switch forwarding malformed IPv4 like a plain switch does.
-
-    With br_netfilter loaded, a Linux bridge validates IPv4 headers (bridge-nf-call-iptables)
-    and silently drops a bad checksum or length before the target sees it; the tests must
-    prove the *target* drops it, so the bridge is made plain for this module.
-    """
-    knob = ["sysctl", "-n", "net.bridge.bridge-nf-call-iptables"]
-    before = lab.run(knob, ns=lab.info.switch_ns).stdout.strip()
-    if before:
-        lab.run(["sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=0"], ns=lab.info.switch_ns)
+    """The lab; its switch forwards malformed IPv4 (recon.lab turns br_netfilter off),
+    so these tests prove that the *target* drops a bad packet, not the bridge."""
     yield lab
-    if before:
-        lab.run(["sysctl", "-q", "-w", f"net.bridge.bridge-nf-call-iptables={before}"], ns=lab.info.switch_ns)
 
 
 def _icmp(pkt: bytes) -> tuple[str, str, int, int, int]:

@@ -102,3 +102,9 @@ def test_raw_socket_refusal_gives_advice() -> None:
             "try:\n    require_raw('sweep')\nexcept PrivilegeError as e:\n    print(e.exit_status, e)\n")
     res = subprocess.run([*NOBODY, sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert res.stdout.startswith("3 ") and "setcap cap_net_raw+ep" in res.stdout and "sudo" in res.stdout
+
+
+def test_switch_is_plain(lab) -> None:
+    """The lab's bridge does not run bridged IPv4 through netfilter (it must forward malformed headers)."""
+    res = lab.run(["sysctl", "-n", "net.bridge.bridge-nf-call-iptables"], ns=lab.info.switch_ns)
+    assert res.stdout.strip() in ("0", "")
