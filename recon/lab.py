@@ -8,7 +8,7 @@ are never touched: every veth is created directly inside its namespaces.
       │ eth0
     [ sw: bridge br0 ]── h phone .10 (Apple)   h pi .11 (Raspberry Pi)
       │                  h printer .12 (HP)    h laptop .13 (Intel)   h tv .14 (Samsung)
-    rtr 198.18.0.1 (Cisco MAC), forwards; 198.18.3.0/24 is an 'unreachable' route
+    rtr 198.18.0.1 (Cisco MAC), forwards; 198.18.3.0/24 is rejected (host unreachable)
       ├─ veth 198.18.4.0/30 ── far: AnyIP 198.18.2.0/24 and 198.19.0.0/16 (dense),
       │                          /32s in 198.18.1.0/24, 198.18.16.0/20, 198.18.128.0/17 (sparse),
       │                          ip_forward off (dead addresses are dropped silently)
@@ -299,7 +299,7 @@ class Lab:
                 "addr add 198.18.4.1/30 dev eth1",
                 "addr add 2001:db8:4::1/64 dev eth1 nodad",
                 "addr add 198.18.4.5 peer 198.18.4.6 dev tun-wan",
-                "route add unreachable 198.18.3.0/24",
+                "route add 198.18.3.0/24 via 198.18.4.2",
                 "route add 198.18.5.0/24 via 198.18.4.6 dev tun-wan",
                 "route add 2001:db8:2::/64 via 2001:db8:4::2",
             ]
@@ -342,6 +342,14 @@ class Lab:
                 "route add 198.18.0.0/15 via 198.18.4.5 dev tun0",
             ],
             wan,
+        )
+        # The unreachable range: an nftables reject (icmp_send, whose rate limit is off in this
+        # namespace) rather than an 'unreachable' route, whose ip_error() path is limited per
+        # peer by the global net.ipv4.route.error_cost (about 1/s after a burst of 5).
+        _run(
+            ["ip", "netns", "exec", rtr, "nft", "-f", "-"],
+            input="table ip reconlab {\n chain unreach { type filter hook forward priority 0; policy accept;\n"
+            "  ip daddr 198.18.3.0/24 reject with icmp type host-unreachable\n }\n}\n",
         )
         self._write_etc(scan, hosts)
         if shutil.which("nft"):
