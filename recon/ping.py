@@ -565,6 +565,8 @@ class Pinger:
             event = self._parse(data, addr[0], hops, recv_mono, recv_wall)
             if event is not None:
                 yield event
+                if self.count and self.received + self.errors >= self.count:
+                    return  # done: like ping, stop reading (later duplicates are not waited for)
 
     def _parse(self, data: bytes, src: str, hops: int | None, recv_mono: int, recv_wall: int) -> PingReply | PingError | None:
         raw_packet = data

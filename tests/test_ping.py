@@ -51,9 +51,15 @@ def shapes(text: str) -> list[str]:
 
 
 def counts(text: str) -> tuple[int, int, int]:
-    m = re.search(r"(\d+) packets transmitted, (\d+) received(?:, \+\d+ duplicates)?(?:, \+(\d+) errors)?", text)
+    """(transmitted, received, errors) from a summary."""
+    m = re.search(r"(\d+) packets transmitted, (\d+) received(?:, \+(\d+) duplicates)?(?:, \+(\d+) errors)?", text)
     assert m, text
-    return int(m[1]), int(m[2]), int(m[3] or 0)
+    return int(m[1]), int(m[2]), int(m[4] or 0)
+
+
+def duplicates(text: str) -> int:
+    m = re.search(r", \+(\d+) duplicates", text)
+    return int(m[1]) if m else 0
 
 
 def side_by_side(lab, args: list[str], host: str, *, ping_host: str | None = None, timeout: float = 30):
@@ -188,6 +194,26 @@ def test_df_over_the_mtu_is_a_local_error(lab, host, mtu) -> None:
     # Without --df the same size is fragmented and answered.
     ok = lab.recon("ping", "-c", "1", "-s", "2000", host)
     assert ok.returncode == 0 and "2008 bytes from" in ok.stdout
+
+
+def test_duplicates_marked_and_counted_like_iputils(lab) -> None:
+    """When the host's replies are duplicated (nft 'dup' in its namespace), each copy says (DUP!) and is
+    counted as +N duplicates, not as received; recon and ping agree line for line."""
+    need_tool("nft")
+    phone = lab.host("phone").netns
+    rule = ('table ip recondup {\n chain out {\n  type filter hook output priority 0;\n'
+            '  icmp type echo-reply dup to 198.18.0.2 device "eth0"\n }\n}\n')
+    added = lab.run(["nft", "-f", "-"], ns=phone, input=rule)
+    assert added.returncode == 0, added.stderr
+    try:
+        (rc, out, err), (prc, pout, _perr) = side_by_side(lab, ["-c", "3", "-i", "0.05"], "198.18.0.10")
+    finally:
+        lab.run(["nft", "delete", "table", "ip", "recondup"], ns=phone)
+    assert rc == prc == 0, err
+    assert shapes(out) == shapes(pout)
+    assert [line.endswith("(DUP!)") for line in out.splitlines() if "bytes from" in line] == [False, True] * 2 + [False]
+    assert counts(out) == counts(pout) == (3, 3, 0)
+    assert duplicates(out) == duplicates(pout) == 2
 
 
 # --- lab: measurement -----------------------------------------------------------------------
