@@ -133,6 +133,19 @@ def test_ipv4_echo_same_as_iputils(lab) -> None:
     assert out.splitlines()[0] == pout.splitlines()[0] == "PING 198.18.0.10 (198.18.0.10) 56(84) bytes of data."
 
 
+@pytest.mark.parametrize("args,host", [(["-D"], "198.18.0.11"), (["-I", "eth0"], "198.18.0.11"),
+                                       (["-I", "198.18.0.2"], "198.18.0.11"), (["-I", "eth0"], "2001:db8::11")])
+def test_timestamps_and_source_header_like_iputils(lab, args, host) -> None:
+    """-D prefixes [epoch.micro] to replies; -I (interface or address) shows 'from SRC IF:' in the header, as ping."""
+    (rc, out, _err), (prc, pout, _perr) = side_by_side(lab, ["-c", "2", "-i", "0.05", *args], host)
+    assert rc == prc == 0
+    assert out.splitlines()[0] == pout.splitlines()[0]
+    assert shapes(out) == shapes(pout)
+    if "-D" in args:
+        stamps = [float(x) for x in re.findall(r"^\[(\d+\.\d{6})\] ", out, re.M)]
+        assert len(stamps) == 2 and all(abs(t - time.time()) < 60 for t in stamps)
+
+
 @pytest.mark.parametrize("host", ["2001:db8::10", "2001:db8:2::1"])
 def test_ipv6_echo_same_as_iputils(lab, host) -> None:
     """IPv6 echo on the LAN and through the router: ping6's header shape, same replies."""
@@ -386,20 +399,28 @@ def _wait_for_lines(proc: subprocess.Popen, n: int, timeout: float = 10) -> list
     return lines
 
 
-def test_sigint_prints_the_summary_and_exits_0(lab) -> None:
-    """Ctrl-C (SIGINT) ends a running ping with its summary and exit 0 (replies came); SIGQUIT prints running stats."""
-    proc = lab.popen([*RECON, "-i", "0.2", "198.18.0.10"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+def _interrupted(lab, host: str, wait_lines: int, *, quit_first: bool = False) -> tuple[list[str], str, str, int]:
+    """Start `recon ping HOST`, read WAIT_LINES lines, (SIGQUIT,) then SIGINT; return what it printed."""
+    proc = lab.popen([*RECON, "-i", "0.2", host], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        head = _wait_for_lines(proc, 3)
-        assert len(head) == 3 and head[2].startswith("64 bytes from 198.18.0.10: icmp_seq=2")
-        proc.send_signal(signal.SIGQUIT)
-        time.sleep(0.3)
+        head = _wait_for_lines(proc, wait_lines)
+        time.sleep(0.5)
+        if quit_first:
+            proc.send_signal(signal.SIGQUIT)
+            time.sleep(0.3)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=10)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0
+    return head, out, err, proc.returncode
+
+
+def test_sigint_prints_the_summary_and_exits_0(lab) -> None:
+    """Ctrl-C (SIGINT) ends a running ping with its summary and exit 0 (replies came); SIGQUIT prints running stats."""
+    head, out, err, rc = _interrupted(lab, "198.18.0.10", 3, quit_first=True)
+    assert len(head) == 3 and head[2].startswith("64 bytes from 198.18.0.10: icmp_seq=2")
+    assert rc == 0
     assert shapes("\n".join(head) + "\n" + out)[-4:] == ["blank", "title", "counts", "rtt"]
     assert re.search(r"^\d+/\d+ packets, \d+% loss, min/avg/ewma/max = [\d.]+/[\d.]+/[\d.]+/[\d.]+ ms$", err, re.M), err
     assert "Traceback" not in err
@@ -407,15 +428,8 @@ def test_sigint_prints_the_summary_and_exits_0(lab) -> None:
 
 def test_sigint_with_no_replies_exits_1(lab) -> None:
     """Ctrl-C on a ping to a dead address: summary with 100% loss, exit 1 (not 130)."""
-    proc = lab.popen([*RECON, "-i", "0.2", "198.18.1.250"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        assert _wait_for_lines(proc, 1)[0].startswith("PING 198.18.1.250")
-        time.sleep(0.5)
-        proc.send_signal(signal.SIGINT)
-        out, _err = proc.communicate(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 1
+    head, out, _err, rc = _interrupted(lab, "198.18.1.250", 1)
+    assert head[0].startswith("PING 198.18.1.250")
+    assert rc == 1
     tx, rx, _ = counts(out)
     assert tx >= 2 and rx == 0
