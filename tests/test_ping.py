@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 
@@ -252,7 +253,8 @@ def test_rtt_follows_a_50ms_delay(lab) -> None:
     lines = [json.loads(x) for x in res.stdout.splitlines()]
     rtts = [x["rtt_ms"] for x in lines if x["type"] == "reply"]
     assert len(rtts) == 8 == counts(ref.stdout)[1]
-    assert all(48 <= r <= 52 for r in rtts), rtts
+    assert all(r >= 49 for r in rtts), rtts  # the delay is a floor: nothing can come back sooner
+    assert abs(sorted(rtts)[len(rtts) // 2] - 50) <= 2, rtts
     summary = lines[-1]
     assert abs(summary["rtt_avg_ms"] - 50) <= 2
     ref_avg = float(re.search(r"= [\d.]+/([\d.]+)/", ref.stdout)[1])
@@ -402,6 +404,8 @@ def _wait_for_lines(proc: subprocess.Popen, n: int, timeout: float = 10) -> list
 def _interrupted(lab, host: str, wait_lines: int, *, quit_first: bool = False) -> tuple[list[str], str, str, int]:
     """Start `recon ping HOST`, read WAIT_LINES lines, (SIGQUIT,) then SIGINT; return what it printed."""
     proc = lab.popen([*RECON, "-i", "0.2", host], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    watchdog = threading.Timer(30, proc.kill)  # a hung ping must fail the test, not hang the run
+    watchdog.start()
     try:
         head = _wait_for_lines(proc, wait_lines)
         time.sleep(0.5)
@@ -411,6 +415,7 @@ def _interrupted(lab, host: str, wait_lines: int, *, quit_first: bool = False) -
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=10)
     finally:
+        watchdog.cancel()
         if proc.poll() is None:
             proc.kill()
     return head, out, err, proc.returncode
