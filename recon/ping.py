@@ -32,7 +32,7 @@ import struct
 import time
 from collections.abc import Iterator
 
-from recon.errors import InvalidOption, PrivilegeError
+from recon.errors import InvalidOption, InvalidTarget, PrivilegeError
 from recon.models import PingError, PingReply, PingStart, PingStats
 from recon.packets import inet_checksum
 
@@ -250,12 +250,12 @@ class Pinger:
         self.source = source
         self.v6 = self.family == socket.AF_INET6
 
+        self._local = self._route_source()  # before any socket: no route is bad input, as in ping(8)
         self.sock, self.kind = self._open_socket()
         self._setup_socket()
         self.ident = random.randrange(1, 0x10000) if self.kind == "raw" else self.sock.getsockname()[1]
         self.nonce = os.urandom(8)
         self._payload = (self.nonce + bytes(i & 0xFF for i in range(8, size)))[:size]
-        self._local = self._local_address() if (pcap or interface or source) else None
         self._pcap = None
         if pcap:
             from recon.capture import LINKTYPE_RAW, PcapWriter
@@ -343,10 +343,8 @@ class Pinger:
             except OSError as exc:
                 raise InvalidOption("--source", self.source, f"not an address of this machine ({exc.strerror})") from None
 
-    def _local_address(self) -> str:
-        """The source address the kernel will choose (a UDP connect sends nothing)."""
-        if self.source:
-            return self.source
+    def _route_source(self) -> str:
+        """The source address the kernel will use; a target with no route is refused (a UDP connect sends nothing)."""
         with socket.socket(self.family, socket.SOCK_DGRAM) as probe:
             if self.interface:
                 try:
@@ -354,10 +352,17 @@ class Pinger:
                 except OSError:
                     pass
             try:
+                if self.source:
+                    probe.bind((self.source, 0))
                 probe.connect((self.address, 9))
-                return probe.getsockname()[0]
-            except OSError:
-                return "::" if self.v6 else "0.0.0.0"
+            except OSError as exc:
+                if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+                    raise InvalidTarget(self.host, f"no route to {self.address} ({exc.strerror})",
+                                        hint="check the address, the interface and 'ip route'") from None
+                if exc.errno == errno.EADDRNOTAVAIL and self.source:
+                    raise InvalidOption("--source", self.source, "not an address of this machine") from None
+                return self.source or ("::" if self.v6 else "0.0.0.0")
+            return self.source or probe.getsockname()[0]
 
     def close(self) -> None:
         self.sock.close()

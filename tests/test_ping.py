@@ -337,6 +337,16 @@ def test_unresolvable_host_is_one_line_exit_2(lab) -> None:
     assert len(res.stderr.splitlines()) == 1 and "no-such-host.lab" in res.stderr
 
 
+@pytest.mark.parametrize("host", ["10.1.1.1", "2001:db9::1"])
+def test_no_route_is_exit_2_like_ping(lab, host) -> None:
+    """A target the scanner has no route to: one line and exit 2 before sending, as ping's 'connect' error."""
+    need_tool("ping")
+    res = lab.recon("ping", "-c", "1", host)
+    ref = lab.run(["ping", "-c", "1", host])
+    assert res.returncode == ref.returncode == 2
+    assert res.stdout == "" and len(res.stderr.splitlines()) == 1 and "Network is unreachable" in res.stderr
+
+
 @pytest.mark.parametrize("args", [["-t", "0"], ["-s", "70000"], ["-c", "0"], ["-i", "0"], ["-I", "nosuch0"],
                                   ["-4", "2001:db8::10"], ["--source", "not-an-ip"]])
 def test_bad_options_exit_2_before_sending(lab, args) -> None:
