@@ -437,6 +437,7 @@ class Pinger:
                     continue
                 if ev & select.POLLERR:
                     yield from self._read_errqueue()
+                    self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)  # clear a bare sk_err: no busy poll
                 if ev & select.POLLIN:
                     yield from self._read_replies()
         yield self.stats(final=True)
