@@ -327,6 +327,10 @@ def test_names_resolve_in_the_lab(lab) -> None:
     assert v6.returncode == ref.returncode == 0
     assert v6.stdout.splitlines()[0] == ref.stdout.splitlines()[0] == "PING far6.lab(far6.lab (2001:db8:2::1)) 56 data bytes"
     assert shapes(v6.stdout) == shapes(ref.stdout)
+    te = lab.recon("ping", "-c", "1", "-t", "1", "far.lab")
+    te_ref = lab.run(["ping", "-c", "1", "-t", "1", "far.lab"])
+    assert te.stdout.splitlines()[:2] == te_ref.stdout.splitlines()[:2] == [
+        "PING far.lab (198.18.2.1) 56(84) bytes of data.", "From router.lab (198.18.0.1) icmp_seq=1 Time to live exceeded"]
 
 
 def test_unresolvable_host_is_one_line_exit_2(lab) -> None:
