@@ -85,10 +85,70 @@ def sweep(
 # --- ping -------------------------------------------------------------------------------
 
 
-@app.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True}, short_help="Ping one host like ping(8), as in: recon ping -c 4 192.168.1.1")
-def ping() -> int:
-    """Ping one host like ping(8). Example: recon ping -c 4 192.168.1.1"""
-    return _not_built("ping")
+@app.command(short_help="Ping one host like ping(8), as in: recon ping -c 4 192.168.1.1")
+def ping(
+    host: Annotated[str, typer.Argument(help="A name or an IPv4/IPv6 address.", show_default=False)],
+    count: Annotated[Optional[int], typer.Option("--count", "-c", help="Stop after COUNT probes (default: until Ctrl-C).")] = None,
+    interval: Annotated[float, typer.Option("--interval", "-i", help="Seconds between probes; below 0.2 needs root.")] = 1.0,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", "-W", help="Seconds to wait for a reply after the last probe (default 10).")] = None,
+    size: Annotated[int, typer.Option("--size", "-s", help="Payload bytes.")] = 56,
+    ttl: Annotated[Optional[int], typer.Option("--ttl", "-t", help="IP time to live / IPv6 hop limit.")] = None,
+    df: Annotated[bool, typer.Option("--df", help="Set Don't Fragment (path MTU discovery 'do'); oversize is reported.")] = False,
+    interface: Annotated[Optional[str], typer.Option("--interface", "-I", help="Send through this interface (or from this address).")] = None,
+    source: Annotated[Optional[str], typer.Option("--source", help="Source address.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the header and the summary.")] = False,
+    timestamps: Annotated[bool, typer.Option("-D", help="Prefix each line with [epoch.microseconds].")] = False,
+    ipv4: Annotated[bool, typer.Option("-4", help="IPv4 only.")] = False,
+    ipv6: Annotated[bool, typer.Option("-6", help="IPv6 only.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per reply or error, then a summary object.")] = False,
+    pcap: Annotated[Optional[str], typer.Option("--pcap", help="Write every request and reply to FILE (pcap, raw IP).")] = None,
+) -> int:
+    """Ping one host like ping(8). Example: recon ping -c 4 192.168.1.1
+
+    Ctrl-C prints the summary (exit 0 if anything answered, else 1); SIGQUIT
+    (Ctrl-\\) prints running statistics and keeps going. Without root it uses ICMP
+    datagram sockets where net.ipv4.ping_group_range allows.
+    """
+    import signal
+    import socket
+
+    from recon.models import PingError, PingReply
+    from recon.ping import Pinger
+
+    if ipv4 and ipv6:
+        raise InputError("-4 and -6 exclude each other", hint="give one of them")
+    family = socket.AF_INET if ipv4 else socket.AF_INET6 if ipv6 else None
+    pinger = Pinger(host, family=family, count=count, interval=interval, timeout=timeout, size=size, ttl=ttl,
+                    df=df, interface=interface, source=source, pcap=pcap)
+    if not as_json:
+        render.out(render.ping_header(pinger.start))
+    previous = {sig: signal.signal(sig, handler) for sig, handler in (
+        (signal.SIGINT, lambda *_: pinger.stop()), (signal.SIGQUIT, lambda *_: pinger.request_status()))}
+    try:
+        for event in pinger:
+            if isinstance(event, PingReply):
+                if as_json:
+                    render.out(render.ping_json(event))
+                elif not quiet:
+                    render.out(render.ping_reply(event, timestamps=timestamps))
+            elif isinstance(event, PingError):
+                if as_json:
+                    render.out(render.ping_json(event))
+                elif not quiet:
+                    line, to_stderr = render.ping_error(event, timestamps=timestamps)
+                    render.err(line) if to_stderr else render.out(line)
+            elif not event.final:
+                render.err(render.ping_status(event))
+            else:
+                if as_json:
+                    render.out(render.ping_json(event))
+                else:
+                    render.out("\n".join(render.ping_summary(event)))
+                return ExitStatus.OK if event.received else ExitStatus.NONE
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return ExitStatus.NONE
 
 
 # --- sniff ------------------------------------------------------------------------------

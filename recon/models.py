@@ -202,3 +202,89 @@ class CraftResult:
     pcap: str | None = None
     pcap_written: int = 0
     interrupted: bool = False  # Ctrl-C stopped a --count run early
+
+# --- ping -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PingStart:
+    """What a ping session is about to do (the header line)."""
+
+    host: str
+    address: str
+    family: int  # 4 or 6
+    size: int  # ICMP payload bytes (-s)
+    packet_bytes: int  # size + ICMP (+ IPv4) header, as ping's "56(84)"
+    numeric: bool  # the target was given as an address
+    socket_kind: str  # "raw" or "dgram" (unprivileged ICMP datagram socket)
+    source: str | None = None
+    interface: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PingReply:
+    """One echo reply matched to one of our probes (by id, seq and payload nonce)."""
+
+    seq: int
+    address: str
+    hostname: str | None
+    bytes: int  # ICMP bytes received
+    ttl: int | None
+    rtt_ms: float | None  # nanosecond-resolution RTT in ms
+    rtt_us: int | None  # the same, truncated to µs (what the statistics use, as iputils)
+    duplicate: bool
+    truncated: bool
+    timestamp: float  # wall-clock receive time (kernel timestamp), seconds since the epoch
+
+
+@dataclass(frozen=True, slots=True)
+class PingError:
+    """An ICMP error about one of our probes, or a local send error."""
+
+    seq: int | None
+    kind: str  # time-exceeded, host-unreachable, net-unreachable, frag-needed, message-too-long, local, ...
+    message: str  # iputils wording, e.g. "Time to live exceeded"
+    reporter: str | None  # the router that answered (None for local errors)
+    reporter_name: str | None
+    icmp_type: int | None
+    icmp_code: int | None
+    mtu: int | None
+    local: bool
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class PingStats:
+    """Counters and RTT statistics, computed as iputils does (integer µs; mdev = sqrt(E[rtt²] − E[rtt]²))."""
+
+    host: str
+    address: str
+    transmitted: int
+    received: int
+    duplicates: int
+    errors: int
+    time_ms: int  # first to last probe, as ping's "time Tms"
+    rtt_min_us: int | None
+    rtt_avg_us: int | None
+    rtt_max_us: int | None
+    rtt_mdev_us: int | None
+    rtt_ewma_us: int | None
+    pipe: int
+    final: bool = True  # False for a running snapshot (SIGQUIT)
+
+    @property
+    def loss_percent(self) -> float:
+        if not self.transmitted:
+            return 0.0
+        return (self.transmitted - self.received) * 100.0 / self.transmitted
+
+    @property
+    def rtt_ms(self) -> dict[str, float | None]:
+        def ms(v: int | None) -> float | None:
+            return None if v is None else v / 1000
+
+        return {"min": ms(self.rtt_min_us), "avg": ms(self.rtt_avg_us), "max": ms(self.rtt_max_us),
+                "mdev": ms(self.rtt_mdev_us)}
+
+
+__all__ += ["PingStart", "PingReply", "PingError", "PingStats"]

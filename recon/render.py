@@ -168,3 +168,121 @@ def craft_json(result: CraftResult) -> str:
         "interface": result.interface, "next_hop_mac": result.next_hop_mac, "pcap": result.pcap,
         "interrupted": result.interrupted,
     })
+
+# --- ping ---------------------------------------------------------------------------------
+# Lines shaped exactly like iputils ping (ping_common.c / ping.c / ping6_common.c).
+
+from recon.models import PingError, PingReply, PingStart, PingStats  # noqa: E402  (own section, merge-friendly)
+
+
+def _ping_ms(us: int) -> str:
+    """A reply's ``time=`` value, with iputils' precision steps."""
+    if us >= 100000 - 50:
+        return f"{(us + 500) // 1000}"
+    if us >= 10000 - 5:
+        return f"{(us + 50) // 1000}.{((us + 50) % 1000) // 100:01d}"
+    if us >= 1000:
+        return f"{(us + 5) // 1000}.{((us + 5) % 1000) // 10:02d}"
+    return f"{us // 1000}.{us % 1000:03d}"
+
+
+def _ping_us3(us: int) -> str:
+    return f"{us // 1000}.{us % 1000:03d}"
+
+
+def _ping_who(address: str | None, name: str | None) -> str:
+    return f"{safe(name)} ({address})" if name else str(address)
+
+
+def _ping_stamp(timestamp: float, show: bool) -> str:
+    if not show:
+        return ""
+    micros = int(round(timestamp * 1_000_000))
+    return f"[{micros // 1_000_000}.{micros % 1_000_000:06d}] "
+
+
+def ping_header(start: PingStart) -> str:
+    """``PING host (addr) 56(84) bytes of data.`` (IPv6: ``PING host(addr) 56 data bytes``)."""
+    via = ""
+    if start.source or start.interface:
+        via = f" from {start.source or ''} {start.interface or ''}:"
+    if start.family == 6:
+        shown = start.address if start.numeric else f"{safe(start.host)} ({start.address})"
+        return f"PING {safe(start.host)}({shown}){via} {start.size} data bytes"
+    return f"PING {safe(start.host)} ({start.address}){via} {start.size}({start.packet_bytes}) bytes of data."
+
+
+def ping_reply(reply: PingReply, *, timestamps: bool = False) -> str:
+    line = f"{_ping_stamp(reply.timestamp, timestamps)}{reply.bytes} bytes from {_ping_who(reply.address, reply.hostname)}: icmp_seq={reply.seq}"
+    if reply.ttl is not None:
+        line += f" ttl={reply.ttl}"
+    if reply.truncated:
+        return line + " (truncated)"
+    if reply.rtt_us is not None:
+        line += f" time={_ping_ms(reply.rtt_us)} ms"
+    if reply.duplicate:
+        line += " (DUP!)"
+    return line
+
+
+def ping_error(error: PingError, *, timestamps: bool = False) -> tuple[str, bool]:
+    """(line, to_stderr): ICMP errors go to stdout as ping prints them, local errors to stderr."""
+    if error.local:
+        return f"ping: {error.message}", True
+    return f"{_ping_stamp(error.timestamp, timestamps)}From {_ping_who(error.reporter, error.reporter_name)} icmp_seq={error.seq} {error.message}", False
+
+
+def _ping_loss(stats: PingStats) -> str:
+    import struct
+
+    as_float = struct.unpack("f", struct.pack("f", stats.loss_percent))[0]  # iputils prints a C float
+    return f"{as_float:g}"
+
+
+def ping_summary(stats: PingStats) -> list[str]:
+    """The blank line, ``--- host ping statistics ---``, the counts, and the rtt line (ping's finish())."""
+    counts = f"{stats.transmitted} packets transmitted, {stats.received} received"
+    if stats.duplicates:
+        counts += f", +{stats.duplicates} duplicates"
+    if stats.errors:
+        counts += f", +{stats.errors} errors"
+    if stats.transmitted:
+        counts += f", {_ping_loss(stats)}% packet loss, time {stats.time_ms}ms"
+    tail = []
+    if stats.rtt_min_us is not None and stats.received:
+        tail.append("rtt min/avg/max/mdev = " + "/".join(
+            _ping_us3(v) for v in (stats.rtt_min_us, stats.rtt_avg_us, stats.rtt_max_us, stats.rtt_mdev_us)) + " ms")
+    if stats.pipe > 1:
+        tail.append(f"pipe {stats.pipe}")
+    return ["", f"--- {safe(stats.host)} ping statistics ---", counts, ", ".join(tail)]
+
+
+def ping_status(stats: PingStats) -> str:
+    """SIGQUIT's running line: ``N/M packets, P% loss, min/avg/ewma/max = a/b/c/d ms``."""
+    loss = (stats.transmitted - stats.received) * 100 // stats.transmitted if stats.transmitted else 0
+    line = f"{stats.received}/{stats.transmitted} packets, {loss}% loss"
+    if stats.received and stats.rtt_min_us is not None:
+        line += ", min/avg/ewma/max = " + "/".join(
+            _ping_us3(v) for v in (stats.rtt_min_us, stats.rtt_avg_us, stats.rtt_ewma_us, stats.rtt_max_us)) + " ms"
+    return line
+
+
+def ping_json(event: PingReply | PingError | PingStats) -> str:
+    """One JSON object per reply, per error, and for the summary (``type`` says which)."""
+    if isinstance(event, PingReply):
+        return json_line({"type": "reply", "seq": event.seq, "address": event.address, "hostname": event.hostname,
+                          "bytes": event.bytes, "ttl": event.ttl,
+                          "rtt_ms": None if event.rtt_ms is None else round(event.rtt_ms, 6),
+                          "duplicate": event.duplicate, "truncated": event.truncated,
+                          "timestamp": round(event.timestamp, 6)})
+    if isinstance(event, PingError):
+        return json_line({"type": "error", "seq": event.seq, "kind": event.kind, "message": event.message,
+                          "reporter": event.reporter, "icmp_type": event.icmp_type, "icmp_code": event.icmp_code,
+                          "mtu": event.mtu, "local": event.local, "timestamp": round(event.timestamp, 6)})
+    rtt = event.rtt_ms
+    return json_line({"type": "summary", "host": event.host, "address": event.address,
+                      "transmitted": event.transmitted, "received": event.received,
+                      "duplicates": event.duplicates, "errors": event.errors,
+                      "loss_percent": round(event.loss_percent, 4), "time_ms": event.time_ms,
+                      "rtt_min_ms": rtt["min"], "rtt_avg_ms": rtt["avg"], "rtt_max_ms": rtt["max"],
+                      "rtt_mdev_ms": rtt["mdev"], "pipe": event.pipe})

@@ -1,0 +1,454 @@
+"""`recon ping` against real packets in the lab, side by side with iputils ping(8).
+
+Every lab test runs recon as a user does (a subprocess inside the scanner
+namespace) and, where the answer is deterministic, runs iputils `ping` on the
+same host in the same test: same number of replies, same line shapes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+
+import pytest
+
+from recon.models import PingError, PingReply, PingStats
+from recon.ping import rtt_summary
+from recon import render
+from tests.conftest import need_tool
+
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
+RECON = [sys.executable, "-m", "recon", "ping"]
+
+SHAPES = [
+    ("header4", re.compile(r"^PING \S+ \(\S+\)( from \S* \S*:)? \d+\(\d+\) bytes of data\.$")),
+    ("header6", re.compile(r"^PING \S+\(.+\)( from \S* \S*:)? \d+ data bytes$")),
+    ("reply", re.compile(r"^(\[\d+\.\d{6}\] )?\d+ bytes from \S+( \(\S+\))?: icmp_seq=\d+ ttl=\d+ time=\d+(\.\d+)? ms( \(DUP!\))?$")),
+    ("from", re.compile(r"^(\[\d+\.\d{6}\] )?From \S+( \(\S+\))? icmp_seq=\d+ [A-Za-z].*$")),
+    ("blank", re.compile(r"^$")),
+    ("title", re.compile(r"^--- \S+ ping statistics ---$")),
+    ("counts", re.compile(r"^\d+ packets transmitted, \d+ received(, \+\d+ duplicates)?(, \+\d+ errors)?, "
+                          r"\d+(\.\d+)?% packet loss, time \d+ms$")),
+    ("rtt", re.compile(r"^rtt min/avg/max/mdev = \d+\.\d{3}/\d+\.\d{3}/\d+\.\d{3}/\d+\.\d{3} ms(, pipe \d+)?$")),
+    ("localerr", re.compile(r"^ping: local error: message too long, mtu(=|: )\d+$")),
+]
+
+
+def shapes(text: str) -> list[str]:
+    """Name the shape of every line; an unknown line fails the test."""
+    out = []
+    for line in text.splitlines():
+        name = next((n for n, rx in SHAPES if rx.match(line)), None)
+        assert name is not None, f"line with no iputils shape: {line!r}"
+        out.append(name)
+    return out
+
+
+def counts(text: str) -> tuple[int, int, int]:
+    """(transmitted, received, errors) from a summary."""
+    m = re.search(r"(\d+) packets transmitted, (\d+) received(?:, \+(\d+) duplicates)?(?:, \+(\d+) errors)?", text)
+    assert m, text
+    return int(m[1]), int(m[2]), int(m[4] or 0)
+
+
+def duplicates(text: str) -> int:
+    m = re.search(r", \+(\d+) duplicates", text)
+    return int(m[1]) if m else 0
+
+
+def side_by_side(lab, args: list[str], host: str, *, ping_host: str | None = None, timeout: float = 30):
+    """Run recon ping and iputils ping at once (same options) and return both results."""
+    need_tool("ping")
+    ours = lab.popen([*RECON, *args, host], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    theirs = lab.popen(["ping", *args, ping_host or host], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    o_out, o_err = ours.communicate(timeout=timeout)
+    t_out, t_err = theirs.communicate(timeout=timeout)
+    return (ours.returncode, o_out, o_err), (theirs.returncode, t_out, t_err)
+
+
+# --- pure: statistics and formatting ------------------------------------------------------
+
+
+def test_mdev_is_iputils_arithmetic() -> None:
+    """min/avg/max/mdev follow iputils: integer µs, mdev = sqrt(mean(rtt²) − mean(rtt)²) truncated."""
+    # iputils printed 0.075/0.332/0.589/0.257 for these two samples in the lab.
+    assert rtt_summary([75, 589]) == (75, 332, 589, 257)
+    samples = [50286, 50490, 50688, 50412, 50301, 50555]
+    tmin, tavg, tmax, mdev = rtt_summary(samples)
+    mean = sum(samples) / len(samples)
+    exact = math.sqrt(sum(s * s for s in samples) / len(samples) - mean * mean)
+    assert (tmin, tmax, tavg) == (50286, 50688, int(mean))
+    assert abs(mdev - exact) <= 1
+    assert rtt_summary([100, 100, 100]) == (100, 100, 100, 0)
+
+
+def test_reply_time_precision_steps_like_iputils() -> None:
+    """time= shows 3 decimals under 1 ms, 2 under 10 ms, 1 under 100 ms, none above (rounded as iputils)."""
+    def line(us: int) -> str:
+        r = PingReply(seq=1, address="198.18.0.10", hostname=None, bytes=64, ttl=64, rtt_ms=us / 1000, rtt_us=us,
+                      duplicate=False, truncated=False, timestamp=0.0)
+        return render.ping_reply(r)
+
+    assert line(123).endswith("time=0.123 ms")
+    assert line(1234).endswith("time=1.23 ms")
+    assert line(50286).endswith("time=50.3 ms")
+    assert line(123456).endswith("time=123 ms")
+    dup = PingReply(seq=2, address="198.18.0.10", hostname="phone.lab", bytes=64, ttl=64, rtt_ms=0.1, rtt_us=100,
+                    duplicate=True, truncated=False, timestamp=1.5)
+    assert render.ping_reply(dup, timestamps=True) == \
+        "[1.500000] 64 bytes from phone.lab (198.18.0.10): icmp_seq=2 ttl=64 time=0.100 ms (DUP!)"
+
+
+def test_summary_lines_like_iputils() -> None:
+    """The summary has ping's blank line, title, counts with +errors/+duplicates and a %g loss."""
+    stats = PingStats(host="h", address="198.18.0.10", transmitted=167, received=158, duplicates=0, errors=9,
+                      time_ms=791, rtt_min_us=330, rtt_avg_us=1511202, rtt_max_us=9886157, rtt_mdev_us=2799059,
+                      rtt_ewma_us=500, pipe=10)
+    assert render.ping_summary(stats) == [
+        "", "--- h ping statistics ---",
+        "167 packets transmitted, 158 received, +9 errors, 5.38922% packet loss, time 791ms",
+        "rtt min/avg/max/mdev = 0.330/1511.202/9886.157/2799.059 ms, pipe 10",
+    ]
+    err = PingError(seq=3, kind="host-unreachable", message="Destination Host Unreachable", reporter="198.18.0.1",
+                    reporter_name=None, icmp_type=3, icmp_code=1, mtu=None, local=False, timestamp=0.0)
+    assert render.ping_error(err) == ("From 198.18.0.1 icmp_seq=3 Destination Host Unreachable", False)
+
+
+# --- lab: compared with iputils -------------------------------------------------------------
+
+
+def test_ipv4_echo_same_as_iputils(lab) -> None:
+    """A LAN host answers every probe; recon and ping print the same line shapes and counts."""
+    (rc, out, err), (prc, pout, _perr) = side_by_side(lab, ["-c", "3", "-i", "0.05"], "198.18.0.10")
+    assert rc == prc == 0, err
+    assert shapes(out) == shapes(pout) == ["header4", "reply", "reply", "reply", "blank", "title", "counts", "rtt"]
+    assert counts(out) == counts(pout) == (3, 3, 0)
+    assert [int(s) for s in re.findall(r"icmp_seq=(\d+)", out)] == [1, 2, 3]
+    assert out.splitlines()[0] == pout.splitlines()[0] == "PING 198.18.0.10 (198.18.0.10) 56(84) bytes of data."
+
+
+@pytest.mark.parametrize("args,host", [(["-D"], "198.18.0.11"), (["-I", "eth0"], "198.18.0.11"),
+                                       (["-I", "198.18.0.2"], "198.18.0.11"), (["-I", "eth0"], "2001:db8::11")])
+def test_timestamps_and_source_header_like_iputils(lab, args, host) -> None:
+    """-D prefixes [epoch.micro] to replies; -I (interface or address) shows 'from SRC IF:' in the header, as ping."""
+    (rc, out, _err), (prc, pout, _perr) = side_by_side(lab, ["-c", "2", "-i", "0.05", *args], host)
+    assert rc == prc == 0
+    assert out.splitlines()[0] == pout.splitlines()[0]
+    assert shapes(out) == shapes(pout)
+    if "-D" in args:
+        stamps = [float(x) for x in re.findall(r"^\[(\d+\.\d{6})\] ", out, re.M)]
+        assert len(stamps) == 2 and all(abs(t - time.time()) < 60 for t in stamps)
+
+
+@pytest.mark.parametrize("host", ["2001:db8::10", "2001:db8:2::1"])
+def test_ipv6_echo_same_as_iputils(lab, host) -> None:
+    """IPv6 echo on the LAN and through the router: ping6's header shape, same replies."""
+    (rc, out, err), (prc, pout, _perr) = side_by_side(lab, ["-c", "2", "-i", "0.05"], host)
+    assert rc == prc == 0, err
+    assert shapes(out) == shapes(pout) == ["header6", "reply", "reply", "blank", "title", "counts", "rtt"]
+    assert out.splitlines()[0] == pout.splitlines()[0]
+    assert counts(out) == counts(pout) == (2, 2, 0)
+    hops = {int(t) for t in re.findall(r"ttl=(\d+)", out)}
+    assert hops == {int(t) for t in re.findall(r"ttl=(\d+)", pout)}
+
+
+def test_ttl_1_through_the_router_is_time_exceeded(lab) -> None:
+    """--ttl 1 to a routed address: the router (198.18.0.1) reports time exceeded for each probe; exit 1."""
+    (rc, out, err), (prc, pout, _perr) = side_by_side(lab, ["-c", "2", "-i", "0.05", "-t", "1"], "198.18.2.5")
+    assert rc == prc == 1, err
+    assert shapes(out) == shapes(pout)
+    froms = [line for line in out.splitlines() if line.startswith("From")]
+    assert froms == ["From 198.18.0.1 icmp_seq=1 Time to live exceeded", "From 198.18.0.1 icmp_seq=2 Time to live exceeded"]
+    assert counts(out) == counts(pout) == (2, 0, 2)
+
+
+def test_ttl_1_ipv6_is_hop_limit_exceeded(lab) -> None:
+    """The IPv6 router answers hop-limit exceeded, worded as ping6 does."""
+    (rc, out, _err), (prc, pout, _perr) = side_by_side(lab, ["-c", "1", "-t", "1"], "2001:db8:2::1")
+    assert rc == prc == 1
+    assert "From 2001:db8::1 icmp_seq=1 Time exceeded: Hop limit" in out.splitlines()
+    assert shapes(out) == shapes(pout)
+
+
+def test_unreachable_range(lab) -> None:
+    """198.18.3.x: the router answers Destination Host Unreachable; errors are counted, nothing received, exit 1."""
+    # The router's kernel sends at most one unreachable per second to a peer (ip_error(): inet_peer tokens,
+    # net.ipv4.route.error_cost, shared with ICMP rate limiting): so the tools run one after the other,
+    # 3 probes 1 s apart each, and each must see at least one error.
+    need_tool("ping")
+    res = lab.recon("ping", "-c", "3", "-i", "1", "-W", "1", "198.18.3.40")
+    ref = lab.run(["ping", "-c", "3", "-i", "1", "-W", "1", "198.18.3.41"])
+    (rc, out, err), (prc, pout) = (res.returncode, res.stdout, res.stderr), (ref.returncode, ref.stdout)
+    assert rc == prc == 1, err
+    for text in (out, pout):
+        froms = [line for line in text.splitlines() if line.startswith("From")]
+        assert froms and all(re.match(r"^From 198\.18\.0\.1 icmp_seq=[1-3] Destination Host Unreachable$", f) for f in froms)
+        assert counts(text) == (3, 0, len(froms))
+        assert shapes(text) == ["header4"] + ["from"] * len(froms) + ["blank", "title", "counts", "blank"]
+
+
+@pytest.mark.parametrize("host,mtu", [("198.18.0.10", "mtu=1500"), ("2001:db8::10", "mtu: 1500")])
+def test_df_over_the_mtu_is_a_local_error(lab, host, mtu) -> None:
+    """--df with 2000 bytes on a 1500-byte link: 'ping: local error: message too long, mtu=1500' per probe."""
+    need_tool("ping")
+    res = lab.recon("ping", "-c", "2", "-i", "0.05", "--df", "-s", "2000", host)
+    ref = lab.run(["ping", "-c", "2", "-i", "0.05", "-M", "do", "-s", "2000", host])
+    assert res.returncode == ref.returncode == 1
+    assert res.stderr.splitlines() == [f"ping: local error: message too long, {mtu}"] * 2
+    assert shapes(res.stderr) == shapes(ref.stderr)
+    assert shapes(res.stdout) == shapes(ref.stdout)
+    assert counts(res.stdout) == counts(ref.stdout) == (2, 0, 2)
+    # Without --df the same size is fragmented and answered.
+    ok = lab.recon("ping", "-c", "1", "-s", "2000", host)
+    assert ok.returncode == 0 and "2008 bytes from" in ok.stdout
+
+
+def test_duplicates_marked_and_counted_like_iputils(lab) -> None:
+    """When the host's replies are duplicated (nft 'dup' in its namespace), each copy says (DUP!) and is
+    counted as +N duplicates, not as received; recon and ping agree line for line."""
+    need_tool("nft")
+    phone = lab.host("phone").netns
+    rule = ('table ip recondup {\n chain out {\n  type filter hook output priority 0;\n'
+            '  icmp type echo-reply dup to 198.18.0.2 device "eth0"\n }\n}\n')
+    added = lab.run(["nft", "-f", "-"], ns=phone, input=rule)
+    assert added.returncode == 0, added.stderr
+    try:
+        (rc, out, err), (prc, pout, _perr) = side_by_side(lab, ["-c", "3", "-i", "0.05"], "198.18.0.10")
+    finally:
+        lab.run(["nft", "delete", "table", "ip", "recondup"], ns=phone)
+    assert rc == prc == 0, err
+    assert shapes(out) == shapes(pout)
+    assert [line.endswith("(DUP!)") for line in out.splitlines() if "bytes from" in line] == [False, True] * 2 + [False]
+    assert counts(out) == counts(pout) == (3, 3, 0)
+    assert duplicates(out) == duplicates(pout) == 2
+
+
+# --- lab: measurement -----------------------------------------------------------------------
+
+
+def test_loss_within_binomial_bounds(lab) -> None:
+    """Under 20 % loss, 100 probes get between 60 and 95 replies, and the loss % is what it says."""
+    with lab.impaired(loss=20):
+        res = lab.recon("ping", "-q", "-c", "100", "-i", "0.05", "-W", "1", "198.18.0.10", "--json")
+    summary = json.loads(res.stdout.splitlines()[-1])
+    assert summary["transmitted"] == 100
+    assert 60 <= summary["received"] <= 95, summary
+    assert summary["loss_percent"] == pytest.approx(100 - summary["received"])
+    assert res.returncode == 0
+
+
+def test_rtt_follows_a_50ms_delay(lab) -> None:
+    """With 50 ms of delay on the wan link, every RTT is within ±2 ms of 50 ms, as ping measures it."""
+    need_tool("ping")
+    with lab.impaired(delay_ms=50):
+        res = lab.recon("ping", "-c", "8", "-i", "0.05", "--json", "198.18.5.7")
+        ref = lab.run(["ping", "-c", "8", "-i", "0.05", "198.18.5.8"])
+    lines = [json.loads(x) for x in res.stdout.splitlines()]
+    rtts = [x["rtt_ms"] for x in lines if x["type"] == "reply"]
+    assert len(rtts) == 8 == counts(ref.stdout)[1]
+    assert all(r >= 49 for r in rtts), rtts  # the delay is a floor: nothing can come back sooner
+    assert abs(sorted(rtts)[len(rtts) // 2] - 50) <= 2, rtts
+    summary = lines[-1]
+    assert abs(summary["rtt_avg_ms"] - 50) <= 2
+    ref_avg = float(re.search(r"= [\d.]+/([\d.]+)/", ref.stdout)[1])
+    assert abs(summary["rtt_avg_ms"] - ref_avg) <= 2
+
+
+def test_json_schema(lab) -> None:
+    """--json: one object per reply, then one summary object; nothing else on stdout."""
+    res = lab.recon("ping", "-c", "2", "-i", "0.05", "--json", "198.18.0.11")
+    assert res.returncode == 0, res.stderr
+    objs = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [o["type"] for o in objs] == ["reply", "reply", "summary"]
+    reply_keys = {"type", "seq", "address", "hostname", "bytes", "ttl", "rtt_ms", "duplicate", "truncated", "timestamp"}
+    for seq, o in enumerate(objs[:2], 1):
+        assert set(o) == reply_keys
+        assert o["seq"] == seq and o["address"] == "198.18.0.11" and o["bytes"] == 64 and o["ttl"] == 64
+        assert isinstance(o["rtt_ms"], float) and 0 < o["rtt_ms"] < 1000 and o["duplicate"] is False
+    s = objs[2]
+    assert set(s) == {"type", "host", "address", "transmitted", "received", "duplicates", "errors", "loss_percent",
+                      "time_ms", "rtt_min_ms", "rtt_avg_ms", "rtt_max_ms", "rtt_mdev_ms", "pipe"}
+    assert (s["transmitted"], s["received"], s["errors"], s["loss_percent"]) == (2, 2, 0, 0.0)
+    assert s["rtt_min_ms"] <= s["rtt_avg_ms"] <= s["rtt_max_ms"]
+    err = lab.recon("ping", "-c", "1", "-t", "1", "--json", "198.18.2.9")
+    e = json.loads(err.stdout.splitlines()[0])
+    assert e["type"] == "error" and e["kind"] == "time-exceeded" and e["reporter"] == "198.18.0.1" and e["seq"] == 1
+    assert err.returncode == 1
+
+
+def test_two_concurrent_pings_never_see_each_others_replies(lab) -> None:
+    """Two recon pings to one host at once: each gets exactly its own seqs 1..N, no duplicates, no extras."""
+    procs = [lab.popen([*RECON, "-c", "30", "-i", "0.05", "--json", "198.18.0.12"], stdout=subprocess.PIPE)
+             for _ in range(2)]
+    for p in procs:
+        out, _ = p.communicate(timeout=30)
+        objs = [json.loads(line) for line in out.splitlines()]
+        replies = [o for o in objs if o["type"] == "reply"]
+        assert [o["seq"] for o in replies] == list(range(1, 31))
+        assert not any(o["duplicate"] for o in replies)
+        assert (objs[-1]["received"], objs[-1]["duplicates"]) == (30, 0)
+        assert p.returncode == 0
+
+
+def test_pcap_holds_every_request_and_reply(lab, tmp_path) -> None:
+    """--pcap writes each echo request and reply (raw IP), readable by tshark."""
+    tshark = need_tool("tshark")
+    path = tmp_path / "ping.pcap"
+    res = lab.recon("ping", "-c", "3", "-i", "0.05", "--pcap", str(path), "198.18.0.10")
+    assert res.returncode == 0
+    fields = subprocess.run([tshark, "-r", str(path), "-T", "fields", "-e", "ip.src", "-e", "icmp.type", "-e", "icmp.seq",
+                             "-e", "icmp.checksum.status"], capture_output=True, text=True, timeout=60).stdout.split("\n")
+    rows = [line.split("\t") for line in fields if line.strip()]
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        ("198.18.0.2", "8", "1"), ("198.18.0.10", "0", "1"), ("198.18.0.2", "8", "2"), ("198.18.0.10", "0", "2"),
+        ("198.18.0.2", "8", "3"), ("198.18.0.10", "0", "3")]
+    assert {r[3] for r in rows} == {"1"}  # every checksum is good
+
+
+# --- names and bad input ----------------------------------------------------------------------
+
+
+def test_names_resolve_in_the_lab(lab) -> None:
+    """phone.lab and far6.lab resolve (like ping: first address, -4 forces IPv4); the name shows on replies."""
+    need_tool("ping")
+    res = lab.recon("ping", "-c", "1", "-4", "phone.lab")
+    assert res.returncode == 0
+    assert res.stdout.splitlines()[0] == "PING phone.lab (198.18.0.10) 56(84) bytes of data."
+    assert "64 bytes from phone.lab (198.18.0.10): icmp_seq=1" in res.stdout
+    v6 = lab.recon("ping", "-c", "1", "far6.lab")
+    ref = lab.run(["ping", "-c", "1", "far6.lab"])
+    assert v6.returncode == ref.returncode == 0
+    assert v6.stdout.splitlines()[0] == ref.stdout.splitlines()[0] == "PING far6.lab(far6.lab (2001:db8:2::1)) 56 data bytes"
+    assert shapes(v6.stdout) == shapes(ref.stdout)
+    te = lab.recon("ping", "-c", "1", "-t", "1", "far.lab")
+    te_ref = lab.run(["ping", "-c", "1", "-t", "1", "far.lab"])
+    assert te.stdout.splitlines()[:2] == te_ref.stdout.splitlines()[:2] == [
+        "PING far.lab (198.18.2.1) 56(84) bytes of data.", "From router.lab (198.18.0.1) icmp_seq=1 Time to live exceeded"]
+
+
+def test_unresolvable_host_is_one_line_exit_2(lab) -> None:
+    """A name that does not resolve: one line on stderr, nothing on stdout, exit 2."""
+    res = lab.recon("ping", "-c", "1", "no-such-host.lab")
+    assert res.returncode == 2
+    assert res.stdout == ""
+    assert len(res.stderr.splitlines()) == 1 and "no-such-host.lab" in res.stderr
+
+
+@pytest.mark.parametrize("host", ["10.1.1.1", "2001:db9::1"])
+def test_no_route_is_exit_2_like_ping(lab, host) -> None:
+    """A target the scanner has no route to: one line and exit 2 before sending, as ping's 'connect' error."""
+    need_tool("ping")
+    res = lab.recon("ping", "-c", "1", host)
+    ref = lab.run(["ping", "-c", "1", host])
+    assert res.returncode == ref.returncode == 2
+    assert res.stdout == "" and len(res.stderr.splitlines()) == 1 and "Network is unreachable" in res.stderr
+
+
+@pytest.mark.parametrize("args", [["-t", "0"], ["-s", "70000"], ["-c", "0"], ["-i", "0"], ["-I", "nosuch0"],
+                                  ["-4", "2001:db8::10"], ["--source", "not-an-ip"]])
+def test_bad_options_exit_2_before_sending(lab, args) -> None:
+    """Out-of-range options are refused with one line and exit 2."""
+    host = [] if any(":" in a for a in args) else ["198.18.0.10"]
+    res = lab.recon("ping", *args, *host)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert len(res.stderr.splitlines()) == 1 and res.stdout == ""
+
+
+# --- privileges ----------------------------------------------------------------------------
+
+
+@contextmanager
+def ping_group_range(lab, value: str):
+    old = lab.run(["sysctl", "-n", "net.ipv4.ping_group_range"]).stdout.split()
+    lab.run(["sysctl", "-qw", f"net.ipv4.ping_group_range={value}"])
+    try:
+        yield
+    finally:
+        lab.run(["sysctl", "-qw", f"net.ipv4.ping_group_range={old[0]} {old[1]}"])
+
+
+def test_unprivileged_uses_icmp_datagram_sockets(lab) -> None:
+    """As nobody with ping_group_range open, recon pings over SOCK_DGRAM: replies, TTL, errors, IPv6."""
+    need_tool("setpriv")
+    with ping_group_range(lab, "0 2147483647"):
+        res = lab.run([*NOBODY, *RECON, "-c", "2", "-i", "0.2", "198.18.0.10"])
+        v6 = lab.run([*NOBODY, *RECON, "-c", "1", "2001:db8:2::1"])
+        ttl = lab.run([*NOBODY, *RECON, "-c", "1", "-t", "1", "198.18.2.7"])
+        fast = lab.run([*NOBODY, *RECON, "-c", "1", "-i", "0.05", "198.18.0.10"])
+    assert res.returncode == 0, res.stderr
+    assert shapes(res.stdout) == ["header4", "reply", "reply", "blank", "title", "counts", "rtt"]
+    assert "ttl=64" in res.stdout and counts(res.stdout) == (2, 2, 0)
+    assert v6.returncode == 0 and "64 bytes from 2001:db8:2::1: icmp_seq=1 ttl=63" in v6.stdout
+    assert ttl.returncode == 1 and "From 198.18.0.1 icmp_seq=1 Time to live exceeded" in ttl.stdout
+    assert fast.returncode == 2 and "need root" in fast.stderr
+
+
+def test_unprivileged_without_ping_group_is_exit_3(lab) -> None:
+    """As nobody with ping_group_range closed: one line of advice, exit 3, nothing sent."""
+    need_tool("setpriv")
+    with ping_group_range(lab, "1 0"):
+        res = lab.run([*NOBODY, *RECON, "-c", "1", "198.18.0.10"])
+    assert res.returncode == 3
+    assert len(res.stderr.splitlines()) == 1
+    assert "CAP_NET_RAW" in res.stderr and "ping_group_range" in res.stderr
+    assert res.stdout == ""
+
+
+# --- signals ---------------------------------------------------------------------------------
+
+
+def _wait_for_lines(proc: subprocess.Popen, n: int, timeout: float = 10) -> list[str]:
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while len(lines) < n and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+    return lines
+
+
+def _interrupted(lab, host: str, wait_lines: int, *, quit_first: bool = False) -> tuple[list[str], str, str, int]:
+    """Start `recon ping HOST`, read WAIT_LINES lines, (SIGQUIT,) then SIGINT; return what it printed."""
+    proc = lab.popen([*RECON, "-i", "0.2", host], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    watchdog = threading.Timer(30, proc.kill)  # a hung ping must fail the test, not hang the run
+    watchdog.start()
+    try:
+        head = _wait_for_lines(proc, wait_lines)
+        time.sleep(0.5)
+        if quit_first:
+            proc.send_signal(signal.SIGQUIT)
+            time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            proc.kill()
+    return head, out, err, proc.returncode
+
+
+def test_sigint_prints_the_summary_and_exits_0(lab) -> None:
+    """Ctrl-C (SIGINT) ends a running ping with its summary and exit 0 (replies came); SIGQUIT prints running stats."""
+    head, out, err, rc = _interrupted(lab, "198.18.0.10", 3, quit_first=True)
+    assert len(head) == 3 and head[2].startswith("64 bytes from 198.18.0.10: icmp_seq=2")
+    assert rc == 0
+    assert shapes("\n".join(head) + "\n" + out)[-4:] == ["blank", "title", "counts", "rtt"]
+    assert re.search(r"^\d+/\d+ packets, \d+% loss, min/avg/ewma/max = [\d.]+/[\d.]+/[\d.]+/[\d.]+ ms$", err, re.M), err
+    assert "Traceback" not in err
+
+
+def test_sigint_with_no_replies_exits_1(lab) -> None:
+    """Ctrl-C on a ping to a dead address: summary with 100% loss, exit 1 (not 130)."""
+    head, out, _err, rc = _interrupted(lab, "198.18.1.250", 1)
+    assert head[0].startswith("PING 198.18.1.250")
+    assert rc == 1
+    tx, rx, _ = counts(out)
+    assert tx >= 2 and rx == 0
