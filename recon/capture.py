@@ -1,21 +1,40 @@
-"""Packet capture files: the one place that reads and writes pcap.
+"""Packet capture: the one place that reads and writes pcap, and captures live.
 
 ``PcapWriter`` writes the global header at open and each record with a single
 ``write()`` on an unbuffered file, so the file is a valid pcap after every
 packet, including after Ctrl-C or SIGKILL between packets.
+
+``read_frames`` replays pcap (µs/ns, either byte order) and pcapng (SHB/IDB/EPB/SPB,
+per-interface link types and timestamp resolutions). It yields what decodes and
+raises ``CaptureError`` at the first damage (truncated record, corrupt block,
+unknown link type), so callers show the good frames first and then one error.
+
+``LiveCapture`` reads an ``AF_PACKET`` socket with a classic BPF program compiled by
+``tcpdump -ddd`` and attached in the kernel (``SO_ATTACH_FILTER``) before the
+socket is bound, so no unfiltered packet is ever queued.
 """
 
 from __future__ import annotations
 
+import ctypes
+import mmap
 import os
+import shutil
+import socket
 import struct
+import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import NamedTuple
 
-from recon.errors import InputError
+from recon.errors import CaptureError, InputError, InvalidOption, ReconEnvironmentError
+from recon.models import DecodedPacket, IPHeader
 
-__all__ = ["PcapWriter", "LINKTYPE_ETHERNET", "LINKTYPE_RAW", "LINKTYPE_IPV4", "LINKTYPE_IPV6"]
+__all__ = ["PcapWriter", "LINKTYPE_ETHERNET", "LINKTYPE_RAW", "LINKTYPE_IPV4", "LINKTYPE_IPV6", "LINKTYPE_LINUX_SLL2",
+           "Frame", "read_frames", "compile_bpf", "LiveCapture", "SUPPORTED_LINKTYPES", "sniff", "parse_proto"]
 
 LINKTYPE_ETHERNET = 1
 LINKTYPE_RAW = 101  # raw IPv4 or IPv6, version nibble decides
@@ -58,3 +77,369 @@ class PcapWriter:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
+
+
+# --- reading pcap / pcapng -------------------------------------------------------------------
+
+LINKTYPE_LINUX_SLL2 = 276
+# the link types the decoder understands (recon.decode.LINKTYPES, repeated so reading needs no decoder import)
+SUPPORTED_LINKTYPES = {0: "null", 1: "ethernet", 12: "raw", 14: "raw", 101: "raw", 108: "loop", 113: "linux-sll",
+                       228: "ipv4", 229: "ipv6", 276: "linux-sll2"}
+_MAX_RECORD = 262_144  # the largest frame tshark accepts in a standard capture
+
+
+class Frame(NamedTuple):
+    """One captured frame: wall-clock time in ns, link type, the captured bytes, the length on the wire."""
+
+    time_ns: int
+    linktype: int
+    data: bytes
+    wirelen: int
+    interface: str | None = None
+
+
+_PCAP_MAGICS = {  # magic bytes → (byte order, ns per timestamp fraction unit, record header size)
+    b"\xd4\xc3\xb2\xa1": ("<", 1000, 16),
+    b"\xa1\xb2\xc3\xd4": (">", 1000, 16),
+    b"\x4d\x3c\xb2\xa1": ("<", 1, 16),
+    b"\xa1\xb2\x3c\x4d": (">", 1, 16),
+    b"\x34\xcd\xb2\xa1": ("<", 1000, 24),  # Kuznetzov's modified pcap (extra ifindex/protocol/type)
+    b"\xa1\xb2\xcd\x34": (">", 1000, 24),
+}
+_PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
+
+
+def _unknown_linktype(path: str, linktype: int, where: str = "") -> CaptureError:
+    known = ", ".join(f"{v} ({k})" for k, v in sorted(SUPPORTED_LINKTYPES.items()) if k not in (12, 14))
+    return CaptureError(f"{path}: unknown link type {linktype}{where}", hint=f"recon reads {known}")
+
+
+def read_frames(path: str | os.PathLike[str]) -> Iterator[Frame]:
+    """Every frame of a pcap or pcapng file, in order.
+
+    Raises ``CaptureError`` for a missing/unreadable file, a file that is neither format, an unknown
+    link type, and at the first truncated or corrupt record (after yielding every good frame before it).
+    """
+    name = os.fspath(path)
+    try:
+        fh = open(name, "rb")
+    except OSError as exc:
+        raise CaptureError(f"cannot read capture {name!r}: {exc.strerror}", hint="give an existing pcap or pcapng file") from None
+    with fh:
+        try:
+            buf: bytes | mmap.mmap = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except (ValueError, OSError):  # empty file, pipe, …
+            buf = fh.read()
+    try:
+        head = bytes(buf[:4])
+        if head == _PCAPNG_SHB:
+            yield from _read_pcapng(buf, name)
+        elif head in _PCAP_MAGICS:
+            yield from _read_pcap(buf, name, *_PCAP_MAGICS[head])
+        elif len(buf) < 4:
+            raise CaptureError(f"{name}: empty or truncated capture ({len(buf)} bytes)", hint="the file holds no pcap header")
+        else:
+            raise CaptureError(f"{name}: not a pcap or pcapng file (magic {head.hex()})", hint="give a capture written by tcpdump, tshark or recon")
+    finally:
+        if isinstance(buf, mmap.mmap):
+            buf.close()
+
+
+def _read_pcap(buf: bytes | mmap.mmap, name: str, order: str, unit_ns: int, rec_size: int) -> Iterator[Frame]:
+    n = len(buf)
+    if n < 24:
+        raise CaptureError(f"{name}: truncated pcap header ({n} of 24 bytes)")
+    _, _, _, _, _, snaplen, linktype = struct.unpack_from(order + "IHHiIII", buf, 0)
+    linktype &= 0xFFFF  # upper bits carry FCS information
+    if linktype not in SUPPORTED_LINKTYPES:
+        raise _unknown_linktype(name, linktype)
+    limit = max(_MAX_RECORD, min(snaplen, 1 << 26))
+    rec = struct.Struct(order + "IIII")
+    unpack = rec.unpack_from
+    off, index = 24, 0
+    while off < n:
+        if off + rec_size > n:
+            raise CaptureError(f"{name}: truncated record header after frame {index} ({n - off} of {rec_size} bytes)")
+        sec, frac, incl, orig = unpack(buf, off)
+        if incl > limit:
+            raise CaptureError(f"{name}: corrupt record {index + 1}: captured length {incl} exceeds {limit}")
+        off += rec_size
+        end = off + incl
+        if end > n:
+            raise CaptureError(f"{name}: truncated frame {index + 1} ({n - off} of {incl} bytes)")
+        index += 1
+        yield Frame(sec * 1_000_000_000 + frac * unit_ns, linktype, buf[off:end], orig)
+        off = end
+
+
+def _read_pcapng(buf: bytes | mmap.mmap, name: str) -> Iterator[Frame]:
+    n = len(buf)
+    off, index = 0, 0
+    order = "<"
+    ifaces: list[tuple[int, int, int, str | None]] = []  # linktype, units per second, snaplen, if_name
+    while off < n:
+        if off + 12 > n:
+            raise CaptureError(f"{name}: truncated pcapng block header after frame {index}")
+        if bytes(buf[off:off + 4]) == _PCAPNG_SHB:
+            bom = bytes(buf[off + 8:off + 12])
+            if bom == b"\x4d\x3c\x2b\x1a":
+                order = "<"
+            elif bom == b"\x1a\x2b\x3c\x4d":
+                order = ">"
+            else:
+                raise CaptureError(f"{name}: corrupt pcapng section header (byte-order magic {bom.hex()})")
+            ifaces = []
+        btype, blen = struct.unpack_from(order + "II", buf, off)
+        if blen < 12 or blen % 4:
+            raise CaptureError(f"{name}: corrupt pcapng block after frame {index} (length {blen})")
+        if off + blen > n:
+            raise CaptureError(f"{name}: truncated pcapng block after frame {index} ({n - off} of {blen} bytes)")
+        body_end = off + blen - 4
+        if btype == 1:  # Interface Description Block
+            if blen < 20:
+                raise CaptureError(f"{name}: corrupt interface block ({blen} bytes)")
+            linktype, _, snaplen = struct.unpack_from(order + "HHI", buf, off + 8)
+            units, if_name = 1_000_000, None
+            p = off + 16
+            while p + 4 <= body_end:
+                code, olen = struct.unpack_from(order + "HH", buf, p)
+                if code == 0:
+                    break
+                value = bytes(buf[p + 4:p + 4 + olen])
+                if code == 9 and olen >= 1:
+                    units = 2 ** (value[0] & 0x7F) if value[0] & 0x80 else 10 ** value[0]
+                elif code == 2:
+                    if_name = value.rstrip(b"\0").decode("utf-8", "replace")
+                p += 4 + ((olen + 3) & ~3)
+            ifaces.append((linktype, units, snaplen, if_name))
+        elif btype in (6, 2, 3):  # Enhanced, obsolete, Simple Packet Block
+            if btype == 3:
+                if blen < 16:
+                    raise CaptureError(f"{name}: corrupt simple packet block after frame {index}")
+                (orig,) = struct.unpack_from(order + "I", buf, off + 8)
+                ifid, ts, start = 0, 0, off + 12
+                incl = min(orig, body_end - start, ifaces[0][2] if ifaces and ifaces[0][2] else orig)
+            else:
+                if blen < 32:
+                    raise CaptureError(f"{name}: corrupt packet block after frame {index} ({blen} bytes)")
+                if btype == 6:
+                    ifid, hi, lo, incl, orig = struct.unpack_from(order + "IIIII", buf, off + 8)
+                else:
+                    ifid, _, hi, lo, incl, orig = struct.unpack_from(order + "HHIIII", buf, off + 8)
+                ts, start = (hi << 32) | lo, off + 28
+            if start + incl > body_end or incl > _MAX_RECORD:
+                raise CaptureError(f"{name}: corrupt packet block {index + 1}: captured length {incl} overruns the block")
+            if ifid >= len(ifaces):
+                raise CaptureError(f"{name}: packet block {index + 1} names interface {ifid}, which is not described")
+            linktype, units, _, if_name = ifaces[ifid]
+            if linktype not in SUPPORTED_LINKTYPES:
+                raise _unknown_linktype(name, linktype, f" (interface {ifid})")
+            index += 1
+            yield Frame(ts * 1_000_000_000 // units, linktype, bytes(buf[start:start + incl]), orig, if_name)
+        off += blen
+
+
+# --- live capture -------------------------------------------------------------------------
+
+ETH_P_ALL = 0x0003
+_SO_ATTACH_FILTER = 26
+_ARPHRD_LINKTYPES = {1: LINKTYPE_ETHERNET, 772: LINKTYPE_ETHERNET, 65534: LINKTYPE_RAW}  # ether, loopback, none (tun)
+_SLL2 = struct.Struct("!HHIHBB8s")
+
+
+def compile_bpf(expr: str, linktype: int) -> list[tuple[int, int, int, int]]:
+    """Compile a tcpdump filter expression to classic BPF for ``linktype`` (``tcpdump -ddd``).
+
+    tcpdump compiles against a header-only capture file of that link type, so no interface (and no
+    privilege) is needed. Without tcpdump, Scapy's ``compile_filter`` (libpcap through ctypes) is tried.
+    """
+    tcpdump = shutil.which("tcpdump")
+    if tcpdump is None:
+        try:
+            from scapy.arch.common import compile_filter
+
+            prog = compile_filter(expr, linktype=linktype)
+            insns = ctypes.cast(prog.bf_insns, ctypes.POINTER(ctypes.c_ubyte * (8 * prog.bf_len))).contents
+            raw = bytes(insns)
+            return [struct.unpack_from("HBBI", raw, 8 * i) for i in range(prog.bf_len)]  # type: ignore[misc]
+        except Exception as exc:  # Scapy raises Scapy_Exception for both a bad filter and a missing libpcap
+            raise InvalidOption("-f", expr, f"cannot compile the BPF filter (install tcpdump): {exc}") from None
+    with tempfile.NamedTemporaryFile(suffix=".pcap") as tmp:
+        tmp.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, _SNAPLEN, linktype))
+        tmp.flush()
+        proc = subprocess.run([tcpdump, "-ddd", "-r", tmp.name, expr], capture_output=True, text=True)
+    if proc.returncode != 0:
+        reason = (proc.stderr.strip().splitlines() or ["syntax error"])[-1].removeprefix("tcpdump: ")
+        raise InvalidOption("-f", expr, f"not a valid BPF filter expression ({reason})")
+    lines = proc.stdout.split("\n")
+    count = int(lines[0])
+    return [tuple(int(x) for x in line.split()) for line in lines[1:count + 1]]  # type: ignore[misc]
+
+
+def _attach_filter(sock: socket.socket, program: list[tuple[int, int, int, int]]) -> None:
+    raw = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *insn) for insn in program))
+    fprog = struct.pack("HL", len(program), ctypes.addressof(raw))
+    sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
+
+
+class LiveCapture:
+    """An ``AF_PACKET`` capture: one interface (``SOCK_RAW``, its own link type) or all of them
+    (``SOCK_DGRAM``, written as Linux SLL2 like ``tcpdump -i any``), filtered in the kernel."""
+
+    def __init__(self, iface: str | None = None, bpf: str | None = None, *, rcvbuf: int = 32 << 20) -> None:
+        self.iface = iface
+        kind = socket.SOCK_DGRAM
+        self.linktype = LINKTYPE_LINUX_SLL2
+        if iface is not None:
+            try:
+                socket.if_nametoindex(iface)
+            except OSError:
+                names = ", ".join(n for _, n in socket.if_nameindex())
+                raise InvalidOption("-i", iface, f"no such interface here (interfaces: {names})") from None
+            try:
+                hatype = int(Path(f"/sys/class/net/{iface}/type").read_text())
+            except (OSError, ValueError):
+                hatype = -1
+            if hatype in _ARPHRD_LINKTYPES:
+                kind, self.linktype = socket.SOCK_RAW, _ARPHRD_LINKTYPES[hatype]
+        # the filter sees what the socket reads: with SOCK_DGRAM that starts at the network header
+        self.filter_linktype = LINKTYPE_RAW if kind == socket.SOCK_DGRAM else self.linktype
+        program = compile_bpf(bpf, self.filter_linktype) if bpf else None
+        try:
+            sock = socket.socket(socket.AF_PACKET, kind, 0)  # protocol 0: nothing queued before bind
+        except PermissionError:
+            from recon.errors import PrivilegeError
+
+            raise PrivilegeError("recon sniff (live capture)") from None
+        except OSError as exc:
+            raise ReconEnvironmentError(f"cannot open a packet socket: {exc.strerror}", hint="live capture needs Linux AF_PACKET") from None
+        try:
+            if program:
+                _attach_filter(sock, program)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            except OSError:
+                pass
+            sock.bind((iface or "", ETH_P_ALL))
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+        self._ifindex: dict[str, int] = {}
+
+    def frames(self, timeout: float | None = None) -> Iterator[Frame]:
+        """Frames as they arrive, until ``timeout`` seconds have passed (None: forever)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        sock, dgram = self.sock, self.linktype == LINKTYPE_LINUX_SLL2
+        while True:
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                sock.settimeout(left)
+            try:
+                data, addr = sock.recvfrom(_SNAPLEN)
+            except TimeoutError:
+                return
+            now = time.time_ns()
+            ifname, proto, pkttype, hatype, haddr = addr
+            wirelen = len(data)
+            if dgram:
+                idx = self._ifindex.get(ifname)
+                if idx is None:
+                    try:
+                        idx = self._ifindex[ifname] = socket.if_nametoindex(ifname)
+                    except OSError:
+                        idx = 0
+                data = _SLL2.pack(proto, 0, idx, hatype, pkttype, min(len(haddr), 8), haddr[:8]) + data
+                wirelen += 20
+            yield Frame(now, self.linktype, data, wirelen, ifname)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> "LiveCapture":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --- sniff: capture or replay, decode, filter, record -------------------------------------------
+
+PROTO_NAMES = {"icmp": 1, "tcp": 6, "udp": 17, "icmp6": 58, "icmpv6": 58}
+
+
+def parse_proto(value: str | int | None) -> int | None:
+    """``icmp``/``tcp``/``udp``/``icmp6`` or a protocol number 0-255 → the number (None stays None)."""
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    if text in PROTO_NAMES:
+        return PROTO_NAMES[text]
+    if text.isdigit() and 0 <= int(text) <= 255:
+        return int(text)
+    raise InvalidOption("--proto", value, "use icmp, tcp, udp, icmp6 or a protocol number 0-255")
+
+
+def sniff(*, read: str | os.PathLike[str] | None = None, iface: str | None = None, bpf: str | None = None,
+          proto: str | int | None = None, count: int | None = None, timeout: float | None = None,
+          write: str | os.PathLike[str] | None = None) -> Iterator[DecodedPacket]:
+    """Decoded packets, live (``AF_PACKET``, BPF in the kernel) or replayed from ``read`` (pcap/pcapng).
+
+    ``proto`` keeps one IP protocol (folded into the kernel filter live); ``count`` stops after that many
+    packets; ``timeout`` (seconds, live only) stops waiting; ``write`` records every kept frame to a pcap,
+    one write per record, so the file stays valid when the run is interrupted or killed.
+    Validation happens before any socket or file is opened for writing.
+    """
+    from recon.decode import decode
+
+    number = parse_proto(proto)
+    if count is not None and count < 1:
+        raise InvalidOption("-c", count, "give a count of 1 or more")
+    if timeout is not None and timeout <= 0:
+        raise InvalidOption("--timeout", timeout, "give a positive number of seconds")
+    if read is not None and (iface is not None or bpf is not None):
+        raise InvalidOption("-i/-f" if iface is not None and bpf is not None else ("-i" if iface is not None else "-f"),
+                            iface if iface is not None else bpf,
+                            "applies to live capture only; with --read, select packets with --proto")
+    if read is not None:
+        frames: Iterator[Frame] = read_frames(read)
+        live = None
+    else:
+        kernel = bpf
+        if number is not None:
+            clause = f"(ip proto {number} or ip6 proto {number})"
+            kernel = f"({bpf}) and {clause}" if bpf else clause
+        live = LiveCapture(iface, kernel)
+        frames = live.frames(timeout)
+    writer: PcapWriter | None = None
+    shown = 0
+    try:
+        if live is not None and write is not None:
+            writer = PcapWriter(write, live.linktype)
+        for index, fr in enumerate(frames, 1):
+            pkt = decode(fr.data, fr.linktype, frame=index, time_ns=fr.time_ns, wirelen=fr.wirelen, interface=fr.interface)
+            if number is not None:
+                ip = pkt.ip
+                if ip is None:
+                    continue
+                if isinstance(ip, IPHeader):
+                    if ip.proto != number:
+                        continue
+                elif number not in (ip.upper_proto, ip.next_header):
+                    continue
+            if write is not None:
+                if writer is None:
+                    writer = PcapWriter(write, fr.linktype)
+                if fr.linktype == writer.linktype:
+                    writer.write(fr.data, fr.time_ns)
+            yield pkt
+            shown += 1
+            if count is not None and shown >= count:
+                return
+    finally:
+        if writer is not None:
+            writer.close()
+        if live is not None:
+            live.close()
