@@ -282,6 +282,18 @@ def _attach_filter(sock: socket.socket, program: list[tuple[int, int, int, int]]
     sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
 
 
+def _hardware_type(iface: str) -> int:
+    """The interface's ARPHRD type (SIOCGIFHWADDR in this thread's namespace; -1 if unknown)."""
+    import fcntl
+
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            res = fcntl.ioctl(probe.fileno(), 0x8927, struct.pack("16s16s", iface.encode()[:15], b""))
+    except OSError:
+        return -1
+    return struct.unpack_from("H", res, 16)[0]
+
+
 class LiveCapture:
     """An ``AF_PACKET`` capture: one interface (``SOCK_RAW``, its own link type) or all of them
     (``SOCK_DGRAM``, written as Linux SLL2 like ``tcpdump -i any``), filtered in the kernel."""
@@ -296,17 +308,17 @@ class LiveCapture:
             except OSError:
                 names = ", ".join(n for _, n in socket.if_nameindex())
                 raise InvalidOption("-i", iface, f"no such interface here (interfaces: {names})") from None
-            try:
-                hatype = int(Path(f"/sys/class/net/{iface}/type").read_text())
-            except (OSError, ValueError):
-                hatype = -1
+            hatype = _hardware_type(iface)
             if hatype in _ARPHRD_LINKTYPES:
                 kind, self.linktype = socket.SOCK_RAW, _ARPHRD_LINKTYPES[hatype]
         # the filter sees what the socket reads: with SOCK_DGRAM that starts at the network header
         self.filter_linktype = LINKTYPE_RAW if kind == socket.SOCK_DGRAM else self.linktype
         program = compile_bpf(bpf, self.filter_linktype) if bpf else None
+        # One interface: protocol 0 queues nothing until bind(), after the filter is attached. All
+        # interfaces: Python cannot bind to ifindex 0, so the socket listens from creation and the few
+        # frames queued before the filter was attached are drained (as libpcap does).
         try:
-            sock = socket.socket(socket.AF_PACKET, kind, 0)  # protocol 0: nothing queued before bind
+            sock = socket.socket(socket.AF_PACKET, kind, 0 if iface else socket.htons(ETH_P_ALL))
         except PermissionError:
             from recon.errors import PrivilegeError
 
@@ -320,7 +332,16 @@ class LiveCapture:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
             except OSError:
                 pass
-            sock.bind((iface or "", ETH_P_ALL))
+            if iface:
+                sock.bind((iface, ETH_P_ALL))
+            elif program:
+                sock.setblocking(False)
+                try:
+                    while True:
+                        sock.recv(1)
+                except BlockingIOError:
+                    pass
+                sock.setblocking(True)
         except BaseException:
             sock.close()
             raise

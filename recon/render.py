@@ -122,6 +122,8 @@ def sniff_line(pkt: DecodedPacket) -> str:
     if ip is None:
         what = _ETHERTYPES.get(pkt.ethertype, f"ethertype 0x{pkt.ethertype:04x}") if pkt.ethertype is not None else "frame"
         line = f"{when} non-IP {what} {pkt.caplen} bytes"
+        rest = [p for p in pkt.problems if not p.startswith("non-IP")]
+        return line + (" [" + safe("; ".join(rest)) + "]" if rest else "")
     elif type(ip) is IPHeader:
         src, dst = ip.src, ip.dst
         if pkt.sport is not None:
@@ -223,7 +225,7 @@ def sniff_hex(pkt: DecodedPacket) -> str:
 
 
 def sniff_json(pkt: DecodedPacket, hexdump: bool = False) -> str | None:
-    """One JSON object per IP packet (None for non-IP frames). ``frag_offset`` is in bytes, as tshark shows it."""
+    """One JSON object per IP packet (None for non-IP frames). ``frag_offset`` is the header field (8-byte units, as tshark shows it)."""
     ip = pkt.ip
     if ip is None:
         return None
@@ -242,9 +244,9 @@ def sniff_json(pkt: DecodedPacket, hexdump: bool = False) -> str | None:
         return (f'{{"frame": {pkt.frame}, "time": {pkt.time_ns / 1e9:.6f}, "version": {ip.version}, "ihl": {ip.ihl},'
                 f' "tos": {ip.tos}, "len": {ip.total_length}, "id": {ip.id}, "ttl": {ip.ttl}, "proto": {ip.proto},'
                 f' "checksum": {ip.checksum}, "checksum_ok": {ok}, "flags": {_FLAG_JSON[ip.flags]},'
-                f' "frag_offset": {ip.frag_offset * 8}, "src": "{ip.src}", "dst": "{ip.dst}"{l4},'
+                f' "frag_offset": {ip.frag_offset}, "src": "{ip.src}", "dst": "{ip.dst}"{l4},'
                 f' "options": {opts}, "problems": {problems}}}')
-    frag = "null" if ip.frag_offset is None else ip.frag_offset * 8
+    frag = "null" if ip.frag_offset is None else ip.frag_offset
     upper = "null" if ip.upper_proto is None else ip.upper_proto
     return (f'{{"frame": {pkt.frame}, "time": {pkt.time_ns / 1e9:.6f}, "version": {ip.version},'
             f' "traffic_class": {ip.traffic_class}, "flow_label": {ip.flow_label}, "payload_length": {ip.payload_length},'
