@@ -107,6 +107,33 @@ _VLAN_TPIDS = frozenset((0x8100, 0x88A8, 0x9100))
 _NULL_INET6 = frozenset((10, 24, 28, 30))  # AF_INET6 on Linux, NetBSD/OpenBSD, FreeBSD, macOS
 
 
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _header(ver: int, ihl: int, tos: int, tlen: int, ident: int, flags: int, frag: int, ttl: int, proto: int,
+            csum: int, ok: bool | None, src: str, dst: str, options: tuple[IPOption, ...]) -> IPHeader:
+    """``IPHeader(...)`` without the frozen dataclass's per-field ``object.__setattr__`` calls (same object)."""
+    h = _new(IPHeader)
+    _set(h, "__dict__", {"version": ver, "ihl": ihl, "tos": tos, "total_length": tlen, "id": ident, "flags": flags,
+                         "frag_offset": frag, "ttl": ttl, "proto": proto, "checksum": csum, "checksum_ok": ok,
+                         "src": src, "dst": dst, "options": options})
+    return h
+
+
+def _packet(frame: int, time_ns: int, linktype: int, caplen: int, wirelen: int, ethertype: int | None,
+            ip: IPHeader | IPv6Header | None, icmp_type: int | None = None, icmp_code: int | None = None,
+            sport: int | None = None, dport: int | None = None, problems: tuple[str, ...] = (),
+            vlans: tuple[int, ...] = (), interface: str | None = None, data: bytes = b"") -> DecodedPacket:
+    """``DecodedPacket(...)``, built as ``_header`` builds its header."""
+    p = _new(DecodedPacket)
+    _set(p, "__dict__", {"frame": frame, "time_ns": time_ns, "linktype": linktype, "caplen": caplen, "wirelen": wirelen,
+                         "ethertype": ethertype, "ip": ip, "icmp_type": icmp_type, "icmp_code": icmp_code,
+                         "sport": sport, "dport": dport, "problems": problems, "vlans": vlans,
+                         "interface": interface, "data": data})
+    return p
+
+
 def proto_name(proto: int) -> str:
     return IP_PROTOCOLS.get(proto, str(proto))
 
@@ -280,7 +307,7 @@ def _ipv4(data: bytes, off: int, pad_ok: bool, problems: list[str]) -> tuple[IPH
         problems.append(f"fragment (offset {frag * 8}{', more' if flags & 1 else ', last'})")
     if flags & 4:
         problems.append("reserved flag set")
-    return (IPHeader(vihl >> 4, ihl, tos, tlen, ident, flags, frag, ttl, proto, csum, ok, inet_ntoa(s), inet_ntoa(d),
+    return (_header(vihl >> 4, ihl, tos, tlen, ident, flags, frag, ttl, proto, csum, ok, inet_ntoa(s), inet_ntoa(d),
                      opts), off + hlen, end)
 
 
@@ -346,10 +373,11 @@ def _ipv6(data: bytes, off: int, pad_ok: bool, problems: list[str]) -> tuple[IPv
 # --- the decoder ------------------------------------------------------------------------
 
 
-def decode(data: bytes, linktype: int = LINKTYPE_ETHERNET, *, frame: int = 0, time_ns: int = 0,
+def decode(data: bytes, linktype: int = LINKTYPE_ETHERNET, frame: int = 0, time_ns: int = 0,
            wirelen: int | None = None, interface: str | None = None) -> DecodedPacket:
     """Decode one captured frame. Never raises: everything wrong is listed in ``problems``."""
-    data = bytes(data)
+    if type(data) is not bytes:
+        data = bytes(data)
     problems: list[str] = []
     caplen = len(data)
     wl = caplen if wirelen is None else wirelen
@@ -357,13 +385,13 @@ def decode(data: bytes, linktype: int = LINKTYPE_ETHERNET, *, frame: int = 0, ti
         problems.append(f"snapped: {caplen} of {wl} bytes captured")
     off, etype, vlans = _link(data, linktype, problems)
     if off < 0:
-        return DecodedPacket(frame, time_ns, linktype, caplen, wl, etype, None, problems=tuple(problems),
+        return _packet(frame, time_ns, linktype, caplen, wl, etype, None, problems=tuple(problems),
                              vlans=vlans, interface=interface, data=data)
     pad_ok = linktype == LINKTYPE_ETHERNET
     if etype is None:  # raw IP: the version nibble decides
         if off >= caplen:
             problems.append("empty IP packet")
-            return DecodedPacket(frame, time_ns, linktype, caplen, wl, None, None, problems=tuple(problems),
+            return _packet(frame, time_ns, linktype, caplen, wl, None, None, problems=tuple(problems),
                                  interface=interface, data=data)
         v = data[off] >> 4
         if linktype == LINKTYPE_IPV4 or (linktype != LINKTYPE_IPV6 and v == 4):
@@ -372,7 +400,7 @@ def decode(data: bytes, linktype: int = LINKTYPE_ETHERNET, *, frame: int = 0, ti
             etype = _ETHERTYPE_IPV6
         else:
             problems.append(f"non-IP (version {v} on a raw IP link)")
-            return DecodedPacket(frame, time_ns, linktype, caplen, wl, None, None, problems=tuple(problems),
+            return _packet(frame, time_ns, linktype, caplen, wl, None, None, problems=tuple(problems),
                                  interface=interface, data=data)
     ip: IPHeader | IPv6Header | None
     upper: int | None
@@ -390,7 +418,7 @@ def decode(data: bytes, linktype: int = LINKTYPE_ETHERNET, *, frame: int = 0, ti
             problems.append(f"version {ip.version} in an IPv6 header")
     else:
         problems.append(f"non-IP (ethertype 0x{etype:04x})")
-        return DecodedPacket(frame, time_ns, linktype, caplen, wl, etype, None, problems=tuple(problems),
+        return _packet(frame, time_ns, linktype, caplen, wl, etype, None, problems=tuple(problems),
                              vlans=vlans, interface=interface, data=data)
     it = ic = sp = dp = None
     if upper is not None:
@@ -404,5 +432,5 @@ def decode(data: bytes, linktype: int = LINKTYPE_ETHERNET, *, frame: int = 0, ti
                 sp, dp = _HH.unpack_from(data, start)
             else:
                 problems.append(f"truncated {proto_name(upper)} header")
-    return DecodedPacket(frame, time_ns, linktype, caplen, wl, etype, ip, it, ic, sp, dp, tuple(problems), vlans,
+    return _packet(frame, time_ns, linktype, caplen, wl, etype, ip, it, ic, sp, dp, tuple(problems), vlans,
                          interface, data)

