@@ -34,7 +34,8 @@ from recon.errors import CaptureError, InputError, InvalidOption, ReconEnvironme
 from recon.models import DecodedPacket, IPHeader
 
 __all__ = ["PcapWriter", "LINKTYPE_ETHERNET", "LINKTYPE_RAW", "LINKTYPE_IPV4", "LINKTYPE_IPV6", "LINKTYPE_LINUX_SLL2",
-           "Frame", "read_frames", "compile_bpf", "LiveCapture", "SUPPORTED_LINKTYPES", "sniff", "parse_proto"]
+           "Frame", "read_frames", "compile_bpf", "LiveCapture", "SUPPORTED_LINKTYPES", "sniff", "parse_proto",
+           "bpf_match"]
 
 LINKTYPE_ETHERNET = 1
 LINKTYPE_RAW = 101  # raw IPv4 or IPv6, version nibble decides
@@ -276,6 +277,100 @@ def compile_bpf(expr: str, linktype: int) -> list[tuple[int, int, int, int]]:
     return [tuple(int(x) for x in line.split()) for line in lines[1:count + 1]]  # type: ignore[misc]
 
 
+def bpf_match(program: list[tuple[int, int, int, int]], data: bytes, wirelen: int | None = None) -> bool:
+    """Run a classic BPF program over one frame, as the kernel does (``tcpdump -r FILE EXPR`` semantics):
+    True when it returns a non-zero length. A load beyond the captured bytes rejects the frame."""
+    a = x = 0
+    mem = [0] * 16
+    n = len(data)
+    pc = 0
+    count = len(program)
+    while pc < count:
+        code, jt, jf, k = program[pc]
+        pc += 1
+        cls = code & 0x07
+        if cls in (0x00, 0x01):  # LD, LDX
+            mode, size = code & 0xE0, code & 0x18
+            if mode == 0x00:  # IMM
+                val = k
+            elif mode == 0x80 and cls == 0x00:  # LEN
+                val = n if wirelen is None else wirelen
+            elif mode == 0x80:  # LDX LEN
+                val = n if wirelen is None else wirelen
+            elif mode == 0x60:  # MEM
+                val = mem[k & 15]
+            elif mode == 0xA0 and cls == 0x01:  # LDX MSH: 4 * (P[k] & 0xf)
+                if k >= n:
+                    return False
+                val = (data[k] & 0x0F) << 2
+            else:  # ABS (0x20) or IND (0x40)
+                off = k + (x if mode == 0x40 else 0)
+                width = 4 if size == 0x00 else 2 if size == 0x08 else 1
+                if off < 0 or off + width > n:
+                    return False
+                val = int.from_bytes(data[off:off + width], "big")
+            if cls == 0x00:
+                a = val
+            else:
+                x = val
+        elif cls == 0x02:  # ST
+            mem[k & 15] = a
+        elif cls == 0x03:  # STX
+            mem[k & 15] = x
+        elif cls == 0x04:  # ALU
+            op = code & 0xF0
+            src = x if code & 0x08 else k
+            if op == 0x00:
+                a = (a + src) & 0xFFFFFFFF
+            elif op == 0x10:
+                a = (a - src) & 0xFFFFFFFF
+            elif op == 0x20:
+                a = (a * src) & 0xFFFFFFFF
+            elif op == 0x30:
+                if src == 0:
+                    return False
+                a //= src
+            elif op == 0x40:
+                a |= src
+            elif op == 0x50:
+                a &= src
+            elif op == 0x60:
+                a = (a << src) & 0xFFFFFFFF if src < 32 else 0
+            elif op == 0x70:
+                a = a >> src if src < 32 else 0
+            elif op == 0x80:
+                a = (-a) & 0xFFFFFFFF
+            elif op == 0x90:
+                if src == 0:
+                    return False
+                a %= src
+            elif op == 0xA0:
+                a ^= src
+        elif cls == 0x05:  # JMP
+            op = code & 0xF0
+            src = x if code & 0x08 else k
+            if op == 0x00:
+                pc += k
+                continue
+            if op == 0x10:
+                taken = a == src
+            elif op == 0x20:
+                taken = a > src
+            elif op == 0x30:
+                taken = a >= src
+            else:  # 0x40 JSET
+                taken = bool(a & src)
+            pc += jt if taken else jf
+        elif cls == 0x06:  # RET
+            return bool(a if code & 0x18 == 0x10 else k)
+        else:  # MISC: TAX / TXA
+            if code & 0xF8 == 0x00:
+                x = a
+            else:
+                a = x
+    return False
+
+
 def _attach_filter(sock: socket.socket, program: list[tuple[int, int, int, int]]) -> None:
     raw = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *insn) for insn in program))
     fprog = struct.pack("HL", len(program), ctypes.addressof(raw))
@@ -420,13 +515,14 @@ def sniff(*, read: str | os.PathLike[str] | None = None, iface: str | None = Non
         raise InvalidOption("-c", count, "give a count of 1 or more")
     if timeout is not None and timeout <= 0:
         raise InvalidOption("--timeout", timeout, "give a positive number of seconds")
-    if read is not None and (iface is not None or bpf is not None):
-        raise InvalidOption("-i/-f" if iface is not None and bpf is not None else ("-i" if iface is not None else "-f"),
-                            iface if iface is not None else bpf,
-                            "applies to live capture only; with --read, select packets with --proto")
+    if read is not None and iface is not None:
+        raise InvalidOption("-i", iface, "applies to live capture only (a --read file has its own interfaces)")
+    if bpf is not None and not bpf.strip():
+        raise InvalidOption("-f", bpf, "give a tcpdump filter expression, e.g. 'icmp and host 198.18.0.10'")
+    programs: dict[int, list[tuple[int, int, int, int]]] = {}
     if read is not None:
         frames: Iterator[Frame] = read_frames(read)
-        live = None
+        live = None  # a -f filter is compiled per link type at the first frame of that type
     else:
         kernel = bpf
         if number is not None:
@@ -434,12 +530,19 @@ def sniff(*, read: str | os.PathLike[str] | None = None, iface: str | None = Non
             kernel = f"({bpf}) and {clause}" if bpf else clause
         live = LiveCapture(iface, kernel)
         frames = live.frames(timeout)
+        bpf = None  # already applied by the kernel
     writer: PcapWriter | None = None
     shown = 0
     try:
         if live is not None and write is not None:
             writer = PcapWriter(write, live.linktype)
         for index, fr in enumerate(frames, 1):
+            if bpf is not None:
+                program = programs.get(fr.linktype)
+                if program is None:
+                    program = programs[fr.linktype] = compile_bpf(bpf, fr.linktype)
+                if not bpf_match(program, fr.data, fr.wirelen):
+                    continue
             pkt = decode(fr[2], fr[1], index, fr[0], fr[3], fr[4])  # positional: this loop is the hot path
             if number is not None:
                 ip = pkt.ip

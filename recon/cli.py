@@ -98,7 +98,7 @@ def ping() -> int:
 def sniff(
     proto: Annotated[Optional[str], typer.Option("--proto", help="Keep one IP protocol: icmp, tcp, udp, icmp6 or a number 0-255.")] = None,
     interface: Annotated[Optional[str], typer.Option("--interface", "-i", help="Capture on this interface (default: all).")] = None,
-    bpf: Annotated[Optional[str], typer.Option("--filter", "-f", help="tcpdump filter expression, compiled into the kernel (live only).")] = None,
+    bpf: Annotated[Optional[str], typer.Option("--filter", "-f", help="tcpdump filter expression: compiled into the kernel live; with --read, the same BPF program runs per frame.")] = None,
     count: Annotated[Optional[int], typer.Option("--count", "-c", help="Stop after COUNT packets.")] = None,
     timeout: Annotated[Optional[float], typer.Option("--timeout", help="Stop a live capture after S seconds.")] = None,
     write: Annotated[Optional[str], typer.Option("--write", "-w", help="Also record the packets to FILE.pcap (valid even if interrupted).")] = None,

@@ -161,30 +161,21 @@ def _link(data: bytes, linktype: int, problems: list[str]) -> tuple[int, int | N
             problems.append(f"truncated Ethernet header ({n} of 14 bytes)")
             return -1, None, ()
         etype = (data[12] << 8) | data[13]
-        off = 14
         if etype not in _VLAN_TPIDS:
-            return off, etype, ()
-        vlans: list[int] = []
-        while etype in _VLAN_TPIDS:
-            if n < off + 4:
-                problems.append("truncated 802.1Q tag")
-                return -1, etype, tuple(vlans)
-            tci, etype = _HH.unpack_from(data, off)
-            vlans.append(tci & 0x0FFF)
-            off += 4
-        return off, etype, tuple(vlans)
+            return 14, etype, ()
+        return _after_ethertype(data, 14, etype, problems)
     if linktype in (LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6, 12, 14):
         return 0, None, ()
     if linktype == LINKTYPE_LINUX_SLL2:
         if n < 20:
             problems.append(f"truncated Linux SLL2 header ({n} of 20 bytes)")
             return -1, None, ()
-        return _sll_payload(data, 20, (data[0] << 8) | data[1], problems)
+        return _after_ethertype(data, 20, (data[0] << 8) | data[1], problems)
     if linktype == LINKTYPE_LINUX_SLL:
         if n < 16:
             problems.append(f"truncated Linux SLL header ({n} of 16 bytes)")
             return -1, None, ()
-        return _sll_payload(data, 16, (data[14] << 8) | data[15], problems)
+        return _after_ethertype(data, 16, (data[14] << 8) | data[15], problems)
     if linktype in (LINKTYPE_NULL, LINKTYPE_LOOP):
         if n < 4:
             problems.append(f"truncated loopback header ({n} of 4 bytes)")
@@ -205,7 +196,8 @@ def _link(data: bytes, linktype: int, problems: list[str]) -> tuple[int, int | N
     return -1, None, ()
 
 
-def _sll_payload(data: bytes, off: int, etype: int, problems: list[str]) -> tuple[int, int | None, tuple[int, ...]]:
+def _after_ethertype(data: bytes, off: int, etype: int, problems: list[str]) -> tuple[int, int | None, tuple[int, ...]]:
+    """Skip 802.1Q/802.1ad tags that follow an ethertype field (Ethernet, SLL, SLL2)."""
     vlans: list[int] = []
     while etype in _VLAN_TPIDS:
         if len(data) < off + 4:

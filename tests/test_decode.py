@@ -221,3 +221,20 @@ def test_decode_never_raises_and_output_stays_clean(data: bytes, linktype: int) 
     for text in (render.sniff_line(pkt), render.sniff_verbose(pkt), render.sniff_hex(pkt),
                  render.sniff_json(pkt, hexdump=True) or ""):
         assert not CONTROL & set(text), repr(text)
+
+
+def test_fast_construction_builds_the_same_frozen_dataclasses() -> None:
+    """The decoder's one-step construction yields objects equal to the dataclass constructors' and as frozen."""
+    import dataclasses
+
+    from recon.models import DecodedPacket
+
+    pkt = decode(ether(ipv4(options=bytes([1, 1, 1, 0]))), 1, 7, 123)
+    assert isinstance(pkt.ip, IPHeader)
+    ip = IPHeader(**{f.name: getattr(pkt.ip, f.name) for f in dataclasses.fields(IPHeader)})
+    rebuilt = DecodedPacket(**{**{f.name: getattr(pkt, f.name) for f in dataclasses.fields(DecodedPacket)}, "ip": ip})
+    assert rebuilt == pkt and hash(rebuilt) == hash(pkt) and dataclasses.asdict(rebuilt) == dataclasses.asdict(pkt)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        pkt.ip.ttl = 1  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        pkt.frame = 2  # type: ignore[misc]

@@ -134,9 +134,31 @@ def test_corrupt_and_unknown_captures_are_one_line_errors(tmp_path: Path) -> Non
     assert len(recon("sniff", "--read", str(tmp_path / "corrupt.pcap")).stdout.splitlines()) == 1
 
 
+FILTERS = ["icmp", "ip6", "icmp6 and ip6 dst 2001:db8::10", "udp port 53", "ip[6:2] & 0x1fff != 0", "len > 100",
+           "ip and not icmp", "arp", "ip proto 1 and ip[8] = 63", "ip6 proto 58", "host 198.18.12.1"]
+
+
+@pytest.mark.parametrize("path", CAPTURE_FILES, ids=lambda p: p.name)
+def test_read_with_bpf_filter_keeps_what_tcpdump_keeps(path: Path) -> None:
+    """`recon sniff --read F -f EXPR` keeps exactly the frames `tcpdump -r F EXPR` keeps, for a range of filters."""
+    tcpdump = need_tool("tcpdump")
+    kept_any = False
+    for expr in FILTERS:
+        want = subprocess.run([tcpdump, "-n", "-r", str(path), expr], capture_output=True, text=True)
+        got = recon("sniff", "--read", str(path), "-f", expr)
+        if want.returncode != 0:  # e.g. 'arp' on a raw-IP file: "expression rejects all packets"
+            assert got.returncode == 2 and "-f" in got.stderr and got.stdout == "", expr
+            continue
+        assert got.returncode in (0, 1), got.stderr
+        assert len(got.stdout.splitlines()) == len(want.stdout.splitlines()), expr
+        kept_any |= bool(got.stdout)
+    assert kept_any
+
+
 def test_bad_options_are_rejected_before_capturing() -> None:
-    """A bad --proto, -c 0, or -f with --read exit 2 with one line naming the option."""
-    for args, words in ((["--proto", "igmpx"], "--proto"), (["-c", "0"], "-c"), (["-f", "icmp"], "-f")):
+    """A bad --proto, -c 0, a filter that does not compile, or -i with --read exit 2 with one line naming the option."""
+    for args, words in ((["--proto", "igmpx"], "--proto"), (["-c", "0"], "-c"), (["-f", "icmp and and"], "-f"),
+                        (["-i", "eth0"], "-i")):
         res = recon("sniff", "--read", str(CAPTURES / "ipv6.pcap"), *args)
         assert res.returncode == 2 and words in res.stderr and len(res.stderr.splitlines()) == 1, res.stderr
 
