@@ -244,6 +244,7 @@ def _read_pcapng(buf: bytes | mmap.mmap, name: str) -> Iterator[Frame]:
 
 ETH_P_ALL = 0x0003
 _SO_ATTACH_FILTER = 26
+_SO_TIMESTAMPNS = 35  # also SCM_TIMESTAMPNS
 _ARPHRD_LINKTYPES = {1: LINKTYPE_ETHERNET, 772: LINKTYPE_ETHERNET, 65534: LINKTYPE_RAW}  # ether, loopback, none (tun)
 _SLL2 = struct.Struct("!HHIHBB8s")
 
@@ -427,6 +428,7 @@ class LiveCapture:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
             except OSError:
                 pass
+            sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)  # the kernel's receive time, as tcpdump shows
             if iface:
                 sock.bind((iface, ETH_P_ALL))
             elif program:
@@ -454,10 +456,16 @@ class LiveCapture:
                     return
                 sock.settimeout(left)
             try:
-                data, addr = sock.recvfrom(_SNAPLEN)
+                data, anc, _, addr = sock.recvmsg(_SNAPLEN, 64)
             except TimeoutError:
                 return
-            now = time.time_ns()
+            now = 0
+            for level, kind, value in anc:
+                if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(value) >= 16:
+                    sec, nsec = struct.unpack_from("qq", value)
+                    now = sec * 1_000_000_000 + nsec
+            if not now:
+                now = time.time_ns()
             ifname, proto, pkttype, hatype, haddr = addr
             wirelen = len(data)
             if dgram:
@@ -515,6 +523,8 @@ def sniff(*, read: str | os.PathLike[str] | None = None, iface: str | None = Non
         raise InvalidOption("-c", count, "give a count of 1 or more")
     if timeout is not None and timeout <= 0:
         raise InvalidOption("--timeout", timeout, "give a positive number of seconds")
+    if read is not None and timeout is not None:
+        raise InvalidOption("--timeout", timeout, "applies to live capture only (a --read file ends by itself)")
     if read is not None and iface is not None:
         raise InvalidOption("-i", iface, "applies to live capture only (a --read file has its own interfaces)")
     if bpf is not None and not bpf.strip():
@@ -556,8 +566,10 @@ def sniff(*, read: str | os.PathLike[str] | None = None, iface: str | None = Non
             if write is not None:
                 if writer is None:
                     writer = PcapWriter(write, fr.linktype)
-                if fr.linktype == writer.linktype:
-                    writer.write(fr.data, fr.time_ns)
+                if fr.linktype != writer.linktype:
+                    raise CaptureError(f"frame {index} has link type {fr.linktype}, but {writer.path} was started "
+                                       f"with link type {writer.linktype}", hint="a pcap holds one link type")
+                writer.write(fr.data, fr.time_ns)
             yield pkt
             shown += 1
             if count is not None and shown >= count:
