@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from recon.capture import PcapWriter, read_frames
-from tests.conftest import CAPTURES, ROOT, need_tool
+from tests.conftest import CAPTURES, ROOT, need_lab, need_tool
 from tests.test_decode import CONTROL, ether, ipv4, tshark_rows
 
 CAPTURE_FILES = sorted(p for p in CAPTURES.iterdir() if p.suffix in (".pcap", ".pcapng"))
@@ -240,3 +240,15 @@ def test_unknown_interface_is_one_line(lab) -> None:
     res = lab.recon("sniff", "-i", "nosuch0", "-c", "1")
     assert res.returncode == 2 and "no such interface" in res.stderr and "eth0" in res.stderr
     assert os.geteuid() == 0
+
+
+def test_live_capture_without_privileges_says_how_to_fix_it() -> None:
+    """As an unprivileged user, a live sniff exits 3 with one line naming CAP_NET_RAW; --read still works."""
+    need_tool("setpriv")
+    need_lab()  # root, to drop to nobody (fails, not skips, under CI)
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", sys.executable, "-m", "recon"]
+    res = subprocess.run([*nobody, "sniff", "-c", "1", "--timeout", "1"], capture_output=True, text=True, cwd=ROOT, timeout=30)
+    assert res.returncode == 3 and "CAP_NET_RAW" in res.stderr and len(res.stderr.splitlines()) == 1
+    replay = subprocess.run([*nobody, "sniff", "--read", str(CAPTURES / "ipv6.pcap")], capture_output=True, text=True,
+                            cwd=ROOT, timeout=30)
+    assert replay.returncode == 0 and "2001:db8::10" in replay.stdout
