@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 from recon.lab import Lab  # noqa: E402  (after the path fix, so the repo's recon is used)
 
 PY = sys.executable
+FALLBACKS: set[str] = set()  # recon commands not built yet, replaced by their closest honest equivalent
 RECON = [PY, "-m", "recon"]
 
 
@@ -58,6 +59,7 @@ def record(ns: str, out: Path, traffic: list[Traffic], iface: str | None = None)
         for where, cmd, *fallback in traffic:
             res = ns_run(where, cmd)
             if fallback and "not built yet" in res.stderr:
+                FALLBACKS.add(cmd[3])
                 print(f"  [{where}] {' '.join(cmd[1:])}: not built yet, using the fallback", file=sys.stderr)
                 cmd = fallback[0]
                 res = ns_run(where, cmd)
@@ -154,6 +156,11 @@ def main() -> int:
     readme = outdir / "README.md"
     head = readme.read_text().split("\n## Files", 1)[0].rstrip() if readme.exists() else "# captures"
     body = "\n".join(f"- {n}" for n in notes)
+    if FALLBACKS:
+        names = ", ".join(f"`recon {c}`" for c in sorted(FALLBACKS))
+        body += (f"\n\nWhen these files were made, {names} were not built yet on this branch, so the script ran the "
+                 "commands named above instead (iputils ping, Scapy inside the scanner namespace); once they are "
+                 "built, it runs them and these lines name them.")
     readme.write_text(f"{head}\n\n## Files\n\nMade by `sudo .venv/bin/python scripts/make_captures.py` "
                       f"(builds its own lab, tears it down):\n\n{body}\n")
     for f in sorted(outdir.glob("*.pcap*")):
