@@ -157,6 +157,7 @@ def _read_pcap(buf: bytes | mmap.mmap, name: str, order: str, unit_ns: int, rec_
     limit = max(_MAX_RECORD, min(snaplen, 1 << 26))
     rec = struct.Struct(order + "IIII")
     unpack = rec.unpack_from
+    new = tuple.__new__  # Frame(...) without NamedTuple's Python-level __new__: this loop is hot
     off, index = 24, 0
     while off < n:
         if off + rec_size > n:
@@ -169,7 +170,7 @@ def _read_pcap(buf: bytes | mmap.mmap, name: str, order: str, unit_ns: int, rec_
         if end > n:
             raise CaptureError(f"{name}: truncated frame {index + 1} ({n - off} of {incl} bytes)")
         index += 1
-        yield Frame(sec * 1_000_000_000 + frac * unit_ns, linktype, buf[off:end], orig)
+        yield new(Frame, (sec * 1_000_000_000 + frac * unit_ns, linktype, buf[off:end], orig, None))
         off = end
 
 

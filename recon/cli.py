@@ -117,16 +117,20 @@ def sniff(
     shown = 0
     start = time.monotonic()
     try:
-        for pkt in packets:
-            shown += 1
-            if as_json:
-                line = render.sniff_json(pkt, hexdump=hexdump)
+        if as_json:
+            as_json_line = render.sniff_json
+            for pkt in packets:
+                shown += 1
+                line = as_json_line(pkt, hexdump)
                 if line is not None:
                     emit(line)
-                continue
-            emit(render.sniff_verbose(pkt) if verbose else render.sniff_line(pkt))
-            if hexdump:
-                emit(render.sniff_hex(pkt))
+        else:
+            as_text = render.sniff_verbose if verbose else render.sniff_line
+            for pkt in packets:
+                shown += 1
+                emit(as_text(pkt))
+                if hexdump:
+                    emit(render.sniff_hex(pkt))
     except KeyboardInterrupt:
         packets.close()  # closes the socket and the -w file
     finally:

@@ -375,7 +375,10 @@ def decode(data: bytes, linktype: int = LINKTYPE_ETHERNET, frame: int = 0, time_
     wl = caplen if wirelen is None else wirelen
     if wl > caplen:
         problems.append(f"snapped: {caplen} of {wl} bytes captured")
-    off, etype, vlans = _link(data, linktype, problems)
+    if linktype == 1 and caplen >= 14 and (data[12] << 8 | data[13]) not in _VLAN_TPIDS:  # the common case, inline
+        off, etype, vlans = 14, data[12] << 8 | data[13], ()
+    else:
+        off, etype, vlans = _link(data, linktype, problems)
     if off < 0:
         return _packet(frame, time_ns, linktype, caplen, wl, etype, None, problems=tuple(problems),
                              vlans=vlans, interface=interface, data=data)

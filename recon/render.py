@@ -229,6 +229,11 @@ def sniff_hex(pkt: DecodedPacket) -> str:
     return "\n".join(rows)
 
 
+def _epoch(time_ns: int) -> str:
+    sec, us = divmod(time_ns // 1000, 1_000_000)
+    return f"{sec}.{us:06d}"
+
+
 def sniff_json(pkt: DecodedPacket, hexdump: bool = False) -> str | None:
     """One JSON object per IP packet (None for non-IP frames). ``frag_offset`` is the header field (8-byte units, as tshark shows it)."""
     ip = pkt.ip
@@ -246,14 +251,14 @@ def sniff_json(pkt: DecodedPacket, hexdump: bool = False) -> str | None:
     if type(ip) is IPHeader:
         ok = "true" if ip.checksum_ok else ("false" if ip.checksum_ok is False else "null")
         opts = json.dumps([o.name for o in ip.options]) if ip.options else "[]"
-        return (f'{{"frame": {pkt.frame}, "time": {pkt.time_ns / 1e9:.6f}, "version": {ip.version}, "ihl": {ip.ihl},'
+        return (f'{{"frame": {pkt.frame}, "time": {_epoch(pkt.time_ns)}, "version": {ip.version}, "ihl": {ip.ihl},'
                 f' "tos": {ip.tos}, "len": {ip.total_length}, "id": {ip.id}, "ttl": {ip.ttl}, "proto": {ip.proto},'
                 f' "checksum": {ip.checksum}, "checksum_ok": {ok}, "flags": {_FLAG_JSON[ip.flags]},'
                 f' "frag_offset": {ip.frag_offset}, "src": "{ip.src}", "dst": "{ip.dst}"{l4},'
                 f' "options": {opts}, "problems": {problems}}}')
     frag = "null" if ip.frag_offset is None else ip.frag_offset
     upper = "null" if ip.upper_proto is None else ip.upper_proto
-    return (f'{{"frame": {pkt.frame}, "time": {pkt.time_ns / 1e9:.6f}, "version": {ip.version},'
+    return (f'{{"frame": {pkt.frame}, "time": {_epoch(pkt.time_ns)}, "version": {ip.version},'
             f' "traffic_class": {ip.traffic_class}, "flow_label": {ip.flow_label}, "payload_length": {ip.payload_length},'
             f' "next_header": {ip.next_header}, "hop_limit": {ip.hop_limit}, "src": "{ip.src}", "dst": "{ip.dst}",'
             f' "proto": {upper}, "extensions": {json.dumps(list(ip.extensions))}, "frag_offset": {frag}{l4},'
@@ -269,17 +274,27 @@ def sniff_summary(shown: int, seconds: float, path: str | None = None) -> str:
 
 def sniff_emitter(live: bool) -> Any:
     """A function that prints one block of output; ``None`` flushes. Live output (or a terminal) is
-    flushed per packet; replayed output to a file or pipe is buffered, for speed."""
+    flushed per packet; replayed output to a file or pipe is written 256 blocks at a time, for speed."""
     stream = sys.stdout
-    write = stream.write
-    per_line = live or stream.isatty()
+    if live or stream.isatty():
+        def emit_now(text: str | None) -> None:
+            if text is not None:
+                stream.write(text + "\n")
+            stream.flush()
+
+        return emit_now
+    pending: list[str] = []
+    append = pending.append
 
     def emit(text: str | None) -> None:
+        if text is not None:
+            append(text)
+            if len(pending) < 256:
+                return
+        if pending:
+            stream.write("\n".join(pending) + "\n")
+            pending.clear()
         if text is None:
-            stream.flush()
-            return
-        write(text + "\n")
-        if per_line:
             stream.flush()
 
     return emit
