@@ -509,12 +509,13 @@ def parse_proto(value: str | int | None) -> int | None:
 
 def sniff(*, read: str | os.PathLike[str] | None = None, iface: str | None = None, bpf: str | None = None,
           proto: str | int | None = None, count: int | None = None, timeout: float | None = None,
-          write: str | os.PathLike[str] | None = None) -> Iterator[DecodedPacket]:
+          write: str | os.PathLike[str] | None = None, ip_only: bool = False) -> Iterator[DecodedPacket]:
     """Decoded packets, live (``AF_PACKET``, BPF in the kernel) or replayed from ``read`` (pcap/pcapng).
 
     ``proto`` keeps one IP protocol (folded into the kernel filter live); ``count`` stops after that many
     packets; ``timeout`` (seconds, live only) stops waiting; ``write`` records every kept frame to a pcap,
     one write per record, so the file stays valid when the run is interrupted or killed.
+    ``ip_only`` drops non-IP frames (ARP, …) before counting and recording, as ``--json`` shows IP packets only.
     Validation happens before any socket or file is opened for writing.
     """
     from recon.decode import decode
@@ -555,6 +556,8 @@ def sniff(*, read: str | os.PathLike[str] | None = None, iface: str | None = Non
                 if not bpf_match(program, fr.data, fr.wirelen):
                     continue
             pkt = decode(fr[2], fr[1], index, fr[0], fr[3], fr[4])  # positional: this loop is the hot path
+            if ip_only and pkt.ip is None:
+                continue
             if number is not None:
                 ip = pkt.ip
                 if ip is None:

@@ -112,7 +112,8 @@ def sniff(
 
     from recon.capture import sniff as run_sniff
 
-    packets = run_sniff(read=read, iface=interface, bpf=bpf, proto=proto, count=count, timeout=timeout, write=write)
+    packets = run_sniff(read=read, iface=interface, bpf=bpf, proto=proto, count=count, timeout=timeout, write=write,
+                        ip_only=as_json)
     emit = render.sniff_emitter(live=read is None)
     shown = 0
     start = time.monotonic()

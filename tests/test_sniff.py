@@ -62,6 +62,8 @@ def test_proto_filter_on_replay() -> None:
     assert udp.returncode == 0 and [json.loads(x)["proto"] for x in udp.stdout.splitlines()] == [17, 17]
     v6 = recon("sniff", "-r", str(CAPTURES / "ipv6.pcap"), "--proto", "58", "-c", "3")
     assert v6.returncode == 0 and len(v6.stdout.splitlines()) == 3 and "ICMPv6" in v6.stdout
+    first = recon("sniff", "-r", str(CAPTURES / "crafted-spoofed.pcap"), "--json", "-c", "2")  # ARP frames come first
+    assert [json.loads(x)["src"] for x in first.stdout.splitlines()] == ["198.18.12.1", "198.18.12.1"]
     none = recon("sniff", "-r", str(CAPTURES / "ipv6.pcap"), "--proto", "tcp")
     assert none.returncode == 1 and none.stdout == ""
 
