@@ -238,3 +238,25 @@ def test_fast_construction_builds_the_same_frozen_dataclasses() -> None:
         pkt.ip.ttl = 1  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         pkt.frame = 2  # type: ignore[misc]
+
+
+_HEADS = [b"", bytes.fromhex("d4c3b2a1"), bytes.fromhex("a1b2c3d4"), bytes.fromhex("4d3cb2a1"), bytes.fromhex("0a0d0d0a"),
+          bytes.fromhex("d4c3b2a102000400000000000000000000000400") + b"\x01\x00\x00\x00"]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(head=st.sampled_from(_HEADS), tail=st.binary(max_size=300), cut=st.integers(0, 60))
+def test_reading_hostile_files_raises_only_capture_error(tmp_path: Path, head: bytes, tail: bytes, cut: int) -> None:
+    """Random bytes behind pcap/pcapng magics, and real captures with random damage, yield frames and at most
+    one CaptureError: never another exception."""
+    from recon.errors import CaptureError
+
+    real = (CAPTURES / ("fragments.pcapng" if cut % 2 else "ping-errors.pcap")).read_bytes()
+    for blob in (head + tail, real[:len(real) - cut] + tail[:cut], real[:40 + cut] + tail + real[40 + cut:]):
+        path = tmp_path / "f.cap"
+        path.write_bytes(blob)
+        try:
+            for frame in read_frames(path):
+                decode(frame.data, frame.linktype)
+        except CaptureError:
+            pass
