@@ -427,5 +427,5 @@ def decode(data: bytes, linktype: int = LINKTYPE_ETHERNET, frame: int = 0, time_
                 sp, dp = _HH.unpack_from(data, start)
             else:
                 problems.append(f"truncated {proto_name(upper)} header")
-    return _packet(frame, time_ns, linktype, caplen, wl, etype, ip, it, ic, sp, dp, tuple(problems), vlans,
-                         interface, data)
+    return _packet(frame, time_ns, linktype, caplen, wl, etype, ip, it, ic, sp, dp, tuple(problems) if problems else (),
+                   vlans, interface, data)

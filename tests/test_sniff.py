@@ -254,3 +254,14 @@ def test_live_capture_without_privileges_says_how_to_fix_it() -> None:
     replay = subprocess.run([*nobody, "sniff", "--read", str(CAPTURES / "ipv6.pcap")], capture_output=True, text=True,
                             cwd=ROOT, timeout=30)
     assert replay.returncode == 0 and "2001:db8::10" in replay.stdout
+
+
+def test_read_filter_and_write_a_new_capture(tmp_path: Path) -> None:
+    """--read with --proto and -w records exactly the kept packets, in the source's link type, readable by tshark."""
+    out = tmp_path / "icmp6.pcap"
+    res = recon("sniff", "--read", str(CAPTURES / "sweep.pcap"), "--proto", "icmp6", "-w", str(out))
+    assert res.returncode == 0, res.stderr
+    shown = len(res.stdout.splitlines())
+    rows = tshark_rows(out)
+    assert len(rows) == shown > 0 and all(r["icmpv6.type"] for r in rows)
+    assert {f.linktype for f in read_frames(out)} == {276}
