@@ -154,10 +154,50 @@ def ping(
 # --- sniff ------------------------------------------------------------------------------
 
 
-@app.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True}, short_help="Decode IP headers live or from pcap, as in: recon sniff --proto icmp")
-def sniff() -> int:
+@app.command(short_help="Decode IP headers live or from pcap, as in: recon sniff --proto icmp")
+def sniff(
+    proto: Annotated[Optional[str], typer.Option("--proto", help="Keep one IP protocol: icmp, tcp, udp, icmp6 or a number 0-255.")] = None,
+    interface: Annotated[Optional[str], typer.Option("--interface", "-i", help="Capture on this interface (default: all).")] = None,
+    bpf: Annotated[Optional[str], typer.Option("--filter", "-f", help="tcpdump filter expression: compiled into the kernel live; with --read, the same BPF program runs per frame.")] = None,
+    count: Annotated[Optional[int], typer.Option("--count", "-c", help="Stop after COUNT packets.")] = None,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Stop a live capture after S seconds.")] = None,
+    write: Annotated[Optional[str], typer.Option("--write", "-w", help="Also record the packets to FILE.pcap (valid even if interrupted).")] = None,
+    read: Annotated[Optional[str], typer.Option("--read", "-r", help="Replay a pcap or pcapng file instead of capturing.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per IP packet.")] = False,
+    hexdump: Annotated[bool, typer.Option("--hex", help="Also show the captured bytes as a hexdump.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every header field and the IP options by name.")] = False,
+) -> int:
     """Decode IP headers live or from a pcap. Example: recon sniff --proto icmp -c 10"""
-    return _not_built("sniff")
+    import time
+
+    from recon.capture import sniff as run_sniff
+
+    packets = run_sniff(read=read, iface=interface, bpf=bpf, proto=proto, count=count, timeout=timeout, write=write,
+                        ip_only=as_json)
+    emit = render.sniff_emitter(live=read is None)
+    shown = 0
+    start = time.monotonic()
+    try:
+        if as_json:
+            as_json_line = render.sniff_json
+            for pkt in packets:
+                shown += 1
+                line = as_json_line(pkt, hexdump)
+                if line is not None:
+                    emit(line)
+        else:
+            as_text = render.sniff_verbose if verbose else render.sniff_line
+            for pkt in packets:
+                shown += 1
+                emit(as_text(pkt))
+                if hexdump:
+                    emit(render.sniff_hex(pkt))
+    except KeyboardInterrupt:
+        packets.close()  # closes the socket and the -w file
+    finally:
+        emit(None)
+    render.err(render.sniff_summary(shown, time.monotonic() - start, write))
+    return ExitStatus.OK if shown else ExitStatus.NONE
 
 
 # --- craft ------------------------------------------------------------------------------

@@ -288,3 +288,124 @@ class PingStats:
 
 
 __all__ += ["PingStart", "PingReply", "PingError", "PingStats"]
+
+# --- sniff ------------------------------------------------------------------------------
+# IPHeader, IPv6Header and DecodedPacket are frozen but not slotted: recon.decode builds them by
+# setting ``__dict__`` in one step (0.5 µs instead of 1.3 µs per object here; decode speed is a target).
+
+
+@dataclass(frozen=True)
+class IPOption:
+    """One IPv4 option: ``name`` is EOL, NOP, RR, TS, LSRR, SSRR, RA, … or ``opt-N``.
+
+    ``addresses`` holds the route of RR/LSRR/SSRR (and TS flag 1/3 addresses);
+    ``timestamps`` the TS values; ``pointer`` the RR/SRR/TS pointer byte.
+    """
+
+    kind: int
+    name: str
+    length: int
+    data: bytes = b""
+    pointer: int | None = None
+    addresses: tuple[str, ...] = ()
+    timestamps: tuple[int, ...] = ()
+    overflow: int | None = None  # TS overflow counter
+    ts_flag: int | None = None  # TS flag: 0 timestamps, 1 address+timestamp, 3 prespecified
+
+
+@dataclass(frozen=True)
+class IPHeader:
+    """An IPv4 header as found on the wire (every field, plus whether its checksum verifies)."""
+
+    version: int
+    ihl: int  # in 32-bit words
+    tos: int
+    total_length: int
+    id: int
+    flags: int  # 3 bits: 0x4 reserved/evil, 0x2 DF, 0x1 MF
+    frag_offset: int  # in 8-byte units, as the header carries it
+    ttl: int
+    proto: int
+    checksum: int
+    checksum_ok: bool | None  # None: header truncated, not verifiable
+    src: str
+    dst: str
+    options: tuple[IPOption, ...] = ()
+
+    @property
+    def dscp(self) -> int:
+        return self.tos >> 2
+
+    @property
+    def ecn(self) -> int:
+        return self.tos & 3
+
+    @property
+    def df(self) -> bool:
+        return bool(self.flags & 2)
+
+    @property
+    def mf(self) -> bool:
+        return bool(self.flags & 1)
+
+
+@dataclass(frozen=True)
+class IPv6Header:
+    """An IPv6 fixed header, with the extension headers walked to the upper-layer protocol."""
+
+    version: int
+    traffic_class: int
+    flow_label: int
+    payload_length: int
+    next_header: int  # the fixed header's field
+    hop_limit: int
+    src: str
+    dst: str
+    extensions: tuple[str, ...] = ()  # e.g. ("hop-by-hop", "fragment")
+    upper_proto: int | None = None  # after the extension headers (None: not reached)
+    frag_offset: int | None = None  # from a Fragment header, in 8-byte units
+    mf: bool | None = None
+    frag_id: int | None = None
+
+    @property
+    def dscp(self) -> int:
+        return self.traffic_class >> 2
+
+    @property
+    def ecn(self) -> int:
+        return self.traffic_class & 3
+
+
+@dataclass(frozen=True)
+class DecodedPacket:
+    """One captured frame: its link layer, its IP header (if any), the L4 summary and every problem found.
+
+    ``problems`` lists what is wrong or unusual (truncated, ihl < 5, length mismatch, bad checksum,
+    fragment, non-IP, …); decoding never raises, it reports.
+    """
+
+    frame: int  # 1-based index in the capture or live stream
+    time_ns: int
+    linktype: int
+    caplen: int
+    wirelen: int
+    ethertype: int | None
+    ip: IPHeader | IPv6Header | None
+    icmp_type: int | None = None
+    icmp_code: int | None = None
+    sport: int | None = None
+    dport: int | None = None
+    problems: tuple[str, ...] = ()
+    vlans: tuple[int, ...] = ()
+    interface: str | None = None
+    data: bytes = b""  # the whole captured frame (for --hex)
+
+
+@dataclass(frozen=True, slots=True)
+class SniffSummary:
+    """What a sniff run saw: frames read, frames shown (after --proto), and where it stopped."""
+
+    frames: int
+    shown: int
+    written: int = 0
+    error: str | None = None

@@ -286,3 +286,220 @@ def ping_json(event: PingReply | PingError | PingStats) -> str:
                       "loss_percent": round(event.loss_percent, 4), "time_ms": event.time_ms,
                       "rtt_min_ms": rtt["min"], "rtt_avg_ms": rtt["avg"], "rtt_max_ms": rtt["max"],
                       "rtt_mdev_ms": rtt["mdev"], "pipe": event.pipe})
+
+# --- sniff ------------------------------------------------------------------------------
+
+from recon.decode import LINKTYPES, icmp_name, proto_name  # noqa: E402  (kept in this command's section)
+from recon.models import DecodedPacket, IPHeader, IPOption  # noqa: E402
+import time as _time  # noqa: E402
+
+_ETHERTYPES = {0x0806: "ARP", 0x8035: "RARP", 0x88CC: "LLDP", 0x8863: "PPPoE-discovery", 0x8864: "PPPoE",
+               0x8847: "MPLS", 0x88E5: "MACsec", 0x888E: "EAPOL", 0x0842: "Wake-on-LAN"}
+_DSCP = {0: "CS0", 8: "CS1", 10: "AF11", 12: "AF12", 14: "AF13", 16: "CS2", 18: "AF21", 20: "AF22", 22: "AF23",
+         24: "CS3", 26: "AF31", 28: "AF32", 30: "AF33", 32: "CS4", 34: "AF41", 36: "AF42", 38: "AF43", 40: "CS5",
+         44: "VOICE-ADMIT", 46: "EF", 48: "CS6", 56: "CS7"}
+_ECN = ("Not-ECT", "ECT(1)", "ECT(0)", "CE")
+_FLAG_TEXT = ("", "MF", "DF", "DF MF", "RF", "RF MF", "RF DF", "RF DF MF")
+_FLAG_JSON = ("[]", '["MF"]', '["DF"]', '["DF", "MF"]', '["RF"]', '["RF", "MF"]', '["RF", "DF"]', '["RF", "DF", "MF"]')
+_clock: list[object] = [-1, ""]
+
+
+def _clock_text(time_ns: int) -> str:
+    """Local wall-clock time HH:MM:SS.ffffff (tcpdump's default), the seconds part cached."""
+    sec, ns = divmod(time_ns, 1_000_000_000)
+    if sec != _clock[0]:
+        _clock[0], _clock[1] = sec, _time.strftime("%H:%M:%S", _time.localtime(sec))
+    return f"{_clock[1]}.{ns // 1000:06d}"
+
+
+_l4_cache: dict[tuple[int, int, int | None, int | None], str] = {}
+
+
+def _l4_text(pkt: DecodedPacket, proto: int, version: int) -> str:
+    key = (version, proto, pkt.icmp_type, pkt.icmp_code)
+    text = _l4_cache.get(key)
+    if text is None:
+        if pkt.icmp_type is not None:
+            text = f"{proto_name(proto)} {icmp_name(pkt.icmp_type, pkt.icmp_code or 0, version)}"
+        else:
+            text = proto_name(proto)
+        _l4_cache[key] = text
+    return text
+
+
+def sniff_line(pkt: DecodedPacket) -> str:
+    """One line: time, src → dst, protocol, ttl, length, id, flags, offset, checksum; ICMP names or ports."""
+    ip = pkt.ip
+    when = _clock_text(pkt.time_ns)
+    if ip is None:
+        what = _ETHERTYPES.get(pkt.ethertype, f"ethertype 0x{pkt.ethertype:04x}") if pkt.ethertype is not None else "frame"
+        line = f"{when} non-IP {what} {pkt.caplen} bytes"
+        rest = [p for p in pkt.problems if not p.startswith("non-IP")]
+        return line + (" [" + safe("; ".join(rest)) + "]" if rest else "")
+    elif type(ip) is IPHeader:
+        src, dst = ip.src, ip.dst
+        if pkt.sport is not None:
+            src, dst = f"{src}:{pkt.sport}", f"{dst}:{pkt.dport}"
+        ok = "ok" if ip.checksum_ok else ("BAD" if ip.checksum_ok is False else "?")
+        line = (f"{when} {src} → {dst} {_l4_text(pkt, ip.proto, 4)} ttl {ip.ttl} len {ip.total_length} id {ip.id}"
+                f" flags [{_FLAG_TEXT[ip.flags]}] off {ip.frag_offset * 8} cksum {ok}")
+    else:
+        src, dst = ip.src, ip.dst
+        if pkt.sport is not None:
+            src, dst = f"[{src}]:{pkt.sport}", f"[{dst}]:{pkt.dport}"
+        upper = ip.upper_proto if ip.upper_proto is not None else ip.next_header
+        line = (f"{when} {src} → {dst} {_l4_text(pkt, upper, 6)} hlim {ip.hop_limit} plen {ip.payload_length}"
+                f" flow 0x{ip.flow_label:05x}")
+        if ip.frag_offset is not None:
+            line += f" frag id {ip.frag_id} off {ip.frag_offset * 8}{' MF' if ip.mf else ''}"
+    if pkt.problems:
+        line += " [" + safe("; ".join(pkt.problems)) + "]"
+    return line
+
+
+def _option_text(opt: IPOption) -> str:
+    if opt.kind in (0, 1):
+        return opt.name
+    if opt.kind in (7, 131, 137):
+        return f"{opt.name} (len {opt.length}, ptr {opt.pointer}): {', '.join(opt.addresses) or '-'}"
+    if opt.kind == 68:
+        kinds = {0: "timestamps", 1: "address+timestamp", 3: "prespecified"}
+        if opt.ts_flag == 0:
+            entries = ", ".join(str(t) for t in opt.timestamps)
+        else:
+            entries = ", ".join(f"{a}@{t}" for a, t in zip(opt.addresses, opt.timestamps))
+        return (f"TS (len {opt.length}, ptr {opt.pointer}, overflow {opt.overflow}, flag {opt.ts_flag}"
+                f" {kinds.get(opt.ts_flag or 0, '?')}): {entries or '-'}")
+    if opt.kind == 148 and len(opt.data) == 2:
+        return f"RA (len {opt.length}): {int.from_bytes(opt.data, 'big')}"
+    return f"{safe(opt.name)} (len {opt.length}): {opt.data.hex(' ') or '-'}"
+
+
+def sniff_verbose(pkt: DecodedPacket) -> str:
+    """Every header field, one group per line, options by name, then the problems."""
+    ip = pkt.ip
+    head = f"{_clock_text(pkt.time_ns)} frame {pkt.frame} {LINKTYPES.get(pkt.linktype, pkt.linktype)}"
+    if pkt.interface:
+        head += f" on {safe(pkt.interface)}"
+    head += f", {pkt.caplen} bytes captured" + (f" of {pkt.wirelen}" if pkt.wirelen != pkt.caplen else "")
+    if pkt.vlans:
+        head += f", vlan {' '.join(str(v) for v in pkt.vlans)}"
+    lines = [head]
+    if ip is None:
+        lines.append(f"  {sniff_line(pkt).split(' ', 1)[1]}")
+    elif type(ip) is IPHeader:
+        ok = "ok" if ip.checksum_ok else ("BAD" if ip.checksum_ok is False else "unverified")
+        lines += [
+            f"  IPv4 version {ip.version}, ihl {ip.ihl} ({ip.ihl * 4} bytes), dscp {ip.dscp} ({_DSCP.get(ip.dscp, '-')}),"
+            f" ecn {ip.ecn} ({_ECN[ip.ecn]}), total length {ip.total_length}, id {ip.id} (0x{ip.id:04x})",
+            f"  flags 0x{ip.flags:x} [{_FLAG_TEXT[ip.flags] or 'none'}], fragment offset {ip.frag_offset * 8},"
+            f" ttl {ip.ttl}, protocol {ip.proto} ({proto_name(ip.proto)}), checksum 0x{ip.checksum:04x} ({ok})",
+            f"  src {ip.src}, dst {ip.dst}",
+        ]
+        if ip.options:
+            lines.append("  options: " + "; ".join(_option_text(o) for o in ip.options))
+    else:
+        lines += [
+            f"  IPv6 version {ip.version}, traffic class 0x{ip.traffic_class:02x} (dscp {ip.dscp} {_DSCP.get(ip.dscp, '-')},"
+            f" ecn {ip.ecn} {_ECN[ip.ecn]}), flow label 0x{ip.flow_label:05x}",
+            f"  payload length {ip.payload_length}, next header {ip.next_header} ({proto_name(ip.next_header)}),"
+            f" hop limit {ip.hop_limit}",
+            f"  src {ip.src}, dst {ip.dst}",
+        ]
+        if ip.extensions:
+            lines.append("  extension headers: " + ", ".join(ip.extensions)
+                         + (f" (fragment id {ip.frag_id}, offset {(ip.frag_offset or 0) * 8}{', more' if ip.mf else ''})"
+                            if ip.frag_id is not None else ""))
+    if ip is not None:
+        version = ip.version if ip.version in (4, 6) else 4
+        if pkt.icmp_type is not None:
+            lines.append(f"  {'ICMP' if version == 4 else 'ICMPv6'} {icmp_name(pkt.icmp_type, pkt.icmp_code or 0, version)}"
+                         f" (type {pkt.icmp_type}, code {pkt.icmp_code})")
+        elif pkt.sport is not None:
+            upper = ip.proto if type(ip) is IPHeader else ip.upper_proto
+            lines.append(f"  {proto_name(upper or 0)} sport {pkt.sport}, dport {pkt.dport}")
+    if pkt.problems:
+        lines.append("  problems: " + safe("; ".join(pkt.problems)))
+    return "\n".join(lines)
+
+
+def sniff_hex(pkt: DecodedPacket) -> str:
+    """The captured bytes as a hexdump; the text column shows printable ASCII only ('.' for the rest)."""
+    data = pkt.data
+    rows = []
+    for off in range(0, len(data), 16):
+        chunk = data[off:off + 16]
+        text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        rows.append(f"  {off:04x}  {chunk.hex(' '):<47}  {safe(text)}")
+    return "\n".join(rows)
+
+
+def _epoch(time_ns: int) -> str:
+    sec, us = divmod(time_ns // 1000, 1_000_000)
+    return f"{sec}.{us:06d}"
+
+
+def sniff_json(pkt: DecodedPacket, hexdump: bool = False) -> str | None:
+    """One JSON object per IP packet (None for non-IP frames). ``frag_offset`` is the header field (8-byte units, as tshark shows it)."""
+    ip = pkt.ip
+    if ip is None:
+        return None
+    problems = json.dumps(list(pkt.problems)) if pkt.problems else "[]"
+    if hexdump:
+        problems += f', "hex": "{pkt.data.hex()}"'
+    if pkt.icmp_type is not None:
+        l4 = f', "icmp_type": {pkt.icmp_type}, "icmp_code": {pkt.icmp_code}'
+    elif pkt.sport is not None:
+        l4 = f', "sport": {pkt.sport}, "dport": {pkt.dport}'
+    else:
+        l4 = ""
+    if type(ip) is IPHeader:
+        ok = "true" if ip.checksum_ok else ("false" if ip.checksum_ok is False else "null")
+        opts = json.dumps([o.name for o in ip.options]) if ip.options else "[]"
+        return (f'{{"frame": {pkt.frame}, "time": {_epoch(pkt.time_ns)}, "version": {ip.version}, "ihl": {ip.ihl},'
+                f' "tos": {ip.tos}, "len": {ip.total_length}, "id": {ip.id}, "ttl": {ip.ttl}, "proto": {ip.proto},'
+                f' "checksum": {ip.checksum}, "checksum_ok": {ok}, "flags": {_FLAG_JSON[ip.flags]},'
+                f' "frag_offset": {ip.frag_offset}, "src": "{ip.src}", "dst": "{ip.dst}"{l4},'
+                f' "options": {opts}, "problems": {problems}}}')
+    frag = "null" if ip.frag_offset is None else ip.frag_offset
+    upper = "null" if ip.upper_proto is None else ip.upper_proto
+    return (f'{{"frame": {pkt.frame}, "time": {_epoch(pkt.time_ns)}, "version": {ip.version},'
+            f' "traffic_class": {ip.traffic_class}, "flow_label": {ip.flow_label}, "payload_length": {ip.payload_length},'
+            f' "next_header": {ip.next_header}, "hop_limit": {ip.hop_limit}, "src": "{ip.src}", "dst": "{ip.dst}",'
+            f' "proto": {upper}, "extensions": {json.dumps(list(ip.extensions))}, "frag_offset": {frag}{l4},'
+            f' "problems": {problems}}}')
+
+
+def sniff_summary(shown: int, seconds: float, path: str | None = None) -> str:
+    line = f"{shown} packet{'s' if shown != 1 else ''} in {seconds:.2f} s"
+    if path is not None:
+        line += f", recorded to {safe(path)}"
+    return line
+
+
+def sniff_emitter(live: bool) -> Any:
+    """A function that prints one block of output; ``None`` flushes. Live output (or a terminal) is
+    flushed per packet; replayed output to a file or pipe is written 256 blocks at a time, for speed."""
+    stream = sys.stdout
+    if live or stream.isatty():
+        def emit_now(text: str | None) -> None:
+            if text is not None:
+                stream.write(text + "\n")
+            stream.flush()
+
+        return emit_now
+    pending: list[str] = []
+    append = pending.append
+
+    def emit(text: str | None) -> None:
+        if text is not None:
+            append(text)
+            if len(pending) < 256:
+                return
+        if pending:
+            stream.write("\n".join(pending) + "\n")
+            pending.clear()
+        if text is None:
+            stream.flush()
+
+    return emit
