@@ -112,10 +112,55 @@ def craft() -> int:
 # --- watch ------------------------------------------------------------------------------
 
 
-@app.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True}, short_help="Report devices joining/leaving, as in: recon watch 192.168.1.0/24")
-def watch() -> int:
+@app.command(short_help="Report devices joining/leaving, as in: recon watch 192.168.1.0/24")
+def watch(
+    targets: TargetsArg = None,
+    period: Annotated[float, typer.Option("--period", help="Seconds between rounds (0: back to back).")] = 1.0,
+    misses: Annotated[int, typer.Option("--misses", help="A device is DOWN after this many silent rounds.")] = 3,
+    mac: Annotated[Optional[list[str]], typer.Option("--mac", help="Watch list: alert only on this MAC (repeatable).")] = None,
+    host: Annotated[Optional[list[str]], typer.Option("--host", help="Watch list: alert only on this address (repeatable).")] = None,
+    exec_: Annotated[Optional[str], typer.Option("--exec", help="Run CMD once per event, no shell; details in RECON_EVENT, RECON_ADDRESS, RECON_MAC, RECON_VENDOR, RECON_HOSTNAME.")] = None,
+    notify: Annotated[bool, typer.Option("--notify", help="Desktop notification per event (notify-send).")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="One JSON line per event (the first round: INVENTORY lines).")] = False,
+    state: Annotated[Optional[str], typer.Option("--state", help="JSON file of known devices, kept across runs.")] = None,
+    once: Annotated[bool, typer.Option("--once", help="One round: print the inventory, exit 0 if any device is up, else 1.")] = False,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Seconds to wait for replies in a round (default: 0.6 x period, 0.2 to 1).")] = None,
+    input_file: InputFileOpt = None,
+    exclude: ExcludeOpt = None,
+) -> int:
     """Report devices joining or leaving. Example: recon watch 192.168.1.0/24 --mac aa:bb:cc:dd:ee:ff"""
-    return _not_built("watch")
+    from recon.errors import InvalidOption
+    from recon.privileges import require_raw
+    from recon.targets import build_targets
+    from recon.watch import HookRunner, Watch, normalize_mac, parse_exec
+
+    tset = build_targets(targets or [], input_file=input_file, exclude=exclude or [])
+    if period < 0:
+        raise InvalidOption("--period", period, "seconds between rounds, 0 or more")
+    if misses < 1:
+        raise InvalidOption("--misses", misses, "a whole number of rounds, at least 1")
+    macs = [normalize_mac(x) for m in mac or [] for x in m.split(",") if x.strip()]
+    hosts = build_targets(host) if host else None
+    argv = parse_exec(exec_) if exec_ else None
+    require_raw("recon watch")
+    hooks = HookRunner(argv, notify=notify)
+    with Watch(tset, period=period, misses=misses, macs=macs, hosts=hosts, state=state, hooks=hooks, timeout=timeout) as w:
+        for rnd in w.rounds(once=once):
+            for note in rnd.notes:
+                render.err(note)
+            if rnd.inventory is not None:
+                if json_:
+                    for line in render.watch_inventory_json(rnd.inventory, rnd.time):
+                        render.out(line)
+                else:
+                    render.out(render.watch_inventory(rnd.inventory))
+                if not once:
+                    render.err(render.watch_summary(len(tset), rnd.up, period, misses))
+            for event in rnd.events:
+                render.out(render.watch_event_json(event) if json_ else render.watch_event(event))
+            if once:
+                return ExitStatus.OK if rnd.up else ExitStatus.NONE
+    return ExitStatus.OK
 
 
 # --- lab --------------------------------------------------------------------------------

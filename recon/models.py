@@ -100,3 +100,49 @@ class LabInfo:
             if r.name == name:
                 return r
         raise KeyError(name)
+
+
+# --- watch ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A change seen by ``recon watch``: UP, DOWN, NEW or MOVED.
+
+    ``time`` is ISO 8601 with a timezone. For MOVED, ``previous`` is the old address (a MAC seen at a
+    new IP) or the old MAC (an IP answering with a new MAC).
+    """
+
+    event: str
+    time: str
+    address: str
+    mac: str | None = None
+    vendor: str | None = None
+    hostname: str | None = None
+    previous: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceState:
+    """One known device: its last address/MAC, when first and last seen, and whether it is up now."""
+
+    address: str
+    mac: str | None
+    vendor: str | None
+    hostname: str | None
+    first_seen: str
+    last_seen: str
+    up: bool = False
+    misses: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WatchRound:
+    """One presence round: its number, time, events, the inventory (first round only) and notes."""
+
+    number: int
+    time: str
+    events: tuple[Event, ...]
+    inventory: tuple[DeviceState, ...] | None = None
+    up: int = 0
+    notes: tuple[str, ...] = ()

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
-from recon.models import LabInfo
+from recon.models import DeviceState, Event, LabInfo, as_dict
 
 __all__ = ["out", "err", "safe", "table", "json_line", "csv_rows", "error_line", "lab_status"]
 
@@ -80,3 +80,39 @@ def lab_status(info: LabInfo) -> str:
         f"namespaces: {' '.join(info.namespaces)}",
     ]
     return "\n".join(lines)
+
+
+# --- watch ----------------------------------------------------------------------------------
+
+_WATCH_COLUMNS = ("address", "mac", "vendor", "hostname", "first_seen")
+
+
+def watch_inventory(devices: Sequence[DeviceState]) -> str:
+    """The first round's table: one row per device that answered."""
+    rows = [[d.address, d.mac, safe(d.vendor or ""), safe(d.hostname or ""), d.first_seen] for d in devices]
+    return table(rows, ["address", "mac", "vendor", "hostname", "first seen"]) if rows else "(no device answered)"
+
+
+def watch_inventory_json(devices: Sequence[DeviceState], when: str) -> list[str]:
+    """The first round as JSON lines: ``event`` INVENTORY, one per device that answered."""
+    return [json_line({"event": "INVENTORY", "address": d.address, "mac": d.mac, "time": when, "vendor": d.vendor,
+                       "hostname": d.hostname, "first_seen": d.first_seen, "last_seen": d.last_seen}) for d in devices]
+
+
+def watch_event(event: Event) -> str:
+    """One event as a text line: time, kind, address, MAC, vendor, hostname (and what it moved from)."""
+    parts = [event.time, f"{event.event:<5}", f"{event.address:<15}", event.mac or "-", safe(event.vendor or "-"),
+             safe(event.hostname or "-")]
+    if event.previous:
+        parts.append(f"(was {event.previous})")
+    return "  ".join(parts)
+
+
+def watch_event_json(event: Event) -> str:
+    """One event as a JSON line with at least event, address, mac, time."""
+    return json_line(as_dict(event))
+
+
+def watch_summary(targets: int, up: int, period: float, misses: int) -> str:
+    return (f"watching {targets:,} address{'es' if targets != 1 else ''}: {up} up; a round every {period:g} s, "
+            f"DOWN after {misses} silent round{'s' if misses != 1 else ''} (Ctrl-C to stop)")
