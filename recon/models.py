@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["HostResult", "LabHost", "LabRange", "LabInfo", "as_dict"]
+__all__ = ["HostResult", "LabHost", "LabRange", "LabInfo", "as_dict", "SweepStats", "SweepResult"]
 
 
 def as_dict(obj: Any) -> dict[str, Any]:
@@ -100,6 +100,44 @@ class LabInfo:
             if r.name == name:
                 return r
         raise KeyError(name)
+
+
+# --- sweep ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SweepStats:
+    """Counters of one sweep. ``late``: replies to an earlier attempt or an earlier sweep."""
+
+    targets: int = 0
+    sent: int = 0
+    received: int = 0
+    duplicates: int = 0
+    late: int = 0
+    retries: int = 0  # probes re-sent to silent targets
+    unreachable: int = 0
+    ignored: int = 0  # ICMP/ARP that was not an answer to this sweep (other processes)
+    send_errors: int = 0
+    duration_s: float = 0.0
+    pps: float = 0.0  # probes sent per second of sweep time
+    engine: str = "raw"
+    method: str = "icmp"
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    """Every target of a sweep (status up / down / unreachable) and the sweep's counters."""
+
+    hosts: tuple[HostResult, ...]
+    stats: SweepStats
+
+    @property
+    def up(self) -> tuple[HostResult, ...]:
+        return tuple(h for h in self.hosts if h.status == "up")
+
+    @property
+    def unreachable(self) -> tuple[HostResult, ...]:
+        return tuple(h for h in self.hosts if h.status == "unreachable")
 
 
 # --- watch ----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ The pieces, each usable alone:
 - ``HookRunner``: ``--exec CMD`` and ``--notify``, run without a shell on worker threads so a slow or
   failing hook never stalls the rounds. Event details travel only in environment variables.
 - ``Watch``: the loop. Its round source is injected (``round_source(targets) -> list[HostResult]``);
-  the default keeps one prober (and its sockets) open across rounds.
+  the default is the sweep engine's ``Prober``, kept open (sockets and all) across rounds.
 
 Nothing here prints: rounds come back as ``WatchRound`` values and the CLI renders them.
 """
@@ -19,21 +19,18 @@ Nothing here prints: rounds come back as ``WatchRound`` values and the CLI rende
 from __future__ import annotations
 
 import json
-import logging
 import os
 import queue
 import re
-import select
 import shlex
 import shutil
 import socket
-import struct
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -54,7 +51,6 @@ __all__ = [
     "EVENTS",
 ]
 
-log = logging.getLogger(__name__)
 
 EVENTS = ("UP", "DOWN", "NEW", "MOVED")
 STATE_VERSION = 1
@@ -310,12 +306,13 @@ def hook_env(event: Event, base: dict[str, str] | None = None) -> dict[str, str]
 class HookRunner:
     """Runs ``--exec`` and ``--notify`` per event on daemon worker threads, never through a shell.
 
-    ``submit`` returns at once; a slow hook only delays later hooks (bounded by ``timeout``), never
-    the rounds. Failures become notes (``notes()``), reported by the CLI.
+    ``submit`` returns at once. One worker keeps hooks in event order; a slow hook only delays later
+    hooks (each bounded by ``timeout``), never the rounds. Failures become notes (``notes()``),
+    reported by the CLI.
     """
 
     def __init__(self, argv: Sequence[str] | None = None, *, notify: bool = False, timeout: float = 60.0,
-                 workers: int = 2) -> None:
+                 workers: int = 1) -> None:
         self.argv = list(argv) if argv else None
         self.timeout = timeout
         self._notes: queue.SimpleQueue[str] = queue.SimpleQueue()
@@ -399,198 +396,31 @@ class _EngineRound:
 
 
 def default_round_source(*, timeout: float, retries: int = 1, interface: str | None = None) -> RoundSource:
-    """The engine's Prober (ARP on-link, ICMP beyond) when present, else the built-in ``LinkRound``."""
-    try:
-        from recon.engine import Prober  # type: ignore[import-not-found]
-    except ImportError:
-        return LinkRound(timeout=timeout, retries=retries, interface=interface)
+    """Rounds on the sweep engine: one ``Prober`` (ARP on-link so MACs are known, ICMP beyond), kept open."""
+    from recon.engine import Prober
+
     return _EngineRound(Prober(method="auto", interface=interface), timeout, retries)
-
-
-class LinkRound:
-    """A minimal batched round: ARP over AF_PACKET for on-link targets, ICMP echo beyond.
-
-    Stopgap until the sweep engine (``recon.engine.Prober``) lands: ``default_round_source`` uses the
-    engine when it is importable. Both sockets are opened once and kept across rounds. Each round
-    sends every probe, waits, resends only to the silent (``retries``) and stops early once all
-    answered; late replies of an earlier round are drained first (ICMP also carries the round in seq).
-    """
-
-    ETH_P_ARP = 0x0806
-
-    def __init__(self, *, timeout: float = 1.0, retries: int = 1, interface: str | None = None) -> None:
-        from recon.privileges import raw_socket
-
-        self.timeout = timeout
-        self.retries = retries
-        self.interface = interface
-        self._round = 0
-        self._ident = os.getpid() & 0xFFFF
-        self._routes: dict[str, tuple[str, str, str]] = {}
-        self._macs: dict[str, bytes] = {}
-        self._arp: dict[str, socket.socket] = {}
-        self._icmp = raw_socket(socket.AF_INET, socket.IPPROTO_ICMP, "recon watch")
-        self._icmp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        self._icmp.setblocking(False)
-        self._vendors: dict[str, str | None] = {}
-
-    # -- routing ------------------------------------------------------------------------
-    def _route(self, address: str) -> tuple[str, str, str]:
-        """(interface, source address, gateway) for ``address``; gateway 0.0.0.0 means on-link."""
-        hit = self._routes.get(address)
-        if hit is None:
-            import scapy.route  # noqa: F401  (fills conf.route from the kernel's table)
-            from scapy.config import conf
-
-            iface, src, gw = conf.route.route(address, verbose=0)
-            hit = (self.interface or str(iface), src, gw)
-            self._routes[address] = hit
-        return hit
-
-    def _arp_socket(self, iface: str) -> socket.socket:
-        sock = self._arp.get(iface)
-        if sock is None:
-            from recon.privileges import raw_socket
-
-            sock = raw_socket(socket.AF_PACKET, socket.htons(self.ETH_P_ARP), "recon watch")
-            sock.bind((iface, self.ETH_P_ARP))
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-            sock.setblocking(False)
-            self._arp[iface] = sock
-            from scapy.arch import get_if_hwaddr
-
-            self._macs[iface] = bytes.fromhex(get_if_hwaddr(iface).replace(":", ""))
-        return sock
-
-    def _vendor(self, mac: str) -> str | None:
-        if mac not in self._vendors:
-            from scapy.config import conf
-
-            name = conf.manufdb._get_manuf(mac) if conf.manufdb else mac
-            self._vendors[mac] = None if name == mac else name
-        return self._vendors[mac]
-
-    # -- one round ------------------------------------------------------------------------
-    def __call__(self, targets: TargetSet) -> list[HostResult]:
-        self._round = (self._round + 1) & 0xFFFF
-        self._drain()
-        arp_targets: dict[str, tuple[str, str]] = {}
-        icmp_targets: list[str] = []
-        for address in targets:
-            iface, src, gw = self._route(address)
-            if gw == "0.0.0.0" and iface != "lo":
-                arp_targets[address] = (iface, src)
-            else:
-                icmp_targets.append(address)
-        found: dict[str, HostResult] = {}
-        sent_at: dict[str, float] = {}
-        tries = self.retries + 1
-        for attempt in range(tries):
-            for address, (iface, src) in arp_targets.items():
-                if address not in found:
-                    sent_at.setdefault(address, time.monotonic())
-                    self._send_arp(iface, src, address)
-            for index, address in enumerate(icmp_targets):
-                if address not in found:
-                    sent_at.setdefault(address, time.monotonic())
-                    self._send_echo(address, index)
-            wanted = len(arp_targets) + len(icmp_targets)
-            deadline = time.monotonic() + self.timeout / tries
-            while len(found) < wanted:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                ready, _, _ = select.select([self._icmp, *self._arp.values()], [], [], left)
-                for sock in ready:
-                    self._receive(sock, arp_targets, icmp_targets, found, sent_at)
-            if len(found) == wanted:
-                break
-        return [found.get(a) or HostResult(a, "down") for a in targets]
-
-    def _send_arp(self, iface: str, src: str, dst: str) -> None:
-        sock = self._arp_socket(iface)
-        mine = self._macs[iface]
-        frame = (b"\xff" * 6 + mine + b"\x08\x06" + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1)
-                 + mine + socket.inet_aton(src) + b"\0" * 6 + socket.inet_aton(dst))
-        try:
-            sock.send(frame)
-        except OSError as exc:
-            log.debug("arp send to %s failed: %s", dst, exc)
-
-    def _send_echo(self, dst: str, index: int) -> None:
-        from recon.packets import inet_checksum
-
-        payload = struct.pack("!HI", self._round, index) + b"recon-watch"
-        header = struct.pack("!BBHHH", 8, 0, 0, self._ident, self._round)
-        csum = inet_checksum(header + payload)
-        packet = struct.pack("!BBHHH", 8, 0, csum, self._ident, self._round) + payload
-        try:
-            self._icmp.sendto(packet, (dst, 0))
-        except OSError as exc:  # e.g. no route: the target stays down
-            log.debug("icmp send to %s failed: %s", dst, exc)
-
-    def _receive(self, sock: socket.socket, arp_targets: dict[str, tuple[str, str]], icmp_targets: list[str],
-                 found: dict[str, HostResult], sent_at: dict[str, float]) -> None:
-        while True:
-            try:
-                data = sock.recv(65535)
-            except (BlockingIOError, InterruptedError):
-                return
-            now = time.monotonic()
-            if sock is self._icmp:
-                ihl = (data[0] & 0x0F) * 4
-                if len(data) < ihl + 8:
-                    continue
-                icmp_type, _code, _sum, ident, seq = struct.unpack_from("!BBHHH", data, ihl)
-                src = socket.inet_ntoa(data[12:16])
-                if icmp_type != 0 or ident != self._ident or seq != self._round or src in found:
-                    continue
-                if src in sent_at and src not in arp_targets:
-                    rtt = (now - sent_at[src]) * 1000
-                    found[src] = HostResult(src, "up", round(rtt, 3), data[8], "echo-reply")
-            else:
-                if len(data) < 42 or data[12:14] != b"\x08\x06":
-                    continue
-                op = struct.unpack_from("!H", data, 20)[0]
-                if op != 2:
-                    continue
-                sha = data[22:28].hex(":")
-                spa = socket.inet_ntoa(data[28:32])
-                if spa in arp_targets and spa not in found:
-                    rtt = (now - sent_at.get(spa, now)) * 1000
-                    found[spa] = HostResult(spa, "up", round(rtt, 3), None, "arp-reply", sha, self._vendor(sha))
-
-    def _drain(self) -> None:
-        for sock in (self._icmp, *self._arp.values()):
-            while True:
-                try:
-                    sock.recv(65535)
-                except (BlockingIOError, InterruptedError):
-                    break
-
-    def close(self) -> None:
-        self._icmp.close()
-        for sock in self._arp.values():
-            sock.close()
-        self._arp.clear()
 
 
 # --- the loop ---------------------------------------------------------------------------------------
 
 
 class _Resolver:
-    """Reverse names, looked up once per address (failures cached too), so rounds stay fast."""
+    """Reverse names, looked up concurrently once per address (misses cached too), so rounds stay fast."""
 
-    def __init__(self) -> None:
+    def __init__(self, time_limit: float = 1.0) -> None:
         self.cache: dict[str, str | None] = {}
+        self.time_limit = time_limit
 
-    def __call__(self, address: str) -> str | None:
-        if address not in self.cache:
-            try:
-                self.cache[address] = socket.gethostbyaddr(address)[0]
-            except (OSError, UnicodeError):
-                self.cache[address] = None
-        return self.cache[address]
+    def __call__(self, addresses: Sequence[str]) -> dict[str, str]:
+        todo = [a for a in addresses if a not in self.cache]
+        if todo:
+            from recon.engine import reverse_dns
+
+            found = reverse_dns(todo, time_limit=self.time_limit)
+            for a in todo:
+                self.cache[a] = found.get(a)
+        return {a: n for a in addresses if (n := self.cache.get(a))}
 
 
 class Watch:
@@ -603,7 +433,8 @@ class Watch:
     def __init__(self, targets: TargetSet, *, period: float = 1.0, misses: int = 3, macs: Sequence[str] = (),
                  hosts: TargetSet | None = None, state: str | None = None, hooks: HookRunner | None = None,
                  round_source: RoundSource | None = None, timeout: float | None = None, retries: int = 1,
-                 resolve: Callable[[str], str | None] | None = None, save_every: float = 10.0) -> None:
+                 resolve: Callable[[Sequence[str]], dict[str, str]] | None = None, save_every: float = 10.0,
+                 interface: str | None = None) -> None:
         if period < 0:
             raise InvalidOption("--period", period, "seconds between rounds, 0 or more")
         if timeout is not None and timeout <= 0:
@@ -623,7 +454,8 @@ class Watch:
                                hosts=hosts.__contains__ if hosts is not None else None)
         # a round must end well before the next is due, so DOWN comes within ~(misses+1) periods
         self.timeout = timeout if timeout is not None else min(1.0, max(0.2, period * 0.6))
-        self.round_source = round_source or default_round_source(timeout=self.timeout, retries=retries)
+        self.round_source = round_source or default_round_source(timeout=self.timeout, retries=retries,
+                                                                      interface=interface)
         self.resolve = resolve or _Resolver()
         self._saved_at = 0.0
 
@@ -650,14 +482,17 @@ class Watch:
     def step(self) -> WatchRound:
         """One round: sweep, name the new, update the tracker, fire hooks, maybe save."""
         hosts = list(self.round_source(self.targets))
-        named = []
+        unnamed = []
         for h in hosts:
             if h.status == "up" and h.hostname is None:
                 known = self.tracker.devices.get(h.address)
-                name = known.hostname if known and known.hostname and known.mac == (h.mac and h.mac.lower()) else self.resolve(h.address)
-                if name:
-                    h = HostResult(h.address, h.status, h.rtt_ms, h.ttl, h.reply, h.mac, h.vendor, name, h.reporter)
-            named.append(h)
+                if not (known and known.hostname and known.mac == (h.mac and h.mac.lower())):
+                    unnamed.append(h.address)
+        names = self.resolve(unnamed) if unnamed else {}
+        named = []
+        for h in hosts:
+            name = names.get(h.address)
+            named.append(replace(h, hostname=name) if name and h.hostname is None else h)
         when = now_iso()
         first = self.tracker.rounds == 0
         events = self.tracker.observe(named, when)
