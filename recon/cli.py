@@ -8,9 +8,12 @@ stays fast. Errors become one line on stderr and an exit code (``ExitStatus``);
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Optional
 
 import typer
@@ -134,7 +137,7 @@ def watch(
     from recon.targets import build_targets
     from recon.watch import HookRunner, Watch, normalize_mac, parse_exec
 
-    tset = build_targets(targets or [], input_file=input_file, exclude=exclude or [])
+    tset = build_targets(targets or host or [], input_file=input_file, exclude=exclude or [])
     if period < 0:
         raise InvalidOption("--period", period, "seconds between rounds, 0 or more")
     if misses < 1:
@@ -143,24 +146,31 @@ def watch(
     hosts = build_targets(host) if host else None
     argv = parse_exec(exec_) if exec_ else None
     require_raw("recon watch")
-    hooks = HookRunner(argv, notify=notify)
-    with Watch(tset, period=period, misses=misses, macs=macs, hosts=hosts, state=state, hooks=hooks, timeout=timeout) as w:
+    with _sigterm_as_exit(), Watch(tset, period=period, misses=misses, macs=macs, hosts=hosts, state=state,
+                                   hooks=HookRunner(argv, notify=notify), timeout=timeout) as w:
         for rnd in w.rounds(once=once):
             for note in rnd.notes:
                 render.err(note)
-            if rnd.inventory is not None:
-                if json_:
-                    for line in render.watch_inventory_json(rnd.inventory, rnd.time):
-                        render.out(line)
-                else:
-                    render.out(render.watch_inventory(rnd.inventory))
-                if not once:
-                    render.err(render.watch_summary(len(tset), rnd.up, period, misses))
-            for event in rnd.events:
-                render.out(render.watch_event_json(event) if json_ else render.watch_event(event))
+            for line in render.watch_round(rnd, as_json=json_):
+                render.out(line)
             if once:
                 return ExitStatus.OK if rnd.up else ExitStatus.NONE
+            if rnd.number == 1:
+                render.err(render.watch_summary(len(tset), rnd.up, period, misses))
     return ExitStatus.OK
+
+
+@contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """SIGTERM (systemd, kill) leaves like Ctrl-C does, through the finally blocks (state saved), exit 143."""
+    def _leave(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, _leave)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # --- lab --------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
-from recon.models import DeviceState, Event, LabInfo, as_dict
+from recon.models import DeviceState, Event, LabInfo, WatchRound, as_dict
 
 __all__ = ["out", "err", "safe", "table", "json_line", "csv_rows", "error_line", "lab_status"]
 
@@ -84,13 +84,28 @@ def lab_status(info: LabInfo) -> str:
 
 # --- watch ----------------------------------------------------------------------------------
 
-_WATCH_COLUMNS = ("address", "mac", "vendor", "hostname", "first_seen")
+def watch_inventory(devices: Sequence[DeviceState], new: frozenset[str] | set[str] = frozenset()) -> str:
+    """The first round's table: one row per device that answered; ``new``: addresses never seen before."""
+    rows = [[d.address, d.mac, safe(d.vendor or ""), safe(d.hostname or ""), d.first_seen,
+             "NEW" if d.address in new else ""] for d in devices]
+    return table(rows, ["address", "mac", "vendor", "hostname", "first seen", ""]) if rows else "(no device answered)"
 
 
-def watch_inventory(devices: Sequence[DeviceState]) -> str:
-    """The first round's table: one row per device that answered."""
-    rows = [[d.address, d.mac, safe(d.vendor or ""), safe(d.hostname or ""), d.first_seen] for d in devices]
-    return table(rows, ["address", "mac", "vendor", "hostname", "first seen"]) if rows else "(no device answered)"
+def watch_round(rnd: WatchRound, *, as_json: bool = False) -> list[str]:
+    """A round's stdout lines. The first round starts with the inventory; in text mode its NEW events are
+    marked in the table rather than repeated as lines."""
+    lines: list[str] = []
+    events = list(rnd.events)
+    if rnd.inventory is not None:
+        if as_json:
+            lines.extend(watch_inventory_json(rnd.inventory, rnd.time))
+        else:
+            listed = {d.address for d in rnd.inventory}
+            new = {e.address for e in events if e.event == "NEW" and e.address in listed}
+            lines.append(watch_inventory(rnd.inventory, new))
+            events = [e for e in events if not (e.event == "NEW" and e.address in new)]
+    lines.extend(watch_event_json(e) if as_json else watch_event(e) for e in events)
+    return lines
 
 
 def watch_inventory_json(devices: Sequence[DeviceState], when: str) -> list[str]:

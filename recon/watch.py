@@ -24,6 +24,7 @@ import queue
 import re
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -466,13 +467,23 @@ class Watch:
         self.close()
 
     def close(self) -> None:
+        """Save the state, close the round source, let hooks finish briefly. A second Ctrl-C (or a
+        SIGTERM) arriving meanwhile waits until this is done, so the state file is always complete."""
+        held = {signal.SIGINT, signal.SIGTERM}
+        main = threading.current_thread() is threading.main_thread()
+        if main:
+            signal.pthread_sigmask(signal.SIG_BLOCK, held)
         try:
             self.save()
         finally:
-            closer = getattr(self.round_source, "close", None)
-            if closer:
-                closer()
-            self.hooks.close()
+            try:
+                closer = getattr(self.round_source, "close", None)
+                if closer:
+                    closer()
+                self.hooks.close(wait=2.0)
+            finally:
+                if main:
+                    signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
 
     def save(self) -> None:
         if self.state_path:

@@ -261,9 +261,9 @@ class Running:
             out.append(self.lines.get()[1])
         return out
 
-    def stop(self) -> int:
+    def stop(self, signum: int = signal.SIGINT) -> int:
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            self.proc.send_signal(signum)
         try:
             rc = self.proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
@@ -309,6 +309,9 @@ def test_once_with_a_corrupt_state_file_reports_and_goes_on(lab, tmp_path: Path)
     assert len(res.stderr.strip().splitlines()) == 1 and "corrupt" in res.stderr
     assert list(tmp_path.glob("state.json.corrupt-*"))
     assert len(json.loads(state.read_text())["devices"]) == 5
+    assert sum(1 for line in res.stdout.splitlines() if line.endswith("NEW")) == 5  # marked in the inventory table
+    again = lab.recon("watch", LAN5, "--once", "--state", str(state))
+    assert again.returncode == 0 and "NEW" not in again.stdout and again.stderr == ""
 
 
 def test_down_and_up_within_2_seconds_of_a_link_toggle(lab) -> None:
@@ -374,17 +377,20 @@ def test_no_false_down_under_5_percent_loss(lab) -> None:
     assert {h.ipv4 for h in lab.info.hosts} <= seen
 
 
-def test_ctrl_c_exits_130_with_the_state_saved(lab, tmp_path: Path) -> None:
-    """SIGINT to a running watch: exit 130, and the state file holds the five LAN devices with their MACs."""
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_exits_130_with_the_state_saved(lab, tmp_path: Path, signum: int, code: int) -> None:
+    """SIGINT (Ctrl-C) to a running watch exits 130, SIGTERM 143; either way the state file is written on the
+    way out and holds the five LAN devices with their MACs."""
     state = tmp_path / "state.json"
     run = Running(lab, LAN5, "--period", "0.5", "--state", str(state))
     try:
         run.wait_for("INVENTORY", "198.18.0.14")
         time.sleep(1.2)
-        state.unlink()  # what is there after Ctrl-C was written on the way out
+        state.unlink()  # what is there after the signal was written on the way out
     finally:
-        rc = run.stop()
-    assert rc == 130, run.stderr
+        rc = run.stop(signum)
+    assert rc == code, run.stderr
+    assert state.exists(), run.stderr
     saved = {d["address"]: d for d in json.loads(state.read_text())["devices"]}
     assert {h.ipv4: h.mac for h in lab.info.hosts} == {a: d["mac"] for a, d in saved.items()}
     assert all(d["first_seen"] <= d["last_seen"] for d in saved.values())
