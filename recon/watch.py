@@ -448,6 +448,9 @@ class Watch:
         self.notes: list[str] = []
         known: list[DeviceState] = []
         if state:
+            folder = Path(state).resolve().parent
+            if not folder.is_dir() or not os.access(folder, os.W_OK):
+                raise InvalidOption("--state", state, f"a file in a writable directory ({str(folder)!r} is not one)")
             known, note = load_state(state)
             if note:
                 self.notes.append(note)

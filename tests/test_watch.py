@@ -206,6 +206,24 @@ def test_notify_without_a_notifier_says_so_once(monkeypatch: pytest.MonkeyPatch)
     assert len(notes) == 1 and "no desktop notifier" in notes[0]
 
 
+def test_notify_runs_notify_send_per_event_with_plain_arguments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--notify with a notify-send on PATH: one call per event, the details as separate argv words (no shell)."""
+    log = tmp_path / "calls.jsonl"
+    fake = tmp_path / "notify-send"
+    fake.write_text(f"#!{sys.executable}\nimport json, sys\nopen({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + chr(10))\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    hooks = HookRunner(notify=True)
+    evil = "x; touch pwned"
+    rounds = iter([[up(PHONE, evil)], [down(PHONE[0])]])
+    with Watch(build_targets([LAN5]), misses=1, hooks=hooks, round_source=lambda _t: next(rounds), resolve=lambda _a: {}) as w:
+        notes = [n for r in w.rounds(count=2) for n in r.notes]
+    calls = [json.loads(x) for x in log.read_text().splitlines()]
+    assert notes == []
+    assert [c[1] for c in calls] == [f"recon: NEW {PHONE[0]}", f"recon: DOWN {PHONE[0]}"]
+    assert evil in calls[0][2] and not (tmp_path / "pwned").exists()
+
+
 # --- CLI input checks (before anything is sent) -----------------------------------------------------------
 
 
@@ -215,6 +233,7 @@ def test_notify_without_a_notifier_says_so_once(monkeypatch: pytest.MonkeyPatch)
     (["--period", "-1"], "--period"),
     (["--exec", "no-such-program-xyz --flag"], "--exec"),
     (["--exec", "'unterminated"], "--exec"),
+    (["--state", "/nonexistent-dir/state.json"], "--state"),
 ])
 def test_bad_options_exit_2_with_one_line(args: list[str], needle: str) -> None:
     """Invalid watch options are refused with exit 2 and one line naming the option."""
@@ -298,6 +317,20 @@ def test_once_prints_the_inventory_with_macs_and_json_schema(lab) -> None:
     assert {o["address"] for o in lines if o["event"] == "NEW"} == set(inventory)
     dead = lab.recon("watch", "198.18.0.200-210", "--once")
     assert dead.returncode == 1 and "no device answered" in dead.stdout
+
+
+def test_exec_in_the_lab_gets_one_call_per_event_with_the_details(lab, tmp_path: Path) -> None:
+    """`recon watch --once --exec CMD` in the lab: CMD runs once per NEW device, RECON_* set from the wire."""
+    out = tmp_path / "env.jsonl"
+    cmd = f"{shlex.quote(sys.executable)} -c {shlex.quote(_DUMP)} {shlex.quote(str(out))}"
+    res = lab.recon("watch", LAN5, "--once", "--exec", cmd)
+    assert res.returncode == 0, res.stderr
+    got = {e["RECON_ADDRESS"]: e for e in (json.loads(x) for x in out.read_text().splitlines())}
+    assert set(got) == {h.ipv4 for h in lab.info.hosts}
+    for h in lab.info.hosts:
+        env = got[h.ipv4]
+        assert env["RECON_EVENT"] == "NEW" and env["RECON_MAC"] == h.mac and env["RECON_HOSTNAME"] == h.hostname
+        assert env["RECON_VENDOR"]
 
 
 def test_once_with_a_corrupt_state_file_reports_and_goes_on(lab, tmp_path: Path) -> None:
