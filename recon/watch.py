@@ -77,22 +77,6 @@ def normalize_mac(text: str) -> str:
 # --- the state machine ---------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class _Device:
-    address: str
-    mac: str | None
-    vendor: str | None
-    hostname: str | None
-    first_seen: str
-    last_seen: str
-    up: bool = False
-    misses: int = 0
-
-    def snapshot(self) -> DeviceState:
-        return DeviceState(self.address, self.mac, self.vendor, self.hostname, self.first_seen, self.last_seen,
-                           self.up, self.misses)
-
-
 class Tracker:
     """Turns rounds of sweep results into events.
 
@@ -109,9 +93,7 @@ class Tracker:
         if misses < 1:
             raise InvalidOption("--misses", misses, "a whole number of rounds, at least 1")
         self.misses = misses
-        self.devices: dict[str, _Device] = {}
-        for d in known:
-            self.devices[d.address] = _Device(d.address, d.mac, d.vendor, d.hostname, d.first_seen, d.last_seen)
+        self.devices: dict[str, DeviceState] = {d.address: replace(d, up=False, misses=0) for d in known}
         self.in_scope = in_scope or (lambda _a: True)
         self.macs = frozenset(normalize_mac(m) for m in macs)
         self.hosts = hosts
@@ -120,7 +102,7 @@ class Tracker:
     # -- queries --------------------------------------------------------------------
     def inventory(self, *, only_up: bool = False) -> tuple[DeviceState, ...]:
         devs = (d for d in self.devices.values() if d.up or not only_up)
-        return tuple(d.snapshot() for d in sorted(devs, key=lambda d: _addr_key(d.address)))
+        return tuple(sorted(devs, key=lambda d: _addr_key(d.address)))
 
     def up_count(self) -> int:
         return sum(1 for d in self.devices.values() if d.up)
@@ -152,48 +134,37 @@ class Tracker:
         for addr, h in answered.items():
             mac = h.mac.lower() if h.mac else None
             dev = self.devices.get(addr)
+            kind: str | None = None
+            previous: str | None = None
             if dev is None:
                 # a known MAC at a new address, which it left (its old address is silent now)
                 old_addr = next((a for a in by_mac.get(mac, ()) if a not in answered), None) if mac else None
                 if old_addr is not None:
                     old = self.devices.pop(old_addr)
-                    dev = _Device(addr, mac, h.vendor or old.vendor, h.hostname or old.hostname, old.first_seen, when)
-                    self.devices[addr] = dev
-                    events.append(self._event("MOVED", dev, when, previous=old_addr))
+                    dev = replace(old, address=addr)
+                    kind, previous = "MOVED", old_addr
                 else:
-                    dev = _Device(addr, mac, h.vendor, h.hostname, when, when)
-                    self.devices[addr] = dev
-                    events.append(self._event("NEW", dev, when))
+                    dev = DeviceState(addr, mac, h.vendor, h.hostname, when, when)
+                    kind = "NEW"
             elif mac and dev.mac and mac != dev.mac:
-                previous = dev.mac
-                dev.mac, dev.vendor = mac, h.vendor
-                dev.hostname = h.hostname or dev.hostname
-                events.append(self._event("MOVED", dev, when, previous=previous))
+                kind, previous = "MOVED", dev.mac
+                dev = replace(dev, vendor=h.vendor)  # the old MAC's vendor no longer applies
             elif not dev.up and not first:
-                self._refresh(dev, h)
-                events.append(self._event("UP", dev, when))
-            self._refresh(dev, h)
-            dev.up, dev.misses, dev.last_seen = True, 0, when
+                kind = "UP"
+            dev = replace(dev, mac=mac or dev.mac, vendor=h.vendor or dev.vendor, hostname=h.hostname or dev.hostname,
+                          up=True, misses=0, last_seen=when)
+            self.devices[addr] = dev
+            if kind:
+                events.append(Event(kind, when, dev.address, dev.mac, dev.vendor, dev.hostname, previous))
 
         for addr, dev in self.devices.items():
             if addr in answered or not dev.up or not self.in_scope(addr):
                 continue
-            dev.misses += 1
-            if dev.misses >= self.misses:
-                dev.up = False
-                events.append(self._event("DOWN", dev, when))
+            gone = dev.misses + 1 >= self.misses
+            self.devices[addr] = replace(dev, misses=dev.misses + 1, up=not gone)
+            if gone:
+                events.append(Event("DOWN", when, dev.address, dev.mac, dev.vendor, dev.hostname))
         return [e for e in events if self.watched(e)]
-
-    @staticmethod
-    def _refresh(dev: _Device, h: HostResult) -> None:
-        if h.mac:
-            dev.mac = h.mac.lower()
-        dev.vendor = h.vendor or dev.vendor
-        dev.hostname = h.hostname or dev.hostname
-
-    @staticmethod
-    def _event(kind: str, dev: _Device, when: str, previous: str | None = None) -> Event:
-        return Event(kind, when, dev.address, dev.mac, dev.vendor, dev.hostname, previous)
 
 
 def _is_ipv4(text: str) -> bool:
