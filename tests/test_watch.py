@@ -369,10 +369,14 @@ def test_down_and_up_within_2_seconds_of_a_link_toggle(lab) -> None:
     assert down_latency < 2.0, down_latency
     assert up_latency < 2.0, up_latency
     assert others == []
+    for probe in (["ping", "-c1", "-W2", tv.ipv4], ["ping", "-6", "-c1", "-W2", tv.ipv6]):
+        assert lab.run(probe).returncode == 0, f"the lab was not restored: {probe}"
 
 
 def _restore_routes(lab, host) -> None:
-    """Link down / address removal drops a host's routes: put the lab's back (the lab is shared)."""
+    """Link down drops a host's IPv6 address and its routes; address removal drops routes: put the lab's
+    back (the lab is shared by the whole session)."""
+    lab.run(["ip", "addr", "replace", f"{host.ipv6}/64", "dev", "eth0", "nodad"], ns=host.netns)
     lab.run(["ip", "route", "replace", "198.18.0.0/15", "via", lab.info.router_ipv4], ns=host.netns)
     lab.run(["ip", "-6", "route", "replace", "2001:db8::/32", "via", lab.info.router_ipv6], ns=host.netns)
 
