@@ -291,6 +291,17 @@ class _Run:
         self.sent = self.received = self.duplicates = self.late = self.resent = 0
         self.ignored = self.send_errors = 0
         self.t0 = self.t1 = 0.0
+        self.answered = 0
+
+    def mark_local(self) -> None:
+        """Our own address on the swept segment is up (as nmap reports it); no one answers our own ARP."""
+        if self.kind is None or self.link is None:
+            return
+        for i in range(self.n):
+            if self.kind[i] and self.addrs[i] == self.link.address:
+                self.state[i], self.reply[i], self.rtt[i] = _UP, 254, 0.0
+                self.extra[i] = (self.link.mac_str,)
+                self.answered += 1
 
     def execute(self) -> None:
         raise NotImplementedError
@@ -310,9 +321,9 @@ class _Run:
                 continue
             r = reply[i]
             ms = round(float(rtt[i]), 3) if rtt[i] >= 0 else None
-            if r == 255:
+            if r >= 254:
                 mac = extra[i][0]
-                out.append(HostResult(address, "up", ms, None, "arp-reply", mac, vendor(mac), name))
+                out.append(HostResult(address, "up", ms, None, "arp-reply" if r == 255 else "localhost", mac, vendor(mac), name))
             elif st == _UP:
                 out.append(HostResult(address, "up", ms, ttl[i], _REPLY_NAMES.get(r, f"icmp-{r}"), hostname=name))
             else:
@@ -342,7 +353,6 @@ class _RawSweep(_Run):
         self.progress = progress
         self.sent_at = array("d", bytes(8 * self.n))
         self.attempt = bytearray(self.n)
-        self.answered = 0
         self.max_rtt = 0.0
         self.base = random.getrandbits(16)
         while self.base in prober._previous_bases:
@@ -384,7 +394,9 @@ class _RawSweep(_Run):
         prober = self.prober
         self._flush_stale()
         self.t0 = time.monotonic()
-        todo: Iterable[int] = range(self.n)
+        self.mark_local()
+        state = self.state
+        todo: Iterable[int] = [i for i in range(self.n) if not state[i]] if self.answered else range(self.n)
         rounds = self.retries + 1
         try:
             for rnd in range(rounds):
@@ -401,7 +413,6 @@ class _RawSweep(_Run):
                 if self.answered >= self.n:
                     break
                 if not last:
-                    state = self.state
                     todo = [i for i in range(self.n) if not state[i]]
         finally:
             self.t1 = time.monotonic()
@@ -685,6 +696,8 @@ class _ScapySweep(_Run):
         inter = 1.0 / self.prober.rate if self.prober.rate else 0
         answered: list[tuple[Any, Any]] = []
         self.t0 = time.monotonic()
+        self.mark_local()
+        arp_idx = [i for i in arp_idx if not self.state[i]]
         old_verb = conf.verb
         conf.verb = 0
         try:

@@ -80,3 +80,89 @@ def lab_status(info: LabInfo) -> str:
         f"namespaces: {' '.join(info.namespaces)}",
     ]
     return "\n".join(lines)
+
+
+# --- sweep ----------------------------------------------------------------------------------
+
+from typing import TYPE_CHECKING  # noqa: E402 - section-local import keeps parallel edits apart
+
+if TYPE_CHECKING:  # noqa: E402 - kept in this section so parallel sections do not collide
+    from collections.abc import Iterable as _Iterable
+
+    from recon.models import HostResult, SweepResult
+
+SWEEP_COLUMNS = ("address", "status", "rtt_ms", "ttl", "reply", "mac", "vendor", "hostname", "reporter")
+
+
+def _sweep_hosts(result: "SweepResult", show_all: bool) -> "tuple[HostResult, ...]":
+    return result.hosts if show_all else result.up
+
+
+def sweep_table(result: "SweepResult", show_all: bool = False) -> str:
+    """address, rtt, ttl, mac, vendor, hostname (+ status and reporter with --all)."""
+    hosts = _sweep_hosts(result, show_all)
+    if show_all:
+        headers = ["address", "status", "rtt", "ttl", "mac", "vendor", "hostname", "reporter"]
+        rows = [[h.address, h.status, _ms(h.rtt_ms), h.ttl, h.mac, safe(h.vendor or ""), safe(h.hostname or ""), h.reporter]
+                for h in hosts]
+    else:
+        headers = ["address", "rtt", "ttl", "mac", "vendor", "hostname"]
+        rows = [[h.address, _ms(h.rtt_ms), h.ttl, h.mac, safe(h.vendor or ""), safe(h.hostname or "")] for h in hosts]
+    return table(rows, headers) if rows else ""
+
+
+def _ms(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f} ms"
+
+
+def sweep_json_lines(result: "SweepResult", show_all: bool = False) -> "_Iterable[str]":
+    """One JSON object per host (DESIGN.md §5 fields, plus reporter)."""
+    from recon.models import as_dict
+
+    for h in _sweep_hosts(result, show_all):
+        yield json_line(as_dict(h))
+
+
+def sweep_csv(result: "SweepResult", show_all: bool = False, stream: TextIO | None = None) -> None:
+    from recon.models import as_dict
+
+    csv_rows((as_dict(h) for h in _sweep_hosts(result, show_all)), SWEEP_COLUMNS, stream)
+
+
+def sweep_summary(result: "SweepResult") -> str:
+    """``12 hosts up of 120 scanned in 1.23 s`` (+ unreachable, duplicates, late when there were any)."""
+    s = result.stats
+    up = len(result.up)
+    line = f"{up} host{'' if up == 1 else 's'} up of {s.targets} scanned in {s.duration_s:.2f} s"
+    extra = [f"{v} {k}" for k, v in (("unreachable", s.unreachable), ("duplicates", s.duplicates), ("late", s.late)) if v]
+    return line + (f" ({', '.join(extra)})" if extra else "")
+
+
+class SweepProgress:
+    """A one-line progress bar on stderr, shown only on a TTY and only once the sweep has run for a second."""
+
+    def __init__(self, stream: TextIO | None = None, delay: float = 1.0) -> None:
+        import time
+
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty()
+        self.start = time.monotonic()
+        self.delay = delay
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        import time
+
+        if not self.enabled or time.monotonic() - self.start < self.delay:
+            return
+        width = 30
+        frac = done / total if total else 1.0
+        bar = "#" * int(frac * width)
+        self.stream.write(f"\r[{bar:<{width}}] {done}/{total} {frac:4.0%}  {time.monotonic() - self.start:5.1f} s")
+        self.stream.flush()
+        self.shown = True
+
+    def finish(self) -> None:
+        if self.shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
