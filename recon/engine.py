@@ -130,7 +130,7 @@ class Prober:
     # -- sockets ---------------------------------------------------------------
     def _icmp_socket(self) -> socket.socket:
         if self._icmp is None:
-            s = raw_socket(socket.AF_INET, socket.IPPROTO_ICMP, "recon sweep")
+            s = _raw_icmp()
             _big_buffers(s)
             if self.interface:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.interface.encode())
@@ -214,7 +214,7 @@ class Prober:
         kind, lnk = self._plan(addrs)
         # Open every socket before the first packet: no privileges → nothing sent.
         if self.engine == "scapy":
-            raw_socket(socket.AF_INET, socket.IPPROTO_ICMP, "recon sweep").close()
+            _raw_icmp().close()
             run = _ScapySweep(self, addrs, kind, lnk, timeout, retries)
         else:
             icmp = self._icmp_socket() if kind is None or 0 in kind else None
@@ -254,6 +254,14 @@ def sweep(targets: "TargetSet | Iterable[str] | str", *, method: str = "auto", p
 
 def _ip(value: int) -> str:
     return socket.inet_ntoa(value.to_bytes(4, "big"))
+
+
+def _raw_icmp() -> socket.socket:
+    """The raw ICMP socket, or a PrivilegeError whose advice fits sweep (it has no datagram-socket fallback)."""
+    try:
+        return raw_socket(socket.AF_INET, socket.IPPROTO_ICMP, "recon sweep")
+    except PrivilegeError:
+        raise PrivilegeError("recon sweep", hint=PrivilegeError.ADVICE) from None
 
 
 def _big_buffers(s: socket.socket) -> None:
