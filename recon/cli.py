@@ -106,8 +106,7 @@ def sweep(
                               resolve=resolve, progress=progress)
     progress.finish()
     if json_out:
-        for line in render.sweep_json_lines(result, show_all):
-            render.out(line)
+        render.out_lines(render.sweep_json_lines(result, show_all))
     elif csv_out:
         render.sweep_csv(result, show_all)
     else:
