@@ -329,3 +329,34 @@ def test_shard_parsing() -> None:
     for bad in ("0/3", "4/3", "1", "a/b", "1/0", "-1/2"):
         with pytest.raises(InvalidOption):
             parse_shard(bad)
+
+
+def test_progress_bar_only_on_a_tty_and_only_for_long_sweeps(lab) -> None:
+    """With stderr on a terminal, a sweep over 1 s draws a progress bar there (stdout stays clean); a short one does not."""
+    import os
+    import sys
+
+    def stderr_on_pty(*args: str) -> tuple[str, str]:
+        master, slave = os.openpty()
+        try:
+            proc = lab.popen([sys.executable, "-m", "recon", "sweep", *args], stdout=subprocess.PIPE, stderr=slave)
+            os.close(slave)
+            chunks = []
+            while True:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            out, _ = proc.communicate(timeout=30)
+        finally:
+            os.close(master)
+        return out, b"".join(chunks).decode(errors="replace")
+
+    out, err = stderr_on_pty("198.18.1.0/24", "-t", "1.5", "--json")
+    assert "\r[" in err and "%" in err and "16 hosts up of 256" in err
+    assert "\r" not in out and len(out.splitlines()) == 16
+    _, quick = stderr_on_pty("198.18.2.0/28")
+    assert "\r[" not in quick and "16 hosts up of 16" in quick
