@@ -8,12 +8,9 @@ stays fast. Errors become one line on stderr and an exit code (``ExitStatus``);
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import traceback
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Optional
 
 import typer
@@ -77,12 +74,47 @@ def sweep(
     exclude: ExcludeOpt = None,
     exclude_file: ExcludeFileOpt = None,
     yes: YesOpt = False,
+    timeout: Annotated[float, typer.Option("--timeout", "-t", help="Seconds to wait for replies after the last probe.")] = 1.0,
+    retries: Annotated[int, typer.Option("--retries", "-r", help="Re-probe the silent targets this many times.")] = 1,
+    rate: Annotated[Optional[float], typer.Option("--rate", help="Probes per second (token bucket); default: as fast as the socket takes.")] = None,
+    probe: Annotated[str, typer.Option("--probe", help="ICMP probe: echo (type 8), timestamp (13) or mask (17).")] = "echo",
+    method: Annotated[str, typer.Option("--method", help="auto: ARP on-link, ICMP routed (as nmap); or icmp, arp.")] = "auto",
+    engine: Annotated[str, typer.Option("--engine", help="raw: batched raw sockets; scapy: Scapy sr() (slow reference).")] = "raw",
+    source: Annotated[Optional[str], typer.Option("--source", help="Send from this local IPv4 address.")] = None,
+    interface: Annotated[Optional[str], typer.Option("--interface", "-i", help="Send on this interface.")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Probe in this seeded pseudo-random order (default: address order).")] = None,
+    shard: Annotated[Optional[str], typer.Option("--shard", help="Probe only shard I of N (I/N), zmap-style; shards are disjoint and complete.")] = None,
+    resolve: Annotated[bool, typer.Option("--resolve", "-R", help="Reverse-resolve the hosts that are up (bounded in time).")] = False,
+    show_all: Annotated[bool, typer.Option("--all", "-a", help="List down and unreachable targets too.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON lines, one object per host.")] = False,
+    csv_out: Annotated[bool, typer.Option("--csv", help="CSV with a header row.")] = False,
+    pcap: Annotated[Optional[str], typer.Option("--pcap", help="Write every probe and reply to this pcap file.")] = None,
 ) -> int:
     """Find live hosts (ICMP/ARP). Example: recon sweep 192.168.1.1-120"""
+    from recon.engine import Prober, parse_shard
     from recon.targets import build_targets
 
-    build_targets(targets or [], input_file=input_file, exclude=exclude or [], exclude_file=exclude_file, yes=yes)
-    return _not_built("sweep")
+    if json_out and csv_out:
+        raise InputError("--json and --csv cannot be combined", hint="pick one output format")
+    shard_t = parse_shard(shard) if shard is not None else (1, 1)
+    if seed is None and shard_t[1] > 1:
+        seed = 0  # shards interleave over the same permutation; any fixed seed keeps them disjoint
+    target_set = build_targets(targets or [], input_file=input_file, exclude=exclude or [], exclude_file=exclude_file, yes=yes)
+    progress = render.SweepProgress()
+    with Prober(method=method, probe=probe, engine=engine, interface=interface, source=source, rate=rate) as prober:
+        result = prober.sweep(target_set, timeout=timeout, retries=retries, seed=seed, shard=shard_t, pcap=pcap,
+                              resolve=resolve, progress=progress)
+    progress.finish()
+    if json_out:
+        render.out_lines(render.sweep_json_lines(result, show_all))
+    elif csv_out:
+        render.sweep_csv(result, show_all)
+    else:
+        text = render.sweep_table(result, show_all)
+        if text:
+            render.out(text)
+    render.err(render.sweep_summary(result))
+    return ExitStatus.OK if result.up else ExitStatus.NONE
 
 
 # --- ping -------------------------------------------------------------------------------
@@ -113,6 +145,10 @@ def craft() -> int:
 
 
 # --- watch ------------------------------------------------------------------------------
+
+import contextlib  # noqa: E402 - section-local imports keep parallel edits apart
+import signal  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 
 
 @app.command(short_help="Report devices joining/leaving, as in: recon watch 192.168.1.0/24")
@@ -160,7 +196,7 @@ def watch(
     return ExitStatus.OK
 
 
-@contextmanager
+@contextlib.contextmanager
 def _sigterm_as_exit() -> Iterator[None]:
     """SIGTERM (systemd, kill) leaves like Ctrl-C does, through the finally blocks (state saved), exit 143."""
     def _leave(signum: int, _frame: object) -> None:

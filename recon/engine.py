@@ -130,7 +130,7 @@ class Prober:
     # -- sockets ---------------------------------------------------------------
     def _icmp_socket(self) -> socket.socket:
         if self._icmp is None:
-            s = raw_socket(socket.AF_INET, socket.IPPROTO_ICMP, "recon sweep")
+            s = _raw_icmp()
             _big_buffers(s)
             if self.interface:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.interface.encode())
@@ -214,7 +214,7 @@ class Prober:
         kind, lnk = self._plan(addrs)
         # Open every socket before the first packet: no privileges → nothing sent.
         if self.engine == "scapy":
-            raw_socket(socket.AF_INET, socket.IPPROTO_ICMP, "recon sweep").close()
+            _raw_icmp().close()
             run = _ScapySweep(self, addrs, kind, lnk, timeout, retries)
         else:
             icmp = self._icmp_socket() if kind is None or 0 in kind else None
@@ -256,6 +256,14 @@ def _ip(value: int) -> str:
     return socket.inet_ntoa(value.to_bytes(4, "big"))
 
 
+def _raw_icmp() -> socket.socket:
+    """The raw ICMP socket, or a PrivilegeError whose advice fits sweep (it has no datagram-socket fallback)."""
+    try:
+        return raw_socket(socket.AF_INET, socket.IPPROTO_ICMP, "recon sweep")
+    except PrivilegeError:
+        raise PrivilegeError("recon sweep", hint=PrivilegeError.ADVICE) from None
+
+
 def _big_buffers(s: socket.socket) -> None:
     for opt_force, opt in ((33, socket.SO_RCVBUF), (32, socket.SO_SNDBUF)):  # SO_RCVBUFFORCE / SO_SNDBUFFORCE
         size = RCVBUF if opt == socket.SO_RCVBUF else 4 << 20
@@ -291,6 +299,17 @@ class _Run:
         self.sent = self.received = self.duplicates = self.late = self.resent = 0
         self.ignored = self.send_errors = 0
         self.t0 = self.t1 = 0.0
+        self.answered = 0
+
+    def mark_local(self) -> None:
+        """Our own address on the swept segment is up (as nmap reports it); no one answers our own ARP."""
+        if self.kind is None or self.link is None:
+            return
+        for i in range(self.n):
+            if self.kind[i] and self.addrs[i] == self.link.address:
+                self.state[i], self.reply[i], self.rtt[i] = _UP, 254, 0.0
+                self.extra[i] = (self.link.mac_str,)
+                self.answered += 1
 
     def execute(self) -> None:
         raise NotImplementedError
@@ -310,9 +329,9 @@ class _Run:
                 continue
             r = reply[i]
             ms = round(float(rtt[i]), 3) if rtt[i] >= 0 else None
-            if r == 255:
+            if r >= 254:
                 mac = extra[i][0]
-                out.append(HostResult(address, "up", ms, None, "arp-reply", mac, vendor(mac), name))
+                out.append(HostResult(address, "up", ms, None, "arp-reply" if r == 255 else "localhost", mac, vendor(mac), name))
             elif st == _UP:
                 out.append(HostResult(address, "up", ms, ttl[i], _REPLY_NAMES.get(r, f"icmp-{r}"), hostname=name))
             else:
@@ -342,7 +361,6 @@ class _RawSweep(_Run):
         self.progress = progress
         self.sent_at = array("d", bytes(8 * self.n))
         self.attempt = bytearray(self.n)
-        self.answered = 0
         self.max_rtt = 0.0
         self.base = random.getrandbits(16)
         while self.base in prober._previous_bases:
@@ -384,7 +402,9 @@ class _RawSweep(_Run):
         prober = self.prober
         self._flush_stale()
         self.t0 = time.monotonic()
-        todo: Iterable[int] = range(self.n)
+        self.mark_local()
+        state = self.state
+        todo: Iterable[int] = [i for i in range(self.n) if not state[i]] if self.answered else range(self.n)
         rounds = self.retries + 1
         try:
             for rnd in range(rounds):
@@ -401,7 +421,6 @@ class _RawSweep(_Run):
                 if self.answered >= self.n:
                     break
                 if not last:
-                    state = self.state
                     todo = [i for i in range(self.n) if not state[i]]
         finally:
             self.t1 = time.monotonic()
@@ -685,6 +704,8 @@ class _ScapySweep(_Run):
         inter = 1.0 / self.prober.rate if self.prober.rate else 0
         answered: list[tuple[Any, Any]] = []
         self.t0 = time.monotonic()
+        self.mark_local()
+        arp_idx = [i for i in arp_idx if not self.state[i]]
         old_verb = conf.verb
         conf.verb = 0
         try:
