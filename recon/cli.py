@@ -74,12 +74,47 @@ def sweep(
     exclude: ExcludeOpt = None,
     exclude_file: ExcludeFileOpt = None,
     yes: YesOpt = False,
+    timeout: Annotated[float, typer.Option("--timeout", "-t", help="Seconds to wait for replies after the last probe.")] = 1.0,
+    retries: Annotated[int, typer.Option("--retries", "-r", help="Re-probe the silent targets this many times.")] = 1,
+    rate: Annotated[Optional[float], typer.Option("--rate", help="Probes per second (token bucket); default: as fast as the socket takes.")] = None,
+    probe: Annotated[str, typer.Option("--probe", help="ICMP probe: echo (type 8), timestamp (13) or mask (17).")] = "echo",
+    method: Annotated[str, typer.Option("--method", help="auto: ARP on-link, ICMP routed (as nmap); or icmp, arp.")] = "auto",
+    engine: Annotated[str, typer.Option("--engine", help="raw: batched raw sockets; scapy: Scapy sr() (slow reference).")] = "raw",
+    source: Annotated[Optional[str], typer.Option("--source", help="Send from this local IPv4 address.")] = None,
+    interface: Annotated[Optional[str], typer.Option("--interface", "-i", help="Send on this interface.")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Probe in this seeded pseudo-random order (default: address order).")] = None,
+    shard: Annotated[Optional[str], typer.Option("--shard", help="Probe only shard I of N (I/N), zmap-style; shards are disjoint and complete.")] = None,
+    resolve: Annotated[bool, typer.Option("--resolve", "-R", help="Reverse-resolve the hosts that are up (bounded in time).")] = False,
+    show_all: Annotated[bool, typer.Option("--all", "-a", help="List down and unreachable targets too.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON lines, one object per host.")] = False,
+    csv_out: Annotated[bool, typer.Option("--csv", help="CSV with a header row.")] = False,
+    pcap: Annotated[Optional[str], typer.Option("--pcap", help="Write every probe and reply to this pcap file.")] = None,
 ) -> int:
     """Find live hosts (ICMP/ARP). Example: recon sweep 192.168.1.1-120"""
+    from recon.engine import Prober, parse_shard
     from recon.targets import build_targets
 
-    build_targets(targets or [], input_file=input_file, exclude=exclude or [], exclude_file=exclude_file, yes=yes)
-    return _not_built("sweep")
+    if json_out and csv_out:
+        raise InputError("--json and --csv cannot be combined", hint="pick one output format")
+    shard_t = parse_shard(shard) if shard is not None else (1, 1)
+    if seed is None and shard_t[1] > 1:
+        seed = 0  # shards interleave over the same permutation; any fixed seed keeps them disjoint
+    target_set = build_targets(targets or [], input_file=input_file, exclude=exclude or [], exclude_file=exclude_file, yes=yes)
+    progress = render.SweepProgress()
+    with Prober(method=method, probe=probe, engine=engine, interface=interface, source=source, rate=rate) as prober:
+        result = prober.sweep(target_set, timeout=timeout, retries=retries, seed=seed, shard=shard_t, pcap=pcap,
+                              resolve=resolve, progress=progress)
+    progress.finish()
+    if json_out:
+        render.out_lines(render.sweep_json_lines(result, show_all))
+    elif csv_out:
+        render.sweep_csv(result, show_all)
+    else:
+        text = render.sweep_table(result, show_all)
+        if text:
+            render.out(text)
+    render.err(render.sweep_summary(result))
+    return ExitStatus.OK if result.up else ExitStatus.NONE
 
 
 # --- ping -------------------------------------------------------------------------------
@@ -284,11 +319,67 @@ def craft(
 
 # --- watch ------------------------------------------------------------------------------
 
+import contextlib  # noqa: E402 - section-local imports keep parallel edits apart
+import signal  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 
-@app.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True}, short_help="Report devices joining/leaving, as in: recon watch 192.168.1.0/24")
-def watch() -> int:
+
+@app.command(short_help="Report devices joining/leaving, as in: recon watch 192.168.1.0/24")
+def watch(
+    targets: TargetsArg = None,
+    period: Annotated[float, typer.Option("--period", help="Seconds between rounds (0: back to back).")] = 1.0,
+    misses: Annotated[int, typer.Option("--misses", help="A device is DOWN after this many silent rounds.")] = 3,
+    mac: Annotated[Optional[list[str]], typer.Option("--mac", help="Watch list: alert only on this MAC (repeatable).")] = None,
+    host: Annotated[Optional[list[str]], typer.Option("--host", help="Watch list: alert only on this address (repeatable).")] = None,
+    exec_: Annotated[Optional[str], typer.Option("--exec", help="Run CMD once per event, no shell; details in RECON_EVENT, RECON_ADDRESS, RECON_MAC, RECON_VENDOR, RECON_HOSTNAME.")] = None,
+    notify: Annotated[bool, typer.Option("--notify", help="Desktop notification per event (notify-send).")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="One JSON line per event (the first round: INVENTORY lines).")] = False,
+    state: Annotated[Optional[str], typer.Option("--state", help="JSON file of known devices, kept across runs.")] = None,
+    once: Annotated[bool, typer.Option("--once", help="One round: print the inventory, exit 0 if any device is up, else 1.")] = False,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Seconds to wait for replies in a round (default: 0.6 x period, 0.2 to 1).")] = None,
+    input_file: InputFileOpt = None,
+    exclude: ExcludeOpt = None,
+) -> int:
     """Report devices joining or leaving. Example: recon watch 192.168.1.0/24 --mac aa:bb:cc:dd:ee:ff"""
-    return _not_built("watch")
+    from recon.errors import InvalidOption
+    from recon.privileges import require_raw
+    from recon.targets import build_targets
+    from recon.watch import HookRunner, Watch, normalize_mac, parse_exec
+
+    tset = build_targets(targets or host or [], input_file=input_file, exclude=exclude or [])
+    if period < 0:
+        raise InvalidOption("--period", period, "seconds between rounds, 0 or more")
+    if misses < 1:
+        raise InvalidOption("--misses", misses, "a whole number of rounds, at least 1")
+    macs = [normalize_mac(x) for m in mac or [] for x in m.split(",") if x.strip()]
+    hosts = build_targets(host) if host else None
+    argv = parse_exec(exec_) if exec_ else None
+    require_raw("recon watch")
+    with _sigterm_as_exit(), Watch(tset, period=period, misses=misses, macs=macs, hosts=hosts, state=state,
+                                   hooks=HookRunner(argv, notify=notify), timeout=timeout) as w:
+        for rnd in w.rounds(once=once):
+            for note in rnd.notes:
+                render.err(note)
+            for line in render.watch_round(rnd, as_json=json_):
+                render.out(line)
+            if once:
+                return ExitStatus.OK if rnd.up else ExitStatus.NONE
+            if rnd.number == 1:
+                render.err(render.watch_summary(len(tset), rnd.up, period, misses))
+    return ExitStatus.OK
+
+
+@contextlib.contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """SIGTERM (systemd, kill) leaves like Ctrl-C does, through the finally blocks (state saved), exit 143."""
+    def _leave(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, _leave)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # --- lab --------------------------------------------------------------------------------

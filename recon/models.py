@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["HostResult", "LabHost", "LabRange", "LabInfo", "as_dict"]
+__all__ = ["HostResult", "LabHost", "LabRange", "LabInfo", "as_dict", "SweepStats", "SweepResult"]
 
 
 def as_dict(obj: Any) -> dict[str, Any]:
@@ -409,3 +409,86 @@ class SniffSummary:
     shown: int
     written: int = 0
     error: str | None = None
+
+# --- sweep ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SweepStats:
+    """Counters of one sweep. ``late``: replies to an earlier attempt or an earlier sweep."""
+
+    targets: int = 0
+    sent: int = 0
+    received: int = 0
+    duplicates: int = 0
+    late: int = 0
+    retries: int = 0  # probes re-sent to silent targets
+    unreachable: int = 0
+    ignored: int = 0  # ICMP/ARP that was not an answer to this sweep (other processes)
+    send_errors: int = 0
+    duration_s: float = 0.0
+    pps: float = 0.0  # probes sent per second of sweep time
+    engine: str = "raw"
+    method: str = "icmp"
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    """Every target of a sweep (status up / down / unreachable) and the sweep's counters."""
+
+    hosts: tuple[HostResult, ...]
+    stats: SweepStats
+
+    @property
+    def up(self) -> tuple[HostResult, ...]:
+        return tuple(h for h in self.hosts if h.status == "up")
+
+    @property
+    def unreachable(self) -> tuple[HostResult, ...]:
+        return tuple(h for h in self.hosts if h.status == "unreachable")
+
+
+# --- watch ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A change seen by ``recon watch``: UP, DOWN, NEW or MOVED.
+
+    ``time`` is ISO 8601 with a timezone. For MOVED, ``previous`` is the old address (a MAC seen at a
+    new IP) or the old MAC (an IP answering with a new MAC).
+    """
+
+    event: str
+    time: str
+    address: str
+    mac: str | None = None
+    vendor: str | None = None
+    hostname: str | None = None
+    previous: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceState:
+    """One known device: its last address/MAC, when first and last seen, and whether it is up now."""
+
+    address: str
+    mac: str | None
+    vendor: str | None
+    hostname: str | None
+    first_seen: str
+    last_seen: str
+    up: bool = False
+    misses: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WatchRound:
+    """One presence round: its number, time, events, the inventory (first round only) and notes."""
+
+    number: int
+    time: str
+    events: tuple[Event, ...]
+    inventory: tuple[DeviceState, ...] | None = None
+    up: int = 0
+    notes: tuple[str, ...] = ()

@@ -1,0 +1,186 @@
+"""Benchmark `recon sweep` against Scapy sr(), nmap -sn, fping -g (and zmap when installed), run by hand.
+
+    sudo .venv/bin/python bench/sweep.py            # references on the /24s only (they take minutes on the big ranges)
+    sudo .venv/bin/python bench/sweep.py --full     # references on every range too (several minutes)
+
+Builds its own namespace lab (recon.lab.Lab) and always tears it down. Every tool runs as a fresh
+process inside the scanner namespace with a 1 s timeout; wall time includes interpreter start.
+Peak RSS comes from GNU time (%M) of that process. Recall is measured against the lab's truth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from recon.lab import Lab  # noqa: E402 - after the path fix so the bench runs from a checkout
+
+PY = sys.executable
+TIME = shutil.which("time") or "/usr/bin/time"
+RANGES = [("dense /24", "198.18.2.0/24", "dense24"), ("sparse /24", "198.18.1.0/24", "sparse24"),
+          ("sparse /17", "198.18.128.0/17", "sparse17"), ("dense /16", "198.19.0.0/16", "dense16")]
+TARGETS = {"dense /24": ("wall", 0.4), "sparse /17": ("wall", 2.0), "dense /16": ("wall", 2.5), "/15": ("rss", 150.0)}
+SCAPY_SR = (
+    "import sys\n"
+    "from scapy.layers.inet import IP, ICMP\n"
+    "from scapy.sendrecv import sr\n"
+    "ans, _ = sr(IP(dst=sys.argv[1]) / ICMP(), timeout=1, verbose=0)\n"
+    "print('\\n'.join(sorted({r[IP].src for _, r in ans if r[ICMP].type == 0})))\n"
+)
+
+
+@dataclass
+class Row:
+    tool: str
+    rng: str
+    wall: float | None
+    found: set[str]
+    rss_mb: float | None
+    note: str = ""
+
+
+def measure(lab: Lab, ns: str, argv: list[str], timeout: float) -> tuple[float | None, str, float | None, str]:
+    """Run argv in the scanner namespace under GNU time; (wall s, stdout, peak RSS MB, note)."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
+        full = ["ip", "netns", "exec", ns, TIME, "-f", "%M", "-o", tf.name, *argv]
+        t0 = time.perf_counter()
+        try:
+            res = subprocess.run(full, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+            return None, out, None, f"killed after {timeout:.0f} s"
+        wall = time.perf_counter() - t0
+        rss_text = Path(tf.name).read_text().strip().splitlines()
+    rss = float(rss_text[-1]) / 1024 if rss_text and rss_text[-1].isdigit() else None
+    note = "" if res.returncode in (0, 1) else f"exit {res.returncode}: {res.stderr.strip()[-80:]}"
+    return wall, res.stdout, rss, note
+
+
+def lab_addresses(info) -> set[str]:
+    """Every IPv4 address configured on an interface in the lab's namespaces, inside 198.18.0.0/15."""
+    space = ipaddress.ip_network("198.18.0.0/15")
+    found: set[str] = set()
+    for ns in info.namespaces:
+        out = subprocess.run(["ip", "-n", ns, "-4", "-o", "addr"], capture_output=True, text=True).stdout
+        for addr in re.findall(r"inet (\S+?)/(\d+)", out):
+            if ipaddress.ip_address(addr[0]) in space and addr[1] != "32":
+                found.add(addr[0])
+    return found
+
+
+def truth_of(lab_info, name: str) -> set[str]:
+    r = lab_info.range(name)
+    return {str(a) for a in ipaddress.ip_network(r.cidr)} if r.up is None else set(r.up)
+
+
+def run_tool(lab: Lab, ns: str, tool: str, cidr: str, timeout: float) -> tuple[float | None, set[str], float | None, str]:
+    if tool == "recon":
+        argv = [PY, "-m", "recon", "sweep", cidr, "--json", "-t", "1", "--yes"]
+        wall, out, rss, note = measure(lab, ns, argv, timeout)
+        found = {json.loads(line)["address"] for line in out.splitlines() if line.startswith("{")}
+    elif tool == "scapy sr()":
+        wall, out, rss, note = measure(lab, ns, [PY, "-c", SCAPY_SR, cidr], timeout)
+        found = set(out.split())
+    elif tool == "nmap -sn -PE":
+        wall, out, rss, note = measure(lab, ns, ["nmap", "-sn", "-PE", "-n", "-oG", "-", cidr], timeout)
+        found = set(re.findall(r"Host: (\S+) \(\)\s+Status: Up", out))
+    elif tool == "fping -g":
+        wall, out, rss, note = measure(lab, ns, ["fping", "-a", "-q", "-t", "1000", "-g", cidr], timeout)
+        found = set(out.split())
+    elif tool == "zmap":
+        wall, out, rss, note = measure(lab, ns, ["zmap", "-M", "icmp_echoscan", "-q", "-c", "1", "-i", "eth0", cidr], timeout)
+        found = set(out.split())
+    else:
+        raise ValueError(tool)
+    return wall, found, rss, note
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--full", action="store_true", help="run the slow references on the big ranges too")
+    ap.add_argument("--timeout", type=float, default=150.0, help="kill a tool after this many seconds (default 150)")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print("bench/sweep.py needs root (it builds a namespace lab)", file=sys.stderr)
+        return 3
+    os.environ.setdefault("RECON_LAB_DIR", tempfile.mkdtemp(prefix="recon-bench-"))
+    tools = ["recon", "scapy sr()", "nmap -sn -PE", "fping -g"] + (["zmap"] if shutil.which("zmap") else [])
+    lab = Lab()
+    rows: list[Row] = []
+    try:
+        info = lab.up()
+        ns = info.scanner_ns
+        # warm the neighbour cache and page cache so the first tool is not penalised
+        subprocess.run(["ip", "netns", "exec", ns, PY, "-m", "recon", "sweep", "198.18.2.0/30", "--json"], capture_output=True)
+        for label, cidr, name in RANGES:
+            truth = truth_of(info, name)
+            for tool in tools:
+                big = label in ("sparse /17", "dense /16")
+                if tool != "recon" and big and not args.full:
+                    rows.append(Row(tool, label, None, set(), None, "skipped (slow; --full runs it)"))
+                    continue
+                wall, found, rss, note = run_tool(lab, ns, tool, cidr, args.timeout)
+                rows.append(Row(tool, label, wall, found, rss, note))
+                print(f"  {tool:14} {label:10} {'-' if wall is None else f'{wall:.2f} s'}", file=sys.stderr)
+                time.sleep(0.5)
+        # /15: memory of the whole lab space (131,072 targets, ARP for the LAN, ICMP for the rest)
+        truth15 = set().union(*(truth_of(info, n) for _, _, n in RANGES), truth_of(info, "sparse4k"), truth_of(info, "wan"))
+        truth15 |= {h.ipv4 for h in info.hosts} | {info.router_ipv4, info.scanner_ipv4}
+        truth15 |= lab_addresses(info)  # the router's links to the far/wan namespaces (198.18.4.x) answer too
+        wall, found, rss, note = run_tool(lab, ns, "recon", "198.18.0.0/15", args.timeout)
+        rows.append(Row("recon", "/15", wall, found, rss, note))
+        truths = {label: truth_of(info, name) for label, _, name in RANGES} | {"/15": truth15}
+    finally:
+        lab.down()
+    report(rows, truths)
+    return 0
+
+
+def report(rows: list[Row], truths: dict[str, set[str]]) -> None:
+    from tabulate import tabulate
+
+    table = []
+    for r in rows:
+        truth = truths[r.rng]
+        recall = f"{100 * len(r.found & truth) / len(truth):.1f} %" if r.wall is not None else ""
+        extra = len(r.found - truth)
+        table.append([r.rng, r.tool, "" if r.wall is None else f"{r.wall:.2f}", recall,
+                      "" if r.wall is None else extra, "" if r.rss_mb is None else f"{r.rss_mb:.0f}", r.note])
+    print(tabulate(table, headers=["range", "tool", "wall s", "recall", "false +", "peak RSS MB", "note"]))
+    print()
+    recon_wall = {r.rng: r.wall for r in rows if r.tool == "recon"}
+    ratios = []
+    for r in rows:
+        if r.tool != "recon" and r.wall is not None and recon_wall.get(r.rng):
+            ratios.append([r.rng, r.tool, f"{r.wall / recon_wall[r.rng]:.1f}x slower than recon"])
+    if ratios:
+        print(tabulate(ratios, headers=["range", "reference", "ratio"]))
+        print()
+    print("targets (1 s timeout):")
+    for label, (kind, limit) in TARGETS.items():
+        r = next((x for x in rows if x.tool == "recon" and x.rng == label), None)
+        if r is None or r.wall is None:
+            print(f"  {label}: not measured")
+            continue
+        recall = len(r.found & truths[label]) / len(truths[label])
+        value = r.wall if kind == "wall" else r.rss_mb
+        unit = "s" if kind == "wall" else "MB RSS"
+        ok = value is not None and value <= limit and (kind == "rss" or label == "dense /24" or recall == 1.0)
+        print(f"  {label}: {value:.2f} {unit} (target <= {limit:g}), recall {100 * recall:.1f} % -> {'met' if ok else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""On-link discovery at layer 2: which targets are on a local segment, ARP frames, MAC vendors.
+
+The routing table and interface addresses come from the kernel of the *current*
+network namespace (``/proc/thread-self/net/route`` and ``ioctl``), never from
+Scapy's ``conf.route``, which is cached at import and may describe another
+namespace. Scapy builds the ARP request template once; the engine patches the
+target address per probe. Vendors come from Scapy's bundled manuf database.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import socket
+import struct
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from recon.errors import InvalidOption
+
+__all__ = ["Link", "OnLinkRoute", "routes", "link", "onlink_routes", "arp_request_template", "parse_arp_reply",
+           "vendor", "ETH_P_ARP", "ARP_TPA_OFFSET"]
+
+ETH_P_ARP = 0x0806
+ARP_TPA_OFFSET = 38  # Ether(14) + ARP fixed part(8) + sha(6) + spa(4) + tha(6)
+_SIOCGIFADDR = 0x8915
+_SIOCGIFNETMASK = 0x891B
+_SIOCGIFHWADDR = 0x8927
+_RTF_GATEWAY = 0x2
+_RTF_REJECT = 0x200
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A local interface's layer-2 and IPv4 identity."""
+
+    name: str
+    mac: bytes
+    address: int  # IPv4 as int
+    netmask: int
+
+    @property
+    def mac_str(self) -> str:
+        return ":".join(f"{b:02x}" for b in self.mac)
+
+
+@dataclass(frozen=True, slots=True)
+class OnLinkRoute:
+    """One kernel route: ``net/mask dev iface``, on-link when it has no gateway."""
+
+    net: int
+    mask: int
+    iface: str
+    onlink: bool
+
+    def contains(self, value: int) -> bool:
+        return (value & self.mask) == self.net
+
+
+def _proc_net(name: str) -> Path:
+    thread = Path("/proc/thread-self/net") / name
+    return thread if thread.exists() else Path("/proc/self/net") / name
+
+
+def routes() -> list[OnLinkRoute]:
+    """The IPv4 routing table of this thread's namespace, longest prefix first."""
+    out: list[OnLinkRoute] = []
+    try:
+        lines = _proc_net("route").read_text().splitlines()[1:]
+    except OSError:
+        return out
+    for line in lines:
+        f = line.split()
+        if len(f) < 8:
+            continue
+        iface, dest, _gw, flags, mask = f[0], f[1], f[2], int(f[3], 16), f[7]
+        if flags & _RTF_REJECT or iface == "lo":
+            continue
+        # /proc/net/route prints the addresses as host-order (little-endian) hex
+        net = struct.unpack("!I", struct.pack("<I", int(dest, 16)))[0]
+        m = struct.unpack("!I", struct.pack("<I", int(mask, 16)))[0]
+        out.append(OnLinkRoute(net, m, iface, not flags & _RTF_GATEWAY))
+    out.sort(key=lambda r: -bin(r.mask).count("1"))
+    return out
+
+
+def link(iface: str) -> Link:
+    """MAC and IPv4 address of ``iface`` in this namespace (InvalidOption when it has none)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        req = struct.pack("256s", iface.encode()[:15])
+        try:
+            hw = fcntl.ioctl(s.fileno(), _SIOCGIFHWADDR, req)[18:24]
+        except OSError:
+            raise InvalidOption("--interface", iface, "no such interface in this network namespace") from None
+        try:
+            addr = int.from_bytes(fcntl.ioctl(s.fileno(), _SIOCGIFADDR, req)[20:24], "big")
+            mask = int.from_bytes(fcntl.ioctl(s.fileno(), _SIOCGIFNETMASK, req)[20:24], "big")
+        except OSError:
+            raise InvalidOption("--interface", iface, "the interface has no IPv4 address") from None
+        return Link(iface, bytes(hw), addr, mask)
+    finally:
+        s.close()
+
+
+def onlink_routes(interface: str | None = None) -> list[OnLinkRoute]:
+    """On-link (gatewayless) routes, optionally on one interface only."""
+    return [r for r in routes() if r.onlink and (interface is None or r.iface == interface)]
+
+
+def arp_request_template(lnk: Link) -> bytes:
+    """A broadcast who-has frame from ``lnk``, target address zero (patched per probe)."""
+    from scapy.layers.l2 import ARP, Ether
+
+    frame = bytes(Ether(dst="ff:ff:ff:ff:ff:ff", src=lnk.mac_str) / ARP(
+        op=1, hwsrc=lnk.mac_str, psrc=socket.inet_ntoa(lnk.address.to_bytes(4, "big")), pdst="0.0.0.0"))
+    return frame[:42]  # no Ethernet padding: the kernel pads short frames
+
+
+def parse_arp_reply(frame: bytes, my_address: int) -> tuple[int, bytes] | None:
+    """(sender IPv4, sender MAC) of an ARP reply addressed to us, else None."""
+    if len(frame) < 42 or frame[12:14] != b"\x08\x06" or frame[20:22] != b"\x00\x02":
+        return None
+    if int.from_bytes(frame[38:42], "big") != my_address:
+        return None
+    return int.from_bytes(frame[28:32], "big"), frame[22:28]
+
+
+@lru_cache(maxsize=4096)
+def vendor(mac: str) -> str | None:
+    """The vendor of a MAC from Scapy's bundled manuf database, e.g. 'Apple, Inc.'; None when unknown."""
+    from scapy.config import conf
+
+    db = conf.manufdb
+    if db is None:
+        return None
+    name = db._get_manuf(mac)
+    if not name or name == mac or ":" in name and name.lower().startswith(mac[:8].lower()):
+        return None
+    return name

@@ -1,0 +1,507 @@
+"""Presence watching: rounds of sweeps, hysteresis, UP/DOWN/NEW/MOVED events, hooks, a state file.
+
+The pieces, each usable alone:
+
+- ``Tracker``: the pure state machine. Feed it each round's ``HostResult`` list; it returns events.
+  Devices are keyed by address and remember their MAC, so it sees a MAC at a new IP and an IP
+  answering with a new MAC (both ``MOVED``). ``DOWN`` only after ``misses`` silent rounds in a row
+  (hysteresis against packet loss); ``UP`` at the first answer of an offline device.
+- ``load_state``/``save_state``: the JSON state file (atomic: temp file + ``os.replace``). A corrupt
+  file is moved aside (``FILE.corrupt-<ts>``) and reported, never fatal.
+- ``HookRunner``: ``--exec CMD`` and ``--notify``, run without a shell on worker threads so a slow or
+  failing hook never stalls the rounds. Event details travel only in environment variables.
+- ``Watch``: the loop. Its round source is injected (``round_source(targets) -> list[HostResult]``);
+  the default is the sweep engine's ``Prober``, kept open (sockets and all) across rounds.
+
+Nothing here prints: rounds come back as ``WatchRound`` values and the CLI renders them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from recon.errors import InvalidOption
+from recon.models import DeviceState, Event, HostResult, WatchRound
+from recon.targets import TargetSet
+
+__all__ = [
+    "Tracker",
+    "HookRunner",
+    "Watch",
+    "load_state",
+    "save_state",
+    "parse_exec",
+    "normalize_mac",
+    "default_round_source",
+    "hook_env",
+    "EVENTS",
+]
+
+
+EVENTS = ("UP", "DOWN", "NEW", "MOVED")
+STATE_VERSION = 1
+RoundSource = Callable[[TargetSet], Sequence[HostResult]]
+
+_MAC = re.compile(r"^[0-9a-f]{2}([:-]?)[0-9a-f]{2}(\1[0-9a-f]{2}){4}$")
+
+
+def now_iso() -> str:
+    """The current time, ISO 8601 with the local timezone offset."""
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="milliseconds")
+
+
+def normalize_mac(text: str) -> str:
+    """``AA-BB-CC-DD-EE-FF`` / ``aabb.ccdd.eeff`` / ``aabbccddeeff`` → ``aa:bb:cc:dd:ee:ff``, else InvalidOption."""
+    raw = text.strip().lower().replace(".", "")
+    if not _MAC.match(raw) and not re.fullmatch(r"[0-9a-f]{12}", raw):
+        raise InvalidOption("--mac", text, "a MAC address like aa:bb:cc:dd:ee:ff")
+    digits = re.sub(r"[^0-9a-f]", "", raw)
+    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
+
+
+# --- the state machine ---------------------------------------------------------------
+
+
+class Tracker:
+    """Turns rounds of sweep results into events.
+
+    ``misses``: a device that was up goes DOWN after this many silent rounds in a row.
+    ``known``: devices from the state file (they are not NEW again; they start offline).
+    ``in_scope``: which addresses this watch covers (devices outside it are neither probed nor DOWN).
+    ``macs``/``hosts``: the watch list; when either is given only matching events are returned.
+    The first round sets the baseline: devices answering are up (no UP events), but NEW and
+    MOVED are reported against the state file.
+    """
+
+    def __init__(self, *, misses: int = 3, known: Sequence[DeviceState] = (), in_scope: Callable[[str], bool] | None = None,
+                 macs: Sequence[str] = (), hosts: Callable[[str], bool] | None = None) -> None:
+        if misses < 1:
+            raise InvalidOption("--misses", misses, "a whole number of rounds, at least 1")
+        self.misses = misses
+        self.devices: dict[str, DeviceState] = {d.address: replace(d, up=False, misses=0) for d in known}
+        self.in_scope = in_scope or (lambda _a: True)
+        self.macs = frozenset(normalize_mac(m) for m in macs)
+        self.hosts = hosts
+        self.rounds = 0
+
+    # -- queries --------------------------------------------------------------------
+    def inventory(self, *, only_up: bool = False) -> tuple[DeviceState, ...]:
+        devs = (d for d in self.devices.values() if d.up or not only_up)
+        return tuple(sorted(devs, key=lambda d: _addr_key(d.address)))
+
+    def up_count(self) -> int:
+        return sum(1 for d in self.devices.values() if d.up)
+
+    def watched(self, event: Event) -> bool:
+        """True when the event concerns the watch list (or there is no watch list)."""
+        if not self.macs and self.hosts is None:
+            return True
+        macs = {event.mac, event.previous}
+        if self.macs & macs:
+            return True
+        if self.hosts is not None:
+            return any(a is not None and _is_ipv4(a) and self.hosts(a) for a in (event.address, event.previous))
+        return False
+
+    # -- the step ---------------------------------------------------------------------
+    def observe(self, hosts: Sequence[HostResult], when: str | None = None) -> list[Event]:
+        """One round's results (every probed target, any status) → the events it causes, watch list applied."""
+        when = when or now_iso()
+        first = self.rounds == 0
+        self.rounds += 1
+        events: list[Event] = []
+        answered = {h.address: h for h in hosts if h.status == "up"}
+        by_mac: dict[str, list[str]] = {}
+        for addr, dev in self.devices.items():
+            if dev.mac:
+                by_mac.setdefault(dev.mac, []).append(addr)
+
+        for addr, h in answered.items():
+            mac = h.mac.lower() if h.mac else None
+            dev = self.devices.get(addr)
+            kind: str | None = None
+            previous: str | None = None
+            if dev is None:
+                # a known MAC at a new address, which it left (its old address is silent now)
+                old_addr = next((a for a in by_mac.get(mac, ()) if a not in answered), None) if mac else None
+                if old_addr is not None:
+                    old = self.devices.pop(old_addr)
+                    dev = replace(old, address=addr)
+                    kind, previous = "MOVED", old_addr
+                else:
+                    dev = DeviceState(addr, mac, h.vendor, h.hostname, when, when)
+                    kind = "NEW"
+            elif mac and dev.mac and mac != dev.mac:
+                kind, previous = "MOVED", dev.mac
+                dev = replace(dev, vendor=h.vendor)  # the old MAC's vendor no longer applies
+            elif not dev.up and not first:
+                kind = "UP"
+            dev = replace(dev, mac=mac or dev.mac, vendor=h.vendor or dev.vendor, hostname=h.hostname or dev.hostname,
+                          up=True, misses=0, last_seen=when)
+            self.devices[addr] = dev
+            if kind:
+                events.append(Event(kind, when, dev.address, dev.mac, dev.vendor, dev.hostname, previous))
+
+        for addr, dev in self.devices.items():
+            if addr in answered or not dev.up or not self.in_scope(addr):
+                continue
+            gone = dev.misses + 1 >= self.misses
+            self.devices[addr] = replace(dev, misses=dev.misses + 1, up=not gone)
+            if gone:
+                events.append(Event("DOWN", when, dev.address, dev.mac, dev.vendor, dev.hostname))
+        return [e for e in events if self.watched(e)]
+
+
+def _is_ipv4(text: str) -> bool:
+    try:
+        socket.inet_aton(text)
+    except OSError:
+        return False
+    return text.count(".") == 3
+
+
+def _addr_key(address: str) -> tuple[int, str]:
+    try:
+        return (int.from_bytes(socket.inet_aton(address), "big"), address)
+    except OSError:
+        return (1 << 32, address)
+
+
+# --- the state file ----------------------------------------------------------------------
+
+
+def load_state(path: str | os.PathLike[str]) -> tuple[list[DeviceState], str | None]:
+    """Known devices from ``path`` and a note for the user (or None).
+
+    A missing file is an empty state. A corrupt one (bad JSON, wrong shape) is renamed to
+    ``FILE.corrupt-<timestamp>`` and reported in the note; watching starts from scratch.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return [], None
+    except OSError as exc:
+        from recon.errors import InputError
+
+        raise InputError(f"cannot read state file {str(p)!r}: {exc.strerror}", hint="check --state") from None
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict) or not isinstance(data.get("devices"), list):
+            raise ValueError("no 'devices' list")
+        devices = []
+        for item in data["devices"]:
+            if not isinstance(item, dict) or not isinstance(item.get("address"), str) or not _is_ipv4(item["address"]):
+                raise ValueError(f"bad device entry {item!r:.60}")
+            first = str(item.get("first_seen") or item.get("last_seen") or "")
+            devices.append(DeviceState(
+                address=item["address"], mac=_opt_str(item.get("mac")), vendor=_opt_str(item.get("vendor")),
+                hostname=_opt_str(item.get("hostname")), first_seen=first, last_seen=str(item.get("last_seen") or first)))
+        return devices, None
+    except (ValueError, TypeError) as exc:
+        aside = p.with_name(f"{p.name}.corrupt-{datetime.now().strftime('%Y%m%dT%H%M%S')}")
+        os.replace(p, aside)
+        return [], f"recon: warning: state file {str(p)!r} is corrupt ({exc}); moved it to {str(aside)!r} and started afresh"
+
+
+def _opt_str(value: object) -> str | None:
+    return value.lower() if isinstance(value, str) and _MAC.match(value.lower()) else (value if isinstance(value, str) else None)
+
+
+def save_state(path: str | os.PathLike[str], devices: Sequence[DeviceState]) -> None:
+    """Write the known devices atomically: a temp file in the same directory, fsync, ``os.replace``."""
+    p = Path(path)
+    data = {
+        "version": STATE_VERSION,
+        "updated": now_iso(),
+        "devices": [
+            {"address": d.address, "mac": d.mac, "vendor": d.vendor, "hostname": d.hostname,
+             "first_seen": d.first_seen, "last_seen": d.last_seen, "up": d.up}
+            for d in devices
+        ],
+    }
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=1)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, p)
+
+
+# --- hooks ----------------------------------------------------------------------------------
+
+
+def parse_exec(command: str) -> list[str]:
+    """``--exec CMD`` → argv (shlex rules, no shell), checked before anything is sent."""
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise InvalidOption("--exec", command, f"a command line ({exc})") from None
+    if not argv:
+        raise InvalidOption("--exec", command, "a command to run for each event")
+    if shutil.which(argv[0]) is None:
+        raise InvalidOption("--exec", command, f"{argv[0]!r} is not an executable on PATH")
+    return argv
+
+
+def hook_env(event: Event, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a hook sees: the caller's, plus RECON_EVENT/ADDRESS/MAC/VENDOR/HOSTNAME/TIME."""
+    env = dict(os.environ if base is None else base)
+    env.update({
+        "RECON_EVENT": event.event,
+        "RECON_ADDRESS": event.address,
+        "RECON_MAC": event.mac or "",
+        "RECON_VENDOR": event.vendor or "",
+        "RECON_HOSTNAME": event.hostname or "",
+        "RECON_TIME": event.time,
+        "RECON_PREVIOUS": event.previous or "",
+    })
+    return env
+
+
+class HookRunner:
+    """Runs ``--exec`` and ``--notify`` per event on daemon worker threads, never through a shell.
+
+    ``submit`` returns at once. One worker keeps hooks in event order; a slow hook only delays later
+    hooks (each bounded by ``timeout``), never the rounds. Failures become notes (``notes()``),
+    reported by the CLI.
+    """
+
+    def __init__(self, argv: Sequence[str] | None = None, *, notify: bool = False, timeout: float = 60.0,
+                 workers: int = 1) -> None:
+        self.argv = list(argv) if argv else None
+        self.timeout = timeout
+        self._notes: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self.notifier = shutil.which("notify-send") if notify else None
+        if notify and self.notifier is None:
+            self._notes.put("recon: --notify: no desktop notifier found (install notify-send, e.g. "
+                            "'apt install libnotify-bin'); events are only printed")
+        self._jobs: queue.Queue[list[str] | None] = queue.Queue()
+        self._envs: dict[int, dict[str, str]] = {}
+        self._threads = []
+        if self.argv or self.notifier:
+            for i in range(workers):
+                t = threading.Thread(target=self._work, name=f"recon-hook-{i}", daemon=True)
+                t.start()
+                self._threads.append(t)
+
+    def submit(self, event: Event) -> None:
+        if self.argv:
+            self._jobs.put(("exec", self.argv, hook_env(event)))  # type: ignore[arg-type]
+        if self.notifier:
+            title = f"recon: {event.event} {event.address}"
+            body = " ".join(x for x in (event.hostname, event.mac, event.vendor) if x) or event.address
+            self._jobs.put(("notify", [self.notifier, "--app-name=recon", title, body], None))  # type: ignore[arg-type]
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            try:
+                if job is None:
+                    return
+                kind, argv, env = job  # type: ignore[misc]
+                self._run(kind, argv, env)
+            finally:
+                self._jobs.task_done()
+
+    def _run(self, kind: str, argv: list[str], env: dict[str, str] | None) -> None:
+        try:
+            res = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(),
+                                 timeout=self.timeout, check=False)
+        except subprocess.TimeoutExpired:
+            self._notes.put(f"recon: warning: {kind} hook {argv[0]!r} ran over {self.timeout:g} s and was killed")
+        except OSError as exc:
+            self._notes.put(f"recon: warning: {kind} hook {argv[0]!r} failed: {exc.strerror or exc}")
+        else:
+            if res.returncode != 0:
+                self._notes.put(f"recon: warning: {kind} hook {argv[0]!r} exited with status {res.returncode}")
+
+    def notes(self) -> list[str]:
+        out = []
+        while True:
+            try:
+                out.append(self._notes.get_nowait())
+            except queue.Empty:
+                return out
+
+    def close(self, wait: float = 5.0) -> None:
+        """Let queued hooks finish for up to ``wait`` seconds, then stop the workers."""
+        deadline = time.monotonic() + wait
+        while self._jobs.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for _ in self._threads:
+            self._jobs.put(None)
+
+
+# --- round sources ------------------------------------------------------------------------------
+
+
+class _EngineRound:
+    """A round on the sweep engine: one ``Prober`` (and its sockets) kept open across rounds."""
+
+    def __init__(self, prober: object, timeout: float, retries: int) -> None:
+        self.prober = prober
+        self.timeout = timeout
+        self.retries = retries
+
+    def __call__(self, targets: TargetSet) -> list[HostResult]:
+        return list(self.prober.sweep(targets, timeout=self.timeout, retries=self.retries).hosts)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        self.prober.close()  # type: ignore[attr-defined]
+
+
+def default_round_source(*, timeout: float, retries: int = 1, interface: str | None = None) -> RoundSource:
+    """Rounds on the sweep engine: one ``Prober`` (ARP on-link so MACs are known, ICMP beyond), kept open."""
+    from recon.engine import Prober
+
+    return _EngineRound(Prober(method="auto", interface=interface), timeout, retries)
+
+
+# --- the loop ---------------------------------------------------------------------------------------
+
+
+class _Resolver:
+    """Reverse names, looked up concurrently once per address (misses cached too), so rounds stay fast."""
+
+    def __init__(self, time_limit: float = 1.0) -> None:
+        self.cache: dict[str, str | None] = {}
+        self.time_limit = time_limit
+
+    def __call__(self, addresses: Sequence[str]) -> dict[str, str]:
+        todo = [a for a in addresses if a not in self.cache]
+        if todo:
+            from recon.engine import reverse_dns
+
+            found = reverse_dns(todo, time_limit=self.time_limit)
+            for a in todo:
+                self.cache[a] = found.get(a)
+        return {a: n for a in addresses if (n := self.cache.get(a))}
+
+
+class Watch:
+    """``recon watch``: rounds every ``period`` seconds, events, hooks and the state file.
+
+    Use as a context manager; leaving it (normally, on error or on Ctrl-C) saves the state, closes
+    the round source and lets queued hooks finish briefly.
+    """
+
+    def __init__(self, targets: TargetSet, *, period: float = 1.0, misses: int = 3, macs: Sequence[str] = (),
+                 hosts: TargetSet | None = None, state: str | None = None, hooks: HookRunner | None = None,
+                 round_source: RoundSource | None = None, timeout: float | None = None, retries: int = 1,
+                 resolve: Callable[[Sequence[str]], dict[str, str]] | None = None, save_every: float = 10.0,
+                 interface: str | None = None) -> None:
+        if period < 0:
+            raise InvalidOption("--period", period, "seconds between rounds, 0 or more")
+        if timeout is not None and timeout <= 0:
+            raise InvalidOption("--timeout", timeout, "seconds to wait for replies, more than 0")
+        self.targets = targets
+        self.period = period
+        self.state_path = state
+        self.hooks = hooks or HookRunner()
+        self.save_every = save_every
+        self.notes: list[str] = []
+        known: list[DeviceState] = []
+        if state:
+            folder = Path(state).resolve().parent
+            if not folder.is_dir() or not os.access(folder, os.W_OK):
+                raise InvalidOption("--state", state, f"a file in a writable directory ({str(folder)!r} is not one)")
+            known, note = load_state(state)
+            if note:
+                self.notes.append(note)
+        self.tracker = Tracker(misses=misses, known=known, in_scope=targets.__contains__, macs=macs,
+                               hosts=hosts.__contains__ if hosts is not None else None)
+        # a round must end well before the next is due, so DOWN comes within ~(misses+1) periods
+        self.timeout = timeout if timeout is not None else min(1.0, max(0.2, period * 0.6))
+        self.round_source = round_source or default_round_source(timeout=self.timeout, retries=retries,
+                                                                      interface=interface)
+        self.resolve = resolve or _Resolver()
+        self._saved_at = 0.0
+
+    def __enter__(self) -> "Watch":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Save the state, close the round source, let hooks finish briefly. A second Ctrl-C (or a
+        SIGTERM) arriving meanwhile waits until this is done, so the state file is always complete."""
+        held = {signal.SIGINT, signal.SIGTERM}
+        main = threading.current_thread() is threading.main_thread()
+        if main:
+            signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        try:
+            self.save()
+        finally:
+            try:
+                closer = getattr(self.round_source, "close", None)
+                if closer:
+                    closer()
+                self.hooks.close(wait=2.0)
+            finally:
+                if main:
+                    signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+
+    def save(self) -> None:
+        if self.state_path:
+            save_state(self.state_path, self.tracker.inventory())
+            self._saved_at = time.monotonic()
+
+    def step(self) -> WatchRound:
+        """One round: sweep, name the new, update the tracker, fire hooks, maybe save."""
+        hosts = list(self.round_source(self.targets))
+        unnamed = []
+        for h in hosts:
+            if h.status == "up" and h.hostname is None:
+                known = self.tracker.devices.get(h.address)
+                if not (known and known.hostname and known.mac == (h.mac and h.mac.lower())):
+                    unnamed.append(h.address)
+        names = self.resolve(unnamed) if unnamed else {}
+        named = []
+        for h in hosts:
+            name = names.get(h.address)
+            named.append(replace(h, hostname=name) if name and h.hostname is None else h)
+        when = now_iso()
+        first = self.tracker.rounds == 0
+        events = self.tracker.observe(named, when)
+        for event in events:
+            self.hooks.submit(event)
+        if self.state_path and (events or first or time.monotonic() - self._saved_at >= self.save_every):
+            self.save()
+        notes = tuple(self.notes + self.hooks.notes())
+        self.notes.clear()
+        return WatchRound(self.tracker.rounds, when, tuple(events),
+                          self.tracker.inventory(only_up=True) if first else None, self.tracker.up_count(), notes)
+
+    def rounds(self, *, once: bool = False, count: int | None = None) -> Iterator[WatchRound]:
+        """Rounds forever (or ``once``, or ``count`` of them), one every ``period`` seconds."""
+        due = time.monotonic()
+        n = 0
+        while True:
+            yield self.step()
+            n += 1
+            if once or (count is not None and n >= count):
+                return
+            due += self.period
+            wait = due - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            else:
+                due = time.monotonic()  # behind schedule: do not try to catch up with a burst

@@ -1,0 +1,433 @@
+"""recon watch: the presence state machine, the state file, hooks, and live rounds in the lab."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from recon.models import DeviceState, HostResult
+from recon.targets import build_targets
+from recon.watch import HookRunner, Tracker, Watch, load_state, save_state
+
+PHONE = ("198.18.0.10", "3c:22:fb:12:34:56")
+TV = ("198.18.0.14", "8c:79:f5:77:88:99")
+LAPTOP = ("198.18.0.13", "00:1b:21:3a:4b:5c")
+LAN5 = "198.18.0.10-14"
+
+
+def up(addr_mac: tuple[str, str], hostname: str | None = None, vendor: str | None = "Vendor") -> HostResult:
+    address, mac = addr_mac
+    return HostResult(address, "up", 0.2, None, "arp-reply", mac, vendor, hostname)
+
+
+def down(address: str) -> HostResult:
+    return HostResult(address, "down")
+
+
+def kinds(events) -> list[tuple[str, str]]:
+    return [(e.event, e.address) for e in events]
+
+
+# --- the state machine, on HostResult sequences ------------------------------------------------------
+
+
+def test_down_only_after_k_silent_rounds_and_up_at_the_first_answer() -> None:
+    """A device goes DOWN after exactly `misses` silent rounds (not before), and is UP again at its first answer."""
+    t = Tracker(misses=3)
+    assert kinds(t.observe([up(PHONE), up(TV)])) == [("NEW", PHONE[0]), ("NEW", TV[0])]
+    assert t.observe([up(PHONE), down(TV[0])]) == []
+    assert t.observe([up(PHONE), down(TV[0])]) == []
+    assert t.observe([up(PHONE), up(TV)]) == []  # an answer resets the count: no flapping
+    assert t.observe([up(PHONE), down(TV[0])]) == []
+    assert t.observe([up(PHONE), down(TV[0])]) == []
+    assert kinds(t.observe([up(PHONE), down(TV[0])])) == [("DOWN", TV[0])]
+    assert t.observe([up(PHONE), down(TV[0])]) == []  # DOWN once, not every round
+    events = t.observe([up(PHONE), up(TV, "tv.lab")])
+    assert kinds(events) == [("UP", TV[0])]
+    assert events[0].mac == TV[1] and events[0].hostname == "tv.lab" and events[0].vendor == "Vendor"
+    assert datetime.fromisoformat(events[0].time).tzinfo is not None
+
+
+def test_moved_a_known_mac_at_a_new_address() -> None:
+    """A MAC that left its address and answers at another is MOVED (with the old address), not NEW + DOWN."""
+    t = Tracker(misses=2)
+    t.observe([up(PHONE), down("198.18.0.20")])
+    events = t.observe([down(PHONE[0]), up(("198.18.0.20", PHONE[1]))])
+    assert kinds(events) == [("MOVED", "198.18.0.20")]
+    assert events[0].previous == PHONE[0] and events[0].mac == PHONE[1]
+    for _ in range(4):  # the old address is forgotten, so it never goes DOWN
+        assert t.observe([down(PHONE[0]), up(("198.18.0.20", PHONE[1]))]) == []
+
+
+def test_moved_an_address_answering_with_a_new_mac_and_multihomed_is_stable() -> None:
+    """An IP answering with another MAC is MOVED (previous = old MAC); a MAC on two IPs does not flap."""
+    t = Tracker(misses=2)
+    t.observe([up(LAPTOP), up(TV)])
+    events = t.observe([up(LAPTOP), up((TV[0], LAPTOP[1]))])  # laptop took the tv's address too
+    assert kinds(events) == [("MOVED", TV[0])]
+    assert events[0].mac == LAPTOP[1] and events[0].previous == TV[1]
+    for _ in range(3):
+        assert t.observe([up(LAPTOP), up((TV[0], LAPTOP[1]))]) == []
+    back = t.observe([up(LAPTOP), up(TV)])
+    assert kinds(back) == [("MOVED", TV[0])] and back[0].previous == LAPTOP[1]
+
+
+def test_watch_list_limits_alerts_to_the_listed_devices() -> None:
+    """With --mac/--host only events about those devices come out; the others are still tracked."""
+    hosts = build_targets([TV[0]])
+    t = Tracker(misses=1, macs=["3C-22-FB-12-34-56"], hosts=hosts.__contains__)
+    first = t.observe([up(PHONE), up(TV), up(LAPTOP)])
+    assert sorted(kinds(first)) == [("NEW", PHONE[0]), ("NEW", TV[0])]
+    assert kinds(t.observe([down(PHONE[0]), down(TV[0]), down(LAPTOP[0])])) == [("DOWN", PHONE[0]), ("DOWN", TV[0])]
+    assert t.up_count() == 0
+
+
+def test_state_round_trips_and_a_restart_announces_nothing_new(tmp_path: Path) -> None:
+    """The state file keeps devices with first/last seen; a second run raises no NEW for them."""
+    state = tmp_path / "watch.json"
+    rounds = iter([[up(PHONE, "phone.lab"), up(TV)], [up(PHONE, "phone.lab"), up(TV)]])
+    targets = build_targets([LAN5])
+    with Watch(targets, period=0, state=str(state), round_source=lambda _t: next(rounds), resolve=lambda _a: {}) as w:
+        r1 = list(w.rounds(count=2))
+    assert kinds(r1[0].events) == [("NEW", PHONE[0]), ("NEW", TV[0])]
+    data = json.loads(state.read_text())
+    saved = {d["address"]: d for d in data["devices"]}
+    assert saved[PHONE[0]]["mac"] == PHONE[1] and saved[PHONE[0]]["hostname"] == "phone.lab"
+    assert saved[PHONE[0]]["first_seen"] == r1[0].time and saved[PHONE[0]]["last_seen"] == r1[1].time
+    known, note = load_state(state)
+    assert note is None and {d.address for d in known} == {PHONE[0], TV[0]}
+    newcomer = ("198.18.0.12", "3c:d9:2b:00:10:12")
+    with Watch(targets, period=0, state=str(state), round_source=lambda _t: [up(PHONE), up(newcomer)],
+               resolve=lambda _a: {}) as w2:
+        r2 = next(w2.rounds(once=True))
+    assert kinds(r2.events) == [("NEW", newcomer[0])]
+    again = {d.address: d for d in load_state(state)[0]}
+    assert again[PHONE[0]].first_seen == r1[0].time and again[PHONE[0]].hostname == "phone.lab"
+
+
+def test_a_corrupt_state_file_is_moved_aside_not_fatal(tmp_path: Path) -> None:
+    """Garbage in the state file: one note, the file renamed FILE.corrupt-<ts>, watching goes on."""
+    state = tmp_path / "watch.json"
+    for garbage in ('{"devices": [{"addr', '[1, 2]', '{"devices": [{"address": "not-an-ip"}]}'):
+        state.write_text(garbage)
+        w = Watch(build_targets([LAN5]), state=str(state), round_source=lambda _t: [up(PHONE)], resolve=lambda _a: {})
+        with w:
+            rnd = w.step()
+        assert len(rnd.notes) == 1 and "corrupt" in rnd.notes[0] and ".corrupt-" in rnd.notes[0]
+        assert kinds(rnd.events) == [("NEW", PHONE[0])]
+        aside = list(tmp_path.glob("watch.json.corrupt-*"))
+        assert aside and aside[0].read_text() == garbage
+        for f in aside:
+            f.unlink()
+        assert json.loads(state.read_text())["devices"][0]["address"] == PHONE[0]
+
+
+def test_save_state_is_atomic(tmp_path: Path) -> None:
+    """save_state replaces the file in one step and leaves no temp file behind."""
+    state = tmp_path / "s.json"
+    dev = DeviceState("198.18.0.10", PHONE[1], "Apple", "phone.lab", "t0", "t1")
+    inode_before = None
+    for _ in range(3):
+        save_state(state, [dev])
+        inode = state.stat().st_ino
+        assert inode != inode_before  # a new file each time (rename), never truncated in place
+        inode_before = inode
+    assert [p.name for p in tmp_path.iterdir()] == ["s.json"]
+
+
+# --- hooks ---------------------------------------------------------------------------------------------
+
+_DUMP = ("import json, os, sys; open(sys.argv[1], 'a').write(json.dumps("
+         "{k: v for k, v in os.environ.items() if k.startswith('RECON_')}) + chr(10))")
+
+
+def test_exec_hook_gets_the_details_in_env_and_a_hostile_hostname_does_not_execute(tmp_path: Path) -> None:
+    """--exec runs once per event with RECON_* variables; `$(touch ...)` and `;` in a hostname stay text."""
+    out = tmp_path / "env.jsonl"
+    pwned = tmp_path / "pwned"
+    evil = f"$(touch {pwned}); touch {pwned}; `touch {pwned}`"
+    cmd = f"{shlex.quote(sys.executable)} -c {shlex.quote(_DUMP)} {shlex.quote(str(out))}"
+    from recon.watch import parse_exec
+
+    hooks = HookRunner(parse_exec(cmd))
+    rounds = iter([[up(PHONE, evil, vendor="Apple")], [down(PHONE[0])]])
+    with Watch(build_targets([LAN5]), misses=1, period=0, hooks=hooks, round_source=lambda _t: next(rounds),
+               resolve=lambda _a: {}) as w:
+        list(w.rounds(count=2))
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [x["RECON_EVENT"] for x in lines] == ["NEW", "DOWN"]  # in event order
+    for env in lines:
+        assert env["RECON_ADDRESS"] == PHONE[0] and env["RECON_MAC"] == PHONE[1]
+        assert env["RECON_VENDOR"] == "Apple" and env["RECON_HOSTNAME"] == evil
+    assert not pwned.exists()
+
+
+def test_a_slow_or_failing_hook_never_stalls_the_rounds(tmp_path: Path) -> None:
+    """Rounds go on while a hook sleeps; a failing hook becomes a warning note."""
+    slow = HookRunner(["sleep", "30"], timeout=60)
+    rounds = iter([[up(PHONE)], [down(PHONE[0])], [up(PHONE)], [down(PHONE[0])], [up(PHONE)]])
+    w = Watch(build_targets([LAN5]), misses=1, period=0, hooks=slow, round_source=lambda _t: next(rounds),
+              resolve=lambda _a: {})
+    start = time.monotonic()
+    got = [w.step() for _ in range(5)]
+    assert time.monotonic() - start < 10  # five hooks of 30 s each were queued: none was waited for
+    assert sum(len(r.events) for r in got) == 5
+    w.hooks.close(wait=0)
+    failing = HookRunner(["false"])
+    with Watch(build_targets([LAN5]), hooks=failing, round_source=lambda _t: [up(PHONE)], resolve=lambda _a: {}) as w2:
+        w2.step()
+        deadline = time.monotonic() + 10
+        notes: list[str] = []
+        while not notes and time.monotonic() < deadline:
+            time.sleep(0.05)
+            notes = failing.notes()
+    assert notes and "exited with status 1" in notes[0]
+
+
+def test_notify_without_a_notifier_says_so_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--notify with no notify-send on PATH: one note, no error, later events add nothing."""
+    monkeypatch.setenv("PATH", "/nonexistent")
+    hooks = HookRunner(notify=True)
+    w = Watch(build_targets([LAN5]), misses=1, hooks=hooks, round_source=lambda _t: [up(PHONE)], resolve=lambda _a: {})
+    notes = [n for _ in range(3) for n in w.step().notes]
+    assert len(notes) == 1 and "no desktop notifier" in notes[0]
+
+
+def test_notify_runs_notify_send_per_event_with_plain_arguments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--notify with a notify-send on PATH: one call per event, the details as separate argv words (no shell)."""
+    log = tmp_path / "calls.jsonl"
+    fake = tmp_path / "notify-send"
+    fake.write_text(f"#!{sys.executable}\nimport json, sys\nopen({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + chr(10))\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    hooks = HookRunner(notify=True)
+    evil = "x; touch pwned"
+    rounds = iter([[up(PHONE, evil)], [down(PHONE[0])]])
+    with Watch(build_targets([LAN5]), misses=1, hooks=hooks, round_source=lambda _t: next(rounds), resolve=lambda _a: {}) as w:
+        notes = [n for r in w.rounds(count=2) for n in r.notes]
+    calls = [json.loads(x) for x in log.read_text().splitlines()]
+    assert notes == []
+    assert [c[1] for c in calls] == [f"recon: NEW {PHONE[0]}", f"recon: DOWN {PHONE[0]}"]
+    assert evil in calls[0][2] and not (tmp_path / "pwned").exists()
+
+
+# --- CLI input checks (before anything is sent) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--mac", "zz:zz"], "--mac"),
+    (["--misses", "0"], "--misses"),
+    (["--period", "-1"], "--period"),
+    (["--exec", "no-such-program-xyz --flag"], "--exec"),
+    (["--exec", "'unterminated"], "--exec"),
+    (["--state", "/nonexistent-dir/state.json"], "--state"),
+])
+def test_bad_options_exit_2_with_one_line(args: list[str], needle: str) -> None:
+    """Invalid watch options are refused with exit 2 and one line naming the option."""
+    res = subprocess.run([sys.executable, "-m", "recon", "watch", "198.18.0.10", *args], capture_output=True, text=True,
+                         timeout=30)
+    assert res.returncode == 2, res.stderr
+    assert needle in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+# --- live, in the lab ------------------------------------------------------------------------------------
+
+
+class Running:
+    """A `recon watch --json` subprocess in the scanner namespace, its event lines timestamped on arrival."""
+
+    def __init__(self, lab, *args: str) -> None:
+        self.proc = lab.popen([sys.executable, "-m", "recon", "watch", *args, "--json"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+        self.lines: queue.Queue[tuple[float, dict]] = queue.Queue()
+        self.stderr = ""
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put((time.monotonic(), json.loads(line)))
+
+    def wait_for(self, event: str, address: str, timeout: float = 10) -> tuple[float, dict]:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no {event} {address} within {timeout} s")
+            try:
+                at, obj = self.lines.get(timeout=left)
+            except queue.Empty:
+                continue
+            if obj["event"] == event and obj["address"] == address:
+                return at, obj
+
+    def drain(self) -> list[dict]:
+        out = []
+        while not self.lines.empty():
+            out.append(self.lines.get()[1])
+        return out
+
+    def stop(self, signum: int = signal.SIGINT) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signum)
+        try:
+            rc = self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.stderr = self.proc.stderr.read() if self.proc.stderr else ""
+        return rc
+
+
+@contextmanager
+def watching(lab, *args: str) -> Iterator[Running]:
+    run = Running(lab, *args)
+    try:
+        yield run
+    finally:
+        run.stop()
+
+
+def test_once_prints_the_inventory_with_macs_and_json_schema(lab) -> None:
+    """--once: one round over the LAN, every host with its MAC, JSON lines with event/address/mac/time; exit 0."""
+    res = lab.recon("watch", "198.18.0.0/24", "--once", "--json")
+    assert res.returncode == 0, res.stderr
+    lines = [json.loads(x) for x in res.stdout.splitlines()]
+    for obj in lines:
+        assert {"event", "address", "mac", "time", "vendor", "hostname"} <= obj.keys()
+        assert datetime.fromisoformat(obj["time"]).tzinfo is not None
+    inventory = {o["address"]: o for o in lines if o["event"] == "INVENTORY"}
+    truth = {h.ipv4: h for h in lab.info.hosts}
+    assert set(truth) <= set(inventory)
+    for addr, h in truth.items():
+        assert inventory[addr]["mac"] == h.mac and inventory[addr]["hostname"] == h.hostname
+    assert {o["address"] for o in lines if o["event"] == "NEW"} == set(inventory)
+    dead = lab.recon("watch", "198.18.0.200-210", "--once")
+    assert dead.returncode == 1 and "no device answered" in dead.stdout
+
+
+def test_exec_in_the_lab_gets_one_call_per_event_with_the_details(lab, tmp_path: Path) -> None:
+    """`recon watch --once --exec CMD` in the lab: CMD runs once per NEW device, RECON_* set from the wire."""
+    out = tmp_path / "env.jsonl"
+    cmd = f"{shlex.quote(sys.executable)} -c {shlex.quote(_DUMP)} {shlex.quote(str(out))}"
+    res = lab.recon("watch", LAN5, "--once", "--exec", cmd)
+    assert res.returncode == 0, res.stderr
+    got = {e["RECON_ADDRESS"]: e for e in (json.loads(x) for x in out.read_text().splitlines())}
+    assert set(got) == {h.ipv4 for h in lab.info.hosts}
+    for h in lab.info.hosts:
+        env = got[h.ipv4]
+        assert env["RECON_EVENT"] == "NEW" and env["RECON_MAC"] == h.mac and env["RECON_HOSTNAME"] == h.hostname
+        assert env["RECON_VENDOR"]
+
+
+def test_once_with_a_corrupt_state_file_reports_and_goes_on(lab, tmp_path: Path) -> None:
+    """A corrupt --state file: one stderr line, moved aside, the round runs and exit is 0."""
+    state = tmp_path / "state.json"
+    state.write_text("{not json")
+    res = lab.recon("watch", LAN5, "--once", "--state", str(state))
+    assert res.returncode == 0
+    assert len(res.stderr.strip().splitlines()) == 1 and "corrupt" in res.stderr
+    assert list(tmp_path.glob("state.json.corrupt-*"))
+    assert len(json.loads(state.read_text())["devices"]) == 5
+    assert sum(1 for line in res.stdout.splitlines() if line.endswith("NEW")) == 5  # marked in the inventory table
+    again = lab.recon("watch", LAN5, "--once", "--state", str(state))
+    assert again.returncode == 0 and "NEW" not in again.stdout and again.stderr == ""
+
+
+def test_down_and_up_within_2_seconds_of_a_link_toggle(lab) -> None:
+    """--period 0.5 --misses 2: DOWN and UP for the tv arrive within 2 s of its link going down / up."""
+    tv = lab.host("tv")
+    with watching(lab, LAN5, "--period", "0.5", "--misses", "2") as w:
+        w.wait_for("INVENTORY", tv.ipv4)
+        time.sleep(0.6)
+        try:
+            lab.run(["ip", "link", "set", "eth0", "down"], ns=tv.netns)
+            t0 = time.monotonic()
+            at, ev = w.wait_for("DOWN", tv.ipv4, timeout=10)
+            down_latency = at - t0
+            assert ev["mac"] == tv.mac and ev["hostname"] == "tv.lab"
+        finally:
+            lab.run(["ip", "link", "set", "eth0", "up"], ns=tv.netns)
+            _restore_routes(lab, tv)
+        t1 = time.monotonic()
+        at, ev = w.wait_for("UP", tv.ipv4, timeout=10)
+        up_latency = at - t1
+        others = [e for e in w.drain() if e["address"] != tv.ipv4]
+    assert down_latency < 2.0, down_latency
+    assert up_latency < 2.0, up_latency
+    assert others == []
+    for probe in (["ping", "-c1", "-W2", tv.ipv4], ["ping", "-6", "-c1", "-W2", tv.ipv6]):
+        assert lab.run(probe).returncode == 0, f"the lab was not restored: {probe}"
+
+
+def _restore_routes(lab, host) -> None:
+    """Link down drops a host's IPv6 address and its routes; address removal drops routes: put the lab's
+    back (the lab is shared by the whole session)."""
+    lab.run(["ip", "addr", "replace", f"{host.ipv6}/64", "dev", "eth0", "nodad"], ns=host.netns)
+    lab.run(["ip", "route", "replace", "198.18.0.0/15", "via", lab.info.router_ipv4], ns=host.netns)
+    lab.run(["ip", "-6", "route", "replace", "2001:db8::/32", "via", lab.info.router_ipv6], ns=host.netns)
+
+
+def _move(lab, address: str, src, dst) -> None:
+    lab.run(["ip", "addr", "del", f"{address}/24", "dev", "eth0"], ns=src.netns)
+    lab.run(["ip", "addr", "add", f"{address}/24", "dev", "eth0"], ns=dst.netns)
+
+
+def test_moved_when_an_address_changes_hands_between_namespaces(lab) -> None:
+    """The tv's address moved to the laptop: MOVED with the laptop's MAC (previous: the tv's); back again after."""
+    tv, laptop = lab.host("tv"), lab.host("laptop")
+    with watching(lab, LAN5, "--period", "0.5", "--misses", "2") as w:
+        w.wait_for("INVENTORY", tv.ipv4)
+        try:
+            _move(lab, tv.ipv4, tv, laptop)
+            _, moved = w.wait_for("MOVED", tv.ipv4, timeout=10)
+        finally:
+            _move(lab, tv.ipv4, laptop, tv)
+            _restore_routes(lab, tv)
+        assert moved["mac"] == laptop.mac and moved["previous"] == tv.mac
+        _, back = w.wait_for("MOVED", tv.ipv4, timeout=10)
+        assert back["mac"] == tv.mac and back["previous"] == laptop.mac
+        assert not [e for e in w.drain() if e["event"] in ("DOWN", "NEW")]
+
+
+def test_no_false_down_under_5_percent_loss(lab) -> None:
+    """5 % loss for ~12 s at --period 0.5 --misses 3: every host stays up, no DOWN event."""
+    with lab.impaired(loss=5):
+        with watching(lab, LAN5, "--period", "0.5", "--misses", "3") as w:
+            time.sleep(12)
+            events = w.drain()
+    assert [e for e in events if e["event"] == "DOWN"] == []
+    seen = {e["address"] for e in events if e["event"] in ("INVENTORY", "UP")}
+    assert {h.ipv4 for h in lab.info.hosts} <= seen
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_exits_130_with_the_state_saved(lab, tmp_path: Path, signum: int, code: int) -> None:
+    """SIGINT (Ctrl-C) to a running watch exits 130, SIGTERM 143; either way the state file is written on the
+    way out and holds the five LAN devices with their MACs."""
+    state = tmp_path / "state.json"
+    run = Running(lab, LAN5, "--period", "0.5", "--state", str(state))
+    try:
+        run.wait_for("INVENTORY", "198.18.0.14")
+        time.sleep(1.2)
+        state.unlink()  # what is there after the signal was written on the way out
+    finally:
+        rc = run.stop(signum)
+    assert rc == code, run.stderr
+    assert state.exists(), run.stderr
+    saved = {d["address"]: d for d in json.loads(state.read_text())["devices"]}
+    assert {h.ipv4: h.mac for h in lab.info.hosts} == {a: d["mac"] for a, d in saved.items()}
+    assert all(d["first_seen"] <= d["last_seen"] for d in saved.values())
