@@ -75,9 +75,9 @@ def lab_addresses(info) -> set[str]:
     found: set[str] = set()
     for ns in info.namespaces:
         out = subprocess.run(["ip", "-n", ns, "-4", "-o", "addr"], capture_output=True, text=True).stdout
-        for addr in re.findall(r"inet (\S+?)/(\d+)", out):
-            if ipaddress.ip_address(addr[0]) in space and addr[1] != "32":
-                found.add(addr[0])
+        for dev, addr in re.findall(r"^\d+: (\S+)\s+inet (\d+\.\d+\.\d+\.\d+)", out, re.M):
+            if dev != "lo" and ipaddress.ip_address(addr) in space:  # lo holds the far ranges' /32s (truth already)
+                found.add(addr)
     return found
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from recon.errors import InvalidOption
 
-__all__ = ["Link", "OnLinkRoute", "routes", "link", "onlink_routes", "arp_request_template", "parse_arp_reply",
+__all__ = ["Link", "OnLinkRoute", "routes", "link", "onlink_routes", "arp_request_template",
            "vendor", "ETH_P_ARP", "ARP_TPA_OFFSET"]
 
 ETH_P_ARP = 0x0806
@@ -115,15 +115,6 @@ def arp_request_template(lnk: Link) -> bytes:
     frame = bytes(Ether(dst="ff:ff:ff:ff:ff:ff", src=lnk.mac_str) / ARP(
         op=1, hwsrc=lnk.mac_str, psrc=socket.inet_ntoa(lnk.address.to_bytes(4, "big")), pdst="0.0.0.0"))
     return frame[:42]  # no Ethernet padding: the kernel pads short frames
-
-
-def parse_arp_reply(frame: bytes, my_address: int) -> tuple[int, bytes] | None:
-    """(sender IPv4, sender MAC) of an ARP reply addressed to us, else None."""
-    if len(frame) < 42 or frame[12:14] != b"\x08\x06" or frame[20:22] != b"\x00\x02":
-        return None
-    if int.from_bytes(frame[38:42], "big") != my_address:
-        return None
-    return int.from_bytes(frame[28:32], "big"), frame[22:28]
 
 
 @lru_cache(maxsize=4096)

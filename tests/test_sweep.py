@@ -360,3 +360,14 @@ def test_progress_bar_only_on_a_tty_and_only_for_long_sweeps(lab) -> None:
     assert "\r" not in out and len(out.splitlines()) == 16
     _, quick = stderr_on_pty("198.18.2.0/28")
     assert "\r[" not in quick and "16 hosts up of 16" in quick
+
+
+def test_interface_and_source_options(lab) -> None:
+    """--interface and --source pick the scanner's own link and address; names or addresses it lacks exit 2."""
+    ok = _json(lab.recon("sweep", "198.18.0.10", "198.18.2.3", "--interface", lab.info.scanner_if,
+                         "--source", lab.info.scanner_ipv4, "--json"))
+    assert _up(ok) == {"198.18.0.10", "198.18.2.3"}
+    bad_if = lab.recon("sweep", "198.18.2.3", "--interface", "nosuch0")
+    assert bad_if.returncode == 2 and "--interface" in bad_if.stderr
+    bad_src = lab.recon("sweep", "198.18.2.3", "--source", "198.18.9.9")
+    assert bad_src.returncode == 2 and "--source" in bad_src.stderr
