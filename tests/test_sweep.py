@@ -41,20 +41,6 @@ def _up(rows: list[dict]) -> set[str]:
     return {r["address"] for r in rows if r["status"] == "up"}
 
 
-# The router answers 198.18.3.0/24 from an 'unreachable' route. The kernel rate-limits those errors per
-# destination with the global (not per-namespace) sysctls net.ipv4.route.error_cost/error_burst: a burst of 5,
-# then one per second. Tests therefore probe at most 4 such addresses and let the bucket refill first.
-_ERROR_BUDGET = {"last": 0.0}
-
-
-def _error_budget(tokens: int) -> None:
-    """Wait until the router's error bucket holds ``tokens`` again (it refills at one per second)."""
-    wait = _ERROR_BUDGET["last"] + tokens + 0.3 - time.monotonic()
-    if wait > 0:
-        time.sleep(wait)
-    _ERROR_BUDGET["last"] = time.monotonic()
-
-
 def _icmp_out(lab) -> int:
     """The scanner namespace's ICMP OutMsgs counter (per-namespace /proc/net/snmp)."""
     text = lab.run(["cat", "/proc/net/snmp"]).stdout.splitlines()
@@ -99,15 +85,13 @@ def test_icmp_method_on_the_lan_agrees_with_arp(lab) -> None:
 
 def test_unreachable_range_is_reported_with_the_router(lab) -> None:
     """The router's host-unreachable answers make an address 'unreachable' (listed with --all), never up; exit 1."""
-    _error_budget(4)
-    res = lab.recon("sweep", "198.18.3.0/30", "--all", "--json", "-r", "0")
+    res = lab.recon("sweep", "198.18.3.0/24", "--all", "--json", "-r", "0")
     assert res.returncode == 1, res.stderr
     rows = _json(res)
-    assert [r["address"] for r in rows] == ["198.18.3.0", "198.18.3.1", "198.18.3.2", "198.18.3.3"]
+    assert [r["address"] for r in rows] == [f"198.18.3.{i}" for i in range(256)]
     assert all(r["status"] == "unreachable" and r["reporter"] == lab.info.router_ipv4 for r in rows), rows
     assert {r["reply"] for r in rows} == {"host-unreachable"}
-    assert "0 hosts up of 4" in res.stderr and "4 unreachable" in res.stderr
-    _error_budget(2)
+    assert "0 hosts up of 256" in res.stderr and "256 unreachable" in res.stderr
     default = lab.recon("sweep", "198.18.3.1-2")
     assert default.returncode == 1 and default.stdout.strip() == ""
 
@@ -115,9 +99,7 @@ def test_unreachable_range_is_reported_with_the_router(lab) -> None:
 def test_scapy_and_raw_engines_agree(lab) -> None:
     """The reference engine (Scapy sr()/srp()) and the raw engine give every target the same status."""
     args = ("sweep", "198.18.1.0/25", "198.18.0.8/29", "198.18.3.1-2", "--all", "--json")
-    _error_budget(2)
     raw = {r["address"]: (r["status"], r["mac"]) for r in _json(lab.recon(*args))}
-    _error_budget(2)
     ref_res = lab.recon(*args, "--engine", "scapy", timeout=120)
     assert ref_res.returncode == 0, ref_res.stderr
     ref = {r["address"]: (r["status"], r["mac"]) for r in _json(ref_res)}
@@ -198,7 +180,6 @@ def test_pcap_holds_every_probe_and_reply(lab, tmp_path) -> None:
     """--pcap records each probe and reply; tshark reads it (Ethernet when ARP is involved, raw IP otherwise)."""
     need_tool("tshark")
     mixed = tmp_path / "mixed.pcap"
-    _error_budget(1)
     res = lab.recon("sweep", "198.18.0.8/29", "198.18.2.0/29", "198.18.3.1", "--pcap", str(mixed), "-t", "0.3", "-r", "0")
     assert res.returncode == 0, res.stderr
     fields = subprocess.run(["tshark", "-r", str(mixed), "-T", "fields", "-e", "frame.protocols", "-e", "icmp.type",
