@@ -442,18 +442,60 @@ def lab_down(
 
 
 @app.command(short_help="Build the lab, run recon on it, tear it down, as in: sudo recon demo")
-def demo() -> int:
-    """Build the lab, run recon against it, show the results, tear it down. Example: sudo recon demo"""
+def demo(
+    pcap: Annotated[str, typer.Option("--pcap", help="Where to record the demo's traffic.")] = "captures/demo.pcap",
+) -> int:
+    """Build the lab, run sweep/ping/craft/sniff against it, record captures/demo.pcap, tear it down.
+
+    Everything happens inside network namespaces in 198.18.0.0/15; nothing reaches a real network.
+    Example: sudo recon demo
+    """
+    import signal
+    import time
+    from pathlib import Path
+
+    from recon.demo import demo_steps
     from recon.lab import Lab
 
+    out = Path(pcap).resolve()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create {str(out.parent)!r}: {exc.strerror}", hint="pass --pcap with a writable path") from None
+    out.unlink(missing_ok=True)
     lab = Lab()
+    failed: list[str] = []
     try:
         info = lab.up()
         render.out(render.lab_status(info))
-        return ExitStatus.OK
+        inside = ["ip", "netns", "exec", info.scanner_ns, sys.executable, "-m", "recon"]
+        sniffer = subprocess.Popen([*inside, "sniff", "-i", info.scanner_if, "-w", str(out)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not out.exists() and sniffer.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        for step in demo_steps(info):
+            render.out(render.demo_step(step.title, ("recon", *step.args)))
+            code = subprocess.run([*inside, *step.args]).returncode
+            if code not in step.ok_codes:
+                failed.append(f"{step.title} (exit {code})")
+        time.sleep(0.2)
+        sniffer.send_signal(signal.SIGINT)
+        try:
+            sniffer.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            sniffer.kill()
+        replay = ("sniff", "--read", pcap, "-f", "src host 198.18.0.11", "-v")
+        render.out(render.demo_step(f"The spoofed packet, decoded from the demo's capture ({pcap})", ("recon", *replay)))
+        subprocess.run([sys.executable, "-m", "recon", *replay[:2], str(out), *replay[3:]])
     finally:
         lab.down()
-        render.err(f"lab {lab.name} torn down")
+        render.err(f"lab {lab.name} torn down; traffic saved in {pcap}")
+    if failed:
+        render.err("demo: unexpected results: " + "; ".join(failed))
+        return ExitStatus.NONE
+    return ExitStatus.OK
 
 
 # --- entry point --------------------------------------------------------------------------

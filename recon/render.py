@@ -55,7 +55,13 @@ def error_line(exc: BaseException) -> str:
     return f"recon: error: {safe(str(exc))}"
 
 
-# --- lab ----------------------------------------------------------------------------------
+# --- lab and demo -------------------------------------------------------------------------
+
+
+def demo_step(title: str, argv: Sequence[str]) -> str:
+    import shlex
+
+    return f"\n== {title}\n$ {shlex.join(argv)}"
 
 
 def lab_status(info: LabInfo) -> str:
