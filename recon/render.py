@@ -10,10 +10,31 @@ from __future__ import annotations
 import csv
 import json
 import sys
+import time as _time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from recon.models import LabInfo
+from recon.decode import LINKTYPES, icmp_name, proto_name
+from recon.models import (
+    CraftedPacket,
+    CraftField,
+    CraftResult,
+    DecodedPacket,
+    DeviceState,
+    Event,
+    IPHeader,
+    IPOption,
+    LabInfo,
+    PingError,
+    PingReply,
+    PingStart,
+    PingStats,
+    WatchRound,
+    as_dict,
+)
+
+if TYPE_CHECKING:
+    from recon.models import HostResult, SweepResult
 
 __all__ = ["out", "err", "safe", "table", "json_line", "csv_rows", "error_line", "lab_status"]
 
@@ -90,7 +111,6 @@ def lab_status(info: LabInfo) -> str:
 
 # --- craft ---
 
-from recon.models import CraftedPacket, CraftField, CraftResult  # noqa: E402 (own section, merges cleanly)
 
 
 def _craft_offset(f: CraftField) -> str:
@@ -178,7 +198,6 @@ def craft_json(result: CraftResult) -> str:
 # --- ping ---------------------------------------------------------------------------------
 # Lines shaped exactly like iputils ping (ping_common.c / ping.c / ping6_common.c).
 
-from recon.models import PingError, PingReply, PingStart, PingStats  # noqa: E402  (own section, merge-friendly)
 
 
 def _ping_ms(us: int) -> str:
@@ -295,9 +314,6 @@ def ping_json(event: PingReply | PingError | PingStats) -> str:
 
 # --- sniff ------------------------------------------------------------------------------
 
-from recon.decode import LINKTYPES, icmp_name, proto_name  # noqa: E402  (kept in this command's section)
-from recon.models import DecodedPacket, IPHeader, IPOption  # noqa: E402
-import time as _time  # noqa: E402
 
 _ETHERTYPES = {0x0806: "ARP", 0x8035: "RARP", 0x88CC: "LLDP", 0x8863: "PPPoE-discovery", 0x8864: "PPPoE",
                0x8847: "MPLS", 0x88E5: "MACsec", 0x888E: "EAPOL", 0x0842: "Wake-on-LAN"}
@@ -512,12 +528,6 @@ def sniff_emitter(live: bool) -> Any:
 
 # --- sweep ----------------------------------------------------------------------------------
 
-from typing import TYPE_CHECKING  # noqa: E402 - section-local import keeps parallel edits apart
-
-if TYPE_CHECKING:  # noqa: E402 - kept in this section so parallel sections do not collide
-    from collections.abc import Iterable as _Iterable
-
-    from recon.models import HostResult, SweepResult
 
 SWEEP_COLUMNS = ("address", "status", "rtt_ms", "ttl", "reply", "mac", "vendor", "hostname", "reporter")
 
@@ -560,7 +570,7 @@ def _ms(value: float | None) -> str:
     return "" if value is None else f"{value:.2f} ms"
 
 
-def _host_rows(hosts: "tuple[HostResult, ...]") -> "_Iterable[dict[str, Any]]":
+def _host_rows(hosts: "tuple[HostResult, ...]") -> "Iterable[dict[str, Any]]":
     """Hosts as plain dicts, fast (dataclasses.asdict deep-copies and costs ~30 µs a host)."""
     from operator import attrgetter
 
@@ -568,7 +578,7 @@ def _host_rows(hosts: "tuple[HostResult, ...]") -> "_Iterable[dict[str, Any]]":
     return (dict(zip(SWEEP_COLUMNS, get(h))) for h in hosts)
 
 
-def sweep_json_lines(result: "SweepResult", show_all: bool = False) -> "_Iterable[str]":
+def sweep_json_lines(result: "SweepResult", show_all: bool = False) -> "Iterable[str]":
     """One JSON object per host (DESIGN.md §5 fields, plus reporter)."""
     encode = json.JSONEncoder(separators=(", ", ": "), ensure_ascii=False).encode
     return (encode(row) for row in _host_rows(_sweep_hosts(result, show_all)))
@@ -578,7 +588,7 @@ def sweep_csv(result: "SweepResult", show_all: bool = False, stream: TextIO | No
     csv_rows(_host_rows(_sweep_hosts(result, show_all)), SWEEP_COLUMNS, stream)
 
 
-def out_lines(lines: "_Iterable[str]", stream: TextIO | None = None, chunk: int = 4096) -> None:
+def out_lines(lines: "Iterable[str]", stream: TextIO | None = None, chunk: int = 4096) -> None:
     """Write many lines with few system calls (one print per line and flush costs a syscall each)."""
     target = stream or sys.stdout
     batch: list[str] = []
@@ -633,7 +643,6 @@ class SweepProgress:
 
 # --- watch ----------------------------------------------------------------------------------
 
-from recon.models import DeviceState, Event, WatchRound, as_dict  # noqa: E402 - section-local, keeps parallel edits apart
 
 
 def watch_inventory(devices: Sequence[DeviceState], new: frozenset[str] | set[str] = frozenset()) -> str:
