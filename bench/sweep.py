@@ -165,7 +165,9 @@ def report(rows: list[Row], truths: dict[str, set[str]]) -> None:
     ratios = []
     for r in rows:
         if r.tool != "recon" and r.wall is not None and recon_wall.get(r.rng):
-            ratios.append([r.rng, r.tool, f"{r.wall / recon_wall[r.rng]:.1f}x slower than recon"])
+            ratio = r.wall / recon_wall[r.rng]
+            verdict = f"{ratio:.1f}x slower than recon" if ratio >= 1 else f"{1 / ratio:.1f}x faster than recon"
+            ratios.append([r.rng, r.tool, verdict])
     if ratios:
         print(tabulate(ratios, headers=["range", "reference", "ratio"]))
         print()
