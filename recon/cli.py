@@ -486,7 +486,7 @@ def demo(
             sniffer.wait(timeout=10)
         except subprocess.TimeoutExpired:
             sniffer.kill()
-        replay = ("sniff", "--read", pcap, "-f", "src host 198.18.0.11", "-v")
+        replay = ("sniff", "--read", pcap, "-f", "ip src host 198.18.0.11", "-v")
         render.out(render.demo_step(f"The spoofed packet, decoded from the demo's capture ({pcap})", ("recon", *replay)))
         subprocess.run([sys.executable, "-m", "recon", *replay[:2], str(out), *replay[3:]])
     finally:
