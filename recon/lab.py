@@ -13,7 +13,8 @@ are never touched: every veth is created directly inside its namespaces.
       │                          /32s in 198.18.1.0/24, 198.18.16.0/20, 198.18.128.0/17 (sparse),
       │                          ip_forward off (dead addresses are dropped silently)
       └─ tun  198.18.4.4/30 ── wan: AnyIP 198.18.5.0/24 behind a userspace link emulator
-                                 (delay and jitter on the replies)
+                                 (delay and jitter on the replies; MTU 1400, so DF probes
+                                 over 1400 bytes get 'fragmentation needed' from the router)
 
 Impairments: this kernel may lack ``sch_netem``, so loss is an nftables
 ``numgen random`` drop on frames the bridge delivers to the scanner (round-trip
@@ -293,7 +294,7 @@ class Lab:
                 "link set lo up",
                 "link set eth0 up",
                 "link set eth1 up",
-                "link set tun-wan up",
+                "link set tun-wan up mtu 1400",  # a narrower path: --df pings get 'Frag needed'
                 "addr add 198.18.0.1/24 dev eth0",
                 "addr add 2001:db8::1/64 dev eth0 nodad",
                 "addr add 198.18.4.1/30 dev eth1",

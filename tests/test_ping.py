@@ -449,3 +449,16 @@ def test_sigint_with_no_replies_exits_1(lab) -> None:
     assert rc == 1
     tx, rx, _ = counts(out)
     assert tx >= 2 and rx == 0
+
+
+def test_router_frag_needed_is_reported(lab) -> None:
+    """--df over the wan link's 1400-byte MTU: the router's 'Frag needed' is shown with the MTU; under it, replies.
+
+    198.18.5.201 is used by no other test: the scanner caches the learned path MTU per destination.
+    """
+    res = lab.recon("ping", "-c", "2", "-i", "0.2", "-W", "1", "--df", "-s", "1400", "198.18.5.201")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "From 198.18.0.1 icmp_seq=1 Frag needed and DF set (mtu = 1400)" in res.stdout, res.stdout
+    assert "2 packets transmitted, 0 received" in res.stdout
+    fits = lab.recon("ping", "-c", "1", "-W", "1", "--df", "-s", "1300", "198.18.5.201")
+    assert fits.returncode == 0 and "1308 bytes from 198.18.5.201" in fits.stdout
