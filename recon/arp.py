@@ -53,9 +53,6 @@ class OnLinkRoute:
     iface: str
     onlink: bool
 
-    def contains(self, value: int) -> bool:
-        return (value & self.mask) == self.net
-
 
 def _proc_net(name: str) -> Path:
     thread = Path("/proc/thread-self/net") / name

@@ -53,10 +53,6 @@ def _root(
     _state["debug"] = debug
 
 
-def _not_built(command: str) -> int:
-    raise InputError(f"'recon {command}' is not built yet", hint="see 'recon --help' for what works today")
-
-
 # --- sweep ------------------------------------------------------------------------------
 
 

@@ -401,15 +401,6 @@ class DecodedPacket:
     data: bytes = b""  # the whole captured frame (for --hex)
 
 
-@dataclass(frozen=True, slots=True)
-class SniffSummary:
-    """What a sniff run saw: frames read, frames shown (after --proto), and where it stopped."""
-
-    frames: int
-    shown: int
-    written: int = 0
-    error: str | None = None
-
 # --- sweep ----------------------------------------------------------------------------
 
 
