@@ -26,6 +26,7 @@ ARP_TPA_OFFSET = 38  # Ether(14) + ARP fixed part(8) + sha(6) + spa(4) + tha(6)
 _SIOCGIFADDR = 0x8915
 _SIOCGIFNETMASK = 0x891B
 _SIOCGIFHWADDR = 0x8927
+_RTF_UP = 0x1
 _RTF_GATEWAY = 0x2
 _RTF_REJECT = 0x200
 
@@ -46,12 +47,14 @@ class Link:
 
 @dataclass(frozen=True, slots=True)
 class OnLinkRoute:
-    """One kernel route: ``net/mask dev iface``, on-link when it has no gateway."""
+    """One kernel route: ``net/mask dev iface [via gateway]``, on-link when it has no gateway."""
 
     net: int
     mask: int
     iface: str
     onlink: bool
+    gateway: int = 0
+    metric: int = 0
 
 
 def _proc_net(name: str) -> Path:
@@ -70,14 +73,13 @@ def routes() -> list[OnLinkRoute]:
         f = line.split()
         if len(f) < 8:
             continue
-        iface, dest, _gw, flags, mask = f[0], f[1], f[2], int(f[3], 16), f[7]
-        if flags & _RTF_REJECT or iface == "lo":
+        iface, dest, gw, flags, metric, mask = f[0], f[1], f[2], int(f[3], 16), int(f[6]), f[7]
+        if not flags & _RTF_UP or flags & _RTF_REJECT or iface in ("lo", "*"):
             continue
         # /proc/net/route prints the addresses as host-order (little-endian) hex
-        net = struct.unpack("!I", struct.pack("<I", int(dest, 16)))[0]
-        m = struct.unpack("!I", struct.pack("<I", int(mask, 16)))[0]
-        out.append(OnLinkRoute(net, m, iface, not flags & _RTF_GATEWAY))
-    out.sort(key=lambda r: -bin(r.mask).count("1"))
+        net, m, g = (struct.unpack("!I", struct.pack("<I", int(x, 16)))[0] for x in (dest, mask, gw))
+        out.append(OnLinkRoute(net, m, iface, not flags & _RTF_GATEWAY, g, metric))
+    out.sort(key=lambda r: (-bin(r.mask).count("1"), r.metric))
     return out
 
 

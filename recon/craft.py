@@ -258,31 +258,16 @@ class _RawSender:
 
 
 def _route(dst: str) -> tuple[str, str]:
-    """(interface, next hop) for ``dst`` from the main routing table (/proc/net/route)."""
+    """(interface, next hop) for ``dst`` from this thread's namespace's main routing table."""
+    from recon.arp import routes
+
     if ipaddress.IPv4Address(dst).is_loopback:
         return "lo", dst
     want = int(ipaddress.IPv4Address(dst))
-    best: tuple[int, int, str, str] | None = None
-    try:
-        lines = Path("/proc/net/route").read_text().splitlines()[1:]
-    except OSError as exc:
-        raise ReconEnvironmentError(f"cannot read the routing table: {exc}", hint="use --via raw") from None
-    for line in lines:
-        cols = line.split()
-        if len(cols) < 8:
-            continue
-        iface, dest, gw, flags, metric, mask = cols[0], cols[1], cols[2], int(cols[3], 16), int(cols[6]), cols[7]
-        if not flags & 0x1 or flags & 0x200 or iface == "*":  # not up, or a reject route
-            continue
-        d, g, m = (int.from_bytes(struct.pack("<I", int(x, 16)), "big") for x in (dest, gw, mask))  # host-order hex
-        if want & m != d:
-            continue
-        prefix = bin(m).count("1")
-        if best is None or (prefix, -metric) > (best[0], -best[1]):
-            best = (prefix, metric, iface, str(ipaddress.IPv4Address(g)) if flags & 0x2 else dst)
-    if best is None:
-        raise ReconEnvironmentError(f"no route to {dst} for sending at layer 2", hint="check 'ip route', or use --via raw")
-    return best[2], best[3]
+    for r in routes():  # longest prefix first, then lowest metric
+        if want & r.mask == r.net:
+            return r.iface, dst if r.onlink else str(ipaddress.IPv4Address(r.gateway))
+    raise ReconEnvironmentError(f"no route to {dst} for sending at layer 2", hint="check 'ip route', or use --via raw")
 
 
 def _neighbour(ip: str, iface: str) -> str | None:
