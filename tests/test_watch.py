@@ -431,3 +431,26 @@ def test_ctrl_c_exits_130_with_the_state_saved(lab, tmp_path: Path, signum: int,
     saved = {d["address"]: d for d in json.loads(state.read_text())["devices"]}
     assert {h.ipv4: h.mac for h in lab.info.hosts} == {a: d["mac"] for a, d in saved.items()}
     assert all(d["first_seen"] <= d["last_seen"] for d in saved.values())
+
+
+def test_watch_list_alerts_only_for_the_listed_mac_in_the_lab(lab) -> None:
+    """--mac names the tv: when both the pi and the tv go offline, only the tv's DOWN and UP are reported."""
+    tv, pi = lab.host("tv"), lab.host("pi")
+    with watching(lab, LAN5, "--period", "0.5", "--misses", "2", "--mac", tv.mac.upper()) as w:
+        w.wait_for("INVENTORY", tv.ipv4)
+        time.sleep(0.6)
+        try:
+            for host in (pi, tv):
+                lab.run(["ip", "link", "set", "eth0", "down"], ns=host.netns)
+            _, ev = w.wait_for("DOWN", tv.ipv4, timeout=10)
+            assert ev["mac"] == tv.mac
+            time.sleep(1.0)  # the pi has been silent for well over 2 rounds by now
+        finally:
+            for host in (pi, tv):
+                lab.run(["ip", "link", "set", "eth0", "up"], ns=host.netns)
+                _restore_routes(lab, host)
+        w.wait_for("UP", tv.ipv4, timeout=10)
+        time.sleep(1.0)
+        events = w.drain()
+    assert not [e for e in events if e["address"] == pi.ipv4], events
+    assert lab.run(["ping", "-c1", "-W2", pi.ipv4]).returncode == 0, "the lab was not restored"
