@@ -7,10 +7,13 @@ stays fast. Errors become one line on stderr and an exit code (``ExitStatus``);
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import traceback
+from collections.abc import Iterator
 from typing import Annotated, Optional
 
 import typer
@@ -140,7 +143,6 @@ def ping(
     (Ctrl-\\) prints running statistics and keeps going. Without root it uses ICMP
     datagram sockets where net.ipv4.ping_group_range allows.
     """
-    import signal
     import socket
 
     from recon.models import PingError, PingReply
@@ -315,11 +317,6 @@ def craft(
 
 # --- watch ------------------------------------------------------------------------------
 
-import contextlib  # noqa: E402 - section-local imports keep parallel edits apart
-import signal  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-
-
 @app.command(short_help="Report devices joining/leaving, as in: recon watch 192.168.1.0/24")
 def watch(
     targets: TargetsArg = None,
@@ -446,7 +443,6 @@ def demo(
     Everything happens inside network namespaces in 198.18.0.0/15; nothing reaches a real network.
     Example: sudo recon demo
     """
-    import signal
     import time
     from pathlib import Path
 

@@ -8,7 +8,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["HostResult", "LabHost", "LabRange", "LabInfo", "as_dict", "SweepStats", "SweepResult"]
+__all__ = [
+    "as_dict",
+    "HostResult", "SweepStats", "SweepResult",
+    "LabHost", "LabRange", "LabInfo",
+    "CraftSpec", "CraftField", "ChecksumCheck", "CraftedPacket", "CraftResult",
+    "PingStart", "PingReply", "PingError", "PingStats",
+    "IPOption", "IPHeader", "IPv6Header", "DecodedPacket",
+    "Event", "DeviceState", "WatchRound",
+]
 
 
 def as_dict(obj: Any) -> dict[str, Any]:
@@ -104,7 +112,6 @@ class LabInfo:
 
 # --- craft ------------------------------------------------------------------------------
 
-__all__ += ["CraftSpec", "CraftField", "ChecksumCheck", "CraftedPacket", "CraftResult"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,7 +294,6 @@ class PingStats:
                 "mdev": ms(self.rtt_mdev_us)}
 
 
-__all__ += ["PingStart", "PingReply", "PingError", "PingStats"]
 
 # --- sniff ------------------------------------------------------------------------------
 # IPHeader, IPv6Header and DecodedPacket are frozen but not slotted: recon.decode builds them by

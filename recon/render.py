@@ -109,8 +109,7 @@ def lab_status(info: LabInfo) -> str:
     return "\n".join(lines)
 
 
-# --- craft ---
-
+# --- craft ------------------------------------------------------------------------------
 
 
 def _craft_offset(f: CraftField) -> str:
@@ -124,15 +123,17 @@ def craft_table(packet: CraftedPacket) -> str:
     return table(rows, ["layer", "field", "value", "hex", "offset"])
 
 
-def hexdump(data: bytes) -> str:
-    """Offsets, 16 bytes a line in two groups of 8, printable ASCII at the right."""
+def hexdump(data: bytes, *, indent: str = "", halves: bool = True) -> str:
+    """Offsets, 16 bytes a line (in two groups of 8 with ``halves``), printable ASCII at the right."""
     lines = []
     for at in range(0, len(data), 16):
         chunk = data[at:at + 16]
-        left = " ".join(f"{b:02x}" for b in chunk[:8])
-        right = " ".join(f"{b:02x}" for b in chunk[8:])
+        if halves:
+            hexes = f"{chunk[:8].hex(' '):<23}  {chunk[8:].hex(' '):<23}"
+        else:
+            hexes = f"{chunk.hex(' '):<47}"
         text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
-        lines.append(f"{at:04x}  {left:<23}  {right:<23}  {text}")
+        lines.append(f"{indent}{at:04x}  {hexes}  {text}")
     return "\n".join(lines)
 
 
@@ -447,13 +448,7 @@ def sniff_verbose(pkt: DecodedPacket) -> str:
 
 def sniff_hex(pkt: DecodedPacket) -> str:
     """The captured bytes as a hexdump; the text column shows printable ASCII only ('.' for the rest)."""
-    data = pkt.data
-    rows = []
-    for off in range(0, len(data), 16):
-        chunk = data[off:off + 16]
-        text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
-        rows.append(f"  {off:04x}  {chunk.hex(' '):<47}  {safe(text)}")
-    return "\n".join(rows)
+    return hexdump(pkt.data, indent="  ", halves=False)
 
 
 def _epoch(time_ns: int) -> str:
@@ -615,23 +610,19 @@ class SweepProgress:
     """A one-line progress bar on stderr, shown only on a TTY and only once the sweep has run for a second."""
 
     def __init__(self, stream: TextIO | None = None, delay: float = 1.0) -> None:
-        import time
-
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty()
-        self.start = time.monotonic()
+        self.start = _time.monotonic()
         self.delay = delay
         self.shown = False
 
     def __call__(self, done: int, total: int) -> None:
-        import time
-
-        if not self.enabled or time.monotonic() - self.start < self.delay:
+        if not self.enabled or _time.monotonic() - self.start < self.delay:
             return
         width = 30
         frac = done / total if total else 1.0
         bar = "#" * int(frac * width)
-        self.stream.write(f"\r[{bar:<{width}}] {done}/{total} {frac:4.0%}  {time.monotonic() - self.start:5.1f} s")
+        self.stream.write(f"\r[{bar:<{width}}] {done}/{total} {frac:4.0%}  {_time.monotonic() - self.start:5.1f} s")
         self.stream.flush()
         self.shown = True
 
@@ -642,7 +633,6 @@ class SweepProgress:
 
 
 # --- watch ----------------------------------------------------------------------------------
-
 
 
 def watch_inventory(devices: Sequence[DeviceState], new: frozenset[str] | set[str] = frozenset()) -> str:
