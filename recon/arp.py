@@ -42,7 +42,7 @@ class Link:
 
     @property
     def mac_str(self) -> str:
-        return ":".join(f"{b:02x}" for b in self.mac)
+        return self.mac.hex(":")
 
 
 @dataclass(frozen=True, slots=True)

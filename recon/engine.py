@@ -22,6 +22,7 @@ the slow reference the tests compare against.
 from __future__ import annotations
 
 import errno
+import functools
 import random
 import select
 import socket
@@ -34,9 +35,12 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from recon.arp import ETH_P_ARP, arp_request_template, link, onlink_routes, vendor
 from recon.errors import InvalidOption, PrivilegeError
 from recon.models import HostResult, SweepResult, SweepStats
+from recon.packets import ipv4_header
 from recon.privileges import raw_socket
+from recon.targets import build_targets, int_to_ip, ip_to_int, is_ipv4
 
 if TYPE_CHECKING:
     from recon.capture import PcapWriter
@@ -107,53 +111,57 @@ class Prober:
             raise InvalidOption("--engine", engine, f"one of {', '.join(ENGINES)}")
         if rate is not None and not rate > 0:
             raise InvalidOption("--rate", rate, "a number of packets per second above 0")
-        if source is not None:
-            try:
-                socket.inet_aton(source)
-                if source.count(".") != 3:
-                    raise OSError
-            except OSError:
-                raise InvalidOption("--source", source, "an IPv4 address of this machine") from None
+        if source is not None and not is_ipv4(source):
+            raise InvalidOption("--source", source, "an IPv4 address of this machine")
         self.method, self.probe, self.engine = method, probe, engine
         self.interface, self.source, self.rate = interface, source, rate
         self._icmp: socket.socket | None = None
         self._arp: socket.socket | None = None
+        self._arp_iface: str | None = None
         self._arp_link = None
         self._previous_bases: deque[int] = deque(maxlen=_LATE_MEMORY)
         self._template: tuple[bytes, int] | None = None
         self._closed = False
         if interface is not None:
-            from recon.arp import link
-
             self._arp_link = link(interface)  # validates the name in this namespace
 
     # -- sockets ---------------------------------------------------------------
     def _icmp_socket(self) -> socket.socket:
         if self._icmp is None:
             s = _raw_icmp()
-            _big_buffers(s)
-            if self.interface:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.interface.encode())
-            if self.source:
-                try:
-                    s.bind((self.source, 0))
-                except OSError:
-                    s.close()
-                    raise InvalidOption("--source", self.source, "not an address of this machine") from None
-            s.setblocking(False)
+            try:
+                _big_buffers(s)
+                if self.interface:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.interface.encode())
+                if self.source:
+                    try:
+                        s.bind((self.source, 0))
+                    except OSError:
+                        raise InvalidOption("--source", self.source, "not an address of this machine") from None
+                s.setblocking(False)
+            except BaseException:
+                s.close()
+                raise
             self._icmp = s
         return self._icmp
 
     def _arp_socket(self, iface: str) -> socket.socket:
+        if self._arp is not None and self._arp_iface != iface:  # a later sweep on another segment
+            self._arp.close()
+            self._arp = None
         if self._arp is None:
             try:
-                s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+                s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
             except PermissionError:
                 raise PrivilegeError("recon sweep (ARP)") from None
-            _big_buffers(s)
-            s.bind((iface, 0x0806))
-            s.setblocking(False)
-            self._arp = s
+            try:
+                _big_buffers(s)
+                s.bind((iface, ETH_P_ARP))
+                s.setblocking(False)
+            except BaseException:
+                s.close()
+                raise
+            self._arp, self._arp_iface = s, iface
         return self._arp
 
     def close(self) -> None:
@@ -174,24 +182,20 @@ class Prober:
         """Which targets go by ARP (1) and which by ICMP (0), and the link for ARP."""
         if self.method == "icmp":
             return None, None
-        from recon.arp import link, onlink_routes
-
-        nets = onlink_routes(self.interface)
         kind = bytearray(len(addrs))
-        lnk = None
-        chosen = None
-        for route in nets:
-            hits = [i for i, a in enumerate(addrs) if (a & route.mask) == route.net and not kind[i]]
-            if hits:
-                for i in hits:
+        chosen = None  # one ARP link per sweep; targets on other segments go by ICMP, which the kernel routes
+        for route in onlink_routes(self.interface):
+            if chosen is not None and route.iface != chosen:
+                continue
+            for i, a in enumerate(addrs):
+                if not kind[i] and (a & route.mask) == route.net:
                     kind[i] = 1
-                if chosen is None:
                     chosen = route.iface
         if self.method == "arp":
             missing = kind.count(0)
             if missing:
                 first = next(i for i in range(len(addrs)) if not kind[i])
-                raise InvalidOption("--method", "arp", f"{missing} target(s) (e.g. {_ip(addrs[first])}) are not on a "
+                raise InvalidOption("--method", "arp", f"{missing} target(s) (e.g. {int_to_ip(addrs[first])}) are not on a "
                                     "local segment; use --method auto or icmp")
         if chosen is None:
             return None, None
@@ -242,18 +246,12 @@ def sweep(targets: "TargetSet | Iterable[str] | str", *, method: str = "auto", p
           **kwargs: Any) -> SweepResult:
     """One sweep: ``Prober(...)`` + ``.sweep(...)`` + close. Targets may be a TargetSet or specs."""
     if not hasattr(targets, "order"):
-        from recon.targets import build_targets
-
         targets = build_targets([targets] if isinstance(targets, str) else list(targets), yes=True)
     with Prober(method=method, probe=probe, engine=engine, interface=interface, source=source, rate=rate) as prober:
         return prober.sweep(targets, **kwargs)  # type: ignore[arg-type]
 
 
 # --- internals ----------------------------------------------------------------------
-
-
-def _ip(value: int) -> str:
-    return socket.inet_ntoa(value.to_bytes(4, "big"))
 
 
 def _raw_icmp() -> socket.socket:
@@ -315,14 +313,13 @@ class _Run:
         raise NotImplementedError
 
     def results(self, names: dict[int, str]) -> tuple[HostResult, ...]:
-        from recon.arp import vendor
 
         addrs, state, rtt, ttl, reply, code, extra = self.addrs, self.state, self.rtt, self.ttl, self.reply, self.code, self.extra
         out = []
         for i in sorted(range(self.n), key=addrs.__getitem__):
             a = addrs[i]
             st = state[i]
-            address = _ip(a)
+            address = int_to_ip(a)
             name = names.get(a) if names else None
             if st == _PENDING:
                 out.append(HostResult(address, "down", hostname=name))
@@ -373,16 +370,14 @@ class _RawSweep(_Run):
             self.reply_type = PROBES[prober.probe][1]
         self.arp_index: dict[int, int] = {}
         if arp is not None:
-            from recon.arp import arp_request_template
-
             self.arp_frame = bytearray(arp_request_template(lnk))
             self.arp_index = {addrs[i]: i for i in range(self.n) if kind[i]}  # type: ignore[index]
             self.my_addr = lnk.address
         self.eth_src = lnk.mac if lnk is not None else b"\0" * 6
-        self.src_addr = self._source_guess()
 
-    def _source_guess(self) -> bytes:
-        """The IPv4 source the kernel will use (for the pcap's synthetic IP headers); sends nothing."""
+    @functools.cached_property
+    def src_addr(self) -> bytes:
+        """The IPv4 source the kernel will use (for the pcap's synthetic IP headers; only a pcap asks); sends nothing."""
         if self.prober.source:
             return socket.inet_aton(self.prober.source)
         routed = next((i for i in range(self.n) if not self.kind or not self.kind[i]), None)
@@ -390,7 +385,7 @@ class _RawSweep(_Run):
             return b"\0" * 4
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
-            s.connect((_ip(self.addrs[routed]), 9))
+            s.connect((int_to_ip(self.addrs[routed]), 9))
             return socket.inet_aton(s.getsockname()[0])
         except OSError:
             return b"\0" * 4
@@ -629,7 +624,7 @@ class _RawSweep(_Run):
                 self.reply[i] = itype
                 self.code[i] = data[ihl + 1]
                 self.rtt[i] = (now - sent_at[i]) * 1000.0
-                self.extra[i] = (_ip(int.from_bytes(data[12:16], "big")),)
+                self.extra[i] = (socket.inet_ntoa(data[12:16]),)
             else:
                 self.ignored += 1
 
@@ -662,21 +657,15 @@ class _RawSweep(_Run):
             state[i] = _UP
             self.reply[i] = 255
             self.rtt[i] = (clock() - self.sent_at[i]) * 1000.0
-            self.extra[i] = (":".join(f"{b:02x}" for b in frame[22:28]),)
+            self.extra[i] = (frame[22:28].hex(":"),)
 
     # -- pcap ------------------------------------------------------------------------
-    def _ip_header(self, payload_len: int, dst: int) -> bytes:
-        from recon.packets import inet_checksum
-
-        hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + payload_len, 0, 0x4000, 64, 1, 0, self.src_addr, dst.to_bytes(4, "big"))
-        return hdr[:10] + inet_checksum(hdr).to_bytes(2, "big") + hdr[12:]
-
     def _record_probe(self, data: bytes | bytearray, dst: int, is_frame: bool) -> None:
         assert self.pcap is not None
         if is_frame:
             self.pcap.write(bytes(data))
             return
-        packet = self._ip_header(len(data), dst) + bytes(data)
+        packet = ipv4_header(self.src_addr, dst.to_bytes(4, "big"), len(data), 64, True) + bytes(data)
         if self.kind is not None:
             packet = b"\0" * 6 + self.eth_src + b"\x08\x00" + packet
         self.pcap.write(packet)
@@ -713,7 +702,7 @@ class _ScapySweep(_Run):
                 base = random.getrandbits(16)
                 pkts = []
                 for i in icmp_idx:
-                    ip = IP(dst=_ip(self.addrs[i]))
+                    ip = IP(dst=int_to_ip(self.addrs[i]))
                     if self.prober.source:
                         ip.src = self.prober.source
                     pkts.append(ip / ICMP(type=req, id=(base + (i >> 16)) & 0xFFFF, seq=i & 0xFFFF))
@@ -723,8 +712,8 @@ class _ScapySweep(_Run):
                 answered += list(ans)
             if arp_idx:
                 lnk = self.link
-                frames = [Ether(dst="ff:ff:ff:ff:ff:ff", src=lnk.mac_str) / ARP(pdst=_ip(self.addrs[i]), hwsrc=lnk.mac_str,
-                                                                                 psrc=_ip(lnk.address)) for i in arp_idx]
+                frames = [Ether(dst="ff:ff:ff:ff:ff:ff", src=lnk.mac_str) / ARP(pdst=int_to_ip(self.addrs[i]), hwsrc=lnk.mac_str,
+                                                                                 psrc=int_to_ip(lnk.address)) for i in arp_idx]
                 ans, _ = srp(frames, iface=lnk.name, timeout=self.timeout, retry=-self.retries if self.retries else 0,
                              inter=inter, verbose=0)
                 self.sent += len(frames)
@@ -735,13 +724,13 @@ class _ScapySweep(_Run):
         where = {a: i for i, a in enumerate(self.addrs)}
         for snd, rcv in answered:
             if snd.haslayer(ARP):
-                i = where.get(int.from_bytes(socket.inet_aton(rcv[ARP].psrc), "big"))
+                i = where.get(ip_to_int(rcv[ARP].psrc))
                 if i is None or self.state[i]:
                     continue
                 self.state[i], self.reply[i] = _UP, 255
                 self.extra[i] = (rcv[ARP].hwsrc.lower(),)
             else:
-                i = where.get(int.from_bytes(socket.inet_aton(snd[IP].dst), "big"))
+                i = where.get(ip_to_int(snd[IP].dst))
                 if i is None or self.state[i]:
                     continue
                 icmp = rcv[ICMP]

@@ -12,7 +12,7 @@ import struct
 from recon.errors import InvalidOption
 from recon.models import ChecksumCheck, CraftedPacket, CraftField, CraftSpec
 
-__all__ = ["inet_checksum", "build_packet", "check_spec", "verify_checksums", "TCP_FLAGS", "PROTO_NAMES", "DEFAULT_PROTO"]
+__all__ = ["inet_checksum", "ipv4_header", "build_packet", "check_spec", "verify_checksums", "TCP_FLAGS", "PROTO_NAMES", "DEFAULT_PROTO"]
 
 
 def inet_checksum(data: bytes) -> int:
@@ -52,6 +52,12 @@ _RANGES = {  # attribute: (option name, lowest, highest)
     "tcp_window": ("--window", 0, 0xFFFF),
 }
 _L4_HEADER = {"icmp": 8, "udp": 8, "tcp": 20, "raw": 0}
+
+
+def ipv4_header(src: bytes, dst: bytes, payload_len: int, ttl: int, df: bool, proto: int = 1) -> bytes:
+    """A plain 20-byte IPv4 header (id 0) with its checksum, for the synthetic headers in pcaps."""
+    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + payload_len, 0, 0x4000 if df else 0, ttl, proto, 0, src, dst)
+    return hdr[:10] + inet_checksum(hdr).to_bytes(2, "big") + hdr[12:]
 
 
 def check_spec(spec: CraftSpec) -> None:

@@ -34,7 +34,7 @@ from collections.abc import Iterator
 
 from recon.errors import InvalidOption, InvalidTarget, PrivilegeError
 from recon.models import PingError, PingReply, PingStart, PingStats
-from recon.packets import inet_checksum
+from recon.packets import inet_checksum, ipv4_header
 
 __all__ = ["Pinger", "ping", "rtt_summary", "MIN_USER_INTERVAL"]
 
@@ -152,12 +152,6 @@ def _is_address(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _ipv4_header(src: str, dst: str, payload_len: int, ttl: int, df: bool, ident: int = 0) -> bytes:
-    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + payload_len, ident, 0x4000 if df else 0, ttl, 1, 0,
-                      socket.inet_aton(src), socket.inet_aton(dst))
-    return hdr[:10] + struct.pack("!H", inet_checksum(hdr)) + hdr[12:]
 
 
 def _ipv6_header(src: str, dst: str, payload_len: int, hops: int) -> bytes:
@@ -475,7 +469,7 @@ class Pinger:
         elif self._pcap:
             hops = self.ttl or 64
             head = (_ipv6_header(self._local, self.address, len(packet), hops) if self.v6
-                    else _ipv4_header(self._local, self.address, len(packet), hops, self.df))
+                    else ipv4_header(socket.inet_aton(self._local), socket.inet_aton(self.address), len(packet), hops, self.df))
             self._pcap.write(head + packet, wall_ns)
 
     def _local_error(self, exc: OSError, seq: int, wall_ns: int) -> PingError:
@@ -632,7 +626,8 @@ class Pinger:
         elif self.v6:
             self._pcap.write(_ipv6_header(src, self._local or "::", len(packet), hops or 0) + packet, wall_ns)
         else:
-            self._pcap.write(_ipv4_header(src, self._local or "0.0.0.0", len(packet), hops or 0, False) + packet, wall_ns)
+            self._pcap.write(ipv4_header(socket.inet_aton(src), socket.inet_aton(self._local or "0.0.0.0"), len(packet), hops or 0, False)
+                             + packet, wall_ns)
 
     def _reply(self, seq: int, src: str, nbytes: int, hops: int | None, recv_mono: int, recv_wall: int) -> PingReply:
         sent = self._sent.get(seq)

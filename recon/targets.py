@@ -37,6 +37,7 @@ __all__ = [
     "read_spec_file",
     "resolve_host",
     "int_to_ip",
+    "is_ipv4",
     "ip_to_int",
     "MAX_WITHOUT_YES",
 ]
@@ -54,6 +55,15 @@ Interval = tuple[int, int]  # inclusive bounds
 
 def ip_to_int(address: str) -> int:
     return int.from_bytes(socket.inet_aton(address), "big")
+
+
+def is_ipv4(text: str) -> bool:
+    """A dotted quad with four decimal octets (inet_aton alone also takes '1.2.3')."""
+    try:
+        socket.inet_aton(text)
+    except OSError:
+        return False
+    return text.count(".") == 3
 
 
 def int_to_ip(value: int) -> str:

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from recon.errors import InvalidOption
 from recon.models import DeviceState, Event, HostResult, WatchRound
-from recon.targets import TargetSet
+from recon.targets import TargetSet, is_ipv4
 
 __all__ = [
     "Tracker",
@@ -115,7 +115,7 @@ class Tracker:
         if self.macs & macs:
             return True
         if self.hosts is not None:
-            return any(a is not None and _is_ipv4(a) and self.hosts(a) for a in (event.address, event.previous))
+            return any(a is not None and is_ipv4(a) and self.hosts(a) for a in (event.address, event.previous))
         return False
 
     # -- the step ---------------------------------------------------------------------
@@ -167,14 +167,6 @@ class Tracker:
         return [e for e in events if self.watched(e)]
 
 
-def _is_ipv4(text: str) -> bool:
-    try:
-        socket.inet_aton(text)
-    except OSError:
-        return False
-    return text.count(".") == 3
-
-
 def _addr_key(address: str) -> tuple[int, str]:
     try:
         return (int.from_bytes(socket.inet_aton(address), "big"), address)
@@ -206,7 +198,7 @@ def load_state(path: str | os.PathLike[str]) -> tuple[list[DeviceState], str | N
             raise ValueError("no 'devices' list")
         devices = []
         for item in data["devices"]:
-            if not isinstance(item, dict) or not isinstance(item.get("address"), str) or not _is_ipv4(item["address"]):
+            if not isinstance(item, dict) or not isinstance(item.get("address"), str) or not is_ipv4(item["address"]):
                 raise ValueError(f"bad device entry {item!r:.60}")
             first = str(item.get("first_seen") or item.get("last_seen") or "")
             devices.append(DeviceState(
