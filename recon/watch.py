@@ -25,7 +25,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -37,7 +36,7 @@ from pathlib import Path
 
 from recon.errors import InvalidOption
 from recon.models import DeviceState, Event, HostResult, WatchRound
-from recon.targets import TargetSet, is_ipv4
+from recon.targets import TargetSet, ip_to_int, is_ipv4
 
 __all__ = [
     "Tracker",
@@ -68,7 +67,7 @@ def now_iso() -> str:
 def normalize_mac(text: str) -> str:
     """``AA-BB-CC-DD-EE-FF`` / ``aabb.ccdd.eeff`` / ``aabbccddeeff`` → ``aa:bb:cc:dd:ee:ff``, else InvalidOption."""
     raw = text.strip().lower().replace(".", "")
-    if not _MAC.match(raw) and not re.fullmatch(r"[0-9a-f]{12}", raw):
+    if not _MAC.match(raw):
         raise InvalidOption("--mac", text, "a MAC address like aa:bb:cc:dd:ee:ff")
     digits = re.sub(r"[^0-9a-f]", "", raw)
     return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
@@ -140,6 +139,7 @@ class Tracker:
                 # a known MAC at a new address, which it left (its old address is silent now)
                 old_addr = next((a for a in by_mac.get(mac, ()) if a not in answered), None) if mac else None
                 if old_addr is not None:
+                    by_mac[mac].remove(old_addr)  # it moved once; a second new address of this MAC is NEW
                     old = self.devices.pop(old_addr)
                     dev = replace(old, address=addr)
                     kind, previous = "MOVED", old_addr
@@ -169,7 +169,7 @@ class Tracker:
 
 def _addr_key(address: str) -> tuple[int, str]:
     try:
-        return (int.from_bytes(socket.inet_aton(address), "big"), address)
+        return (ip_to_int(address), address)
     except OSError:
         return (1 << 32, address)
 
@@ -202,7 +202,7 @@ def load_state(path: str | os.PathLike[str]) -> tuple[list[DeviceState], str | N
                 raise ValueError(f"bad device entry {item!r:.60}")
             first = str(item.get("first_seen") or item.get("last_seen") or "")
             devices.append(DeviceState(
-                address=item["address"], mac=_opt_str(item.get("mac")), vendor=_opt_str(item.get("vendor")),
+                address=item["address"], mac=_state_mac(item.get("mac")), vendor=_opt_str(item.get("vendor")),
                 hostname=_opt_str(item.get("hostname")), first_seen=first, last_seen=str(item.get("last_seen") or first)))
         return devices, None
     except (ValueError, TypeError) as exc:
@@ -212,7 +212,14 @@ def load_state(path: str | os.PathLike[str]) -> tuple[list[DeviceState], str | N
 
 
 def _opt_str(value: object) -> str | None:
-    return value.lower() if isinstance(value, str) and _MAC.match(value.lower()) else (value if isinstance(value, str) else None)
+    return value if isinstance(value, str) else None
+
+
+def _state_mac(value: object) -> str | None:
+    """A MAC from a (possibly hand-edited) state file, in the engine's aa:bb:… form so it compares equal."""
+    if isinstance(value, str) and _MAC.match(value.strip().lower().replace(".", "")):
+        return normalize_mac(value)
+    return _opt_str(value)
 
 
 def save_state(path: str | os.PathLike[str], devices: Sequence[DeviceState]) -> None:
@@ -228,12 +235,16 @@ def save_state(path: str | os.PathLike[str], devices: Sequence[DeviceState]) -> 
         ],
     }
     tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=1)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, p)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 # --- hooks ----------------------------------------------------------------------------------
@@ -275,8 +286,7 @@ class HookRunner:
     reported by the CLI.
     """
 
-    def __init__(self, argv: Sequence[str] | None = None, *, notify: bool = False, timeout: float = 60.0,
-                 workers: int = 1) -> None:
+    def __init__(self, argv: Sequence[str] | None = None, *, notify: bool = False, timeout: float = 60.0) -> None:
         self.argv = list(argv) if argv else None
         self.timeout = timeout
         self._notes: queue.SimpleQueue[str] = queue.SimpleQueue()
@@ -284,33 +294,23 @@ class HookRunner:
         if notify and self.notifier is None:
             self._notes.put("recon: --notify: no desktop notifier found (install notify-send, e.g. "
                             "'apt install libnotify-bin'); events are only printed")
-        self._jobs: queue.Queue[list[str] | None] = queue.Queue()
-        self._envs: dict[int, dict[str, str]] = {}
-        self._threads = []
+        self._jobs: queue.SimpleQueue[tuple[str, list[str], dict[str, str] | None] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
         if self.argv or self.notifier:
-            for i in range(workers):
-                t = threading.Thread(target=self._work, name=f"recon-hook-{i}", daemon=True)
-                t.start()
-                self._threads.append(t)
+            self._thread = threading.Thread(target=self._work, name="recon-hook", daemon=True)
+            self._thread.start()
 
     def submit(self, event: Event) -> None:
         if self.argv:
-            self._jobs.put(("exec", self.argv, hook_env(event)))  # type: ignore[arg-type]
+            self._jobs.put(("exec", self.argv, hook_env(event)))
         if self.notifier:
             title = f"recon: {event.event} {event.address}"
             body = " ".join(x for x in (event.hostname, event.mac, event.vendor) if x) or event.address
-            self._jobs.put(("notify", [self.notifier, "--app-name=recon", title, body], None))  # type: ignore[arg-type]
+            self._jobs.put(("notify", [self.notifier, "--app-name=recon", title, body], None))
 
     def _work(self) -> None:
-        while True:
-            job = self._jobs.get()
-            try:
-                if job is None:
-                    return
-                kind, argv, env = job  # type: ignore[misc]
-                self._run(kind, argv, env)
-            finally:
-                self._jobs.task_done()
+        while (job := self._jobs.get()) is not None:
+            self._run(*job)
 
     def _run(self, kind: str, argv: list[str], env: dict[str, str] | None) -> None:
         try:
@@ -333,12 +333,11 @@ class HookRunner:
                 return out
 
     def close(self, wait: float = 5.0) -> None:
-        """Let queued hooks finish for up to ``wait`` seconds, then stop the workers."""
-        deadline = time.monotonic() + wait
-        while self._jobs.unfinished_tasks and time.monotonic() < deadline:
-            time.sleep(0.02)
-        for _ in self._threads:
-            self._jobs.put(None)
+        """Let queued hooks finish for up to ``wait`` seconds, then stop the worker."""
+        if self._thread is not None:
+            self._jobs.put(None)  # behind the queued hooks
+            self._thread.join(wait)
+            self._thread = None
 
 
 # --- round sources ------------------------------------------------------------------------------

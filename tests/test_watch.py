@@ -72,6 +72,24 @@ def test_moved_a_known_mac_at_a_new_address() -> None:
         assert t.observe([down(PHONE[0]), up(("198.18.0.20", PHONE[1]))]) == []
 
 
+def test_a_moved_mac_answering_at_two_new_addresses_is_one_move_and_one_new() -> None:
+    """A known MAC that leaves its address and answers at two new ones (proxy ARP, a second address):
+    one MOVED and one NEW in the same round, never a crash."""
+    t = Tracker(misses=2)
+    t.observe([up(PHONE)])
+    events = t.observe([down(PHONE[0]), up(("198.18.0.20", PHONE[1])), up(("198.18.0.21", PHONE[1]))])
+    assert kinds(events) == [("MOVED", "198.18.0.20"), ("NEW", "198.18.0.21")]
+
+
+def test_state_file_macs_are_read_in_the_engine_form(tmp_path: Path) -> None:
+    """A hand-edited state file with AA-BB-… MACs loads as aa:bb:…, so the next round sees no false MOVED."""
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"devices": [{"address": PHONE[0], "mac": PHONE[1].upper().replace(":", "-")}]}))
+    devices, note = load_state(state)
+    assert note is None and devices[0].mac == PHONE[1]
+    assert Tracker(misses=2, known=devices).observe([up(PHONE)]) == []
+
+
 def test_moved_an_address_answering_with_a_new_mac_and_multihomed_is_stable() -> None:
     """An IP answering with another MAC is MOVED (previous = old MAC); a MAC on two IPs does not flap."""
     t = Tracker(misses=2)
