@@ -246,16 +246,22 @@ class Pinger:
 
         self._local = self._route_source()  # before any socket: no route is bad input, as in ping(8)
         self.sock, self.kind = self._open_socket()
-        self._setup_socket()
+        self._pcap = None
+        try:  # the socket is closed by iterating; until then, a failure here must close it
+            self._setup_socket()
+            if pcap:
+                from recon.capture import LINKTYPE_RAW, PcapWriter
+
+                self._pcap = PcapWriter(pcap, LINKTYPE_RAW)
+            self._wake_r, self._wake_w = os.pipe()
+        except BaseException:
+            self.sock.close()
+            if self._pcap is not None:
+                self._pcap.close()
+            raise
         self.ident = random.randrange(1, 0x10000) if self.kind == "raw" else self.sock.getsockname()[1]
         self.nonce = os.urandom(8)
         self._payload = (self.nonce + bytes(i & 0xFF for i in range(8, size)))[:size]
-        self._pcap = None
-        if pcap:
-            from recon.capture import LINKTYPE_RAW, PcapWriter
-
-            self._pcap = PcapWriter(pcap, LINKTYPE_RAW)
-        self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._stop = False
@@ -293,39 +299,33 @@ class Pinger:
         except PrivilegeError as denied:
             try:
                 return socket.socket(self.family, socket.SOCK_DGRAM, proto), "dgram"
-            except (PermissionError, OSError) as exc:
-                if isinstance(exc, PermissionError) or exc.errno in (errno.EACCES, errno.EPERM):
-                    raise denied from None
-                raise
+            except PermissionError:  # EACCES/EPERM: ping_group_range does not allow us either
+                raise denied from None
 
     def _setup_socket(self) -> None:
         s = self.sock
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         s.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        level, recverr, hops, pmtu = ((socket.IPPROTO_IPV6, _IPV6_RECVERR, socket.IPV6_UNICAST_HOPS, _IPV6_MTU_DISCOVER)
+                                      if self.v6 else (socket.IPPROTO_IP, _IP_RECVERR, socket.IP_TTL, _IP_MTU_DISCOVER))
+        s.setsockopt(level, recverr, 1)
+        if self.ttl is not None:
+            s.setsockopt(level, hops, self.ttl)
+        if self.df:
+            s.setsockopt(level, pmtu, _PMTUDISC_DO)
         if self.v6:
-            s.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVERR, 1)
             s.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVHOPLIMIT, 1)
-            if self.ttl is not None:
-                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, self.ttl)
-            if self.df:
-                s.setsockopt(socket.IPPROTO_IPV6, _IPV6_MTU_DISCOVER, _PMTUDISC_DO)
-            if self.kind == "raw":
-                # ICMP6_FILTER: a set bit blocks a type; pass echo reply and the errors only.
-                bits = bytearray(b"\xff" * 32)
-                for t in (1, 2, 3, 4, 129):
-                    bits[t >> 3] &= ~(1 << (t & 7)) & 0xFF
-                s.setsockopt(socket.IPPROTO_ICMPV6, _ICMP6_FILTER, bytes(bits))
-        else:
-            s.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)
-            if self.kind == "dgram":
-                s.setsockopt(socket.IPPROTO_IP, _IP_RECVTTL, 1)
-            if self.ttl is not None:
-                s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, self.ttl)
-            if self.df:
-                s.setsockopt(socket.IPPROTO_IP, _IP_MTU_DISCOVER, _PMTUDISC_DO)
-            if self.kind == "raw":
-                allowed = (0, 3, 4, 5, 11, 12)
-                s.setsockopt(_SOL_RAW, _ICMP_FILTER, struct.pack("I", ~sum(1 << t for t in allowed) & 0xFFFFFFFF))
+        elif self.kind == "dgram":
+            s.setsockopt(socket.IPPROTO_IP, _IP_RECVTTL, 1)
+        if self.kind == "raw" and self.v6:
+            # ICMP6_FILTER: a set bit blocks a type; pass echo reply and the errors only.
+            bits = bytearray(b"\xff" * 32)
+            for t in (1, 2, 3, 4, 129):
+                bits[t >> 3] &= ~(1 << (t & 7)) & 0xFF
+            s.setsockopt(socket.IPPROTO_ICMPV6, _ICMP6_FILTER, bytes(bits))
+        elif self.kind == "raw":
+            allowed = (0, 3, 4, 5, 11, 12)
+            s.setsockopt(_SOL_RAW, _ICMP_FILTER, struct.pack("I", ~sum(1 << t for t in allowed) & 0xFFFFFFFF))
         if self.interface:
             try:
                 s.setsockopt(socket.SOL_SOCKET, _SO_BINDTODEVICE, self.interface.encode())
@@ -475,12 +475,9 @@ class Pinger:
     def _local_error(self, exc: OSError, seq: int, wall_ns: int) -> PingError:
         mtu = None
         if exc.errno == errno.EMSGSIZE:
-            for _data, ancdata in self._errqueue_messages():
-                for _lvl, _typ, cdata in ancdata:
-                    if len(cdata) >= 16:
-                        _e, origin, _t, _c, info = struct.unpack("=IBBBxI", cdata[:12])
-                        if origin == _SO_EE_ORIGIN_LOCAL:
-                            mtu = info
+            for _data, origin, _type, _code, info, _offender in self._extended_errors():
+                if origin == _SO_EE_ORIGIN_LOCAL:
+                    mtu = info
             if mtu is None:
                 try:
                     mtu = self.sock.getsockopt(socket.IPPROTO_IPV6 if self.v6 else socket.IPPROTO_IP,
@@ -496,38 +493,38 @@ class Pinger:
         return PingError(seq=seq, kind=kind, message=message, reporter=None, reporter_name=None,
                          icmp_type=None, icmp_code=None, mtu=mtu, local=True, timestamp=wall_ns / 1e9)
 
-    def _errqueue_messages(self) -> Iterator[tuple[bytes, list[tuple[int, int, bytes]]]]:
+    def _extended_errors(self) -> Iterator[tuple[bytes, int, int, int, int, bytes]]:
+        """Drain the error queue (IP_RECVERR): (data, origin, type, code, info, offender) per sock_extended_err.
+
+        SOL_SOCKET messages (the SO_TIMESTAMPNS stamp) are not error records and are skipped.
+        """
         while True:
             try:
                 data, ancdata, _flags, _addr = self.sock.recvmsg(65535, 1024, _MSG_ERRQUEUE | socket.MSG_DONTWAIT)
-            except (BlockingIOError, InterruptedError):
+            except OSError:  # EAGAIN: the queue is empty
                 return
-            except OSError:
-                return
-            yield data, ancdata
-
-    def _read_errqueue(self) -> Iterator[PingError]:
-        """ICMP errors and local errors queued by IP_RECVERR (the only error path for datagram sockets)."""
-        for data, ancdata in self._errqueue_messages():
-            wall_ns = time.time_ns()
-            for level, ctype, cdata in ancdata:
+            for level, _ctype, cdata in ancdata:
                 if level == socket.SOL_SOCKET or len(cdata) < 16:
                     continue
                 _err, origin, etype, ecode, info = struct.unpack("=IBBBxI", cdata[:12])
-                if origin == _SO_EE_ORIGIN_LOCAL or self.kind == "raw":
-                    continue  # local errors are reported at sendto; raw sockets read ICMP errors as data
-                if origin not in (_SO_EE_ORIGIN_ICMP, _SO_EE_ORIGIN_ICMP6) or len(data) < 8:
-                    continue
-                _t, _c, _ck, _ident, seq = struct.unpack("!BBHHH", data[:8])
-                if len(data) >= 16 and self.size >= 8 and data[8:16] != self.nonce:
-                    continue
-                offender = cdata[16:]
-                reporter = None
-                if len(offender) >= 8 and struct.unpack("=H", offender[:2])[0] == socket.AF_INET:
-                    reporter = socket.inet_ntoa(offender[4:8])
-                elif len(offender) >= 24:
-                    reporter = socket.inet_ntop(socket.AF_INET6, offender[8:24])
-                yield self._icmp_error(etype, ecode, info, seq, reporter, wall_ns)
+                yield data, origin, etype, ecode, info, cdata[16:]
+
+    def _read_errqueue(self) -> Iterator[PingError]:
+        """ICMP errors and local errors queued by IP_RECVERR (the only error path for datagram sockets)."""
+        for data, origin, etype, ecode, info, offender in self._extended_errors():
+            if origin == _SO_EE_ORIGIN_LOCAL or self.kind == "raw":
+                continue  # local errors are reported at sendto; raw sockets read ICMP errors as data
+            if origin not in (_SO_EE_ORIGIN_ICMP, _SO_EE_ORIGIN_ICMP6) or len(data) < 8:
+                continue
+            _t, _c, _ck, _ident, seq = struct.unpack("!BBHHH", data[:8])
+            if len(data) >= 16 and self.size >= 8 and data[8:16] != self.nonce:
+                continue
+            reporter = None
+            if len(offender) >= 8 and struct.unpack("=H", offender[:2])[0] == socket.AF_INET:
+                reporter = socket.inet_ntoa(offender[4:8])
+            elif len(offender) >= 24:
+                reporter = socket.inet_ntop(socket.AF_INET6, offender[8:24])
+            yield self._icmp_error(etype, ecode, info, seq, reporter, time.time_ns())
 
     def _icmp_error(self, etype: int, ecode: int, info: int, seq: int, reporter: str | None, wall_ns: int) -> PingError:
         kind, message, mtu = (_icmp6_error if self.v6 else _icmp4_error)(etype, ecode, info)
@@ -541,9 +538,7 @@ class Pinger:
                 data, ancdata, _flags, addr = self.sock.recvmsg(65535 + 60, 512, socket.MSG_DONTWAIT)
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as exc:
-                if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
-                    return
+            except OSError:
                 # a pending socket error (e.g. from IP_RECVERR): read the error queue instead
                 yield from self._read_errqueue()
                 return
@@ -659,18 +654,11 @@ class Pinger:
         if address is None or self.numeric:
             return None
         if address not in self._names:
-            if address == self.address:
-                name: str | None = None
-                try:
-                    name = socket.getnameinfo((address, 0), socket.NI_NAMEREQD)[0]
-                except OSError:
-                    name = None
-                self._names[address] = name or self.host
-            else:
-                try:
-                    self._names[address] = socket.getnameinfo((address, 0), socket.NI_NAMEREQD)[0]
-                except OSError:
-                    self._names[address] = None
+            try:
+                name: str | None = socket.getnameinfo((address, 0), socket.NI_NAMEREQD)[0]
+            except OSError:
+                name = None
+            self._names[address] = name or (self.host if address == self.address else None)
         return self._names[address]
 
     def stats(self, *, final: bool = True) -> PingStats:
