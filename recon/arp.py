@@ -19,7 +19,7 @@ from pathlib import Path
 from recon.errors import InvalidOption
 
 __all__ = ["Link", "OnLinkRoute", "routes", "link", "onlink_routes", "arp_request_template",
-           "vendor", "ETH_P_ARP", "ARP_TPA_OFFSET"]
+           "vendor", "proc_net", "route_source", "ETH_P_ARP", "ARP_TPA_OFFSET"]
 
 ETH_P_ARP = 0x0806
 ARP_TPA_OFFSET = 38  # Ether(14) + ARP fixed part(8) + sha(6) + spa(4) + tha(6)
@@ -57,16 +57,24 @@ class OnLinkRoute:
     metric: int = 0
 
 
-def _proc_net(name: str) -> Path:
+def proc_net(name: str) -> Path:
+    """/proc/…/net/NAME of this *thread's* network namespace (lab.netns switches threads, not processes)."""
     thread = Path("/proc/thread-self/net") / name
     return thread if thread.exists() else Path("/proc/self/net") / name
+
+
+def route_source(dst: str) -> str:
+    """The IPv4 source address the kernel would pick for ``dst``; a UDP connect sends nothing. OSError: no route."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect((dst, 9))
+        return s.getsockname()[0]
 
 
 def routes() -> list[OnLinkRoute]:
     """The IPv4 routing table of this thread's namespace, longest prefix first."""
     out: list[OnLinkRoute] = []
     try:
-        lines = _proc_net("route").read_text().splitlines()[1:]
+        lines = proc_net("route").read_text().splitlines()[1:]
     except OSError:
         return out
     for line in lines:

@@ -23,10 +23,10 @@ import socket
 import struct
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import Callable
 
 from recon.errors import InputError, InvalidOption, PrivilegeError, ReconEnvironmentError
+from recon.arp import ETH_P_ARP, proc_net, route_source, routes
 from recon.models import CraftedPacket, CraftResult, CraftSpec
 from recon.packets import DEFAULT_PROTO, TCP_FLAGS, build_packet, check_spec, inet_checksum
 
@@ -34,7 +34,6 @@ __all__ = ["parse_spec", "craft", "kernel_rewrites", "VIAS"]
 
 VIAS = ("auto", "raw", "l2", "scapy")
 _ETH_P_IP = 0x0800
-_ETH_P_ARP = 0x0806
 _ARPHRD_LOOPBACK = 772
 
 
@@ -93,14 +92,12 @@ def _address(option: str, text: str) -> str:
 
 
 def _route_source(dst: str) -> str:
-    """The source address the kernel would pick for ``dst`` (a UDP connect sends nothing)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.connect((dst, 9))
-        except OSError as exc:
-            raise InputError(f"no route to {dst} to choose a source address from ({exc.strerror})",
-                             hint="give --src") from None
-        return s.getsockname()[0]
+    """The source address the kernel would pick for ``dst``, or InputError when there is no route."""
+    try:
+        return route_source(dst)
+    except OSError as exc:
+        raise InputError(f"no route to {dst} to choose a source address from ({exc.strerror})",
+                         hint="give --src") from None
 
 
 def parse_spec(
@@ -259,8 +256,6 @@ class _RawSender:
 
 def _route(dst: str) -> tuple[str, str]:
     """(interface, next hop) for ``dst`` from this thread's namespace's main routing table."""
-    from recon.arp import routes
-
     if ipaddress.IPv4Address(dst).is_loopback:
         return "lo", dst
     want = int(ipaddress.IPv4Address(dst))
@@ -272,7 +267,7 @@ def _route(dst: str) -> tuple[str, str]:
 
 def _neighbour(ip: str, iface: str) -> str | None:
     try:
-        lines = Path("/proc/net/arp").read_text().splitlines()[1:]
+        lines = proc_net("arp").read_text().splitlines()[1:]
     except OSError:
         return None
     for line in lines:
@@ -284,14 +279,12 @@ def _neighbour(ip: str, iface: str) -> str | None:
 
 def _arp(iface: str, mac: bytes, next_hop: str, tries: int = 3, wait: float = 1.0) -> str:
     """One ARP request per try for ``next_hop`` on ``iface``; its MAC from the reply."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.connect((next_hop, 9))  # picks our address on that link; sends nothing
-        me = socket.inet_aton(s.getsockname()[0])
+    me = socket.inet_aton(_route_source(next_hop))  # our address on that link
     target = socket.inet_aton(next_hop)
-    sock = _raw(socket.AF_PACKET, socket.htons(_ETH_P_ARP), "recon craft --via l2")
+    sock = _raw(socket.AF_PACKET, socket.htons(ETH_P_ARP), "recon craft --via l2")
     try:
-        sock.bind((iface, _ETH_P_ARP))
-        request = b"\xff" * 6 + mac + struct.pack("!H", _ETH_P_ARP) + struct.pack("!HHBBH", 1, _ETH_P_IP, 6, 4, 1) + mac + me + b"\0" * 6 + target
+        sock.bind((iface, ETH_P_ARP))
+        request = b"\xff" * 6 + mac + struct.pack("!H", ETH_P_ARP) + struct.pack("!HHBBH", 1, _ETH_P_IP, 6, 4, 1) + mac + me + b"\0" * 6 + target
         for _ in range(tries):
             sock.send(request)
             deadline = time.monotonic() + wait

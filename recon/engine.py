@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from recon.arp import ETH_P_ARP, arp_request_template, link, onlink_routes, vendor
+from recon.arp import ETH_P_ARP, arp_request_template, link, onlink_routes, route_source, vendor
 from recon.errors import InvalidOption, PrivilegeError
 from recon.models import HostResult, SweepResult, SweepStats
 from recon.packets import ipv4_header
@@ -383,14 +383,10 @@ class _RawSweep(_Run):
         routed = next((i for i in range(self.n) if not self.kind or not self.kind[i]), None)
         if routed is None:
             return b"\0" * 4
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
-            s.connect((int_to_ip(self.addrs[routed]), 9))
-            return socket.inet_aton(s.getsockname()[0])
+            return socket.inet_aton(route_source(int_to_ip(self.addrs[routed])))
         except OSError:
             return b"\0" * 4
-        finally:
-            s.close()
 
     # -- sending ---------------------------------------------------------------------
     def execute(self) -> None:
