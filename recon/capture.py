@@ -30,20 +30,23 @@ from pathlib import Path
 from types import TracebackType
 from typing import NamedTuple
 
-from recon.errors import CaptureError, InputError, InvalidOption, ReconEnvironmentError
+from recon.decode import LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW
+from recon.decode import LINKTYPES as SUPPORTED_LINKTYPES
+from recon.errors import CaptureError, InputError, InvalidOption, PrivilegeError, ReconEnvironmentError
 from recon.models import DecodedPacket, IPHeader
 
 __all__ = ["PcapWriter", "LINKTYPE_ETHERNET", "LINKTYPE_RAW", "LINKTYPE_IPV4", "LINKTYPE_IPV6", "LINKTYPE_LINUX_SLL2",
            "Frame", "read_frames", "compile_bpf", "LiveCapture", "SUPPORTED_LINKTYPES", "sniff", "parse_proto",
            "bpf_match"]
 
-LINKTYPE_ETHERNET = 1
-LINKTYPE_RAW = 101  # raw IPv4 or IPv6, version nibble decides
-LINKTYPE_IPV4 = 228
-LINKTYPE_IPV6 = 229
-
 _MAGIC_NS = 0xA1B23C4D  # nanosecond-resolution pcap
+_MAGIC_US = 0xA1B2C3D4  # microsecond-resolution pcap
 _SNAPLEN = 262_144
+
+
+def _pcap_header(linktype: int, magic: int = _MAGIC_NS) -> bytes:
+    """The 24-byte pcap global header (version 2.4)."""
+    return struct.pack("<IHHiIII", magic, 2, 4, 0, 0, _SNAPLEN, linktype)
 
 
 class PcapWriter:
@@ -57,7 +60,11 @@ class PcapWriter:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         except OSError as exc:
             raise InputError(f"cannot write pcap {str(path)!r}: {exc.strerror}", hint="choose a writable path") from None
-        os.write(self._fd, struct.pack("<IHHiIII", _MAGIC_NS, 2, 4, 0, 0, _SNAPLEN, linktype))
+        try:
+            os.write(self._fd, _pcap_header(linktype))
+        except OSError as exc:
+            os.close(self._fd)
+            raise InputError(f"cannot write pcap {str(path)!r}: {exc.strerror}", hint="choose a writable path") from None
 
     def write(self, data: bytes, timestamp_ns: int | None = None) -> None:
         """Append one packet (``timestamp_ns``: wall-clock ns since the epoch)."""
@@ -82,10 +89,6 @@ class PcapWriter:
 
 # --- reading pcap / pcapng -------------------------------------------------------------------
 
-LINKTYPE_LINUX_SLL2 = 276
-# the link types the decoder understands (recon.decode.LINKTYPES, repeated so reading needs no decoder import)
-SUPPORTED_LINKTYPES = {0: "null", 1: "ethernet", 12: "raw", 14: "raw", 101: "raw", 108: "loop", 113: "linux-sll",
-                       228: "ipv4", 229: "ipv6", 276: "linux-sll2"}
 _MAX_RECORD = 262_144  # the largest frame tshark accepts in a standard capture
 
 
@@ -268,7 +271,7 @@ def compile_bpf(expr: str, linktype: int) -> list[tuple[int, int, int, int]]:
         except Exception as exc:  # Scapy raises Scapy_Exception for both a bad filter and a missing libpcap
             raise InvalidOption("-f", expr, f"cannot compile the BPF filter (install tcpdump): {exc}") from None
     with tempfile.NamedTemporaryFile(suffix=".pcap") as tmp:
-        tmp.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, _SNAPLEN, linktype))
+        tmp.write(_pcap_header(linktype, _MAGIC_US))
         tmp.flush()
         proc = subprocess.run([tcpdump, "-ddd", "-r", tmp.name, expr], capture_output=True, text=True)
     if proc.returncode != 0:
@@ -295,9 +298,7 @@ def bpf_match(program: list[tuple[int, int, int, int]], data: bytes, wirelen: in
             mode, size = code & 0xE0, code & 0x18
             if mode == 0x00:  # IMM
                 val = k
-            elif mode == 0x80 and cls == 0x00:  # LEN
-                val = n if wirelen is None else wirelen
-            elif mode == 0x80:  # LDX LEN
+            elif mode == 0x80:  # LEN (LD and LDX)
                 val = n if wirelen is None else wirelen
             elif mode == 0x60:  # MEM
                 val = mem[k & 15]
@@ -409,16 +410,14 @@ class LiveCapture:
             if hatype in _ARPHRD_LINKTYPES:
                 kind, self.linktype = socket.SOCK_RAW, _ARPHRD_LINKTYPES[hatype]
         # the filter sees what the socket reads: with SOCK_DGRAM that starts at the network header
-        self.filter_linktype = LINKTYPE_RAW if kind == socket.SOCK_DGRAM else self.linktype
-        program = compile_bpf(bpf, self.filter_linktype) if bpf else None
+        filter_linktype = LINKTYPE_RAW if kind == socket.SOCK_DGRAM else self.linktype
+        program = compile_bpf(bpf, filter_linktype) if bpf else None
         # One interface: protocol 0 queues nothing until bind(), after the filter is attached. All
         # interfaces: Python cannot bind to ifindex 0, so the socket listens from creation and the few
         # frames queued before the filter was attached are drained (as libpcap does).
         try:
             sock = socket.socket(socket.AF_PACKET, kind, 0 if iface else socket.htons(ETH_P_ALL))
         except PermissionError:
-            from recon.errors import PrivilegeError
-
             raise PrivilegeError("recon sniff (live capture)") from None
         except OSError as exc:
             raise ReconEnvironmentError(f"cannot open a packet socket: {exc.strerror}", hint="live capture needs Linux AF_PACKET") from None

@@ -98,8 +98,6 @@ _IPV6 = Struct("!IHBB16s16s")
 _H = Struct("!H")
 _HH = Struct("!HH")
 _I = Struct("!I")
-_SLL = Struct("!HHH8sH")
-_SLL2 = Struct("!HHIHBB8s")
 
 _ETHERTYPE_IPV4 = 0x0800
 _ETHERTYPE_IPV6 = 0x86DD
