@@ -688,6 +688,7 @@ class _ScapySweep(_Run):
         arp_idx = [i for i in range(self.n) if kind is not None and kind[i]]
         inter = 1.0 / self.prober.rate if self.prober.rate else 0
         answered: list[tuple[Any, Any]] = []
+        silent: list[Any] = []
         self.t0 = time.monotonic()
         self.mark_local()
         arp_idx = [i for i in arp_idx if not self.state[i]]
@@ -702,21 +703,25 @@ class _ScapySweep(_Run):
                     if self.prober.source:
                         ip.src = self.prober.source
                     pkts.append(ip / ICMP(type=req, id=(base + (i >> 16)) & 0xFFFF, seq=i & 0xFFFF))
-                ans, _ = sr(pkts, timeout=self.timeout, retry=-self.retries if self.retries else 0, inter=inter,
-                            iface=self.prober.interface, verbose=0)
+                ans, unans = sr(pkts, timeout=self.timeout, retry=-self.retries if self.retries else 0, inter=inter,
+                                iface=self.prober.interface, verbose=0)
                 self.sent += len(pkts)
                 answered += list(ans)
+                silent += list(unans)
             if arp_idx:
                 lnk = self.link
                 frames = [Ether(dst="ff:ff:ff:ff:ff:ff", src=lnk.mac_str) / ARP(pdst=int_to_ip(self.addrs[i]), hwsrc=lnk.mac_str,
                                                                                  psrc=int_to_ip(lnk.address)) for i in arp_idx]
-                ans, _ = srp(frames, iface=lnk.name, timeout=self.timeout, retry=-self.retries if self.retries else 0,
-                             inter=inter, verbose=0)
+                ans, unans = srp(frames, iface=lnk.name, timeout=self.timeout, retry=-self.retries if self.retries else 0,
+                                 inter=inter, verbose=0)
                 self.sent += len(frames)
                 answered += list(ans)
+                silent += list(unans)
         finally:
             conf.verb = old_verb
             self.t1 = time.monotonic()
+        if self.pcap is not None:
+            self._write_pcap([*(s for s, _ in answered), *silent, *(r for _, r in answered)], Ether)
         where = {a: i for i, a in enumerate(self.addrs)}
         for snd, rcv in answered:
             if snd.haslayer(ARP):
@@ -746,6 +751,18 @@ class _ScapySweep(_Run):
 
 # --- reverse DNS -----------------------------------------------------------------------
 
+
+    def _write_pcap(self, packets: list[Any], ether: Any) -> None:
+        """Every probe (with its retries' last send time) and reply, in time order; IP-level packets get a
+        synthetic Ethernet header when the capture is Ethernet (ARP was used)."""
+        records = []
+        for p in packets:
+            data = bytes(p)
+            if self.kind is not None and not p.haslayer(ether):
+                data = b"\0" * 12 + b"\x08\x00" + data
+            records.append((int((getattr(p, "sent_time", None) or p.time) * 1e9), data))
+        for stamp, data in sorted(records):
+            self.pcap.write(data, stamp)  # type: ignore[union-attr]
 
 def reverse_dns(addresses: Iterable[str], *, time_limit: float = 2.0, workers: int = 32) -> dict[str, str]:
     """Concurrent reverse lookups (the system resolver, /etc/hosts first), bounded by ``time_limit`` seconds.

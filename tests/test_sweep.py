@@ -198,6 +198,17 @@ def test_pcap_holds_every_probe_and_reply(lab, tmp_path) -> None:
     assert out.count("Echo (ping) request") == 4 and out.count("Echo (ping) reply") == 4
 
 
+def test_pcap_with_the_scapy_engine(lab, tmp_path) -> None:
+    """--engine scapy records its probes and replies too (it used to leave an empty capture)."""
+    need_tool("tshark")
+    routed = tmp_path / "scapy.pcap"
+    res = lab.recon("sweep", "198.18.2.0/30", "198.18.1.0/30", "--engine", "scapy", "--pcap", str(routed), "-r", "0")
+    assert res.returncode == 0, res.stderr
+    out = subprocess.run(["tshark", "-r", str(routed)], capture_output=True, text=True).stdout
+    up = len(_truth(lab, "sparse24") & _cidr("198.18.1.0/30"))
+    assert out.count("Echo (ping) request") == 8 and out.count("Echo (ping) reply") == 4 + up
+
+
 def test_bad_input_exits_2_before_sending(lab) -> None:
     """Bad targets and options exit 2 with one line naming the problem, and send no ICMP."""
     before = _icmp_out(lab)
