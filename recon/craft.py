@@ -28,7 +28,7 @@ from typing import Callable
 from recon.errors import InputError, InvalidOption, PrivilegeError, ReconEnvironmentError
 from recon.arp import ETH_P_ARP, proc_net, route_source, routes
 from recon.models import CraftedPacket, CraftResult, CraftSpec
-from recon.packets import DEFAULT_PROTO, TCP_FLAGS, build_packet, check_spec, inet_checksum
+from recon.packets import DEFAULT_PROTO, FIELD_RANGES, TCP_FLAGS, allowed, build_packet, check_spec, inet_checksum
 
 __all__ = ["parse_spec", "craft", "kernel_rewrites", "VIAS"]
 
@@ -51,14 +51,20 @@ def _int(option: str, text: str | int | None, lo: int, hi: int, default: int | N
         except ValueError:
             raise InvalidOption(option, text, f"an integer {lo}..{hi} (decimal, or hex as 0x..)") from None
     if not lo <= value <= hi:
-        raise InvalidOption(option, text, f"allowed {lo}..{hi}" + (f" (0x{hi:X})" if hi > 255 else ""))
+        raise InvalidOption(option, text, allowed(lo, hi))
     return value
 
 
-def _auto_or_int(option: str, text: str | None, hi: int) -> int | None:
+def _field(attr: str, text: str | None, default: int | None = None) -> int | None:
+    """A CraftSpec field from its option text, with the option name and range of packets.FIELD_RANGES."""
+    option, lo, hi = FIELD_RANGES[attr]
+    return _int(option, text, lo, hi, default)
+
+
+def _auto_or_field(attr: str, text: str | None) -> int | None:
     if text is None or str(text).strip().lower() == "auto":
         return None
-    return _int(option, text, 0, hi)
+    return _field(attr, text)
 
 
 def _hex(option: str, text: str) -> bytes:
@@ -164,27 +170,27 @@ def parse_spec(
         body = _hex("--raw-hex", raw_hex)
     sport, dport = _ports(kinds[0], udp if udp is not None else tcp) if payload in ("udp", "tcp") else (0, 0)
     fields = dict(
-        tos=_int("--tos", tos, 0, 0xFF, 0),
-        ident=_int("--id", ident, 0, 0xFFFF, 1),
-        ttl=_int("--ttl", ttl, 0, 0xFF, 64),
+        tos=_field("tos", tos, 0),
+        ident=_field("ident", ident, 1),
+        ttl=_field("ttl", ttl, 64),
         df=df,
         mf=mf,
-        frag_offset=_int("--frag-offset", frag_offset, 0, 8191, 0),
-        proto=_int("--proto", proto, 0, 0xFF, DEFAULT_PROTO[payload]),
+        frag_offset=_field("frag_offset", frag_offset, 0),
+        proto=_field("proto", proto, DEFAULT_PROTO[payload]),
         options=_hex("--options", options) if options else b"",
-        checksum=_auto_or_int("--checksum", checksum, 0xFFFF),
-        total_length=_auto_or_int("--len", length, 0xFFFF),
+        checksum=_auto_or_field("checksum", checksum),
+        total_length=_auto_or_field("total_length", length),
         payload=payload,
-        icmp_type=_int("--icmp-type", icmp_type, 0, 0xFF, 8),
-        icmp_code=_int("--icmp-code", icmp_code, 0, 0xFF, 0),
-        icmp_id=_int("--icmp-id", icmp_id, 0, 0xFFFF, 0),
-        icmp_seq=_int("--icmp-seq", icmp_seq, 0, 0xFFFF, 0),
+        icmp_type=_field("icmp_type", icmp_type, 8),
+        icmp_code=_field("icmp_code", icmp_code, 0),
+        icmp_id=_field("icmp_id", icmp_id, 0),
+        icmp_seq=_field("icmp_seq", icmp_seq, 0),
         sport=sport,
         dport=dport,
         tcp_flags=(flags or "S").upper(),
-        tcp_seq=_int("--tcp-seq", tcp_seq, 0, 0xFFFFFFFF, 0),
-        tcp_ack=_int("--tcp-ack", tcp_ack, 0, 0xFFFFFFFF, 0),
-        tcp_window=_int("--window", window, 0, 0xFFFF, 8192),
+        tcp_seq=_field("tcp_seq", tcp_seq, 0),
+        tcp_ack=_field("tcp_ack", tcp_ack, 0),
+        tcp_window=_field("tcp_window", window, 8192),
         data=body,
     )
     check_spec(CraftSpec(dst="0.0.0.0", src="0.0.0.0", **fields))  # options, sizes: before any lookup

@@ -12,7 +12,7 @@ import struct
 from recon.errors import InvalidOption
 from recon.models import ChecksumCheck, CraftedPacket, CraftField, CraftSpec
 
-__all__ = ["inet_checksum", "ipv4_header", "build_packet", "check_spec", "verify_checksums", "TCP_FLAGS", "PROTO_NAMES", "DEFAULT_PROTO"]
+__all__ = ["inet_checksum", "ipv4_header", "build_packet", "check_spec", "verify_checksums", "TCP_FLAGS", "FIELD_RANGES", "allowed", "PROTO_NAMES", "DEFAULT_PROTO"]
 
 
 def inet_checksum(data: bytes) -> int:
@@ -33,7 +33,7 @@ PROTO_NAMES = {1: "icmp", 2: "igmp", 6: "tcp", 17: "udp", 41: "ipv6", 47: "gre",
 DEFAULT_PROTO = {"icmp": 1, "tcp": 6, "udp": 17, "raw": 253}  # 253: RFC 3692 experimentation
 ICMP_TYPES = {0: "echo-reply", 3: "dest-unreachable", 5: "redirect", 8: "echo-request", 11: "time-exceeded", 13: "timestamp", 14: "timestamp-reply"}
 
-_RANGES = {  # attribute: (option name, lowest, highest)
+FIELD_RANGES = {  # attribute: (option name, lowest, highest)
     "tos": ("--tos", 0, 0xFF),
     "ident": ("--id", 0, 0xFFFF),
     "ttl": ("--ttl", 0, 0xFF),
@@ -60,14 +60,19 @@ def ipv4_header(src: bytes, dst: bytes, payload_len: int, ttl: int, df: bool, pr
     return hdr[:10] + inet_checksum(hdr).to_bytes(2, "big") + hdr[12:]
 
 
+def allowed(lo: int, hi: int) -> str:
+    """The range in InvalidOption messages: ``allowed 0..65535 (0xFFFF)``."""
+    return f"allowed {lo}..{hi}" + (f" (0x{hi:X})" if hi > 255 else "")
+
+
 def check_spec(spec: CraftSpec) -> None:
     """Raise InvalidOption naming the field and its allowed range for anything out of range."""
-    for attr, (option, lo, hi) in _RANGES.items():
+    for attr, (option, lo, hi) in FIELD_RANGES.items():
         value = getattr(spec, attr)
         if value is None:
             continue
         if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-            raise InvalidOption(option, value, f"allowed {lo}..{hi}" + (f" (0x{hi:X})" if hi > 255 else ""))
+            raise InvalidOption(option, value, allowed(lo, hi))
     for option, addr in (("--src", spec.src), ("--dst", spec.dst)):
         try:
             socket.inet_pton(socket.AF_INET, addr)
