@@ -128,6 +128,15 @@ def lab() -> Iterator[LabHandle]:
         the_lab.down()
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test that uses the namespace lab (the ``lab`` fixture, directly or through another
+    fixture) carries the ``lab`` marker, so ``pytest -m "not lab"`` runs exactly the tests that
+    need neither root nor the lab."""
+    for item in items:
+        if "lab" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.lab)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Under CI, any skipped test fails the run."""
     if not IN_CI:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 import subprocess
 import sys
 
 from tests.conftest import ROOT, _namespaces, need_lab, need_tool
 
 
+@pytest.mark.lab
 def test_demo_runs_everything_and_leaves_a_valid_pcap(tmp_path) -> None:
     """The demo sweeps, pings, crafts and sniffs in a fresh lab, saves a pcap tshark reads, and removes the lab."""
     need_lab()

@@ -18,6 +18,7 @@ def recon(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
                           timeout=120, env={**os.environ, **env})
 
 
+@pytest.mark.lab
 def test_lab_cli_lifecycle(tmp_path) -> None:
     """up builds it (idempotently), exec runs inside it, status shows it, down leaves no namespace."""
     need_lab()
@@ -84,6 +85,7 @@ def test_impairments(lab) -> None:
     assert lab.run(["ping", "-c1", "-W2", "198.18.0.11"]).returncode == 0
 
 
+@pytest.mark.lab
 def test_lab_refuses_without_root(tmp_path) -> None:
     """Without root, `recon lab up` refuses with advice and exit 3, building nothing."""
     need_lab()
@@ -94,6 +96,7 @@ def test_lab_refuses_without_root(tmp_path) -> None:
     assert _namespaces() == before
 
 
+@pytest.mark.lab
 def test_raw_socket_refusal_gives_advice() -> None:
     """A process without CAP_NET_RAW gets PrivilegeError advice (sudo, setcap, ping_group_range)."""
     need_lab()

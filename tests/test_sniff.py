@@ -244,6 +244,7 @@ def test_unknown_interface_is_one_line(lab) -> None:
     assert os.geteuid() == 0
 
 
+@pytest.mark.lab
 def test_live_capture_without_privileges_says_how_to_fix_it() -> None:
     """As an unprivileged user, a live sniff exits 3 with one line naming CAP_NET_RAW; --read still works."""
     need_tool("setpriv")
