@@ -17,6 +17,7 @@ from __future__ import annotations
 from socket import AF_INET6, inet_ntoa, inet_ntop
 from struct import Struct
 
+from recon.icmp import icmp_name
 from recon.models import DecodedPacket, IPHeader, IPOption, IPv6Header
 
 __all__ = [
@@ -67,29 +68,6 @@ IPOPT_NAMES = {0: "EOL", 1: "NOP", 7: "RR", 10: "ZSU", 11: "MTUP", 12: "MTUR", 1
                136: "SID", 137: "SSRR", 142: "VISA", 144: "IMITD", 145: "EIP", 147: "ADDEXT", 148: "RA",
                149: "SDB", 151: "DPS", 152: "UMP", 158: "EXP", 205: "FINN", 222: "EXP"}
 
-_ICMP4_TYPES = {0: "echo-reply", 3: "dest-unreach", 4: "source-quench", 5: "redirect", 8: "echo-request",
-                9: "router-advertisement", 10: "router-solicitation", 11: "time-exceeded",
-                12: "parameter-problem", 13: "timestamp-request", 14: "timestamp-reply", 15: "info-request",
-                16: "info-reply", 17: "mask-request", 18: "mask-reply"}
-_ICMP4_CODES = {
-    3: {0: "net-unreachable", 1: "host-unreachable", 2: "protocol-unreachable", 3: "port-unreachable",
-        4: "fragmentation-needed", 5: "source-route-failed", 6: "net-unknown", 7: "host-unknown",
-        8: "source-host-isolated", 9: "net-prohibited", 10: "host-prohibited", 11: "net-tos-unreachable",
-        12: "host-tos-unreachable", 13: "admin-prohibited", 14: "precedence-violation", 15: "precedence-cutoff"},
-    5: {0: "redirect-net", 1: "redirect-host", 2: "redirect-tos-net", 3: "redirect-tos-host"},
-    11: {0: "ttl-exceeded", 1: "reassembly-time-exceeded"},
-    12: {0: "pointer-indicates-error", 1: "missing-option", 2: "bad-length"},
-}
-_ICMP6_TYPES = {1: "dest-unreach", 2: "packet-too-big", 3: "time-exceeded", 4: "parameter-problem",
-                128: "echo-request", 129: "echo-reply", 130: "mld-query", 131: "mld-report", 132: "mld-done",
-                133: "router-solicitation", 134: "router-advertisement", 135: "neighbor-solicitation",
-                136: "neighbor-advertisement", 137: "redirect", 143: "mldv2-report"}
-_ICMP6_CODES = {
-    1: {0: "no-route", 1: "admin-prohibited", 2: "beyond-scope", 3: "address-unreachable", 4: "port-unreachable",
-        5: "source-policy-failed", 6: "reject-route"},
-    3: {0: "hop-limit-exceeded", 1: "reassembly-time-exceeded"},
-}
-
 _V6_EXT = {0: "hop-by-hop", 43: "routing", 44: "fragment", 60: "destination-options", 51: "ah",
            135: "mobility", 139: "hip", 140: "shim6"}
 
@@ -134,18 +112,6 @@ def _packet(frame: int, time_ns: int, linktype: int, caplen: int, wirelen: int, 
 
 def proto_name(proto: int) -> str:
     return IP_PROTOCOLS.get(proto, str(proto))
-
-
-def icmp_name(icmp_type: int, code: int, version: int = 4) -> str:
-    """``echo-request``, ``host-unreachable`` (the code's name where it says more), or ``type-N/code-M``."""
-    types, codes = (_ICMP4_TYPES, _ICMP4_CODES) if version == 4 else (_ICMP6_TYPES, _ICMP6_CODES)
-    name = types.get(icmp_type)
-    if name is None:
-        return f"type-{icmp_type}/code-{code}"
-    by_code = codes.get(icmp_type)
-    if by_code is not None:
-        return by_code.get(code, f"{name}/code-{code}")
-    return name if code == 0 else f"{name}/code-{code}"
 
 
 # --- link layers ---------------------------------------------------------------------------

@@ -1,0 +1,687 @@
+"""The packet-I/O seam: the only code in recon that opens sockets (ARCHITECTURE.md).
+
+A ``Transport`` opens every kind of socket recon uses and maps privilege and OS
+errors to ``ReconError``s once, with advice that fits the caller:
+
+* ``icmp(family)``: a raw ICMP/ICMPv6 socket, or (``allow_dgram=True``) an ICMP
+  datagram socket when raw sockets are refused and ``ping_group_range`` allows it;
+* ``raw_ip(family, proto)``: ``SOCK_RAW`` for any IP protocol (TCP/UDP probes,
+  ``IPPROTO_RAW`` with ``IP_HDRINCL`` for crafted headers);
+* ``packet(iface, ethertype)``: an ``AF_PACKET`` socket bound to one interface
+  (ARP, NDP at layer 2, crafted frames);
+* ``capture(iface)``: an ``AF_PACKET`` socket for live capture;
+* ``route_source(dst)`` and ``hardware(iface)``: what the kernel would pick as
+  source address, and an interface's link type and MAC (no packet is sent).
+
+``SystemTransport`` is the real one and the default everywhere. ``ReplayTransport``
+feeds recorded bytes back instead of the network, the way httpx ships
+``MockTransport``: what is sent is recorded in ``.sent``, and a responder (for
+example ``Recording.from_pcap`` over a file in captures/) decides which recorded
+packets come back. Its sockets are real file descriptors (an ``AF_UNIX`` datagram
+pair) so ``select``/``poll`` and non-blocking reads behave as with the kernel's.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import random
+import select
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from recon.errors import InvalidOption, PrivilegeError, ReconEnvironmentError
+
+__all__ = [
+    "PacketSocket",
+    "Recording",
+    "ReplaySocket",
+    "ReplayTransport",
+    "Sent",
+    "SystemTransport",
+    "Transport",
+    "big_buffers",
+    "bind_device",
+    "default_transport",
+    "is_root",
+    "ping_group_allows",
+    "privilege_hint",
+    "require_raw",
+]
+
+ETH_P_ALL = 0x0003
+_SO_RCVBUFFORCE = 33
+_SO_SNDBUFFORCE = 32
+_SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+_SIOCGIFHWADDR = 0x8927
+_MSG_ERRQUEUE = getattr(socket, "MSG_ERRQUEUE", 0x2000)
+_IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
+_IPV6_RECVERR = getattr(socket, "IPV6_RECVERR", 25)
+_IP_RECVTTL = getattr(socket, "IP_RECVTTL", 12)
+_IPV6_RECVHOPLIMIT = getattr(socket, "IPV6_RECVHOPLIMIT", 51)
+_IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
+
+
+class PacketSocket(Protocol):
+    """What recon calls on a socket; ``socket.socket`` and ``ReplaySocket`` both fit."""
+
+    def fileno(self) -> int: ...
+    def send(self, data: bytes | bytearray | memoryview, flags: int = ..., /) -> int: ...
+    def sendto(self, data: bytes | bytearray | memoryview, address: Any, /) -> int: ...
+    def recv(self, bufsize: int, flags: int = ..., /) -> bytes: ...
+    def recvmsg(self, bufsize: int, ancbufsize: int = ..., flags: int = ..., /) -> tuple[bytes, list[tuple[int, int, bytes]], int, Any]: ...
+    def setsockopt(self, level: int, optname: int, value: int | bytes, /) -> None: ...
+    def getsockopt(self, level: int, optname: int, /) -> int: ...
+    def getsockname(self) -> Any: ...
+    def bind(self, address: Any, /) -> None: ...
+    def setblocking(self, flag: bool, /) -> None: ...
+    def settimeout(self, value: float | None, /) -> None: ...
+    def close(self) -> None: ...
+
+
+# --- privileges ------------------------------------------------------------------------------
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def ping_group_allows(gid: int | None = None) -> bool:
+    """True when ``net.ipv4.ping_group_range`` lets this process open ICMP datagram sockets."""
+    try:
+        lo, hi = (int(x) for x in Path("/proc/sys/net/ipv4/ping_group_range").read_text().split())
+    except (OSError, ValueError):
+        return False
+    groups = {os.getegid(), *os.getgroups()} if gid is None else {gid}
+    return any(lo <= g <= hi for g in groups)
+
+
+def privilege_hint(*, dgram_helps: bool = False) -> str:
+    """How to get raw sockets; when ICMP datagram sockets would do (ping), how to allow those too."""
+    hint = PrivilegeError.ADVICE
+    if not dgram_helps:
+        return hint
+    if ping_group_allows():
+        return hint + " (unprivileged ICMP datagram sockets are allowed here)"
+    return hint + ", or allow ICMP datagram sockets with 'sudo sysctl -w net.ipv4.ping_group_range=\"0 2147483647\"'"
+
+
+def _open(family: int, kind: int, proto: int, what: str, hint: str | None) -> socket.socket:
+    """``socket(family, kind, proto)``; PermissionError and unsupported families become ReconErrors."""
+    try:
+        return socket.socket(family, kind, proto)
+    except PermissionError:
+        raise PrivilegeError(what, hint=hint or privilege_hint()) from None
+    except OSError as exc:
+        if exc.errno in (errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT, errno.ESOCKTNOSUPPORT, errno.EINVAL):
+            raise ReconEnvironmentError(f"{what}: this system cannot open that kind of socket ({exc.strerror})",
+                                        hint="recon's probes need Linux (AF_PACKET, raw sockets)") from None
+        if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+            raise ReconEnvironmentError(f"{what}: cannot open a socket ({exc.strerror})",
+                                        hint="close other programs or raise 'ulimit -n'") from None
+        raise
+
+
+def big_buffers(sock: PacketSocket, rcvbuf: int = 64 << 20, sndbuf: int = 4 << 20) -> None:
+    """Large kernel buffers (the FORCE variants need CAP_NET_ADMIN; fall back to the capped ones)."""
+    for force, plain, size in ((_SO_RCVBUFFORCE, socket.SO_RCVBUF, rcvbuf), (_SO_SNDBUFFORCE, socket.SO_SNDBUF, sndbuf)):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, force, size)
+        except OSError:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, plain, size)
+            except OSError:
+                pass
+
+
+def bind_device(sock: PacketSocket, iface: str, option: str = "--interface") -> None:
+    """SO_BINDTODEVICE: an unknown interface is bad input, a refusal a privilege problem."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_BINDTODEVICE, iface.encode())
+    except PermissionError:
+        raise PrivilegeError(f"binding to an interface ({option})") from None
+    except OSError:
+        raise InvalidOption(option, iface, "no such network interface here") from None
+
+
+# --- transports --------------------------------------------------------------------------------
+
+
+class Transport:
+    """Opens sockets for the library. Subclasses: ``SystemTransport`` (real), ``ReplayTransport`` (tests)."""
+
+    name = "abstract"
+
+    def icmp(self, family: int, *, what: str, allow_dgram: bool = False, hint: str | None = None) -> tuple[PacketSocket, str]:
+        """An ICMP (v4) or ICMPv6 socket and its kind, ``"raw"`` or ``"dgram"``."""
+        raise NotImplementedError
+
+    def raw_ip(self, family: int, proto: int, *, what: str, hint: str | None = None) -> PacketSocket:
+        """``SOCK_RAW`` for IP protocol ``proto`` (``IPPROTO_RAW`` carries our own IPv4 header)."""
+        raise NotImplementedError
+
+    def packet(self, iface: str, ethertype: int, *, what: str, hint: str | None = None) -> PacketSocket:
+        """An ``AF_PACKET``/``SOCK_RAW`` socket bound to ``iface`` for ``ethertype`` (whole frames)."""
+        raise NotImplementedError
+
+    def capture(self, iface: str | None, *, cooked: bool, what: str = "recon sniff (live capture)") -> PacketSocket:
+        """An ``AF_PACKET`` capture socket: ``SOCK_DGRAM`` when ``cooked`` (no link header), else ``SOCK_RAW``.
+
+        With an interface it is opened with protocol 0, so nothing is queued until the
+        caller binds it (after attaching its filter); without one it hears every
+        interface from the start (protocol ETH_P_ALL).
+        """
+        raise NotImplementedError
+
+    def route_source(self, dst: str, *, family: int = socket.AF_INET, interface: str | None = None,
+                     source: str | None = None) -> str:
+        """The source address the kernel would pick for ``dst`` (a UDP connect sends nothing). OSError: no route."""
+        raise NotImplementedError
+
+    def hardware(self, iface: str) -> tuple[int, bytes]:
+        """(ARPHRD type, MAC) of ``iface`` in this thread's namespace; OSError when there is no such interface."""
+        raise NotImplementedError
+
+
+class SystemTransport(Transport):
+    """The kernel's sockets, in the calling thread's network namespace."""
+
+    name = "system"
+
+    def icmp(self, family: int, *, what: str, allow_dgram: bool = False, hint: str | None = None) -> tuple[PacketSocket, str]:
+        proto = socket.IPPROTO_ICMPV6 if family == socket.AF_INET6 else socket.IPPROTO_ICMP
+        try:
+            return _open(family, socket.SOCK_RAW, proto, what, hint or privilege_hint(dgram_helps=allow_dgram)), "raw"
+        except PrivilegeError:
+            if not allow_dgram:
+                raise
+            try:
+                return socket.socket(family, socket.SOCK_DGRAM, proto), "dgram"
+            except PermissionError:  # ping_group_range does not allow us either
+                raise PrivilegeError(what, hint=hint or privilege_hint(dgram_helps=True)) from None
+
+    def raw_ip(self, family: int, proto: int, *, what: str, hint: str | None = None) -> PacketSocket:
+        sock = _open(family, socket.SOCK_RAW, proto, what, hint)
+        if proto == socket.IPPROTO_RAW and family == socket.AF_INET:
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)  # implied by IPPROTO_RAW on Linux; explicit
+        return sock
+
+    def packet(self, iface: str, ethertype: int, *, what: str, hint: str | None = None) -> PacketSocket:
+        sock = _open(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ethertype), what, hint)
+        try:
+            sock.bind((iface, ethertype))
+        except OSError as exc:
+            sock.close()
+            if exc.errno in (errno.ENODEV, errno.ENXIO):
+                raise InvalidOption("--interface", iface, "no such network interface here") from None
+            raise
+        return sock
+
+    def capture(self, iface: str | None, *, cooked: bool, what: str = "recon sniff (live capture)") -> PacketSocket:
+        kind = socket.SOCK_DGRAM if cooked else socket.SOCK_RAW
+        return _open(socket.AF_PACKET, kind, 0 if iface else socket.htons(ETH_P_ALL), what, None)
+
+    def route_source(self, dst: str, *, family: int = socket.AF_INET, interface: str | None = None,
+                     source: str | None = None) -> str:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            if interface:
+                try:
+                    probe.setsockopt(socket.SOL_SOCKET, _SO_BINDTODEVICE, interface.encode())
+                except OSError:
+                    pass
+            if source:
+                probe.bind((source, 0))
+            probe.connect((dst, 9))
+            return str(probe.getsockname()[0])
+
+    def hardware(self, iface: str) -> tuple[int, bytes]:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            res = fcntl.ioctl(probe.fileno(), _SIOCGIFHWADDR, struct.pack("16s16s", iface.encode()[:15], b""))
+        hatype = struct.unpack_from("H", res, 16)[0]
+        return hatype, bytes(res[18:24])
+
+
+_DEFAULT: Transport = SystemTransport()
+
+
+def default_transport() -> Transport:
+    """The transport library calls use when none is given: the kernel's."""
+    return _DEFAULT
+
+
+def require_raw(what: str, transport: Transport | None = None) -> None:
+    """Fail early (before anything is sent) when raw sockets are not allowed."""
+    sock, _ = (transport or _DEFAULT).icmp(socket.AF_INET, what=what)
+    sock.close()
+
+
+# --- replay --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """One packet handed to a replay socket: the socket's kind (``icmp4``, ``icmp6``, ``raw4``,
+    ``raw6``, ``packet``), the bytes as sent, the destination given (None for ``send``) and when."""
+
+    kind: str
+    data: bytes
+    address: Any
+    dgram: bool
+    time: float
+
+
+Responder = Callable[["ReplaySocket", Sent], Iterable[bytes]]
+
+
+class ReplaySocket:
+    """A socket whose wire is a responder: sends are recorded, replies are queued for reading.
+
+    ``fileno()`` is the read end of a pipe that holds one byte per queued packet, so
+    select/poll see it readable exactly when a packet waits, and a non-blocking read of
+    an empty queue raises BlockingIOError as the kernel's does. Queued replies carry the
+    ancillary data the real socket would give (``SO_TIMESTAMPNS``, TTL/hop limit) when
+    the caller turned those options on.
+    """
+
+    def __init__(self, transport: ReplayTransport, kind: str, family: int, *, dgram: bool = False) -> None:
+        self.transport, self.kind, self.family, self.dgram = transport, kind, family, dgram
+        self._r, self._w = os.pipe()
+        os.set_blocking(self._r, False)
+        os.set_blocking(self._w, False)
+        self._queue: deque[tuple[bytes, int, int | None, Any]] = deque()  # (data, stamp ns, ttl, source)
+        self._errqueue: deque[tuple[bytes, list[tuple[int, int, bytes]], Any]] = deque()
+        self._timeout: float | None = None  # None: blocking; 0: non-blocking
+        self.options: dict[tuple[int, int], int | bytes] = {}
+        self.bound: Any = None
+        self.closed = False
+        self._lock = threading.Lock()
+
+    # -- what the library calls ---------------------------------------------------------
+    def fileno(self) -> int:
+        return self._r
+
+    def sendto(self, data: bytes | bytearray | memoryview, address: Any, /) -> int:
+        return self._send(bytes(data), address)
+
+    def send(self, data: bytes | bytearray | memoryview, flags: int = 0, /) -> int:
+        return self._send(bytes(data), None)
+
+    def _send(self, data: bytes, address: Any) -> int:
+        if self.closed:
+            raise OSError(errno.EBADF, "socket is closed")
+        sent = Sent(self.kind, data, address, self.dgram, time.monotonic())
+        self.transport.sent.append(sent)
+        for reply in self.transport.respond(self, sent):
+            self.deliver(reply)
+        return len(data)
+
+    def _next(self, flags: int) -> tuple[bytes, int, int | None, Any]:
+        timeout = 0.0 if flags & socket.MSG_DONTWAIT else self._timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if self._queue:
+                    os.read(self._r, 1)
+                    return self._queue.popleft()
+            if self.closed:
+                raise OSError(errno.EBADF, "socket is closed")
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                if timeout == 0:
+                    raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+                raise TimeoutError("timed out")
+            select.select([self._r], [], [], left)
+
+    def recv(self, bufsize: int, flags: int = 0, /) -> bytes:
+        return self._next(flags)[0][:bufsize]
+
+    def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0, /) -> tuple[bytes, list[tuple[int, int, bytes]], int, Any]:
+        if flags & _MSG_ERRQUEUE:
+            with self._lock:
+                if not self._errqueue:
+                    raise BlockingIOError(errno.EAGAIN, "no queued errors")
+                edata, eanc, addr = self._errqueue.popleft()
+            return edata, eanc, 0, addr
+        data, stamp, ttl, src = self._next(flags)
+        anc: list[tuple[int, int, bytes]] = []
+        if ancbufsize and self.options.get((socket.SOL_SOCKET, _SO_TIMESTAMPNS)):
+            anc.append((socket.SOL_SOCKET, _SO_TIMESTAMPNS, struct.pack("=qq", stamp // 1_000_000_000, stamp % 1_000_000_000)))
+        if ancbufsize and ttl is not None:
+            if self.family == socket.AF_INET6 and self.options.get((socket.IPPROTO_IPV6, _IPV6_RECVHOPLIMIT)):
+                anc.append((socket.IPPROTO_IPV6, _IPV6_HOPLIMIT, struct.pack("=i", ttl)))
+            elif self.family == socket.AF_INET and self.options.get((socket.IPPROTO_IP, _IP_RECVTTL)):
+                anc.append((socket.IPPROTO_IP, socket.IP_TTL, struct.pack("=i", ttl)))
+        return data[:bufsize], anc, 0, src if src is not None else self.bound
+
+    def setsockopt(self, level: int, optname: int, value: int | bytes, /) -> None:
+        self.options[(level, optname)] = value
+
+    def getsockopt(self, level: int, optname: int, /) -> int:
+        value = self.options.get((level, optname), 0)
+        return value if isinstance(value, int) else 0
+
+    def getsockname(self) -> Any:
+        if self.bound is not None and not self.dgram:
+            return self.bound
+        ident = self.transport.dgram_ident
+        return ("::", ident, 0, 0) if self.family == socket.AF_INET6 else ("0.0.0.0", ident)
+
+    def bind(self, address: Any, /) -> None:
+        self.bound = address
+
+    def setblocking(self, flag: bool, /) -> None:
+        self._timeout = None if flag else 0.0
+
+    def settimeout(self, value: float | None, /) -> None:
+        self._timeout = value
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            os.close(self._r)
+            os.close(self._w)
+
+    # -- what the replay side calls ----------------------------------------------------------
+    def deliver(self, packet: bytes, *, ttl: int | None = None, source: Any = None, stamp_ns: int | None = None) -> None:
+        """Queue ``packet`` for reading, shaped as this socket's kind reads it.
+
+        ``packet`` is what was on the wire: a whole IPv4/IPv6 packet for IP sockets, a
+        whole frame for packet sockets. IPv4 raw sockets read the IP header too;
+        datagram ICMP sockets and IPv6 sockets read from the ICMP header on, with the
+        TTL / hop limit (and the source address) as ancillary data.
+        """
+        if self.closed or self.transport.drop():
+            return
+        data = packet
+        if self.kind != "packet" and packet:
+            version = packet[0] >> 4
+            if version == 4 and len(packet) >= 20:
+                ttl = packet[8] if ttl is None else ttl
+                source = source or (socket.inet_ntoa(packet[12:16]), 0)
+                if self.dgram:
+                    data = packet[(packet[0] & 15) * 4:]
+            elif version == 6 and len(packet) >= 40:
+                ttl = packet[7] if ttl is None else ttl
+                source = source or (socket.inet_ntop(socket.AF_INET6, packet[8:24]), 0, 0, 0)
+                data = packet[40:]
+        with self._lock:
+            try:
+                os.write(self._w, b"x")
+            except BlockingIOError:  # 64 Ki packets unread: lost, as in an overflowing kernel buffer
+                self.transport.overflows += 1
+                return
+            self._queue.append((data, stamp_ns or time.time_ns(), ttl, source))
+
+    def deliver_error(self, data: bytes, ancdata: Sequence[tuple[int, int, bytes]], address: Any = None) -> None:
+        """Queue an error-queue record (``IP_RECVERR``): what ``recvmsg(MSG_ERRQUEUE)`` returns."""
+        with self._lock:
+            self._errqueue.append((data, list(ancdata), address))
+
+
+class ReplayTransport(Transport):
+    """A transport whose network is recorded packets (see ``Recording``) or any responder.
+
+    ``responder(sock, sent)`` returns the packets (whole IP packets or frames) that answer
+    ``sent``; ``loss`` drops that fraction of answers (seeded by ``seed``), so retries and
+    loss statistics can be tested without a network. ``sent`` lists every packet sent.
+    """
+
+    name = "replay"
+
+    def __init__(self, responder: Responder | None = None, *, loss: float = 0.0, seed: int = 0,
+                 source: str = "198.18.0.2", source6: str = "2001:db8::2", interfaces: dict[str, tuple[int, bytes]] | None = None,
+                 dgram_only: bool = False) -> None:
+        self.responder = responder
+        self.loss = loss
+        self._rng = random.Random(seed)
+        self.source, self.source6 = source, source6
+        self.interfaces = interfaces or {"eth0": (1, bytes.fromhex("025245430002"))}
+        self.dgram_only = dgram_only
+        self.dgram_ident = 0x4242
+        self.sent: list[Sent] = []
+        self.overflows = 0
+        self.sockets: list[ReplaySocket] = []
+
+    def drop(self) -> bool:
+        return self.loss > 0 and self._rng.random() < self.loss
+
+    def respond(self, sock: ReplaySocket, sent: Sent) -> Iterable[bytes]:
+        return self.responder(sock, sent) if self.responder is not None else ()
+
+    def _socket(self, kind: str, family: int, *, dgram: bool = False) -> ReplaySocket:
+        sock = ReplaySocket(self, kind, family, dgram=dgram)
+        self.sockets.append(sock)
+        return sock
+
+    def icmp(self, family: int, *, what: str, allow_dgram: bool = False, hint: str | None = None) -> tuple[PacketSocket, str]:
+        kind = "icmp6" if family == socket.AF_INET6 else "icmp4"
+        if self.dgram_only:
+            if not allow_dgram:
+                raise PrivilegeError(what, hint=hint or privilege_hint())
+            return self._socket(kind, family, dgram=True), "dgram"
+        return self._socket(kind, family), "raw"
+
+    def raw_ip(self, family: int, proto: int, *, what: str, hint: str | None = None) -> PacketSocket:
+        if self.dgram_only:
+            raise PrivilegeError(what, hint=hint or privilege_hint())
+        return self._socket("raw6" if family == socket.AF_INET6 else "raw4", family)
+
+    def packet(self, iface: str, ethertype: int, *, what: str, hint: str | None = None) -> PacketSocket:
+        if self.dgram_only:
+            raise PrivilegeError(what, hint=hint or privilege_hint())
+        if iface not in self.interfaces:
+            raise InvalidOption("--interface", iface, "no such network interface here")
+        sock = self._socket("packet", socket.AF_PACKET)
+        sock.bind((iface, ethertype))
+        return sock
+
+    def capture(self, iface: str | None, *, cooked: bool, what: str = "recon sniff (live capture)") -> PacketSocket:
+        if self.dgram_only:
+            raise PrivilegeError(what)
+        return self._socket("packet", socket.AF_PACKET, dgram=cooked)
+
+    def route_source(self, dst: str, *, family: int = socket.AF_INET, interface: str | None = None,
+                     source: str | None = None) -> str:
+        return source or (self.source6 if family == socket.AF_INET6 or ":" in dst else self.source)
+
+    def hardware(self, iface: str) -> tuple[int, bytes]:
+        try:
+            return self.interfaces[iface]
+        except KeyError:
+            raise OSError(errno.ENODEV, "No such device", iface) from None
+
+
+# --- recordings: answers taken from a capture, fitted to the probe that was sent ---------------------
+
+
+def _csum(data: bytes | bytearray) -> int:
+    if len(data) % 2:
+        data = bytes(data) + b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total = (total & 0xFFFF) + (total >> 16)
+    total = (total & 0xFFFF) + (total >> 16)
+    return int(~total & 0xFFFF)
+
+
+def _icmp6_csum(src: bytes, dst: bytes, msg: bytes | bytearray) -> int:
+    return _csum(src + dst + struct.pack("!I3xB", len(msg), 58) + bytes(msg))
+
+
+@dataclass
+class Recording:
+    """Recorded answers from a capture, keyed by the address they answer for.
+
+    ``from_pcap`` keeps every ICMP/ICMPv6 echo or timestamp reply (keyed by its source),
+    every ICMP error (keyed by the destination of the probe it quotes) and every ARP reply
+    (keyed by the sender's IPv4 address). As a responder it answers a probe to address A
+    with A's recorded answers, rewritten to fit the probe the way the real peer would: an
+    echo reply gets the probe's id, seq and payload; an error quotes the probe's IP header
+    and first 8 bytes; both get correct checksums. Everything else (TTL, IP id, options,
+    the reporting router, codes, MACs) stays as recorded.
+    """
+
+    replies: dict[str, list[bytes]] = field(default_factory=dict)
+    errors: dict[str, list[bytes]] = field(default_factory=dict)
+    arp: dict[str, list[bytes]] = field(default_factory=dict)
+
+    @classmethod
+    def from_pcap(cls, path: str | os.PathLike[str]) -> Recording:
+        from recon.capture import read_frames
+        from recon.decode import LINKTYPE_ETHERNET
+
+        rec = cls()
+        for frame in read_frames(str(path)):
+            data = bytes(frame.data)
+            if frame.linktype in (113, 276):  # Linux cooked v1/v2: make it the Ethernet frame it was
+                head = 16 if frame.linktype == 113 else 20
+                if len(data) < head:
+                    continue
+                proto = data[14:16] if frame.linktype == 113 else data[0:2]
+                mac = data[6:12] if frame.linktype == 113 else data[12:18]
+                data = b"\xff" * 6 + mac + proto + data[head:]
+            elif frame.linktype not in (LINKTYPE_ETHERNET, 101, 228, 229):  # Ethernet, raw IP, IPv4, IPv6
+                continue
+            if frame.linktype not in (101, 228, 229):
+                if len(data) >= 42 and data[12:14] == b"\x08\x06" and data[20:22] == b"\x00\x02":
+                    rec.arp.setdefault(socket.inet_ntoa(data[28:32]), []).append(data)
+                    continue
+                if data[12:14] not in (b"\x08\x00", b"\x86\xdd"):
+                    continue
+                data = data[14:]
+            rec.add_packet(data)
+        return rec
+
+    def add_packet(self, packet: bytes) -> None:
+        """File one IP packet under the address it answers for (ignored when it answers nothing)."""
+        if not packet:
+            return
+        if packet[0] >> 4 == 4 and len(packet) >= 28 and packet[9] == 1:
+            ihl = (packet[0] & 15) * 4
+            itype = packet[ihl]
+            if itype in (0, 14, 18):
+                self.replies.setdefault(socket.inet_ntoa(packet[12:16]), []).append(packet)
+            elif itype in (3, 11, 12) and len(packet) >= ihl + 8 + 20:
+                quoted = packet[ihl + 8:]
+                self.errors.setdefault(socket.inet_ntoa(quoted[16:20]), []).append(packet)
+        elif packet[0] >> 4 == 6 and len(packet) >= 48 and packet[6] == 58:
+            itype = packet[40]
+            if itype == 129:
+                self.replies.setdefault(socket.inet_ntop(socket.AF_INET6, packet[8:24]), []).append(packet)
+            elif itype in (1, 2, 3, 4) and len(packet) >= 48 + 40:
+                self.errors.setdefault(socket.inet_ntop(socket.AF_INET6, packet[48 + 24:48 + 40]), []).append(packet)
+
+    def __call__(self, sock: ReplaySocket, sent: Sent) -> list[bytes]:
+        if sent.kind == "packet":
+            return self._arp_answers(sent.data)
+        if sent.kind not in ("icmp4", "icmp6", "raw4", "raw6") or sent.address is None:
+            return []
+        dst = str(sent.address[0]).split("%")[0]
+        local = sock.transport.route_source(dst)
+        replies, errors = self.replies.get(dst, []), self.errors.get(dst, [])
+        if errors and (not replies or self._expires(sock, replies[0])):
+            return [fit_error(errors[0], sent.data, dst, local)]
+        fitted = fit_reply(replies[0], sent.data, local) if replies else None
+        return [fitted] if fitted is not None else []
+
+    @staticmethod
+    def _expires(sock: ReplaySocket, reply: bytes) -> bool:
+        """True when the socket's TTL / hop limit is too small to reach the host that sent ``reply``
+        (its distance: the usual initial TTL above the TTL it arrived with)."""
+        v6 = reply[0] >> 4 == 6
+        key = (socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS) if v6 else (socket.IPPROTO_IP, socket.IP_TTL)
+        ttl = sock.options.get(key)
+        if not isinstance(ttl, int):
+            return False
+        arrived = reply[7] if v6 else reply[8]
+        initial = next(t for t in (64, 128, 255) if t >= arrived)
+        return ttl <= initial - arrived
+
+    def _arp_answers(self, frame: bytes) -> list[bytes]:
+        if len(frame) < 42 or frame[12:14] != b"\x08\x06" or frame[20:22] != b"\x00\x01":
+            return []
+        target = socket.inet_ntoa(frame[38:42])
+        out = []
+        for reply in self.arp.get(target, [])[:1]:
+            r = bytearray(reply)
+            r[0:6] = frame[6:12]  # to the asker
+            r[32:38] = frame[22:28]
+            r[38:42] = frame[28:32]
+            out.append(bytes(r))
+        return out
+
+
+def fit_reply(recorded: bytes, probe: bytes, local: str) -> bytes | None:
+    """A recorded echo/timestamp reply rewritten to answer ``probe`` (the ICMP message we sent)."""
+    probe = probe[(probe[0] & 15) * 4:] if probe and probe[0] >> 4 == 4 and len(probe) >= 20 and probe[9] == 1 else probe
+    if len(probe) < 8:
+        return None
+    if recorded[0] >> 4 == 4:
+        ihl = (recorded[0] & 15) * 4
+        head = bytearray(recorded[:ihl])
+        want = {8: 0, 13: 14, 17: 18}.get(probe[0])
+        if want is None or recorded[ihl] != want:
+            return None
+        msg = bytearray(probe)
+        msg[0] = want
+        msg[2:4] = b"\0\0"
+        msg[2:4] = struct.pack("!H", _csum(msg))
+        head[16:20] = socket.inet_aton(local)
+        struct.pack_into("!H", head, 2, ihl + len(msg))
+        head[10:12] = b"\0\0"
+        head[10:12] = struct.pack("!H", _csum(head))
+        return bytes(head + msg)
+    if probe[0] != 128:
+        return None
+    head6 = bytearray(recorded[:40])
+    msg = bytearray(probe)
+    msg[0] = 129
+    msg[2:4] = b"\0\0"
+    head6[24:40] = socket.inet_pton(socket.AF_INET6, local)
+    struct.pack_into("!H", head6, 4, len(msg))
+    msg[2:4] = struct.pack("!H", _icmp6_csum(bytes(head6[8:24]), bytes(head6[24:40]), msg))
+    return bytes(head6 + msg)
+
+
+def fit_error(recorded: bytes, probe: bytes, dst: str, local: str) -> bytes:
+    """A recorded ICMP error rewritten to quote ``probe`` as the kernel sent it to ``dst``."""
+    if recorded[0] >> 4 == 4:
+        ihl = (recorded[0] & 15) * 4
+        outer = bytearray(recorded[:ihl + 8])
+        qhead = bytearray(recorded[ihl + 8:ihl + 8 + 20])
+        body = probe[(probe[0] & 15) * 4:] if probe[0] >> 4 == 4 and len(probe) >= 20 else probe
+        qhead[0] = 0x45
+        struct.pack_into("!H", qhead, 2, 20 + len(body))
+        qhead[12:16] = socket.inet_aton(local)
+        qhead[16:20] = socket.inet_aton(dst)
+        qhead[10:12] = b"\0\0"
+        qhead[10:12] = struct.pack("!H", _csum(qhead))
+        msg = outer[ihl:] + qhead + body[:8]
+        msg[2:4] = b"\0\0"
+        msg[2:4] = struct.pack("!H", _csum(msg))
+        head = outer[:ihl]
+        head[16:20] = socket.inet_aton(local)
+        struct.pack_into("!H", head, 2, ihl + len(msg))
+        head[10:12] = b"\0\0"
+        head[10:12] = struct.pack("!H", _csum(head))
+        return bytes(head + msg)
+    head6 = bytearray(recorded[:40])
+    outer6 = bytearray(recorded[40:48])
+    qhead6 = bytearray(recorded[48:88])
+    qhead6[8:24] = socket.inet_pton(socket.AF_INET6, local)
+    qhead6[24:40] = socket.inet_pton(socket.AF_INET6, dst)
+    struct.pack_into("!H", qhead6, 4, len(probe))
+    msg6 = outer6 + qhead6 + probe[:1232 - 48]
+    head6[24:40] = socket.inet_pton(socket.AF_INET6, local)
+    struct.pack_into("!H", head6, 4, len(msg6))
+    msg6[2:4] = b"\0\0"
+    msg6[2:4] = struct.pack("!H", _icmp6_csum(bytes(head6[8:24]), bytes(head6[24:40]), msg6))
+    return bytes(head6 + msg6)
