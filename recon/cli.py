@@ -352,7 +352,7 @@ def watch(
                                    hooks=HookRunner(argv, notify=notify), timeout=timeout) as w:
         for rnd in w.rounds(once=once):
             for note in rnd.notes:
-                render.err(note)
+                render.err(render.safe(note))
             for line in render.watch_round(rnd, as_json=json_):
                 render.out(line)
             if once:

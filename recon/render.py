@@ -36,15 +36,36 @@ from recon.models import (
 if TYPE_CHECKING:
     from recon.models import HostResult, SweepResult
 
-__all__ = ["out", "err", "safe", "table", "json_line", "csv_rows", "error_line", "lab_status"]
+__all__ = ["out", "err", "safe", "json_safe", "table", "json_line", "csv_rows", "error_line", "lab_status"]
 
-_CONTROL = {c: f"\\x{c:02x}" for c in range(32)} | {127: "\\x7f"}
+# Characters that must never reach a terminal raw: C0 controls, DEL, C1 controls (U+0080..U+009F:
+# CSI U+009B, OSC U+009D and ST U+009C drive terminals as ESC [, ESC ] and ESC backslash do), the bidi
+# embedding/override/isolate controls and marks (they reorder what follows: "Trojan Source"), and
+# the Unicode line/paragraph separators.
+_UNSAFE = [*range(0x20), 0x7F, *range(0x80, 0xA0), 0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F),
+           *range(0x2066, 0x206A), 0x2028, 0x2029]
+_CONTROL = {c: (f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}") for c in _UNSAFE}
 _CONTROL.update({9: "\\t", 10: "\\n", 13: "\\r"})
+# In JSON the same characters become \\uXXXX escapes, which keeps the line valid JSON (they can
+# only occur inside strings, so escaping the encoded text is the same as escaping each string).
+_JSON_CONTROL = {c: f"\\u{c:04x}" for c in _UNSAFE if c >= 0x7F}
 
 
-def safe(text: str) -> str:
-    """Escape control characters (ESC, CR, BEL, …) so bytes off the wire cannot drive the terminal."""
+def safe(text: object) -> str:
+    """The one sanitiser for text of outside origin (packets, names, files) in table, CSV and line
+    output: control characters (C0, DEL, C1), bidi controls and line separators become visible
+    escapes (``\\x1b``, ``\\x9b``, ``\\u202e``), so no byte off the wire can drive the terminal."""
+    text = text if isinstance(text, str) else str(text)
+    if text.isprintable():  # the common case, at C speed: none of the above is printable
+        return text
     return text.translate(_CONTROL)
+
+
+def json_safe(encoded: str) -> str:
+    """Encoded JSON text with DEL, C1 and bidi controls as ``\\uXXXX`` (json escapes C0 itself)."""
+    if encoded.isascii() and "\x7f" not in encoded:
+        return encoded
+    return encoded.translate(_JSON_CONTROL)
 
 
 def out(line: str = "", stream: TextIO | None = None) -> None:
@@ -56,20 +77,23 @@ def err(line: str) -> None:
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+    """A "simple" table; every string cell goes through ``safe()``."""
     from tabulate import tabulate
 
-    return tabulate([["" if v is None else v for v in row] for row in rows], headers=list(headers), tablefmt="simple", disable_numparse=True)
+    cells = [["" if v is None else safe(v) if isinstance(v, str) else v for v in row] for row in rows]
+    text: str = tabulate(cells, headers=list(headers), tablefmt="simple", disable_numparse=True)
+    return text
 
 
 def json_line(obj: Mapping[str, Any]) -> str:
-    return json.dumps(obj, separators=(", ", ": "), ensure_ascii=False)
+    return json_safe(json.dumps(obj, separators=(", ", ": "), ensure_ascii=False))
 
 
 def csv_rows(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], stream: TextIO | None = None) -> None:
     writer = csv.DictWriter(stream or sys.stdout, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+        writer.writerow({k: ("" if v is None else safe(v) if isinstance(v, str) else v) for k, v in row.items()})
 
 
 def error_line(exc: BaseException) -> str:
@@ -553,7 +577,7 @@ _TABULATE_MAX = 5000
 
 def _plain_table(rows: list[list[Any]], headers: list[str]) -> str:
     """The same look as tabulate's "simple" format, in linear time for tens of thousands of rows."""
-    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
+    cells = [[("" if v is None else safe(v)) for v in row] for row in rows]
     widths = [max(len(h), *(len(r[c]) for r in cells)) for c, h in enumerate(headers)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     lines = [fmt.format(*headers).rstrip(), "  ".join("-" * w for w in widths)]
@@ -576,7 +600,7 @@ def _host_rows(hosts: "tuple[HostResult, ...]") -> "Iterable[dict[str, Any]]":
 def sweep_json_lines(result: "SweepResult", show_all: bool = False) -> "Iterable[str]":
     """One JSON object per host (DESIGN.md §5 fields, plus reporter)."""
     encode = json.JSONEncoder(separators=(", ", ": "), ensure_ascii=False).encode
-    return (encode(row) for row in _host_rows(_sweep_hosts(result, show_all)))
+    return (json_safe(encode(row)) for row in _host_rows(_sweep_hosts(result, show_all)))
 
 
 def sweep_csv(result: "SweepResult", show_all: bool = False, stream: TextIO | None = None) -> None:
@@ -667,11 +691,11 @@ def watch_inventory_json(devices: Sequence[DeviceState], when: str) -> list[str]
 
 def watch_event(event: Event) -> str:
     """One event as a text line: time, kind, address, MAC, vendor, hostname (and what it moved from)."""
-    parts = [event.time, f"{event.event:<5}", f"{event.address:<15}", event.mac or "-", safe(event.vendor or "-"),
-             safe(event.hostname or "-")]
+    parts = [event.time, f"{event.event:<5}", f"{event.address:<15}", event.mac or "-", event.vendor or "-",
+             event.hostname or "-"]
     if event.previous:
         parts.append(f"(was {event.previous})")
-    return "  ".join(parts)
+    return safe("  ".join(parts))  # every field may come from the wire or the state file
 
 
 def watch_event_json(event: Event) -> str:

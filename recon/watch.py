@@ -18,6 +18,8 @@ Nothing here prints: rounds come back as ``WatchRound`` values and the CLI rende
 
 from __future__ import annotations
 
+import errno
+import ipaddress
 import json
 import os
 import queue
@@ -25,6 +27,7 @@ import re
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -177,49 +180,127 @@ def _addr_key(address: str) -> tuple[int, str]:
 # --- the state file ----------------------------------------------------------------------
 
 
+STATE_MAX_BYTES = 64 << 20  # a /16 of devices is ~16 MiB; beyond this a file is damage, not state
+_TEXT_MAX = 255  # a DNS name is at most 253 characters; vendors are shorter
+_TIME_MAX = 64
+
+
 def load_state(path: str | os.PathLike[str]) -> tuple[list[DeviceState], str | None]:
     """Known devices from ``path`` and a note for the user (or None).
 
-    A missing file is an empty state. A corrupt one (bad JSON, wrong shape) is renamed to
-    ``FILE.corrupt-<timestamp>`` and reported in the note; watching starts from scratch.
+    A missing file is an empty state. A corrupt or hostile one (bad JSON, wrong shape, a field that
+    does not validate, not UTF-8, too deep, too big, a FIFO) is renamed to ``FILE.corrupt-<timestamp>``
+    and reported in the note; watching starts from scratch. A directory or a device is refused (exit 2).
     """
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    raw, reason = _read_state(p)
+    if raw is None and reason is None:
         return [], None
-    except OSError as exc:
-        from recon.errors import InputError
-
-        raise InputError(f"cannot read state file {str(p)!r}: {exc.strerror}", hint="check --state") from None
+    if raw is not None:
+        try:
+            return _parse_state(raw), None
+        except (ValueError, TypeError, RecursionError) as exc:
+            reason = str(exc) if not isinstance(exc, RecursionError) else "nested too deeply"
+    aside = p.with_name(f"{p.name}.corrupt-{datetime.now().strftime('%Y%m%dT%H%M%S.%f')}")
     try:
-        data = json.loads(text)
-        if not isinstance(data, dict) or not isinstance(data.get("devices"), list):
-            raise ValueError("no 'devices' list")
-        devices = []
-        for item in data["devices"]:
-            if not isinstance(item, dict) or not isinstance(item.get("address"), str) or not is_ipv4(item["address"]):
-                raise ValueError(f"bad device entry {item!r:.60}")
-            first = str(item.get("first_seen") or item.get("last_seen") or "")
-            devices.append(DeviceState(
-                address=item["address"], mac=_state_mac(item.get("mac")), vendor=_opt_str(item.get("vendor")),
-                hostname=_opt_str(item.get("hostname")), first_seen=first, last_seen=str(item.get("last_seen") or first)))
-        return devices, None
-    except (ValueError, TypeError) as exc:
-        aside = p.with_name(f"{p.name}.corrupt-{datetime.now().strftime('%Y%m%dT%H%M%S')}")
         os.replace(p, aside)
-        return [], f"recon: warning: state file {str(p)!r} is corrupt ({exc}); moved it to {str(aside)!r} and started afresh"
+    except OSError as exc:
+        raise InvalidOption("--state", str(p), f"a state file recon can move aside when it is corrupt ({exc.strerror})") from None
+    return [], f"recon: warning: state file {str(p)!r} is corrupt ({reason}); moved it to {str(aside)!r} and started afresh"
 
 
-def _opt_str(value: object) -> str | None:
-    return value if isinstance(value, str) else None
+def _read_state(p: Path) -> tuple[bytes | None, str | None]:
+    """(bytes, None), or (None, why it is unusable), or (None, None) when there is no file.
+
+    Opened non-blocking so a FIFO cannot hang the start; read at most STATE_MAX_BYTES + 1.
+    """
+    try:
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a socket
+            return None, "not a regular file"
+        raise InvalidOption("--state", str(p), f"a readable file ({exc.strerror})") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            raise InvalidOption("--state", str(p), "a regular file, not a directory or a device")
+        if not stat.S_ISREG(mode):
+            return None, "not a regular file"
+        chunks, size = [], 0
+        while size <= STATE_MAX_BYTES and (chunk := os.read(fd, 1 << 20)):
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise InvalidOption("--state", str(p), f"a readable file ({exc.strerror})") from None
+    finally:
+        os.close(fd)
+    if size > STATE_MAX_BYTES:
+        return None, f"larger than {STATE_MAX_BYTES >> 20} MiB"
+    return b"".join(chunks), None
 
 
-def _state_mac(value: object) -> str | None:
-    """A MAC from a (possibly hand-edited) state file, in the engine's aa:bb:… form so it compares equal."""
-    if isinstance(value, str) and _MAC.match(value.strip().lower().replace(".", "")):
-        return normalize_mac(value)
-    return _opt_str(value)
+def _parse_state(raw: bytes) -> list[DeviceState]:
+    """Every field validated strictly; the first bad one raises ValueError (which names it, never echoes it)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8") from None
+    data = json.loads(text)
+    if not isinstance(data, dict) or not isinstance(data.get("devices"), list):
+        raise ValueError("no 'devices' list")
+    return [_state_device(n, item) for n, item in enumerate(data["devices"], 1)]
+
+
+def _state_device(n: int, item: object) -> DeviceState:
+    if not isinstance(item, dict):
+        raise ValueError(f"device {n} is not an object")
+    address = item.get("address")
+    if not isinstance(address, str) or not _exact_ipv4(address):
+        raise ValueError(f"device {n}: 'address' is not an IPv4 address")
+    mac = item.get("mac")
+    if mac is not None:
+        if not isinstance(mac, str) or len(mac) > 17 or not _MAC.match(mac.strip().lower().replace(".", "")):
+            raise ValueError(f"device {n}: 'mac' is not a MAC address")
+        mac = normalize_mac(mac)
+    vendor, hostname = (_state_field(n, item, key, state_text_ok) for key in ("vendor", "hostname"))
+    first, last = (_state_field(n, item, key, _time_ok) for key in ("first_seen", "last_seen"))
+    first = first or last or ""
+    return DeviceState(address=address, mac=mac, vendor=vendor, hostname=hostname, first_seen=first,
+                       last_seen=last or first)
+
+
+def _state_field(n: int, item: dict[str, object], key: str, ok: Callable[[str], bool]) -> str | None:
+    value = item.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not ok(value):
+        raise ValueError(f"device {n}: bad {key!r}")
+    return value
+
+
+def _exact_ipv4(text: str) -> bool:
+    """Exactly a dotted quad (ipaddress: four ASCII decimal octets, no junk, no leading zeros)."""
+    try:
+        return str(ipaddress.IPv4Address(text)) == text
+    except ValueError:
+        return False
+
+
+def state_text_ok(text: str) -> bool:
+    """A vendor or host name fit for the state file: bounded, printable (no control or bidi characters)."""
+    return len(text) <= _TEXT_MAX and text.isprintable()
+
+
+def _time_ok(text: str) -> bool:
+    if len(text) > _TIME_MAX or not text.isprintable():
+        return False
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def save_state(path: str | os.PathLike[str], devices: Sequence[DeviceState]) -> None:
@@ -229,7 +310,7 @@ def save_state(path: str | os.PathLike[str], devices: Sequence[DeviceState]) -> 
         "version": STATE_VERSION,
         "updated": now_iso(),
         "devices": [
-            {"address": d.address, "mac": d.mac, "vendor": d.vendor, "hostname": d.hostname,
+            {"address": d.address, "mac": d.mac, "vendor": _text_or_none(d.vendor), "hostname": _text_or_none(d.hostname),
              "first_seen": d.first_seen, "last_seen": d.last_seen, "up": d.up}
             for d in devices
         ],
@@ -245,6 +326,11 @@ def save_state(path: str | os.PathLike[str], devices: Sequence[DeviceState]) -> 
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _text_or_none(text: str | None) -> str | None:
+    """Names off the wire that the loader would refuse (controls, bidi, overlong) are not saved."""
+    return text if text is not None and state_text_ok(text) else None
 
 
 # --- hooks ----------------------------------------------------------------------------------

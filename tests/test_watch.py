@@ -153,6 +153,39 @@ def test_a_corrupt_state_file_is_moved_aside_not_fatal(tmp_path: Path) -> None:
         assert json.loads(state.read_text())["devices"][0]["address"] == PHONE[0]
 
 
+ESC = "\x1b[2J\x1b]0;owned\x07"
+HOSTILE_FIELDS = [
+    ("first_seen", ESC), ("last_seen", "2026-11-22T03:13:48\x9b2J"), ("mac", "3c:22:fb:12:34:56\x1b[2J"),
+    ("vendor", "Apple" + ESC), ("vendor", "Apple\x9d0;t\x9c"), ("hostname", "phone\u202e.lab"),
+    ("hostname", "x" * 300), ("hostname", 7), ("first_seen", "yesterday"),
+    ("address", "198.18.0.10 \x1b[2J"), ("address", "198.18.0.010"), ("address", "198.18.10"),
+    ("address", "0xc6.18.0.10"), ("address", "١٩٨.18.0.10"),
+]
+
+
+@pytest.mark.parametrize("field, value", HOSTILE_FIELDS)
+def test_a_state_file_with_a_hostile_field_is_moved_aside(tmp_path: Path, field: str, value: object) -> None:
+    """Every field is validated strictly: escapes, C1/bidi controls, overlong names, bad times, and addresses
+    that inet_aton would take (trailing junk, short forms, hex, non-ASCII digits) make the file corrupt."""
+    state = tmp_path / "watch.json"
+    device = {"address": PHONE[0], "mac": PHONE[1], "vendor": "Apple", "hostname": "phone.lab",
+              "first_seen": "2026-11-22T03:13:48.193+00:00", "last_seen": "2026-11-22T03:13:49.193+00:00", field: value}
+    state.write_text(json.dumps({"version": 1, "devices": [device]}, ensure_ascii=False), encoding="utf-8")
+    devices, note = load_state(state)
+    assert devices == [] and note is not None and "corrupt" in note
+    assert "\x1b" not in note and "\x9b" not in note and "\u202e" not in note
+    assert not state.exists() and len(list(tmp_path.glob("watch.json.corrupt-*"))) == 1
+
+
+def test_names_the_loader_would_refuse_are_not_saved(tmp_path: Path) -> None:
+    """A hostname off the wire with control characters is not written, so the next start does not lose the state."""
+    state = tmp_path / "s.json"
+    save_state(state, [DeviceState(PHONE[0], PHONE[1], "Apple\x9b", "phone\x1b.lab", "2026-11-22T03:13:48+00:00",
+                                   "2026-11-22T03:13:48+00:00")])
+    devices, note = load_state(state)
+    assert note is None and devices[0].address == PHONE[0] and devices[0].hostname is None and devices[0].vendor is None
+
+
 def test_save_state_is_atomic(tmp_path: Path) -> None:
     """save_state replaces the file in one step and leaves no temp file behind."""
     state = tmp_path / "s.json"
@@ -363,6 +396,21 @@ def test_once_with_a_corrupt_state_file_reports_and_goes_on(lab, tmp_path: Path)
     assert sum(1 for line in res.stdout.splitlines() if line.endswith("NEW")) == 5  # marked in the inventory table
     again = lab.recon("watch", LAN5, "--once", "--state", str(state))
     assert again.returncode == 0 and "NEW" not in again.stdout and again.stderr == ""
+
+
+def test_once_with_a_hostile_state_file_prints_no_raw_escape(lab, tmp_path: Path) -> None:
+    """A state file whose fields hold ESC/C1 sequences: moved aside with one warning, nothing raw on the terminal
+    (before, its first_seen reached the inventory table as a live escape sequence)."""
+    state = tmp_path / "state.json"
+    hostile = {"address": PHONE[0], "mac": PHONE[1], "vendor": "V\x1b]0;t\x07", "hostname": "h\x9b2J",
+               "first_seen": "\x1b[2J\x1b[31mOWNED", "last_seen": "2026-11-22T03:13:48+00:00"}
+    state.write_text(json.dumps({"version": 1, "devices": [hostile]}, ensure_ascii=False), encoding="utf-8")
+    res = lab.recon("watch", LAN5, "--once", "--state", str(state))
+    assert res.returncode == 0, res.stderr
+    for text in (res.stdout, res.stderr):
+        assert "\x1b" not in text and "\x9b" not in text and "\x07" not in text
+    assert len(res.stderr.strip().splitlines()) == 1 and "corrupt" in res.stderr
+    assert list(tmp_path.glob("state.json.corrupt-*"))
 
 
 def test_down_and_up_within_2_seconds_of_a_link_toggle(lab) -> None:
