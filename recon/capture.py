@@ -17,18 +17,19 @@ socket is bound, so no unfiltered packet is ever queued.
 from __future__ import annotations
 
 import ctypes
-import mmap
 import os
 import shutil
 import socket
+import stat
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 from recon.decode import LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW
 from recon.decode import LINKTYPES as SUPPORTED_LINKTYPES
@@ -89,7 +90,10 @@ class PcapWriter:
 
 # --- reading pcap / pcapng -------------------------------------------------------------------
 
-_MAX_RECORD = 262_144  # the largest frame tshark accepts in a standard capture
+_MAX_RECORD = 262_144  # the largest frame tshark accepts in a standard capture; a larger record is damage
+_MAX_BLOCK = 16 << 20  # the largest pcapng block read (interface, name-resolution, custom blocks)
+_CHUNK = 1 << 20  # bytes per read(): the reader never maps the file, so a file shrinking under it is a short read
+_TS_MAX_NS = 0xFFFF_FFFF * 1_000_000_000 + 999_999_999  # the latest time a pcap record can hold (year 2106)
 
 
 class Frame(NamedTuple):
@@ -118,75 +122,147 @@ def _unknown_linktype(path: str, linktype: int, where: str = "") -> CaptureError
     return CaptureError(f"{path}: unknown link type {linktype}{where}", hint=f"recon reads {known}")
 
 
-def read_frames(path: str | os.PathLike[str]) -> Iterator[Frame]:
-    """Every frame of a pcap or pcapng file, in order.
+def open_capture(path: str | os.PathLike[str]) -> BinaryIO:
+    """The capture file opened for reading, unbuffered (``-`` is standard input, left open on close)."""
+    name = os.fspath(path)
+    try:
+        if name == "-":
+            return open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)
+        return open(name, "rb", buffering=0)
+    except OSError as exc:
+        raise CaptureError(f"cannot read capture {name!r}: {exc.strerror}", hint="give an existing pcap or pcapng file") from None
+
+
+def is_stream(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is standard input, a pipe or a device: packets should be shown as they arrive."""
+    name = os.fspath(path)
+    try:
+        return name == "-" or not stat.S_ISREG(os.stat(name).st_mode)
+    except OSError:
+        return False
+
+
+def _read(fh: BinaryIO, name: str) -> bytes:
+    """One read() of up to ``_CHUNK`` bytes (b"" at the end); a pipe returns what has arrived."""
+    try:
+        return fh.read(_CHUNK) or b""
+    except OSError as exc:
+        raise CaptureError(f"cannot read capture {name!r}: {exc.strerror}") from None
+
+
+def read_frames(path: str | os.PathLike[str], fh: BinaryIO | None = None) -> Iterator[Frame]:
+    """Every frame of a pcap or pcapng file, in order, read as a stream (``-`` reads standard input).
 
     Raises ``CaptureError`` for a missing/unreadable file, a file that is neither format, an unknown
     link type, and at the first truncated or corrupt record (after yielding every good frame before it).
+    The file is read with plain reads, never mapped: a file truncated by another process while it is
+    read is a truncated capture, not a SIGBUS. ``fh``: an already opened file (see ``open_capture``).
     """
-    name = os.fspath(path)
-    try:
-        fh = open(name, "rb")
-    except OSError as exc:
-        raise CaptureError(f"cannot read capture {name!r}: {exc.strerror}", hint="give an existing pcap or pcapng file") from None
+    name = "standard input" if os.fspath(path) == "-" else os.fspath(path)
+    if fh is None:
+        fh = open_capture(path)
     with fh:
-        try:
-            buf: bytes | mmap.mmap = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        except (ValueError, OSError):  # empty file, pipe, …
-            buf = fh.read()
-    try:
-        head = bytes(buf[:4])
-        if head == _PCAPNG_SHB:
-            yield from _read_pcapng(buf, name)
-        elif head in _PCAP_MAGICS:
-            yield from _read_pcap(buf, name, *_PCAP_MAGICS[head])
-        elif len(buf) < 4:
-            raise CaptureError(f"{name}: empty or truncated capture ({len(buf)} bytes)", hint="the file holds no pcap header")
+        head = b""
+        while len(head) < 4:
+            more = _read(fh, name)
+            if not more:
+                break
+            head += more
+        magic = head[:4]
+        if magic == _PCAPNG_SHB:
+            yield from _read_pcapng(fh, head, name)
+        elif magic in _PCAP_MAGICS:
+            yield from _read_pcap(fh, head, name, *_PCAP_MAGICS[magic])
+        elif len(head) < 4:
+            raise CaptureError(f"{name}: empty or truncated capture ({len(head)} bytes)", hint="the file holds no pcap header")
         else:
-            raise CaptureError(f"{name}: not a pcap or pcapng file (magic {head.hex()})", hint="give a capture written by tcpdump, tshark or recon")
-    finally:
-        if isinstance(buf, mmap.mmap):
-            buf.close()
+            raise CaptureError(f"{name}: not a pcap or pcapng file (magic {magic.hex()})",
+                               hint="give a capture written by tcpdump, tshark or recon")
 
 
-def _read_pcap(buf: bytes | mmap.mmap, name: str, order: str, unit_ns: int, rec_size: int) -> Iterator[Frame]:
-    n = len(buf)
-    if n < 24:
-        raise CaptureError(f"{name}: truncated pcap header ({n} of 24 bytes)")
-    _, _, _, _, _, snaplen, linktype = struct.unpack_from(order + "IHHiIII", buf, 0)
-    linktype &= 0xFFFF  # upper bits carry FCS information
+def _fill(fh: BinaryIO, buf: bytes, off: int, need: int, name: str) -> tuple[bytes, int]:
+    """``buf`` from ``off`` with at least ``need`` bytes (fewer only at the end of the file); the new offset is 0."""
+    parts = [buf[off:]]
+    have = len(parts[0])
+    while have < need:
+        more = _read(fh, name)
+        if not more:
+            break
+        parts.append(more)
+        have += len(more)
+    return b"".join(parts), 0
+
+
+def _read_pcap(fh: BinaryIO, buf: bytes, name: str, order: str, unit_ns: int, rec_size: int) -> Iterator[Frame]:
+    buf, off = _fill(fh, buf, 0, 24, name)
+    if len(buf) < 24:
+        raise CaptureError(f"{name}: truncated pcap header ({len(buf)} of 24 bytes)")
+    linktype = struct.unpack_from(order + "I", buf, 20)[0] & 0xFFFF  # upper bits carry FCS information
     if linktype not in SUPPORTED_LINKTYPES:
         raise _unknown_linktype(name, linktype)
-    limit = max(_MAX_RECORD, min(snaplen, 1 << 26))
-    rec = struct.Struct(order + "IIII")
-    unpack = rec.unpack_from
+    unpack = struct.Struct(order + "IIII").unpack_from
     new = tuple.__new__  # Frame(...) without NamedTuple's Python-level __new__: this loop is hot
-    off, index = 24, 0
-    while off < n:
-        if off + rec_size > n:
-            raise CaptureError(f"{name}: truncated record header after frame {index} ({n - off} of {rec_size} bytes)")
-        sec, frac, incl, orig = unpack(buf, off)
-        if incl > limit:
-            raise CaptureError(f"{name}: corrupt record {index + 1}: captured length {incl} exceeds {limit}")
-        off += rec_size
-        end = off + incl
-        if end > n:
-            raise CaptureError(f"{name}: truncated frame {index + 1} ({n - off} of {incl} bytes)")
-        index += 1
-        yield new(Frame, (sec * 1_000_000_000 + frac * unit_ns, linktype, buf[off:end], orig, None))
-        off = end
+    off, index, n = 24, 0, len(buf)
+    while True:
+        # records wholly in this chunk, inline (a call per record would cost speed)
+        while off + rec_size <= n:
+            sec, frac, incl, orig = unpack(buf, off)
+            if incl > _MAX_RECORD:
+                raise CaptureError(f"{name}: corrupt record {index + 1}: captured length {incl} exceeds {_MAX_RECORD}")
+            end = off + rec_size + incl
+            if end > n:
+                break
+            index += 1
+            ts = sec * 1_000_000_000 + frac * unit_ns
+            yield new(Frame, (ts if ts <= _TS_MAX_NS else _TS_MAX_NS, linktype, buf[end - incl:end], orig, None))
+            off = end
+        if off + rec_size <= n:  # a record header is here but its frame is not: read at least that much
+            need = rec_size + unpack(buf, off)[2]
+        else:
+            need = rec_size
+        buf, off = _fill(fh, buf, off, max(need, 1), name)
+        n = len(buf)
+        if n == 0:
+            return
+        if n < need:
+            if n < rec_size:
+                raise CaptureError(f"{name}: truncated record header after frame {index} ({n} of {rec_size} bytes)")
+            raise CaptureError(f"{name}: truncated frame {index + 1} ({n - rec_size} of {need - rec_size} bytes)")
 
 
-def _read_pcapng(buf: bytes | mmap.mmap, name: str) -> Iterator[Frame]:
-    n = len(buf)
+def _pcapng_interface(buf: bytes, off: int, blen: int, order: str, name: str) -> tuple[int, int, int, str | None]:
+    """An Interface Description Block → (link type, timestamp units per second, snaplen, if_name)."""
+    if blen < 20:
+        raise CaptureError(f"{name}: corrupt interface block ({blen} bytes)")
+    linktype, _, snaplen = struct.unpack_from(order + "HHI", buf, off + 8)
+    units, if_name = 1_000_000, None
+    p, body_end = off + 16, off + blen - 4
+    while p + 4 <= body_end:
+        code, olen = struct.unpack_from(order + "HH", buf, p)
+        if code == 0:
+            break
+        value = buf[p + 4:min(p + 4 + olen, body_end)]
+        if code == 9 and value:
+            units = 2 ** (value[0] & 0x7F) if value[0] & 0x80 else 10 ** value[0]
+        elif code == 2:
+            if_name = value.rstrip(b"\0").decode("utf-8", "replace")
+        p += 4 + ((olen + 3) & ~3)
+    return linktype, units, snaplen, if_name
+
+
+def _read_pcapng(fh: BinaryIO, buf: bytes, name: str) -> Iterator[Frame]:
     off, index = 0, 0
     order = "<"
     ifaces: list[tuple[int, int, int, str | None]] = []  # linktype, units per second, snaplen, if_name
-    while off < n:
-        if off + 12 > n:
-            raise CaptureError(f"{name}: truncated pcapng block header after frame {index}")
-        if bytes(buf[off:off + 4]) == _PCAPNG_SHB:
-            bom = bytes(buf[off + 8:off + 12])
+    while True:
+        if len(buf) - off < 12:
+            buf, off = _fill(fh, buf, off, 12, name)
+            if not buf:
+                return
+            if len(buf) < 12:
+                raise CaptureError(f"{name}: truncated pcapng block header after frame {index}")
+        if buf[off:off + 4] == _PCAPNG_SHB:
+            bom = buf[off + 8:off + 12]
             if bom == b"\x4d\x3c\x2b\x1a":
                 order = "<"
             elif bom == b"\x1a\x2b\x3c\x4d":
@@ -195,28 +271,15 @@ def _read_pcapng(buf: bytes | mmap.mmap, name: str) -> Iterator[Frame]:
                 raise CaptureError(f"{name}: corrupt pcapng section header (byte-order magic {bom.hex()})")
             ifaces = []
         btype, blen = struct.unpack_from(order + "II", buf, off)
-        if blen < 12 or blen % 4:
+        if blen < 12 or blen % 4 or blen > _MAX_BLOCK:
             raise CaptureError(f"{name}: corrupt pcapng block after frame {index} (length {blen})")
-        if off + blen > n:
-            raise CaptureError(f"{name}: truncated pcapng block after frame {index} ({n - off} of {blen} bytes)")
+        if len(buf) - off < blen:
+            buf, off = _fill(fh, buf, off, blen, name)
+            if len(buf) < blen:
+                raise CaptureError(f"{name}: truncated pcapng block after frame {index} ({len(buf)} of {blen} bytes)")
         body_end = off + blen - 4
         if btype == 1:  # Interface Description Block
-            if blen < 20:
-                raise CaptureError(f"{name}: corrupt interface block ({blen} bytes)")
-            linktype, _, snaplen = struct.unpack_from(order + "HHI", buf, off + 8)
-            units, if_name = 1_000_000, None
-            p = off + 16
-            while p + 4 <= body_end:
-                code, olen = struct.unpack_from(order + "HH", buf, p)
-                if code == 0:
-                    break
-                value = bytes(buf[p + 4:p + 4 + olen])
-                if code == 9 and olen >= 1:
-                    units = 2 ** (value[0] & 0x7F) if value[0] & 0x80 else 10 ** value[0]
-                elif code == 2:
-                    if_name = value.rstrip(b"\0").decode("utf-8", "replace")
-                p += 4 + ((olen + 3) & ~3)
-            ifaces.append((linktype, units, snaplen, if_name))
+            ifaces.append(_pcapng_interface(buf, off, blen, order, name))
         elif btype in (6, 2, 3):  # Enhanced, obsolete, Simple Packet Block
             if btype == 3:
                 if blen < 16:
@@ -240,7 +303,7 @@ def _read_pcapng(buf: bytes | mmap.mmap, name: str) -> Iterator[Frame]:
             if linktype not in SUPPORTED_LINKTYPES:
                 raise _unknown_linktype(name, linktype, f" (interface {ifid})")
             index += 1
-            yield Frame(ts * 1_000_000_000 // units, linktype, bytes(buf[start:start + incl]), orig, if_name)
+            yield Frame(min(ts * 1_000_000_000 // units, _TS_MAX_NS), linktype, buf[start:start + incl], orig, if_name)
         off += blen
 
 
@@ -506,6 +569,16 @@ def parse_proto(value: str | int | None) -> int | None:
     raise InvalidOption("--proto", value, "use icmp, tcp, udp, icmp6 or a protocol number 0-255")
 
 
+def _same_file(source: BinaryIO, write: str | os.PathLike[str]) -> bool:
+    """True when ``write`` names the file ``source`` reads (same device and inode: through links and other names)."""
+    try:
+        there = os.stat(write)
+    except OSError:
+        return False
+    here = os.fstat(source.fileno())
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
 def sniff(*, read: str | os.PathLike[str] | None = None, iface: str | None = None, bpf: str | None = None,
           proto: str | int | None = None, count: int | None = None, timeout: float | None = None,
           write: str | os.PathLike[str] | None = None, ip_only: bool = False) -> Iterator[DecodedPacket]:
@@ -531,8 +604,13 @@ def sniff(*, read: str | os.PathLike[str] | None = None, iface: str | None = Non
     if bpf is not None and not bpf.strip():
         raise InvalidOption("-f", bpf, "give a tcpdump filter expression, e.g. 'icmp and host 198.18.0.10'")
     programs: dict[int, list[tuple[int, int, int, int]]] = {}
+    source: BinaryIO | None = None
     if read is not None:
-        frames: Iterator[Frame] = read_frames(read)
+        source = open_capture(read)
+        if write is not None and _same_file(source, write):
+            source.close()
+            raise InvalidOption("-w", os.fspath(write), "is the capture being read (--read); write to another file")
+        frames: Iterator[Frame] = read_frames(read, source)
         live = None  # a -f filter is compiled per link type at the first frame of that type
     else:
         kernel = bpf
@@ -582,3 +660,5 @@ def sniff(*, read: str | os.PathLike[str] | None = None, iface: str | None = Non
             writer.close()
         if live is not None:
             live.close()
+        if source is not None:
+            source.close()  # read_frames closes it too, but only once it has started
