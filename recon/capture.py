@@ -17,6 +17,7 @@ socket is bound, so no unfiltered packet is ever queued.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import shutil
 import socket
@@ -33,7 +34,7 @@ from typing import BinaryIO, NamedTuple
 
 from recon.decode import LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW
 from recon.decode import LINKTYPES as SUPPORTED_LINKTYPES
-from recon.errors import CaptureError, InputError, InvalidOption, PrivilegeError, ReconEnvironmentError
+from recon.errors import CaptureError, InputError, InvalidOption, PrivilegeError, ReconEnvironmentError, ReconError
 from recon.models import DecodedPacket, IPHeader
 
 __all__ = ["PcapWriter", "LINKTYPE_ETHERNET", "LINKTYPE_RAW", "LINKTYPE_IPV4", "LINKTYPE_IPV6", "LINKTYPE_LINUX_SLL2",
@@ -43,6 +44,7 @@ __all__ = ["PcapWriter", "LINKTYPE_ETHERNET", "LINKTYPE_RAW", "LINKTYPE_IPV4", "
 _MAGIC_NS = 0xA1B23C4D  # nanosecond-resolution pcap
 _MAGIC_US = 0xA1B2C3D4  # microsecond-resolution pcap
 _SNAPLEN = 262_144
+_TS_MAX_NS = 0xFFFF_FFFF * 1_000_000_000 + 999_999_999  # the latest time a pcap record can hold (year 2106)
 
 
 def _pcap_header(linktype: int, magic: int = _MAGIC_NS) -> bytes:
@@ -50,31 +52,77 @@ def _pcap_header(linktype: int, magic: int = _MAGIC_NS) -> bytes:
     return struct.pack("<IHHiIII", magic, 2, 4, 0, 0, _SNAPLEN, linktype)
 
 
+_WRITE_ERRORS = {  # errno → what it means for the user, for a write that failed after the file was opened
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EFBIG: "the file has reached the largest size allowed here",
+    errno.EIO: "the disk reported an I/O error",
+}
+
+
 class PcapWriter:
-    """Incremental, crash-safe pcap writer (nanosecond timestamps)."""
+    """Incremental, crash-safe pcap writer (nanosecond timestamps).
+
+    Each record goes out in one ``write()`` on an unbuffered file, so the file is a valid pcap after
+    every packet, also after Ctrl-C or SIGKILL. A short or failed write (a full disk, a quota, an
+    I/O error) is cut back to the last whole record and raised as ``ReconEnvironmentError``, so the
+    file never ends in the middle of a packet. The path is opened with ``O_NOFOLLOW``: a symbolic
+    link planted at the output path is refused, never written through.
+    """
 
     def __init__(self, path: str | os.PathLike[str], linktype: int = LINKTYPE_RAW) -> None:
         self.path = Path(path)
         self.linktype = linktype
         self.count = 0
+        self._size = 0  # bytes of whole records (and the header) in the file
         try:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         except OSError as exc:
+            if exc.errno == errno.ELOOP and self.path.is_symlink():
+                raise InputError(f"will not write pcap {str(path)!r}: it is a symbolic link",
+                                 hint="remove the link, or give the path it points to") from None
             raise InputError(f"cannot write pcap {str(path)!r}: {exc.strerror}", hint="choose a writable path") from None
         try:
-            os.write(self._fd, _pcap_header(linktype))
-        except OSError as exc:
-            os.close(self._fd)
-            raise InputError(f"cannot write pcap {str(path)!r}: {exc.strerror}", hint="choose a writable path") from None
+            self._append(_pcap_header(linktype))
+        except ReconError:
+            self.close()
+            raise
 
     def write(self, data: bytes, timestamp_ns: int | None = None) -> None:
-        """Append one packet (``timestamp_ns``: wall-clock ns since the epoch)."""
+        """Append one packet (``timestamp_ns``: wall-clock ns since the epoch, clamped to what pcap holds)."""
         if timestamp_ns is None:
             timestamp_ns = time.time_ns()
-        sec, nsec = divmod(timestamp_ns, 1_000_000_000)
+        sec, nsec = divmod(min(max(timestamp_ns, 0), _TS_MAX_NS), 1_000_000_000)
         caplen = min(len(data), _SNAPLEN)
-        os.write(self._fd, struct.pack("<IIII", sec, nsec, caplen, len(data)) + data[:caplen])
+        self._append(struct.pack("<IIII", sec, nsec, caplen, len(data)) + data[:caplen])
         self.count += 1
+
+    def _append(self, record: bytes) -> None:
+        """Write one whole record, or none of it: a short or failed write is cut back and raised."""
+        if self._fd < 0:
+            raise ReconEnvironmentError(f"cannot write pcap {str(self.path)!r}: it was closed after an earlier error")
+        try:
+            done = os.write(self._fd, record)
+            while done < len(record):  # a short write: the next one says why (or finishes the record)
+                more = os.write(self._fd, record[done:])
+                if more <= 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                done += more
+        except OSError as exc:
+            self._cut_back()
+            what = _WRITE_ERRORS.get(exc.errno or 0, exc.strerror or "write failed")
+            raise ReconEnvironmentError(
+                f"cannot write pcap {str(self.path)!r}: {what} ({exc.strerror}); it holds the {self.count} whole "
+                f"packet{'s' if self.count != 1 else ''} written before", hint="free some space or write elsewhere") from None
+        self._size += done
+
+    def _cut_back(self) -> None:
+        """Truncate the file to its last whole record, then close it (nothing more is written)."""
+        try:
+            os.ftruncate(self._fd, self._size)
+        except OSError:
+            pass
+        self.close()
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -93,7 +141,6 @@ class PcapWriter:
 _MAX_RECORD = 262_144  # the largest frame tshark accepts in a standard capture; a larger record is damage
 _MAX_BLOCK = 16 << 20  # the largest pcapng block read (interface, name-resolution, custom blocks)
 _CHUNK = 1 << 20  # bytes per read(): the reader never maps the file, so a file shrinking under it is a short read
-_TS_MAX_NS = 0xFFFF_FFFF * 1_000_000_000 + 999_999_999  # the latest time a pcap record can hold (year 2106)
 
 
 class Frame(NamedTuple):

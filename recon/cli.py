@@ -20,7 +20,7 @@ import typer
 
 from recon import __version__
 from recon import render
-from recon.errors import ExitStatus, InputError, ReconError
+from recon.errors import ExitStatus, InputError, ReconEnvironmentError, ReconError
 
 app = typer.Typer(
     name="recon",
@@ -227,6 +227,10 @@ def sniff(
                     emit(render.sniff_hex(pkt))
     except KeyboardInterrupt:
         packets.close()  # closes the socket and the -w file
+    except ReconEnvironmentError:  # e.g. a full disk under -w: what was seen is still summed up, then the error
+        emit(None)
+        render.err(render.sniff_summary(shown, time.monotonic() - start, write))
+        raise
     finally:
         emit(None)
     render.err(render.sniff_summary(shown, time.monotonic() - start, write))
