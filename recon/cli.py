@@ -13,8 +13,8 @@ import signal
 import subprocess
 import sys
 import traceback
-from collections.abc import Iterator
-from typing import Annotated, Optional
+from collections.abc import Iterator, Sequence
+from typing import Annotated, Optional, TextIO
 
 import typer
 
@@ -501,9 +501,29 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(run(argv))
 
 
-def run(argv: list[str] | None = None) -> int:
-    """Run the CLI and return the exit status (``program(args) -> ExitStatus``, as httpie does)."""
+def run(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """Run the CLI and return the exit status (``program(args) -> ExitStatus``, as httpie does).
+
+    ``stdout``/``stderr`` (default: the process's) receive everything recon prints, so tests run
+    commands in-process: ``run(["sweep", "--help"], stdout=buf, stderr=buf2)``.
+    """
     args = sys.argv[1:] if argv is None else list(argv)
+    with render.console(render.Console(stdout, stderr)), _click_streams(stdout, stderr):
+        return _run(args)
+
+
+@contextlib.contextmanager
+def _click_streams(stdout: TextIO | None, stderr: TextIO | None) -> Iterator[None]:
+    """Click prints --help itself, to sys.stdout; point it at the given streams too (only when given)."""
+    with contextlib.ExitStack() as stack:
+        if stdout is not None:
+            stack.enter_context(contextlib.redirect_stdout(stdout))
+        if stderr is not None:
+            stack.enter_context(contextlib.redirect_stderr(stderr))
+        yield
+
+
+def _run(args: list[str]) -> int:
     debug = "--debug" in args
     try:
         result = app(args=args, prog_name="recon", standalone_mode=False)
@@ -516,19 +536,31 @@ def run(argv: list[str] | None = None) -> int:
         return ExitStatus.INTERRUPTED
     except ReconError as exc:
         if debug:
-            traceback.print_exc()
+            traceback.print_exc(file=render.stderr())
         render.err(render.error_line(exc))
         return int(exc.exit_status)
     except typer.TyperException as exc:  # click usage errors: one line, exit 2
         if debug:
-            traceback.print_exc()
-        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)  # type: ignore[attr-defined]
+            traceback.print_exc(file=render.stderr())
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         command = getattr(getattr(exc, "ctx", None), "command_path", "recon")
         render.err(f"recon: error: {' '.join(message.split())} (see '{command} --help')")
         return int(getattr(exc, "exit_code", ExitStatus.USAGE))
     except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _quiet_closed_stdout()
         return ExitStatus.OK
     if isinstance(result, int):
         return result
     return ExitStatus.OK
+
+
+def _quiet_closed_stdout() -> None:
+    """The reader of stdout went away (``recon ... | head -1``): a normal end. Point the descriptor at
+    /dev/null so the interpreter's final flush does not complain a second time."""
+    try:
+        fd = render.stdout().fileno()
+    except (OSError, ValueError):  # an in-memory stream (tests): nothing to silence
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)

@@ -7,11 +7,14 @@ terminal raw.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import sys
 import time as _time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
 from recon.decode import LINKTYPES, icmp_name, proto_name
@@ -36,7 +39,8 @@ from recon.models import (
 if TYPE_CHECKING:
     from recon.models import HostResult, SweepResult
 
-__all__ = ["out", "err", "safe", "json_safe", "table", "json_line", "csv_rows", "error_line", "lab_status"]
+__all__ = ["Console", "console", "csv_rows", "err", "error_line", "json_line", "json_safe", "lab_status", "out", "safe", "stderr",
+           "stdout", "table"]
 
 # Characters that must never reach a terminal raw: C0 controls, DEL, C1 controls (U+0080..U+009F:
 # CSI U+009B, OSC U+009D and ST U+009C drive terminals as ESC [, ESC ] and ESC backslash do), the bidi
@@ -68,12 +72,46 @@ def json_safe(encoded: str) -> str:
     return encoded.translate(_JSON_CONTROL)
 
 
+@dataclass(frozen=True)
+class Console:
+    """Where the CLI's output goes. ``None`` means the process's ``sys.stdout`` / ``sys.stderr``,
+    looked up at each write (so ``python -m recon`` and pytest's capture behave as before)."""
+
+    stdout: TextIO | None = None
+    stderr: TextIO | None = None
+
+
+_PROCESS = Console()  # the process's own streams
+_CONSOLE: ContextVar[Console] = ContextVar("recon_console", default=_PROCESS)
+
+
+@contextlib.contextmanager
+def console(target: Console) -> Iterator[Console]:
+    """Send everything render writes to ``target`` for the block (``cli.run`` uses this, so tests
+    run the CLI in-process and read what it printed)."""
+    token = _CONSOLE.set(target)
+    try:
+        yield target
+    finally:
+        _CONSOLE.reset(token)
+
+
+def stdout() -> TextIO:
+    """The stream for results: the current Console's stdout, else ``sys.stdout``."""
+    return _CONSOLE.get().stdout or sys.stdout
+
+
+def stderr() -> TextIO:
+    """The stream for diagnostics and summaries: the current Console's stderr, else ``sys.stderr``."""
+    return _CONSOLE.get().stderr or sys.stderr
+
+
 def out(line: str = "", stream: TextIO | None = None) -> None:
-    print(line, file=stream or sys.stdout, flush=True)
+    print(line, file=stream or stdout(), flush=True)
 
 
 def err(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    print(line, file=stderr(), flush=True)
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
@@ -90,7 +128,7 @@ def json_line(obj: Mapping[str, Any]) -> str:
 
 
 def csv_rows(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], stream: TextIO | None = None) -> None:
-    writer = csv.DictWriter(stream or sys.stdout, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(stream or stdout(), fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: ("" if v is None else safe(v) if isinstance(v, str) else v) for k, v in row.items()})
@@ -521,7 +559,7 @@ def sniff_summary(shown: int, seconds: float, path: str | None = None) -> str:
 def sniff_emitter(live: bool) -> Any:
     """A function that prints one block of output; ``None`` flushes. Live output (or a terminal) is
     flushed per packet; replayed output to a file or pipe is written 256 blocks at a time, for speed."""
-    stream = sys.stdout
+    stream = stdout()
     if live or stream.isatty():
         def emit_now(text: str | None) -> None:
             if text is not None:
@@ -609,7 +647,7 @@ def sweep_csv(result: "SweepResult", show_all: bool = False, stream: TextIO | No
 
 def out_lines(lines: "Iterable[str]", stream: TextIO | None = None, chunk: int = 4096) -> None:
     """Write many lines with few system calls (one print per line and flush costs a syscall each)."""
-    target = stream or sys.stdout
+    target = stream or stdout()
     batch: list[str] = []
     for line in lines:
         batch.append(line)
@@ -634,7 +672,7 @@ class SweepProgress:
     """A one-line progress bar on stderr, shown only on a TTY and only once the sweep has run for a second."""
 
     def __init__(self, stream: TextIO | None = None, delay: float = 1.0) -> None:
-        self.stream = stream or sys.stderr
+        self.stream = stream or stderr()
         self.enabled = self.stream.isatty()
         self.start = _time.monotonic()
         self.delay = delay

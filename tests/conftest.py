@@ -1,11 +1,17 @@
 """Shared fixtures: the namespace lab, and running recon the way a user does.
 
+``run_cli(*args)`` runs recon in-process (``cli.run`` with captured streams): use it for
+everything that needs neither root nor the lab. ``recon(*args)`` runs ``python -m recon`` in a
+subprocess, for what must be a separate process (raw bytes in argv, signals, start-up imports,
+another user through ``NOBODY``, namespaces).
+
 Lab tests never skip in CI (CI=true): a lab that cannot be built fails them.
 Every namespace a test run creates is gone when the run ends, pass or fail.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
@@ -16,13 +22,43 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from recon.lab import Lab, lab_dir
 from recon.models import LabInfo
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = ROOT / "captures"
+# Run a command as nobody with no capabilities: prefix an argv with this (needs setpriv).
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
+RECON = [sys.executable, "-m", "recon"]
+
+
+@dataclass(frozen=True)
+class Result:
+    """What an in-process run of the CLI printed and returned."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def returncode(self) -> int:  # the subprocess spelling, so a test reads the same either way
+        return self.code
+
+
+def run_cli(*args: str) -> Result:
+    """``recon ARGS`` in-process through ``cli.run``, with stdout and stderr captured."""
+    from recon.cli import run
+
+    out, err = io.StringIO(), io.StringIO()
+    code = run(list(args), stdout=out, stderr=err)
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def recon(*args: str, timeout: float = 60, **kw: object) -> subprocess.CompletedProcess[str]:
+    """``python -m recon ARGS`` in a subprocess from the repository root, as a user runs it."""
+    return subprocess.run([*RECON, *args], capture_output=True, text=True, cwd=ROOT, timeout=timeout,
+                          **kw)  # type: ignore[call-overload]  # kw are subprocess.run's own keywords
 
 
 # Every lab this test session makes (in-process or through the CLI) is named with this
@@ -149,4 +185,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             reporter.write_line(f"CI=true: {skipped} test(s) skipped; every test must run in CI", red=True)
 
 
-__all__ = ["LabHandle", "need_lab", "need_tool", "CAPTURES", "ROOT", "IN_CI", "lab_dir"]
+__all__ = [
+    "CAPTURES",
+    "IN_CI",
+    "NOBODY",
+    "RECON",
+    "ROOT",
+    "LabHandle",
+    "Result",
+    "lab_dir",
+    "need_lab",
+    "need_tool",
+    "recon",
+    "run_cli",
+]

@@ -1,25 +1,24 @@
-"""The CLI skeleton: help, version, errors as one line with the right exit code."""
+"""The CLI skeleton: help, version, errors as one line with the right exit code.
+
+These run in-process through ``cli.run`` (``run_cli``); only what needs a fresh interpreter
+spawns ``python -m recon``.
+"""
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
-import time
 
 import pytest
-
-from tests.conftest import ROOT
+from tests.conftest import ROOT, recon, run_cli
 
 BAD_SPECS = ["300.1.1.1", "1.2.3.4-2", "10.0.0.0/33", "1.2.3", "", "10.0.0.1-", "1.2.3.4/24/1"]
 
 
-def recon(*args: str, **kw) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "recon", *args], capture_output=True, text=True, cwd=ROOT, timeout=60, **kw)
-
-
 def test_help_lists_every_command_with_an_example() -> None:
     """`recon --help` names each subcommand with one line of help and an example."""
-    res = recon("--help")
+    res = run_cli("--help")
     assert res.returncode == 0
     for cmd in ("sweep", "ping", "sniff", "craft", "watch", "lab", "demo"):
         line = next(l for l in res.stdout.splitlines() if l.strip().startswith(cmd + " "))
@@ -34,14 +33,33 @@ def test_help_does_not_import_scapy() -> None:
 
 
 def test_version() -> None:
-    res = recon("--version")
+    res = run_cli("--version")
     assert res.returncode == 0 and res.stdout.startswith("recon ")
+
+
+@pytest.mark.parametrize("args", [("--version",), ("--help",), ("sweep", "1.2.3"), ("nope",),
+                                  ("craft", "--dst", "198.18.0.10", "--dry-run")])
+def test_python_m_recon_prints_what_run_returns(args: tuple[str, ...]) -> None:
+    """The entry point a user runs and the in-process runner the tests use agree, byte for byte."""
+    inproc, spawned = run_cli(*args), recon(*args)
+    assert (spawned.returncode, spawned.stdout, spawned.stderr) == (inproc.code, inproc.stdout, inproc.stderr)
+
+
+def test_run_writes_only_to_the_streams_it_is_given(capsys: pytest.CaptureFixture[str]) -> None:
+    """cli.run(argv, stdout=, stderr=) leaves the process's own stdout and stderr untouched."""
+    out, err = io.StringIO(), io.StringIO()
+    from recon.cli import run
+
+    assert run(["sweep", "1.2.3"], stdout=out, stderr=err) == 2
+    assert run(["--help"], stdout=out, stderr=err) == 0
+    assert "invalid target" in err.getvalue() and "Usage: recon" in out.getvalue()
+    assert capsys.readouterr() == ("", "")
 
 
 @pytest.mark.parametrize("spec", BAD_SPECS)
 def test_bad_specs_exit_2_with_one_line(spec: str) -> None:
     """Every bad spec from the issue: exit 2, a single stderr line naming it, no traceback, nothing on stdout."""
-    res = recon("sweep", spec)
+    res = run_cli("sweep", spec)
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("recon: error: invalid target"), res.stderr
@@ -50,18 +68,20 @@ def test_bad_specs_exit_2_with_one_line(spec: str) -> None:
 
 def test_debug_shows_the_traceback() -> None:
     """--debug adds the traceback; the exit status stays 2."""
-    res = recon("--debug", "sweep", "1.2.3")
+    res = run_cli("--debug", "sweep", "1.2.3")
     assert res.returncode == 2 and "Traceback" in res.stderr and "InvalidTarget" in res.stderr
 
 
 def test_usage_errors_are_one_line() -> None:
     """Unknown commands and options are usage errors: one line, exit 2."""
     for args in (["nope"], ["lab", "up", "--no-such-option"]):
-        res = recon(*args)
+        res = run_cli(*args)
         assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
 
 
-def test_unknown_lab_is_environment_error(tmp_path) -> None:
+def test_unknown_lab_is_environment_error(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Using a lab that is not up is exit 3 with advice."""
-    res = recon("lab", "status", env={"RECON_LAB_DIR": str(tmp_path), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+    monkeypatch.setenv("RECON_LAB_DIR", str(tmp_path))
+    monkeypatch.setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+    res = run_cli("lab", "status")
     assert res.returncode == 3 and "recon lab up" in res.stderr
