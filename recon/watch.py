@@ -18,6 +18,7 @@ Nothing here prints: rounds come back as ``WatchRound`` values and the CLI rende
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import json
@@ -30,28 +31,29 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
-from recon.errors import InvalidOption
+from recon.errors import InvalidOption, ReconEnvironmentError
 from recon.models import DeviceState, Event, HostResult, WatchRound
 from recon.targets import TargetSet, ip_to_int, is_ipv4
 
 __all__ = [
-    "Tracker",
+    "EVENTS",
     "HookRunner",
+    "Tracker",
     "Watch",
-    "load_state",
-    "save_state",
-    "parse_exec",
-    "normalize_mac",
     "default_round_source",
     "hook_env",
-    "EVENTS",
+    "load_state",
+    "normalize_mac",
+    "parse_exec",
+    "save_state",
 ]
 
 
@@ -64,7 +66,7 @@ _MAC = re.compile(r"^[0-9a-f]{2}([:-]?)[0-9a-f]{2}(\1[0-9a-f]{2}){4}$")
 
 def now_iso() -> str:
     """The current time, ISO 8601 with the local timezone offset."""
-    return datetime.now(timezone.utc).astimezone().isoformat(timespec="milliseconds")
+    return datetime.now(UTC).astimezone().isoformat(timespec="milliseconds")
 
 
 def normalize_mac(text: str) -> str:
@@ -129,9 +131,9 @@ class Tracker:
         events: list[Event] = []
         answered = {h.address: h for h in hosts if h.status == "up"}
         by_mac: dict[str, list[str]] = {}
-        for addr, dev in self.devices.items():
-            if dev.mac:
-                by_mac.setdefault(dev.mac, []).append(addr)
+        for addr, known in self.devices.items():
+            if known.mac:
+                by_mac.setdefault(known.mac, []).append(addr)
 
         for addr, h in answered.items():
             mac = h.mac.lower() if h.mac else None
@@ -141,7 +143,7 @@ class Tracker:
             if dev is None:
                 # a known MAC at a new address, which it left (its old address is silent now)
                 old_addr = next((a for a in by_mac.get(mac, ()) if a not in answered), None) if mac else None
-                if old_addr is not None:
+                if mac and old_addr is not None:
                     by_mac[mac].remove(old_addr)  # it moved once; a second new address of this MAC is NEW
                     old = self.devices.pop(old_addr)
                     dev = replace(old, address=addr)
@@ -315,17 +317,43 @@ def save_state(path: str | os.PathLike[str], devices: Sequence[DeviceState]) -> 
             for d in devices
         ],
     }
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    payload = (json.dumps(data, indent=1) + "\n").encode("utf-8")
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1)
-            fh.write("\n")
+        # mkstemp: a random name opened O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600, so a planted symlink or
+        # file is never followed or truncated (the name used to be predictable: .NAME.PID.tmp)
+        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise _state_write_error(p, exc) from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, p)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _state_write_error(p, exc) from None
         raise
+    with contextlib.suppress(OSError):  # make the rename itself durable
+        dirfd = os.open(p.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dirfd)
+        finally:
+            os.close(dirfd)
+
+
+def _state_write_error(p: Path, exc: OSError) -> ReconEnvironmentError:
+    """A failed state write: one line, exit 3; the previous state file is untouched."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = "free space on that filesystem or pass --state elsewhere"
+    elif exc.errno == errno.EROFS:
+        hint = "the filesystem is read-only: pass --state elsewhere"
+    else:
+        hint = "pass --state with a file in a writable directory"
+    return ReconEnvironmentError(f"cannot write state file {str(p)!r}: {exc.strerror or exc}; the previous state file "
+                                 "is unchanged", hint=hint)
 
 
 def _text_or_none(text: str | None) -> str | None:
@@ -510,8 +538,10 @@ class Watch:
                                                                       interface=interface)
         self.resolve = resolve or _Resolver()
         self._saved_at = 0.0
+        self._save_failed = False
+        self._save_due = False
 
-    def __enter__(self) -> "Watch":
+    def __enter__(self) -> Watch:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -537,12 +567,20 @@ class Watch:
                     signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
 
     def save(self) -> None:
-        if self.state_path:
-            save_state(self.state_path, self.tracker.inventory())
+        """Write the state file. After a failed write (full disk) it is not tried again on the way out,
+        so the one error is reported once and the previous file stays as it was."""
+        if self.state_path and not self._save_failed:
+            try:
+                save_state(self.state_path, self.tracker.inventory())
+            except ReconEnvironmentError:
+                self._save_failed = True
+                raise
             self._saved_at = time.monotonic()
 
     def step(self) -> WatchRound:
-        """One round: sweep, name the new, update the tracker, fire hooks, maybe save."""
+        """One round: sweep, name the new, update the tracker, fire hooks. ``rounds()`` saves the state
+        after the round has been handed out (so it is shown even when the disk is full); ``close()``
+        saves too."""
         hosts = list(self.round_source(self.targets))
         unnamed = []
         for h in hosts:
@@ -560,8 +598,7 @@ class Watch:
         events = self.tracker.observe(named, when)
         for event in events:
             self.hooks.submit(event)
-        if self.state_path and (events or first or time.monotonic() - self._saved_at >= self.save_every):
-            self.save()
+        self._save_due = bool(events) or first or time.monotonic() - self._saved_at >= self.save_every
         notes = tuple(self.notes + self.hooks.notes())
         self.notes.clear()
         return WatchRound(self.tracker.rounds, when, tuple(events),
@@ -573,6 +610,8 @@ class Watch:
         n = 0
         while True:
             yield self.step()
+            if self._save_due:
+                self.save()
             n += 1
             if once or (count is not None and n >= count):
                 return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import queue
@@ -197,6 +198,21 @@ def test_save_state_is_atomic(tmp_path: Path) -> None:
         assert inode != inode_before  # a new file each time (rename), never truncated in place
         inode_before = inode
     assert [p.name for p in tmp_path.iterdir()] == ["s.json"]
+
+
+def test_save_state_never_follows_a_planted_symlink(tmp_path: Path) -> None:
+    """A symlink planted where the temp file used to go (.NAME.PID.tmp, predictable) is not followed:
+    its target keeps its content, and the state file is written."""
+    state = tmp_path / "s.json"
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    planted = tmp_path / f".s.json.{os.getpid()}.tmp"
+    planted.symlink_to(victim)
+    save_state(state, [DeviceState(PHONE[0], PHONE[1], None, None, "2026-11-22T03:13:48+00:00",
+                                   "2026-11-22T03:13:48+00:00")])
+    assert victim.read_text() == "precious\n" and planted.is_symlink()
+    assert load_state(state)[0][0].address == PHONE[0]
+    assert state.stat().st_mode & 0o077 == 0  # MACs and names are nobody else's business
 
 
 # --- hooks ---------------------------------------------------------------------------------------------
@@ -411,6 +427,47 @@ def test_once_with_a_hostile_state_file_prints_no_raw_escape(lab, tmp_path: Path
         assert "\x1b" not in text and "\x9b" not in text and "\x07" not in text
     assert len(res.stderr.strip().splitlines()) == 1 and "corrupt" in res.stderr
     assert list(tmp_path.glob("state.json.corrupt-*"))
+
+
+@contextmanager
+def small_tmpfs(where: Path) -> Iterator[Path]:
+    """A 16 KiB tmpfs mounted at ``where`` for the block (root only; lab tests run as root)."""
+    where.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(where)], check=True)
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def fill(folder: Path) -> None:
+    """Write a file until the filesystem is full (unbuffered, so nothing is left to flush)."""
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while os.write(fd, b"\0" * 512):
+            pass
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+
+
+def test_state_on_a_full_disk_is_one_line_exit_3_and_the_old_file_intact(lab, tmp_path: Path) -> None:
+    """--state on a full filesystem: the inventory is shown, then one error line (no traceback), exit 3; the
+    previous state file byte for byte as it was, and no temp file left behind."""
+    with small_tmpfs(tmp_path / "small") as small:
+        state = small / "state.json"
+        save_state(state, [DeviceState(PHONE[0], PHONE[1], "Apple", "phone.lab", "2026-11-22T03:13:48+00:00",
+                                       "2026-11-22T03:13:48+00:00")])
+        before = state.read_bytes()
+        fill(small)
+        res = lab.recon("watch", LAN5, "--once", "--state", str(state))
+        assert res.returncode == 3, res.stderr
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and "state" in lines[0] and "No space left" in lines[0], res.stderr
+        assert state.read_bytes() == before
+        assert all(h.ipv4 in res.stdout for h in lab.info.hosts)  # the round is still shown
+        assert sorted(p.name for p in small.iterdir()) == ["filler", "state.json"]
 
 
 def test_down_and_up_within_2_seconds_of_a_link_toggle(lab) -> None:
