@@ -14,13 +14,9 @@ from pathlib import Path
 import pytest
 from recon.capture import PcapWriter, read_frames
 from recon.errors import ReconEnvironmentError
-from tests.conftest import CAPTURES, ROOT, need_lab, need_tool
+from tests.conftest import CAPTURES, ROOT, need_lab, need_tool, recon
 from tests.test_decode import ether, ipv4
 
-
-def recon(*args: str, timeout: float = 60, **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "recon", *args], capture_output=True, text=True, cwd=ROOT,
-                          timeout=timeout, **kw)  # type: ignore[call-overload]
 
 
 def digest(path: Path) -> str:

@@ -20,14 +20,12 @@ from hypothesis import given, settings, strategies as st
 from recon.errors import InvalidOption
 from recon.models import CraftSpec
 from recon.packets import TCP_FLAGS, build_packet, inet_checksum
-from tests.conftest import ROOT, need_lab, need_tool
+from tests.conftest import NOBODY, need_lab, need_tool, run_cli
 
-NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
 PI, PHONE, PRINTER = "198.18.0.11", "198.18.0.10", "198.18.0.12"
 
 
-def recon(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "recon", *args], capture_output=True, text=True, cwd=ROOT, timeout=60)
+recon = run_cli  # in-process through cli.run: the tests that use it need neither root nor the lab
 
 
 # --- agreement with Scapy, byte for byte -----------------------------------------------------------

@@ -8,14 +8,12 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, _namespaces, need_lab, need_tool
+from tests.conftest import NOBODY, ROOT, _namespaces, need_lab, need_tool, recon as _recon
 
-NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
 
 
 def recon(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "recon", *args], capture_output=True, text=True, cwd=ROOT,
-                          timeout=120, env={**os.environ, **env})
+    return _recon(*args, timeout=120, env={**os.environ, **env})
 
 
 @pytest.mark.lab

@@ -22,9 +22,8 @@ import pytest
 from recon.models import PingError, PingReply, PingStats
 from recon.ping import rtt_summary
 from recon import render
-from tests.conftest import need_tool
+from tests.conftest import NOBODY, need_tool
 
-NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
 RECON = [sys.executable, "-m", "recon", "ping"]
 
 SHAPES = [

@@ -14,15 +14,13 @@ from pathlib import Path
 import pytest
 
 from recon.capture import PcapWriter, read_frames
-from tests.conftest import CAPTURES, ROOT, need_lab, need_tool
+from tests.conftest import CAPTURES, NOBODY, RECON, ROOT, need_lab, need_tool, run_cli
 from tests.test_decode import CONTROL, ether, ipv4, tshark_rows
 
 CAPTURE_FILES = sorted(p for p in CAPTURES.iterdir() if p.suffix in (".pcap", ".pcapng"))
 
 
-def recon(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "recon", *args], capture_output=True, text=True, cwd=ROOT,
-                          timeout=timeout)
+recon = run_cli  # in-process through cli.run: reading captures needs neither root nor the lab
 
 
 # --- replay -----------------------------------------------------------------------------------------
@@ -249,7 +247,7 @@ def test_live_capture_without_privileges_says_how_to_fix_it() -> None:
     """As an unprivileged user, a live sniff exits 3 with one line naming CAP_NET_RAW; --read still works."""
     need_tool("setpriv")
     need_lab()  # root, to drop to nobody (fails, not skips, under CI)
-    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", sys.executable, "-m", "recon"]
+    nobody = [*NOBODY, *RECON]
     res = subprocess.run([*nobody, "sniff", "-c", "1", "--timeout", "1"], capture_output=True, text=True, cwd=ROOT, timeout=30)
     assert res.returncode == 3 and "CAP_NET_RAW" in res.stderr and len(res.stderr.splitlines()) == 1
     replay = subprocess.run([*nobody, "sniff", "--read", str(CAPTURES / "ipv6.pcap")], capture_output=True, text=True,

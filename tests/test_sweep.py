@@ -15,9 +15,8 @@ from recon.engine import Prober, parse_shard, probe_template, sweep
 from recon.errors import InvalidOption
 from recon.lab import netns
 from recon.targets import build_targets
-from tests.conftest import need_tool
+from tests.conftest import NOBODY, need_tool
 
-NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
 SCHEMA = ("address", "status", "rtt_ms", "ttl", "reply", "mac", "vendor", "hostname")
 
 
