@@ -59,11 +59,13 @@ def _root(
 # --- sweep ------------------------------------------------------------------------------
 
 
-TargetsArg = Annotated[Optional[list[str]], typer.Argument(help="Addresses, ranges (198.18.0.1-120), CIDRs, octet ranges, hostnames.", show_default=False)]
+TargetsArg = Annotated[Optional[list[str]], typer.Argument(
+    help="Addresses, ranges (198.18.0.1-120), CIDRs, octet ranges, hostnames; IPv6 too (2001:db8::1-ff, 2001:db8::/120, fe80::1%eth0).",
+    show_default=False)]
 InputFileOpt = Annotated[Optional[str], typer.Option("--input-file", "-iL", help="Read targets from FILE, one per line ('-' for stdin, '#' comments).")]
 ExcludeOpt = Annotated[Optional[list[str]], typer.Option("--exclude", help="Leave out these targets (repeatable).")]
 ExcludeFileOpt = Annotated[Optional[str], typer.Option("--exclude-file", help="Leave out the targets listed in FILE.")]
-YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Allow more than 65,536 addresses.")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Allow more than 65,536 addresses (IPv4 and IPv6 together; one IPv6 range: a /96 at most).")]
 
 
 @app.command(short_help="Find live hosts (ICMP/ARP), as in: recon sweep 192.168.1.1-120")
@@ -82,7 +84,11 @@ def sweep(
     source: Annotated[Optional[str], typer.Option("--source", help="Send from this local IPv4 address.")] = None,
     interface: Annotated[Optional[str], typer.Option("--interface", "-i", help="Send on this interface.")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Probe in this seeded pseudo-random order (default: address order).")] = None,
-    shard: Annotated[Optional[str], typer.Option("--shard", help="Probe only shard I of N (I/N), zmap-style; shards are disjoint and complete.")] = None,
+    shard: Annotated[Optional[str], typer.Option("--shard", help=(
+        "Probe only shard I of N: I/N, 1-based (1/4 .. 4/4); or, with --shards N, zmap's 0-based I (0 .. N-1). "
+        "Shards are disjoint and complete."))] = None,
+    shards: Annotated[Optional[str], typer.Option("--shards", metavar="N",  # noqa: UP045 (typer style of this file)
+                                                  help="zmap spelling: the number of shards, with --shard I (0-based).")] = None,
     resolve: Annotated[bool, typer.Option("--resolve", "-R", help="Reverse-resolve the hosts that are up (bounded in time).")] = False,
     show_all: Annotated[bool, typer.Option("--all", "-a", help="List down and unreachable targets too.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="JSON lines, one object per host.")] = False,
@@ -90,15 +96,21 @@ def sweep(
     pcap: Annotated[Optional[str], typer.Option("--pcap", help="Write every probe and reply to this pcap file.")] = None,
 ) -> int:
     """Find live hosts (ICMP/ARP). Example: recon sweep 192.168.1.1-120"""
-    from recon.engine import Prober, parse_shard
-    from recon.targets import build_targets
+    from recon.engine import Prober
+    from recon.targets import build_targets, parse_shard
 
     if json_out and csv_out:
         raise InputError("--json and --csv cannot be combined", hint="pick one output format")
-    shard_t = parse_shard(shard) if shard is not None else (1, 1)
+    shard_t = parse_shard(shard, shards)
     if seed is None and shard_t[1] > 1:
         seed = 0  # shards interleave over the same permutation; any fixed seed keeps them disjoint
     target_set = build_targets(targets or [], input_file=input_file, exclude=exclude or [], exclude_file=exclude_file, yes=yes)
+    for warning in target_set.warnings:
+        render.err(render.target_warning(warning))
+    if target_set.total > len(target_set):  # until the engine probes TargetSet.v6 and .scoped (issue 11)
+        if not len(target_set):
+            raise InputError("the sweep engine does not probe IPv6 targets yet", hint="use 'recon ping' for one IPv6 host")
+        render.err(render.unswept_ipv6(target_set.total - len(target_set)))
     progress = render.SweepProgress()
     with Prober(method=method, probe=probe, engine=engine, interface=interface, source=source, rate=rate) as prober:
         result = prober.sweep(target_set, timeout=timeout, retries=retries, seed=seed, shard=shard_t, pcap=pcap,
@@ -344,6 +356,8 @@ def watch(
     from recon.watch import HookRunner, Watch, normalize_mac, parse_exec
 
     tset = build_targets(targets or host or [], input_file=input_file, exclude=exclude or [])
+    for warning in tset.warnings:
+        render.err(render.target_warning(warning))
     if period < 0:
         raise InvalidOption("--period", period, "seconds between rounds, 0 or more")
     if misses < 1:

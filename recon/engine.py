@@ -40,7 +40,7 @@ from recon.errors import InvalidOption, PrivilegeError
 from recon.models import HostResult, SweepResult, SweepStats
 from recon.packets import ipv4_header
 from recon.privileges import raw_socket
-from recon.targets import build_targets, int_to_ip, ip_to_int, is_ipv4
+from recon.targets import build_targets, int_to_ip, ip_to_int, is_ipv4, parse_shard
 
 if TYPE_CHECKING:
     from recon.capture import PcapWriter
@@ -63,14 +63,6 @@ _REPLY_NAMES = {0: "echo-reply", 14: "timestamp-reply", 18: "mask-reply"}
 _PENDING, _UP, _UNREACH = 0, 1, 2
 _MIN_ROUND_WAIT = 0.05
 _LATE_MEMORY = 8  # previous sweeps whose ids still count as "late", not "ignored"
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"I/N"`` → ``(I, N)`` with 1 ≤ I ≤ N, else InvalidOption."""
-    i_s, sep, n_s = text.partition("/")
-    if not sep or not i_s.isdigit() or not n_s.isdigit() or not 1 <= int(i_s) <= int(n_s):
-        raise InvalidOption("--shard", text, "use I/N with 1 <= I <= N, e.g. 1/4")
-    return int(i_s), int(n_s)
 
 
 def probe_template(probe: str) -> tuple[bytes, int]:

@@ -16,6 +16,9 @@ Every message says what to do next. The CLI maps each class to an exit code
 
 from __future__ import annotations
 
+import os
+import shlex
+import sys
 from enum import IntEnum
 
 __all__ = [
@@ -66,13 +69,16 @@ class InvalidTarget(InputError):
 
     FORMS = (
         "accepted forms: 198.18.0.1, 198.18.0.1-120, 198.18.0.1-198.18.1.10, "
-        "198.18.0.0/24, 198.18.0-3.1-254, a hostname, or comma lists of these"
+        "198.18.0.0/24, 198.18.0-3.1-254, 2001:db8::1, 2001:db8::1-ff, 2001:db8::/120, "
+        "fe80::1%eth0, ff02::1%eth0, a hostname, or comma lists of these"
     )
+    SHOWN = 60  # a longer token is cut in the message, so the error stays one short line
 
     def __init__(self, token: str, reason: str, *, hint: str | None = None) -> None:
         self.token = token
         self.reason = reason
-        super().__init__(f"invalid target {token!r}: {reason}", hint=hint or self.FORMS)
+        shown = repr(token) if len(token) <= self.SHOWN else f"{token[:self.SHOWN]!r}… ({len(token):,} characters)"
+        super().__init__(f"invalid target {shown}: {reason}", hint=hint or self.FORMS)
 
 
 class InvalidOption(InputError):
@@ -98,9 +104,10 @@ class ReconEnvironmentError(ReconError):
 class PrivilegeError(ReconEnvironmentError):
     """Raw sockets need CAP_NET_RAW."""
 
+    # The interpreter that runs recon (the venv's python resolves to it), so setcap hits the right file.
     ADVICE = (
         "run it with sudo, or grant the capability once with "
-        "'sudo setcap cap_net_raw+ep $(readlink -f $(which python3))'"
+        f"'sudo setcap cap_net_raw+ep {shlex.quote(os.path.realpath(sys.executable))}'"
     )
 
     def __init__(self, what: str = "this command", *, hint: str | None = None) -> None:

@@ -16,6 +16,7 @@ __all__ = [
     "PingStart", "PingReply", "PingError", "PingStats",
     "IPOption", "IPHeader", "IPv6Header", "DecodedPacket",
     "Event", "DeviceState", "WatchRound",
+    "TargetWarning", "ScopedTarget",
 ]
 
 
@@ -40,6 +41,33 @@ class HostResult:
     vendor: str | None = None
     hostname: str | None = None
     reporter: str | None = None  # the router that reported unreachable / time exceeded
+
+
+# --- targets ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TargetWarning:
+    """A target that was skipped (a name that does not resolve) while the rest is swept, as nmap does."""
+
+    target: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScopedTarget:
+    """An IPv6 target bound to an interface: ``fe80::1%eth0`` or the multicast group ``ff02::1%eth0``.
+
+    A multicast target is one probe to the group (every member answers), never expanded.
+    """
+
+    address: str  # compressed IPv6, without the scope
+    interface: str
+    ifindex: int
+    multicast: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.address}%{self.interface}"
 
 
 # --- lab ------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from recon.models import (
     PingReply,
     PingStart,
     PingStats,
+    TargetWarning,
     WatchRound,
     as_dict,
 )
@@ -136,6 +137,15 @@ def csv_rows(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], stream: 
 
 def error_line(exc: BaseException) -> str:
     return f"recon: error: {safe(str(exc))}"
+
+
+def target_warning(warning: TargetWarning) -> str:
+    """A skipped target (a name that does not resolve), as one stderr line; the rest is still swept."""
+    return f"recon: warning: skipping {safe(repr(warning.target))}: {safe(warning.reason)}"
+
+
+def unswept_ipv6(count: int) -> str:
+    return f"recon: warning: skipping {count:,} IPv6 target{'' if count == 1 else 's'}: the sweep engine does not probe IPv6 yet"
 
 
 # --- lab and demo -------------------------------------------------------------------------

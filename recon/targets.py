@@ -1,4 +1,4 @@
-"""Target specs → a lazy, de-duplicated IPv4 address set with a known size.
+"""Target specs → a lazy, de-duplicated address set with a known size.
 
 Accepted forms (each may appear in a comma list, on the command line or one per
 line in a file):
@@ -8,73 +8,117 @@ line in a file):
     198.18.0.1-198.18.1.10        full range
     198.18.0.0/24                 CIDR (host bits are cleared, as nmap does)
     198.18.0-3.1-254              nmap octet ranges (also ``*`` and ``1,5,9`` per octet)
-    gateway.lab                   a hostname, resolved once (first IPv4 address)
+    gateway.lab                   a hostname, resolved once (its first IPv4 address,
+                                  else its first IPv6 address)
+    2001:db8::7                   one IPv6 address
+    2001:db8::1-ff                IPv6 range in the last group (hex), or
+    2001:db8::1-2001:db8::1:0     a full IPv6 range
+    2001:db8::/120                IPv6 CIDR
+    fe80::1%eth0, ff02::1%eth0    a link-local or multicast address on an interface
+                                  (kept with its scope; a multicast group is one probe)
 
-Parsing is strict: ``1.2.3`` is an error (not inet_aton's 1.2.0.3). The set is
-kept as merged intervals, so a /8 costs a few bytes, never 16M strings.
+Parsing is strict and bounded: ASCII digits only; ``1.2.3``, ``0x7f.1`` and
+other inet_aton shorthands are errors, and nothing that looks numeric is handed
+to the system resolver. Sizes are counted before anything is expanded. The set
+is kept as merged intervals, so a /8 costs a few bytes, never 16M strings.
 Scapy's own parser is not used: since 2.4.5 it rejects ``a.b.c.d-e``.
+
+A name that does not resolve is a warning in ``TargetSet.warnings`` and the rest
+is swept, as nmap does; only when nothing is left is it an error.
 """
 
 from __future__ import annotations
 
 import bisect
 import ipaddress
+import itertools
 import math
 import random
 import re
 import socket
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import BinaryIO, overload
 
 from recon.errors import InputError, InvalidOption, InvalidTarget
+from recon.models import ScopedTarget, TargetWarning
 
 __all__ = [
+    "MAX_FILE_BYTES",
+    "MAX_LINE_BYTES",
+    "MAX_RUNS",
+    "MAX_SHARDS",
+    "MAX_V6_RANGE",
+    "MAX_WITHOUT_YES",
     "TargetSet",
-    "parse_specs",
+    "V6Targets",
     "build_targets",
+    "int_to_ip",
+    "int_to_ip6",
+    "ip_to_int",
+    "is_ipv4",
+    "parse_shard",
+    "parse_specs",
     "read_spec_file",
     "resolve_host",
-    "int_to_ip",
-    "is_ipv4",
-    "ip_to_int",
-    "MAX_WITHOUT_YES",
+    "system_resolver",
 ]
 
-MAX_WITHOUT_YES = 65_536
-_MAX_PATTERN_INTERVALS = 1 << 20
+MAX_WITHOUT_YES = 65_536  # addresses (IPv4 + IPv6) without --yes
+MAX_V6_RANGE = 1 << 32  # one IPv6 range or CIDR (a /96), even with --yes
+MAX_RUNS = 1 << 20  # separate runs over all specs: bounds memory (about 150 MB at most)
+MAX_SHARDS = 65_535  # as zmap (a 16-bit shard count)
+MAX_FILE_BYTES = 16 << 20  # an --input-file / --exclude-file
+MAX_LINE_BYTES = 64 << 10
 
-_DOTTED = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
-_FULL_RANGE = re.compile(r"^([^-/]+)-(\d+\.\d+\.\d+\.\d+)$")
-_NUMERIC = re.compile(r"^[\d.,*/-]+$")
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_-]{1,63})*\.?$")
+_DEC = re.compile(r"[0-9]+")
+_HEX4 = re.compile(r"[0-9A-Fa-f]{1,4}")
+_DOTTED = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+")
+_FULL_RANGE = re.compile(r"([^-/]+)-([0-9]+\.[0-9]+\.[0-9]+\.[0-9]+)")
+_NUMERIC = re.compile(r"[0-9.,*/-]+")
+_HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_-]{1,63})*\.?")
+_LAST_LABEL_NUMERIC = re.compile(r"(?:[0-9]+|0[xX][0-9A-Fa-f]*)")  # WHATWG "ends in a number"
+_IFNAME = re.compile(r"[A-Za-z0-9_.:@-]{1,15}")  # Linux IFNAMSIZ - 1
 
 Interval = tuple[int, int]  # inclusive bounds
+Resolver = Callable[[str], Sequence[str]]  # name -> addresses; raises socket.gaierror
+
+
+def _short(text: str, keep: int = 40) -> str:
+    return text if len(text) <= keep else f"{text[:keep]}… ({len(text):,} characters)"
 
 
 def ip_to_int(address: str) -> int:
+    """A dotted quad known to be valid (internal, fast) → int. Use ``is_ipv4`` on outside input."""
     return int.from_bytes(socket.inet_aton(address), "big")
 
 
 def is_ipv4(text: str) -> bool:
-    """A dotted quad with four decimal octets (inet_aton alone also takes '1.2.3')."""
-    try:
-        socket.inet_aton(text)
-    except OSError:
+    """Exactly a dotted quad of four ASCII decimal octets (inet_aton also takes '1.2.3', hex and trailing junk)."""
+    if not isinstance(text, str) or not text.isascii() or not _DOTTED.fullmatch(text):
         return False
-    return text.count(".") == 3
+    return all(len(p) <= 3 and int(p) <= 255 for p in text.split("."))
 
 
 def int_to_ip(value: int) -> str:
     return socket.inet_ntoa(value.to_bytes(4, "big"))
 
 
+def int_to_ip6(value: int) -> str:
+    return socket.inet_ntop(socket.AF_INET6, value.to_bytes(16, "big"))
+
+
+# --- IPv4 pieces ----------------------------------------------------------------------------
+
+
 def _octet(text: str, token: str) -> int:
     if not text:
         raise InvalidTarget(token, "an octet is empty")
-    if not text.isdigit():
-        raise InvalidTarget(token, f"octet {text!r} is not a number")
+    if not _DEC.fullmatch(text):
+        raise InvalidTarget(token, f"octet {_short(text)!r} is not a number")
+    if len(text) > 3:
+        raise InvalidTarget(token, f"octet {_short(text)!r} has more than 3 digits")
     value = int(text)
     if value > 255:
         raise InvalidTarget(token, f"octet {value} is over 255")
@@ -85,10 +129,19 @@ def _strict_address(text: str, token: str) -> int:
     """Dotted quad, four decimal octets, nothing else."""
     parts = text.split(".")
     if len(parts) != 4:
-        raise InvalidTarget(token, f"an IPv4 address has 4 octets, {text!r} has {len(parts)}")
+        raise InvalidTarget(token, f"an IPv4 address has 4 octets, {_short(text)!r} has {len(parts)}")
     value = 0
     for part in parts:
         value = (value << 8) | _octet(part, token)
+    return value
+
+
+def _prefix(text: str, token: str, top: int) -> int:
+    if not _DEC.fullmatch(text) or len(text) > 3:
+        raise InvalidTarget(token, f"prefix {_short(text)!r} is not a number from 0 to {top}")
+    value = int(text)
+    if value > top:
+        raise InvalidTarget(token, f"prefix /{value} is over {top}")
     return value
 
 
@@ -102,7 +155,7 @@ def _octet_set(part: str, token: str) -> list[Interval]:
         if "-" in item:
             lo_s, _, hi_s = item.partition("-")
             if not hi_s:
-                raise InvalidTarget(token, f"range {item!r} has no end")
+                raise InvalidTarget(token, f"range {_short(item)!r} has no end")
             lo = _octet(lo_s, token) if lo_s else 0
             hi = _octet(hi_s, token)
             if hi < lo:
@@ -114,97 +167,319 @@ def _octet_set(part: str, token: str) -> list[Interval]:
     return _merge(out)
 
 
-def _pattern_intervals(token: str) -> list[Interval]:
-    """nmap octet pattern → intervals (the last octet stays a run)."""
-    parts = token.split(".")
-    if len(parts) != 4:
-        raise InvalidTarget(token, f"an IPv4 address has 4 octets, this has {len(parts)}")
-    sets = [_octet_set(p, token) for p in parts]
-    prefixes = [0]
-    for octet_runs in sets[:3]:
-        count = len(prefixes) * sum(hi - lo + 1 for lo, hi in octet_runs)
-        if count * len(sets[3]) > _MAX_PATTERN_INTERVALS:
-            raise InvalidTarget(token, "pattern expands to too many separate runs", hint="use a CIDR instead")
-        prefixes = [(p << 8) | v for p in prefixes for lo, hi in octet_runs for v in range(lo, hi + 1)]
-    return [((p << 8) | lo, (p << 8) | hi) for p in prefixes for lo, hi in sets[3]]
+# --- IPv6 pieces ----------------------------------------------------------------------------
+
+
+def _v6_address(text: str, token: str) -> int:
+    if "%" in text or not text:
+        raise InvalidTarget(token, f"{_short(text)!r} is not an IPv6 address")
+    try:
+        return int(ipaddress.IPv6Address(text))
+    except ValueError:
+        raise InvalidTarget(token, f"{_short(text)!r} is not an IPv6 address") from None
+
+
+def _is_link_local(value: int) -> bool:
+    return value >> 118 == 0x3FA  # fe80::/10
+
+
+def _is_multicast(value: int) -> bool:
+    return value >> 120 == 0xFF  # ff00::/8
+
+
+def _v6_interval(token: str, text: str | None = None) -> Interval:
+    """An IPv6 address, range (``a-b`` or ``a-ffff`` in the last group) or CIDR → one interval."""
+    text = token if text is None else text
+    if "/" in text:
+        base, _, prefix_s = text.partition("/")
+        prefix = _prefix(prefix_s, token, 128)
+        mask = ((1 << 128) - 1) ^ ((1 << (128 - prefix)) - 1)
+        lo = _v6_address(base, token) & mask
+        hi = lo | ((1 << (128 - prefix)) - 1)
+    elif "-" in text:
+        lo_s, _, hi_s = text.partition("-")
+        lo = _v6_address(lo_s, token)
+        if ":" in hi_s:
+            hi = _v6_address(hi_s, token)
+        elif _HEX4.fullmatch(hi_s):
+            hi = (lo & ~0xFFFF) | int(hi_s, 16)
+        else:
+            raise InvalidTarget(token, f"range end {_short(hi_s)!r} is neither an IPv6 address nor 1 to 4 hex digits")
+        if hi < lo:
+            raise InvalidTarget(token, "range end is below its start")
+    else:
+        lo = hi = _v6_address(text, token)
+    for end in (lo, hi):
+        if _is_link_local(end) or _is_multicast(end):
+            kind = "multicast" if _is_multicast(end) else "link-local"
+            raise InvalidTarget(
+                token, f"a {kind} IPv6 target needs its interface",
+                hint="give one address with its scope, as in fe80::1%eth0 or ff02::1%eth0",
+            )
+    if hi - lo + 1 > MAX_V6_RANGE:
+        raise InvalidTarget(
+            token, f"IPv6 range of {hi - lo + 1:,} addresses; at most {MAX_V6_RANGE:,} (a /96) can be swept, even with --yes",
+            hint="give a longer prefix, or a shorter range",
+        )
+    return lo, hi
+
+
+def _interface(scope: str, token: str) -> tuple[str, int]:
+    """``eth0`` or an index ``2`` → (name, index) of an interface that exists here."""
+    if not scope:
+        raise InvalidTarget(token, "the interface after '%' is empty")
+    if not _IFNAME.fullmatch(scope):
+        raise InvalidTarget(token, f"{_short(scope)!r} is not an interface name")
+    try:
+        if scope.isdigit():
+            return socket.if_indextoname(int(scope)), int(scope)
+        return scope, socket.if_nametoindex(scope)
+    except (OSError, OverflowError, ValueError):
+        raise InvalidTarget(token, f"no interface {scope!r} here", hint="see 'ip link' for the names") from None
+
+
+def _scoped(token: str) -> ScopedTarget:
+    addr_s, _, scope = token.partition("%")
+    if ":" not in addr_s:
+        raise InvalidTarget(token, "a scope (%IFACE) goes only with an IPv6 address")
+    if "/" in addr_s or "-" in addr_s:
+        raise InvalidTarget(token, "a scoped target (%IFACE) is one address, not a range")
+    value = _v6_address(addr_s, token)
+    if not (_is_link_local(value) or _is_multicast(value)):
+        raise InvalidTarget(token, "a scope (%IFACE) goes only with link-local (fe80::/10) or multicast (ff00::/8) addresses")
+    name, index = _interface(scope, token)
+    return ScopedTarget(int_to_ip6(value), name, index, multicast=_is_multicast(value))
+
+
+# --- names ----------------------------------------------------------------------------------
+
+
+def system_resolver(name: str) -> list[str]:
+    """The system's resolver (hosts file, DNS): every address of ``name``; raises socket.gaierror."""
+    infos = socket.getaddrinfo(name, None, socket.AF_UNSPEC, socket.SOCK_RAW)
+    return [str(info[4][0]).partition("%")[0] for info in infos]
+
+
+def _check_name(name: str, token: str) -> None:
+    """A syntactically valid hostname that is not a numeric address in disguise (never for inet_aton)."""
+    if not _HOSTNAME.fullmatch(name):
+        raise InvalidTarget(token, "not an address, range, CIDR or hostname")
+    if _LAST_LABEL_NUMERIC.fullmatch(name.rstrip(".").rsplit(".", 1)[-1]):
+        raise InvalidTarget(
+            token, "looks like a numeric address but is not a dotted quad",
+            hint="write IPv4 addresses as four decimal octets, as in 198.18.0.10",
+        )
 
 
 def resolve_host(name: str, family: int = socket.AF_INET) -> str:
-    """Resolve a name once; raise InvalidTarget when it does not resolve."""
+    """Resolve a name once; raise InvalidTarget when it does not resolve or looks numeric."""
+    _check_name(name, name)
     try:
         infos = socket.getaddrinfo(name, None, family, socket.SOCK_RAW)
     except (socket.gaierror, UnicodeError) as exc:
-        raise InvalidTarget(
-            name, "name does not resolve", hint=f"check the spelling or give an address ({exc.strerror if hasattr(exc, 'strerror') else exc})"
-        ) from None
-    return infos[0][4][0]
+        raise InvalidTarget(name, "name does not resolve", hint=f"check the spelling or give an address ({_gai_text(exc)})") from None
+    return str(infos[0][4][0])
 
 
-@dataclass(frozen=True)
-class _Parsed:
-    intervals: list[Interval]
-    names: dict[int, str] = field(default_factory=dict)
+def _gai_text(exc: BaseException) -> str:
+    return str(getattr(exc, "strerror", None) or exc)
 
 
-def _parse_token(token: str) -> _Parsed:
-    raw = token
-    token = token.strip()
-    if not token:
-        raise InvalidTarget(raw, "empty target")
-    if ":" in token:
+class _Unresolved(Exception):
+    """Internal: a name that does not resolve (a warning unless nothing else is left)."""
+
+    def __init__(self, token: str, reason: str) -> None:
+        super().__init__(token)
+        self.token = token
+        self.reason = reason
+
+
+def _resolve(name: str, token: str, resolver: Resolver) -> tuple[int, int]:
+    """A hostname → (4 or 6, address as int): its first IPv4 address, else its first IPv6 address."""
+    _check_name(name, token)
+    try:
+        found = list(resolver(name))
+    except (socket.gaierror, UnicodeError) as exc:
+        raise _Unresolved(token, f"name does not resolve ({_gai_text(exc)})") from None
+    for text in found:
+        if is_ipv4(text):
+            return 4, ip_to_int(text)
+    for text in found:
         try:
-            ipaddress.IPv6Network(token, strict=False)
+            return 6, int(ipaddress.IPv6Address(text.partition("%")[0]))
         except ValueError:
-            raise InvalidTarget(token, "not an IPv4 target") from None
-        raise InvalidTarget(token, "IPv6 ranges cannot be swept", hint="use 'recon ping' for a single IPv6 host")
-    if "/" in token:
-        base, _, prefix_s = token.partition("/")
-        if "/" in prefix_s:
-            raise InvalidTarget(token, "more than one '/'")
-        if not prefix_s.isdigit():
-            raise InvalidTarget(token, f"prefix {prefix_s!r} is not a number from 0 to 32")
-        prefix = int(prefix_s)
-        if prefix > 32:
-            raise InvalidTarget(token, f"prefix /{prefix} is over 32")
-        names: dict[int, str] = {}
-        if _NUMERIC.match(base):
-            start = _strict_address(base, token)
-        else:
-            start = ip_to_int(_resolve_checked(base, token))
-        mask = (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF
-        start &= mask
-        return _Parsed([(start, start | (~mask & 0xFFFFFFFF))], names)
-    full = _FULL_RANGE.match(token)
-    if full and _DOTTED.match(full.group(1)):
-        lo = _strict_address(full.group(1), token)
-        hi = _strict_address(full.group(2), token)
-        if hi < lo:
-            raise InvalidTarget(token, "range end is below its start")
-        return _Parsed([(lo, hi)])
-    if _NUMERIC.match(token):
-        if "," in token and token.count(".") != 3:
-            raise _CommaList()
-        try:
-            return _Parsed(_pattern_intervals(token))
-        except InvalidTarget:
-            if "," in token:
-                raise _CommaList() from None
-            raise
-    if "," in token:
-        raise _CommaList()
-    address = _resolve_checked(token, token)
-    value = ip_to_int(address)
-    return _Parsed([(value, value)], {value: token.rstrip(".")})
+            continue
+    raise _Unresolved(token, "name has no IPv4 or IPv6 address")
 
 
-def _resolve_checked(name: str, token: str) -> str:
-    if not _HOSTNAME.match(name):
-        raise InvalidTarget(token, "not an address, range, CIDR or hostname")
-    return resolve_host(name)
+# --- the parser -----------------------------------------------------------------------------
 
 
 class _CommaList(Exception):
     """Internal: the token is a comma list of specs, not an octet pattern."""
+
+
+@dataclass
+class _Parsed:
+    """What the specs add up to, before merging: IPv4 and IPv6 runs, scoped targets, names, warnings."""
+
+    intervals: list[Interval] = field(default_factory=list)
+    names: dict[int, str] = field(default_factory=dict)
+    v6: list[Interval] = field(default_factory=list)
+    names6: dict[int, str] = field(default_factory=dict)
+    scoped: list[ScopedTarget] = field(default_factory=list)
+    warnings: list[TargetWarning] = field(default_factory=list)
+    runs: int = 0
+
+    def target_set(self) -> TargetSet:
+        return TargetSet(self.intervals, self.names, v6=V6Targets(self.v6, self.names6), scoped=self.scoped, warnings=self.warnings)
+
+
+def _too_many(count: int, limit: int) -> InputError:
+    return InputError(f"{count:,} addresses is more than {limit:,}", hint="add --yes if you really mean to probe that many")
+
+
+class _Parser:
+    """Specs → _Parsed. Every piece is counted (runs, addresses) before it is expanded."""
+
+    def __init__(self, resolver: Resolver, *, early_limit: int | None = None, names_must_resolve: bool = False) -> None:
+        self.out = _Parsed()
+        self.resolver = resolver
+        self.early_limit = early_limit  # one spec alone over this is refused before it is expanded
+        self.names_must_resolve = names_must_resolve
+
+    def parse(self, specs: Iterable[str]) -> _Parsed:
+        for spec in specs:
+            words = spec.split()
+            if not words:
+                raise InvalidTarget(spec, "empty target")
+            for word in words:
+                self.word(word)
+        return self.out
+
+    def word(self, word: str) -> None:
+        """A word is one spec, an nmap octet pattern with commas, or a comma list."""
+        try:
+            self.token(word)
+        except _CommaList:
+            pieces = word.split(",")
+            if any(not p for p in pieces):
+                raise InvalidTarget(word, "empty item in a comma list") from None
+            for piece in pieces:
+                self.token(piece)
+
+    def _charge(self, token: str, runs: int, addresses: int) -> None:
+        if self.out.runs + runs > MAX_RUNS:
+            raise InvalidTarget(token, f"more than {MAX_RUNS:,} separate ranges in all", hint="merge them into CIDRs or ranges")
+        if self.early_limit is not None and addresses > self.early_limit:
+            raise _too_many(addresses, self.early_limit)
+        self.out.runs += runs
+
+    def _add4(self, token: str, lo: int, hi: int) -> None:
+        self._charge(token, 1, hi - lo + 1)
+        self.out.intervals.append((lo, hi))
+
+    def _add6(self, token: str, lo: int, hi: int) -> None:
+        self._charge(token, 1, hi - lo + 1)
+        self.out.v6.append((lo, hi))
+
+    def token(self, token: str) -> None:
+        raw, token = token, token.strip()
+        if not token:
+            raise InvalidTarget(raw, "empty target")
+        if not token.isascii():
+            char = next(c for c in token if not c.isascii())
+            raise InvalidTarget(token, f"character U+{ord(char):04X} is not ASCII (digits are 0-9)")
+        if "," in token and not _NUMERIC.fullmatch(token):
+            raise _CommaList()
+        if "%" in token:
+            self._charge(token, 1, 1)
+            self.out.scoped.append(_scoped(token))
+        elif ":" in token:
+            self._add6(token, *_v6_interval(token))
+        elif "/" in token:
+            self._cidr(token)
+        elif (full := _FULL_RANGE.fullmatch(token)) and _DOTTED.fullmatch(full.group(1)):
+            lo, hi = _strict_address(full.group(1), token), _strict_address(full.group(2), token)
+            if hi < lo:
+                raise InvalidTarget(token, "range end is below its start")
+            self._add4(token, lo, hi)
+        elif _NUMERIC.fullmatch(token):
+            self._pattern(token)
+        else:
+            self._name(token, token, None)
+
+    def _pattern(self, token: str) -> None:
+        if "," in token and token.count(".") != 3:
+            raise _CommaList()
+        try:
+            sets = _pattern_sets(token)
+        except InvalidTarget:
+            if "," in token:
+                raise _CommaList() from None
+            raise
+        widths = [sum(hi - lo + 1 for lo, hi in s) for s in sets]
+        runs = widths[0] * widths[1] * widths[2] * len(sets[3])
+        if self.out.runs + runs > MAX_RUNS:
+            why = f"more than {MAX_RUNS:,}" if runs > MAX_RUNS else f"with the specs before it, more than {MAX_RUNS:,} in all"
+            raise InvalidTarget(token, f"pattern is {runs:,} separate runs; {why}",
+                                hint="use CIDRs or full ranges (198.18.0.0/16, 198.18.0.1-198.18.9.254) instead")
+        self._charge(token, runs, math.prod(widths))
+        self.out.intervals.extend(_expand_pattern(sets))
+
+    def _cidr(self, token: str) -> None:
+        base, _, prefix_s = token.partition("/")
+        if "/" in prefix_s:
+            raise InvalidTarget(token, "more than one '/'")
+        if _NUMERIC.fullmatch(base):
+            prefix = _prefix(prefix_s, token, 32)
+            start = _strict_address(base, token)
+            host = (1 << (32 - prefix)) - 1
+            self._add4(token, start & ~host, (start & ~host) | host)
+        else:
+            self._name(base, token, _prefix(prefix_s, token, 128))
+
+    def _name(self, name: str, token: str, prefix: int | None) -> None:
+        try:
+            version, value = _resolve(name, token, self.resolver)
+        except _Unresolved as exc:
+            if self.names_must_resolve:
+                raise InvalidTarget(exc.token, exc.reason, hint="an exclusion must resolve, or give its address") from None
+            self.out.warnings.append(TargetWarning(exc.token, exc.reason))
+            return
+        label = name.rstrip(".")
+        if version == 4:
+            if prefix is not None and prefix > 32:
+                raise InvalidTarget(token, f"prefix /{prefix} is over 32 ({label} is IPv4)")
+            host = (1 << (32 - (32 if prefix is None else prefix))) - 1
+            self._add4(token, value & ~host, (value & ~host) | host)
+            if prefix is None:
+                self.out.names[value] = label
+        else:
+            text = int_to_ip6(value) + ("" if prefix is None else f"/{prefix}")
+            self._add6(token, *_v6_interval(token, text))
+            if prefix is None:
+                self.out.names6[value] = label
+
+
+def _pattern_sets(token: str) -> list[list[Interval]]:
+    parts = token.split(".")
+    if len(parts) != 4:
+        raise InvalidTarget(token, f"an IPv4 address has 4 octets, this has {len(parts)}")
+    return [_octet_set(p, token) for p in parts]
+
+
+def _expand_pattern(sets: list[list[Interval]]) -> list[Interval]:
+    """nmap octet pattern → intervals (the last octet stays a run); callers count the runs first."""
+    prefixes = [0]
+    for octet_runs in sets[:3]:
+        prefixes = [(p << 8) | v for p in prefixes for lo, hi in octet_runs for v in range(lo, hi + 1)]
+    return [((p << 8) | lo, (p << 8) | hi) for p in prefixes for lo, hi in sets[3]]
+
+
+def parse_specs(specs: Iterable[str], *, resolver: Resolver | None = None) -> _Parsed:
+    """Parse specs (whitespace- or comma-separated) into runs, scoped targets, names and warnings."""
+    return _Parser(resolver or system_resolver).parse(specs)
 
 
 def _merge(intervals: Iterable[Interval]) -> list[Interval]:
@@ -237,59 +512,68 @@ def _subtract(base: list[Interval], cut: list[Interval]) -> list[Interval]:
     return out
 
 
-def parse_specs(specs: Iterable[str]) -> _Parsed:
-    """Parse specs (whitespace- or comma-separated) into merged intervals."""
-    intervals: list[Interval] = []
-    names: dict[int, str] = {}
-    for spec in specs:
-        words = spec.split()
-        if not words:
-            raise InvalidTarget(spec, "empty target")
-        for word in words:
-            for parsed in _parse_word(word):
-                intervals.extend(parsed.intervals)
-                names.update(parsed.names)
-    return _Parsed(_merge(intervals), names)
-
-
-def _parse_word(word: str) -> list[_Parsed]:
-    """A word is one spec, an nmap octet pattern with commas, or a comma list."""
-    try:
-        return [_parse_token(word)]
-    except _CommaList:
-        pieces = word.split(",")
-        if any(not p for p in pieces):
-            raise InvalidTarget(word, "empty item in a comma list") from None
-        return [_parse_token(p) for p in pieces]
+# --- target files ---------------------------------------------------------------------------
 
 
 def read_spec_file(path: str) -> list[str]:
-    """One spec a line, ``#`` comments, ``-`` for stdin."""
+    """One spec a line, ``#`` comments, ``-`` for stdin. UTF-8 (a BOM is skipped), bounded in line and size."""
+    label = "standard input" if path == "-" else repr(path)
     try:
         if path == "-":
-            text = sys.stdin.read()
-        else:
-            text = Path(path).read_text()
+            stream = getattr(sys.stdin, "buffer", None)
+            if stream is None:  # an already-decoded text stream (embedding, tests)
+                lines: Iterable[tuple[int, str]] = enumerate(sys.stdin.read(MAX_FILE_BYTES).splitlines(), 1)
+                return _specs_of(lines)
+            return _specs_of(_decoded_lines(stream, label))
+        with open(path, "rb") as f:
+            return _specs_of(_decoded_lines(f, label))
     except OSError as exc:
-        raise InputError(f"cannot read target file {path!r}: {exc.strerror}", hint="check the path") from None
+        raise InputError(f"cannot read target file {label}: {exc.strerror or exc}", hint="check the path") from None
+
+
+def _specs_of(lines: Iterable[tuple[int, str]]) -> list[str]:
     specs = []
-    for line in text.splitlines():
+    for _, line in lines:
         line = line.split("#", 1)[0].strip()
         if line:
             specs.append(line)
     return specs
 
 
-class TargetSet(Sequence[str]):
-    """An ordered, de-duplicated set of IPv4 addresses held as intervals.
+def _decoded_lines(stream: BinaryIO, label: str) -> Iterator[tuple[int, str]]:
+    total = 0
+    for number in itertools.count(1):
+        raw = stream.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        total += len(raw)
+        if total > MAX_FILE_BYTES:
+            raise InputError(f"target file {label} is over {MAX_FILE_BYTES >> 20} MiB",
+                             hint="split it, or merge its addresses into ranges or CIDRs")
+        if len(raw) > MAX_LINE_BYTES:
+            raise InputError(f"target file {label}: line {number} is longer than {MAX_LINE_BYTES:,} bytes", hint="give one spec a line")
+        if number == 1 and raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            raise InputError(f"target file {label} is UTF-16", hint="save it as UTF-8 (or ASCII)")
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        if b"\x00" in raw:
+            raise InputError(f"target file {label}: line {number} holds a NUL byte; it is not a text file",
+                             hint="save it as UTF-8 text, one spec a line")
+        try:
+            yield number, raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError(f"target file {label}: line {number} is not UTF-8 text", hint="save it as UTF-8 (or ASCII)") from None
 
-    ``len()`` is known without iterating; ``ints()`` walks in address order;
-    ``order(seed, shard)`` walks a seeded permutation (a bijection on indices).
-    """
 
-    __slots__ = ("_intervals", "_starts", "_cum", "_size", "names")
+# --- the set --------------------------------------------------------------------------------
 
-    def __init__(self, intervals: Iterable[Interval] = (), names: dict[int, str] | None = None) -> None:
+
+class _Runs:
+    """Merged inclusive intervals of integers: size, membership, indexing and the seeded order."""
+
+    __slots__ = ("_cum", "_intervals", "_size", "_starts")
+
+    def __init__(self, intervals: Iterable[Interval] = ()) -> None:
         self._intervals: list[Interval] = _merge(intervals)
         self._starts = [lo for lo, _ in self._intervals]
         self._cum: list[int] = []
@@ -298,9 +582,7 @@ class TargetSet(Sequence[str]):
             self._cum.append(total)
             total += hi - lo + 1
         self._size = total
-        self.names: dict[int, str] = {k: v for k, v in (names or {}).items() if self.contains_int(k)}
 
-    # -- size and membership ------------------------------------------------
     def __len__(self) -> int:
         return self._size
 
@@ -312,17 +594,6 @@ class TargetSet(Sequence[str]):
         i = bisect.bisect_right(self._starts, value) - 1
         return i >= 0 and value <= self._intervals[i][1]
 
-    def __contains__(self, address: object) -> bool:
-        if isinstance(address, int):
-            return self.contains_int(address)
-        if isinstance(address, str):
-            try:
-                return self.contains_int(ip_to_int(address))
-            except OSError:
-                return False
-        return False
-
-    # -- indexing -----------------------------------------------------------
     def int_at(self, index: int) -> int:
         if index < 0:
             index += self._size
@@ -331,31 +602,17 @@ class TargetSet(Sequence[str]):
         i = bisect.bisect_right(self._cum, index) - 1
         return self._intervals[i][0] + index - self._cum[i]
 
-    def __getitem__(self, index):  # type: ignore[override]
-        if isinstance(index, slice):
-            return [int_to_ip(self.int_at(i)) for i in range(*index.indices(self._size))]
-        return int_to_ip(self.int_at(index))
-
     def ints(self) -> Iterator[int]:
         for lo, hi in self._intervals:
             yield from range(lo, hi + 1)
 
-    def __iter__(self) -> Iterator[str]:
-        for value in self.ints():
-            yield int_to_ip(value)
-
-    # -- set algebra ----------------------------------------------------------
-    def exclude(self, other: "TargetSet") -> "TargetSet":
-        return TargetSet(_subtract(self._intervals, other._intervals), self.names)
-
-    # -- randomized order and shards -------------------------------------------
     def order(self, seed: int | None = None, shard: tuple[int, int] = (1, 1)) -> Iterator[int]:
         """Addresses (as ints) in a seeded pseudo-random order, zmap-style.
 
         The walk is the affine bijection ``i -> (a*i + b) mod n`` with
         ``gcd(a, n) == 1``; shard ``k/N`` takes the positions ``i ≡ k-1 (mod N)``,
         so shards are disjoint and together complete. ``seed=None`` walks in
-        address order.
+        address order. IPv4 and IPv6 runs walk the same way.
         """
         k, total = shard
         if not (1 <= k <= total):
@@ -374,8 +631,104 @@ class TargetSet(Sequence[str]):
             return (base + i for i in index_iter)
         return (self.int_at(i) for i in index_iter)
 
+
+class V6Targets(_Runs, Sequence[int]):
+    """The IPv6 part of a TargetSet: 128-bit ints as merged runs, ordered and sharded as IPv4 is."""
+
+    __slots__ = ("names",)
+
+    def __init__(self, intervals: Iterable[Interval] = (), names: dict[int, str] | None = None) -> None:
+        super().__init__(intervals)
+        self.names: dict[int, str] = {k: v for k, v in (names or {}).items() if self.contains_int(k)}
+
+    @overload
+    def __getitem__(self, index: int) -> int: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[int]: ...
+    def __getitem__(self, index: int | slice) -> int | list[int]:
+        if isinstance(index, slice):
+            return [self.int_at(i) for i in range(*index.indices(self._size))]
+        return self.int_at(index)
+
+    def __iter__(self) -> Iterator[int]:
+        return self.ints()
+
+    def __contains__(self, address: object) -> bool:
+        if isinstance(address, int):
+            return self.contains_int(address)
+        if isinstance(address, str) and ":" in address:
+            try:
+                return self.contains_int(int(ipaddress.IPv6Address(address)))
+            except ValueError:
+                return False
+        return False
+
+    def addresses(self) -> Iterator[str]:
+        """The addresses as compressed text, in address order."""
+        return (int_to_ip6(v) for v in self.ints())
+
+    def exclude(self, other: V6Targets) -> V6Targets:
+        return V6Targets(_subtract(self._intervals, other._intervals), self.names)
+
     def __repr__(self) -> str:
-        return f"TargetSet(size={self._size}, runs={len(self._intervals)})"
+        return f"V6Targets(size={self._size}, runs={len(self._intervals)})"
+
+
+class TargetSet(_Runs, Sequence[str]):
+    """An ordered, de-duplicated set of IPv4 addresses held as intervals, plus the IPv6 part.
+
+    ``len()`` is known without iterating; ``ints()`` walks in address order;
+    ``order(seed, shard)`` walks a seeded permutation (a bijection on indices).
+    ``v6`` holds the IPv6 runs (same API, 128-bit ints), ``scoped`` the targets
+    bound to an interface (``fe80::1%eth0``, multicast ``ff02::1%eth0``), and
+    ``warnings`` the names that were skipped. ``total`` counts all three kinds.
+    """
+
+    __slots__ = ("names", "scoped", "v6", "warnings")
+
+    def __init__(self, intervals: Iterable[Interval] = (), names: dict[int, str] | None = None, *,
+                 v6: V6Targets | None = None, scoped: Iterable[ScopedTarget] = (),
+                 warnings: Iterable[TargetWarning] = ()) -> None:
+        super().__init__(intervals)
+        self.names: dict[int, str] = {k: v for k, v in (names or {}).items() if self.contains_int(k)}
+        self.v6: V6Targets = v6 if v6 is not None else V6Targets()
+        self.scoped: tuple[ScopedTarget, ...] = tuple(dict.fromkeys(scoped))
+        self.warnings: tuple[TargetWarning, ...] = tuple(warnings)
+
+    @property
+    def total(self) -> int:
+        """IPv4 addresses + IPv6 addresses + scoped targets."""
+        return self._size + len(self.v6) + len(self.scoped)
+
+    def __contains__(self, address: object) -> bool:
+        if isinstance(address, int):
+            return self.contains_int(address)
+        if isinstance(address, str):
+            return is_ipv4(address) and self.contains_int(ip_to_int(address))
+        return False
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, slice):
+            return [int_to_ip(self.int_at(i)) for i in range(*index.indices(self._size))]
+        return int_to_ip(self.int_at(index))
+
+    def __iter__(self) -> Iterator[str]:
+        for value in self.ints():
+            yield int_to_ip(value)
+
+    def exclude(self, other: TargetSet) -> TargetSet:
+        """This set without ``other``'s IPv4 and IPv6 addresses and scoped targets."""
+        cut = {(s.address, s.ifindex) for s in other.scoped}
+        return TargetSet(_subtract(self._intervals, other._intervals), self.names, v6=self.v6.exclude(other.v6),
+                         scoped=[s for s in self.scoped if (s.address, s.ifindex) not in cut], warnings=self.warnings)
+
+    def __repr__(self) -> str:
+        extra = f", v6={len(self.v6)}, scoped={len(self.scoped)}" if self.total != self._size else ""
+        return f"TargetSet(size={self._size}, runs={len(self._intervals)}{extra})"
 
 
 def _affine(n: int, seed: int) -> tuple[int, int]:
@@ -390,6 +743,48 @@ def _affine(n: int, seed: int) -> tuple[int, int]:
     return a, rng.randrange(n)
 
 
+# --- shards ---------------------------------------------------------------------------------
+
+_SHARD_FORMS = "use --shard I/N (1-based, 1 <= I <= N), or zmap's --shards N --shard I (0-based, 0 <= I < N)"
+
+
+def _shard_number(text: str, option: str, whole: str) -> int:
+    if not _DEC.fullmatch(text) or len(text) > 5 or int(text) > MAX_SHARDS:
+        raise InvalidOption(option, _short(whole), f"{_SHARD_FORMS}, N at most {MAX_SHARDS:,}")
+    return int(text)
+
+
+def parse_shard(text: str | None, shards: str | int | None = None) -> tuple[int, int]:
+    """The shard to probe, as (I, N) with 1 <= I <= N (what ``TargetSet.order`` takes).
+
+    Two spellings, never mixed: ``--shard I/N`` (1-based, recon's) and
+    ``--shards N --shard I`` (0-based, zmap's). Nothing given: (1, 1).
+    """
+    if shards is None:
+        if text is None:
+            return 1, 1
+        i_s, sep, n_s = text.partition("/")
+        if not sep:
+            raise InvalidOption("--shard", _short(text), f"{_SHARD_FORMS}; a bare I needs --shards N")
+        i, n = _shard_number(i_s, "--shard", text), _shard_number(n_s, "--shard", text)
+        if not 1 <= i <= n:
+            raise InvalidOption("--shard", text, "use I/N with 1 <= I <= N, e.g. 1/4 (or --shards N --shard I, 0-based)")
+        return i, n
+    n = _shard_number(str(shards), "--shards", str(shards))
+    if text is None:
+        raise InvalidOption("--shards", n, "also give --shard I, 0-based (0 <= I < N), as zmap")
+    if "/" in text:
+        raise InvalidOption("--shard", text, "with --shards N, --shard is one 0-based number I (0 <= I < N); "
+                            "or drop --shards and give I/N (1-based)")
+    i = _shard_number(text, "--shard", text)
+    if n < 1 or i >= n:
+        raise InvalidOption("--shard", f"{i} of --shards {n}", "0-based: 0 <= I < N, as zmap")
+    return i + 1, n
+
+
+# --- everything the CLI takes ---------------------------------------------------------------
+
+
 def build_targets(
     specs: Sequence[str] = (),
     *,
@@ -398,25 +793,37 @@ def build_targets(
     exclude_file: str | None = None,
     yes: bool = False,
     limit: int = MAX_WITHOUT_YES,
+    resolver: Resolver | None = None,
 ) -> TargetSet:
-    """Everything the CLI takes about targets → one TargetSet, or InvalidTarget."""
+    """Everything the CLI takes about targets → one TargetSet, or InvalidTarget/InputError.
+
+    Names that do not resolve become ``TargetSet.warnings`` while anything else is
+    left; ``resolver`` replaces the system resolver (``name -> addresses``).
+    """
+    resolve = resolver or system_resolver
     all_specs = list(specs)
     if input_file is not None:
         all_specs.extend(read_spec_file(input_file))
     if not all_specs:
         raise InputError("no targets given", hint="name at least one address, range, CIDR or hostname")
-    included = parse_specs(all_specs)
-    targets = TargetSet(included.intervals, included.names)
     excluded_specs = list(exclude)
     if exclude_file is not None:
         excluded_specs.extend(read_spec_file(exclude_file))
+    early = None if yes or excluded_specs else limit
+    targets = _Parser(resolve, early_limit=early).parse(all_specs).target_set()
+    if targets.total == 0:
+        raise _nothing_resolved(targets.warnings)
     if excluded_specs:
-        targets = targets.exclude(TargetSet(parse_specs(excluded_specs).intervals))
-    if len(targets) == 0:
-        raise InputError("no targets left after exclusions", hint="check --exclude")
-    if len(targets) > limit and not yes:
-        raise InputError(
-            f"{len(targets):,} addresses is more than {limit:,}",
-            hint="add --yes if you really mean to probe that many",
-        )
+        targets = targets.exclude(_Parser(resolve, names_must_resolve=True).parse(excluded_specs).target_set())
+        if targets.total == 0:
+            raise InputError("no targets left after exclusions", hint="check --exclude")
+    if targets.total > limit and not yes:
+        raise _too_many(targets.total, limit)
     return targets
+
+
+def _nothing_resolved(warnings: Sequence[TargetWarning]) -> InputError:
+    if len(warnings) == 1:
+        return InvalidTarget(warnings[0].target, warnings[0].reason, hint="check the spelling or give an address")
+    shown = ", ".join(repr(_short(w.target)) for w in warnings[:3]) + (", …" if len(warnings) > 3 else "")
+    return InputError(f"none of the {len(warnings)} target names resolves ({shown})", hint="check the spelling or give addresses")
