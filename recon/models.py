@@ -13,7 +13,7 @@ __all__ = [
     "HostResult", "SweepStats", "SweepResult",
     "LabHost", "LabRange", "LabInfo",
     "CraftSpec", "CraftField", "ChecksumCheck", "CraftedPacket", "CraftResult",
-    "PingStart", "PingReply", "PingError", "PingStats",
+    "PingStart", "PingReply", "PingError", "PingPending", "PingStats",
     "IPOption", "IPHeader", "IPv6Header", "DecodedPacket",
     "Event", "DeviceState", "WatchRound",
     "TargetWarning", "ScopedTarget",
@@ -254,6 +254,7 @@ class PingStart:
     socket_kind: str  # "raw" or "dgram" (unprivileged ICMP datagram socket)
     source: str | None = None
     interface: str | None = None
+    pattern: bytes | None = None  # ping -p: the fill pattern, shown as "PATTERN: 0x..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,17 +275,28 @@ class PingReply:
 
 @dataclass(frozen=True, slots=True)
 class PingError:
-    """An ICMP error about one of our probes, or a local send error."""
+    """An ICMP error about one of our probes, or a local send error. Typed, not worded:
+    render.ping_error_message says it as iputils does ("Time to live exceeded")."""
 
     seq: int | None
     kind: str  # time-exceeded, host-unreachable, net-unreachable, frag-needed, message-too-long, local, ...
-    message: str  # iputils wording, e.g. "Time to live exceeded"
     reporter: str | None  # the router that answered (None for local errors)
     reporter_name: str | None
     icmp_type: int | None
     icmp_code: int | None
     mtu: int | None
     local: bool
+    timestamp: float
+    version: int = 4  # 4: ICMP, 6: ICMPv6 (the two word their errors differently)
+    info: int | None = None  # the error's rest-of-header value (parameter problem: the pointer)
+    detail: str | None = None  # a local error's strerror
+
+
+@dataclass(frozen=True, slots=True)
+class PingPending:
+    """ping -O: the previous probe is still unanswered when the next one is due."""
+
+    seq: int
     timestamp: float
 
 
@@ -306,6 +318,8 @@ class PingStats:
     rtt_ewma_us: int | None
     pipe: int
     final: bool = True  # False for a running snapshot (SIGQUIT)
+    time_us: int | None = None  # first to last probe in µs (ping's ipg = time_us / (transmitted − 1))
+    interval_us: int | None = None  # the send interval (0 when flooding: then ping shows ipg/ewma)
 
     @property
     def loss_percent(self) -> float:

@@ -1,366 +1,181 @@
-"""Single-host ICMP echo, ping(8)-grade: send, receive, match, and yield typed events.
+"""Single-host ICMP echo, ping(8)-grade: the thin scheduler that ties ping's parts together.
 
-``Pinger`` opens a raw ICMP socket when it may, else an ICMP datagram socket
-(``SOCK_DGRAM, IPPROTO_ICMP``) when ``net.ipv4.ping_group_range`` allows it, else
-raises PrivilegeError. Iterating it sends echo requests on schedule and yields
-``PingReply`` / ``PingError`` events as they arrive, a running ``PingStats``
-(``final=False``) whenever ``request_status()`` was called (SIGQUIT in the CLI),
-and a final ``PingStats`` last. It never prints.
+The parts (ARCHITECTURE.md), split as icmplib splits them:
 
-Matching: raw sockets see every ICMP packet on the host, so a reply is ours only
-when its id (random per process), its seq, and an 8-byte per-process nonce at the
-start of the payload all match. Datagram sockets are demultiplexed by the kernel
-(it rewrites the id to the socket's port); we still check the nonce.
+* ``ping_options``: ``PingOptions`` (frozen, validated) and the ``Destination``;
+* ``ping_socket``: the ``EchoSocket`` from the transport, with per-family ``EchoFamily`` tables;
+* ``ping_match``: the ``Matcher``, a pure function of the bytes read;
+* ``ping_stats``: the ``Statistics`` accumulator, iputils arithmetic with no clock in it.
+
+``Pinger`` sends echo requests on schedule and yields ``PingReply`` / ``PingError``
+(typed: render words them as iputils does) / ``PingPending`` (``-O``) events as they
+come, a running ``PingStats`` (``final=False``) whenever ``request_status()`` was called
+(SIGQUIT in the CLI), and a final ``PingStats`` last. It never prints.
 
 Timing: RTT is measured on the monotonic clock from just before ``sendto`` to the
-kernel's receive timestamp (``SO_TIMESTAMPNS``), translated onto the monotonic
-clock by subtracting the time the packet waited in the socket. Statistics follow
-iputils ``ping_common.c`` exactly (integer microseconds; mdev = sqrt(mean(rtt²) −
-mean(rtt)²); duplicates count toward min/avg/max/mdev; exit wait after the last
-probe = max(2·max RTT, interval) when something answered, else ``timeout``).
+kernel's receive timestamp (``SO_TIMESTAMPNS``), moved onto the monotonic clock by
+subtracting the time the packet waited in the socket.
 """
 
 from __future__ import annotations
 
 import errno
-import ipaddress
 import os
 import random
 import select
 import socket
-import struct
 import time
 from collections.abc import Iterator
 
-from recon.errors import InvalidOption, InvalidTarget, PrivilegeError
-from recon.models import PingError, PingReply, PingStart, PingStats
-from recon.packets import inet_checksum, ipv4_header
+from recon.errors import InvalidOption, InvalidTarget, ReconEnvironmentError, ReconError
+from recon.models import PingError, PingPending, PingReply, PingStart, PingStats
+from recon.ping_match import ErrorMatch, Matcher, ReplyMatch
+from recon.ping_options import MIN_USER_INTERVAL, Destination, PingOptions, resolve
+from recon.ping_socket import SO_EE_ORIGIN_LOCAL, EchoFamily, EchoSocket, Received, family_of
+from recon.ping_stats import Statistics, rtt_summary
+from recon.transport import Transport, default_transport, is_root
 
-__all__ = ["Pinger", "ping", "rtt_summary", "MIN_USER_INTERVAL"]
+__all__ = ["MIN_USER_INTERVAL", "PingOptions", "Pinger", "ping", "rtt_summary"]
 
-MIN_USER_INTERVAL = 0.2  # seconds; below this needs root, as in iputils
-DEFAULT_LINGER = 10.0  # seconds to wait after the last probe when nothing answered (iputils MAXWAIT)
-MAX_SIZE = 65507
-
-# Linux constants Python's socket module may lack.
-_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
-_IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
-_IPV6_RECVERR = getattr(socket, "IPV6_RECVERR", 25)
-_IP_RECVTTL = getattr(socket, "IP_RECVTTL", 12)
-_IPV6_RECVHOPLIMIT = getattr(socket, "IPV6_RECVHOPLIMIT", 51)
-_IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
-_IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", 10)
-_IPV6_MTU_DISCOVER = getattr(socket, "IPV6_MTU_DISCOVER", 23)
-_PMTUDISC_DO = 2
-_SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
-_MSG_ERRQUEUE = getattr(socket, "MSG_ERRQUEUE", 0x2000)
-_SOL_RAW = 255
-_ICMP_FILTER = 1
-_ICMP6_FILTER = 1
-_SO_EE_ORIGIN_LOCAL = 1
-_SO_EE_ORIGIN_ICMP = 2
-_SO_EE_ORIGIN_ICMP6 = 3
-
-_UNREACH4 = {
-    0: "Destination Net Unreachable",
-    1: "Destination Host Unreachable",
-    2: "Destination Protocol Unreachable",
-    3: "Destination Port Unreachable",
-    5: "Source Route Failed",
-    6: "Destination Net Unknown",
-    7: "Destination Host Unknown",
-    8: "Source Host Isolated",
-    9: "Destination Net Prohibited",
-    10: "Destination Host Prohibited",
-    11: "Destination Net Unreachable for Type of Service",
-    12: "Destination Host Unreachable for Type of Service",
-    13: "Packet filtered",
-    14: "Precedence Violation",
-    15: "Precedence Cutoff",
-}
-_UNREACH6 = {
-    0: "No route",
-    1: "Administratively prohibited",
-    2: "Beyond scope of source address",
-    3: "Address unreachable",
-    4: "Port unreachable",
-}
+FLOOD_WAIT_NS = 10_000_000  # iputils MININTERVAL: unanswered floods go out at most 100 per second
+Event = PingReply | PingError | PingPending | PingStats
 
 
-def _icmp4_error(icmp_type: int, code: int, info: int) -> tuple[str, str, int | None]:
-    """(kind, iputils text, mtu) for an ICMPv4 error."""
-    if icmp_type == 3:
-        if code == 4:
-            return "frag-needed", f"Frag needed and DF set (mtu = {info})", info
-        kind = {0: "net-unreachable", 1: "host-unreachable", 3: "port-unreachable"}.get(code, "unreachable")
-        return kind, _UNREACH4.get(code, f"Dest Unreachable, Bad Code: {code}"), None
-    if icmp_type == 11:
-        return "time-exceeded", "Time to live exceeded" if code == 0 else "Frag reassembly time exceeded", None
-    if icmp_type == 4:
-        return "source-quench", "Source Quench", None
-    if icmp_type == 5:
-        return "redirect", "Redirect", None
-    if icmp_type == 12:
-        return "parameter-problem", f"Parameter problem: pointer = {info}", None
-    return "icmp", f"Bad ICMP type: {icmp_type}", None
+def _payload(size: int, nonce: bytes, pattern: bytes | None) -> bytes:
+    """The echo data: our nonce first, then byte i = i & 0xff, or the -p pattern repeated as iputils fills it."""
+    body = bytes(pattern[i % len(pattern)] for i in range(size)) if pattern else bytes(i & 0xFF for i in range(size))
+    return (nonce + body[len(nonce):])[:size]
 
 
-def _icmp6_error(icmp_type: int, code: int, info: int) -> tuple[str, str, int | None]:
-    """(kind, iputils text, mtu) for an ICMPv6 error (ping6_common.c wording)."""
-    if icmp_type == 1:
-        kind = {0: "net-unreachable", 3: "host-unreachable", 4: "port-unreachable"}.get(code, "unreachable")
-        return kind, "Destination unreachable: " + _UNREACH6.get(code, f"Unknown code {code}"), None
-    if icmp_type == 2:
-        return "frag-needed", f"Packet too big: mtu={info}", info
-    if icmp_type == 3:
-        return "time-exceeded", "Time exceeded: " + ("Hop limit" if code == 0 else "Defragmentation failure"), None
-    if icmp_type == 4:
-        return "parameter-problem", f"Parameter problem: code {code}", None
-    return "icmp", f"Unknown icmp type: {icmp_type}", None
-
-
-def rtt_summary(samples_us: list[int]) -> tuple[int, int, int, int]:
-    """(min, avg, max, mdev) in integer µs, computed exactly as iputils ``finish()`` does."""
-    total = len(samples_us)
-    tsum = sum(samples_us)
-    tsum2 = sum(t * t for t in samples_us)
-    return _summary(min(samples_us), max(samples_us), tsum, tsum2, total)
-
-
-def _summary(tmin: int, tmax: int, tsum: int, tsum2: int, total: int) -> tuple[int, int, int, int]:
-    tmavg = tsum // total
-    if tsum < 2**31 - 1:
-        tmvar = (tsum2 - (tsum * tsum) // total) // total
-    else:
-        tmvar = tsum2 // total - tmavg * tmavg
-    return tmin, tmavg, tmax, _llsqrt(tmvar)
-
-
-def _llsqrt(a: int) -> int:
-    """Integer Newton square root, as iputils' llsqrt (truncating)."""
-    if a <= 0:
-        return 0
-    prev, x = None, a
-    while prev is None or x < prev:
-        prev, x = x, (x + a // x) // 2
-    return prev
-
-
-def _is_address(text: str) -> bool:
+def _route_source(transport: Transport, dest: Destination, opts: PingOptions, fam: EchoFamily) -> str:
+    """The source address the kernel will use; a target with no route is refused, as ping(8) does."""
+    iface = opts.interface or (socket.if_indextoname(dest.scope_id) if dest.scope else None)
     try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
+        local = transport.route_source(dest.address, family=dest.family, interface=iface, source=opts.source)
+    except OSError as exc:
+        if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            raise InvalidTarget(dest.host, f"no route to {dest.address} ({exc.strerror})",
+                                hint="check the address, the interface and 'ip route'") from None
+        if exc.errno == errno.EADDRNOTAVAIL and opts.source:
+            raise InvalidOption("--source", opts.source, "not an address of this machine") from None
+        return opts.source or fam.any_address
+    return local.split("%")[0]
 
 
-def _ipv6_header(src: str, dst: str, payload_len: int, hops: int) -> bytes:
-    return struct.pack("!IHBB16s16s", 6 << 28, payload_len, 58, hops,
-                       socket.inet_pton(socket.AF_INET6, src), socket.inet_pton(socket.AF_INET6, dst))
+def _local_error(echo: EchoSocket, exc: OSError, seq: int, wall_ns: int) -> PingError:
+    """A send that failed here (ping's "local error"): EMSGSIZE carries the path MTU."""
+    version = echo.fam.version
+    if exc.errno == errno.EMSGSIZE:
+        return PingError(seq=seq, kind="message-too-long", reporter=None, reporter_name=None, icmp_type=None,
+                         icmp_code=None, mtu=echo.path_mtu(), local=True, timestamp=wall_ns / 1e9, version=version)
+    return PingError(seq=seq, kind="local", reporter=None, reporter_name=None, icmp_type=None, icmp_code=None,
+                     mtu=None, local=True, timestamp=wall_ns / 1e9, version=version, detail=exc.strerror or str(exc))
 
 
-def _icmp6_checksum(src: str, dst: str, icmp: bytes) -> int:
-    pseudo = (socket.inet_pton(socket.AF_INET6, src) + socket.inet_pton(socket.AF_INET6, dst)
-              + struct.pack("!I3xB", len(icmp), 58))
-    return inet_checksum(pseudo + icmp)
+class _Names:
+    """Reverse names for reply sources, only when the target was given as a name and -n is off (as ping)."""
+
+    def __init__(self, dest: Destination, numeric: bool) -> None:
+        self.dest, self.off = dest, numeric or dest.numeric
+        self._cache: dict[str, str | None] = {}
+
+    def __call__(self, address: str | None) -> str | None:
+        if address is None or self.off:
+            return None
+        if address not in self._cache:
+            try:
+                name: str | None = socket.getnameinfo((address, 0), socket.NI_NAMEREQD)[0]
+            except OSError:
+                name = None
+            self._cache[address] = name or (self.dest.host if address == self.dest.address else None)
+        return self._cache[address]
+
+
+class _Recorder:
+    """--pcap: every request and reply as raw IP; a full disk ends the recording with one typed error."""
+
+    def __init__(self, path: str | None) -> None:
+        from recon.capture import LINKTYPE_RAW, PcapWriter
+
+        self.writer = PcapWriter(path, LINKTYPE_RAW) if path else None
+        self.failure: ReconError | None = None
+
+    def write(self, packet: bytes, wall_ns: int) -> bool:
+        """Record one packet; False when the recording just failed (the session should end)."""
+        if self.writer is None:
+            return True
+        try:
+            self.writer.write(packet, wall_ns)
+        except (OSError, ReconEnvironmentError) as exc:
+            path = self.writer.path
+            self.close()
+            if isinstance(exc, ReconError):
+                self.failure = exc
+            else:
+                reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
+                self.failure = ReconEnvironmentError(f"cannot write pcap {str(path)!r}: {reason}",
+                                                     hint="free some space or choose another --pcap path")
+            return False
+        return True
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
 
 
 class Pinger:
     """One ping session. Construct (validates, resolves, opens the socket), then iterate."""
 
-    def __init__(
-        self,
-        target: str,
-        *,
-        family: int | None = None,
-        count: int | None = None,
-        interval: float = 1.0,
-        timeout: float | None = None,
-        size: int = 56,
-        ttl: int | None = None,
-        df: bool = False,
-        interface: str | None = None,
-        source: str | None = None,
-        pcap: str | None = None,
-    ) -> None:
-        from recon.privileges import is_root
-
-        if count is not None and count < 1:
-            raise InvalidOption("-c/--count", count, "give a whole number of packets, 1 or more")
-        if not 0 < interval <= 3600:
-            raise InvalidOption("-i/--interval", interval, "seconds between probes, above 0 and at most 3600")
-        if interval < MIN_USER_INTERVAL and not is_root():
-            raise InvalidOption("-i/--interval", interval,
-                                f"intervals below {MIN_USER_INTERVAL:g} s need root, as in ping(8)")
-        if timeout is not None and not 0 < timeout <= 3600:
-            raise InvalidOption("-W/--timeout", timeout, "seconds to wait for a reply, above 0 and at most 3600")
-        if not 0 <= size <= MAX_SIZE:
-            raise InvalidOption("-s/--size", size, f"payload bytes from 0 to {MAX_SIZE}")
-        if ttl is not None and not 1 <= ttl <= 255:
-            raise InvalidOption("-t/--ttl", ttl, "a hop count from 1 to 255")
-        if family not in (None, socket.AF_INET, socket.AF_INET6):
-            raise InvalidOption("family", family, "AF_INET or AF_INET6")
-        # -I takes an interface or an address, as in ping(8).
-        if interface is not None and _is_address(interface):
-            if source is not None:
-                raise InvalidOption("-I/--interface", interface, "give an interface name when --source is set")
-            source, interface = interface, None
-        if interface is not None:
-            try:
-                socket.if_nametoindex(interface)
-            except OSError:
-                raise InvalidOption("-I/--interface", interface, "no such network interface here") from None
-        if source is not None:
-            if not _is_address(source):
-                raise InvalidOption("--source", source, "an IPv4 or IPv6 address of this machine")
-            src_family = socket.AF_INET6 if ":" in source else socket.AF_INET
-            if family is not None and family != src_family:
-                raise InvalidOption("--source", source, "the same address family as -4/-6")
-            family = family or src_family
-
-        self.count = count
-        self.interval = interval
-        self.linger = timeout if timeout is not None else DEFAULT_LINGER
-        self.size = size
-        self.ttl = ttl
-        self.df = df
-        self.interface = interface
-        self.host = target
-        self.numeric = _is_address(target)
-        if self.numeric:
-            addr = ipaddress.ip_address(target)
-            want = socket.AF_INET6 if addr.version == 6 else socket.AF_INET
-            if family is not None and family != want:
-                raise InvalidOption("-4/-6", target, f"{target} is an IPv{addr.version} address")
-            self.address = str(addr)
-            self.family = want
-        else:
-            from recon.targets import resolve_host
-
-            self.address = resolve_host(target, family or socket.AF_UNSPEC)
-            self.family = socket.AF_INET6 if ":" in self.address else socket.AF_INET
-        if source is not None and (":" in source) != (self.family == socket.AF_INET6):
-            raise InvalidOption("--source", source, f"{self.address} needs a source of the same family")
-        self.source = source
-        self.v6 = self.family == socket.AF_INET6
-
-        self._local = self._route_source()  # before any socket: no route is bad input, as in ping(8)
-        self.sock, self.kind = self._open_socket()
-        self._pcap = None
+    def __init__(self, target: str, *, transport: Transport | None = None, options: PingOptions | None = None,
+                 **settings: object) -> None:
+        if settings.pop("df", False):  # the old spelling of -M do
+            settings["pmtu"] = "do"
+        self.options = opts = options if options is not None else PingOptions(**settings)  # type: ignore[arg-type]  # PingOptions checks every value
+        self.transport = transport or default_transport()
+        opts.check_privilege(is_root() or self.transport.name == "replay")  # replayed packets harm nobody
+        self.dest: Destination = resolve(target, opts)
+        self.fam = family_of(self.dest.family)
+        self.host, self.address, self.family = target, self.dest.address, self.dest.family
+        self._local = _route_source(self.transport, self.dest, opts, self.fam)  # before any socket: no route is bad input, as in ping(8)
+        self.echo = EchoSocket(self.transport, self.fam, ttl=opts.ttl, pmtu=opts.pmtu, interface=opts.interface,
+                               source=opts.source, multicast=self.dest.multicast)
+        self.kind = self.echo.kind
+        self._pcap: _Recorder | None = None
         try:  # the socket is closed by iterating; until then, a failure here must close it
-            self._setup_socket()
-            if pcap:
-                from recon.capture import LINKTYPE_RAW, PcapWriter
-
-                self._pcap = PcapWriter(pcap, LINKTYPE_RAW)
+            self._pcap = _Recorder(opts.pcap)
             self._wake_r, self._wake_w = os.pipe()
         except BaseException:
-            self.sock.close()
+            self.echo.close()
             if self._pcap is not None:
                 self._pcap.close()
             raise
-        self.ident = random.randrange(1, 0x10000) if self.kind == "raw" else self.sock.getsockname()[1]
-        self.nonce = os.urandom(8)
-        self._payload = (self.nonce + bytes(i & 0xFF for i in range(8, size)))[:size]
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
+        self.ident = random.randrange(1, 0x10000) if self.echo.raw else self.echo.ident
+        self.nonce = os.urandom(8) if opts.size >= 8 else b""
+        self._payload = _payload(opts.size, self.nonce, opts.pattern)
+        self.matcher = Matcher(self.fam.version, self.ident, self.nonce, self.dest.address, check_ident=self.echo.raw,
+                               multicast=self.dest.multicast)
+        self.statistics = Statistics()
         self._stop = False
         self._status = False
-        self._names: dict[str, str | None] = {}
-        # counters, as in iputils
-        self.transmitted = 0
-        self.received = 0
-        self.duplicates = 0
-        self.errors = 0
-        self.tmin = 0
-        self.tmax = 0
-        self.tsum = 0
-        self.tsum2 = 0
-        self.ewma8 = 0  # iputils 'rtt': 8 × the EWMA in µs
-        self.pipe = 0
-        self._start_ns = 0
-        self._last_send_ns = 0
-        self._sent: dict[int, int] = {}
-        self._rcvd = bytearray(0x10000 // 8)
+        self._name = _Names(self.dest, opts.numeric)
         self.start = PingStart(
-            host=target, address=self.address, family=6 if self.v6 else 4, size=size,
-            packet_bytes=size + (8 if self.v6 else 28), numeric=self.numeric, socket_kind=self.kind,
-            source=self._local if (interface or source) else None, interface=interface,
+            host=target, address=self.dest.shown, family=self.fam.version, size=opts.size,
+            packet_bytes=opts.size + self.fam.ip_header_len, numeric=self.dest.numeric, socket_kind=self.kind,
+            source=self._local if (opts.interface or opts.source) else None, interface=opts.interface,
+            pattern=opts.pattern,
         )
 
-    # --- sockets -----------------------------------------------------------------
-
-    def _open_socket(self) -> tuple[socket.socket, str]:
-        from recon.privileges import raw_socket
-
-        proto = socket.IPPROTO_ICMPV6 if self.v6 else socket.IPPROTO_ICMP
-        try:
-            return raw_socket(self.family, proto, "recon ping"), "raw"
-        except PrivilegeError as denied:
-            try:
-                return socket.socket(self.family, socket.SOCK_DGRAM, proto), "dgram"
-            except PermissionError:  # EACCES/EPERM: ping_group_range does not allow us either
-                raise denied from None
-
-    def _setup_socket(self) -> None:
-        s = self.sock
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        s.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-        level, recverr, hops, pmtu = ((socket.IPPROTO_IPV6, _IPV6_RECVERR, socket.IPV6_UNICAST_HOPS, _IPV6_MTU_DISCOVER)
-                                      if self.v6 else (socket.IPPROTO_IP, _IP_RECVERR, socket.IP_TTL, _IP_MTU_DISCOVER))
-        s.setsockopt(level, recverr, 1)
-        if self.ttl is not None:
-            s.setsockopt(level, hops, self.ttl)
-        if self.df:
-            s.setsockopt(level, pmtu, _PMTUDISC_DO)
-        if self.v6:
-            s.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVHOPLIMIT, 1)
-        elif self.kind == "dgram":
-            s.setsockopt(socket.IPPROTO_IP, _IP_RECVTTL, 1)
-        if self.kind == "raw" and self.v6:
-            # ICMP6_FILTER: a set bit blocks a type; pass echo reply and the errors only.
-            bits = bytearray(b"\xff" * 32)
-            for t in (1, 2, 3, 4, 129):
-                bits[t >> 3] &= ~(1 << (t & 7)) & 0xFF
-            s.setsockopt(socket.IPPROTO_ICMPV6, _ICMP6_FILTER, bytes(bits))
-        elif self.kind == "raw":
-            allowed = (0, 3, 4, 5, 11, 12)
-            s.setsockopt(_SOL_RAW, _ICMP_FILTER, struct.pack("I", ~sum(1 << t for t in allowed) & 0xFFFFFFFF))
-        if self.interface:
-            try:
-                s.setsockopt(socket.SOL_SOCKET, _SO_BINDTODEVICE, self.interface.encode())
-            except PermissionError:
-                raise PrivilegeError("binding to an interface (-I)") from None
-        if self.source or self.kind == "dgram":
-            try:
-                s.bind((self.source or ("::" if self.v6 else "0.0.0.0"), 0))
-            except OSError as exc:
-                raise InvalidOption("--source", self.source, f"not an address of this machine ({exc.strerror})") from None
-
-    def _route_source(self) -> str:
-        """The source address the kernel will use; a target with no route is refused (a UDP connect sends nothing)."""
-        with socket.socket(self.family, socket.SOCK_DGRAM) as probe:
-            if self.interface:
-                try:
-                    probe.setsockopt(socket.SOL_SOCKET, _SO_BINDTODEVICE, self.interface.encode())
-                except OSError:
-                    pass
-            try:
-                if self.source:
-                    probe.bind((self.source, 0))
-                probe.connect((self.address, 9))
-            except OSError as exc:
-                if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
-                    raise InvalidTarget(self.host, f"no route to {self.address} ({exc.strerror})",
-                                        hint="check the address, the interface and 'ip route'") from None
-                if exc.errno == errno.EADDRNOTAVAIL and self.source:
-                    raise InvalidOption("--source", self.source, "not an address of this machine") from None
-                return self.source or ("::" if self.v6 else "0.0.0.0")
-            return self.source or probe.getsockname()[0]
+    @property
+    def failure(self) -> ReconError | None:
+        """Why the session ended early, if it had to (e.g. the --pcap disk is full); the statistics still came."""
+        return self._pcap.failure if self._pcap is not None else None
 
     def close(self) -> None:
-        self.sock.close()
-        if self._pcap:
+        self.echo.close()
+        if self._pcap is not None:
             self._pcap.close()
         for fd in (self._wake_r, self._wake_w):
             try:
@@ -386,297 +201,177 @@ class Pinger:
         except OSError:
             pass
 
+    def stats(self, *, final: bool = True) -> PingStats:
+        """The statistics so far (iputils arithmetic)."""
+        return self.statistics.snapshot(self.host, self.dest.shown, final=final,
+                                        interval_us=int(self.options.interval_s * 1e6))
+
     # --- the loop ---------------------------------------------------------------------
 
-    def __iter__(self) -> Iterator[PingReply | PingError | PingStats]:
+    def __iter__(self) -> Iterator[Event]:
         try:
             yield from self._run()
         finally:
             self.close()
 
-    def _run(self) -> Iterator[PingReply | PingError | PingStats]:
+    def _done(self, deadline_at: int | None) -> bool:
+        """iputils main_loop's exit checks (the deadline is its SIGALRM)."""
+        st, opts = self.statistics, self.options
+        if self._stop:
+            return True
+        if opts.count and st.received + st.errors >= opts.count:
+            return True
+        if opts.deadline and st.errors:
+            return True
+        return deadline_at is not None and time.monotonic_ns() >= deadline_at
+
+    def _sending(self) -> bool:
+        opts = self.options
+        return opts.count is None or self.statistics.transmitted < opts.count or opts.deadline is not None
+
+    def _run(self) -> Iterator[Event]:
+        opts, st = self.options, self.statistics
         poller = select.poll()
-        poller.register(self.sock.fileno(), select.POLLIN | select.POLLERR)
+        poller.register(self.echo.fileno(), select.POLLIN | select.POLLERR)
         poller.register(self._wake_r, select.POLLIN)
-        interval_ns = int(self.interval * 1e9)
-        self._start_ns = self._last_send_ns = time.monotonic_ns()
-        next_send = self._start_ns
+        interval_ns = int(opts.interval_s * 1e9)
+        start = next_send = time.monotonic_ns()
+        deadline_at = start + int(opts.deadline * 1e9) if opts.deadline else None
         exit_at: int | None = None
-        while True:
-            if self._stop:
-                break
-            if self.count and self.received + self.errors >= self.count:
-                break
+        while not self._done(deadline_at):
             if self._status:
                 self._status = False
                 yield self.stats(final=False)
             now = time.monotonic_ns()
-            sending = self.count is None or self.transmitted < self.count
+            sending = self._sending()
+            if sending and now >= next_send and interval_ns == 0 and st.in_flight() and st.last_send_ns is not None:
+                next_send = max(next_send, st.last_send_ns + FLOOD_WAIT_NS)  # flood: wait for the reply, or 10 ms
             if sending and now >= next_send:
                 yield from self._send()
                 next_send = max(next_send + interval_ns, now)
-                if self.count and self.transmitted >= self.count:
-                    exit_at = self._last_send_ns + self._wait_ns()
+                if opts.count and st.transmitted >= opts.count and not opts.deadline and st.last_send_ns is not None:
+                    exit_at = st.last_send_ns + st.wait_after_last_ns(interval_ns, int(opts.linger_s * 1e9))
                 continue
             if exit_at is not None and now >= exit_at:
                 break
-            wake_at = next_send if sending else exit_at
-            timeout_ms = max(0, (wake_at - now + 999_999) // 1_000_000) if wake_at is not None else None
-            for fd, ev in poller.poll(timeout_ms):
-                if fd == self._wake_r:
-                    try:
-                        os.read(self._wake_r, 512)
-                    except OSError:
-                        pass
-                    continue
-                if ev & select.POLLERR:
-                    yield from self._read_errqueue()
-                    self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)  # clear a bare sk_err: no busy poll
-                if ev & select.POLLIN:
-                    yield from self._read_replies()
+            wakes = [t for t in (next_send if sending else None, exit_at, deadline_at) if t is not None]
+            timeout_ms = max(0, (min(wakes) - now + 999_999) // 1_000_000) if wakes else None
+            yield from self._wait(poller, timeout_ms)
         yield self.stats(final=True)
 
-    def _wait_ns(self) -> int:
-        """iputils __schedule_exit: after the last probe, wait this long for stragglers."""
-        if self.received:
-            return max(2 * self.tmax * 1000, int(self.interval * 1e9))
-        return int(self.linger * 1e9)
+    def _wait(self, poller: select.poll, timeout_ms: int | None) -> Iterator[Event]:
+        events = poller.poll(timeout_ms)
+        if not events:  # errors queued without a wake-up (the replay transport's error queue) are read here
+            yield from self._read_errqueue()
+        for fd, ev in events:
+            if fd == self._wake_r:
+                try:
+                    os.read(self._wake_r, 512)
+                except OSError:
+                    pass
+                continue
+            if ev & select.POLLERR:
+                yield from self._read_errqueue()
+                self.echo.clear_error()  # a bare sk_err would make poll report POLLERR forever
+            if ev & select.POLLIN:
+                yield from self._read_replies()
 
-    def _send(self) -> Iterator[PingError]:
-        seq = (self.transmitted + 1) & 0xFFFF
-        icmp_type = 128 if self.v6 else 8
-        hdr = struct.pack("!BBHHH", icmp_type, 0, 0, self.ident, seq)
-        if self.v6:
-            csum = _icmp6_checksum(self._local, self.address, hdr + self._payload) if self._local else 0
-        else:
-            csum = inet_checksum(hdr + self._payload)
-        packet = hdr[:2] + struct.pack("!H", csum) + hdr[4:] + self._payload
-        self._rcvd[seq >> 3] &= ~(1 << (seq & 7)) & 0xFF
-        dest = (self.address, 0, 0, 0) if self.v6 else (self.address, 0)
-        send_ns = time.monotonic_ns()
-        wall_ns = time.time_ns()
+    # --- sending ------------------------------------------------------------------------
+
+    def _send(self) -> Iterator[Event]:
+        st, opts = self.statistics, self.options
+        if opts.outstanding and st.transmitted and not st.answered(st.transmitted & 0xFFFF):
+            yield PingPending(seq=st.transmitted & 0xFFFF, timestamp=time.time())
+        seq = st.next_seq()
+        src, dst = self.fam.pack(self._local), self.fam.pack(self.dest.address)
+        packet = self.echo.echo(self.ident, seq, self._payload, src, dst)
+        send_ns, wall_ns = time.monotonic_ns(), time.time_ns()
         error: PingError | None = None
         try:
-            self.sock.sendto(packet, dest)
+            self.echo.send(packet, self.dest.sockaddr)
         except OSError as exc:
-            error = self._local_error(exc, seq, wall_ns)
-        self._sent[seq] = send_ns
-        self.transmitted += 1
-        self._last_send_ns = send_ns
+            error = _local_error(self.echo, exc, seq, wall_ns)
+        st.sent(seq, send_ns)
         if error is not None:
-            self.errors += 1
+            st.error()
             yield error
-        elif self._pcap:
-            hops = self.ttl or 64
-            head = (_ipv6_header(self._local, self.address, len(packet), hops) if self.v6
-                    else ipv4_header(socket.inet_aton(self._local), socket.inet_aton(self.address), len(packet), hops, self.df))
-            self._pcap.write(head + packet, wall_ns)
+            return
+        self._capture(self.fam.pcap_header(src, dst, len(packet), opts.ttl or 64, opts.pmtu == "do") + packet, wall_ns)
+        if not self.echo.raw:  # datagram sockets: errors the responder queued at once
+            yield from self._read_errqueue()
 
-    def _local_error(self, exc: OSError, seq: int, wall_ns: int) -> PingError:
-        mtu = None
-        if exc.errno == errno.EMSGSIZE:
-            for _data, origin, _type, _code, info, _offender in self._extended_errors():
-                if origin == _SO_EE_ORIGIN_LOCAL:
-                    mtu = info
-            if mtu is None:
-                try:
-                    mtu = self.sock.getsockopt(socket.IPPROTO_IPV6 if self.v6 else socket.IPPROTO_IP,
-                                               getattr(socket, "IPV6_MTU", 24) if self.v6 else getattr(socket, "IP_MTU", 14))
-                except OSError:
-                    mtu = None
-            sep = ": " if self.v6 else "="
-            message = "local error: message too long" + (f", mtu{sep}{mtu}" if mtu else "")
-            kind = "message-too-long"
-        else:
-            message = f"local error: {exc.strerror or exc}"
-            kind = "local"
-        return PingError(seq=seq, kind=kind, message=message, reporter=None, reporter_name=None,
-                         icmp_type=None, icmp_code=None, mtu=mtu, local=True, timestamp=wall_ns / 1e9)
+    def _capture(self, packet: bytes, wall_ns: int) -> None:
+        if self._pcap is not None and not self._pcap.write(packet, wall_ns):
+            self.stop()
 
-    def _extended_errors(self) -> Iterator[tuple[bytes, int, int, int, int, bytes]]:
-        """Drain the error queue (IP_RECVERR): (data, origin, type, code, info, offender) per sock_extended_err.
-
-        SOL_SOCKET messages (the SO_TIMESTAMPNS stamp) are not error records and are skipped.
-        """
-        while True:
-            try:
-                data, ancdata, _flags, _addr = self.sock.recvmsg(65535, 1024, _MSG_ERRQUEUE | socket.MSG_DONTWAIT)
-            except OSError:  # EAGAIN: the queue is empty
-                return
-            for level, _ctype, cdata in ancdata:
-                if level == socket.SOL_SOCKET or len(cdata) < 16:
-                    continue
-                _err, origin, etype, ecode, info = struct.unpack("=IBBBxI", cdata[:12])
-                yield data, origin, etype, ecode, info, cdata[16:]
+    # --- receiving ----------------------------------------------------------------------
 
     def _read_errqueue(self) -> Iterator[PingError]:
-        """ICMP errors and local errors queued by IP_RECVERR (the only error path for datagram sockets)."""
-        for data, origin, etype, ecode, info, offender in self._extended_errors():
-            if origin == _SO_EE_ORIGIN_LOCAL or self.kind == "raw":
+        """ICMP errors queued by IP_RECVERR: the only error path for datagram sockets."""
+        for rec in self.echo.errqueue():
+            if rec.origin == SO_EE_ORIGIN_LOCAL or self.echo.raw:
                 continue  # local errors are reported at sendto; raw sockets read ICMP errors as data
-            if origin not in (_SO_EE_ORIGIN_ICMP, _SO_EE_ORIGIN_ICMP6) or len(data) < 8:
+            if rec.origin != self.fam.ee_origin_icmp:
                 continue
-            _t, _c, _ck, _ident, seq = struct.unpack("!BBHHH", data[:8])
-            if len(data) >= 16 and self.size >= 8 and data[8:16] != self.nonce:
+            seq = self.matcher.match_quoted(rec.data)
+            if seq is None:
                 continue
-            reporter = None
-            if len(offender) >= 8 and struct.unpack("=H", offender[:2])[0] == socket.AF_INET:
-                reporter = socket.inet_ntoa(offender[4:8])
-            elif len(offender) >= 24:
-                reporter = socket.inet_ntop(socket.AF_INET6, offender[8:24])
-            yield self._icmp_error(etype, ecode, info, seq, reporter, time.time_ns())
+            yield self._error(ErrorMatch(seq, rec.offender, rec.icmp_type, rec.icmp_code, rec.info), time.time_ns())
 
-    def _icmp_error(self, etype: int, ecode: int, info: int, seq: int, reporter: str | None, wall_ns: int) -> PingError:
-        kind, message, mtu = (_icmp6_error if self.v6 else _icmp4_error)(etype, ecode, info)
-        self.errors += 1
-        return PingError(seq=seq, kind=kind, message=message, reporter=reporter, reporter_name=self._name(reporter),
-                         icmp_type=etype, icmp_code=ecode, mtu=mtu, local=False, timestamp=wall_ns / 1e9)
+    def _error(self, m: ErrorMatch, wall_ns: int) -> PingError:
+        from recon import icmp
+
+        self.statistics.error()
+        self.statistics.acknowledge(m.seq)
+        v = self.fam.version
+        mtu = m.info if icmp.error_kind(m.icmp_type, m.icmp_code, v) == "frag-needed" else None
+        return PingError(seq=m.seq, kind=icmp.error_kind(m.icmp_type, m.icmp_code, v), reporter=m.reporter,
+                         reporter_name=self._name(m.reporter), icmp_type=m.icmp_type, icmp_code=m.icmp_code, mtu=mtu,
+                         local=False, timestamp=wall_ns / 1e9, version=v, info=m.info)
 
     def _read_replies(self) -> Iterator[PingReply | PingError]:
-        while True:
-            try:
-                data, ancdata, _flags, addr = self.sock.recvmsg(65535 + 60, 512, socket.MSG_DONTWAIT)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                # a pending socket error (e.g. from IP_RECVERR): read the error queue instead
-                yield from self._read_errqueue()
-                return
-            now_mono = time.monotonic_ns()
-            now_wall = time.time_ns()
-            kernel_ns = None
-            hops = None
-            for level, ctype, cdata in ancdata:
-                if level == socket.SOL_SOCKET and ctype == _SO_TIMESTAMPNS and len(cdata) >= 16:
-                    sec, nsec = struct.unpack("=qq", cdata[:16])
-                    kernel_ns = sec * 1_000_000_000 + nsec
-                elif level == socket.IPPROTO_IP and ctype == socket.IP_TTL and len(cdata) >= 4:
-                    hops = struct.unpack("=i", cdata[:4])[0]
-                elif level == socket.IPPROTO_IPV6 and ctype == _IPV6_HOPLIMIT and len(cdata) >= 4:
-                    hops = struct.unpack("=i", cdata[:4])[0]
-            recv_mono, recv_wall = now_mono, now_wall
-            if kernel_ns is not None and 0 <= now_wall - kernel_ns < 1_000_000_000:
-                recv_mono, recv_wall = now_mono - (now_wall - kernel_ns), kernel_ns
-            event = self._parse(data, addr[0], hops, recv_mono, recv_wall)
+        count = self.options.count
+        got = False
+        for rec in self.echo.receive():
+            got = True
+            event = self._handle(rec)
             if event is not None:
                 yield event
-                if self.count and self.received + self.errors >= self.count:
+                st = self.statistics
+                if count and st.received + st.errors >= count:
                     return  # done: like ping, stop reading (later duplicates are not waited for)
+        if not got:  # a pending socket error, not a packet: the error queue says what it was
+            yield from self._read_errqueue()
 
-    def _parse(self, data: bytes, src: str, hops: int | None, recv_mono: int, recv_wall: int) -> PingReply | PingError | None:
-        raw_packet = data
-        if not self.v6 and self.kind == "raw":
-            if len(data) < 20:
-                return None
-            ihl = (data[0] & 0x0F) * 4
-            hops = data[8]
-            data = data[ihl:]
-        if len(data) < 8:
+    def _handle(self, rec: Received) -> PingReply | PingError | None:
+        now_mono, now_wall = time.monotonic_ns(), time.time_ns()
+        recv_mono, recv_wall = now_mono, now_wall
+        if rec.wall_ns is not None and 0 <= now_wall - rec.wall_ns < 1_000_000_000:
+            recv_mono, recv_wall = now_mono - (now_wall - rec.wall_ns), rec.wall_ns
+        ip_header = self.echo.raw and self.fam.raw_reads_ip_header
+        m = self.matcher.match(rec.data, ip_header=ip_header, source=rec.source, hops=rec.hops)
+        if m is None or (isinstance(m, ErrorMatch) and not self.echo.raw):
             return None
-        icmp_type, code, _csum, ident, seq = struct.unpack("!BBHHH", data[:8])
-        reply_type = 129 if self.v6 else 0
-        if icmp_type == reply_type:
-            if self.kind == "raw" and ident != self.ident:
-                return None
-            if self.size >= 8 and data[8:16] != self.nonce:
-                return None
-            self._capture(raw_packet, src, hops, recv_wall)
-            return self._reply(seq, src, len(data), hops, recv_mono, recv_wall)
-        if self.kind != "raw":
-            return None
-        # An ICMP error quoting one of our probes: inner IP header, then our echo header.
-        inner = data[8:]
-        if self.v6:
-            if len(inner) < 48 or inner[6] != 58:
-                return None
-            if socket.inet_ntop(socket.AF_INET6, inner[24:40]) != self.address:
-                return None
-            quoted = inner[40:]
+        if ip_header:
+            self._capture(rec.data, recv_wall)
         else:
-            if len(inner) < 28 or inner[9] != 1:
-                return None
-            if socket.inet_ntoa(inner[16:20]) != self.address:
-                return None
-            quoted = inner[(inner[0] & 0x0F) * 4:]
-        if len(quoted) < 8:
-            return None
-        q_type, _qc, _qs, q_ident, q_seq = struct.unpack("!BBHHH", quoted[:8])
-        if q_type != (128 if self.v6 else 8) or q_ident != self.ident:
-            return None
-        if self.size >= 8 and len(quoted) >= 16 and quoted[8:16] != self.nonce:
-            return None
-        info = struct.unpack("!I", data[4:8])[0]
-        if not self.v6 and icmp_type == 3 and code == 4:
-            info &= 0xFFFF  # next-hop MTU is the low half
-        elif not self.v6 and icmp_type == 12:
-            info >>= 24
-        self._capture(raw_packet, src, hops, recv_wall)
-        return self._icmp_error(icmp_type, code, info, q_seq, src, recv_wall)
+            src = self.fam.pack(m.source if isinstance(m, ReplyMatch) else (m.reporter or self.fam.any_address))
+            hops = m.hops if isinstance(m, ReplyMatch) else rec.hops
+            local = self.fam.pack(self._local)
+            self._capture(self.fam.pcap_header(src, local, len(rec.data), hops or 0, False) + rec.data, recv_wall)
+        if isinstance(m, ErrorMatch):
+            return self._error(m, recv_wall)
+        return self._reply(m, recv_mono, recv_wall)
 
-    def _capture(self, packet: bytes, src: str, hops: int | None, wall_ns: int) -> None:
-        if not self._pcap:
-            return
-        if not self.v6 and self.kind == "raw":
-            self._pcap.write(packet, wall_ns)
-        elif self.v6:
-            self._pcap.write(_ipv6_header(src, self._local or "::", len(packet), hops or 0) + packet, wall_ns)
-        else:
-            self._pcap.write(ipv4_header(socket.inet_aton(src), socket.inet_aton(self._local or "0.0.0.0"), len(packet), hops or 0, False)
-                             + packet, wall_ns)
-
-    def _reply(self, seq: int, src: str, nbytes: int, hops: int | None, recv_mono: int, recv_wall: int) -> PingReply:
-        sent = self._sent.get(seq)
-        rtt_ns = max(0, recv_mono - sent) if sent is not None else None
-        dup = bool(self._rcvd[seq >> 3] & (1 << (seq & 7)))
-        if rtt_ns is not None:
-            us = rtt_ns // 1000
-            self.tsum += us
-            self.tsum2 += us * us
-            self.tmin = us if (self.received + self.duplicates) == 0 else min(self.tmin, us)
-            self.tmax = max(self.tmax, us)
-            self.ewma8 = us * 8 if not self.ewma8 else self.ewma8 + us - self.ewma8 // 8
-        if dup:
-            self.duplicates += 1
-        else:
-            self._rcvd[seq >> 3] |= 1 << (seq & 7)
-            self.received += 1
-            diff = (self.transmitted - seq) & 0xFFFF
-            if diff <= 0x7FFF:
-                self.pipe = max(self.pipe, diff + 1)
+    def _reply(self, m: ReplyMatch, recv_mono: int, recv_wall: int) -> PingReply:
+        rtt_ns, dup = self.statistics.reply(m.seq, recv_mono)
         return PingReply(
-            seq=seq, address=src, hostname=self._name(src), bytes=nbytes, ttl=hops,
+            seq=m.seq, address=m.source, hostname=self._name(m.source), bytes=m.nbytes, ttl=m.hops,
             rtt_ms=None if rtt_ns is None else rtt_ns / 1e6, rtt_us=None if rtt_ns is None else rtt_ns // 1000,
-            duplicate=dup, truncated=nbytes < self.size + 8, timestamp=recv_wall / 1e9,
-        )
-
-    def _name(self, address: str | None) -> str | None:
-        """Reverse name for reply sources, only when the target was given as a name (as ping does)."""
-        if address is None or self.numeric:
-            return None
-        if address not in self._names:
-            try:
-                name: str | None = socket.getnameinfo((address, 0), socket.NI_NAMEREQD)[0]
-            except OSError:
-                name = None
-            self._names[address] = name or (self.host if address == self.address else None)
-        return self._names[address]
-
-    def stats(self, *, final: bool = True) -> PingStats:
-        """The statistics so far (iputils arithmetic)."""
-        total = self.received + self.duplicates
-        if total:
-            tmin, tavg, tmax, mdev = _summary(self.tmin, self.tmax, self.tsum, self.tsum2, total)
-        else:
-            tmin = tavg = tmax = mdev = None
-        return PingStats(
-            host=self.host, address=self.address, transmitted=self.transmitted, received=self.received,
-            duplicates=self.duplicates, errors=self.errors,
-            time_ms=(self._last_send_ns - self._start_ns + 500_000) // 1_000_000,
-            rtt_min_us=tmin, rtt_avg_us=tavg, rtt_max_us=tmax, rtt_mdev_us=mdev,
-            rtt_ewma_us=self.ewma8 // 8 if total else None, pipe=self.pipe, final=final,
+            duplicate=dup, truncated=m.nbytes < self.options.size + 8, timestamp=recv_wall / 1e9,
         )
 
 
-def ping(target: str, **options: object) -> Pinger:
+def ping(target: str, *, transport: Transport | None = None, **options: object) -> Pinger:
     """Validate, resolve and open a ping session; iterate it for events (see ``Pinger``)."""
-    return Pinger(target, **options)  # type: ignore[arg-type]
+    return Pinger(target, transport=transport, **options)  # type: ignore[arg-type]  # PingOptions checks every value

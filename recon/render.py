@@ -29,6 +29,7 @@ from recon.models import (
     IPOption,
     LabInfo,
     PingError,
+    PingPending,
     PingReply,
     PingStart,
     PingStats,
@@ -323,11 +324,83 @@ def ping_reply(reply: PingReply, *, timestamps: bool = False) -> str:
     return line
 
 
+_UNREACH4 = {
+    0: "Destination Net Unreachable",
+    1: "Destination Host Unreachable",
+    2: "Destination Protocol Unreachable",
+    3: "Destination Port Unreachable",
+    5: "Source Route Failed",
+    6: "Destination Net Unknown",
+    7: "Destination Host Unknown",
+    8: "Source Host Isolated",
+    9: "Destination Net Prohibited",
+    10: "Destination Host Prohibited",
+    11: "Destination Net Unreachable for Type of Service",
+    12: "Destination Host Unreachable for Type of Service",
+    13: "Packet filtered",
+    14: "Precedence Violation",
+    15: "Precedence Cutoff",
+}
+_UNREACH6 = {0: "No route", 1: "Administratively prohibited", 2: "Beyond scope of source address",
+             3: "Address unreachable", 4: "Port unreachable"}
+
+
+def _icmp4_words(t: int, code: int, info: int | None, mtu: int | None) -> str:
+    """ping.c pr_icmph() wording for an ICMPv4 error."""
+    if t == 3:
+        return f"Frag needed and DF set (mtu = {mtu})" if code == 4 else _UNREACH4.get(code, f"Dest Unreachable, Bad Code: {code}")
+    if t == 11:
+        return "Time to live exceeded" if code == 0 else "Frag reassembly time exceeded"
+    if t == 4:
+        return "Source Quench"
+    if t == 5:
+        return "Redirect"
+    if t == 12:
+        return f"Parameter problem: pointer = {info}"
+    return f"Bad ICMP type: {t}"
+
+
+def _icmp6_words(t: int, code: int, mtu: int | None) -> str:
+    """ping6_common.c print_icmp() wording for an ICMPv6 error."""
+    if t == 1:
+        return "Destination unreachable: " + _UNREACH6.get(code, f"Unknown code {code}")
+    if t == 2:
+        return f"Packet too big: mtu={mtu}"
+    if t == 3:
+        return "Time exceeded: " + ("Hop limit" if code == 0 else "Defragmentation failure")
+    if t == 4:
+        return f"Parameter problem: code {code}"
+    return f"Unknown icmp type: {t}"
+
+
+def ping_error_message(error: PingError) -> str:
+    """What iputils says about an error: "Time to live exceeded", "local error: message too long, mtu=1500"."""
+    if error.local:
+        if error.kind == "message-too-long":
+            sep = ": " if error.version == 6 else "="
+            return "local error: message too long" + (f", mtu{sep}{error.mtu}" if error.mtu else "")
+        return f"local error: {error.detail or error.kind}"
+    t, code = error.icmp_type or 0, error.icmp_code or 0
+    return _icmp6_words(t, code, error.mtu) if error.version == 6 else _icmp4_words(t, code, error.info, error.mtu)
+
+
 def ping_error(error: PingError, *, timestamps: bool = False) -> tuple[str, bool]:
     """(line, to_stderr): ICMP errors go to stdout as ping prints them, local errors to stderr."""
+    message = ping_error_message(error)
     if error.local:
-        return f"ping: {error.message}", True
-    return f"{_ping_stamp(error.timestamp, timestamps)}From {_ping_who(error.reporter, error.reporter_name)} icmp_seq={error.seq} {error.message}", False
+        return f"ping: {message}", True
+    who = _ping_who(error.reporter, error.reporter_name)
+    return f"{_ping_stamp(error.timestamp, timestamps)}From {who} icmp_seq={error.seq} {message}", False
+
+
+def ping_pattern(start: PingStart) -> str | None:
+    """ping -p prints ``PATTERN: 0x...`` before anything else."""
+    return None if start.pattern is None else f"PATTERN: 0x{start.pattern.hex()}"
+
+
+def ping_pending(pending: PingPending, *, timestamps: bool = False) -> str:
+    """ping -O: ``no answer yet for icmp_seq=N``."""
+    return f"{_ping_stamp(pending.timestamp, timestamps)}no answer yet for icmp_seq={pending.seq}"
 
 
 def _ping_loss(stats: PingStats) -> str:
@@ -352,6 +425,10 @@ def ping_summary(stats: PingStats) -> list[str]:
             _ping_us3(v) for v in (stats.rtt_min_us, stats.rtt_avg_us, stats.rtt_max_us, stats.rtt_mdev_us)) + " ms")
     if stats.pipe > 1:
         tail.append(f"pipe {stats.pipe}")
+    if stats.received and stats.interval_us == 0 and stats.transmitted > 1 and stats.time_us is not None:
+        ipg = stats.time_us // (stats.transmitted - 1)
+        ewma = stats.rtt_ewma_us or 0
+        tail.append(f"ipg/ewma {ipg // 1000}.{ipg % 1000:03d}/{ewma // 1000}.{ewma % 1000:03d} ms")
     return ["", f"--- {safe(stats.host)} ping statistics ---", counts, ", ".join(tail)]
 
 
@@ -374,7 +451,7 @@ def ping_json(event: PingReply | PingError | PingStats) -> str:
                           "duplicate": event.duplicate, "truncated": event.truncated,
                           "timestamp": round(event.timestamp, 6)})
     if isinstance(event, PingError):
-        return json_line({"type": "error", "seq": event.seq, "kind": event.kind, "message": event.message,
+        return json_line({"type": "error", "seq": event.seq, "kind": event.kind, "message": ping_error_message(event),
                           "reporter": event.reporter, "icmp_type": event.icmp_type, "icmp_code": event.icmp_code,
                           "mtu": event.mtu, "local": event.local, "timestamp": round(event.timestamp, 6)})
     rtt = event.rtt_ms

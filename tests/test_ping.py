@@ -115,7 +115,7 @@ def test_summary_lines_like_iputils() -> None:
         "167 packets transmitted, 158 received, +9 errors, 5.38922% packet loss, time 791ms",
         "rtt min/avg/max/mdev = 0.330/1511.202/9886.157/2799.059 ms, pipe 10",
     ]
-    err = PingError(seq=3, kind="host-unreachable", message="Destination Host Unreachable", reporter="198.18.0.1",
+    err = PingError(seq=3, kind="host-unreachable", reporter="198.18.0.1",
                     reporter_name=None, icmp_type=3, icmp_code=1, mtu=None, local=False, timestamp=0.0)
     assert render.ping_error(err) == ("From 198.18.0.1 icmp_seq=3 Destination Host Unreachable", False)
 
