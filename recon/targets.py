@@ -67,7 +67,7 @@ __all__ = [
 
 MAX_WITHOUT_YES = 65_536  # addresses (IPv4 + IPv6) without --yes
 MAX_V6_RANGE = 1 << 32  # one IPv6 range or CIDR (a /96), even with --yes
-MAX_RUNS = 1 << 20  # separate runs over all specs: bounds memory (about 150 MB at most)
+MAX_RUNS = 1 << 18  # separate runs over all specs: bounds memory (about 60 MB at most)
 MAX_SHARDS = 65_535  # as zmap (a 16-bit shard count)
 MAX_FILE_BYTES = 16 << 20  # an --input-file / --exclude-file
 MAX_LINE_BYTES = 64 << 10

@@ -492,3 +492,12 @@ def test_system_resolver_gives_aaaa_only_names_as_ipv6(lab) -> None:
             "print(list(t), list(t.v6.addresses()), sorted(t.v6.names.values()))")
     res = lab.run([__import__("sys").executable, "-c", code])
     assert res.stdout.strip() == "['198.18.0.10'] ['2001:db8:2::1'] ['far6.lab']", res.stderr
+
+
+def test_all_specs_share_one_run_budget() -> None:
+    """Many patterns together cannot exceed MAX_RUNS separate runs, even with --yes."""
+    from recon.targets import MAX_RUNS
+
+    assert len(build_targets(["10.0-255.0-255.1,3,5", "11.0-255.0-255.1"], yes=True).intervals) == MAX_RUNS
+    with pytest.raises(InvalidTarget, match="with the specs before it, more than 262,144 in all"):
+        build_targets(["10.0-255.0-255.1,3,5", "11.0-255.0-255.1", "12.0.0.1,3"], yes=True)
