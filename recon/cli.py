@@ -336,7 +336,7 @@ def craft(
 @app.command(short_help="Report devices joining/leaving, as in: recon watch 192.168.1.0/24")
 def watch(
     targets: TargetsArg = None,
-    period: Annotated[float, typer.Option("--period", help="Seconds between rounds (0: back to back).")] = 1.0,
+    period: Annotated[float, typer.Option("--period", help="Seconds between rounds, 0 (back to back) to 86400.")] = 1.0,
     misses: Annotated[int, typer.Option("--misses", help="A device is DOWN after this many silent rounds.")] = 3,
     mac: Annotated[Optional[list[str]], typer.Option("--mac", help="Watch list: alert only on this MAC (repeatable).")] = None,
     host: Annotated[Optional[list[str]], typer.Option("--host", help="Watch list: alert only on this address (repeatable).")] = None,
@@ -345,27 +345,23 @@ def watch(
     json_: Annotated[bool, typer.Option("--json", help="One JSON line per event (the first round: INVENTORY lines).")] = False,
     state: Annotated[Optional[str], typer.Option("--state", help="JSON file of known devices, kept across runs.")] = None,
     once: Annotated[bool, typer.Option("--once", help="One round: print the inventory, exit 0 if any device is up, else 1.")] = False,
-    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Seconds to wait for replies in a round (default: 0.6 x period, 0.2 to 1).")] = None,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Seconds to wait for replies in a round, at most 3600 (default: 0.6 x period, 0.2 to 1).")] = None,
     input_file: InputFileOpt = None,
     exclude: ExcludeOpt = None,
+    yes: YesOpt = False,
 ) -> int:
     """Report devices joining or leaving. Example: recon watch 192.168.1.0/24 --mac aa:bb:cc:dd:ee:ff"""
-    from recon.errors import InvalidOption
-    from recon.privileges import require_raw
     from recon.targets import build_targets
-    from recon.watch import HookRunner, Watch, normalize_mac, parse_exec
+    from recon.watch import HookRunner, Watch, check_options, normalize_mac, parse_exec, require_privileges
 
-    tset = build_targets(targets or host or [], input_file=input_file, exclude=exclude or [])
+    tset = build_targets(targets or host or [], input_file=input_file, exclude=exclude or [], yes=yes)
     for warning in tset.warnings:
         render.err(render.target_warning(warning))
-    if period < 0:
-        raise InvalidOption("--period", period, "seconds between rounds, 0 or more")
-    if misses < 1:
-        raise InvalidOption("--misses", misses, "a whole number of rounds, at least 1")
+    check_options(period=period, misses=misses, timeout=timeout, state=state)
     macs = [normalize_mac(x) for m in mac or [] for x in m.split(",") if x.strip()]
-    hosts = build_targets(host) if host else None
+    hosts = build_targets(host, yes=yes) if host else None
     argv = parse_exec(exec_) if exec_ else None
-    require_raw("recon watch")
+    require_privileges()
     with _sigterm_as_exit(), Watch(tset, period=period, misses=misses, macs=macs, hosts=hosts, state=state,
                                    hooks=HookRunner(argv, notify=notify), timeout=timeout) as w:
         for rnd in w.rounds(once=once):

@@ -22,6 +22,7 @@ import contextlib
 import errno
 import ipaddress
 import json
+import math
 import os
 import queue
 import re
@@ -500,6 +501,40 @@ class _Resolver:
         return {a: n for a in addresses if (n := self.cache.get(a))}
 
 
+PERIOD_MAX = 86400.0  # a round a day at the least; longer periods are a cron job's work
+TIMEOUT_MAX = 3600.0  # as ping caps its waits
+
+
+def check_options(*, period: float, misses: int, timeout: float | None = None, state: str | None = None) -> None:
+    """Every watch option that can be checked before anything is opened or sent (InvalidOption: exit 2)."""
+    if not (math.isfinite(period) and 0 <= period <= PERIOD_MAX):
+        raise InvalidOption("--period", period, f"seconds between rounds, 0 to {PERIOD_MAX:g}")
+    if misses < 1:
+        raise InvalidOption("--misses", misses, "a whole number of rounds, at least 1")
+    if timeout is not None and not (math.isfinite(timeout) and 0 < timeout <= TIMEOUT_MAX):
+        raise InvalidOption("--timeout", timeout, f"seconds to wait for replies, more than 0 and at most {TIMEOUT_MAX:g}")
+    if state:
+        folder = Path(os.path.abspath(state)).parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise InvalidOption("--state", state, f"a file in a writable directory ({str(folder)!r} is not one)")
+        if os.path.isdir(state):
+            raise InvalidOption("--state", state, "a file, not a directory")
+
+
+def require_privileges() -> None:
+    """Raw sockets or a PrivilegeError (exit 3) whose advice fits watch: ICMP datagram sockets (ping's
+    ping_group_range) cannot send ARP, so only root or CAP_NET_RAW helps."""
+    from recon.errors import PrivilegeError
+    from recon.transport import require_raw
+
+    try:
+        require_raw("recon watch")
+    except PrivilegeError:
+        python = os.path.realpath(sys.executable)
+        raise PrivilegeError("recon watch (ARP and ICMP on raw sockets)", hint=(
+            f"run it with sudo, or grant the capability once with 'sudo setcap cap_net_raw+ep {python}'")) from None
+
+
 class Watch:
     """``recon watch``: rounds every ``period`` seconds, events, hooks and the state file.
 
@@ -512,10 +547,7 @@ class Watch:
                  round_source: RoundSource | None = None, timeout: float | None = None, retries: int = 1,
                  resolve: Callable[[Sequence[str]], dict[str, str]] | None = None, save_every: float = 10.0,
                  interface: str | None = None) -> None:
-        if period < 0:
-            raise InvalidOption("--period", period, "seconds between rounds, 0 or more")
-        if timeout is not None and timeout <= 0:
-            raise InvalidOption("--timeout", timeout, "seconds to wait for replies, more than 0")
+        check_options(period=period, misses=misses, timeout=timeout, state=state)
         self.targets = targets
         self.period = period
         self.state_path = state
@@ -524,9 +556,6 @@ class Watch:
         self.notes: list[str] = []
         known: list[DeviceState] = []
         if state:
-            folder = Path(state).resolve().parent
-            if not folder.is_dir() or not os.access(folder, os.W_OK):
-                raise InvalidOption("--state", state, f"a file in a writable directory ({str(folder)!r} is not one)")
             known, note = load_state(state)
             if note:
                 self.notes.append(note)

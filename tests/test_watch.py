@@ -18,10 +18,12 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from conftest import NOBODY, RECON, ROOT, run_cli
 
 from recon.models import DeviceState, HostResult
 from recon.targets import build_targets
-from recon.watch import HookRunner, Tracker, Watch, load_state, save_state
+from recon.errors import InvalidOption
+from recon.watch import STATE_MAX_BYTES, HookRunner, Tracker, Watch, load_state, save_state
 
 PHONE = ("198.18.0.10", "3c:22:fb:12:34:56")
 TV = ("198.18.0.14", "8c:79:f5:77:88:99")
@@ -178,6 +180,54 @@ def test_a_state_file_with_a_hostile_field_is_moved_aside(tmp_path: Path, field:
     assert not state.exists() and len(list(tmp_path.glob("watch.json.corrupt-*"))) == 1
 
 
+def _load_in_thread(state: Path) -> tuple[list[DeviceState], str | None]:
+    """load_state, failing (not hanging the test run) if it does not return within 10 s."""
+    got: list[tuple[list[DeviceState], str | None] | BaseException] = []
+
+    def load() -> None:
+        try:
+            got.append(load_state(state))
+        except BaseException as exc:  # noqa: BLE001  # handed to the test thread, which fails on it
+            got.append(exc)
+
+    worker = threading.Thread(target=load, daemon=True)
+    worker.start()
+    worker.join(10)
+    assert got, "load_state hung"
+    assert not isinstance(got[0], BaseException), f"load_state raised {got[0]!r}"
+    return got[0]
+
+
+@pytest.mark.parametrize("kind", ["deep", "not-utf8", "fifo", "huge", "bigint"])
+def test_a_hostile_state_file_is_moved_aside_with_one_warning(tmp_path: Path, kind: str) -> None:
+    """Deep nesting (RecursionError), non-UTF-8 (UnicodeDecodeError), a FIFO (a hang), a file over the size
+    cap, a 5,000-digit number: each is moved aside with one note, as the README promises."""
+    state = tmp_path / "watch.json"
+    if kind == "deep":
+        state.write_text("[" * 200_000 + "]" * 200_000)
+    elif kind == "not-utf8":
+        state.write_bytes(b'{"devices": [{"address": "198.18.0.10", "hostname": "\xff\xfe\x9b"}]}')
+    elif kind == "fifo":
+        os.mkfifo(state)
+    elif kind == "huge":
+        with open(state, "wb") as fh:
+            fh.truncate(STATE_MAX_BYTES + 1)  # sparse: no disk used
+    else:
+        state.write_text('{"devices": [], "version": ' + "9" * 5000 + "}")
+    devices, note = _load_in_thread(state)
+    assert devices == [] and note is not None and "corrupt" in note and "\n" not in note
+    assert not os.path.lexists(state) and len(list(tmp_path.glob("watch.json.corrupt-*"))) == 1
+
+
+def test_a_state_path_that_is_a_directory_or_device_is_refused(tmp_path: Path) -> None:
+    """--state naming a directory or a device is bad input (exit 2), never renamed aside."""
+    with pytest.raises(InvalidOption, match="--state"):
+        load_state(tmp_path)
+    with pytest.raises(InvalidOption, match="--state"):
+        load_state("/dev/null")
+    assert os.path.exists("/dev/null") and tmp_path.is_dir()
+
+
 def test_names_the_loader_would_refuse_are_not_saved(tmp_path: Path) -> None:
     """A hostname off the wire with control characters is not written, so the next start does not lose the state."""
     state = tmp_path / "s.json"
@@ -298,6 +348,13 @@ def test_notify_runs_notify_send_per_event_with_plain_arguments(tmp_path: Path, 
     (["--mac", "zz:zz"], "--mac"),
     (["--misses", "0"], "--misses"),
     (["--period", "-1"], "--period"),
+    (["--period", "nan"], "--period"),
+    (["--period", "inf"], "--period"),
+    (["--period", "1e10"], "--period"),
+    (["--period", "86401"], "--period"),
+    (["--timeout", "nan"], "--timeout"),
+    (["--timeout", "inf"], "--timeout"),
+    (["--timeout", "0"], "--timeout"),
     (["--exec", "no-such-program-xyz --flag"], "--exec"),
     (["--exec", "'unterminated"], "--exec"),
     (["--state", "/nonexistent-dir/state.json"], "--state"),
@@ -308,6 +365,21 @@ def test_bad_options_exit_2_with_one_line(args: list[str], needle: str) -> None:
                          timeout=30)
     assert res.returncode == 2, res.stderr
     assert needle in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_without_privileges_the_advice_fits_watch_and_yes_is_accepted(tmp_path: Path) -> None:
+    """As an unprivileged user: exit 3 with advice that helps watch (sudo or setcap on the interpreter that runs,
+    not ping_group_range: ICMP datagram sockets cannot send ARP); a big range takes --yes as in sweep."""
+    prefix = NOBODY if os.geteuid() == 0 else []
+    env = {**os.environ, "HOME": "/"}
+    res = subprocess.run([*prefix, *RECON, "watch", "198.18.0.0/15", "--once", "--yes"], capture_output=True,
+                         text=True, timeout=60, cwd=ROOT, env=env)
+    assert res.returncode == 3, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert "ping_group_range" not in res.stderr and "--yes" not in res.stderr
+    assert "run it with sudo" in res.stderr and "setcap cap_net_raw+ep /" in res.stderr
+    big = run_cli("watch", "198.18.0.0/15", "--once")
+    assert big.code == 2 and "--yes" in big.stderr
 
 
 # --- live, in the lab ------------------------------------------------------------------------------------
