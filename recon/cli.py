@@ -14,7 +14,7 @@ import subprocess
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
-from typing import Annotated, Optional, TextIO
+from typing import Annotated, Any, Optional, TextIO
 
 import typer
 
@@ -94,6 +94,7 @@ def sweep(
     json_out: Annotated[bool, typer.Option("--json", help="JSON lines, one object per host.")] = False,
     csv_out: Annotated[bool, typer.Option("--csv", help="CSV with a header row.")] = False,
     pcap: Annotated[Optional[str], typer.Option("--pcap", help="Write every probe and reply to this pcap file.")] = None,
+    cluster: Annotated[Optional[str], typer.Option("--cluster", help="Run shards as tasks on a Dask cluster: tcp://SCHEDULER:8786, or local:N worker processes (needs recon[cluster]).")] = None,
 ) -> int:
     """Find live hosts (ICMP/ARP). Example: recon sweep 192.168.1.1-120"""
     from recon.engine import Prober
@@ -111,11 +112,20 @@ def sweep(
         if not len(target_set):
             raise InputError("the sweep engine does not probe IPv6 targets yet", hint="use 'recon ping' for one IPv6 host")
         render.err(render.unswept_ipv6(target_set.total - len(target_set)))
-    progress = render.SweepProgress()
-    with Prober(method=method, probe=probe, engine=engine, interface=interface, source=source, rate=rate) as prober:
-        result = prober.sweep(target_set, timeout=timeout, retries=retries, seed=seed, shard=shard_t, pcap=pcap,
-                              resolve=resolve, progress=progress)
-    progress.finish()
+    options: dict[str, Any] = {"method": method, "probe": probe, "engine": engine, "interface": interface, "source": source, "rate": rate}
+    if cluster is not None:
+        from recon.cluster import cluster_sweep
+
+        if pcap is not None:
+            raise InputError("--pcap cannot be combined with --cluster", hint="each worker sweeps from its own host; drop --pcap")
+        result = cluster_sweep(target_set, cluster, timeout=timeout, retries=retries, seed=seed, shard=shard_t, resolve=resolve,
+                               on_shard=lambda s: render.err(render.shard_line(s)), **options)
+    else:
+        progress = render.SweepProgress()
+        with Prober(**options) as prober:
+            result = prober.sweep(target_set, timeout=timeout, retries=retries, seed=seed, shard=shard_t, pcap=pcap,
+                                  resolve=resolve, progress=progress)
+        progress.finish()
     if json_out:
         render.out_lines(render.sweep_json_lines(result, show_all))
     elif csv_out:

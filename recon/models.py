@@ -10,7 +10,7 @@ from typing import Any
 
 __all__ = [
     "as_dict",
-    "HostResult", "SweepStats", "SweepResult",
+    "HostResult", "SweepStats", "ShardStats", "SweepResult",
     "LabHost", "LabRange", "LabInfo",
     "CraftSpec", "CraftField", "ChecksumCheck", "CraftedPacket", "CraftResult",
     "PingStart", "PingReply", "PingError", "PingPending", "PingStats",
@@ -472,11 +472,34 @@ class SweepStats:
 
 
 @dataclass(frozen=True, slots=True)
+class ShardStats:
+    """One shard of a sweep run on a cluster (``recon sweep --cluster``): who swept it and what it cost.
+
+    ``shard`` of ``shards`` is the slice of the seeded permutation (``TargetSet.order``); ``worker``
+    is the Dask worker's address and ``host`` its host name (the vantage point the shard was seen from).
+    """
+
+    shard: int
+    shards: int
+    worker: str
+    host: str
+    targets: int
+    up: int
+    sent: int
+    received: int
+    duration_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class SweepResult:
-    """Every target of a sweep (status up / down / unreachable) and the sweep's counters."""
+    """Every target of a sweep (status up / down / unreachable) and the sweep's counters.
+
+    ``shards``: per-shard statistics when the sweep ran on a cluster (empty for a local sweep).
+    """
 
     hosts: tuple[HostResult, ...]
     stats: SweepStats
+    shards: tuple[ShardStats, ...] = ()
 
     @property
     def up(self) -> tuple[HostResult, ...]:

@@ -39,7 +39,7 @@ from recon.models import (
 )
 
 if TYPE_CHECKING:
-    from recon.models import HostResult, SweepResult
+    from recon.models import HostResult, ShardStats, SweepResult
 
 __all__ = ["Console", "console", "csv_rows", "err", "error_line", "json_line", "json_safe", "lab_status", "out", "safe", "stderr",
            "stdout", "table"]
@@ -752,7 +752,16 @@ def sweep_summary(result: "SweepResult") -> str:
     up = len(result.up)
     line = f"{up} host{'' if up == 1 else 's'} up of {s.targets} scanned in {s.duration_s:.2f} s"
     extra = [f"{v} {k}" for k, v in (("unreachable", s.unreachable), ("duplicates", s.duplicates), ("late", s.late)) if v]
+    if result.shards:
+        workers = len({sh.worker for sh in result.shards})
+        extra.append(f"{len(result.shards)} shards on {workers} worker{'' if workers == 1 else 's'}")
     return line + (f" ({', '.join(extra)})" if extra else "")
+
+
+def shard_line(s: "ShardStats") -> str:
+    """One shard of a cluster sweep, printed on stderr as it arrives: which worker swept it and what it cost."""
+    return (f"shard {s.shard}/{s.shards}: {s.up} up of {s.targets}, {s.sent} sent, {s.received} received "
+            f"in {s.duration_s:.2f} s by {safe(s.worker)} ({safe(s.host)})")
 
 
 class SweepProgress:

@@ -2,7 +2,7 @@
 # Install what recon and its tests need on a fresh Debian/Ubuntu machine (run as root):
 # the lab's tools (iproute2, nftables, procps), the reference tools the tests and
 # benchmarks compare against (iputils ping, tcpdump, tshark, fping, nmap), and a
-# virtualenv in .venv with recon and its test extra.
+# virtualenv in .venv with recon and its test and cluster (Dask) extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,5 +20,5 @@ if ((${#missing[@]})); then
 fi
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/python -m pip install -q -e '.[test]'
+.venv/bin/python -m pip install -q -e '.[test,cluster]'
 echo "setup: ready (.venv/bin/recon)" >&2

@@ -1,0 +1,282 @@
+"""Sweeps beyond one process: shards of the seeded permutation run as tasks on a Dask cluster.
+
+``recon sweep ... --cluster tcp://SCHEDULER:8786`` (or ``--cluster local:N``) splits the targets with
+``TargetSet.order(seed, (i, N))``, which is disjoint and complete, and submits one task per shard.
+Each task (``sweep_shard``) runs on a worker: it imports recon there and sweeps its shard with the
+ordinary raw-socket engine (``Prober.sweep``) from that worker's host and network namespace, so a
+shard is seen from that worker's vantage point. Results come back through ``as_completed`` and are
+merged into one ``SweepResult`` (the same rows as a local sweep, in address order) plus one
+``ShardStats`` per shard.
+
+Failure model: a task is pure and idempotent (a shard is a pure function of the target set, the
+seed and the shard number), so when its worker dies the scheduler simply runs it again elsewhere;
+``retries`` on submit covers a task that raises unexpectedly. The merge is keyed by shard and by
+address: a shard that arrives twice is dropped, and a sweep whose shards do not add up to the
+target set is an error, never a silent gap. Errors recon raises on purpose (bad options, no
+CAP_NET_RAW on a worker) come back as data, so they are not retried and keep their exit code.
+
+Dask is an optional dependency (``pip install 'recon[cluster]'``) and is imported only here,
+only when a cluster sweep starts. See ARCHITECTURE.md.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from recon.errors import ExitStatus, InvalidOption, ReconEnvironmentError, ReconError
+from recon.models import HostResult, ShardStats, SweepResult, SweepStats
+
+if TYPE_CHECKING:
+    from recon.targets import TargetSet
+
+__all__ = [
+    "INSTALL_HINT",
+    "ClusterError",
+    "ShardOutcome",
+    "ShardTask",
+    "cluster_sweep",
+    "merge_outcomes",
+    "parse_cluster",
+    "shard_plan",
+    "shard_size",
+    "sweep_shard",
+]
+
+INSTALL_HINT = "pip install 'recon[cluster]'"
+TASK_RETRIES = 2  # reruns of a task that raised; a dead worker's tasks are rerun by the scheduler on its own
+CONNECT_TIMEOUT = 10.0
+
+
+class ClusterError(ReconEnvironmentError):
+    """The cluster cannot be reached, or a shard failed on every worker that tried it (exit 3)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShardTask:
+    """Everything a worker needs to sweep one shard; small and picklable (intervals, not addresses)."""
+
+    intervals: tuple[tuple[int, int], ...]
+    names: tuple[tuple[int, str], ...]
+    seed: int
+    shard: tuple[int, int]
+    prober: tuple[tuple[str, Any], ...]  # Prober(**dict(prober)): method, probe, engine, interface, source, rate
+    timeout: float
+    retries: int
+    resolve: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ShardOutcome:
+    """What a worker sends back: the answered hosts of its shard (down ones are implied) and its counters."""
+
+    shard: tuple[int, int]
+    worker: str
+    host: str
+    hosts: tuple[HostResult, ...]  # up and unreachable only: the merge fills in the silent as down
+    stats: SweepStats | None
+    error: str | None = None
+    error_exit: int = int(ExitStatus.ENVIRONMENT)
+
+
+def sweep_shard(task: ShardTask) -> ShardOutcome:
+    """Sweep one shard from this host (runs on a Dask worker; also callable directly)."""
+    from recon.engine import Prober
+    from recon.targets import TargetSet
+
+    worker, host = _worker_identity(), socket.gethostname()
+    targets = TargetSet(task.intervals, dict(task.names))
+    try:
+        with Prober(**dict(task.prober)) as prober:
+            result = prober.sweep(targets, timeout=task.timeout, retries=task.retries, seed=task.seed,
+                                  shard=task.shard, resolve=task.resolve)
+    except ReconError as exc:  # as data: retrying cannot fix it, and its exit code must survive
+        return ShardOutcome(task.shard, worker, host, (), None, f"{worker} ({host}): {exc}", int(exc.exit_status))
+    answered = tuple(h for h in result.hosts if h.status != "down")
+    return ShardOutcome(task.shard, worker, host, answered, result.stats)
+
+
+def _worker_identity() -> str:
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):  # not inside a Dask task
+        return "local"
+
+
+def parse_cluster(text: str) -> tuple[str, int | None]:
+    """``tcp://HOST:PORT`` → (address, None); ``local:N`` → ("local", N); anything else: InvalidOption."""
+    if text.startswith("local:"):
+        count = text[len("local:"):]
+        if count.isdigit() and 1 <= int(count) <= 256:
+            return "local", int(count)
+        raise InvalidOption("--cluster", text, "local:N with N from 1 to 256 worker processes, e.g. local:2")
+    scheme, sep, rest = text.partition("://")
+    host, colon, port = rest.rpartition(":")
+    if sep and scheme in ("tcp", "tls") and host and colon and port.isdigit() and 0 < int(port) < 65536:
+        return text, None
+    raise InvalidOption("--cluster", text, "a Dask scheduler address such as tcp://198.18.0.10:8786, or local:N")
+
+
+def shard_plan(parts: int, shard: tuple[int, int] = (1, 1)) -> list[tuple[int, int]]:
+    """Split shard I/N of the permutation into ``parts`` shards of it: (I + N·(j-1)) / (N·parts), j = 1..parts.
+
+    ``order`` gives shard k/M the positions ≡ k-1 (mod M); the positions ≡ I-1 (mod N) are exactly the
+    union of these ``parts`` residues mod N·parts, so the split is disjoint and complete.
+    """
+    k, n = shard
+    return [(k + n * j, n * parts) for j in range(parts)]
+
+
+def shard_size(size: int, shard: tuple[int, int]) -> int:
+    """How many of ``size`` positions shard k/M holds (positions k-1, k-1+M, ... below size)."""
+    k, m = shard
+    return len(range(k - 1, size, m))
+
+
+def cluster_sweep(targets: TargetSet, cluster: str, *, shards: int | None = None, timeout: float = 1.0,
+                  retries: int = 1, seed: int | None = None, shard: tuple[int, int] = (1, 1), resolve: bool = False,
+                  on_shard: Callable[[ShardStats], None] | None = None, **prober: Any) -> SweepResult:
+    """Sweep ``targets`` (or shard I/N of them) as shards on a Dask cluster; one merged SweepResult.
+
+    ``cluster``: ``tcp://SCHEDULER:PORT`` or ``local:N``. ``shards``: how many tasks (default: one per
+    worker thread, since every shard ends with its own reply wait). ``on_shard`` is called with each
+    shard's statistics as it arrives. ``prober``: Prober options (method, probe, engine, interface,
+    source, rate), applied on every worker.
+    """
+    if not timeout >= 0:
+        raise InvalidOption("--timeout", timeout, "seconds, 0 or more")
+    if not 0 <= retries <= 100:
+        raise InvalidOption("--retries", retries, "a whole number from 0 to 100")
+    if shards is not None and not 1 <= shards <= 65536:
+        raise InvalidOption("shards", shards, "a whole number from 1 to 65536")
+    seed = 0 if seed is None else seed  # every shard must walk the same permutation
+    base = ShardTask(tuple(targets.intervals), tuple(targets.names.items()), seed, shard, tuple(sorted(prober.items())),
+                     timeout, retries, resolve)
+    with _client(cluster) as client:
+        parts = shards or max(1, sum(client.nthreads().values()))
+        plan = [s for s in shard_plan(parts, shard) if shard_size(len(targets), s)]
+        t0 = time.monotonic()
+        outcomes = _run(client, [replace(base, shard=s) for s in plan], on_shard)
+        wall = time.monotonic() - t0
+    return merge_outcomes(targets, seed, shard, outcomes, wall)
+
+
+def _run(client: Any, tasks: list[ShardTask], on_shard: Callable[[ShardStats], None] | None) -> list[ShardOutcome]:
+    """Submit every shard, collect as they complete; the first error cancels the rest."""
+    from distributed import as_completed
+
+    run_id = uuid.uuid4().hex[:12]
+    futures = [client.submit(sweep_shard, t, key=f"recon-sweep-{run_id}-{t.shard[0]}of{t.shard[1]}", retries=TASK_RETRIES)
+               for t in tasks]
+    outcomes: dict[tuple[int, int], ShardOutcome] = {}
+    try:
+        for future in as_completed(futures):
+            try:
+                outcome: ShardOutcome = future.result()
+            except Exception as exc:  # KilledWorker after too many worker deaths, or a task that kept raising
+                raise ClusterError(f"a shard failed on every worker that tried it: {type(exc).__name__}: {exc}",
+                                   hint="check the workers' logs; each needs recon installed and CAP_NET_RAW") from None
+            if outcome.error is not None:
+                err = ClusterError(outcome.error)
+                err.exit_status = ExitStatus(outcome.error_exit)
+                raise err
+            if outcome.shard in outcomes:  # a shard that arrives twice is dropped
+                continue
+            outcomes[outcome.shard] = outcome
+            if on_shard is not None:
+                on_shard(_shard_stats(outcome))
+    finally:
+        client.cancel([f for f in futures if not f.done()])
+    return [outcomes[s] for s in sorted(outcomes)]
+
+
+def _shard_stats(o: ShardOutcome) -> ShardStats:
+    s = o.stats if o.stats is not None else SweepStats()
+    up = sum(1 for h in o.hosts if h.status == "up")
+    return ShardStats(o.shard[0], o.shard[1], o.worker, o.host, s.targets, up, s.sent, s.received, s.duration_s)
+
+
+def merge_outcomes(targets: TargetSet, seed: int, shard: tuple[int, int], outcomes: list[ShardOutcome],
+                   wall: float) -> SweepResult:
+    """One SweepResult from the shards' outcomes, keyed by address; every target of ``shard`` exactly once.
+
+    A duplicate outcome (same shard twice) is dropped; a missing shard, or shards whose target counts
+    do not add up to the size of ``shard``, is a ClusterError rather than a silent gap.
+    """
+    unique: dict[tuple[int, int], ShardOutcome] = {}
+    for o in outcomes:
+        unique.setdefault(o.shard, o)
+    expected = shard_size(len(targets), shard)
+    counted = sum(o.stats.targets for o in unique.values() if o.stats is not None)
+    if counted != expected:
+        raise ClusterError(f"the shards covered {counted} of {expected} targets", hint="run the sweep again")
+    from recon.targets import ip_to_int
+
+    answered: dict[int, HostResult] = {}
+    for o in unique.values():
+        for h in o.hosts:
+            answered.setdefault(ip_to_int(h.address), h)
+    hosts = tuple(_rows(targets, seed, shard, answered))
+    stats = [o.stats for o in unique.values() if o.stats is not None]
+    return SweepResult(hosts=hosts, stats=_sum_stats(stats, expected, wall),
+                       shards=tuple(_shard_stats(unique[s]) for s in sorted(unique)))
+
+
+def _rows(targets: TargetSet, seed: int, shard: tuple[int, int], answered: dict[int, HostResult]) -> Iterator[HostResult]:
+    """Every target of the shard in address order (as a local sweep lists them); the unanswered are down."""
+    from recon.targets import int_to_ip
+
+    members = targets.ints() if shard == (1, 1) else iter(sorted(targets.order(seed, shard)))
+    names = targets.names
+    for a in members:
+        hit = answered.get(a)
+        yield hit if hit is not None else HostResult(int_to_ip(a), "down", hostname=names.get(a))
+
+
+def _sum_stats(stats: list[SweepStats], targets: int, wall: float) -> SweepStats:
+    """The shards' counters added up; duration is the cluster run's wall time (submit to last result)."""
+    duration = max(wall, 1e-9)
+    sent = sum(s.sent for s in stats)
+    methods = {s.method for s in stats}
+    return SweepStats(
+        targets=targets, sent=sent, received=sum(s.received for s in stats), duplicates=sum(s.duplicates for s in stats),
+        late=sum(s.late for s in stats), retries=sum(s.retries for s in stats), unreachable=sum(s.unreachable for s in stats),
+        ignored=sum(s.ignored for s in stats), send_errors=sum(s.send_errors for s in stats), duration_s=round(duration, 6),
+        pps=round(sent / duration, 1), engine=stats[0].engine if stats else "raw",
+        method=methods.pop() if len(methods) == 1 else "arp+icmp",
+    )
+
+
+@contextmanager
+def _client(cluster: str) -> Iterator[Any]:
+    """A Dask client on the scheduler at ``cluster``, or on a LocalCluster of N worker processes for ``local:N``."""
+    address, local_workers = parse_cluster(cluster)
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ReconEnvironmentError("--cluster needs dask and distributed", hint=f"install them with {INSTALL_HINT}") from None
+    if local_workers is not None:
+        # Worker processes are children of this one: they share its network namespace and privileges.
+        with LocalCluster(n_workers=local_workers, processes=True, threads_per_worker=1, dashboard_address=None) as lc, \
+                Client(lc) as client:
+            yield client
+        return
+    try:
+        client = Client(address, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError) as exc:
+        raise ClusterError(f"cannot reach the Dask scheduler at {address}: {exc}",
+                           hint="start one with 'dask scheduler' and workers with 'dask worker ADDRESS'") from None
+    with client:
+        try:
+            client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+        except TimeoutError:
+            raise ClusterError(f"the Dask scheduler at {address} has no workers",
+                               hint="start them with 'dask worker ADDRESS' where the sweep should run from") from None
+        yield client
