@@ -22,15 +22,16 @@ import ipaddress
 import socket
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
+from recon.arp import ETH_P_ARP, proc_net, routes
 from recon.errors import InputError, InvalidOption, PrivilegeError, ReconEnvironmentError
-from recon.arp import ETH_P_ARP, proc_net, route_source, routes
-from recon.models import CraftedPacket, CraftResult, CraftSpec
+from recon.models import CraftedPacket, CraftResult, CraftSpec, KernelRewrite
 from recon.packets import DEFAULT_PROTO, FIELD_RANGES, TCP_FLAGS, allowed, build_packet, check_spec, inet_checksum
+from recon.transport import PacketSocket, SystemTransport, Transport, default_transport
 
-__all__ = ["parse_spec", "craft", "kernel_rewrites", "VIAS"]
+__all__ = ["VIAS", "arp_request", "craft", "kernel_rewrites", "parse_spec"]
 
 VIAS = ("auto", "raw", "l2", "scapy")
 _ETH_P_IP = 0x0800
@@ -61,10 +62,23 @@ def _field(attr: str, text: str | None, default: int | None = None) -> int | Non
     return _int(option, text, lo, hi, default)
 
 
+def _num(attr: str, text: str | None, default: int) -> int:
+    value = _field(attr, text, default)
+    return default if value is None else value
+
+
 def _auto_or_field(attr: str, text: str | None) -> int | None:
     if text is None or str(text).strip().lower() == "auto":
         return None
     return _field(attr, text)
+
+
+def _text(option: str, text: str) -> bytes:
+    """``text`` as UTF-8; bytes in argv that were not UTF-8 (surrogate escapes) are bad input."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        raise InvalidOption(option, text, "text in UTF-8 (give any other bytes with --data-hex)") from None
 
 
 def _hex(option: str, text: str) -> bytes:
@@ -92,15 +106,15 @@ def _address(option: str, text: str) -> str:
         except ValueError:
             raise InvalidOption(option, text, "an IPv4 address (four octets 0..255) or a host name") from None
     try:
-        return socket.getaddrinfo(text, None, socket.AF_INET, socket.SOCK_RAW)[0][4][0]
+        return str(socket.getaddrinfo(text, None, socket.AF_INET, socket.SOCK_RAW)[0][4][0])
     except (socket.gaierror, UnicodeError, IndexError):
         raise InvalidOption(option, text, "an IPv4 address (four octets 0..255) or a host name that resolves") from None
 
 
-def _route_source(dst: str) -> str:
+def _route_source(dst: str, transport: Transport) -> str:
     """The source address the kernel would pick for ``dst``, or InputError when there is no route."""
     try:
-        return route_source(dst)
+        return transport.route_source(dst)
     except OSError as exc:
         raise InputError(f"no route to {dst} to choose a source address from ({exc.strerror})",
                          hint="give --src") from None
@@ -134,77 +148,78 @@ def parse_spec(
     tcp_ack: str | None = None,
     window: str | None = None,
     raw_hex: str | None = None,
+    transport: Transport | None = None,
 ) -> CraftSpec:
     """Turn command-line strings into a validated CraftSpec (InvalidOption names field and range).
 
-    Names are resolved last, so a bad number never costs a DNS lookup.
+    Names are resolved last, so a bad number never costs a DNS lookup. Without ``src`` the
+    source is the one ``transport`` (default: the kernel's) would pick for ``dst``.
     """
-    kinds = [name for name, given in (("--udp", udp), ("--tcp", tcp), ("--raw-hex", raw_hex)) if given is not None]
-    if len(kinds) > 1:
-        raise InputError(f"{kinds[0]} and {kinds[1]} together", hint="choose one payload: --udp, --tcp or --raw-hex (an ICMP echo when none)")
-    payload = {"--udp": "udp", "--tcp": "tcp", "--raw-hex": "raw"}[kinds[0]] if kinds else "icmp"
-    given_data = [n for n, v in (("--data", data), ("--data-hex", data_hex), ("--size", size)) if v is not None]
-    if len(given_data) > 1:
-        raise InputError(f"{given_data[0]} and {given_data[1]} together", hint="give one of --data, --data-hex, --size")
-    misplaced = [n for n, v, home in (
-        ("--icmp-type", icmp_type, "icmp"), ("--icmp-code", icmp_code, "icmp"), ("--icmp-id", icmp_id, "icmp"),
-        ("--icmp-seq", icmp_seq, "icmp"), ("--flags", flags, "tcp"), ("--tcp-seq", tcp_seq, "tcp"),
-        ("--tcp-ack", tcp_ack, "tcp"), ("--window", window, "tcp")) if v is not None and home != payload]
-    if payload == "raw" and given_data:
-        misplaced.insert(0, given_data[0])
-    if misplaced:
-        raise InputError(f"{misplaced[0]} does not go with " + (kinds[0] if kinds else "the ICMP echo payload"),
-                         hint="ICMP fields go with the default payload, --flags/--tcp-seq/--tcp-ack/--window with --tcp, "
-                              "and --raw-hex is the whole IP payload (no --data)")
-    if flags is not None and (not flags or set(flags.upper()) - set(TCP_FLAGS)):
-        raise InvalidOption("--flags", flags, f"letters from {TCP_FLAGS} (FIN SYN RST PSH ACK URG ECE CWR), e.g. S or SA")
-
+    payload, kinds = _payload_kind(udp=udp, tcp=tcp, raw_hex=raw_hex, data=data, data_hex=data_hex, size=size, icmp_type=icmp_type,
+                                   icmp_code=icmp_code, icmp_id=icmp_id, icmp_seq=icmp_seq, flags=flags, tcp_seq=tcp_seq,
+                                   tcp_ack=tcp_ack, window=window)
     body = b""
     if data is not None:
-        body = data.encode()
+        body = _text("--data", data)
     elif data_hex is not None:
         body = _hex("--data-hex", data_hex)
     elif size is not None:
         body = bytes(i & 0xFF for i in range(_int("--size", size, 0, 65_507) or 0))
     elif raw_hex is not None:
         body = _hex("--raw-hex", raw_hex)
-    sport, dport = _ports(kinds[0], udp if udp is not None else tcp) if payload in ("udp", "tcp") else (0, 0)
-    fields = dict(
-        tos=_field("tos", tos, 0),
-        ident=_field("ident", ident, 1),
-        ttl=_field("ttl", ttl, 64),
-        df=df,
-        mf=mf,
-        frag_offset=_field("frag_offset", frag_offset, 0),
-        proto=_field("proto", proto, DEFAULT_PROTO[payload]),
+    ports = udp if udp is not None else tcp
+    sport, dport = _ports(kinds[0], ports) if payload in ("udp", "tcp") and ports is not None else (0, 0)
+    unaddressed = CraftSpec(
+        dst="0.0.0.0", src="0.0.0.0",
+        tos=_num("tos", tos, 0), ident=_num("ident", ident, 1), ttl=_num("ttl", ttl, 64), df=df, mf=mf,
+        frag_offset=_num("frag_offset", frag_offset, 0), proto=_num("proto", proto, DEFAULT_PROTO[payload]),
         options=_hex("--options", options) if options else b"",
-        checksum=_auto_or_field("checksum", checksum),
-        total_length=_auto_or_field("total_length", length),
+        checksum=_auto_or_field("checksum", checksum), total_length=_auto_or_field("total_length", length),
         payload=payload,
-        icmp_type=_field("icmp_type", icmp_type, 8),
-        icmp_code=_field("icmp_code", icmp_code, 0),
-        icmp_id=_field("icmp_id", icmp_id, 0),
-        icmp_seq=_field("icmp_seq", icmp_seq, 0),
-        sport=sport,
-        dport=dport,
-        tcp_flags=(flags or "S").upper(),
-        tcp_seq=_field("tcp_seq", tcp_seq, 0),
-        tcp_ack=_field("tcp_ack", tcp_ack, 0),
-        tcp_window=_field("tcp_window", window, 8192),
+        icmp_type=_num("icmp_type", icmp_type, 8), icmp_code=_num("icmp_code", icmp_code, 0),
+        icmp_id=_num("icmp_id", icmp_id, 0), icmp_seq=_num("icmp_seq", icmp_seq, 0),
+        sport=sport, dport=dport, tcp_flags=(flags or "S").upper(),
+        tcp_seq=_num("tcp_seq", tcp_seq, 0), tcp_ack=_num("tcp_ack", tcp_ack, 0), tcp_window=_num("tcp_window", window, 8192),
         data=body,
     )
-    check_spec(CraftSpec(dst="0.0.0.0", src="0.0.0.0", **fields))  # options, sizes: before any lookup
+    check_spec(unaddressed)  # options, sizes: before any lookup
     dst_addr = _address("--dst", dst)
-    spec = CraftSpec(dst=dst_addr, src=_address("--src", src) if src is not None else "0.0.0.0", **fields)
-    if src is None:
-        spec = replace(spec, src=_route_source(dst_addr))
-    return spec
+    if src is not None:
+        return replace(unaddressed, dst=dst_addr, src=_address("--src", src))
+    return replace(unaddressed, dst=dst_addr, src=_route_source(dst_addr, transport or default_transport()))
+
+
+def _payload_kind(*, udp: str | None, tcp: str | None, raw_hex: str | None, data: str | None, data_hex: str | None,
+                  size: str | None, **fields: str | None) -> tuple[str, list[str]]:
+    """The payload kind (icmp, udp, tcp, raw) and the options that chose it; InputError when options
+    contradict each other (two payloads, two data sources, a field of another payload)."""
+    kinds = [name for name, given in (("--udp", udp), ("--tcp", tcp), ("--raw-hex", raw_hex)) if given is not None]
+    if len(kinds) > 1:
+        raise InputError(f"{kinds[0]} and {kinds[1]} together",
+                         hint="choose one payload: --udp, --tcp or --raw-hex (an ICMP echo when none)")
+    payload = {"--udp": "udp", "--tcp": "tcp", "--raw-hex": "raw"}[kinds[0]] if kinds else "icmp"
+    given_data = [n for n, v in (("--data", data), ("--data-hex", data_hex), ("--size", size)) if v is not None]
+    if len(given_data) > 1:
+        raise InputError(f"{given_data[0]} and {given_data[1]} together", hint="give one of --data, --data-hex, --size")
+    homes = {"icmp_type": "icmp", "icmp_code": "icmp", "icmp_id": "icmp", "icmp_seq": "icmp", "flags": "tcp", "tcp_seq": "tcp",
+             "tcp_ack": "tcp", "window": "tcp"}
+    misplaced = ["--" + name.replace("_", "-") for name, home in homes.items() if fields.get(name) is not None and home != payload]
+    if payload == "raw" and given_data:
+        misplaced.insert(0, given_data[0])
+    if misplaced:
+        raise InputError(f"{misplaced[0]} does not go with " + (kinds[0] if kinds else "the ICMP echo payload"),
+                         hint="ICMP fields go with the default payload, --flags/--tcp-seq/--tcp-ack/--window with --tcp, "
+                              "and --raw-hex is the whole IP payload (no --data)")
+    flags = fields.get("flags")
+    if flags is not None and (not flags or set(flags.upper()) - set(TCP_FLAGS)):
+        raise InvalidOption("--flags", flags, f"letters from {TCP_FLAGS} (FIN SYN RST PSH ACK URG ECE CWR), e.g. S or SA")
+    return payload, kinds
 
 
 # --- what Linux changes on the IP_HDRINCL path --------------------------------------------------
 
 
-def kernel_rewrites(data: bytes) -> tuple[str, ...]:
+def kernel_rewrites(data: bytes) -> tuple[KernelRewrite, ...]:
     """What Linux's raw_send_hdrinc() changes in ``data`` (raw(7); verified in the lab).
 
     Total length and checksum are always rewritten, id is filled when 0, the source when
@@ -213,11 +228,11 @@ def kernel_rewrites(data: bytes) -> tuple[str, ...]:
     changes = []
     tot_len, ident = struct.unpack("!HH", data[2:6])
     if tot_len != len(data):
-        changes.append(f"total length {tot_len} -> {len(data)}")
+        changes.append(KernelRewrite("total length", tot_len, len(data)))
     if ident == 0:
-        changes.append("id 0 -> chosen by the kernel")
+        changes.append(KernelRewrite("id", 0))
     if data[12:16] == b"\0\0\0\0":
-        changes.append("source 0.0.0.0 -> the route's source address")
+        changes.append(KernelRewrite("source", "0.0.0.0"))
     hlen = (data[0] & 0x0F) * 4
     fixed = bytearray(data[:hlen])
     fixed[2:4] = struct.pack("!H", len(data))
@@ -225,33 +240,25 @@ def kernel_rewrites(data: bytes) -> tuple[str, ...]:
     fixed[10:12] = b"\0\0"
     correct = inet_checksum(bytes(fixed))
     if ident == 0 or data[12:16] == b"\0\0\0\0":
-        changes.append(f"header checksum 0x{value:04x} -> recomputed")
+        changes.append(KernelRewrite("header checksum", value))  # over fields the kernel fills in
     elif value != correct:
-        changes.append(f"header checksum 0x{value:04x} -> 0x{correct:04x}")
+        changes.append(KernelRewrite("header checksum", value, correct))
     return tuple(changes)
 
 
 # --- senders ------------------------------------------------------------------------------------
 
-
-def _raw(family: int, proto: int, what: str) -> socket.socket:
-    """A raw or packet socket, or PrivilegeError with advice that fits crafting."""
-    from recon.privileges import raw_socket
-
-    try:
-        return raw_socket(family, proto, what)
-    except PrivilegeError:
-        raise PrivilegeError(what, hint=PrivilegeError.ADVICE + " (unprivileged ICMP datagram sockets cannot carry a "
-                             "hand-built IP header, so ping_group_range does not help here)") from None
+# Crafting needs raw sockets; ICMP datagram sockets cannot carry our own IP header.
+_HINT = PrivilegeError.ADVICE + (" (unprivileged ICMP datagram sockets cannot carry a hand-built IP header, "
+                                 "so ping_group_range does not help here)")
 
 
 class _RawSender:
-    """IPPROTO_RAW with IP_HDRINCL (implied by IPPROTO_RAW on Linux; set anyway for clarity)."""
+    """IPPROTO_RAW with IP_HDRINCL (the transport sets it; implied by IPPROTO_RAW on Linux)."""
 
-    def __init__(self, dst: str) -> None:
+    def __init__(self, dst: str, transport: Transport) -> None:
         self.dst = dst
-        self.sock = _raw(socket.AF_INET, socket.IPPROTO_RAW, "recon craft")
-        self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+        self.sock = transport.raw_ip(socket.AF_INET, socket.IPPROTO_RAW, what="recon craft", hint=_HINT)
 
     def send(self, data: bytes) -> None:
         self.sock.sendto(data, (self.dst, 0))
@@ -283,14 +290,19 @@ def _neighbour(ip: str, iface: str) -> str | None:
     return None
 
 
-def _arp(iface: str, mac: bytes, next_hop: str, tries: int = 3, wait: float = 1.0) -> str:
+def arp_request(mac: bytes, me: bytes, target: bytes) -> bytes:
+    """A broadcast ARP who-has ``target`` from ``mac``/``me`` (RFC 826), as a whole Ethernet frame."""
+    return (b"\xff" * 6 + mac + struct.pack("!H", ETH_P_ARP) + struct.pack("!HHBBH", 1, _ETH_P_IP, 6, 4, 1)
+            + mac + me + b"\0" * 6 + target)
+
+
+def _arp(iface: str, mac: bytes, next_hop: str, transport: Transport, tries: int = 3, wait: float = 1.0) -> str:
     """One ARP request per try for ``next_hop`` on ``iface``; its MAC from the reply."""
-    me = socket.inet_aton(_route_source(next_hop))  # our address on that link
+    me = socket.inet_aton(_route_source(next_hop, transport))  # our address on that link
     target = socket.inet_aton(next_hop)
-    sock = _raw(socket.AF_PACKET, socket.htons(ETH_P_ARP), "recon craft --via l2")
+    sock = transport.packet(iface, ETH_P_ARP, what="recon craft --via l2", hint=_HINT)
     try:
-        sock.bind((iface, ETH_P_ARP))
-        request = b"\xff" * 6 + mac + struct.pack("!H", ETH_P_ARP) + struct.pack("!HHBBH", 1, _ETH_P_IP, 6, 4, 1) + mac + me + b"\0" * 6 + target
+        request = arp_request(mac, me, target)
         for _ in range(tries):
             sock.send(request)
             deadline = time.monotonic() + wait
@@ -311,16 +323,15 @@ def _arp(iface: str, mac: bytes, next_hop: str, tries: int = 3, wait: float = 1.
 class _L2Sender:
     """AF_PACKET with our own Ethernet header: the IP bytes go out exactly as built."""
 
-    def __init__(self, dst: str) -> None:
+    def __init__(self, dst: str, transport: Transport) -> None:
         self.iface, self.next_hop = _route(dst)
-        self.sock = _raw(socket.AF_PACKET, socket.htons(_ETH_P_IP), "recon craft --via l2")
+        self.sock: PacketSocket = transport.packet(self.iface, _ETH_P_IP, what="recon craft --via l2", hint=_HINT)
         try:
-            self.sock.bind((self.iface, _ETH_P_IP))
-            _, _, _, hatype, mac = self.sock.getsockname()
+            hatype, mac = transport.hardware(self.iface)
             if hatype == _ARPHRD_LOOPBACK:
                 self.mac = "00:00:00:00:00:00"
             else:
-                self.mac = _neighbour(self.next_hop, self.iface) or _arp(self.iface, mac, self.next_hop)
+                self.mac = _neighbour(self.next_hop, self.iface) or _arp(self.iface, mac, self.next_hop, transport)
             self.header = bytes.fromhex(self.mac.replace(":", "")) + mac + struct.pack("!H", _ETH_P_IP)
         except BaseException:
             self.sock.close()
@@ -336,8 +347,11 @@ class _L2Sender:
 class _ScapySender:
     """Scapy's send(): on Linux a packet socket after Scapy's own routing and ARP."""
 
-    def __init__(self, data: bytes) -> None:
-        _raw(socket.AF_INET, socket.IPPROTO_RAW, "recon craft --via scapy").close()
+    def __init__(self, data: bytes, transport: Transport) -> None:
+        if not isinstance(transport, SystemTransport):  # Scapy opens its own sockets: it would reach the real network
+            raise InputError(f"--via scapy sends through Scapy's own sockets, not the {transport.name} transport",
+                             hint="use --via raw or --via l2")
+        transport.raw_ip(socket.AF_INET, socket.IPPROTO_RAW, what="recon craft --via scapy", hint=_HINT).close()
         from scapy.layers.inet import IP
 
         self.packet = IP(data)
@@ -353,6 +367,9 @@ class _ScapySender:
         pass
 
 
+_Sender = _RawSender | _L2Sender | _ScapySender
+
+
 # --- the library call -----------------------------------------------------------------------------
 
 
@@ -365,14 +382,16 @@ def craft(
     interval: float = 1.0,
     pcap: str | None = None,
     on_ready: Callable[[CraftedPacket], None] | None = None,
+    transport: Transport | None = None,
 ) -> CraftResult:
     """Build ``spec``; unless ``send`` is False, put it on the wire ``count`` times, ``interval`` s apart.
 
     ``pcap`` receives the built bytes (link type raw IPv4) once per packet sent, or once
     for a dry run. ``on_ready(packet)`` is called once the packet is built and the way out
     is open (privileges checked, next hop resolved), before the first packet leaves, so a
-    caller can show it while a long ``count`` runs. Raises InvalidOption before anything
-    is sent, PrivilegeError without CAP_NET_RAW.
+    caller can show it while a long ``count`` runs. Sockets come from ``transport`` (default:
+    the kernel's). Raises InvalidOption before anything is sent, PrivilegeError without
+    CAP_NET_RAW.
     """
     if via not in VIAS:
         raise InvalidOption("--via", via, "one of " + ", ".join(VIAS))
@@ -385,23 +404,12 @@ def craft(
     if not send:
         if on_ready:
             on_ready(packet)
-        return _dry_run_pcap(CraftResult(packet, "none", 0, "dry run: nothing sent", rewrites), pcap)
+        return _dry_run_pcap(CraftResult(packet, "none", 0, via, rewrites), pcap)
 
-    chosen, reason = via, ""
-    if via == "auto":
-        if rewrites:
-            chosen = "l2"
-            reason = "Linux rewrites IP_HDRINCL packets (" + "; ".join(rewrites) + "), so sent at layer 2 (AF_PACKET), bytes as built"
-        else:
-            chosen, reason = "raw", "IPPROTO_RAW socket with IP_HDRINCL"
-    elif via == "raw":
-        reason = "IPPROTO_RAW socket with IP_HDRINCL" + (" (the kernel changed: " + "; ".join(rewrites) + ")" if rewrites else "")
-    elif via == "l2":
-        reason = "AF_PACKET with a hand-built Ethernet header, bytes as built"
-    else:
-        reason = "Scapy send() (a packet socket on Linux), bytes as built"
-
-    sender = _RawSender(packet.dst) if chosen == "raw" else _L2Sender(packet.dst) if chosen == "l2" else _ScapySender(packet.data)
+    chosen = via if via != "auto" else "l2" if rewrites else "raw"  # l2: the kernel leaves the bytes alone
+    transport = transport or default_transport()
+    sender: _Sender = (_RawSender(packet.dst, transport) if chosen == "raw" else _L2Sender(packet.dst, transport)
+                       if chosen == "l2" else _ScapySender(packet.data, transport))
     writer = None
     sent = 0
     interrupted = False
@@ -439,8 +447,8 @@ def craft(
         packet,
         chosen,
         sent,
-        reason,
-        rewrites if chosen == "raw" else (),
+        via,
+        rewrites,
         getattr(sender, "iface", None),
         getattr(sender, "mac", None),
         pcap,

@@ -12,7 +12,7 @@ __all__ = [
     "as_dict",
     "HostResult", "SweepStats", "ShardStats", "SweepResult",
     "LabHost", "LabRange", "LabInfo",
-    "CraftSpec", "CraftField", "ChecksumCheck", "CraftedPacket", "CraftResult",
+    "CraftSpec", "CraftField", "ChecksumCheck", "CraftedPacket", "CraftResult", "KernelRewrite",
     "PingStart", "PingReply", "PingError", "PingPending", "PingStats",
     "IPOption", "IPHeader", "IPv6Header", "DecodedPacket",
     "Event", "DeviceState", "WatchRound",
@@ -219,24 +219,43 @@ class CraftedPacket:
 
 
 @dataclass(frozen=True, slots=True)
+class KernelRewrite:
+    """One field Linux changes in an IP_HDRINCL packet (net/ipv4/raw.c ``raw_send_hdrinc``).
+
+    ``field`` is ``total length``, ``id``, ``source`` or ``header checksum``; ``before`` is the
+    value as built; ``after`` the value on the wire, or None when the kernel chooses it
+    (an id, the route's source address, a checksum over fields it fills in)."""
+
+    field: str
+    before: int | str
+    after: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CraftResult:
     """What ``recon.craft.craft`` built and how it went on the wire.
 
     ``via`` is raw (IPPROTO_RAW + IP_HDRINCL), l2 (AF_PACKET, the bytes untouched),
-    scapy (Scapy ``send()``) or none (dry run). ``kernel_rewrites`` lists what the Linux
-    kernel changes on the raw path (so the wire differs from ``packet.data``).
+    scapy (Scapy ``send()``) or none (dry run); ``requested`` is what the caller asked for
+    (``auto`` picks raw or l2). ``rewrites`` lists what the Linux kernel would change in
+    these bytes on the raw path; ``kernel_rewrites`` those that really happened (or would,
+    in a dry run), so the wire differs from ``packet.data``.
     """
 
     packet: CraftedPacket
     via: str
     sent: int
-    reason: str = ""
-    kernel_rewrites: tuple[str, ...] = ()
+    requested: str = "auto"
+    rewrites: tuple[KernelRewrite, ...] = ()
     interface: str | None = None
     next_hop_mac: str | None = None
     pcap: str | None = None
     pcap_written: int = 0
     interrupted: bool = False  # Ctrl-C stopped a --count run early
+
+    @property
+    def kernel_rewrites(self) -> tuple[KernelRewrite, ...]:
+        return self.rewrites if self.via in ("raw", "none") else ()
 
 # --- ping -----------------------------------------------------------------------------
 

@@ -237,4 +237,5 @@ def verify_checksums(data: bytes, proto_hint: str | None = None) -> tuple[Checks
 
 
 def _csum_text(check: ChecksumCheck) -> str:
-    return f"0x{check.value:04x} (ok)" if check.ok else f"0x{check.value:04x} (BAD, correct 0x{check.correct:04x})"
+    """The value as built; render adds the verdict from ``CraftedPacket.checksums``."""
+    return f"0x{check.value:04x}"

@@ -27,6 +27,7 @@ from recon.models import (
     Event,
     IPHeader,
     IPOption,
+    KernelRewrite,
     LabInfo,
     PingError,
     PingPending,
@@ -190,9 +191,18 @@ def _craft_offset(f: CraftField) -> str:
     return f"{span} (bits {f.bits})" if f.bits else span
 
 
+def _craft_value(f: CraftField, packet: CraftedPacket) -> str:
+    """A field's value; a checksum field also says whether it is right: ``0xb1e6 (ok)``."""
+    check = next((c for c in packet.checksums if c.offset == f.offset and f.name.endswith("checksum")), None)
+    if check is None:
+        return f.value
+    return f"{f.value} (ok)" if check.ok else f"{f.value} (BAD, correct 0x{check.correct:04x})"
+
+
 def craft_table(packet: CraftedPacket) -> str:
     """The field table: layer, name, value, hex, byte offset (bits 0 = most significant)."""
-    rows = [[f.layer, f.name, safe(f.value), f.hex if len(f.hex) <= 34 else f.hex[:32] + "…", _craft_offset(f)] for f in packet.fields]
+    rows = [[f.layer, f.name, safe(_craft_value(f, packet)), f.hex if len(f.hex) <= 34 else f.hex[:32] + "…", _craft_offset(f)]
+            for f in packet.fields]
     return table(rows, ["layer", "field", "value", "hex", "offset"])
 
 
@@ -231,6 +241,35 @@ def craft_report(p: CraftedPacket) -> str:
     ])
 
 
+def craft_rewrite(r: KernelRewrite) -> str:
+    """``total length 28 -> 1400``, ``id 0 -> chosen by the kernel``, ``header checksum 0xdead -> 0xeea6``."""
+    if r.field == "header checksum":
+        before = f"0x{r.before:04x}" if isinstance(r.before, int) else r.before
+        return f"{r.field} {before} -> " + ("recomputed" if r.after is None else f"0x{r.after:04x}")
+    if r.after is not None:
+        return f"{r.field} {r.before} -> {r.after}"
+    return f"{r.field} {r.before} -> " + ("the route's source address" if r.field == "source" else "chosen by the kernel")
+
+
+def _rewrites(rewrites: Sequence[KernelRewrite]) -> str:
+    return "; ".join(craft_rewrite(r) for r in rewrites)
+
+
+def craft_reason(result: CraftResult) -> str:
+    """Why and how the packet went out the way it did."""
+    if result.via == "none":
+        return "dry run: nothing sent"
+    if result.via == "raw":
+        if result.requested == "auto" or not result.rewrites:
+            return "IPPROTO_RAW socket with IP_HDRINCL"
+        return f"IPPROTO_RAW socket with IP_HDRINCL (the kernel changed: {_rewrites(result.rewrites)})"
+    if result.via == "l2":
+        if result.requested == "auto":
+            return f"Linux rewrites IP_HDRINCL packets ({_rewrites(result.rewrites)}), so sent at layer 2 (AF_PACKET), bytes as built"
+        return "AF_PACKET with a hand-built Ethernet header, bytes as built"
+    return "Scapy send() (a packet socket on Linux), bytes as built"
+
+
 def craft_summary(result: CraftResult) -> list[str]:
     """Lines for stderr: what was sent and how, and what the kernel changes."""
     p = result.packet
@@ -238,18 +277,18 @@ def craft_summary(result: CraftResult) -> list[str]:
     if result.via == "none":
         lines.append(f"dry run: nothing sent ({len(p.data)} bytes built)")
         if result.kernel_rewrites:
-            lines.append("note: through IP_HDRINCL Linux would change " + "; ".join(result.kernel_rewrites)
+            lines.append("note: through IP_HDRINCL Linux would change " + _rewrites(result.kernel_rewrites)
                          + " (so 'auto' sends this at layer 2)")
     else:
         where = f" on {result.interface} to {result.next_hop_mac}" if result.interface else ""
         plural = "" if result.sent == 1 else "s"
         stopped = " (interrupted)" if result.interrupted else ""
-        lines.append(f"sent {result.sent} packet{plural}{stopped} to {p.dst} via {result.via}{where}: {result.reason}")
+        lines.append(f"sent {result.sent} packet{plural}{stopped} to {p.dst} via {result.via}{where}: {craft_reason(result)}")
         if result.via == "raw" and result.kernel_rewrites:
-            lines.append("warning: the wire differs from the table: the kernel changed " + "; ".join(result.kernel_rewrites)
+            lines.append("warning: the wire differs from the table: the kernel changed " + _rewrites(result.kernel_rewrites)
                          + " (use --via l2 to send the bytes as built)")
     if result.pcap:
-        lines.append(f"saved {result.pcap_written} packet(s) to {result.pcap}")
+        lines.append(f"saved {result.pcap_written} packet(s) to {safe(result.pcap)}")
     return lines
 
 
@@ -259,15 +298,17 @@ def craft_json(result: CraftResult) -> str:
         "src": p.src, "dst": p.dst, "proto": p.proto, "length": len(p.data), "header_length": p.header_length,
         "packet": p.data.hex(),
         "fields": [
-            {"layer": f.layer, "name": f.name, "value": f.value, "number": f.number, "hex": f.hex,
+            {"layer": f.layer, "name": f.name, "value": _craft_value(f, p), "number": f.number, "hex": f.hex,
              "offset": f.offset, "length": f.length, "bits": f.bits}
             for f in p.fields
         ],
         "checksums": [{"layer": c.layer, "offset": c.offset, "value": c.value, "correct": c.correct, "ok": c.ok} for c in p.checksums],
-        "via": result.via, "sent": result.sent, "reason": result.reason, "kernel_rewrites": list(result.kernel_rewrites),
+        "via": result.via, "sent": result.sent, "reason": craft_reason(result),
+        "kernel_rewrites": [craft_rewrite(r) for r in result.kernel_rewrites],
         "interface": result.interface, "next_hop_mac": result.next_hop_mac, "pcap": result.pcap,
         "interrupted": result.interrupted,
     })
+
 
 # --- ping ---------------------------------------------------------------------------------
 # Lines shaped exactly like iputils ping (ping_common.c / ping.c / ping6_common.c).

@@ -399,3 +399,97 @@ def test_hand_made_fragments_are_reassembled_and_answered(wire, tmp_path: Path) 
     assert [(p[6] & 0x20, int.from_bytes(p[6:8], "big") & 0x1FFF) for p in frags] == [(0x20, 0), (0, 3)]
     replies = [p for p in at_phone if p[12:16] == bytes([198, 18, 0, 10]) and p[20] == 0]
     assert replies and replies[0][20 + 8:] == data and replies[0][24:26] == b"\x0f\x0f"
+
+
+# --- the senders, in-process through the replay transport (no root, no lab) -------------------------
+
+
+def _shown_bytes(report: str) -> bytes:
+    """The bytes of the hex dump in a craft report (lines ``0000  45 00 ...  ascii``)."""
+    out = b""
+    for line in report.splitlines():
+        head, _, rest = line.partition("  ")
+        if len(head) == 4 and all(c in "0123456789abcdef" for c in head) and rest:
+            out += bytes.fromhex(rest[:48].replace("  ", " "))
+    return out
+
+
+def test_raw_path_sends_exactly_the_bytes_shown() -> None:
+    """--via raw: one IPPROTO_RAW packet to (dst, 0) whose bytes are the hex dump printed before it left."""
+    from recon import render
+    from recon.craft import craft
+    from recon.transport import ReplayTransport
+
+    transport = ReplayTransport()
+    shown: list[str] = []
+    spec = CraftSpec(dst=PHONE, src=PI, ttl=7, ident=0x4242, options=bytes.fromhex("94040000"), data=b"hello")
+    result = craft(spec, via="raw", count=2, interval=0, transport=transport, on_ready=lambda p: shown.append(render.craft_report(p)))
+    assert [(s.kind, s.address) for s in transport.sent] == [("raw4", (PHONE, 0))] * 2
+    assert transport.sent[0].data == transport.sent[1].data == result.packet.data == _shown_bytes(shown[0])
+    assert result.via == "raw" and result.sent == 2 and result.kernel_rewrites == ()
+    assert all(s.closed for s in transport.sockets)
+
+
+def test_auto_sends_a_wrong_checksum_at_layer_2_as_built() -> None:
+    """A wrong --checksum makes auto pick AF_PACKET (the kernel would fix it on the raw path): the frame is
+    an Ethernet header and then exactly the bytes shown, wrong checksum included; the summary says why."""
+    from recon import render
+    from recon.craft import craft
+    from recon.transport import ReplayTransport
+
+    transport = ReplayTransport(interfaces={"lo": (772, bytes(6))})
+    shown: list[str] = []
+    spec = CraftSpec(dst="127.0.0.1", src="127.0.0.1", checksum=0xDEAD)
+    result = craft(spec, transport=transport, on_ready=lambda p: shown.append(render.craft_report(p)))
+    (frame,) = transport.sent
+    assert frame.kind == "packet" and frame.data == bytes(12) + b"\x08\x00" + _shown_bytes(shown[0])
+    assert frame.data[14 + 10:14 + 12] == b"\xde\xad"
+    assert "ip checksum at byte 10: 0xdead WRONG (correct 0x" in shown[0] and "receivers drop this packet" in shown[0]
+    summary = render.craft_summary(result)
+    assert result.via == "l2" and result.interface == "lo"
+    assert "via l2 on lo to 00:00:00:00:00:00: Linux rewrites IP_HDRINCL packets (header checksum 0xdead -> 0x" in summary[0]
+    assert json.loads(render.craft_json(result))["kernel_rewrites"] == []
+
+
+def test_next_hop_mac_comes_from_the_arp_reply() -> None:
+    """--via l2 asks the next hop's MAC with one ARP request; the recorded reply in captures/ answers it."""
+    from recon.arp import ETH_P_ARP
+    from recon.craft import _arp, arp_request
+    from recon.transport import Recording, ReplayTransport
+    from tests.conftest import CAPTURES
+
+    rec = Recording.from_pcap(CAPTURES / "ip-options.pcap")
+    mac = bytes.fromhex("025245430002")
+    transport = ReplayTransport(rec, interfaces={"eth0": (1, mac)})
+    assert _arp("eth0", mac, PHONE, transport) == rec.arp[PHONE][0][22:28].hex(":")
+    (request,) = transport.sent
+    assert request.data == arp_request(mac, bytes([198, 18, 0, 2]), bytes([198, 18, 0, 10]))
+    assert request.data[12:14] == ETH_P_ARP.to_bytes(2, "big") and transport.sockets[0].bound == ("eth0", ETH_P_ARP)
+
+
+@pytest.mark.parametrize("via", ["raw", "l2", "auto"])
+def test_without_raw_sockets_privilege_error_with_craft_advice(via: str) -> None:
+    """No raw sockets: PrivilegeError naming CAP_NET_RAW, and no ping_group_range advice (it cannot help)."""
+    from recon import render
+    from recon.craft import craft
+    from recon.errors import PrivilegeError
+    from recon.transport import ReplayTransport
+
+    transport = ReplayTransport(dgram_only=True, interfaces={"lo": (772, bytes(6))})
+    with pytest.raises(PrivilegeError) as caught:
+        craft(CraftSpec(dst="127.0.0.1", src="127.0.0.1"), via=via, transport=transport)
+    line = render.error_line(caught.value)
+    assert "CAP_NET_RAW" in line and "sudo" in line and "sysctl" not in line
+    assert transport.sent == []
+
+
+def test_scapy_never_runs_over_a_replay_transport() -> None:
+    """Scapy opens its own sockets: over a replay transport --via scapy is refused before anything is sent."""
+    from recon.craft import craft
+    from recon.errors import InputError
+    from recon.transport import ReplayTransport
+
+    transport = ReplayTransport()
+    with pytest.raises(InputError, match="--via scapy"):
+        craft(CraftSpec(dst=PHONE, src=PI), via="scapy", transport=transport)
+    assert transport.sent == [] and transport.sockets == []
