@@ -98,7 +98,7 @@ def test_lab_refuses_without_root(tmp_path) -> None:
 def test_raw_socket_refusal_gives_advice() -> None:
     """A process without CAP_NET_RAW gets PrivilegeError advice (sudo, setcap, ping_group_range)."""
     need_lab()
-    code = ("from recon.privileges import require_raw\n"
+    code = ("from recon.transport import require_raw\n"
             "from recon.errors import PrivilegeError\n"
             "try:\n    require_raw('sweep')\nexcept PrivilegeError as e:\n    print(e.exit_status, e)\n")
     res = subprocess.run([*NOBODY, sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
