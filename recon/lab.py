@@ -20,39 +20,20 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
 from recon.errors import InvalidOption, LabError
-from recon.labbuild import LAN_HOSTS, ROUTER_MAC, SCANNER_MAC, build, check_tools, existing_namespaces, run
-from recon.labrelay import setns
-from recon.models import LabHost, LabInfo, LabRange
+from recon.labbuild import LAN_HOSTS, ROUTER_MAC, SCANNER_MAC, build, check_tools, existing_namespaces, netns, run
+from recon.models import LabHost, LabInfo, LabRange, LabService
 
 __all__ = ["LAN_HOSTS", "ROUTER_MAC", "SCANNER_MAC", "Lab", "current_lab", "lab_dir", "netns", "set_current"]
 
 
 def lab_dir() -> Path:
     return Path(os.environ.get("RECON_LAB_DIR", "/run/recon-lab"))
-
-
-@contextmanager
-def netns(name: str) -> Iterator[None]:
-    """Run the block (this thread only) inside network namespace ``name``.
-
-    Sockets opened inside stay in that namespace after the block ends.
-    """
-    home = os.open(f"/proc/self/task/{threading.get_native_id()}/ns/net", os.O_RDONLY)
-    try:
-        setns(name)
-        yield
-    finally:
-        try:
-            setns(home)
-        finally:
-            os.close(home)
 
 
 class Lab:
@@ -80,12 +61,10 @@ class Lab:
             raise LabError(f"lab {self.name!r} is not up", hint="run 'recon lab up' first") from None
         except (OSError, ValueError) as exc:
             raise LabError(f"lab state {self.state_file} is unreadable: {exc}", hint="run 'recon lab down'") from None
-        data["hosts"] = tuple(LabHost(**h) for h in data["hosts"])
-        data["ranges"] = tuple(
-            LabRange(r["name"], r["cidr"], tuple(r["up"]) if r["up"] is not None else None, r["note"]) for r in data["ranges"]
-        )
-        data["namespaces"] = tuple(data["namespaces"])
-        return LabInfo(**data)
+        try:
+            return _info_from_json(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LabError(f"lab state {self.state_file} is unreadable: {exc}", hint="run 'recon lab down'") from None
 
     def is_up(self) -> bool:
         try:
@@ -135,8 +114,9 @@ class Lab:
     def _start_relay(self, info: LabInfo, params: Path) -> int:
         logfile = lab_dir() / f"{self.name}.relay.log"
         with open(logfile, "ab") as log:
+            services = [f"{r.netns},{s.proto},{s.address},{s.port}" for r in info.ranges for s in r.services]
             proc = subprocess.Popen(
-                [sys.executable, "-m", "recon.labrelay", info.router_ns, "tun-wan", info.wan_ns, "tun0", str(params)],
+                [sys.executable, "-m", "recon.labrelay", info.router_ns, "tun-wan", info.wan_ns, "tun0", str(params), *services],
                 stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
             )
         assert proc.stdout is not None
@@ -177,6 +157,20 @@ class Lab:
         if not argv:
             raise InvalidOption("command", "", "give a command after '--', e.g. recon lab exec -- ping -c1 198.18.0.10")
         return ["ip", "netns", "exec", info.scanner_ns, *argv]
+
+
+def _info_from_json(data: dict[str, Any]) -> LabInfo:
+    """A LabInfo from its saved JSON (``asdict``): tuples and nested dataclasses restored."""
+    data["hosts"] = tuple(LabHost(**h) for h in data["hosts"])
+    ranges = []
+    for r in data["ranges"]:
+        r["up"] = tuple(r["up"]) if r["up"] is not None else None
+        r["answers"] = tuple(r.get("answers", ()))
+        r["services"] = tuple(LabService(**s) for s in r.get("services", ()))
+        ranges.append(LabRange(**r))
+    data["ranges"] = tuple(ranges)
+    data["namespaces"] = tuple(data["namespaces"])
+    return LabInfo(**data)
 
 
 def _set_loss(switch_ns: str, loss: float) -> None:

@@ -1,10 +1,14 @@
-"""The lab's helper process: a userspace link emulator between two TUN devices.
+"""The lab's helper process: a userspace link emulator between two TUN devices, and the
+lab's listening services.
 
-It runs on its own (``python -m recon.labrelay RTR_NS RTR_IF WAN_NS WAN_IF PARAMS``),
-started by ``recon.lab.Lab.impair``. Packets from the router's TUN go to the wan's at
-once; packets back are delayed by ``delay_ms`` ± ``jitter_ms`` (read from the JSON file
-PARAMS, and again on SIGHUP). It prints ``ready`` once both TUNs are open, and ends on
-SIGTERM or when a namespace disappears (a TUN read fails).
+It runs on its own (``python -m recon.labrelay RTR_NS RTR_IF WAN_NS WAN_IF PARAMS
+[NS,PROTO,ADDRESS,PORT ...]``), started by ``recon.lab.Lab.impair``. Packets from the
+router's TUN go to the wan's at once; packets back are delayed by ``delay_ms`` ±
+``jitter_ms`` (read from the JSON file PARAMS, and again on SIGHUP). Each service is a
+socket in namespace NS: ``tcp`` listens (the kernel sends the SYN-ACK; connections are
+accepted and closed), ``udp`` echoes every datagram back to its sender. It prints
+``ready`` once the TUNs and services are open, and ends on SIGTERM or when a namespace
+disappears (a TUN read fails).
 
 This module needs nothing from recon, so the process starts quickly.
 """
@@ -20,6 +24,7 @@ import os
 import random
 import select
 import signal
+import socket
 import struct
 import sys
 import time
@@ -77,19 +82,50 @@ class _Params:
             pass
 
 
-def _relay(near: int, far: int, params: _Params) -> None:
+def _open_service(spec: str) -> socket.socket:
+    ns, proto, address, port = spec.split(",")
+    setns(ns)
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((address, int(port)))
+    if proto == "tcp":
+        sock.listen(64)
+    sock.setblocking(False)
+    return sock
+
+
+def _serve(sock: socket.socket) -> None:
+    """Answer one readable service socket: accept and close (tcp), or echo the datagram (udp)."""
+    try:
+        if sock.type == socket.SOCK_STREAM:
+            conn, _ = sock.accept()
+            conn.close()
+        else:
+            data, peer = sock.recvfrom(65535)
+            sock.sendto(data, peer)
+    except OSError:
+        pass
+
+
+def _relay(near: int, far: int, params: _Params, services: Sequence[socket.socket]) -> None:
     """Move packets until a TUN goes away. One loop, as a call per packet would cost speed."""
     heap: list[tuple[float, int, bytes]] = []
     seq = 0
     rng = random.Random()
+    by_fd = {s.fileno(): s for s in services}
+    watched = [near, far, *by_fd]
     while True:
         timeout = max(0.0, heap[0][0] - time.monotonic()) if heap else None
         try:
-            readable, _, _ = select.select([near, far], [], [], timeout)
+            readable, _, _ = select.select(watched, [], [], timeout)
         except InterruptedError:
             continue
         try:
             for fd in readable:
+                if fd in by_fd:
+                    _serve(by_fd[fd])
+                    continue
                 packet = os.read(fd, 65535)
                 if fd == near:
                     os.write(far, packet)
@@ -112,16 +148,17 @@ def _relay(near: int, far: int, params: _Params) -> None:
 
 
 def main(argv: Sequence[str]) -> None:
-    rtr_ns, rtr_if, wan_ns, wan_if, params_path = argv
+    rtr_ns, rtr_if, wan_ns, wan_if, params_path, *service_specs = argv
     near = _open_tun(rtr_ns, rtr_if)
     far = _open_tun(wan_ns, wan_if)
+    services = [_open_service(spec) for spec in service_specs]
     params = _Params(params_path)
     signal.signal(signal.SIGHUP, params.reload)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     os.close(1)
-    _relay(near, far, params)
+    _relay(near, far, params, services)
 
 
 if __name__ == "__main__":

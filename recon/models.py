@@ -11,7 +11,7 @@ from typing import Any
 __all__ = [
     "as_dict",
     "HostResult", "SweepStats", "ShardStats", "SweepResult",
-    "LabHost", "LabRange", "LabInfo",
+    "LabHost", "LabService", "LabRange", "LabInfo",
     "CraftSpec", "CraftField", "ChecksumCheck", "CraftedPacket", "CraftResult", "KernelRewrite",
     "PingStart", "PingReply", "PingError", "PingPending", "PingStats",
     "IPOption", "IPHeader", "IPv6Header", "DecodedPacket",
@@ -84,21 +84,54 @@ class LabHost:
     mac: str
     vendor: str
     hostname: str
+    ipv6_ll: str = ""  # its link-local address (EUI-64 from the MAC), fe80::…
+
+
+@dataclass(frozen=True, slots=True)
+class LabService:
+    """A listening socket in the lab: ``proto`` tcp (SYN gets SYN-ACK) or udp (any datagram is echoed back)."""
+
+    address: str
+    proto: str
+    port: int
 
 
 @dataclass(frozen=True, slots=True)
 class LabRange:
-    """A routed range behind the lab router and which of its addresses answer."""
+    """A range in the lab and which of its addresses answer, to what.
+
+    ``answers`` names what every address in ``up`` answers (and nothing else in the range
+    does): ``echo`` (ICMP/ICMPv6 echo), ``timestamp`` (ICMP timestamp), ``tcp-rst`` (the
+    kernel answers a TCP SYN to a closed port, and any ACK, with RST), ``udp-unreach`` (a
+    UDP datagram to a closed port gets ICMP port unreachable from the address itself),
+    ``mcast-echo`` (echo to ff02::1 on the link), ``ns`` (Neighbor Solicitation).
+    ``services`` are listening sockets on some of the ``up`` addresses. ``on_link`` is the
+    scanner's interface for a range on its own link ("" when routed); ``netns`` is the
+    namespace the addresses live in.
+    """
 
     name: str
     cidr: str
     up: tuple[str, ...] | None  # None: every address answers (AnyIP)
     note: str = ""
+    family: int = 4
+    answers: tuple[str, ...] = ()
+    services: tuple[LabService, ...] = ()
+    on_link: str = ""
+    netns: str = ""
 
     def up_count(self) -> int:
         import ipaddress
 
         return ipaddress.ip_network(self.cidr).num_addresses if self.up is None else len(self.up)
+
+    def is_up(self, address: str) -> bool:
+        """Whether ``address`` answers (what to, see ``answers``)."""
+        import ipaddress
+
+        if self.up is not None:
+            return ipaddress.ip_address(address) in {ipaddress.ip_address(a) for a in self.up}
+        return ipaddress.ip_address(address) in ipaddress.ip_network(self.cidr)
 
 
 @dataclass(frozen=True)
@@ -130,6 +163,13 @@ class LabInfo:
     jitter_ms: float = 0.0
     relay_pid: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    fw_ns: str = ""  # the firewalled hosts (198.18.6.0/24 drops echo, 198.18.7.0/24 drops all ICMP)
+    scanner_ipv6_ll: str = ""
+    router_ipv6_ll: str = ""
+    # The router forwards IPv6, so the kernel gives its LAN link the subnet-router anycast
+    # address (RFC 4291 2.6.1): it answers NS with the router's MAC, and an echo to it is
+    # answered from 2001:db8::1. Not listed in the lan6 range's ``up``.
+    router_anycast6: str = ""
 
     def range(self, name: str) -> LabRange:
         for r in self.ranges:

@@ -165,16 +165,15 @@ def lab_status(info: LabInfo) -> str:
         f"run inside it: recon lab exec -- <command>   (or: ip netns exec {info.scanner_ns} <command>)",
         "",
         table(
-            [[h.hostname, h.ipv4, h.ipv6, h.mac, h.vendor, h.netns] for h in info.hosts]
-            + [["router.lab", info.router_ipv4, info.router_ipv6, info.router_mac, "Cisco", info.router_ns]],
-            ["host", "ipv4", "ipv6", "mac", "vendor", "namespace"],
+            [[h.hostname, h.ipv4, h.ipv6, h.ipv6_ll, h.mac, h.vendor, h.netns] for h in info.hosts]
+            + [["router.lab", info.router_ipv4, info.router_ipv6, info.router_ipv6_ll, info.router_mac, "Cisco", info.router_ns]],
+            ["host", "ipv4", "ipv6", "link-local", "mac", "vendor", "namespace"],
         ),
         "",
         table(
-            [[r.name, r.cidr, r.up_count(), r.note] for r in info.ranges]
-            + [["unreachable", info.unreachable_cidr, 0, "the router answers 'host unreachable'"],
-               ["ipv6", "2001:db8:2::/64", "all", f"AnyIP, e.g. {info.far_ipv6}"]],
-            ["range", "cidr", "up", "note"],
+            [[r.name, r.cidr, "all" if r.up is None else len(r.up), " ".join(r.answers), r.note] for r in info.ranges]
+            + [["unreachable", info.unreachable_cidr, 0, "", "the router answers 'host unreachable'"]],
+            ["range", "cidr", "up", "answers", "note"],
         ),
         "",
         f"impairments: loss {info.loss:g}% toward the scanner; wan link delay {info.delay_ms:g} ms, jitter {info.jitter_ms:g} ms",

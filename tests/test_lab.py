@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
+import itertools
 import os
+import re
 import subprocess
 import sys
 
@@ -109,3 +112,127 @@ def test_switch_is_plain(lab) -> None:
     """The lab's bridge does not run bridged IPv4 through netfilter (it must forward malformed headers)."""
     res = lab.run(["sysctl", "-n", "net.bridge.bridge-nf-call-iptables"], ns=lab.info.switch_ns)
     assert res.stdout.strip() in ("0", "")
+
+
+# --- the lab's truth, checked on the wire with standard tools (nmap, ping, sockets) --------------
+
+# nmap tuned for the lab: no loss and sub-millisecond RTTs, so one retry at 5000 pps is exact (and 10x faster)
+NMAP_FAST = ["-n", "-sn", "--min-rate", "5000", "--max-retries", "1",
+             "--max-rtt-timeout", "100ms", "--initial-rtt-timeout", "50ms", "-oG", "-"]
+CLOSED_UDP = "40125"  # no service listens there anywhere in the lab
+
+
+def nmap_up(lab, *args: str, targets: list[str] | str) -> set[str]:
+    """The addresses nmap (run inside the scanner namespace) reports up."""
+    need_tool("nmap")
+    res = lab.run(["nmap", *NMAP_FAST, *args, *([targets] if isinstance(targets, str) else targets)], timeout=120)
+    assert res.returncode == 0, res.stderr
+    return set(re.findall(r"^Host: (\S+) \(\)\s+Status: Up", res.stdout, re.M))
+
+
+def test_noecho_range_answers_timestamp_and_tcp_not_echo(lab) -> None:
+    """198.18.6.0/24: its hosts drop echo, yet nmap -PP and -PS443 -PA80 find exactly them."""
+    r = lab.info.range("noecho24")
+    assert r.cidr == "198.18.6.0/24" and len(r.up) == 16 and "echo" not in r.answers
+    assert nmap_up(lab, "-PE", targets=r.cidr) == set()
+    assert nmap_up(lab, "-PP", targets=r.cidr) == set(r.up)
+    assert nmap_up(lab, "-PS443", "-PA80", targets=r.cidr) == set(r.up)
+    assert nmap_up(lab, f"-PU{CLOSED_UDP}", targets=r.cidr) == set(r.up)  # port unreachable from the host itself
+
+
+def test_noicmp_range_answers_only_tcp(lab) -> None:
+    """198.18.7.0/24: no ICMP in or out; nmap -PS443 -PA80 finds exactly its hosts, -PU53 exactly the UDP responders."""
+    r = lab.info.range("noicmp24")
+    assert r.cidr == "198.18.7.0/24" and len(r.up) == 16 and r.answers == ("tcp-rst",)
+    tcp = {s.address for s in r.services if (s.proto, s.port) == ("tcp", 443)}
+    udp = {s.address for s in r.services if (s.proto, s.port) == ("udp", 53)}
+    assert tcp and udp and tcp | udp <= set(r.up)
+    assert nmap_up(lab, "-PE", "-PP", targets=r.cidr) == set()
+    assert nmap_up(lab, "-PS443", "-PA80", targets=r.cidr) == set(r.up)
+    assert nmap_up(lab, "-PU53", targets=r.cidr) == udp
+    assert nmap_up(lab, f"-PU{CLOSED_UDP}", targets=r.cidr) == set()  # the port unreachable never leaves
+    closed = next(a for a in r.up if a not in tcp)
+    why = lab.run(["nmap", "-n", "-sn", "-PS443", "--reason", sorted(tcp)[0], closed]).stdout
+    assert re.search(rf"{re.escape(sorted(tcp)[0])}\nHost is up, received syn-ack", why), why
+    assert re.search(rf"{re.escape(closed)}\nHost is up, received reset", why), why
+
+
+SOCKETS = """
+import socket, sys
+listener, closed = sys.argv[1:3]
+with socket.create_connection((listener, 443), timeout=3):
+    print("connected")
+try:
+    socket.create_connection((closed, 443), timeout=3)
+except ConnectionRefusedError:
+    print("refused")
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.settimeout(3)
+u.sendto(b"recon-lab-probe", (listener, 53))
+print(u.recvfrom(100)[0].decode())
+"""
+
+
+def test_noicmp_services_answer_sockets(lab) -> None:
+    """A plain TCP connect and a UDP datagram from the scanner reach the services; a closed port is refused (RST)."""
+    r = lab.info.range("noicmp24")
+    listener = next(s.address for s in r.services if s.proto == "tcp")
+    closed = next(a for a in r.up if a not in {s.address for s in r.services})
+    res = lab.run([sys.executable, "-c", SOCKETS, listener, closed], timeout=30)
+    assert res.stdout.split() == ["connected", "refused", "recon-lab-probe"], res.stdout + res.stderr
+
+
+def test_ipv6_ranges_match_nmap(lab) -> None:
+    """nmap -6 -sn from the scanner finds exactly the sparse IPv6 range's /128s, and all of the dense one."""
+    sparse, dense, anyip = lab.info.range("sparse6"), lab.info.range("dense6"), lab.info.range("anyip6")
+    assert (sparse.family, dense.family, anyip.family) == (6, 6, 6) and len(sparse.up) == 7 and dense.up is None
+    assert nmap_up(lab, "-6", targets=sparse.cidr) == set(sparse.up)
+    assert nmap_up(lab, "-6", targets=dense.cidr) == {str(a) for a in ipaddress.ip_network(dense.cidr)}
+    assert nmap_up(lab, "-6", "-PE", targets=["2001:db8:2::1", "2001:db8:2::beef:7"]) == {"2001:db8:2::1", "2001:db8:2::beef:7"}
+
+
+def _samples(r) -> list[str]:
+    if r.up is not None:
+        return list(r.up[:2])
+    return [str(a) for a in itertools.islice(ipaddress.ip_network(r.cidr).hosts(), 2)]
+
+
+# what each word of LabRange.answers means, as nmap probes it (each list must find the host)
+PROBES = {"echo": [["-PE"]], "timestamp": [["-PP"]], "tcp-rst": [["-PS1"], ["-PA80"]], "udp-unreach": [[f"-PU{CLOSED_UDP}"]]}
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_routed_ranges_answer_exactly_what_they_claim(lab, family: int) -> None:
+    """For every routed range, live addresses answer each probe in ``answers`` and no other probe."""
+    ranges = [r for r in lab.info.ranges if r.family == family and not r.on_link]
+    samples = {r.name: _samples(r) for r in ranges}
+    every = sorted({a for s in samples.values() for a in s})
+    for kind, variants in PROBES.items():
+        if family == 6 and kind == "timestamp":
+            assert not any(kind in r.answers for r in ranges)
+            continue
+        expected = {a for r in ranges if kind in r.answers for a in samples[r.name]}
+        for flags in variants:
+            found = nmap_up(lab, *(["-6"] if family == 6 else []), *flags, targets=every)
+            assert found == expected, (kind, flags, sorted(found ^ expected))
+
+
+def test_lan_ipv6_neighbours(lab) -> None:
+    """On the scanner's link, each LAN host and the router answer NS (nmap's nd-response, with their MACs)
+    and one multicast echo to ff02::1 each; nothing else on the link answers (the switch has no address)."""
+    need_tool("ping")
+    info = lab.info
+    lan6, ll = info.range("lan6"), info.range("lan6ll")
+    assert lan6.on_link == ll.on_link == info.scanner_if
+    assert set(ll.up) == {h.ipv6_ll for h in info.hosts} | {info.router_ipv6_ll}
+    res = lab.run(["ping", "-6", "-c", "3", "-i", "0.3", "-W", "1", f"ff02::1%{info.scanner_if}"], timeout=30)
+    sources = re.findall(r"bytes from ([0-9a-f:]+)%", res.stdout)
+    assert set(sources) == set(ll.up) | {info.scanner_ipv6_ll}, res.stdout
+    need_tool("nmap")
+    out = lab.run(["nmap", "-6", "-n", "-sn", "--reason", "2001:db8::/123"], timeout=60).stdout
+    found = dict(re.findall(r"Nmap scan report for (\S+)\nHost is up, received nd-response.*\nMAC Address: (\S+)", out))
+    macs = {h.ipv6: h.mac for h in info.hosts} | {info.router_ipv6: info.router_mac, info.router_anycast6: info.router_mac}
+    assert {a: m.lower() for a, m in found.items()} == macs, out
+    assert set(lan6.up) == set(macs) - {info.router_anycast6}
+    for h in info.hosts:  # the link-local address answers echo, after neighbour discovery
+        assert lab.run(["ping", "-6", "-c1", "-W2", f"{h.ipv6_ll}%{info.scanner_if}"]).returncode == 0
