@@ -458,11 +458,15 @@ def lab_down(
 # --- demo -------------------------------------------------------------------------------
 
 
+# In the current directory, like tcpdump -w: never under captures/ or tests/, whose files are the test suite's inputs.
+DEMO_PCAP = "recon-demo.pcap"
+
+
 @app.command(short_help="Build the lab, run recon on it, tear it down, as in: sudo recon demo")
 def demo(
-    pcap: Annotated[str, typer.Option("--pcap", help="Where to record the demo's traffic.")] = "captures/demo.pcap",
+    pcap: Annotated[str, typer.Option("--write", "-w", "--pcap", help="Where to record the demo's traffic.")] = DEMO_PCAP,
 ) -> int:
-    """Build the lab, run sweep/ping/craft/sniff against it, record captures/demo.pcap, tear it down.
+    """Build the lab, run sweep/ping/craft/sniff against it, record ./recon-demo.pcap, tear it down.
 
     Everything happens inside network namespaces in 198.18.0.0/15; nothing reaches a real network.
     Example: sudo recon demo
@@ -477,7 +481,7 @@ def demo(
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise InputError(f"cannot create {str(out.parent)!r}: {exc.strerror}", hint="pass --pcap with a writable path") from None
+        raise InputError(f"cannot create {str(out.parent)!r}: {exc.strerror}", hint="pass -w (--write) with a writable path") from None
     out.unlink(missing_ok=True)
     lab = Lab()
     failed: list[str] = []

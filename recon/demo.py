@@ -1,6 +1,6 @@
 """What `recon demo` runs: real recon commands inside a fresh lab, as data.
 
-The CLI builds the lab, starts a capture into ``captures/demo.pcap``, runs each
+The CLI builds the lab, starts a capture into ``./recon-demo.pcap`` (``--write``), runs each
 step inside the scanner namespace with its output streamed to the terminal,
 then tears everything down. Nothing here prints or sends.
 """
