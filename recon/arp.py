@@ -1,15 +1,15 @@
 """On-link discovery at layer 2: which targets are on a local segment, ARP frames, MAC vendors.
 
-The routing table and interface addresses come from the kernel of the *current*
-network namespace (``/proc/thread-self/net/route`` and ``ioctl``), never from
-Scapy's ``conf.route``, which is cached at import and may describe another
-namespace. Scapy builds the ARP request template once; the engine patches the
+The routing table comes from the kernel of the *current* network namespace
+(``/proc/thread-self/net/route``), never from Scapy's ``conf.route``, which is cached at
+import and may describe another namespace. An interface's MAC and the address the
+kernel uses on its segment come through the transport (recon/transport.py), which
+owns every socket and ioctl. Scapy builds the ARP request template once; the engine patches the
 target address per probe. Vendors come from Scapy's bundled manuf database.
 """
 
 from __future__ import annotations
 
-import fcntl
 import socket
 import struct
 from dataclasses import dataclass
@@ -17,15 +17,24 @@ from functools import lru_cache
 from pathlib import Path
 
 from recon.errors import InvalidOption
+from recon.transport import Transport, default_transport
 
-__all__ = ["Link", "OnLinkRoute", "routes", "link", "onlink_routes", "arp_request_template",
-           "vendor", "proc_net", "route_source", "ETH_P_ARP", "ARP_TPA_OFFSET"]
+__all__ = [
+    "ARP_TPA_OFFSET",
+    "ETH_P_ARP",
+    "Link",
+    "OnLinkRoute",
+    "arp_request_template",
+    "link",
+    "onlink_routes",
+    "proc_net",
+    "route_source",
+    "routes",
+    "vendor",
+]
 
 ETH_P_ARP = 0x0806
 ARP_TPA_OFFSET = 38  # Ether(14) + ARP fixed part(8) + sha(6) + spa(4) + tha(6)
-_SIOCGIFADDR = 0x8915
-_SIOCGIFNETMASK = 0x891B
-_SIOCGIFHWADDR = 0x8927
 _RTF_UP = 0x1
 _RTF_GATEWAY = 0x2
 _RTF_REJECT = 0x200
@@ -63,11 +72,9 @@ def proc_net(name: str) -> Path:
     return thread if thread.exists() else Path("/proc/self/net") / name
 
 
-def route_source(dst: str) -> str:
+def route_source(dst: str, transport: Transport | None = None) -> str:
     """The IPv4 source address the kernel would pick for ``dst``; a UDP connect sends nothing. OSError: no route."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.connect((dst, 9))
-        return s.getsockname()[0]
+    return (transport or default_transport()).route_source(dst)
 
 
 def routes() -> list[OnLinkRoute]:
@@ -91,23 +98,25 @@ def routes() -> list[OnLinkRoute]:
     return out
 
 
-def link(iface: str) -> Link:
-    """MAC and IPv4 address of ``iface`` in this namespace (InvalidOption when it has none)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+def link(iface: str, transport: Transport | None = None) -> Link:
+    """MAC and IPv4 address of ``iface`` in this namespace (InvalidOption when it has none).
+
+    The address is the one the kernel sends from on the interface's first on-link
+    segment (its prefix route), the netmask that route's; no packet is sent.
+    """
+    t = transport or default_transport()
     try:
-        req = struct.pack("256s", iface.encode()[:15])
-        try:
-            hw = fcntl.ioctl(s.fileno(), _SIOCGIFHWADDR, req)[18:24]
-        except OSError:
-            raise InvalidOption("--interface", iface, "no such interface in this network namespace") from None
-        try:
-            addr = int.from_bytes(fcntl.ioctl(s.fileno(), _SIOCGIFADDR, req)[20:24], "big")
-            mask = int.from_bytes(fcntl.ioctl(s.fileno(), _SIOCGIFNETMASK, req)[20:24], "big")
-        except OSError:
-            raise InvalidOption("--interface", iface, "the interface has no IPv4 address") from None
-        return Link(iface, bytes(hw), addr, mask)
-    finally:
-        s.close()
+        _, hw = t.hardware(iface)
+    except OSError:
+        raise InvalidOption("--interface", iface, "no such interface in this network namespace") from None
+    segment = next((r for r in routes() if r.onlink and r.iface == iface), None)
+    if segment is None:
+        raise InvalidOption("--interface", iface, "the interface has no IPv4 address")
+    try:
+        addr = t.route_source(socket.inet_ntoa(segment.net.to_bytes(4, "big")), interface=iface)
+    except OSError:
+        raise InvalidOption("--interface", iface, "the interface has no IPv4 address") from None
+    return Link(iface, hw, int.from_bytes(socket.inet_aton(addr), "big"), segment.mask)
 
 
 def onlink_routes(interface: str | None = None) -> list[OnLinkRoute]:
@@ -133,6 +142,6 @@ def vendor(mac: str) -> str | None:
     if db is None:
         return None
     name = db._get_manuf(mac)
-    if not name or name == mac or ":" in name and name.lower().startswith(mac[:8].lower()):
+    if not name or name == mac or (":" in name and name.lower().startswith(mac[:8].lower())):
         return None
     return name

@@ -1,4 +1,4 @@
-"""The batched probe engine behind ``recon sweep`` (and ``recon watch``), DESIGN.md §2.
+"""The batched probe engine behind ``recon sweep`` (and ``recon watch``), ARCHITECTURE.md.
 
 Scapy builds each probe template once. The hot loop then only patches the
 per-target fields and hands bytes to a raw socket:
@@ -10,6 +10,7 @@ per-target fields and hands bytes to a raw socket:
   seq) decode to an index whose address is that source; ICMP errors
   (unreachable, time exceeded) quote our probe, so the quoted destination, id
   and seq must match. Anything else (other processes' pings) is ignored.
+  ``IcmpMatcher`` does this from the bytes alone, so it is tested without a network.
 * ARP (on-link targets): an ``AF_PACKET`` socket with a prebuilt who-has frame;
   replies are keyed by the sender's IPv4 address.
 
@@ -17,6 +18,9 @@ Replies are drained between sends (the receive buffer is 64 MiB), the sweep
 stops as soon as every target has answered, and retries go only to the silent.
 ``engine="scapy"`` runs Scapy's ``sr()``/``srp()`` in one batched call instead:
 the slow reference the tests compare against.
+
+Every socket comes from a ``Transport`` (recon/transport.py): the kernel's by default,
+``ReplayTransport`` in tests, which answers from recorded captures without root.
 """
 
 from __future__ import annotations
@@ -35,31 +39,24 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from recon.arp import ETH_P_ARP, arp_request_template, link, onlink_routes, route_source, vendor
-from recon.errors import InvalidOption, PrivilegeError
+from recon.arp import ETH_P_ARP, Link, arp_request_template, link, onlink_routes, vendor
+from recon.errors import InvalidOption
+from recon.icmp import REPLY_TO, icmp_name, quoted_probe
 from recon.models import HostResult, SweepResult, SweepStats
 from recon.packets import ipv4_header
-from recon.privileges import raw_socket
 from recon.targets import build_targets, int_to_ip, ip_to_int, is_ipv4, parse_shard
+from recon.transport import PacketSocket, Transport, big_buffers, bind_device, default_transport, require_raw
 
 if TYPE_CHECKING:
     from recon.capture import PcapWriter
     from recon.targets import TargetSet
 
-__all__ = ["Prober", "sweep", "METHODS", "PROBES", "ENGINES", "parse_shard", "reverse_dns", "probe_template"]
+__all__ = ["ENGINES", "METHODS", "PROBES", "IcmpMatcher", "Prober", "parse_shard", "probe_template", "reverse_dns", "sweep"]
 
 METHODS = ("auto", "icmp", "arp")
 PROBES = {"echo": (8, 0), "timestamp": (13, 14), "mask": (17, 18)}  # request type, reply type
 ENGINES = ("raw", "scapy")
-RCVBUF = 64 << 20
-_ERROR_NAMES = {
-    (3, 0): "net-unreachable", (3, 1): "host-unreachable", (3, 2): "protocol-unreachable",
-    (3, 3): "port-unreachable", (3, 4): "fragmentation-needed", (3, 5): "source-route-failed",
-    (3, 6): "net-unknown", (3, 7): "host-unknown", (3, 9): "net-prohibited", (3, 10): "host-prohibited",
-    (3, 11): "net-unreachable-tos", (3, 12): "host-unreachable-tos", (3, 13): "admin-prohibited",
-    (11, 0): "ttl-exceeded", (11, 1): "reassembly-exceeded",
-}
-_REPLY_NAMES = {0: "echo-reply", 14: "timestamp-reply", 18: "mask-reply"}
+_REPLY_TYPES4 = frozenset(reply for request, reply in REPLY_TO.items() if request < 128)
 _PENDING, _UP, _UNREACH = 0, 1, 2
 _MIN_ROUND_WAIT = 0.05
 _LATE_MEMORY = 8  # previous sweeps whose ids still count as "late", not "ignored"
@@ -94,7 +91,8 @@ class Prober:
     """Keeps its sockets open between sweeps (watch calls .sweep() every round)."""
 
     def __init__(self, *, method: str = "auto", probe: str = "echo", engine: str = "raw",
-                 interface: str | None = None, source: str | None = None, rate: float | None = None) -> None:
+                 interface: str | None = None, source: str | None = None, rate: float | None = None,
+                 transport: Transport | None = None) -> None:
         if method not in METHODS:
             raise InvalidOption("--method", method, f"one of {', '.join(METHODS)}")
         if probe not in PROBES:
@@ -107,24 +105,25 @@ class Prober:
             raise InvalidOption("--source", source, "an IPv4 address of this machine")
         self.method, self.probe, self.engine = method, probe, engine
         self.interface, self.source, self.rate = interface, source, rate
-        self._icmp: socket.socket | None = None
-        self._arp: socket.socket | None = None
+        self.transport = transport if transport is not None else default_transport()
+        self._icmp: PacketSocket | None = None
+        self._arp: PacketSocket | None = None
         self._arp_iface: str | None = None
-        self._arp_link = None
+        self._arp_link: Link | None = None
         self._previous_bases: deque[int] = deque(maxlen=_LATE_MEMORY)
         self._template: tuple[bytes, int] | None = None
         self._closed = False
         if interface is not None:
-            self._arp_link = link(interface)  # validates the name in this namespace
+            self._arp_link = link(interface, self.transport)  # validates the name in this namespace
 
     # -- sockets ---------------------------------------------------------------
-    def _icmp_socket(self) -> socket.socket:
+    def _icmp_socket(self) -> PacketSocket:
         if self._icmp is None:
-            s = _raw_icmp()
+            s, _ = self.transport.icmp(socket.AF_INET, what="recon sweep")  # raw only: sweep has no datagram fallback
             try:
-                _big_buffers(s)
+                big_buffers(s)
                 if self.interface:
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.interface.encode())
+                    bind_device(s, self.interface)
                 if self.source:
                     try:
                         s.bind((self.source, 0))
@@ -137,18 +136,14 @@ class Prober:
             self._icmp = s
         return self._icmp
 
-    def _arp_socket(self, iface: str) -> socket.socket:
+    def _arp_socket(self, iface: str) -> PacketSocket:
         if self._arp is not None and self._arp_iface != iface:  # a later sweep on another segment
             self._arp.close()
             self._arp = None
         if self._arp is None:
+            s = self.transport.packet(iface, ETH_P_ARP, what="recon sweep (ARP)")
             try:
-                s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
-            except PermissionError:
-                raise PrivilegeError("recon sweep (ARP)") from None
-            try:
-                _big_buffers(s)
-                s.bind((iface, ETH_P_ARP))
+                big_buffers(s)
                 s.setblocking(False)
             except BaseException:
                 s.close()
@@ -163,14 +158,14 @@ class Prober:
         self._icmp = self._arp = None
         self._closed = True
 
-    def __enter__(self) -> "Prober":
+    def __enter__(self) -> Prober:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
     # -- planning ----------------------------------------------------------------
-    def _plan(self, addrs: array) -> tuple[bytearray | None, Any]:
+    def _plan(self, addrs: array[int]) -> tuple[bytearray | None, Link | None]:
         """Which targets go by ARP (1) and which by ICMP (0), and the link for ARP."""
         if self.method == "icmp":
             return None, None
@@ -191,12 +186,12 @@ class Prober:
                                     "local segment; use --method auto or icmp")
         if chosen is None:
             return None, None
-        lnk = self._arp_link if self._arp_link is not None and self._arp_link.name == chosen else link(chosen)
+        lnk = self._arp_link if self._arp_link is not None and self._arp_link.name == chosen else link(chosen, self.transport)
         self._arp_link = lnk
         return kind, lnk
 
     # -- the sweep ------------------------------------------------------------------
-    def sweep(self, targets: "TargetSet", *, timeout: float = 1.0, retries: int = 1, seed: int | None = None,
+    def sweep(self, targets: TargetSet, *, timeout: float = 1.0, retries: int = 1, seed: int | None = None,
               shard: tuple[int, int] = (1, 1), pcap: str | None = None, resolve: bool = False,
               progress: Callable[[int, int], None] | None = None) -> SweepResult:
         """Probe every target (of this shard); return every one with its status and the counters."""
@@ -209,12 +204,13 @@ class Prober:
         addrs = array("I", targets.order(seed, shard))
         kind, lnk = self._plan(addrs)
         # Open every socket before the first packet: no privileges → nothing sent.
+        run: _Run
         if self.engine == "scapy":
-            _raw_icmp().close()
+            require_raw("recon sweep", self.transport)
             run = _ScapySweep(self, addrs, kind, lnk, timeout, retries)
         else:
             icmp = self._icmp_socket() if kind is None or 0 in kind else None
-            arp = self._arp_socket(lnk.name) if kind is not None and 1 in kind else None
+            arp = self._arp_socket(lnk.name) if kind is not None and 1 in kind and lnk is not None else None
             run = _RawSweep(self, addrs, kind, lnk, icmp, arp, timeout, retries, progress)
         writer = None
         if pcap is not None:
@@ -233,45 +229,26 @@ class Prober:
         return SweepResult(hosts=hosts, stats=run.stats())
 
 
-def sweep(targets: "TargetSet | Iterable[str] | str", *, method: str = "auto", probe: str = "echo", engine: str = "raw",
+def sweep(targets: TargetSet | Iterable[str] | str, *, method: str = "auto", probe: str = "echo", engine: str = "raw",
           interface: str | None = None, source: str | None = None, rate: float | None = None,
-          **kwargs: Any) -> SweepResult:
+          transport: Transport | None = None, **kwargs: Any) -> SweepResult:
     """One sweep: ``Prober(...)`` + ``.sweep(...)`` + close. Targets may be a TargetSet or specs."""
     if not hasattr(targets, "order"):
         targets = build_targets([targets] if isinstance(targets, str) else list(targets), yes=True)
-    with Prober(method=method, probe=probe, engine=engine, interface=interface, source=source, rate=rate) as prober:
+    with Prober(method=method, probe=probe, engine=engine, interface=interface, source=source, rate=rate,
+                transport=transport) as prober:
         return prober.sweep(targets, **kwargs)  # type: ignore[arg-type]
 
 
 # --- internals ----------------------------------------------------------------------
 
 
-def _raw_icmp() -> socket.socket:
-    """The raw ICMP socket, or a PrivilegeError whose advice fits sweep (it has no datagram-socket fallback)."""
-    try:
-        return raw_socket(socket.AF_INET, socket.IPPROTO_ICMP, "recon sweep")
-    except PrivilegeError:
-        raise PrivilegeError("recon sweep", hint=PrivilegeError.ADVICE) from None
-
-
-def _big_buffers(s: socket.socket) -> None:
-    for opt_force, opt in ((33, socket.SO_RCVBUF), (32, socket.SO_SNDBUF)):  # SO_RCVBUFFORCE / SO_SNDBUFFORCE
-        size = RCVBUF if opt == socket.SO_RCVBUF else 4 << 20
-        try:
-            s.setsockopt(socket.SOL_SOCKET, opt_force, size)
-        except OSError:
-            try:
-                s.setsockopt(socket.SOL_SOCKET, opt, size)
-            except OSError:
-                pass
-
-
 class _Run:
     """State shared by both engines: per-target arrays indexed by sweep position."""
 
-    pcap: "PcapWriter | None" = None
+    pcap: PcapWriter | None = None
 
-    def __init__(self, prober: Prober, addrs: array, kind: bytearray | None, lnk: Any,
+    def __init__(self, prober: Prober, addrs: array[int], kind: bytearray | None, lnk: Link | None,
                  timeout: float, retries: int) -> None:
         self.prober = prober
         self.addrs = addrs
@@ -305,7 +282,6 @@ class _Run:
         raise NotImplementedError
 
     def results(self, names: dict[int, str]) -> tuple[HostResult, ...]:
-
         addrs, state, rtt, ttl, reply, code, extra = self.addrs, self.state, self.rtt, self.ttl, self.reply, self.code, self.extra
         out = []
         for i in sorted(range(self.n), key=addrs.__getitem__):
@@ -322,9 +298,9 @@ class _Run:
                 mac = extra[i][0]
                 out.append(HostResult(address, "up", ms, None, "arp-reply" if r == 255 else "localhost", mac, vendor(mac), name))
             elif st == _UP:
-                out.append(HostResult(address, "up", ms, ttl[i], _REPLY_NAMES.get(r, f"icmp-{r}"), hostname=name))
+                out.append(HostResult(address, "up", ms, ttl[i], icmp_name(r, 0), hostname=name))
             else:
-                out.append(HostResult(address, "unreachable", ms, ttl[i], _ERROR_NAMES.get((r, code[i]), f"icmp-{r}-{code[i]}"),
+                out.append(HostResult(address, "unreachable", ms, ttl[i], icmp_name(r, code[i]),
                                       hostname=name, reporter=extra[i][0]))
         return tuple(out)
 
@@ -339,78 +315,138 @@ class _Run:
         )
 
 
-class _RawSweep(_Run):
-    """Raw-socket hot loop: patch bytes, send, drain, match."""
+# What IcmpMatcher says about one packet.
+FOREIGN, REPLY, ERROR, LATE = 0, 1, 2, 3
+_NO_MATCH = (FOREIGN, -1, -1)
+_LATE_MATCH = (LATE, -1, -1)
 
-    def __init__(self, prober: Prober, addrs: array, kind: bytearray | None, lnk: Any, icmp: socket.socket | None,
-                 arp: socket.socket | None, timeout: float, retries: int,
-                 progress: Callable[[int, int], None] | None) -> None:
-        super().__init__(prober, addrs, kind, lnk, timeout, retries)
-        self.icmp, self.arp = icmp, arp
-        self.progress = progress
-        self.sent_at = array("d", bytes(8 * self.n))
-        self.attempt = bytearray(self.n)
-        self.max_rtt = 0.0
-        self.base = random.getrandbits(16)
-        while self.base in prober._previous_bases:
-            self.base = random.getrandbits(16)
+
+class IcmpMatcher:
+    """Which target of a sweep an ICMP packet answers, from its bytes alone (a pure function of bytes).
+
+    ``data`` is what a raw IPv4 ICMP socket reads (IP header first). Probe ``i`` of the
+    sweep went to ``addrs[i]`` with ``id = base + (i >> 16)``, ``seq = i & 0xffff``. The
+    answer is ``(verdict, index, attempt)``:
+
+    * ``REPLY``: a ``reply_type`` message whose id/seq decode to an index whose address
+      is the reply's source; ``attempt`` is the echo payload's attempt byte (-1 when the
+      probe kind carries none);
+    * ``ERROR``: unreachable / time exceeded quoting our probe (ICMP, the same
+      destination, id and seq; the quote is read by ``icmp.quoted_probe``);
+    * ``LATE``: a reply whose id belongs to one of the ``previous`` sweeps' bases;
+    * ``FOREIGN``: anything else (other processes' pings, errors about their traffic).
+    """
+
+    __slots__ = ("addrs", "base", "blocks", "n", "previous", "reply_type")
+
+    def __init__(self, addrs: array[int], base: int, reply_type: int, previous: Iterable[int] = ()) -> None:
+        self.addrs, self.n, self.base, self.reply_type = addrs, len(addrs), base, reply_type
         self.blocks = (self.n >> 16) + 1
-        if icmp is not None:
-            if prober._template is None:
-                prober._template = probe_template(prober.probe)
-            self.template, self.partial = prober._template
-            self.reply_type = PROBES[prober.probe][1]
-        self.arp_index: dict[int, int] = {}
-        if arp is not None:
-            self.arp_frame = bytearray(arp_request_template(lnk))
-            self.arp_index = {addrs[i]: i for i in range(self.n) if kind[i]}  # type: ignore[index]
-            self.my_addr = lnk.address
-        self.eth_src = lnk.mac if lnk is not None else b"\0" * 6
+        self.previous = tuple(previous)
+
+    def __call__(self, data: bytes) -> tuple[int, int, int]:
+        ihl = (data[0] & 15) << 2
+        if len(data) < ihl + 8:
+            return _NO_MATCH
+        itype = data[ihl]
+        if itype == self.reply_type:
+            blk = (((data[ihl + 4] << 8) | data[ihl + 5]) - self.base) & 0xFFFF
+            i = (blk << 16) | (data[ihl + 6] << 8) | data[ihl + 7]
+            if blk >= self.blocks or i >= self.n or self.addrs[i] != int.from_bytes(data[12:16], "big"):
+                return _LATE_MATCH if self.is_previous(data) else _NO_MATCH
+            return REPLY, i, data[ihl + 8] if len(data) > ihl + 8 and itype == 0 else -1
+        if itype == 3 or itype == 11:
+            quoted = quoted_probe(data[ihl + 8:], 4)
+            if quoted is None or quoted.proto != 1 or len(quoted.l4) < 8:
+                return _NO_MATCH
+            blk = ((quoted.ident or 0) - self.base) & 0xFFFF
+            i = (blk << 16) | (quoted.seq or 0)
+            if blk >= self.blocks or i >= self.n or self.addrs[i] != ip_to_int(quoted.dst):
+                return _NO_MATCH
+            return ERROR, i, -1
+        return _NO_MATCH
+
+    def is_previous(self, data: bytes) -> bool:
+        """True when ``data`` is an ICMP reply to one of the previous sweeps (by its id)."""
+        ihl = (data[0] & 15) * 4
+        if len(data) < ihl + 8 or data[ihl] not in _REPLY_TYPES4:
+            return False
+        ident = int.from_bytes(data[ihl + 4:ihl + 6], "big")
+        return any(((ident - b) & 0xFFFF) < self.blocks for b in self.previous)
+
+
+class _PcapTap:
+    """Writes a raw sweep's probes and replies to ``--pcap`` (synthetic IP/Ethernet headers where the socket has none)."""
+
+    def __init__(self, writer: PcapWriter, prober: Prober, run: _Run) -> None:
+        self.writer, self.prober, self.run = writer, prober, run
+        self.ethernet = run.kind is not None
+        self.eth_src = run.link.mac if run.link is not None else b"\0" * 6
 
     @functools.cached_property
     def src_addr(self) -> bytes:
         """The IPv4 source the kernel will use (for the pcap's synthetic IP headers; only a pcap asks); sends nothing."""
         if self.prober.source:
             return socket.inet_aton(self.prober.source)
-        routed = next((i for i in range(self.n) if not self.kind or not self.kind[i]), None)
+        run = self.run
+        routed = next((i for i in range(run.n) if not run.kind or not run.kind[i]), None)
         if routed is None:
             return b"\0" * 4
         try:
-            return socket.inet_aton(route_source(int_to_ip(self.addrs[routed])))
+            return socket.inet_aton(self.prober.transport.route_source(int_to_ip(run.addrs[routed])))
         except OSError:
             return b"\0" * 4
 
-    # -- sending ---------------------------------------------------------------------
-    def execute(self) -> None:
-        prober = self.prober
-        self._flush_stale()
-        self.t0 = time.monotonic()
-        self.mark_local()
-        state = self.state
-        todo: Iterable[int] = [i for i in range(self.n) if not state[i]] if self.answered else range(self.n)
-        rounds = self.retries + 1
-        try:
-            for rnd in range(rounds):
-                count = self._send_round(todo, rnd)
-                if rnd:
-                    self.resent += count
-                last = rnd == rounds - 1
-                if last:
-                    wait = self.timeout
-                else:
-                    # between rounds, wait only as long as replies have taken so far (adaptive, as nmap does)
-                    wait = self.timeout if self.received == 0 else min(self.timeout, max(_MIN_ROUND_WAIT, 3 * self.max_rtt + 0.02))
-                self._wait(wait)
-                if self.answered >= self.n:
-                    break
-                if not last:
-                    todo = [i for i in range(self.n) if not state[i]]
-        finally:
-            self.t1 = time.monotonic()
-            prober._previous_bases.append(self.base)
-            if self.progress:
-                self.progress(self.n, self.n)
+    def probe(self, data: bytes | bytearray, dst: int, is_frame: bool) -> None:
+        if is_frame:
+            self.writer.write(bytes(data))
+            return
+        packet = ipv4_header(self.src_addr, dst.to_bytes(4, "big"), len(data), 64, True) + bytes(data)
+        if self.ethernet:
+            packet = b"\0" * 6 + self.eth_src + b"\x08\x00" + packet
+        self.writer.write(packet)
 
+    def reply(self, data: bytes) -> None:
+        if self.ethernet:
+            data = self.eth_src + b"\0" * 6 + b"\x08\x00" + data
+        self.writer.write(data)
+
+    def frame(self, frame: bytes) -> None:
+        self.writer.write(frame)
+
+
+class _RawReceive(_Run):
+    """The receiving half of a raw sweep: its sockets, waiting on them, draining and matching what they read."""
+
+    def __init__(self, prober: Prober, addrs: array[int], kind: bytearray | None, lnk: Link | None, icmp: PacketSocket | None,
+                 arp: PacketSocket | None, timeout: float, retries: int,
+                 progress: Callable[[int, int], None] | None) -> None:
+        super().__init__(prober, addrs, kind, lnk, timeout, retries)
+        self.icmp, self.arp = icmp, arp
+        self.progress = progress
+        self.tap: _PcapTap | None = None
+        self.sent_at = array("d", bytes(8 * self.n))
+        self.attempt = bytearray(self.n)
+        self.max_rtt = 0.0
+        self.base = random.getrandbits(16)
+        while self.base in prober._previous_bases:
+            self.base = random.getrandbits(16)
+        self.template, self.partial, reply_type = b"", 0, -1
+        if icmp is not None:
+            if prober._template is None:
+                prober._template = probe_template(prober.probe)
+            self.template, self.partial = prober._template
+            reply_type = PROBES[prober.probe][1]
+        self.match = IcmpMatcher(addrs, self.base, reply_type, prober._previous_bases)
+        self.arp_index: dict[int, int] = {}
+        self.arp_frame = bytearray()
+        self.my_addr = 0
+        if arp is not None and lnk is not None and kind is not None:
+            self.arp_frame = bytearray(arp_request_template(lnk))
+            self.arp_index = {addrs[i]: i for i in range(self.n) if kind[i]}
+            self.my_addr = lnk.address
+
+    # -- waiting ----------------------------------------------------------------------
     def _flush_stale(self) -> None:
         for s in (self.icmp, self.arp):
             if s is None:
@@ -420,89 +456,8 @@ class _RawSweep(_Run):
                     data = s.recv(65535)
                 except (BlockingIOError, InterruptedError):
                     break
-                if s is self.icmp and self._is_previous(data):
+                if s is self.icmp and self.match.is_previous(data):
                     self.late += 1
-
-    def _is_previous(self, data: bytes) -> bool:
-        ihl = (data[0] & 15) * 4
-        if len(data) < ihl + 8 or data[ihl] not in _REPLY_NAMES:
-            return False
-        ident = int.from_bytes(data[ihl + 4:ihl + 6], "big")
-        return any(((ident - b) & 0xFFFF) < self.blocks for b in self.prober._previous_bases)
-
-    def _send_round(self, todo: Iterable[int], rnd: int) -> int:
-        icmp, arp, kind = self.icmp, self.arp, self.kind
-        addrs, sent_at, attempt = self.addrs, self.sent_at, self.attempt
-        pcap = self.pcap
-        rate = self.prober.rate
-        interval = 1.0 / rate if rate else 0.0
-        burst = max(1.0, (rate or 0) / 200)  # allow 5 ms of burst
-        next_at = time.monotonic()
-        pack_into = struct.pack_into
-        clock = time.monotonic
-        ntoa = socket.inet_ntoa
-        base, partial = self.base, self.partial if icmp is not None else 0
-        buf = bytearray(self.template) if icmp is not None else None
-        req_type = buf[0] if buf is not None else 0
-        rtype_code = (req_type << 8)
-        rnd_word = rnd << 8  # the attempt byte is the high byte of the payload's first word
-        if buf is not None and len(buf) > 8 and req_type == 8:
-            buf[8] = rnd
-        else:
-            rnd_word = 0
-        frame = self.arp_frame if arp is not None else None
-        drain = self._drain
-        progress = self.progress
-        count = 0
-        for i in todo:
-            if interval:
-                now = clock()
-                if now < next_at:
-                    self._wait_until(next_at)
-                    now = clock()
-                next_at = max(next_at + interval, now - burst * interval)
-            a = addrs[i]
-            if kind is not None and kind[i]:
-                frame[38:42] = a.to_bytes(4, "big")  # type: ignore[index]
-                data = frame
-                sock, dest = arp, None
-            else:
-                ident = (base + (i >> 16)) & 0xFFFF
-                seq = i & 0xFFFF
-                pack_into("!HHHH", buf, 0, rtype_code, _fold(partial + ident + seq + rnd_word), ident, seq)  # type: ignore[arg-type]
-                data = buf
-                sock, dest = icmp, (ntoa(a.to_bytes(4, "big")), 0)
-            while True:
-                try:
-                    sent_at[i] = clock()
-                    if dest is None:
-                        sock.send(data)  # type: ignore[union-attr]
-                    else:
-                        sock.sendto(data, dest)  # type: ignore[union-attr]
-                    break
-                except (BlockingIOError, InterruptedError):
-                    drain()
-                    time.sleep(0.0005)
-                except OSError as exc:
-                    if exc.errno == errno.ENOBUFS:
-                        drain()
-                        time.sleep(0.0005)
-                        continue
-                    self.send_errors += 1  # e.g. EHOSTUNREACH/ENETUNREACH: the kernel has no route
-                    if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EACCES, errno.EPERM):
-                        break
-                    raise
-            attempt[i] = rnd
-            count += 1
-            if pcap is not None:
-                self._record_probe(data, a, dest is None)
-            if not count & 31:
-                drain()
-                if progress is not None and not count & 4095:
-                    progress(min(self.n, count) if rnd == 0 else self.answered, self.n)
-        self.sent += count
-        drain()
-        return count
 
     def _wait_until(self, deadline: float) -> None:
         socks = [s for s in (self.icmp, self.arp) if s is not None]
@@ -532,15 +487,15 @@ class _RawSweep(_Run):
     # -- receiving -------------------------------------------------------------------
     def _drain(self) -> None:
         if self.icmp is not None:
-            self._drain_icmp()
+            self._drain_icmp(self.icmp)
         if self.arp is not None:
-            self._drain_arp()
+            self._drain_arp(self.arp)
 
-    def _drain_icmp(self) -> None:
-        recv = self.icmp.recv  # type: ignore[union-attr]
-        addrs, state, attempt, sent_at = self.addrs, self.state, self.attempt, self.sent_at
-        base, n, blocks, reply_type = self.base, self.n, self.blocks, self.reply_type
-        pcap = self.pcap
+    def _drain_icmp(self, sock: PacketSocket) -> None:
+        # A drain loop: IcmpMatcher decides from the bytes; the bookkeeping stays inline (one call per packet).
+        recv, match = sock.recv, self.match
+        state, attempt, sent_at = self.state, self.attempt, self.sent_at
+        tap = self.tap
         clock = time.monotonic
         while True:
             try:
@@ -548,25 +503,12 @@ class _RawSweep(_Run):
             except (BlockingIOError, InterruptedError):
                 return
             now = clock()
-            if pcap is not None:
-                self._record_reply(data)
-            ihl = (data[0] & 15) << 2
-            if len(data) < ihl + 8:
-                self.ignored += 1
-                continue
-            itype = data[ihl]
-            if itype == reply_type:
-                blk = (((data[ihl + 4] << 8) | data[ihl + 5]) - base) & 0xFFFF
-                i = (blk << 16) | (data[ihl + 6] << 8) | data[ihl + 7]
-                src = int.from_bytes(data[12:16], "big")
-                if blk >= blocks or i >= n or addrs[i] != src:
-                    if self._is_previous(data):
-                        self.late += 1
-                    else:
-                        self.ignored += 1
-                    continue
+            if tap is not None:
+                tap.reply(data)
+            verdict, i, got = match(data)
+            if verdict == REPLY:
                 self.received += 1
-                try_attempt = data[ihl + 8] if len(data) > ihl + 8 and reply_type == 0 else attempt[i]
+                try_attempt = attempt[i] if got < 0 else got
                 if state[i] == _UP:
                     if try_attempt < attempt[i]:
                         self.late += 1
@@ -577,7 +519,7 @@ class _RawSweep(_Run):
                     self.answered += 1
                 state[i] = _UP
                 self.ttl[i] = data[8]
-                self.reply[i] = itype
+                self.reply[i] = data[(data[0] & 15) << 2]
                 if try_attempt == attempt[i]:
                     rtt = now - sent_at[i]
                     self.rtt[i] = rtt * 1000.0
@@ -586,40 +528,28 @@ class _RawSweep(_Run):
                 else:
                     self.late += 1
                     self.rtt[i] = -1.0
-            elif itype == 3 or itype == 11:
-                q = ihl + 8  # the quoted IP header of our probe
-                if len(data) < q + 20:
-                    self.ignored += 1
-                    continue
-                qihl = (data[q] & 15) << 2
-                if data[q + 9] != 1 or len(data) < q + qihl + 8:
-                    self.ignored += 1
-                    continue
-                qi = q + qihl
-                blk = (((data[qi + 4] << 8) | data[qi + 5]) - base) & 0xFFFF
-                i = (blk << 16) | (data[qi + 6] << 8) | data[qi + 7]
-                dst = int.from_bytes(data[q + 16:q + 20], "big")
-                if blk >= blocks or i >= n or addrs[i] != dst:
-                    self.ignored += 1
-                    continue
+            elif verdict == ERROR:
                 self.received += 1
                 if state[i] != _PENDING:
                     self.duplicates += 1
                     continue
+                ihl = (data[0] & 15) << 2
                 self.answered += 1
                 state[i] = _UNREACH
                 self.ttl[i] = data[8]
-                self.reply[i] = itype
+                self.reply[i] = data[ihl]
                 self.code[i] = data[ihl + 1]
                 self.rtt[i] = (now - sent_at[i]) * 1000.0
                 self.extra[i] = (socket.inet_ntoa(data[12:16]),)
+            elif verdict == LATE:
+                self.late += 1
             else:
                 self.ignored += 1
 
-    def _drain_arp(self) -> None:
-        recv = self.arp.recv  # type: ignore[union-attr]
+    def _drain_arp(self, sock: PacketSocket) -> None:
+        recv = sock.recv
         index, state, my = self.arp_index, self.state, self.my_addr
-        pcap = self.pcap
+        tap = self.tap
         clock = time.monotonic
         while True:
             try:
@@ -628,8 +558,8 @@ class _RawSweep(_Run):
                 return
             if len(frame) < 42 or frame[20:22] != b"\x00\x02":
                 continue  # our own requests (outgoing) and other who-has
-            if pcap is not None:
-                pcap.write(frame)
+            if tap is not None:
+                tap.frame(frame)
             if int.from_bytes(frame[38:42], "big") != my:
                 self.ignored += 1
                 continue
@@ -647,22 +577,118 @@ class _RawSweep(_Run):
             self.rtt[i] = (clock() - self.sent_at[i]) * 1000.0
             self.extra[i] = (frame[22:28].hex(":"),)
 
-    # -- pcap ------------------------------------------------------------------------
-    def _record_probe(self, data: bytes | bytearray, dst: int, is_frame: bool) -> None:
-        assert self.pcap is not None
-        if is_frame:
-            self.pcap.write(bytes(data))
-            return
-        packet = ipv4_header(self.src_addr, dst.to_bytes(4, "big"), len(data), 64, True) + bytes(data)
-        if self.kind is not None:
-            packet = b"\0" * 6 + self.eth_src + b"\x08\x00" + packet
-        self.pcap.write(packet)
 
-    def _record_reply(self, data: bytes) -> None:
-        assert self.pcap is not None
-        if self.kind is not None:
-            data = self.eth_src + b"\0" * 6 + b"\x08\x00" + data
-        self.pcap.write(data)
+class _RawSweep(_RawReceive):
+    """Raw-socket hot loop: patch bytes, send, drain, match; retries go only to the silent."""
+
+    # -- sending ---------------------------------------------------------------------
+    def execute(self) -> None:
+        prober = self.prober
+        if self.pcap is not None:
+            self.tap = _PcapTap(self.pcap, prober, self)
+        self._flush_stale()
+        self.t0 = time.monotonic()
+        self.mark_local()
+        state = self.state
+        todo: Iterable[int] = [i for i in range(self.n) if not state[i]] if self.answered else range(self.n)
+        rounds = self.retries + 1
+        try:
+            for rnd in range(rounds):
+                count = self._send_round(todo, rnd)
+                if rnd:
+                    self.resent += count
+                last = rnd == rounds - 1
+                if last:
+                    wait = self.timeout
+                else:
+                    # between rounds, wait only as long as replies have taken so far (adaptive, as nmap does)
+                    wait = self.timeout if self.received == 0 else min(self.timeout, max(_MIN_ROUND_WAIT, 3 * self.max_rtt + 0.02))
+                self._wait(wait)
+                if self.answered >= self.n:
+                    break
+                if not last:
+                    todo = [i for i in range(self.n) if not state[i]]
+        finally:
+            self.t1 = time.monotonic()
+            prober._previous_bases.append(self.base)
+            if self.progress:
+                self.progress(self.n, self.n)
+
+    def _send_round(self, todo: Iterable[int], rnd: int) -> int:
+        # The hot loop: everything it touches is a local, and the per-target work is inline,
+        # because a function call per packet costs measurable speed on a /16.
+        icmp, arp, kind = self.icmp, self.arp, self.kind
+        addrs, sent_at, attempt = self.addrs, self.sent_at, self.attempt
+        tap = self.tap
+        rate = self.prober.rate
+        interval = 1.0 / rate if rate else 0.0
+        burst = max(1.0, (rate or 0) / 200)  # allow 5 ms of burst
+        next_at = time.monotonic()
+        pack_into = struct.pack_into
+        clock = time.monotonic
+        ntoa = socket.inet_ntoa
+        base, partial = self.base, self.partial
+        buf = bytearray(self.template)
+        req_type = buf[0] if buf else 0
+        rtype_code = (req_type << 8)
+        rnd_word = rnd << 8  # the attempt byte is the high byte of the payload's first word
+        if len(buf) > 8 and req_type == 8:
+            buf[8] = rnd
+        else:
+            rnd_word = 0
+        frame = self.arp_frame
+        drain = self._drain
+        progress = self.progress
+        count = 0
+        for i in todo:
+            if interval:
+                now = clock()
+                if now < next_at:
+                    self._wait_until(next_at)
+                    now = clock()
+                next_at = max(next_at + interval, now - burst * interval)
+            a = addrs[i]
+            if kind is not None and kind[i]:
+                frame[38:42] = a.to_bytes(4, "big")
+                data = frame
+                sock, dest = arp, None
+            else:
+                ident = (base + (i >> 16)) & 0xFFFF
+                seq = i & 0xFFFF
+                pack_into("!HHHH", buf, 0, rtype_code, _fold(partial + ident + seq + rnd_word), ident, seq)
+                data = buf
+                sock, dest = icmp, (ntoa(a.to_bytes(4, "big")), 0)
+            while True:
+                try:
+                    sent_at[i] = clock()
+                    if dest is None:
+                        sock.send(data)  # type: ignore[union-attr]  # the plan opened the socket its targets need
+                    else:
+                        sock.sendto(data, dest)  # type: ignore[union-attr]  # likewise
+                    break
+                except (BlockingIOError, InterruptedError):
+                    drain()
+                    time.sleep(0.0005)
+                except OSError as exc:
+                    if exc.errno == errno.ENOBUFS:
+                        drain()
+                        time.sleep(0.0005)
+                        continue
+                    self.send_errors += 1  # e.g. EHOSTUNREACH/ENETUNREACH: the kernel has no route
+                    if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EACCES, errno.EPERM):
+                        break
+                    raise
+            attempt[i] = rnd
+            count += 1
+            if tap is not None:
+                tap.probe(data, a, dest is None)
+            if not count & 31:
+                drain()
+                if progress is not None and not count & 4095:
+                    progress(min(self.n, count) if rnd == 0 else self.answered, self.n)
+        self.sent += count
+        drain()
+        return count
 
 
 class _ScapySweep(_Run):
@@ -700,7 +726,7 @@ class _ScapySweep(_Run):
                 self.sent += len(pkts)
                 answered += list(ans)
                 silent += list(unans)
-            if arp_idx:
+            if arp_idx and self.link is not None:
                 lnk = self.link
                 frames = [Ether(dst="ff:ff:ff:ff:ff:ff", src=lnk.mac_str) / ARP(pdst=int_to_ip(self.addrs[i]), hwsrc=lnk.mac_str,
                                                                                  psrc=int_to_ip(lnk.address)) for i in arp_idx]
@@ -717,15 +743,17 @@ class _ScapySweep(_Run):
         where = {a: i for i, a in enumerate(self.addrs)}
         for snd, rcv in answered:
             if snd.haslayer(ARP):
-                i = where.get(ip_to_int(rcv[ARP].psrc))
-                if i is None or self.state[i]:
+                found = where.get(ip_to_int(rcv[ARP].psrc))
+                if found is None or self.state[found]:
                     continue
+                i = found
                 self.state[i], self.reply[i] = _UP, 255
                 self.extra[i] = (rcv[ARP].hwsrc.lower(),)
             else:
-                i = where.get(ip_to_int(snd[IP].dst))
-                if i is None or self.state[i]:
+                found = where.get(ip_to_int(snd[IP].dst))
+                if found is None or self.state[found]:
                     continue
+                i = found
                 icmp = rcv[ICMP]
                 self.ttl[i] = rcv[IP].ttl
                 self.reply[i] = icmp.type
@@ -741,9 +769,6 @@ class _ScapySweep(_Run):
             self.rtt[i] = max(0.0, (rcv.time - snd.sent_time) * 1000.0) if getattr(snd, "sent_time", None) else -1.0
 
 
-# --- reverse DNS -----------------------------------------------------------------------
-
-
     def _write_pcap(self, packets: list[Any], ether: Any) -> None:
         """Every probe (with its retries' last send time) and reply, in time order; IP-level packets get a
         synthetic Ethernet header when the capture is Ethernet (ARP was used)."""
@@ -754,7 +779,11 @@ class _ScapySweep(_Run):
                 data = b"\0" * 12 + b"\x08\x00" + data
             records.append((int((getattr(p, "sent_time", None) or p.time) * 1e9), data))
         for stamp, data in sorted(records):
-            self.pcap.write(data, stamp)  # type: ignore[union-attr]
+            self.pcap.write(data, stamp)  # type: ignore[union-attr]  # only called when a pcap was asked for
+
+
+# --- reverse DNS -----------------------------------------------------------------------
+
 
 def reverse_dns(addresses: Iterable[str], *, time_limit: float = 2.0, workers: int = 32) -> dict[str, str]:
     """Concurrent reverse lookups (the system resolver, /etc/hosts first), bounded by ``time_limit`` seconds.
