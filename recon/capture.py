@@ -17,6 +17,7 @@ socket is bound, so no unfiltered packet is ever queued.
 from __future__ import annotations
 
 import ctypes
+import math
 import errno
 import os
 import shutil
@@ -27,24 +28,24 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, NamedTuple
 
-from recon.decode import LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW
+from recon.decode import LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW, TIME_NS_MAX
 from recon.decode import LINKTYPES as SUPPORTED_LINKTYPES
 from recon.errors import CaptureError, InputError, InvalidOption, PrivilegeError, ReconEnvironmentError, ReconError
 from recon.models import DecodedPacket, IPHeader
 
-__all__ = ["PcapWriter", "LINKTYPE_ETHERNET", "LINKTYPE_RAW", "LINKTYPE_IPV4", "LINKTYPE_IPV6", "LINKTYPE_LINUX_SLL2",
+__all__ = ["PcapWriter", "open_capture", "is_stream", "MAX_TIMEOUT", "LINKTYPE_ETHERNET", "LINKTYPE_RAW", "LINKTYPE_IPV4", "LINKTYPE_IPV6", "LINKTYPE_LINUX_SLL2",
            "Frame", "read_frames", "compile_bpf", "LiveCapture", "SUPPORTED_LINKTYPES", "sniff", "parse_proto",
            "bpf_match"]
 
 _MAGIC_NS = 0xA1B23C4D  # nanosecond-resolution pcap
 _MAGIC_US = 0xA1B2C3D4  # microsecond-resolution pcap
 _SNAPLEN = 262_144
-_TS_MAX_NS = 0xFFFF_FFFF * 1_000_000_000 + 999_999_999  # the latest time a pcap record can hold (year 2106)
+_TS_MAX_NS = TIME_NS_MAX  # the latest time a pcap record can hold (year 2106): later times are clamped to it
 
 
 def _pcap_header(linktype: int, magic: int = _MAGIC_NS) -> bytes:
@@ -383,7 +384,8 @@ def compile_bpf(expr: str, linktype: int) -> list[tuple[int, int, int, int]]:
     with tempfile.NamedTemporaryFile(suffix=".pcap") as tmp:
         tmp.write(_pcap_header(linktype, _MAGIC_US))
         tmp.flush()
-        proc = subprocess.run([tcpdump, "-ddd", "-r", tmp.name, expr], capture_output=True, text=True)
+        # after "--", an expression that starts with "-" is an expression, never tcpdump's options
+        proc = subprocess.run([tcpdump, "-ddd", "-r", tmp.name, "--", expr], capture_output=True, text=True)
     if proc.returncode != 0:
         reason = (proc.stderr.strip().splitlines() or ["syntax error"])[-1].removeprefix("tcpdump: ")
         raise InvalidOption("-f", expr, f"not a valid BPF filter expression ({reason})")
@@ -569,6 +571,10 @@ class LiveCapture:
                 data, anc, _, addr = sock.recvmsg(_SNAPLEN, 64)
             except TimeoutError:
                 return
+            except OSError as exc:  # ENETDOWN, ENODEV, ENXIO: the interface went down or was removed
+                where = f"on {self.iface}" if self.iface else "on all interfaces"
+                raise ReconEnvironmentError(f"capture {where} ended: the interface went down or disappeared ({exc.strerror})",
+                                            hint="start recon sniff again when the interface is back") from None
             now = 0
             for level, kind, value in anc:
                 if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(value) >= 16:
@@ -601,6 +607,8 @@ class LiveCapture:
 
 # --- sniff: capture or replay, decode, filter, record -------------------------------------------
 
+MAX_TIMEOUT = 31 * 86_400  # the longest --timeout, in seconds (a finite wait the socket timeout can hold)
+
 PROTO_NAMES = {"icmp": 1, "tcp": 6, "udp": 17, "icmp6": 58, "icmpv6": 58}
 
 
@@ -626,52 +634,63 @@ def _same_file(source: BinaryIO, write: str | os.PathLike[str]) -> bool:
     return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
-def sniff(*, read: str | os.PathLike[str] | None = None, iface: str | None = None, bpf: str | None = None,
-          proto: str | int | None = None, count: int | None = None, timeout: float | None = None,
-          write: str | os.PathLike[str] | None = None, ip_only: bool = False) -> Iterator[DecodedPacket]:
-    """Decoded packets, live (``AF_PACKET``, BPF in the kernel) or replayed from ``read`` (pcap/pcapng).
-
-    ``proto`` keeps one IP protocol (folded into the kernel filter live); ``count`` stops after that many
-    packets; ``timeout`` (seconds, live only) stops waiting; ``write`` records every kept frame to a pcap,
-    one write per record, so the file stays valid when the run is interrupted or killed.
-    ``ip_only`` drops non-IP frames (ARP, …) before counting and recording, as ``--json`` shows IP packets only.
-    Validation happens before any socket or file is opened for writing.
-    """
-    from recon.decode import decode
-
-    number = parse_proto(proto)
+def _check(read: object, iface: str | None, bpf: str | None, count: int | None, timeout: float | None) -> None:
+    """Reject bad sniff options (one line each, exit 2) before anything is opened."""
     if count is not None and count < 1:
         raise InvalidOption("-c", count, "give a count of 1 or more")
-    if timeout is not None and timeout <= 0:
-        raise InvalidOption("--timeout", timeout, "give a positive number of seconds")
+    if timeout is not None and not (math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT):
+        raise InvalidOption("--timeout", timeout, f"give seconds, more than 0 and at most {MAX_TIMEOUT} (31 days)")
     if read is not None and timeout is not None:
         raise InvalidOption("--timeout", timeout, "applies to live capture only (a --read file ends by itself)")
     if read is not None and iface is not None:
         raise InvalidOption("-i", iface, "applies to live capture only (a --read file has its own interfaces)")
     if bpf is not None and not bpf.strip():
         raise InvalidOption("-f", bpf, "give a tcpdump filter expression, e.g. 'icmp and host 198.18.0.10'")
-    programs: dict[int, list[tuple[int, int, int, int]]] = {}
-    source: BinaryIO | None = None
+
+
+def sniff(*, read: str | os.PathLike[str] | None = None, iface: str | None = None, bpf: str | None = None,
+          proto: str | int | None = None, count: int | None = None, timeout: float | None = None,
+          write: str | os.PathLike[str] | None = None, ip_only: bool = False) -> Generator[DecodedPacket, None, None]:
+    """Decoded packets, live (``AF_PACKET``, BPF in the kernel) or replayed from ``read`` (pcap/pcapng; ``-``: stdin).
+
+    ``proto`` keeps one IP protocol (folded into the kernel filter live); ``count`` stops after that many
+    packets; ``timeout`` (seconds, live only) stops waiting; ``write`` records every kept frame to a pcap,
+    one write per record, so the file stays valid when the run is interrupted or killed.
+    ``ip_only`` drops non-IP frames (ARP, …) before counting and recording, as ``--json`` shows IP packets only.
+    Options are checked, and the capture opened, when this is called (errors raise here, before the first
+    packet); the packets come from the generator it returns, which closes everything when it ends.
+    """
+    number = parse_proto(proto)
+    _check(read, iface, bpf, count, timeout)
     if read is not None:
         source = open_capture(read)
         if write is not None and _same_file(source, write):
             source.close()
             raise InvalidOption("-w", os.fspath(write), "is the capture being read (--read); write to another file")
-        frames: Iterator[Frame] = read_frames(read, source)
-        live = None  # a -f filter is compiled per link type at the first frame of that type
-    else:
-        kernel = bpf
-        if number is not None:
-            clause = f"(ip proto {number} or ip6 proto {number})"
-            kernel = f"({bpf}) and {clause}" if bpf else clause
-        live = LiveCapture(iface, kernel)
-        frames = live.frames(timeout)
-        bpf = None  # already applied by the kernel
-    writer: PcapWriter | None = None
+        # a -f filter is compiled per link type at the first frame of that type
+        return _packets(read_frames(read, source), bpf, number, count, write, None, ip_only, source.close)
+    kernel = bpf
+    if number is not None:
+        clause = f"(ip proto {number} or ip6 proto {number})"
+        kernel = f"({bpf}) and {clause}" if bpf else clause
+    live = LiveCapture(iface, kernel)
+    try:
+        writer = PcapWriter(write, live.linktype) if write is not None else None
+    except BaseException:
+        live.close()
+        raise
+    return _packets(live.frames(timeout), None, number, count, write, writer, ip_only, live.close)  # bpf: in the kernel
+
+
+def _packets(frames: Iterator[Frame], bpf: str | None, number: int | None, count: int | None,
+             write: str | os.PathLike[str] | None, writer: PcapWriter | None, ip_only: bool,
+             close: Callable[[], None]) -> Generator[DecodedPacket, None, None]:
+    """Filter, decode, record and count ``frames``; ``close`` releases the capture when this ends."""
+    from recon.decode import decode
+
+    programs: dict[int, list[tuple[int, int, int, int]]] = {}
     shown = 0
     try:
-        if live is not None and write is not None:
-            writer = PcapWriter(write, live.linktype)
         for index, fr in enumerate(frames, 1):
             if bpf is not None:
                 program = programs.get(fr.linktype)
@@ -705,7 +724,4 @@ def sniff(*, read: str | os.PathLike[str] | None = None, iface: str | None = Non
     finally:
         if writer is not None:
             writer.close()
-        if live is not None:
-            live.close()
-        if source is not None:
-            source.close()  # read_frames closes it too, but only once it has started
+        close()

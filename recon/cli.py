@@ -225,11 +225,12 @@ def sniff(
     """Decode IP headers live or from a pcap. Example: recon sniff --proto icmp -c 10"""
     import time
 
+    from recon.capture import is_stream
     from recon.capture import sniff as run_sniff
 
     packets = run_sniff(read=read, iface=interface, bpf=bpf, proto=proto, count=count, timeout=timeout, write=write,
                         ip_only=as_json)
-    emit = render.sniff_emitter(live=read is None)
+    emit = render.sniff_emitter(live=read is None or is_stream(read))  # a pipe (-r -) is shown as it arrives
     shown = 0
     start = time.monotonic()
     try:
@@ -249,6 +250,9 @@ def sniff(
                     emit(render.sniff_hex(pkt))
     except KeyboardInterrupt:
         packets.close()  # closes the socket and the -w file
+    except BrokenPipeError:  # `recon sniff | head -1`: the reader has what it wanted, a normal end
+        packets.close()
+        _quiet_closed_stdout()
     except ReconEnvironmentError:  # e.g. a full disk under -w: what was seen is still summed up, then the error
         emit(None)
         render.err(render.sniff_summary(shown, time.monotonic() - start, write))

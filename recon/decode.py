@@ -35,7 +35,10 @@ __all__ = [
     "LINKTYPE_IPV4",
     "LINKTYPE_IPV6",
     "LINKTYPE_LINUX_SLL2",
+    "TIME_NS_MAX",
 ]
+
+TIME_NS_MAX = 0xFFFF_FFFF * 1_000_000_000 + 999_999_999  # the latest time a pcap record holds (2106); readers clamp to it
 
 LINKTYPE_NULL = 0
 LINKTYPE_ETHERNET = 1
@@ -337,6 +340,8 @@ def decode(data: bytes, linktype: int = LINKTYPE_ETHERNET, frame: int = 0, time_
     problems: list[str] = []
     caplen = len(data)
     wl = caplen if wirelen is None else wirelen
+    if time_ns >= TIME_NS_MAX:
+        problems.append("timestamp out of range (shown as the latest time a pcap holds)")
     if wl > caplen:
         problems.append(f"snapped: {caplen} of {wl} bytes captured")
     if linktype == 1 and caplen >= 14 and (data[12] << 8 | data[13]) not in _VLAN_TPIDS:  # the common case, inline
