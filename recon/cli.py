@@ -93,7 +93,7 @@ def sweep(
     show_all: Annotated[bool, typer.Option("--all", "-a", help="List down and unreachable targets too.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="JSON lines, one object per host.")] = False,
     csv_out: Annotated[bool, typer.Option("--csv", help="CSV with a header row.")] = False,
-    pcap: Annotated[Optional[str], typer.Option("--pcap", help="Write every probe and reply to this pcap file.")] = None,
+    pcap: Annotated[Optional[str], typer.Option("--write", "-w", "--pcap", help="Write every probe and reply to this pcap file.")] = None,
     cluster: Annotated[Optional[str], typer.Option("--cluster", help="Run shards as tasks on a Dask cluster: tcp://SCHEDULER:8786, or local:N worker processes (needs recon[cluster]).")] = None,
 ) -> int:
     """Find live hosts (ICMP/ARP). Example: recon sweep 192.168.1.1-120"""
@@ -157,7 +157,7 @@ def ping(
     ipv4: Annotated[bool, typer.Option("-4", help="IPv4 only.")] = False,
     ipv6: Annotated[bool, typer.Option("-6", help="IPv6 only.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per reply or error, then a summary object.")] = False,
-    pcap: Annotated[Optional[str], typer.Option("--pcap", help="Write every request and reply to FILE (pcap, raw IP).")] = None,
+    pcap: Annotated[Optional[str], typer.Option("--write", "--pcap", help="Write every request and reply to FILE (pcap, raw IP).")] = None,
 ) -> int:
     """Ping one host like ping(8). Example: recon ping -c 4 192.168.1.1
 
@@ -216,7 +216,7 @@ def sniff(
     bpf: Annotated[Optional[str], typer.Option("--filter", "-f", help="tcpdump filter expression: compiled into the kernel live; with --read, the same BPF program runs per frame.")] = None,
     count: Annotated[Optional[int], typer.Option("--count", "-c", help="Stop after COUNT packets.")] = None,
     timeout: Annotated[Optional[float], typer.Option("--timeout", help="Stop a live capture after S seconds.")] = None,
-    write: Annotated[Optional[str], typer.Option("--write", "-w", help="Also record the packets to FILE.pcap (valid even if interrupted).")] = None,
+    write: Annotated[Optional[str], typer.Option("--write", "-w", "--pcap", help="Also record the packets to FILE.pcap (valid even if interrupted).")] = None,
     read: Annotated[Optional[str], typer.Option("--read", "-r", help="Replay a pcap or pcapng file instead of capturing.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per IP packet.")] = False,
     hexdump: Annotated[bool, typer.Option("--hex", help="Also show the captured bytes as a hexdump.")] = False,
@@ -325,8 +325,8 @@ def craft(
     raw_hex: Annotated[Optional[str], typer.Option("--raw-hex", help="The whole IP payload as HEX (no ICMP/UDP/TCP header).")] = None,
     count: Annotated[int, typer.Option("--count", "-c", help="Send it this many times.")] = 1,
     interval: Annotated[float, typer.Option("--interval", "-i", help="Seconds between packets.")] = 1.0,
-    dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="Build and print only; send nothing.")] = False,
-    pcap: Annotated[Optional[str], typer.Option("--pcap", help="Save the built packet(s) to FILE (pcap, link type raw IPv4).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Build and print only; send nothing.")] = False,
+    pcap: Annotated[Optional[str], typer.Option("--write", "-w", "--pcap", help="Save the built packet(s) to FILE (pcap, link type raw IPv4).")] = None,
     via: Annotated[str, typer.Option("--via", help="auto, raw (IPPROTO_RAW + IP_HDRINCL), l2 (AF_PACKET) or scapy.")] = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object: every field, the bytes, how it was sent.")] = False,
 ) -> int:

@@ -85,3 +85,31 @@ def test_unknown_lab_is_environment_error(tmp_path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
     res = run_cli("lab", "status")
     assert res.returncode == 3 and "recon lab up" in res.stderr
+
+
+@pytest.mark.parametrize("flag", ["-w", "--write", "--pcap"])
+def test_pcap_output_has_one_name_with_aliases(flag: str, tmp_path) -> None:
+    """-w/--write/--pcap are one option in craft and sniff (tcpdump's -w), so each writes the same file."""
+    from recon.capture import read_frames
+    from tests.conftest import CAPTURES
+
+    craft = run_cli("craft", "--dst", "198.18.0.10", "--src", "198.18.0.2", "--dry-run", flag, str(tmp_path / "c.pcap"))
+    assert craft.returncode == 0, craft.stderr
+    sniff = run_cli("sniff", "-r", str(CAPTURES / "ipv6.pcap"), "-c", "2", flag, str(tmp_path / "s.pcap"))
+    assert sniff.returncode == 0, sniff.stderr
+    assert len(list(read_frames(str(tmp_path / "c.pcap")))) == 1 and len(list(read_frames(str(tmp_path / "s.pcap")))) == 2
+
+
+def test_sweep_and_ping_take_the_same_pcap_names() -> None:
+    """sweep takes -w/--write/--pcap; ping takes --write/--pcap but leaves -w to iputils' deadline."""
+    for flag in ("-w", "--write", "--pcap"):
+        res = run_cli("sweep", flag, "/nonexistent/x.pcap", "1.2.3")  # a bad target: nothing is sent
+        assert res.returncode == 2 and "invalid target" in res.stderr, res.stderr
+    ping_help = " ".join(run_cli("ping", "--help").stdout.split())
+    assert "--write, --pcap" in ping_help or "--pcap, --write" in ping_help
+
+
+def test_craft_dry_run_has_no_short_form() -> None:
+    """-n means 'no DNS' in tcpdump, ping, fping and nmap, so craft's dry run is --dry-run only."""
+    res = run_cli("craft", "--dst", "127.0.0.1", "-n")
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1 and "-n" in res.stderr, res.stderr
