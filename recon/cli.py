@@ -143,15 +143,22 @@ def sweep(
 
 @app.command(short_help="Ping one host like ping(8), as in: recon ping -c 4 192.168.1.1")
 def ping(
-    host: Annotated[str, typer.Argument(help="A name or an IPv4/IPv6 address.", show_default=False)],
-    count: Annotated[Optional[int], typer.Option("--count", "-c", help="Stop after COUNT probes (default: until Ctrl-C).")] = None,
-    interval: Annotated[float, typer.Option("--interval", "-i", help="Seconds between probes; below 0.2 needs root.")] = 1.0,
+    host: Annotated[str, typer.Argument(help="A name or an address (scoped too: fe80::1%eth0, ff02::1%eth0).", show_default=False)],
+    count: Annotated[Optional[int], typer.Option("--count", "-c", help="Stop after COUNT replies (default: until Ctrl-C).")] = None,
+    interval: Annotated[Optional[float], typer.Option("--interval", "-i", help="Seconds between probes (default 1); under 0.2 needs root.")] = None,
+    deadline: Annotated[Optional[float], typer.Option("--deadline", "-w", help="Stop after S seconds, whatever came.")] = None,
     timeout: Annotated[Optional[float], typer.Option("--timeout", "-W", help="Seconds to wait for a reply after the last probe (default 10).")] = None,
     size: Annotated[int, typer.Option("--size", "-s", help="Payload bytes.")] = 56,
     ttl: Annotated[Optional[int], typer.Option("--ttl", "-t", help="IP time to live / IPv6 hop limit.")] = None,
-    df: Annotated[bool, typer.Option("--df", help="Set Don't Fragment (path MTU discovery 'do'); oversize is reported.")] = False,
+    pmtu: Annotated[Optional[str], typer.Option("-M", help="Path MTU discovery: do (DF set), dont, want.")] = None,
+    df: Annotated[bool, typer.Option("--df", help="Set Don't Fragment: the same as -M do.")] = False,
     interface: Annotated[Optional[str], typer.Option("--interface", "-I", help="Send through this interface (or from this address).")] = None,
     source: Annotated[Optional[str], typer.Option("--source", help="Source address.")] = None,
+    numeric: Annotated[bool, typer.Option("--numeric", "-n", help="No reverse lookups of reply addresses.")] = False,
+    outstanding: Annotated[bool, typer.Option("-O", help="Report a probe unanswered when the next one goes.")] = False,
+    pattern: Annotated[Optional[str], typer.Option("--pattern", "-p", help="Fill the payload with up to 16 hex bytes (ff00).")] = None,
+    flood: Annotated[bool, typer.Option("--flood", "-f", help="Flood (root): as replies come, 100/s at least.")] = False,
+    audible: Annotated[bool, typer.Option("--audible", "-a", help="Ring the terminal bell on each reply.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the header and the summary.")] = False,
     timestamps: Annotated[bool, typer.Option("-D", help="Prefix each line with [epoch.microseconds].")] = False,
     ipv4: Annotated[bool, typer.Option("-4", help="IPv4 only.")] = False,
@@ -161,49 +168,45 @@ def ping(
 ) -> int:
     """Ping one host like ping(8). Example: recon ping -c 4 192.168.1.1
 
-    Ctrl-C prints the summary (exit 0 if anything answered, else 1); SIGQUIT
-    (Ctrl-\\) prints running statistics and keeps going. Without root it uses ICMP
-    datagram sockets where net.ipv4.ping_group_range allows.
+    Flags mean what they mean in iputils ping. Ctrl-C prints the summary (exit 0 if
+    anything answered, else 1); SIGQUIT (Ctrl-\\) prints running statistics and keeps
+    going. Without root it uses ICMP datagram sockets where net.ipv4.ping_group_range allows.
     """
     import socket
 
-    from recon.models import PingError, PingReply
     from recon.ping import Pinger
+    from recon.ping_options import parse_pattern
 
     if ipv4 and ipv6:
         raise InputError("-4 and -6 exclude each other", hint="give one of them")
+    if df and pmtu not in (None, "do"):
+        raise InputError(f"--df is -M do; it cannot go with -M {pmtu}", hint="give one of them")
     family = socket.AF_INET if ipv4 else socket.AF_INET6 if ipv6 else None
-    pinger = Pinger(host, family=family, count=count, interval=interval, timeout=timeout, size=size, ttl=ttl,
-                    df=df, interface=interface, source=source, pcap=pcap)
-    if not as_json:
-        render.out(render.ping_header(pinger.start))
+    pinger = Pinger(host, family=family, count=count, interval=interval, deadline=deadline, timeout=timeout, size=size,
+                    ttl=ttl, pmtu=pmtu or ("do" if df else None), interface=interface, source=source, pcap=pcap,
+                    numeric=numeric, outstanding=outstanding, flood=flood,
+                    pattern=None if pattern is None else parse_pattern(pattern))
+    show = render.PingPrinter(as_json=as_json, quiet=quiet, timestamps=timestamps, flood=flood, audible=audible)
+    show.start(pinger.start)
     previous = {sig: signal.signal(sig, handler) for sig, handler in (
         (signal.SIGINT, lambda *_: pinger.stop()), (signal.SIGQUIT, lambda *_: pinger.request_status()))}
+    events = pinger.__iter__()  # the generator itself, so it can be closed
+    stats = None
     try:
-        for event in pinger:
-            if isinstance(event, PingReply):
-                if as_json:
-                    render.out(render.ping_json(event))
-                elif not quiet:
-                    render.out(render.ping_reply(event, timestamps=timestamps))
-            elif isinstance(event, PingError):
-                if as_json:
-                    render.out(render.ping_json(event))
-                elif not quiet:
-                    line, to_stderr = render.ping_error(event, timestamps=timestamps)
-                    render.err(line) if to_stderr else render.out(line)
-            elif not event.final:
-                render.err(render.ping_status(event))
-            else:
-                if as_json:
-                    render.out(render.ping_json(event))
-                else:
-                    render.out("\n".join(render.ping_summary(event)))
-                return ExitStatus.OK if event.received else ExitStatus.NONE
+        for event in events:
+            stats = show.event(event)
+    except BrokenPipeError:  # `recon ping ... | head -1`: the reader is done, a normal end (click would exit 1)
+        _quiet_closed_stdout()
+        return ExitStatus.OK
     finally:
+        events.close()  # closes the socket now, not at garbage collection
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return ExitStatus.NONE
+    if pinger.failure is not None:  # e.g. the --pcap disk filled up: the summary is out, now the one error line
+        raise pinger.failure
+    if stats is None or not stats.received or (deadline and count and stats.received < count):
+        return ExitStatus.NONE  # iputils: no reply, or -w with -c and fewer than COUNT replies
+    return ExitStatus.OK
 
 
 # --- sniff ------------------------------------------------------------------------------

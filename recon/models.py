@@ -13,7 +13,7 @@ __all__ = [
     "HostResult", "SweepStats", "ShardStats", "SweepResult",
     "LabHost", "LabService", "LabRange", "LabInfo",
     "CraftSpec", "CraftField", "ChecksumCheck", "CraftedPacket", "CraftResult", "KernelRewrite",
-    "PingStart", "PingReply", "PingError", "PingPending", "PingStats",
+    "PingStart", "PingReply", "PingError", "PingPending", "PingSent", "PingStats",
     "IPOption", "IPHeader", "IPv6Header", "DecodedPacket",
     "Event", "DeviceState", "WatchRound",
     "TargetWarning", "ScopedTarget",
@@ -314,6 +314,7 @@ class PingStart:
     source: str | None = None
     interface: str | None = None
     pattern: bytes | None = None  # ping -p: the fill pattern, shown as "PATTERN: 0x..."
+    multicast: bool = False  # every host on the link answers (ff02::1%eth0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,6 +350,13 @@ class PingError:
     version: int = 4  # 4: ICMP, 6: ICMPv6 (the two word their errors differently)
     info: int | None = None  # the error's rest-of-header value (parameter problem: the pointer)
     detail: str | None = None  # a local error's strerror
+
+
+@dataclass(frozen=True, slots=True)
+class PingSent:
+    """ping -f: one probe left (yielded only when flooding, for the '.' per probe)."""
+
+    seq: int
 
 
 @dataclass(frozen=True, slots=True)

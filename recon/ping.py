@@ -8,8 +8,8 @@ The parts (ARCHITECTURE.md), split as icmplib splits them:
 * ``ping_stats``: the ``Statistics`` accumulator, iputils arithmetic with no clock in it.
 
 ``Pinger`` sends echo requests on schedule and yields ``PingReply`` / ``PingError``
-(typed: render words them as iputils does) / ``PingPending`` (``-O``) events as they
-come, a running ``PingStats`` (``final=False``) whenever ``request_status()`` was called
+(typed: render words them as iputils does) / ``PingPending`` (``-O``) / ``PingSent``
+(``-f`` only) events as they come, a running ``PingStats`` (``final=False``) whenever ``request_status()`` was called
 (SIGQUIT in the CLI), and a final ``PingStats`` last. It never prints.
 
 Timing: RTT is measured on the monotonic clock from just before ``sendto`` to the
@@ -25,10 +25,10 @@ import random
 import select
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 from recon.errors import InvalidOption, InvalidTarget, ReconEnvironmentError, ReconError
-from recon.models import PingError, PingPending, PingReply, PingStart, PingStats
+from recon.models import PingError, PingPending, PingReply, PingSent, PingStart, PingStats
 from recon.ping_match import ErrorMatch, Matcher, ReplyMatch
 from recon.ping_options import MIN_USER_INTERVAL, Destination, PingOptions, resolve
 from recon.ping_socket import SO_EE_ORIGIN_LOCAL, EchoFamily, EchoSocket, Received, family_of
@@ -38,7 +38,7 @@ from recon.transport import Transport, default_transport, is_root
 __all__ = ["MIN_USER_INTERVAL", "PingOptions", "Pinger", "ping", "rtt_summary"]
 
 FLOOD_WAIT_NS = 10_000_000  # iputils MININTERVAL: unanswered floods go out at most 100 per second
-Event = PingReply | PingError | PingPending | PingStats
+Event = PingReply | PingError | PingPending | PingSent | PingStats
 
 
 def _payload(size: int, nonce: bytes, pattern: bytes | None) -> bytes:
@@ -163,9 +163,9 @@ class Pinger:
         self._name = _Names(self.dest, opts.numeric)
         self.start = PingStart(
             host=target, address=self.dest.shown, family=self.fam.version, size=opts.size,
-            packet_bytes=opts.size + self.fam.ip_header_len, numeric=self.dest.numeric, socket_kind=self.kind,
+            packet_bytes=opts.size + self.fam.ip_header_len, numeric=self.dest.numeric or opts.numeric, socket_kind=self.kind,
             source=self._local if (opts.interface or opts.source) else None, interface=opts.interface,
-            pattern=opts.pattern,
+            pattern=opts.pattern, multicast=self.dest.multicast,
         )
 
     @property
@@ -208,7 +208,7 @@ class Pinger:
 
     # --- the loop ---------------------------------------------------------------------
 
-    def __iter__(self) -> Iterator[Event]:
+    def __iter__(self) -> Generator[Event, None, None]:
         try:
             yield from self._run()
         finally:
@@ -244,9 +244,10 @@ class Pinger:
                 yield self.stats(final=False)
             now = time.monotonic_ns()
             sending = self._sending()
-            if sending and now >= next_send and interval_ns == 0 and st.in_flight() and st.last_send_ns is not None:
-                next_send = max(next_send, st.last_send_ns + FLOOD_WAIT_NS)  # flood: wait for the reply, or 10 ms
-            if sending and now >= next_send:
+            due = next_send
+            if interval_ns == 0 and st.in_flight() and st.last_send_ns is not None:
+                due = max(due, st.last_send_ns + FLOOD_WAIT_NS)  # flood: the next goes at the reply, or 10 ms on
+            if sending and now >= due:
                 yield from self._send()
                 next_send = max(next_send + interval_ns, now)
                 if opts.count and st.transmitted >= opts.count and not opts.deadline and st.last_send_ns is not None:
@@ -254,7 +255,7 @@ class Pinger:
                 continue
             if exit_at is not None and now >= exit_at:
                 break
-            wakes = [t for t in (next_send if sending else None, exit_at, deadline_at) if t is not None]
+            wakes = [t for t in (due if sending else None, exit_at, deadline_at) if t is not None]
             timeout_ms = max(0, (min(wakes) - now + 999_999) // 1_000_000) if wakes else None
             yield from self._wait(poller, timeout_ms)
         yield self.stats(final=True)
@@ -292,6 +293,8 @@ class Pinger:
         except OSError as exc:
             error = _local_error(self.echo, exc, seq, wall_ns)
         st.sent(seq, send_ns)
+        if opts.flood:
+            yield PingSent(seq)
         if error is not None:
             st.error()
             yield error

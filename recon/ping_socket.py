@@ -75,7 +75,7 @@ class EchoFamily:
     pcap_header: Callable[[bytes, bytes, int, int, bool], bytes]  # (src, dst, length, hops, df) → IP header
 
     def pack(self, address: str) -> bytes:
-        return socket.inet_pton(self.af, address)
+        return socket.inet_pton(self.af, address.split("%")[0])
 
 
 V4 = EchoFamily(
@@ -201,7 +201,7 @@ class EchoSocket:
                     wall_ns = sec * 1_000_000_000 + nsec
                 elif level == self.fam.level and ctype == self.fam.hops_cmsg and len(cdata) >= 4:
                     hops = struct.unpack("=i", cdata[:4])[0]
-            source = str(addr[0]).split("%")[0] if addr else ""
+            source = _scoped(addr)
             yield Received(bytes(data), source, hops, wall_ns)
 
     def errqueue(self) -> Iterator[ErrqueueRecord]:
@@ -229,6 +229,19 @@ class EchoSocket:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def _scoped(addr: object) -> str:
+    """The source of a datagram as ping prints it: link-local IPv6 sources carry their %scope."""
+    if not isinstance(addr, tuple) or not addr:
+        return ""
+    host = str(addr[0])
+    if len(addr) >= 4 and addr[3] and "%" not in host:
+        try:
+            host = f"{host}%{socket.if_indextoname(addr[3])}"
+        except OSError:
+            host = f"{host}%{addr[3]}"
+    return host
 
 
 def _offender(sa: bytes) -> str | None:

@@ -32,6 +32,7 @@ from recon.models import (
     PingError,
     PingPending,
     PingReply,
+    PingSent,
     PingStart,
     PingStats,
     TargetWarning,
@@ -351,7 +352,8 @@ def ping_header(start: PingStart) -> str:
     return f"PING {safe(start.host)} ({start.address}){via} {start.size}({start.packet_bytes}) bytes of data."
 
 
-def ping_reply(reply: PingReply, *, timestamps: bool = False) -> str:
+def ping_reply(reply: PingReply, *, timestamps: bool = False, mark_duplicate: bool = True) -> str:
+    """One reply line; ``mark_duplicate`` False for multicast targets (iputils marks DUP! there only with -v)."""
     line = f"{_ping_stamp(reply.timestamp, timestamps)}{reply.bytes} bytes from {_ping_who(reply.address, reply.hostname)}: icmp_seq={reply.seq}"
     if reply.ttl is not None:
         line += f" ttl={reply.ttl}"
@@ -359,7 +361,7 @@ def ping_reply(reply: PingReply, *, timestamps: bool = False) -> str:
         return line + " (truncated)"
     if reply.rtt_us is not None:
         line += f" time={_ping_ms(reply.rtt_us)} ms"
-    if reply.duplicate:
+    if reply.duplicate and mark_duplicate:
         line += " (DUP!)"
     return line
 
@@ -482,8 +484,10 @@ def ping_status(stats: PingStats) -> str:
     return line
 
 
-def ping_json(event: PingReply | PingError | PingStats) -> str:
-    """One JSON object per reply, per error, and for the summary (``type`` says which)."""
+def ping_json(event: PingReply | PingError | PingPending | PingStats) -> str:
+    """One JSON object per reply, per error, per -O notice and for the summary (``type`` says which)."""
+    if isinstance(event, PingPending):
+        return json_line({"type": "pending", "seq": event.seq, "timestamp": round(event.timestamp, 6)})
     if isinstance(event, PingReply):
         return json_line({"type": "reply", "seq": event.seq, "address": event.address, "hostname": event.hostname,
                           "bytes": event.bytes, "ttl": event.ttl,
@@ -501,6 +505,71 @@ def ping_json(event: PingReply | PingError | PingStats) -> str:
                       "loss_percent": round(event.loss_percent, 4), "time_ms": event.time_ms,
                       "rtt_min_ms": rtt["min"], "rtt_avg_ms": rtt["avg"], "rtt_max_ms": rtt["max"],
                       "rtt_mdev_ms": rtt["mdev"], "pipe": event.pipe})
+
+
+def put(text: str) -> None:
+    """Write ``text`` to stdout as it is (no newline) and flush: ping -f's dots and backspaces."""
+    stream = stdout()
+    stream.write(text)
+    stream.flush()
+
+
+class PingPrinter:
+    """Prints a ping session's events as iputils ping does, in its modes (-q, -D, -f, -a, --json)."""
+
+    def __init__(self, *, as_json: bool = False, quiet: bool = False, timestamps: bool = False,
+                 flood: bool = False, audible: bool = False) -> None:
+        self.as_json, self.quiet, self.timestamps = as_json, quiet, timestamps
+        self.flood, self.bell = flood, "\a" if audible else ""
+        self.multicast = False
+
+    def start(self, start: PingStart) -> None:
+        self.multicast = start.multicast
+        if self.as_json:
+            return
+        pattern = ping_pattern(start)
+        if pattern is not None and not self.quiet:
+            out(pattern)
+        out(ping_header(start))
+
+    def event(self, event: PingReply | PingError | PingPending | PingSent | PingStats) -> PingStats | None:
+        """Print one event; the final statistics are returned once printed."""
+        if isinstance(event, PingSent):
+            if not self.quiet and not self.as_json:
+                put(".")
+            return None
+        if self.as_json:
+            if not isinstance(event, PingStats) or event.final:
+                out(ping_json(event))
+        elif isinstance(event, PingReply):
+            self._reply(event)
+        elif isinstance(event, PingError):
+            self._error(event)
+        elif isinstance(event, PingPending):
+            out(ping_pending(event, timestamps=self.timestamps))  # iputils prints it even with -q
+        elif not event.final:
+            err(ping_status(event))
+        else:
+            out("\n".join(ping_summary(event)))
+        return event if isinstance(event, PingStats) and event.final else None
+
+    def _reply(self, reply: PingReply) -> None:
+        if self.quiet:
+            return
+        if self.flood:
+            put("\b \b" + self.bell)
+        else:
+            out(ping_reply(reply, timestamps=self.timestamps, mark_duplicate=not self.multicast) + self.bell)
+
+    def _error(self, error: PingError) -> None:
+        if self.quiet:
+            return
+        if self.flood:
+            put("E" if error.local else "\bE")
+            return
+        line, to_stderr = ping_error(error, timestamps=self.timestamps)
+        err(line) if to_stderr else out(line)
+
 
 # --- sniff ------------------------------------------------------------------------------
 

@@ -37,6 +37,8 @@ SHAPES = [
                           r"\d+(\.\d+)?% packet loss, time \d+ms$")),
     ("rtt", re.compile(r"^rtt min/avg/max/mdev = \d+\.\d{3}/\d+\.\d{3}/\d+\.\d{3}/\d+\.\d{3} ms(, pipe \d+)?$")),
     ("localerr", re.compile(r"^ping: local error: message too long, mtu(=|: )\d+$")),
+    ("pattern", re.compile(r"^PATTERN: 0x[0-9a-f]*$")),
+    ("pending", re.compile(r"^(\[\d+\.\d{6}\] )?no answer yet for icmp_seq=\d+$")),
 ]
 
 
@@ -461,3 +463,175 @@ def test_router_frag_needed_is_reported(lab) -> None:
     assert "2 packets transmitted, 0 received" in res.stdout
     fits = lab.recon("ping", "-c", "1", "-W", "1", "--df", "-s", "1300", "198.18.5.201")
     assert fits.returncode == 0 and "1308 bytes from 198.18.5.201" in fits.stdout
+
+
+# --- iputils flags: -w -n -M -O -p -f -a ------------------------------------------------------------
+
+
+def test_deadline_like_iputils(lab) -> None:
+    """-w ends a ping to a silent address at the deadline (exit 1); with -c, replies end it early (exit 0)."""
+    (rc, out, err), (prc, pout, _perr) = side_by_side(lab, ["-w", "1", "-i", "0.2"], "198.18.1.250")
+    assert rc == prc == 1, err
+    assert shapes(out) == shapes(pout) == ["header4", "blank", "title", "counts", "blank"]
+    assert abs(counts(out)[0] - counts(pout)[0]) <= 1 and counts(out)[1] == 0
+    (rc, out, err), (prc, pout, _perr) = side_by_side(lab, ["-w", "5", "-c", "2", "-i", "0.2"], "198.18.0.10")
+    assert rc == prc == 0, err
+    assert counts(out) == counts(pout) == (2, 2, 0)
+
+
+def test_numeric_output_like_iputils(lab) -> None:
+    """-n: no reverse lookups; the reply lines carry the bare address, and ping6's header the address."""
+    need_tool("ping")
+    for args in (["-4", "far.lab"], ["-6", "phone.lab"]):
+        res = lab.recon("ping", "-n", "-c", "1", *args)
+        ref = lab.run(["ping", "-n", "-c", "1", *args])
+        assert res.returncode == ref.returncode == 0, res.stderr
+        assert res.stdout.splitlines()[0] == ref.stdout.splitlines()[0]
+        ours, theirs = (re.sub(r"time=\S+", "", t.splitlines()[1]) for t in (res.stdout, ref.stdout))
+        assert ours == theirs and ".lab" not in ours
+
+
+@pytest.mark.parametrize("mode", ["do", "dont", "want"])
+def test_pmtu_modes_like_iputils(lab, mode) -> None:
+    """-M do refuses 2000 bytes on a 1500 link (local error), dont and want fragment and get answers."""
+    need_tool("ping")
+    res = lab.recon("ping", "-c", "2", "-i", "0.05", "-M", mode, "-s", "2000", "198.18.0.10")
+    ref = lab.run(["ping", "-c", "2", "-i", "0.05", "-M", mode, "-s", "2000", "198.18.0.10"])
+    assert res.returncode == ref.returncode == (1 if mode == "do" else 0)
+    assert counts(res.stdout) == counts(ref.stdout)
+    assert shapes(res.stdout) == shapes(ref.stdout) and shapes(res.stderr) == shapes(ref.stderr)
+    if mode == "do":  # --df is kept as the old spelling of -M do
+        assert lab.recon("ping", "-c", "2", "-i", "0.05", "--df", "-s", "2000", "198.18.0.10").stderr == res.stderr
+
+
+def test_outstanding_like_iputils(lab) -> None:
+    """-O: before each send, 'no answer yet for icmp_seq=N' when the previous probe is unanswered."""
+    (rc, out, _err), (prc, pout, _perr) = side_by_side(lab, ["-O", "-c", "3", "-i", "0.2", "-W", "1"], "198.18.1.250")
+    assert rc == prc == 1
+    pending = [line for line in out.splitlines() if line.startswith("no answer")]
+    assert pending == [line for line in pout.splitlines() if line.startswith("no answer")] == [
+        "no answer yet for icmp_seq=1", "no answer yet for icmp_seq=2"]
+    assert shapes(out) == shapes(pout)
+    answered = lab.recon("ping", "-O", "-c", "2", "-i", "0.2", "198.18.0.10")
+    assert answered.returncode == 0 and "no answer" not in answered.stdout
+
+
+def test_pattern_like_iputils(lab, tmp_path) -> None:
+    """-p: 'PATTERN: 0x..' first, and the payload on the wire is the pattern repeated (after our 8-byte nonce)."""
+    (rc, out, _err), (prc, pout, _perr) = side_by_side(lab, ["-p", "ff000a", "-s", "20", "-c", "1"], "198.18.0.10")
+    assert rc == prc == 0
+    assert out.splitlines()[:2] == pout.splitlines()[:2] == [
+        "PATTERN: 0xff000a", "PING 198.18.0.10 (198.18.0.10) 20(48) bytes of data."]
+    assert shapes(out) == shapes(pout)
+    from recon.capture import read_frames
+
+    path = tmp_path / "p.pcap"
+    assert lab.recon("ping", "-p", "ff000a", "-s", "20", "-c", "1", "--pcap", str(path), "198.18.0.10").returncode == 0
+    request = bytes(next(iter(read_frames(str(path)))).data)
+    assert request[20] == 8 and request[28 + 8:] == bytes(bytes.fromhex("ff000a")[i % 3] for i in range(8, 20))
+    bad = lab.recon("ping", "-p", "xyz", "-c", "1", "198.18.0.10")
+    ref = lab.run(["ping", "-p", "xyz", "-c", "1", "198.18.0.10"])
+    assert bad.returncode == ref.returncode == 2 and len(bad.stderr.splitlines()) == 1 and bad.stdout == ""
+
+
+def test_flood_like_iputils(lab) -> None:
+    """-f: a '.' per probe and a backspace per reply, as fast as replies come; ipg/ewma in the summary.
+    As a user, -f is refused (exit 2), as ping refuses it."""
+    (rc, out, err), (prc, pout, _perr) = side_by_side(lab, ["-f", "-c", "100"], "198.18.0.10")
+    assert rc == prc == 0, err
+    for text in (out, pout):
+        dots = text.splitlines()[1]
+        assert dots.count(".") == 100 and dots.count("\b \b") == 100 and set(dots) <= {".", "\b", " "}
+        assert re.search(r"^rtt min/avg/max/mdev = [\d./]+ ms(, pipe \d+)?, ipg/ewma \d+\.\d{3}/\d+\.\d{3} ms$", text, re.M), text
+    assert counts(out) == counts(pout) == (100, 100, 0)
+    need_tool("setpriv")
+    user = lab.run([*NOBODY, *RECON, "-f", "-c", "1", "198.18.0.10"])
+    assert user.returncode == 2 and len(user.stderr.splitlines()) == 1 and "root" in user.stderr
+
+
+def test_audible_like_iputils(lab) -> None:
+    """-a: each reply line ends with a bell (BEL), as ping prints it."""
+    (rc, out, _err), (prc, pout, _perr) = side_by_side(lab, ["-a", "-c", "2", "-i", "0.2"], "198.18.0.10")
+    assert rc == prc == 0
+    for text in (out, pout):
+        replies = [line for line in text.splitlines() if "bytes from" in line]
+        assert len(replies) == 2 and all(line.endswith(" ms\a") for line in replies)
+    assert out.count("\a") == pout.count("\a") == 2
+
+
+# --- scoped IPv6 (issue 11) --------------------------------------------------------------------------
+
+
+def _link_local(lab, name: str) -> str:
+    text = lab.run(["ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link"], ns=lab.host(name).netns).stdout
+    return re.search(r"inet6 (fe80::[0-9a-f:]+)/", text)[1]
+
+
+def test_link_local_with_scope_like_iputils(lab) -> None:
+    """fe80::...%eth0 works (it was a traceback): same header and reply lines as ping, sources with %eth0."""
+    host = _link_local(lab, "phone") + "%eth0"
+    (rc, out, err), (prc, pout, _perr) = side_by_side(lab, ["-c", "2", "-i", "0.2"], host)
+    assert rc == prc == 0, err
+    assert "Traceback" not in err
+    assert out.splitlines()[0] == pout.splitlines()[0] == f"PING {host}({host}) 56 data bytes"
+    assert shapes(out) == shapes(pout)
+    assert re.sub(r"time=\S+", "", out.splitlines()[1]) == re.sub(r"time=\S+", "", pout.splitlines()[1])
+    assert f"64 bytes from {host}: icmp_seq=1 ttl=64" in out
+
+
+def test_multicast_all_nodes_like_iputils(lab) -> None:
+    """ff02::1%eth0: every host on the link answers each probe; the first counts as received and the rest
+    as duplicates, printed without (DUP!) as ping does for multicast."""
+    (rc, out, err), (prc, pout, _perr) = side_by_side(lab, ["-c", "2", "-i", "0.3"], "ff02::1%eth0")
+    assert rc == prc == 0, err
+    assert out.splitlines()[0] == pout.splitlines()[0] == "PING ff02::1%eth0(ff02::1%eth0) 56 data bytes"
+    assert shapes(out) == shapes(pout)
+
+    def first_round(text: str) -> set[str]:
+        return set(re.findall(r"^64 bytes from (\S+): icmp_seq=1 ", text, re.M))
+
+    assert len(first_round(out)) >= 5 and first_round(out) == first_round(pout)
+    assert all(a.startswith("fe80::") and a.endswith("%eth0") for a in first_round(out))
+    assert "(DUP!)" not in out and "(DUP!)" not in pout
+    assert counts(out)[:2] == counts(pout)[:2] == (2, 2)
+    assert duplicates(out) >= len(first_round(out)) - 1
+
+
+def test_unknown_scope_is_one_line_exit_2(lab) -> None:
+    need_tool("ping")
+    res = lab.recon("ping", "-c", "1", "fe80::1%nosuch0")
+    ref = lab.run(["ping", "-c", "1", "fe80::1%nosuch0"])
+    assert res.returncode == ref.returncode == 2
+    assert res.stdout == "" and len(res.stderr.splitlines()) == 1 and "nosuch0" in res.stderr
+
+
+# --- hostile environments (issue 14) ------------------------------------------------------------------
+
+
+def test_pcap_on_a_full_disk_is_one_line_exit_3_with_the_statistics(lab, tmp_path) -> None:
+    """--pcap onto a full filesystem: the ping ends, the statistics are printed, then one error line, exit 3;
+    the file holds only whole records."""
+    from recon.capture import read_frames
+
+    full = tmp_path / "full"
+    full.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(full)], check=True)
+    try:
+        res = lab.recon("ping", "-c", "300", "-i", "0.01", "--pcap", str(full / "p.pcap"), "198.18.0.10")
+        records = list(read_frames(str(full / "p.pcap")))
+    finally:
+        subprocess.run(["umount", str(full)], check=True)
+    assert res.returncode == 3, res.stdout + res.stderr
+    assert "Traceback" not in res.stderr and len(res.stderr.splitlines()) == 1 and "pcap" in res.stderr
+    sent, received, _ = counts(res.stdout)
+    assert 0 < sent < 300 and received > 0
+    assert shapes(res.stdout)[-4:] == ["blank", "title", "counts", "rtt"]
+    assert len(records) in (sent + received - 1, sent + received)  # every packet before the one that did not fit
+
+
+def test_closed_pipe_is_a_normal_end(lab) -> None:
+    """`recon ping ... | head -1` exits 0: the reader went away, nothing failed."""
+    res = lab.run(["bash", "-c", f"{sys.executable} -m recon ping -i 0.2 -c 5 198.18.0.10 | head -1; "
+                                 "echo \"status=${PIPESTATUS[0]}\""])
+    assert res.stdout.splitlines() == ["PING 198.18.0.10 (198.18.0.10) 56(84) bytes of data.", "status=0"], res.stderr
+    assert "Traceback" not in res.stderr
