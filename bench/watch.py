@@ -41,10 +41,10 @@ def rss_kib() -> int:
 
 def child_stability(window: float, period: float) -> None:
     from recon.targets import build_targets
-    from recon.watch import Tracker, Watch, default_round_source
+    from recon.watch import ProbeOptions, Tracker, Watch, default_round_source
 
     targets = build_targets([LAN5])
-    source = default_round_source(timeout=min(1.0, max(0.2, period * 0.6)), retries=1)
+    source = default_round_source(ProbeOptions(timeout=min(1.0, max(0.2, period * 0.6)), retries=1))
     extra = {k: Tracker(misses=k, in_scope=targets.__contains__) for k in (1, 2)}
     silent_rounds = 0
     per_round_misses = 0
@@ -90,10 +90,10 @@ def child_memory(total: int) -> None:
 
 def child_round_cost(n: int) -> None:
     from recon.targets import build_targets
-    from recon.watch import default_round_source
+    from recon.watch import ProbeOptions, default_round_source
 
     targets = build_targets([LAN5])
-    source = default_round_source(timeout=0.3, retries=1)
+    source = default_round_source(ProbeOptions(timeout=0.3, retries=1))
     list(source(targets))
     t = time.perf_counter()
     ups = 0

@@ -359,28 +359,34 @@ def watch(
     host: Annotated[Optional[list[str]], typer.Option("--host", help="Watch list: alert only on this address (repeatable).")] = None,
     exec_: Annotated[Optional[str], typer.Option("--exec", help="Run CMD once per event, no shell; details in RECON_EVENT, RECON_ADDRESS, RECON_MAC, RECON_VENDOR, RECON_HOSTNAME.")] = None,
     notify: Annotated[bool, typer.Option("--notify", help="Desktop notification per event (notify-send).")] = False,
-    json_: Annotated[bool, typer.Option("--json", help="One JSON line per event (the first round: INVENTORY lines).")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="One JSON line per event; the first round: one INVENTORY line per device (\"new\": true if never seen).")] = False,
     state: Annotated[Optional[str], typer.Option("--state", help="JSON file of known devices, kept across runs.")] = None,
     once: Annotated[bool, typer.Option("--once", help="One round: print the inventory, exit 0 if any device is up, else 1.")] = False,
-    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Seconds to wait for replies in a round, at most 3600 (default: 0.6 x period, 0.2 to 1).")] = None,
+    # the sweep engine's probe options, as in sweep (recon.watch.ProbeOptions is where new ones go)
+    timeout: Annotated[Optional[float], typer.Option("--timeout", "-t", help="Seconds to wait for replies in a round, at most 3600 (default: 0.6 x period, 0.2 to 1).")] = None,
+    interface: Annotated[Optional[str], typer.Option("--interface", "-i", help="Send on this interface.")] = None,
+    rate: Annotated[Optional[float], typer.Option("--rate", help="Probes per second (token bucket); default: as fast as the socket takes.")] = None,
     input_file: InputFileOpt = None,
     exclude: ExcludeOpt = None,
+    exclude_file: ExcludeFileOpt = None,
     yes: YesOpt = False,
 ) -> int:
     """Report devices joining or leaving. Example: recon watch 192.168.1.0/24 --mac aa:bb:cc:dd:ee:ff"""
     from recon.targets import build_targets
     from recon.watch import HookRunner, Watch, check_options, normalize_mac, parse_exec, require_privileges
 
-    tset = build_targets(targets or host or [], input_file=input_file, exclude=exclude or [], yes=yes)
+    tset = build_targets(targets or host or [], input_file=input_file, exclude=exclude or [], exclude_file=exclude_file,
+                         yes=yes)
     for warning in tset.warnings:
         render.err(render.target_warning(warning))
-    check_options(period=period, misses=misses, timeout=timeout, state=state)
+    check_options(period=period, misses=misses, timeout=timeout, rate=rate, state=state)
     macs = [normalize_mac(x) for m in mac or [] for x in m.split(",") if x.strip()]
     hosts = build_targets(host, yes=yes) if host else None
     argv = parse_exec(exec_) if exec_ else None
     require_privileges()
-    with _sigterm_as_exit(), Watch(tset, period=period, misses=misses, macs=macs, hosts=hosts, state=state,
-                                   hooks=HookRunner(argv, notify=notify), timeout=timeout) as w:
+    with _watch_signals(), Watch(tset, period=period, misses=misses, macs=macs, hosts=hosts, state=state,
+                                   hooks=HookRunner(argv, notify=notify), timeout=timeout, interface=interface,
+                                   rate=rate) as w:
         for rnd in w.rounds(once=once):
             for note in rnd.notes:
                 render.err(render.safe(note))
@@ -394,16 +400,21 @@ def watch(
 
 
 @contextlib.contextmanager
-def _sigterm_as_exit() -> Iterator[None]:
-    """SIGTERM (systemd, kill) leaves like Ctrl-C does, through the finally blocks (state saved), exit 143."""
+def _watch_signals() -> Iterator[None]:
+    """Ctrl-C exits 130 and SIGTERM (systemd, kill) 143, both through the finally blocks (state saved).
+
+    The SIGINT handler is set explicitly, as tcpdump does: a shell script's background jobs start with
+    SIGINT ignored, and Python keeps an inherited SIG_IGN, so Ctrl-C would otherwise do nothing."""
     def _leave(signum: int, _frame: object) -> None:
         raise SystemExit(128 + signum)
 
-    previous = signal.signal(signal.SIGTERM, _leave)
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _leave),
+                signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 # --- lab --------------------------------------------------------------------------------

@@ -910,26 +910,27 @@ def watch_inventory(devices: Sequence[DeviceState], new: frozenset[str] | set[st
 
 
 def watch_round(rnd: WatchRound, *, as_json: bool = False) -> list[str]:
-    """A round's stdout lines. The first round starts with the inventory; in text mode its NEW events are
-    marked in the table rather than repeated as lines."""
+    """A round's stdout lines. The first round starts with the inventory, each device once: its NEW
+    events are marked in the table (JSON: ``"new": true`` on the INVENTORY line), not repeated."""
     lines: list[str] = []
     events = list(rnd.events)
     if rnd.inventory is not None:
+        listed = {d.address for d in rnd.inventory}
+        new = {e.address for e in events if e.event == "NEW" and e.address in listed}
+        events = [e for e in events if not (e.event == "NEW" and e.address in new)]
         if as_json:
-            lines.extend(watch_inventory_json(rnd.inventory, rnd.time))
+            lines.extend(watch_inventory_json(rnd.inventory, rnd.time, new))
         else:
-            listed = {d.address for d in rnd.inventory}
-            new = {e.address for e in events if e.event == "NEW" and e.address in listed}
             lines.append(watch_inventory(rnd.inventory, new))
-            events = [e for e in events if not (e.event == "NEW" and e.address in new)]
     lines.extend(watch_event_json(e) if as_json else watch_event(e) for e in events)
     return lines
 
 
-def watch_inventory_json(devices: Sequence[DeviceState], when: str) -> list[str]:
-    """The first round as JSON lines: ``event`` INVENTORY, one per device that answered."""
+def watch_inventory_json(devices: Sequence[DeviceState], when: str, new: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    """The first round as JSON lines: ``event`` INVENTORY, one per device that answered; ``new``: never seen before."""
     return [json_line({"event": "INVENTORY", "address": d.address, "mac": d.mac, "time": when, "vendor": d.vendor,
-                       "hostname": d.hostname, "first_seen": d.first_seen, "last_seen": d.last_seen}) for d in devices]
+                       "hostname": d.hostname, "first_seen": d.first_seen, "last_seen": d.last_seen,
+                       "new": d.address in new}) for d in devices]
 
 
 def watch_event(event: Event) -> str:

@@ -36,9 +36,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from recon.errors import InvalidOption, ReconEnvironmentError
 from recon.models import DeviceState, Event, HostResult, WatchRound
@@ -47,6 +48,7 @@ from recon.targets import TargetSet, ip_to_int, is_ipv4
 __all__ = [
     "EVENTS",
     "HookRunner",
+    "ProbeOptions",
     "Tracker",
     "Watch",
     "default_round_source",
@@ -458,26 +460,43 @@ class HookRunner:
 # --- round sources ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class ProbeOptions:
+    """How each round probes: the sweep engine's options, passed through to its ``Prober`` and ``sweep()``.
+
+    This is the one place for them. When the engine gains more probe options (TCP/UDP probes, the
+    new ``--probe`` forms), add the field here, pass it on in ``default_round_source`` and add the
+    option to ``recon watch`` in cli.py (beside ``-t``, ``-i`` and ``--rate``); nothing else changes.
+    """
+
+    timeout: float = 1.0
+    retries: int = 1
+    interface: str | None = None
+    rate: float | None = None
+
+
 class _EngineRound:
     """A round on the sweep engine: one ``Prober`` (and its sockets) kept open across rounds."""
 
-    def __init__(self, prober: object, timeout: float, retries: int) -> None:
+    def __init__(self, prober: Any, options: ProbeOptions) -> None:
         self.prober = prober
-        self.timeout = timeout
-        self.retries = retries
+        self.options = options
 
     def __call__(self, targets: TargetSet) -> list[HostResult]:
-        return list(self.prober.sweep(targets, timeout=self.timeout, retries=self.retries).hosts)  # type: ignore[attr-defined]
+        result = self.prober.sweep(targets, timeout=self.options.timeout, retries=self.options.retries)
+        return list(result.hosts)
 
     def close(self) -> None:
-        self.prober.close()  # type: ignore[attr-defined]
+        self.prober.close()
 
 
-def default_round_source(*, timeout: float, retries: int = 1, interface: str | None = None) -> RoundSource:
-    """Rounds on the sweep engine: one ``Prober`` (ARP on-link so MACs are known, ICMP beyond), kept open."""
+def default_round_source(options: ProbeOptions | None = None, **fields: Any) -> RoundSource:
+    """Rounds on the sweep engine: one ``Prober`` (ARP on-link so MACs are known, ICMP beyond), kept open.
+    ``fields`` (timeout=, retries=, interface=, rate=) stand for a ``ProbeOptions``."""
     from recon.engine import Prober
 
-    return _EngineRound(Prober(method="auto", interface=interface), timeout, retries)
+    opts = options or ProbeOptions(**fields)
+    return _EngineRound(Prober(method="auto", interface=opts.interface, rate=opts.rate), opts)
 
 
 # --- the loop ---------------------------------------------------------------------------------------
@@ -503,9 +522,11 @@ class _Resolver:
 
 PERIOD_MAX = 86400.0  # a round a day at the least; longer periods are a cron job's work
 TIMEOUT_MAX = 3600.0  # as ping caps its waits
+RATE_MIN, RATE_MAX = 1.0, 10_000_000.0
 
 
-def check_options(*, period: float, misses: int, timeout: float | None = None, state: str | None = None) -> None:
+def check_options(*, period: float, misses: int, timeout: float | None = None, rate: float | None = None,
+                  state: str | None = None) -> None:
     """Every watch option that can be checked before anything is opened or sent (InvalidOption: exit 2)."""
     if not (math.isfinite(period) and 0 <= period <= PERIOD_MAX):
         raise InvalidOption("--period", period, f"seconds between rounds, 0 to {PERIOD_MAX:g}")
@@ -513,6 +534,8 @@ def check_options(*, period: float, misses: int, timeout: float | None = None, s
         raise InvalidOption("--misses", misses, "a whole number of rounds, at least 1")
     if timeout is not None and not (math.isfinite(timeout) and 0 < timeout <= TIMEOUT_MAX):
         raise InvalidOption("--timeout", timeout, f"seconds to wait for replies, more than 0 and at most {TIMEOUT_MAX:g}")
+    if rate is not None and not (math.isfinite(rate) and RATE_MIN <= rate <= RATE_MAX):
+        raise InvalidOption("--rate", rate, f"probes per second, {RATE_MIN:g} to {RATE_MAX:,.0f}")
     if state:
         folder = Path(os.path.abspath(state)).parent
         if not folder.is_dir() or not os.access(folder, os.W_OK):
@@ -546,8 +569,8 @@ class Watch:
                  hosts: TargetSet | None = None, state: str | None = None, hooks: HookRunner | None = None,
                  round_source: RoundSource | None = None, timeout: float | None = None, retries: int = 1,
                  resolve: Callable[[Sequence[str]], dict[str, str]] | None = None, save_every: float = 10.0,
-                 interface: str | None = None) -> None:
-        check_options(period=period, misses=misses, timeout=timeout, state=state)
+                 interface: str | None = None, rate: float | None = None) -> None:
+        check_options(period=period, misses=misses, timeout=timeout, rate=rate, state=state)
         self.targets = targets
         self.period = period
         self.state_path = state
@@ -563,8 +586,8 @@ class Watch:
                                hosts=hosts.__contains__ if hosts is not None else None)
         # a round must end well before the next is due, so DOWN comes within ~(misses+1) periods
         self.timeout = timeout if timeout is not None else min(1.0, max(0.2, period * 0.6))
-        self.round_source = round_source or default_round_source(timeout=self.timeout, retries=retries,
-                                                                      interface=interface)
+        self.round_source = round_source or default_round_source(
+            ProbeOptions(timeout=self.timeout, retries=retries, interface=interface, rate=rate))
         self.resolve = resolve or _Resolver()
         self._saved_at = 0.0
         self._save_failed = False

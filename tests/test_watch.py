@@ -355,6 +355,8 @@ def test_notify_runs_notify_send_per_event_with_plain_arguments(tmp_path: Path, 
     (["--timeout", "nan"], "--timeout"),
     (["--timeout", "inf"], "--timeout"),
     (["--timeout", "0"], "--timeout"),
+    (["--rate", "nan"], "--rate"),
+    (["--rate", "1e-10"], "--rate"),
     (["--exec", "no-such-program-xyz --flag"], "--exec"),
     (["--exec", "'unterminated"], "--exec"),
     (["--state", "/nonexistent-dir/state.json"], "--state"),
@@ -386,11 +388,13 @@ def test_without_privileges_the_advice_fits_watch_and_yes_is_accepted(tmp_path: 
 
 
 class Running:
-    """A `recon watch --json` subprocess in the scanner namespace, its event lines timestamped on arrival."""
+    """A `recon watch --json` subprocess in the scanner namespace, its event lines timestamped on arrival.
+    ``sigint_ignored``: started as a shell script's background job is, with SIGINT ignored."""
 
-    def __init__(self, lab, *args: str) -> None:
+    def __init__(self, lab, *args: str, sigint_ignored: bool = False) -> None:
+        ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
         self.proc = lab.popen([sys.executable, "-m", "recon", "watch", *args, "--json"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE)
+                              stderr=subprocess.PIPE, preexec_fn=ignore)
         self.lines: queue.Queue[tuple[float, dict]] = queue.Queue()
         self.stderr = ""
         threading.Thread(target=self._read, daemon=True).start()
@@ -453,7 +457,10 @@ def test_once_prints_the_inventory_with_macs_and_json_schema(lab) -> None:
     assert set(truth) <= set(inventory)
     for addr, h in truth.items():
         assert inventory[addr]["mac"] == h.mac and inventory[addr]["hostname"] == h.hostname
-    assert {o["address"] for o in lines if o["event"] == "NEW"} == set(inventory)
+    # each device once: no state file, so every one is new, said on its INVENTORY line (not a second NEW line)
+    assert all(o["new"] is True for o in inventory.values())
+    assert [o for o in lines if o["event"] == "NEW"] == []
+    assert len(lines) == len(inventory)
     dead = lab.recon("watch", "198.18.0.200-210", "--once")
     assert dead.returncode == 1 and "no device answered" in dead.stdout
 
@@ -626,6 +633,31 @@ def test_ctrl_c_exits_130_with_the_state_saved(lab, tmp_path: Path, signum: int,
     saved = {d["address"]: d for d in json.loads(state.read_text())["devices"]}
     assert {h.ipv4: h.mac for h in lab.info.hosts} == {a: d["mac"] for a, d in saved.items()}
     assert all(d["first_seen"] <= d["last_seen"] for d in saved.values())
+
+
+def test_ctrl_c_works_when_started_with_sigint_ignored(lab) -> None:
+    """Started as a script's background job (SIGINT ignored, inherited through exec), Ctrl-C still exits 130,
+    because watch sets its SIGINT handler explicitly, as tcpdump does."""
+    run = Running(lab, LAN5, "--period", "0.5", sigint_ignored=True)
+    try:
+        run.wait_for("INVENTORY", "198.18.0.14")
+    finally:
+        rc = run.stop(signal.SIGINT)
+    assert rc == 130, run.stderr
+
+
+def test_rounds_take_sweeps_timeout_interface_rate_and_exclude_file(lab, tmp_path: Path) -> None:
+    """-t, -i, --rate and --exclude-file mean what they mean in sweep: the excluded tv is neither probed nor listed."""
+    tv = lab.host("tv")
+    excluded = tmp_path / "exclude.txt"
+    excluded.write_text(f"# not this one\n{tv.ipv4}\n")
+    res = lab.recon("watch", LAN5, "--once", "--json", "-t", "0.5", "-i", lab.info.scanner_if, "--rate", "500",
+                    "--exclude-file", str(excluded))
+    assert res.returncode == 0, res.stderr
+    listed = {json.loads(x)["address"] for x in res.stdout.splitlines()}
+    assert listed == {h.ipv4 for h in lab.info.hosts} - {tv.ipv4}
+    wrong = lab.recon("watch", LAN5, "--once", "-i", "nosuch0")
+    assert wrong.returncode == 2 and "nosuch0" in wrong.stderr and len(wrong.stderr.strip().splitlines()) == 1
 
 
 def test_watch_list_alerts_only_for_the_listed_mac_in_the_lab(lab) -> None:
