@@ -2,6 +2,7 @@
 
     sudo .venv/bin/python bench/sweep.py            # references on the /24s only (they take minutes on the big ranges)
     sudo .venv/bin/python bench/sweep.py --full     # references on every range too (several minutes)
+    sudo .venv/bin/python bench/sweep.py --cluster  # 1 process vs --cluster local:2 vs a running 2-worker cluster
 
 Builds its own namespace lab (recon.lab.Lab) and always tears it down. Every tool runs as a fresh
 process inside the scanner namespace with a 1 s timeout; wall time includes interpreter start.
@@ -112,11 +113,15 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--full", action="store_true", help="run the slow references on the big ranges too")
     ap.add_argument("--timeout", type=float, default=150.0, help="kill a tool after this many seconds (default 150)")
+    ap.add_argument("--cluster", action="store_true", help="compare 1 process with --cluster local:2 (needs recon[cluster])")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per configuration with --cluster (default 3)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench/sweep.py needs root (it builds a namespace lab)", file=sys.stderr)
         return 3
     os.environ.setdefault("RECON_LAB_DIR", tempfile.mkdtemp(prefix="recon-bench-"))
+    if args.cluster:
+        return cluster_bench(args.repeat, args.timeout)
     tools = ["recon", "scapy sr()", "nmap -sn -PE", "fping -g"] + (["zmap"] if shutil.which("zmap") else [])
     lab = Lab()
     rows: list[Row] = []
@@ -182,6 +187,97 @@ def report(rows: list[Row], truths: dict[str, set[str]]) -> None:
         unit = "s" if kind == "wall" else "MB RSS"
         ok = value is not None and value <= limit and (kind == "rss" or label == "dense /24" or recall == 1.0)
         print(f"  {label}: {value:.2f} {unit} (target <= {limit:g}), recall {100 * recall:.1f} % -> {'met' if ok else 'MISSED'}")
+
+
+# --- --cluster: one process against Dask worker processes on the same box ------------------------
+
+CLUSTER_RANGES = [("sparse /17", "198.18.128.0/17", "sparse17"), ("dense /16", "198.19.0.0/16", "dense16")]
+
+
+def cluster_bench(repeat: int, timeout: float) -> int:
+    """Wall time (whole process) and the sweep's own time for: 1 process, --cluster local:2 (starts and stops
+    its workers each run), and a 2-worker cluster already running (dask scheduler + 2 dask worker, tcp://)."""
+    from statistics import median
+
+    from tabulate import tabulate
+
+    lab = Lab()
+    procs: list[subprocess.Popen[bytes]] = []
+    table = []
+    try:
+        info = lab.up()
+        ns = info.scanner_ns
+        subprocess.run(["ip", "netns", "exec", ns, PY, "-m", "recon", "sweep", "198.18.2.0/30", "--json"], capture_output=True)
+        address = start_dask(ns, procs, workers=2)
+        configs = [("1 process", []), ("--cluster local:2", ["--cluster", "local:2"]),
+                   ("running 2-worker cluster", ["--cluster", address])]
+        for label, cidr, name in CLUSTER_RANGES:
+            truth = truth_of(info, name)
+            for config, extra in configs:
+                walls, sweeps, recalls, notes = [], [], [], set()
+                for _ in range(repeat):
+                    argv = [PY, "-m", "recon", "sweep", cidr, "--json", "-t", "1", "--yes", *extra]
+                    wall, out, err, note = timed(ns, argv, timeout)
+                    if note:
+                        notes.add(note)
+                        continue
+                    found = {json.loads(line)["address"] for line in out.splitlines() if line.startswith("{")}
+                    walls.append(wall)
+                    sweeps.append(float(re.findall(r"scanned in ([\d.]+) s", err)[-1]))
+                    recalls.append(len(found & truth) / len(truth))
+                    time.sleep(0.5)
+                row = [label, config, f"{median(walls):.2f}" if walls else "", f"{median(sweeps):.2f}" if sweeps else "",
+                       f"{100 * min(recalls):.1f} %" if recalls else "", "; ".join(sorted(notes))]
+                table.append(row)
+                print("  " + "  ".join(str(c) for c in row), file=sys.stderr)
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+        lab.down()
+    print(f"median of {repeat} runs, 1 s timeout, {os.cpu_count()} cores; wall = whole process (start, import, "
+          "cluster start for local:2), sweep = the summary's time (submit to last shard for a cluster)")
+    print(tabulate(table, headers=["range", "configuration", "wall s", "sweep s", "min recall", "note"]))
+    return 0
+
+
+def timed(ns: str, argv: list[str], timeout: float) -> tuple[float, str, str, str]:
+    t0 = time.perf_counter()
+    try:
+        res = subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return 0.0, "", "", f"killed after {timeout:.0f} s"
+    wall = time.perf_counter() - t0
+    note = "" if res.returncode in (0, 1) else f"exit {res.returncode}: {res.stderr.strip()[-80:]}"
+    return wall, res.stdout, res.stderr, note
+
+
+def start_dask(ns: str, procs: list[subprocess.Popen[bytes]], workers: int) -> str:
+    """A scheduler and worker processes (the venv's dask) in the scanner namespace, on loopback; their address."""
+    dask = str(Path(PY).with_name("dask"))
+    tmp = Path(tempfile.mkdtemp(prefix="recon-bench-dask-"))
+    sched_file = tmp / "scheduler.json"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    procs.append(subprocess.Popen(["ip", "netns", "exec", ns, dask, "scheduler", "--host", "127.0.0.1", "--port", "0",
+                                   "--no-dashboard", "--scheduler-file", str(sched_file)], **quiet))
+    wait_until(lambda: sched_file.exists() and sched_file.stat().st_size > 0)
+    address = json.loads(sched_file.read_text())["address"]
+    logs = [tmp / f"w{i}.log" for i in range(workers)]
+    for i, log in enumerate(logs):
+        with open(log, "w") as out:
+            procs.append(subprocess.Popen(["ip", "netns", "exec", ns, dask, "worker", address, "--nthreads", "1", "--no-nanny",
+                                           "--no-dashboard", "--local-directory", str(tmp / f"w{i}")], stdout=out,
+                                          stderr=subprocess.STDOUT))
+    wait_until(lambda: all("Registered to" in log.read_text() for log in logs))
+    return address
+
+
+def wait_until(ready, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            raise SystemExit("bench: the Dask cluster did not start in time")
+        time.sleep(0.05)
 
 
 if __name__ == "__main__":
