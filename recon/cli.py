@@ -14,13 +14,16 @@ import subprocess
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
-from typing import Annotated, Any, Optional, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, Optional, TextIO
 
 import typer
 
 from recon import __version__
 from recon import render
 from recon.errors import ExitStatus, InputError, ReconEnvironmentError, ReconError
+
+if TYPE_CHECKING:
+    from recon.targets import TargetSet
 
 app = typer.Typer(
     name="recon",
@@ -68,6 +71,16 @@ ExcludeFileOpt = Annotated[Optional[str], typer.Option("--exclude-file", help="L
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Allow more than 65,536 addresses (IPv4 and IPv6 together; one IPv6 range: a /96 at most).")]
 
 
+def _target_warnings(target_set: TargetSet) -> None:
+    """Names skipped, and IPv6 targets the engine does not probe yet (until it consumes .v6/.scoped, issue 11)."""
+    for warning in target_set.warnings:
+        render.err(render.target_warning(warning))
+    if target_set.total > len(target_set):
+        if not len(target_set):
+            raise InputError("the sweep engine does not probe IPv6 targets yet", hint="use 'recon ping' for one IPv6 host")
+        render.err(render.unswept_ipv6(target_set.total - len(target_set)))
+
+
 @app.command(short_help="Find live hosts (ICMP/ARP), as in: recon sweep 192.168.1.1-120")
 def sweep(
     targets: TargetsArg = None,
@@ -106,12 +119,7 @@ def sweep(
     if seed is None and shard_t[1] > 1:
         seed = 0  # shards interleave over the same permutation; any fixed seed keeps them disjoint
     target_set = build_targets(targets or [], input_file=input_file, exclude=exclude or [], exclude_file=exclude_file, yes=yes)
-    for warning in target_set.warnings:
-        render.err(render.target_warning(warning))
-    if target_set.total > len(target_set):  # until the engine probes TargetSet.v6 and .scoped (issue 11)
-        if not len(target_set):
-            raise InputError("the sweep engine does not probe IPv6 targets yet", hint="use 'recon ping' for one IPv6 host")
-        render.err(render.unswept_ipv6(target_set.total - len(target_set)))
+    _target_warnings(target_set)
     options: dict[str, Any] = {"method": method, "probe": probe, "engine": engine, "interface": interface, "source": source, "rate": rate}
     if cluster is not None:
         from recon.cluster import cluster_sweep
@@ -377,8 +385,7 @@ def watch(
 
     tset = build_targets(targets or host or [], input_file=input_file, exclude=exclude or [], exclude_file=exclude_file,
                          yes=yes)
-    for warning in tset.warnings:
-        render.err(render.target_warning(warning))
+    _target_warnings(tset)
     check_options(period=period, misses=misses, timeout=timeout, rate=rate, state=state)
     macs = [normalize_mac(x) for m in mac or [] for x in m.split(",") if x.strip()]
     hosts = build_targets(host, yes=yes) if host else None

@@ -77,7 +77,8 @@ _HEX4 = re.compile(r"[0-9A-Fa-f]{1,4}")
 _DOTTED = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+")
 _FULL_RANGE = re.compile(r"([^-/]+)-([0-9]+\.[0-9]+\.[0-9]+\.[0-9]+)")
 _NUMERIC = re.compile(r"[0-9.,*/-]+")
-_HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_-]{1,63})*\.?")
+_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"  # RFC 1123: no hyphen at either end
+_HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?")
 _LAST_LABEL_NUMERIC = re.compile(r"(?:[0-9]+|0[xX][0-9A-Fa-f]*)")  # WHATWG "ends in a number"
 _IFNAME = re.compile(r"[A-Za-z0-9_.:@-]{1,15}")  # Linux IFNAMSIZ - 1
 

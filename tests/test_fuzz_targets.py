@@ -85,7 +85,8 @@ class LabResolver:
     def __call__(self, name: str) -> list[str]:
         assert _NAME.fullmatch(name) and not is_ipv4(name), f"the resolver was asked {name!r}"
         last = name.rstrip(".").rsplit(".", 1)[-1]
-        assert not last.isdigit() and not last.lower().startswith("0x"), f"numeric-looking name {name!r} reached the resolver"
+        numeric = re.fullmatch(r"[0-9]+|0[xX][0-9A-Fa-f]*", last)  # WHATWG URL: "ends in a number"
+        assert not numeric, f"numeric-looking name {name!r} reached the resolver"
         if name.rstrip(".") not in self.TABLE:
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         return self.TABLE[name.rstrip(".")]

@@ -189,6 +189,15 @@ def test_inet_aton_shorthands_never_reach_the_resolver(spec: str) -> None:
     assert resolver.asked == []
 
 
+def test_labels_with_a_hyphen_at_either_end_are_not_names() -> None:
+    """RFC 1123 labels: '198.18.0x7-' (found by the fuzzer) is refused, never resolved."""
+    resolver = Resolver({"198.18.0x7-": ["198.18.0.7"], "-a.lab": ["198.18.0.7"]})
+    for spec in ("198.18.0x7-", "-a.lab"):
+        with pytest.raises(InvalidTarget, match="not an address, range, CIDR or hostname"):
+            build_targets([spec], resolver=resolver)
+    assert resolver.asked == []
+
+
 def test_is_ipv4_is_strict() -> None:
     """inet_aton takes trailing junk and shorthands; is_ipv4 takes four decimal ASCII octets only."""
     from recon.targets import is_ipv4
@@ -501,3 +510,11 @@ def test_all_specs_share_one_run_budget() -> None:
     assert len(build_targets(["10.0-255.0-255.1,3,5", "11.0-255.0-255.1"], yes=True).intervals) == MAX_RUNS
     with pytest.raises(InvalidTarget, match="with the specs before it, more than 262,144 in all"):
         build_targets(["10.0-255.0-255.1,3,5", "11.0-255.0-255.1", "12.0.0.1,3"], yes=True)
+
+
+def test_cli_ipv6_only_targets_are_refused_until_the_engine_probes_them(tmp_path) -> None:
+    """IPv6 targets parse, but sweep says so in one line (exit 2) instead of sweeping nothing in silence."""
+    pcap = tmp_path / "probes.pcap"
+    code, out, err = run_recon("sweep", "2001:db8::1-ff", "fe80::1%lo", "--pcap", str(pcap))
+    assert code == 2 and out == "" and not pcap.exists()
+    assert err == "recon: error: the sweep engine does not probe IPv6 targets yet; use 'recon ping' for one IPv6 host\n"
