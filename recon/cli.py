@@ -448,33 +448,36 @@ def lab_up(
 
 
 @lab_app.command("status")
-def lab_status() -> int:
+def lab_status(
+    name: Annotated[Optional[str], typer.Option(help="Lab name (default: $RECON_LAB, or your current lab).")] = None,
+) -> int:
     """Show the lab's namespaces, addresses and live ranges. Example: recon lab status"""
-    from recon.lab import current_lab
+    from recon.lab import Lab, current_lab
 
-    render.out(render.lab_status(current_lab().info()))
+    render.out(render.lab_status((Lab(name) if name else current_lab()).info()))
     return ExitStatus.OK
 
 
 @lab_app.command("exec", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 def lab_exec(
     command: Annotated[list[str], typer.Argument(help="The command to run in the scanner namespace.")],
+    name: Annotated[Optional[str], typer.Option(help="Lab name (default: $RECON_LAB, or your current lab).")] = None,
 ) -> int:
     """Run a command inside the scanner namespace. Example: recon lab exec -- ping -c1 198.18.0.10"""
-    from recon.lab import current_lab
+    from recon.lab import Lab, current_lab
 
-    argv = current_lab().exec_argv(command)
-    return subprocess.run(argv).returncode
+    lab = Lab(name) if name else current_lab()
+    return subprocess.run(lab.exec_argv(command), env=lab.exec_env()).returncode
 
 
 @lab_app.command("down")
 def lab_down(
-    name: Annotated[Optional[str], typer.Option(help="Lab name (default: the current lab).")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Lab name (default: your current lab, only if you made it).")] = None,
 ) -> int:
     """Tear the lab down: every namespace, process and file. Example: sudo recon lab down"""
-    from recon.lab import Lab, current_lab
+    from recon.lab import lab_to_remove
 
-    lab = Lab(name) if name else current_lab()
+    lab = lab_to_remove(name)
     removed = lab.down()
     render.err(f"lab {lab.name}: removed {len(removed)} namespaces" if removed else f"lab {lab.name} was not up")
     return ExitStatus.OK

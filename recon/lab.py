@@ -20,16 +20,18 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from recon.errors import InvalidOption, LabError
+from recon.errors import InputError, InvalidOption, LabError
 from recon.labbuild import LAN_HOSTS, ROUTER_MAC, SCANNER_MAC, build, check_tools, existing_namespaces, netns, run
 from recon.models import LabHost, LabInfo, LabRange, LabService
 
-__all__ = ["LAN_HOSTS", "ROUTER_MAC", "SCANNER_MAC", "Lab", "current_lab", "lab_dir", "netns", "set_current"]
+__all__ = [
+    "LAN_HOSTS", "ROUTER_MAC", "SCANNER_MAC", "Lab", "current_lab", "lab_dir", "lab_to_remove", "netns", "owner_uid", "set_current",
+]
 
 
 def lab_dir() -> Path:
@@ -87,7 +89,7 @@ class Lab:
             return self.impair(loss=loss, delay_ms=delay_ms, jitter_ms=jitter_ms)
         self.down()  # clear half-built leftovers of the same name
         try:
-            info = build(self.name)
+            info = replace(build(self.name), owner_uid=owner_uid())
             self._save(info)
             return self.impair(loss=loss, delay_ms=delay_ms, jitter_ms=jitter_ms)
         except BaseException:
@@ -131,6 +133,7 @@ class Lab:
     # -- down --------------------------------------------------------------------------------
     def down(self) -> list[str]:
         """Remove every namespace, process and file of this lab. Returns what was removed."""
+        _require_root("recon lab down", "the lab's namespaces and processes belong to root")
         try:
             pid = self.info().relay_pid
         except LabError:
@@ -146,18 +149,39 @@ class Lab:
         shutil.rmtree(Path("/etc/netns") / self.ns("scan"), ignore_errors=True)
         for suffix in (".json", ".relay.json", ".relay.log", ".tmp"):
             (lab_dir() / f"{self.name}{suffix}").unlink(missing_ok=True)
-        cur = lab_dir() / "current"
-        if cur.exists() and cur.read_text().strip() == self.name:
-            cur.unlink()
+        for pointer in lab_dir().glob("current*"):  # every user's pointer to this lab
+            try:
+                if pointer.read_text().strip() == self.name:
+                    pointer.unlink()
+            except OSError:
+                pass
         return mine
 
     # -- running inside ------------------------------------------------------------------
     def exec_argv(self, argv: Sequence[str]) -> list[str]:
+        """``ip netns exec SCANNER ARGV``; run it with ``exec_env()``."""
+        _require_root("recon lab exec", "entering a network namespace needs CAP_SYS_ADMIN")
         info = self.info()
         if not argv:
             raise InvalidOption("command", "", "give a command after '--', e.g. recon lab exec -- ping -c1 198.18.0.10")
         return ["ip", "netns", "exec", info.scanner_ns, *argv]
 
+    @staticmethod
+    def exec_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment for ``exec_argv``: the running interpreter's bin directory first on PATH,
+        so ``recon lab exec -- recon ...`` finds the recon of this venv (sudo resets PATH)."""
+        env = dict(os.environ if base is None else base)
+        bindir = os.path.dirname(sys.executable)
+        rest = [p for p in env.get("PATH", os.defpath).split(os.pathsep) if p and p != bindir]
+        env["PATH"] = os.pathsep.join([bindir, *rest]) if bindir else os.pathsep.join(rest)
+        return env
+
+    def owner(self) -> int | None:
+        """The uid that brought this lab up (None: not up, or recorded by an older recon)."""
+        try:
+            return self.info().owner_uid
+        except LabError:
+            return None
 
 def _info_from_json(data: dict[str, Any]) -> LabInfo:
     """A LabInfo from its saved JSON (``asdict``): tuples and nested dataclasses restored."""
@@ -211,14 +235,53 @@ def _validate_impairment(loss: float, delay_ms: float, jitter_ms: float) -> None
         raise InvalidOption("--jitter", jitter_ms, "milliseconds from 0 to the delay")
 
 
+def owner_uid() -> int:
+    """Who runs recon: the user who called sudo (SUDO_UID), else the real uid."""
+    sudo_uid = os.environ.get("SUDO_UID", "")
+    if os.geteuid() == 0 and sudo_uid.isascii() and sudo_uid.isdigit() and len(sudo_uid) < 11:
+        return int(sudo_uid)
+    return os.getuid()
+
+
+def _pointer() -> Path:
+    """This user's "current lab" file (per user, so one user's lab commands never pick another's lab)."""
+    return lab_dir() / f"current-{owner_uid()}"
+
+
 def current_lab() -> Lab:
-    """The lab that ``recon lab up`` made (or a new name, if none)."""
+    """This shell's or this user's current lab: ``$RECON_LAB`` if set, else the lab this user last
+    brought up with ``recon lab up``, else a new name."""
+    name = os.environ.get("RECON_LAB", "").strip()
+    if name:
+        return Lab(name)
     try:
-        return Lab((lab_dir() / "current").read_text().strip())
-    except OSError:  # none yet, or not ours to read (then up() explains the privilege problem)
+        return Lab(_pointer().read_text().strip())
+    except (OSError, UnicodeDecodeError, InvalidOption):  # none yet, not ours to read, or junk
         return Lab()
 
 
 def set_current(lab: Lab) -> None:
     lab_dir().mkdir(parents=True, exist_ok=True)
-    (lab_dir() / "current").write_text(lab.name + "\n")
+    _pointer().write_text(lab.name + "\n")
+
+
+def lab_to_remove(name: str | None) -> Lab:
+    """The lab ``recon lab down`` removes: the one named, or the current lab if this user made it."""
+    if name:
+        return Lab(name)
+    lab = current_lab()
+    if not lab.is_up():
+        return lab  # nothing to refuse: down() clears leftovers of this name and says it was not up
+    owner, me = lab.owner(), owner_uid()
+    if owner != me:
+        who = "an older recon" if owner is None else f"uid {owner}"
+        raise InputError(
+            f"the current lab {lab.name} was made by {who}, not by you (uid {me})",
+            hint=f"to remove it anyway, name it: recon lab down --name {lab.name}",
+        )
+    return lab
+
+
+def _require_root(what: str, why: str) -> None:
+    if os.geteuid() != 0:
+        raise LabError(f"{what} needs root: {why}", hint="run it with sudo")

@@ -108,15 +108,26 @@ def _serve(sock: socket.socket) -> None:
         pass
 
 
-def _relay(near: int, far: int, params: _Params, services: Sequence[socket.socket]) -> None:
-    """Move packets until a TUN goes away. One loop, as a call per packet would cost speed."""
+def _relay(near: int, far: int, params: _Params, services: Sequence[socket.socket], anchor: str) -> None:
+    """Move packets until a TUN goes away, or the namespace ``anchor`` (a /run/netns path) is deleted.
+
+    Our open TUNs and sockets keep the lab's namespaces alive, so a lab removed with a bare
+    ``ip netns del`` would never end this process by itself: it looks for ``anchor`` once a second.
+    One loop, as a call per packet would cost speed.
+    """
     heap: list[tuple[float, int, bytes]] = []
     seq = 0
     rng = random.Random()
     by_fd = {s.fileno(): s for s in services}
     watched = [near, far, *by_fd]
+    next_look = time.monotonic() + 1.0
     while True:
-        timeout = max(0.0, heap[0][0] - time.monotonic()) if heap else None
+        now = time.monotonic()
+        if now >= next_look:
+            if not os.path.exists(anchor):
+                return
+            next_look = now + 1.0
+        timeout = min(max(0.0, heap[0][0] - now), next_look - now) if heap else next_look - now
         try:
             readable, _, _ = select.select(watched, [], [], timeout)
         except InterruptedError:
@@ -158,7 +169,7 @@ def main(argv: Sequence[str]) -> None:
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     os.close(1)
-    _relay(near, far, params, services)
+    _relay(near, far, params, services, f"/run/netns/{rtr_ns}")
 
 
 if __name__ == "__main__":

@@ -170,6 +170,7 @@ class LabInfo:
     # address (RFC 4291 2.6.1): it answers NS with the router's MAC, and an echo to it is
     # answered from 2001:db8::1. Not listed in the lan6 range's ``up``.
     router_anycast6: str = ""
+    owner_uid: int | None = None  # who brought it up (the sudo caller's uid under sudo)
 
     def range(self, name: str) -> LabRange:
         for r in self.ranges:

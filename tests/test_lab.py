@@ -8,15 +8,26 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
+import time
+from pathlib import Path
 
 import pytest
-
-from tests.conftest import NOBODY, ROOT, _namespaces, need_lab, need_tool, recon as _recon
-
+from recon.lab import Lab
+from tests.conftest import NOBODY, ROOT, _namespaces, need_lab, need_tool
+from tests.conftest import recon as _recon
 
 
 def recon(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return _recon(*args, timeout=120, env={**os.environ, **env})
+
+
+AS_ROOT = {"SUDO_UID": "", "RECON_LAB": ""}  # root itself, whoever started the test run, no session lab
+
+
+def _current(lab_dir: Path, uid: int = 0) -> str:
+    """The name in user ``uid``'s current-lab pointer."""
+    return (lab_dir / f"current-{uid}").read_text().strip()
 
 
 @pytest.mark.lab
@@ -24,16 +35,16 @@ def test_lab_cli_lifecycle(tmp_path) -> None:
     """up builds it (idempotently), exec runs inside it, status shows it, down leaves no namespace."""
     need_lab()
     need_tool("ping")
-    env = {"RECON_LAB_DIR": str(tmp_path)}
+    env = {"RECON_LAB_DIR": str(tmp_path), **AS_ROOT}
     before = _namespaces()
     try:
         up = recon("lab", "up", env=env)
         assert up.returncode == 0, up.stderr
-        name = (tmp_path / "current").read_text().strip()
+        name = _current(tmp_path)  # the current lab is per user now (issue 13), not one machine-wide file
         assert {f"{name}-scan", f"{name}-rtr", f"{name}-phone"} <= _namespaces()
         again = recon("lab", "up", env=env)
         assert again.returncode == 0 and "already up" in again.stderr
-        assert (tmp_path / "current").read_text().strip() == name
+        assert _current(tmp_path) == name
         ping = recon("lab", "exec", "--", "ping", "-c1", "-W2", "198.18.0.10", env=env)
         assert ping.returncode == 0 and "1 received" in ping.stdout, ping.stdout + ping.stderr
         status = recon("lab", "status", env=env)
@@ -236,3 +247,97 @@ def test_lan_ipv6_neighbours(lab) -> None:
     assert set(lan6.up) == set(macs) - {info.router_anycast6}
     for h in info.hosts:  # the link-local address answers echo, after neighbour discovery
         assert lab.run(["ping", "-6", "-c1", "-W2", f"{h.ipv6_ll}%{info.scanner_if}"]).returncode == 0
+
+
+# --- who may act on which lab (issue 13 items 2 and 3, issue 14 item 12) ---------------------------
+
+
+@pytest.mark.lab
+def test_lab_down_leaves_another_users_lab_alone(tmp_path) -> None:
+    """The current lab is per user: root's `lab down` does not see the lab uid 4242 made with sudo, and
+    pointed at it ($RECON_LAB) refuses with exit 2 and a one-line hint; its owner removes it."""
+    need_lab()
+    theirs = {"RECON_LAB_DIR": str(tmp_path), "SUDO_UID": "4242", "RECON_LAB": ""}
+    mine = {"RECON_LAB_DIR": str(tmp_path), **AS_ROOT}
+    before = _namespaces()
+    name = ""
+    try:
+        assert recon("lab", "up", env=theirs).returncode == 0
+        name = _current(tmp_path, 4242)
+        assert not (tmp_path / "current-0").exists()
+        mine_down = recon("lab", "down", env=mine)
+        assert mine_down.returncode == 0 and name not in mine_down.stderr
+        assert f"{name}-scan" in _namespaces()
+        refused = recon("lab", "down", env={**mine, "RECON_LAB": name})
+        assert refused.returncode == 2, refused.stderr
+        assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+        assert "uid 4242" in refused.stderr and f"recon lab down --name {name}" in refused.stderr
+        assert f"{name}-scan" in _namespaces()
+        assert name in recon("lab", "status", env=theirs).stdout
+        assert recon("lab", "down", env=theirs).returncode == 0
+        assert f"{name}-scan" not in _namespaces()
+    finally:
+        if name:
+            recon("lab", "down", "--name", name, env=mine)
+    assert _namespaces() == before
+
+
+def test_lab_exec_finds_the_venvs_recon(lab) -> None:
+    """`recon lab exec -- recon ...` works when recon lives in a venv that is not on PATH (as under sudo)."""
+    bindir = Path(sys.executable).parent
+    if not (bindir / "recon").exists():
+        pytest.skip(f"recon is not installed in {bindir}")
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    where = recon("lab", "exec", "--name", lab.info.name, "--", "sh", "-c", "command -v recon", env=env)
+    assert where.stdout.strip() == str(bindir / "recon"), where.stdout + where.stderr
+    res = recon("lab", "exec", "--name", lab.info.name, "--", "recon", "sweep", "198.18.0.10", "--json", env=env)
+    assert res.returncode == 0 and '"198.18.0.10"' in res.stdout, res.stdout + res.stderr
+
+
+def test_unprivileged_lab_commands_fail_cleanly(lab) -> None:
+    """Without root, lab down/up/exec say so in one line and exit 3 (no PermissionError traceback),
+    even when the lab's state is readable; the lab stays up."""
+    need_tool("setpriv")
+    state = Path(tempfile.mkdtemp(prefix="recon-lab-nobody-"))
+    try:
+        state.chmod(0o755)
+        (state / f"{lab.info.name}.json").write_text(lab.lab.state_file.read_text())
+        (state / f"{lab.info.name}.json").chmod(0o644)
+        env = {**os.environ, "RECON_LAB_DIR": str(state), "RECON_LAB": ""}
+        for args in (["down", "--name", lab.info.name], ["down"], ["exec", "--name", lab.info.name, "--", "true"],
+                     ["up", "--name", lab.info.name]):
+            res = subprocess.run([*NOBODY, sys.executable, "-m", "recon", "lab", *args], capture_output=True, text=True,
+                                 cwd=ROOT, env=env, timeout=60)
+            assert res.returncode == 3, (args, res.stderr)
+            assert res.stderr.count("\n") == 1 and res.stderr.startswith("recon: error:"), (args, res.stderr)
+            assert "needs root" in res.stderr and "sudo" in res.stderr and "Traceback" not in res.stderr
+    finally:
+        subprocess.run(["rm", "-rf", str(state)])
+    assert lab.info.scanner_ns in _namespaces() and lab.lab.is_up()
+
+
+@pytest.mark.lab
+def test_relay_ends_when_its_lab_is_deleted_behind_its_back(tmp_path, monkeypatch) -> None:
+    """A lab removed with a bare `ip netns del` (as the leak check does) takes its helper process with it;
+    before, the process kept the namespaces alive and ran forever."""
+    need_lab()
+    monkeypatch.setenv("RECON_LAB_DIR", str(tmp_path))
+    the_lab = Lab()
+    try:
+        pid = the_lab.up().relay_pid
+        assert pid and Path(f"/proc/{pid}").exists()
+        gone = [n for n in _namespaces() if n.startswith(the_lab.name + "-")]
+        subprocess.run(["ip", "-batch", "-"], input="".join(f"netns del {n}\n" for n in gone), text=True, check=True)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{pid}").exists() and _state(pid) != "Z" and time.monotonic() < deadline:
+            time.sleep(0.1)  # polling /proc: a process that is not our child gives no exit signal
+        assert not Path(f"/proc/{pid}").exists() or _state(pid) == "Z"
+    finally:
+        the_lab.down()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
