@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from recon.capture import read_frames  # noqa: E402
+from recon.pcap import read_frames  # noqa: E402
 from recon.lab import Lab  # noqa: E402
 
 TSHARK_FIELDS = ["frame.number", "frame.time_epoch", "ip.src", "ip.dst", "ip.proto", "ip.ttl", "ip.len", "ip.id",

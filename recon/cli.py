@@ -236,7 +236,7 @@ def sniff(
     """Decode IP headers live or from a pcap. Example: recon sniff --proto icmp -c 10"""
     import time
 
-    from recon.capture import is_stream
+    from recon.pcap import is_stream
     from recon.capture import sniff as run_sniff
 
     packets = run_sniff(read=read, iface=interface, bpf=bpf, proto=proto, count=count, timeout=timeout, write=write,

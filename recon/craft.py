@@ -415,7 +415,7 @@ def craft(
     interrupted = False
     try:
         if pcap:
-            from recon.capture import LINKTYPE_RAW, PcapWriter
+            from recon.pcap import LINKTYPE_RAW, PcapWriter
 
             writer = PcapWriter(pcap, LINKTYPE_RAW)
         if on_ready:
@@ -469,7 +469,7 @@ def _dry_run_pcap(result: CraftResult, pcap: str | None) -> CraftResult:
     """A dry run still saves what was built (one record)."""
     if not pcap:
         return result
-    from recon.capture import LINKTYPE_RAW, PcapWriter
+    from recon.pcap import LINKTYPE_RAW, PcapWriter
 
     with PcapWriter(pcap, LINKTYPE_RAW) as writer:
         writer.write(result.packet.data)

@@ -48,7 +48,7 @@ from recon.targets import build_targets, int_to_ip, ip_to_int, is_ipv4, parse_sh
 from recon.transport import PacketSocket, Transport, big_buffers, bind_device, default_transport, require_raw
 
 if TYPE_CHECKING:
-    from recon.capture import PcapWriter
+    from recon.pcap import PcapWriter
     from recon.targets import TargetSet
 
 __all__ = ["ENGINES", "METHODS", "PROBES", "IcmpMatcher", "Prober", "parse_shard", "probe_template", "reverse_dns", "sweep"]
@@ -214,7 +214,7 @@ class Prober:
             run = _RawSweep(self, addrs, kind, lnk, icmp, arp, timeout, retries, progress)
         writer = None
         if pcap is not None:
-            from recon.capture import LINKTYPE_ETHERNET, LINKTYPE_RAW, PcapWriter
+            from recon.pcap import LINKTYPE_ETHERNET, LINKTYPE_RAW, PcapWriter
 
             writer = PcapWriter(pcap, LINKTYPE_ETHERNET if kind is not None else LINKTYPE_RAW)
         try:

@@ -95,7 +95,7 @@ class _Recorder:
     """--pcap: every request and reply as raw IP; a full disk ends the recording with one typed error."""
 
     def __init__(self, path: str | None) -> None:
-        from recon.capture import LINKTYPE_RAW, PcapWriter
+        from recon.pcap import LINKTYPE_RAW, PcapWriter
 
         self.writer = PcapWriter(path, LINKTYPE_RAW) if path else None
         self.failure: ReconError | None = None

@@ -535,7 +535,7 @@ class Recording:
 
     @classmethod
     def from_pcap(cls, path: str | os.PathLike[str]) -> Recording:
-        from recon.capture import read_frames
+        from recon.pcap import read_frames
         from recon.decode import LINKTYPE_ETHERNET
 
         rec = cls()

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from recon.capture import PcapWriter, read_frames
+from recon.pcap import PcapWriter, read_frames
 from recon.errors import ReconEnvironmentError
 from tests.conftest import CAPTURES, ROOT, need_lab, need_tool, recon
 from tests.test_decode import ether, ipv4
@@ -65,7 +65,7 @@ def test_a_capture_truncated_while_it_is_read_is_a_truncated_capture(tmp_path: P
     src = big_capture(tmp_path / "big.pcap")
     code = (
         "import os, sys\n"
-        "from recon.capture import read_frames\n"
+        "from recon.pcap import read_frames\n"
         "from recon.errors import CaptureError\n"
         "frames = read_frames(sys.argv[1])\n"
         "next(frames)\n"

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recon import render
-from recon.capture import read_frames
+from recon.pcap import read_frames
 from recon.decode import decode
 from recon.models import IPHeader, IPv6Header
 from recon.packets import inet_checksum

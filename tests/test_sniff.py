@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from recon.capture import PcapWriter, read_frames
+from recon.pcap import PcapWriter, read_frames
 from tests.conftest import CAPTURES, NOBODY, RECON, ROOT, need_lab, need_tool, run_cli
 from tests.test_decode import CONTROL, ether, ipv4, tshark_rows
 
