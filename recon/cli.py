@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional, TextIO
 
 import typer
 
-from recon import __version__
-from recon import render
-from recon.errors import ExitStatus, InputError, ReconEnvironmentError, ReconError
+from recon import __version__, render
+from recon.errors import ExitStatus, InputError, InvalidOption, ReconEnvironmentError, ReconError
 
 if TYPE_CHECKING:
     from recon.targets import TargetSet
@@ -43,6 +42,21 @@ lab_app = typer.Typer(
 app.add_typer(lab_app, name="lab", short_help="The safe virtual LAN for trying recon, as in: sudo recon lab up")
 
 _state = {"debug": False}
+
+
+def _interface(param: typer.CallbackParam, value: Optional[str]) -> Optional[str]:  # noqa: UP045 (typer style of this file)
+    """Every -i/-I interface option: a name the kernel could have (bytes in argv that are not
+    UTF-8, a slash, a space or more than 15 bytes never are), else one line and exit 2."""
+    if value is None:
+        return None
+    option = "/".join(sorted(param.opts, key=len))
+    try:
+        size = len(value.encode())
+    except UnicodeEncodeError:
+        raise InvalidOption(option, value, "an interface name in UTF-8 (see 'ip link')") from None
+    if not 0 < size <= 15 or "/" in value or any(c.isspace() for c in value):
+        raise InvalidOption(option, value, "an interface name of 1 to 15 bytes, no '/' or spaces (see 'ip link')")
+    return value
 
 
 def _version(value: bool) -> None:
@@ -95,7 +109,7 @@ def sweep(
     method: Annotated[str, typer.Option("--method", help="auto: ARP on-link, ICMP routed (as nmap); or icmp, arp.")] = "auto",
     engine: Annotated[str, typer.Option("--engine", help="raw: batched raw sockets; scapy: Scapy sr() (slow reference).")] = "raw",
     source: Annotated[Optional[str], typer.Option("--source", help="Send from this local IPv4 address.")] = None,
-    interface: Annotated[Optional[str], typer.Option("--interface", "-i", help="Send on this interface.")] = None,
+    interface: Annotated[Optional[str], typer.Option("--interface", "-i", callback=_interface, help="Send on this interface.")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Probe in this seeded pseudo-random order (default: address order).")] = None,
     shard: Annotated[Optional[str], typer.Option("--shard", help=(
         "Probe only shard I of N: I/N, 1-based (1/4 .. 4/4); or, with --shards N, zmap's 0-based I (0 .. N-1). "
@@ -160,7 +174,7 @@ def ping(
     ttl: Annotated[Optional[int], typer.Option("--ttl", "-t", help="IP time to live / IPv6 hop limit.")] = None,
     pmtu: Annotated[Optional[str], typer.Option("-M", help="Path MTU discovery: do (DF set), dont, want.")] = None,
     df: Annotated[bool, typer.Option("--df", help="Set Don't Fragment: the same as -M do.")] = False,
-    interface: Annotated[Optional[str], typer.Option("--interface", "-I", help="Send through this interface (or from this address).")] = None,
+    interface: Annotated[Optional[str], typer.Option("--interface", "-I", callback=_interface, help="Send through this interface (or from this address).")] = None,
     source: Annotated[Optional[str], typer.Option("--source", help="Source address.")] = None,
     numeric: Annotated[bool, typer.Option("--numeric", "-n", help="No reverse lookups of reply addresses.")] = False,
     outstanding: Annotated[bool, typer.Option("-O", help="Report a probe unanswered when the next one goes.")] = False,
@@ -223,7 +237,7 @@ def ping(
 @app.command(short_help="Decode IP headers live or from pcap, as in: recon sniff --proto icmp")
 def sniff(
     proto: Annotated[Optional[str], typer.Option("--proto", help="Keep one IP protocol: icmp, tcp, udp, icmp6 or a number 0-255.")] = None,
-    interface: Annotated[Optional[str], typer.Option("--interface", "-i", help="Capture on this interface (default: all).")] = None,
+    interface: Annotated[Optional[str], typer.Option("--interface", "-i", callback=_interface, help="Capture on this interface (default: all).")] = None,
     bpf: Annotated[Optional[str], typer.Option("--filter", "-f", help="tcpdump filter expression: compiled into the kernel live; with --read, the same BPF program runs per frame.")] = None,
     count: Annotated[Optional[int], typer.Option("--count", "-c", help="Stop after COUNT packets.")] = None,
     timeout: Annotated[Optional[float], typer.Option("--timeout", help="Stop a live capture after S seconds.")] = None,
@@ -341,7 +355,8 @@ def craft(
     via: Annotated[str, typer.Option("--via", help="auto, raw (IPPROTO_RAW + IP_HDRINCL), l2 (AF_PACKET) or scapy.")] = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object: every field, the bytes, how it was sent.")] = False,
 ) -> int:
-    from recon.craft import craft as craft_packet, parse_spec
+    from recon.craft import craft as craft_packet
+    from recon.craft import parse_spec
 
     spec = parse_spec(dst=dst, src=src, tos=tos, ident=ident, ttl=ttl, df=df, mf=mf, frag_offset=frag_offset, proto=proto,
                       options=options, checksum=checksum, length=length, icmp_type=icmp_type, icmp_code=icmp_code,
@@ -575,16 +590,24 @@ def _click_streams(stdout: TextIO | None, stderr: TextIO | None) -> Iterator[Non
         yield
 
 
+def _invoke(args: list[str]) -> object:
+    """Parse and run one command. Typer's own main() would turn a closed stdout into exit 1 and
+    Ctrl-C into Exit(130) before run() sees them, so recon drives the click command itself."""
+    command = typer.main.get_command(app)
+    with command.make_context("recon", args) as ctx:
+        return command.invoke(ctx)
+
+
 def _run(args: list[str]) -> int:
     debug = "--debug" in args
     try:
-        result = app(args=args, prog_name="recon", standalone_mode=False)
+        result = _invoke(args)
     except typer.Exit as exc:
         return int(exc.exit_code)
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         return ExitStatus.INTERRUPTED
-    except KeyboardInterrupt:
-        render.err("recon: interrupted")
+    except EOFError:
+        render.err("")
         return ExitStatus.INTERRUPTED
     except ReconError as exc:
         if debug:
@@ -598,7 +621,7 @@ def _run(args: list[str]) -> int:
         command = getattr(getattr(exc, "ctx", None), "command_path", "recon")
         render.err(f"recon: error: {' '.join(message.split())} (see '{command} --help')")
         return int(getattr(exc, "exit_code", ExitStatus.USAGE))
-    except BrokenPipeError:
+    except BrokenPipeError:  # the reader went away (recon ... | head -1): a normal end, for every command
         _quiet_closed_stdout()
         return ExitStatus.OK
     if isinstance(result, int):

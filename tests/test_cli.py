@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+import time
 
 import pytest
 from tests.conftest import ROOT, recon, run_cli
@@ -21,7 +22,7 @@ def test_help_lists_every_command_with_an_example() -> None:
     res = run_cli("--help")
     assert res.returncode == 0
     for cmd in ("sweep", "ping", "sniff", "craft", "watch", "lab", "demo"):
-        line = next(l for l in res.stdout.splitlines() if l.strip().startswith(cmd + " "))
+        line = next(ln for ln in res.stdout.splitlines() if ln.strip().startswith(cmd + " "))
         assert "recon" in line, line
 
 
@@ -113,3 +114,65 @@ def test_craft_dry_run_has_no_short_form() -> None:
     """-n means 'no DNS' in tcpdump, ping, fping and nmap, so craft's dry run is --dry-run only."""
     res = run_cli("craft", "--dst", "127.0.0.1", "-n")
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1 and "-n" in res.stderr, res.stderr
+
+
+# --- hostile argv and closed pipes (issue 14 item 12 and 15) --------------------------------------
+
+
+def _with_closed_stdout(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+    """Run ``argv`` with stdout a pipe whose reader is already gone, as after ``| head -1``."""
+    import os
+
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        return subprocess.run(argv, stdout=w, stderr=subprocess.PIPE, cwd=ROOT, timeout=timeout)
+    finally:
+        os.close(w)
+
+
+@pytest.mark.parametrize("args", [["sniff", "-r", "captures/sweep.pcap"], ["sniff", "-r", "captures/sweep.pcap", "--json"],
+                                  ["craft", "--dst", "127.0.0.1", "--src", "127.0.0.1", "--dry-run"], ["--help"],
+                                  ["sweep", "--help"], ["--version"]])
+def test_a_closed_stdout_is_a_normal_end(args: list[str]) -> None:
+    """`recon ... | head -1`: the reader going away ends recon quietly with exit 0, as if the output had completed."""
+    res = _with_closed_stdout([sys.executable, "-m", "recon", *args])
+    assert res.returncode == 0 and b"Traceback" not in res.stderr and b"Exception ignored" not in res.stderr, res.stderr
+
+
+def test_closed_stdout_in_the_lab_sweep_ping_sniff(lab) -> None:
+    """sweep, ping and a live sniff reach the same end through the real commands in the lab."""
+    base = ["ip", "netns", "exec", lab.ns, sys.executable, "-m", "recon"]
+    for args in (["sweep", "-a", "198.18.0.8-15"], ["ping", "-c", "3", "-i", "0.2", "198.18.0.10"],
+                 ["sniff", "-i", lab.info.scanner_if, "-c", "1", "--timeout", "5"]):
+        res = _closed_stdout_with_traffic(lab, base + args) if args[0] == "sniff" else _with_closed_stdout(base + args)
+        assert res.returncode == 0 and b"Traceback" not in res.stderr, (args, res.stderr)
+
+
+def _closed_stdout_with_traffic(lab, argv: list[str]) -> subprocess.CompletedProcess[bytes]:
+    """The same for a live capture, with pings from the scanner until it has something to print."""
+    import os
+
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        proc = subprocess.Popen(argv, stdout=w, stderr=subprocess.PIPE, cwd=ROOT)
+        deadline = time.monotonic() + 5
+        while proc.poll() is None and time.monotonic() < deadline:
+            lab.run(["ping", "-c", "1", "-W", "0.2", "198.18.0.10"])
+        _, err = proc.communicate(timeout=10)
+        return subprocess.CompletedProcess(argv, proc.returncode, b"", err)
+    finally:
+        os.close(w)
+
+
+@pytest.mark.parametrize("args", [["sweep", "-i", b"e\xffth0", "127.0.0.1"], ["ping", "-I", b"e\xffth0", "-c", "1", "127.0.0.1"],
+                                  ["sniff", "-i", b"e\xffth0", "-c", "1"], ["sniff", "-i", "a" * 16, "-c", "1"],
+                                  ["craft", "--dst", "127.0.0.1", "--dry-run", "--data", b"caf\xe9"]])
+def test_non_utf8_interface_or_data_is_one_line_exit_2(args: list) -> None:
+    """Bytes in argv that are not UTF-8 (or an impossible interface name): one line, exit 2, no traceback.
+    The targets are loopback, and the commands stop at the option check."""
+    res = subprocess.run([sys.executable, "-m", "recon", *args], capture_output=True, cwd=ROOT, timeout=60)
+    lines = res.stderr.decode("utf-8", "replace").strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("recon: error: invalid"), res.stderr
+    assert b"Traceback" not in res.stderr and res.stdout == b""
