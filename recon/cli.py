@@ -387,7 +387,7 @@ def watch(
     once: Annotated[bool, typer.Option("--once", help="One round: print the inventory, exit 0 if any device is up, else 1.")] = False,
     # the sweep engine's probe options, as in sweep (recon.watch.ProbeOptions is where new ones go)
     timeout: Annotated[Optional[float], typer.Option("--timeout", "-t", help="Seconds to wait for replies in a round, at most 3600 (default: 0.6 x period, 0.2 to 1).")] = None,
-    interface: Annotated[Optional[str], typer.Option("--interface", "-i", help="Send on this interface.")] = None,
+    interface: Annotated[Optional[str], typer.Option("--interface", "-i", callback=_interface, help="Send on this interface.")] = None,
     rate: Annotated[Optional[float], typer.Option("--rate", help="Probes per second (token bucket); default: as fast as the socket takes.")] = None,
     input_file: InputFileOpt = None,
     exclude: ExcludeOpt = None,

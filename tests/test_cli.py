@@ -168,6 +168,7 @@ def _closed_stdout_with_traffic(lab, argv: list[str]) -> subprocess.CompletedPro
 
 @pytest.mark.parametrize("args", [["sweep", "-i", b"e\xffth0", "127.0.0.1"], ["ping", "-I", b"e\xffth0", "-c", "1", "127.0.0.1"],
                                   ["sniff", "-i", b"e\xffth0", "-c", "1"], ["sniff", "-i", "a" * 16, "-c", "1"],
+                                  ["watch", "--once", "-i", b"e\xffth0", "127.0.0.1"],
                                   ["craft", "--dst", "127.0.0.1", "--dry-run", "--data", b"caf\xe9"]])
 def test_non_utf8_interface_or_data_is_one_line_exit_2(args: list) -> None:
     """Bytes in argv that are not UTF-8 (or an impossible interface name): one line, exit 2, no traceback.
