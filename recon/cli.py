@@ -122,6 +122,7 @@ def sweep(
     csv_out: Annotated[bool, typer.Option("--csv", help="CSV with a header row.")] = False,
     pcap: Annotated[Optional[str], typer.Option("--write", "-w", "--pcap", help="Write every probe and reply to this pcap file.")] = None,
     cluster: Annotated[Optional[str], typer.Option("--cluster", help="Run shards as tasks on a Dask cluster: tcp://SCHEDULER:8786, or local:N worker processes (needs recon[cluster]).")] = None,
+    resume: Annotated[Optional[str], typer.Option("--resume", help="Record the seed, the shards and each finished shard in FILE; run the same command again to carry on where it stopped.")] = None,
 ) -> int:
     """Find live hosts (ICMP/ARP). Example: recon sweep 192.168.1.1-120"""
     from recon.engine import Prober
@@ -135,13 +136,13 @@ def sweep(
     target_set = build_targets(targets or [], input_file=input_file, exclude=exclude or [], exclude_file=exclude_file, yes=yes)
     _target_warnings(target_set)
     options: dict[str, Any] = {"method": method, "probe": probe, "engine": engine, "interface": interface, "source": source, "rate": rate}
-    if cluster is not None:
+    if cluster is not None or resume is not None:
         from recon.cluster import cluster_sweep
 
         if pcap is not None:
-            raise InputError("--pcap cannot be combined with --cluster", hint="each worker sweeps from its own host; drop --pcap")
+            raise InputError("--pcap cannot be combined with --cluster or --resume", hint="drop --pcap")
         result = cluster_sweep(target_set, cluster, timeout=timeout, retries=retries, seed=seed, shard=shard_t, resolve=resolve,
-                               on_shard=lambda s: render.err(render.shard_line(s)), **options)
+                               resume=resume, on_shard=lambda s: render.err(render.shard_line(s)), **options)
     else:
         progress = render.SweepProgress()
         with Prober(**options) as prober:

@@ -25,14 +25,15 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from recon.errors import ExitStatus, InvalidOption, ReconEnvironmentError, ReconError
-from recon.models import HostResult, ShardStats, SweepResult, SweepStats
+from recon.models import HostResult, ShardStats, SweepResult, SweepStats, as_dict
 
 if TYPE_CHECKING:
+    from recon.resume import Journal
     from recon.targets import TargetSet
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
 INSTALL_HINT = "pip install 'recon[cluster]'"
 TASK_RETRIES = 2  # reruns of a task that raised; a dead worker's tasks are rerun by the scheduler on its own
 CONNECT_TIMEOUT = 10.0
+RESUME_PART = 65536  # with --resume, at most this many targets per part: what a stopped run can lose
 
 
 class ClusterError(ReconEnvironmentError):
@@ -140,15 +142,18 @@ def shard_size(size: int, shard: tuple[int, int]) -> int:
     return len(range(k - 1, size, m))
 
 
-def cluster_sweep(targets: TargetSet, cluster: str, *, shards: int | None = None, timeout: float = 1.0,
+def cluster_sweep(targets: TargetSet, cluster: str | None, *, shards: int | None = None, timeout: float = 1.0,
                   retries: int = 1, seed: int | None = None, shard: tuple[int, int] = (1, 1), resolve: bool = False,
-                  on_shard: Callable[[ShardStats], None] | None = None, **prober: Any) -> SweepResult:
-    """Sweep ``targets`` (or shard I/N of them) as shards on a Dask cluster; one merged SweepResult.
+                  resume: str | None = None, on_shard: Callable[[ShardStats], None] | None = None,
+                  **prober: Any) -> SweepResult:
+    """Sweep ``targets`` (or shard I/N of them) in parts, on a Dask cluster or here; one merged SweepResult.
 
-    ``cluster``: ``tcp://SCHEDULER:PORT`` or ``local:N``. ``shards``: how many tasks (default: one per
-    worker thread, since every shard ends with its own reply wait). ``on_shard`` is called with each
-    shard's statistics as it arrives. ``prober``: Prober options (method, probe, engine, interface,
-    source, rate), applied on every worker.
+    ``cluster``: ``tcp://SCHEDULER:PORT``, ``local:N``, or None to sweep the parts one after another in this
+    process. ``shards``: how many parts (default: one per worker thread, since every part ends with its own
+    reply wait; with ``resume`` at least one per RESUME_PART targets). ``resume``: a journal file (recon.resume)
+    that records the seed, the parts and each finished part, so a stopped run carries on where it stopped.
+    ``on_shard`` is called with each part's statistics as it arrives. ``prober``: Prober options (method,
+    probe, engine, interface, source, rate), applied wherever a part runs.
     """
     if not timeout >= 0:
         raise InvalidOption("--timeout", timeout, "seconds, 0 or more")
@@ -156,26 +161,99 @@ def cluster_sweep(targets: TargetSet, cluster: str, *, shards: int | None = None
         raise InvalidOption("--retries", retries, "a whole number from 0 to 100")
     if shards is not None and not 1 <= shards <= 65536:
         raise InvalidOption("shards", shards, "a whole number from 1 to 65536")
-    seed = 0 if seed is None else seed  # every shard must walk the same permutation
-    base = ShardTask(tuple(targets.intervals), tuple(targets.names.items()), seed, shard, tuple(sorted(prober.items())),
-                     timeout, retries, resolve)
-    with _client(cluster) as client:
-        parts = shards or max(1, sum(client.nthreads().values()))
-        plan = [s for s in shard_plan(parts, shard) if shard_size(len(targets), s)]
-        t0 = time.monotonic()
-        outcomes = _run(client, [replace(base, shard=s) for s in plan], on_shard)
-        wall = time.monotonic() - t0
-    return merge_outcomes(targets, seed, shard, outcomes, wall)
+    given_seed = seed
+    journal: Journal | None = None
+    try:
+        with _client(cluster) if cluster is not None else nullcontext(None) as client:
+            threads = max(1, sum(client.nthreads().values())) if client is not None else 1
+            parts = shards or (max(threads, -(-shard_size(len(targets), shard) // RESUME_PART)) if resume else threads)
+            seed = 0 if seed is None else seed  # every part must walk the same permutation
+            if resume is not None:
+                journal = _journal(resume, targets, seed, shard, parts, timeout, retries, resolve, prober,
+                                   defaults=tuple(k for k, v in (("seed", given_seed), ("parts", shards)) if v is None))
+                seed, parts = int(journal.header["seed"]), int(journal.header["parts"])
+            base = ShardTask(tuple(targets.intervals), tuple(targets.names.items()), seed, shard,
+                             tuple(sorted(prober.items())), timeout, retries, resolve)
+            done = _resumed(journal, on_shard)
+            plan = [s for s in shard_plan(parts, shard) if shard_size(len(targets), s) and s not in done]
+            t0 = time.monotonic()
+            outcomes = _run(client, [replace(base, shard=s) for s in plan], _recorder(journal, on_shard))
+            wall = time.monotonic() - t0
+    finally:
+        if journal is not None:
+            journal.close()
+    return merge_outcomes(targets, seed, shard, [*done.values(), *outcomes], wall)
 
 
-def _run(client: Any, tasks: list[ShardTask], on_shard: Callable[[ShardStats], None] | None) -> list[ShardOutcome]:
-    """Submit every shard, collect as they complete; the first error cancels the rest."""
+def _journal(resume: str, targets: TargetSet, seed: int, shard: tuple[int, int], parts: int, timeout: float,
+             retries: int, resolve: bool, prober: dict[str, Any], defaults: tuple[str, ...]) -> Journal:
+    from recon.resume import Journal
+
+    options = {k: prober.get(k) for k in ("method", "probe", "engine", "interface", "source")}
+    header = {"targets": targets.intervals, "seed": seed, "shard": list(shard), "parts": parts,
+              "timeout": timeout, "retries": retries, "resolve": resolve, **options}
+    return Journal.open(resume, header, defaults=defaults)
+
+
+def _resumed(journal: Journal | None, on_shard: Callable[[ShardStats], None] | None) -> dict[tuple[int, int], ShardOutcome]:
+    """The parts a previous run finished, from the journal (reported through ``on_shard`` as resumed)."""
+    if journal is None:
+        return {}
+    done = {part: _outcome_from_json(part, row) for part, row in sorted(journal.done.items())}
+    if on_shard is not None:
+        for outcome in done.values():
+            on_shard(replace(_shard_stats(outcome), resumed=True))
+    return done
+
+
+def _recorder(journal: Journal | None, on_shard: Callable[[ShardStats], None] | None) -> Callable[[ShardOutcome], None]:
+    def record(outcome: ShardOutcome) -> None:
+        if journal is not None:
+            journal.record(outcome.shard, _outcome_to_json(outcome))
+        if on_shard is not None:
+            on_shard(_shard_stats(outcome))
+
+    return record
+
+
+def _outcome_to_json(o: ShardOutcome) -> dict[str, Any]:
+    return {"worker": o.worker, "host": o.host, "hosts": [as_dict(h) for h in o.hosts],
+            "stats": as_dict(o.stats) if o.stats is not None else None}
+
+
+def _outcome_from_json(part: tuple[int, int], row: dict[str, Any]) -> ShardOutcome:
+    stats = SweepStats(**row["stats"]) if row.get("stats") else None
+    return ShardOutcome(part, str(row["worker"]), str(row["host"]), tuple(HostResult(**h) for h in row["hosts"]), stats)
+
+
+def _run(client: Any, tasks: list[ShardTask], record: Callable[[ShardOutcome], None]) -> list[ShardOutcome]:
+    """Run every part (on the cluster, or here one after another when ``client`` is None); ``record`` each as it arrives."""
+    outcomes: dict[tuple[int, int], ShardOutcome] = {}
+
+    def accept(outcome: ShardOutcome) -> None:
+        if outcome.error is not None:
+            err = ClusterError(outcome.error)
+            err.exit_status = ExitStatus(outcome.error_exit)
+            raise err
+        if outcome.shard not in outcomes:  # a part that arrives twice is dropped
+            outcomes[outcome.shard] = outcome
+            record(outcome)
+
+    if client is None:
+        for task in tasks:
+            accept(sweep_shard(task))
+    else:
+        _run_on(client, tasks, accept)
+    return [outcomes[s] for s in sorted(outcomes)]
+
+
+def _run_on(client: Any, tasks: list[ShardTask], accept: Callable[[ShardOutcome], None]) -> None:
+    """Submit every part to the cluster and accept them as they complete; the first error cancels the rest."""
     from distributed import as_completed
 
     run_id = uuid.uuid4().hex[:12]
     futures = [client.submit(sweep_shard, t, key=f"recon-sweep-{run_id}-{t.shard[0]}of{t.shard[1]}", retries=TASK_RETRIES)
                for t in tasks]
-    outcomes: dict[tuple[int, int], ShardOutcome] = {}
     try:
         for future in as_completed(futures):
             try:
@@ -183,18 +261,9 @@ def _run(client: Any, tasks: list[ShardTask], on_shard: Callable[[ShardStats], N
             except Exception as exc:  # KilledWorker after too many worker deaths, or a task that kept raising
                 raise ClusterError(f"a shard failed on every worker that tried it: {type(exc).__name__}: {exc}",
                                    hint="check the workers' logs; each needs recon installed and CAP_NET_RAW") from None
-            if outcome.error is not None:
-                err = ClusterError(outcome.error)
-                err.exit_status = ExitStatus(outcome.error_exit)
-                raise err
-            if outcome.shard in outcomes:  # a shard that arrives twice is dropped
-                continue
-            outcomes[outcome.shard] = outcome
-            if on_shard is not None:
-                on_shard(_shard_stats(outcome))
+            accept(outcome)
     finally:
         client.cancel([f for f in futures if not f.done()])
-    return [outcomes[s] for s in sorted(outcomes)]
 
 
 def _shard_stats(o: ShardOutcome) -> ShardStats:

@@ -556,6 +556,7 @@ class ShardStats:
     sent: int
     received: int
     duration_s: float
+    resumed: bool = False  # read back from a --resume journal, not swept in this run
 
 
 @dataclass(frozen=True, slots=True)

@@ -869,8 +869,9 @@ def sweep_summary(result: "SweepResult") -> str:
 
 def shard_line(s: "ShardStats") -> str:
     """One shard of a cluster sweep, printed on stderr as it arrives: which worker swept it and what it cost."""
+    done = " (done before, from the --resume file)" if s.resumed else ""
     return (f"shard {s.shard}/{s.shards}: {s.up} up of {s.targets}, {s.sent} sent, {s.received} received "
-            f"in {s.duration_s:.2f} s by {safe(s.worker)} ({safe(s.host)})")
+            f"in {s.duration_s:.2f} s by {safe(s.worker)} ({safe(s.host)}){done}")
 
 
 class SweepProgress:

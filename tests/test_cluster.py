@@ -262,3 +262,54 @@ def test_shards_swept_directly_merge_to_the_local_sweep(lab: LabHandle) -> None:
     strip = lambda hosts: [(h.address, h.status, h.reply, h.ttl) for h in hosts]
     assert strip(merged.hosts) == strip(local.hosts)
     assert len(merged.up) == 16 + 16 and merged.stats.targets == 256 + 16
+
+
+# --- --resume: the journal, and a sweep killed mid-run that carries on ----------------------------
+
+
+def test_journal_refuses_another_sweep_and_cuts_a_torn_tail(tmp_path: Path) -> None:
+    from recon.errors import InputError
+    from recon.resume import Journal
+
+    path = tmp_path / "run.resume"
+    header = {"targets": [[1, 9]], "seed": 4, "parts": 2}
+    with Journal.open(str(path), header) as journal:
+        journal.record((1, 2), {"hosts": []})
+    with open(path, "a") as fh:
+        fh.write('{"part": [2, 2], "hos')  # the process died mid-write
+    with Journal.open(str(path), {**header, "seed": 0, "parts": 9}, defaults=("seed", "parts")) as journal:
+        assert journal.done == {(1, 2): {"hosts": []}} and journal.header["seed"] == 4 and journal.header["parts"] == 2
+    assert path.read_text().endswith("}\n")  # the torn line is gone, so new parts append cleanly
+    with pytest.raises(InputError, match="seed differs"):
+        Journal.open(str(path), {**header, "seed": 5})
+    other = tmp_path / "other.txt"
+    other.write_text("hello\n")
+    with pytest.raises(InputError, match="not a recon sweep --resume file"):
+        Journal.open(str(other), header)
+
+
+def test_resume_after_a_kill_carries_on_and_equals_the_truth(lab: LabHandle, tmp_path: Path) -> None:
+    """SIGKILL `sweep --resume` after its first part is recorded; the same command then sweeps only the rest."""
+    journal = tmp_path / "sweep.resume"
+    argv = [sys.executable, "-m", "recon", "sweep", SPARSE17, "198.19.0.0/16", "--yes", "--json", "--resume", str(journal),
+            "--rate", "20000"]
+    first = lab.popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())
+    try:
+        _wait_for(lambda: (journal.exists() and journal.read_text().count("\n") >= 2) or first.poll() is not None,
+                  "the first part in the journal")
+        assert first.poll() is None, "the sweep ended before it could be killed"
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+        first.communicate()
+    assert journal.read_text().count("\n") == 2  # header + one part: the killed run got no further
+    second = lab.run(argv, timeout=120)
+    assert second.returncode == 0, second.stderr
+    shard_lines = [line for line in second.stderr.splitlines() if line.startswith("shard ")]
+    assert len(shard_lines) == 2 and sum("done before" in line for line in shard_lines) == 1, second.stderr
+    truth = set(lab.info.range("sparse17").up or ()) | set(build_targets(["198.19.0.0/16"], yes=True))
+    found = [json.loads(line)["address"] for line in second.stdout.splitlines()]
+    assert len(found) == len(set(found)) and set(found) == truth
+    assert journal.read_text().count("\n") == 3
