@@ -4,7 +4,7 @@ The public API returns typed results (``recon.models``) and never prints:
 
     recon.sweep(targets, timeout=1.0, retries=1, ...) -> SweepResult   (recon.engine)
     recon.Prober(...)                                  keeps sockets open between sweeps
-    recon.ping(host, count=..., ...) -> Pinger          iterate for PingReply/PingError, then PingStats
+    recon.ping(host, count=..., ...) -> Pinger          iterate for PingReply/PingError(/PingPending/PingSent), then PingStats
     recon.sniff(read=... | iface=..., bpf=..., ...)     decoded packets (recon.capture)
     recon.craft(spec, ...) -> CraftResult               hand-built IPv4, shown and sent
     recon.watch(targets, period=..., ...) -> Watch      presence rounds and events
@@ -45,6 +45,9 @@ _LAZY = {
     "PingReply": "recon.models",
     "PingError": "recon.models",
     "PingStats": "recon.models",
+    "PingPending": "recon.models",
+    "PingSent": "recon.models",
+    "PingOptions": "recon.ping_options",
     "CraftSpec": "recon.models",
     "CraftResult": "recon.models",
     "DecodedPacket": "recon.models",
