@@ -67,6 +67,7 @@ _QUIET = {
     "net.ipv6.conf.default.router_solicitations": 0,
     "net.ipv4.conf.all.rp_filter": 0,
     "net.ipv4.conf.default.rp_filter": 0,
+    "net.ipv6.icmp.echo_ignore_multicast": 0,  # every host answers ping ff02::1 (the kernel default, made sure)
 }
 
 

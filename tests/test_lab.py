@@ -237,14 +237,16 @@ def test_lan_ipv6_neighbours(lab) -> None:
     assert lan6.on_link == ll.on_link == info.scanner_if
     assert set(ll.up) == {h.ipv6_ll for h in info.hosts} | {info.router_ipv6_ll}
     res = lab.run(["ping", "-6", "-c", "3", "-i", "0.3", "-W", "1", f"ff02::1%{info.scanner_if}"], timeout=30)
-    sources = re.findall(r"bytes from ([0-9a-f:]+)%", res.stdout)
-    assert set(sources) == set(ll.up) | {info.scanner_ipv6_ll}, res.stdout
+    sources = re.findall(r"bytes from ([0-9a-f:]+)%\S+ icmp_seq=1 ", res.stdout)
+    assert sorted(sources) == sorted([*ll.up, info.scanner_ipv6_ll]), res.stdout  # one reply each to the first echo
     need_tool("nmap")
     out = lab.run(["nmap", "-6", "-n", "-sn", "--reason", "2001:db8::/123"], timeout=60).stdout
     found = dict(re.findall(r"Nmap scan report for (\S+)\nHost is up, received nd-response.*\nMAC Address: (\S+)", out))
     macs = {h.ipv6: h.mac for h in info.hosts} | {info.router_ipv6: info.router_mac, info.router_anycast6: info.router_mac}
     assert {a: m.lower() for a, m in found.items()} == macs, out
     assert set(lan6.up) == set(macs) - {info.router_anycast6}
+    for flag in ("-PE", "-PS1"):  # echo and TCP RST, with nmap's ND ping turned off
+        assert nmap_up(lab, "-6", flag, "--disable-arp-ping", targets=list(lan6.up)) == set(lan6.up)
     for h in info.hosts:  # the link-local address answers echo, after neighbour discovery
         assert lab.run(["ping", "-6", "-c1", "-W2", f"{h.ipv6_ll}%{info.scanner_if}"]).returncode == 0
 
