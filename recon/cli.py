@@ -412,7 +412,7 @@ def watch(
                                    rate=rate) as w:
         for rnd in w.rounds(once=once):
             for note in rnd.notes:
-                render.err(render.safe(note))
+                render.err(render.watch_note(note))
             for line in render.watch_round(rnd, as_json=json_):
                 render.out(line)
             if once:

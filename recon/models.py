@@ -15,7 +15,7 @@ __all__ = [
     "CraftSpec", "CraftField", "ChecksumCheck", "CraftedPacket", "CraftResult", "KernelRewrite",
     "PingStart", "PingReply", "PingError", "PingPending", "PingSent", "PingStats",
     "IPOption", "IPHeader", "IPv6Header", "DecodedPacket",
-    "Event", "DeviceState", "WatchRound",
+    "Event", "DeviceState", "WatchRound", "WatchNote", "StateSetAside", "HookFailed", "NotifierMissing",
     "TargetWarning", "ScopedTarget",
 ]
 
@@ -614,6 +614,47 @@ class DeviceState:
 
 
 @dataclass(frozen=True, slots=True)
+class StateSetAside:
+    """The ``--state`` file could not be used, was renamed to ``aside`` and watching started afresh.
+
+    ``problem``: ``json`` (``detail`` is the parser's message), ``shape`` (no devices list), ``field``
+    (``device`` is the 1-based entry, ``field`` the key that failed validation), ``not-utf8``,
+    ``too-deep``, ``too-big`` (over ``detail`` bytes) or ``not-regular`` (a FIFO or socket).
+    """
+
+    path: str
+    aside: str
+    problem: str
+    device: int | None = None
+    field: str | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HookFailed:
+    """An ``--exec``/``--notify`` hook (``kind`` exec or notify) that did not succeed.
+
+    ``failure``: ``timeout`` (killed after ``timeout`` s), ``oserror`` (could not run: ``error``) or
+    ``status`` (exited with ``status``).
+    """
+
+    kind: str
+    program: str
+    failure: str
+    status: int | None = None
+    timeout: float | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NotifierMissing:
+    """``--notify`` was asked for, but there is no desktop notifier (notify-send) on PATH."""
+
+
+WatchNote = StateSetAside | HookFailed | NotifierMissing
+
+
+@dataclass(frozen=True, slots=True)
 class WatchRound:
     """One presence round: its number, time, events, the inventory (first round only) and notes."""
 
@@ -622,4 +663,4 @@ class WatchRound:
     events: tuple[Event, ...]
     inventory: tuple[DeviceState, ...] | None = None
     up: int = 0
-    notes: tuple[str, ...] = ()
+    notes: tuple[WatchNote, ...] = ()

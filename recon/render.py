@@ -25,6 +25,7 @@ from recon.models import (
     DecodedPacket,
     DeviceState,
     Event,
+    HookFailed,
     IPHeader,
     IPOption,
     KernelRewrite,
@@ -35,7 +36,9 @@ from recon.models import (
     PingSent,
     PingStart,
     PingStats,
+    StateSetAside,
     TargetWarning,
+    WatchNote,
     WatchRound,
     as_dict,
 )
@@ -946,6 +949,44 @@ def watch_event(event: Event) -> str:
 def watch_event_json(event: Event) -> str:
     """One event as a JSON line with at least event, address, mac, time."""
     return json_line(as_dict(event))
+
+
+_STATE_PROBLEMS = {
+    "shape": "no 'devices' list",
+    "not-utf8": "not UTF-8",
+    "too-deep": "nested too deeply",
+    "not-regular": "not a regular file",
+}
+
+
+def watch_note(note: WatchNote) -> str:
+    """A note from a watch round as one stderr line."""
+    if isinstance(note, StateSetAside):
+        if note.problem == "field":
+            why = f"device {note.device}: " + (f"bad {note.field!r}" if note.field else "not an object")
+        elif note.problem == "json":
+            why = f"not JSON: {note.detail}"
+        elif note.problem == "too-big":
+            why = f"larger than {int(note.detail or 0) >> 20} MiB"
+        else:
+            why = _STATE_PROBLEMS.get(note.problem, note.problem)
+        return safe(f"recon: warning: state file {note.path!r} is corrupt ({why}); moved it to {note.aside!r} "
+                    "and started afresh")
+    if isinstance(note, HookFailed):
+        what = f"recon: warning: {note.kind} hook {note.program!r}"
+        if note.failure == "timeout":
+            return safe(f"{what} ran over {note.timeout:g} s and was killed")
+        if note.failure == "status":
+            return safe(f"{what} exited with status {note.status}")
+        return safe(f"{what} failed: {note.error}")
+    return ("recon: --notify: no desktop notifier found (install notify-send, e.g. 'apt install libnotify-bin'); "
+            "events are only printed")
+
+
+def watch_notification(event: Event) -> tuple[str, str]:
+    """A desktop notification's title and body for an event (handed to notify-send as plain argv words)."""
+    body = " ".join(x for x in (event.hostname, event.mac, event.vendor) if x) or event.address
+    return safe(f"recon: {event.event} {event.address}"), safe(body)
 
 
 def watch_summary(targets: int, up: int, period: float, misses: int) -> str:

@@ -13,7 +13,8 @@ The pieces, each usable alone:
 - ``Watch``: the loop. Its round source is injected (``round_source(targets) -> list[HostResult]``);
   the default is the sweep engine's ``Prober``, kept open (sockets and all) across rounds.
 
-Nothing here prints: rounds come back as ``WatchRound`` values and the CLI renders them.
+Nothing here prints or words anything for humans: rounds come back as ``WatchRound`` values whose
+notes are typed (``StateSetAside``, ``HookFailed``, ``NotifierMissing``), and render.py words them.
 """
 
 from __future__ import annotations
@@ -42,7 +43,16 @@ from pathlib import Path
 from typing import Any
 
 from recon.errors import InvalidOption, ReconEnvironmentError
-from recon.models import DeviceState, Event, HostResult, WatchRound
+from recon.models import (
+    DeviceState,
+    Event,
+    HookFailed,
+    HostResult,
+    NotifierMissing,
+    StateSetAside,
+    WatchNote,
+    WatchRound,
+)
 from recon.targets import TargetSet, ip_to_int, is_ipv4
 
 __all__ = [
@@ -190,7 +200,7 @@ _TEXT_MAX = 255  # a DNS name is at most 253 characters; vendors are shorter
 _TIME_MAX = 64
 
 
-def load_state(path: str | os.PathLike[str]) -> tuple[list[DeviceState], str | None]:
+def load_state(path: str | os.PathLike[str]) -> tuple[list[DeviceState], StateSetAside | None]:
     """Known devices from ``path`` and a note for the user (or None).
 
     A missing file is an empty state. A corrupt or hostile one (bad JSON, wrong shape, a field that
@@ -198,76 +208,86 @@ def load_state(path: str | os.PathLike[str]) -> tuple[list[DeviceState], str | N
     and reported in the note; watching starts from scratch. A directory or a device is refused (exit 2).
     """
     p = Path(path)
-    raw, reason = _read_state(p)
-    if raw is None and reason is None:
-        return [], None
-    if raw is not None:
-        try:
-            return _parse_state(raw), None
-        except (ValueError, TypeError, RecursionError) as exc:
-            reason = str(exc) if not isinstance(exc, RecursionError) else "nested too deeply"
+    try:
+        raw = _read_state(p)
+        if raw is None:
+            return [], None
+        return _parse_state(raw), None
+    except _Unusable as exc:
+        problem = exc
     aside = p.with_name(f"{p.name}.corrupt-{datetime.now().strftime('%Y%m%dT%H%M%S.%f')}")
     try:
         os.replace(p, aside)
     except OSError as exc:
         raise InvalidOption("--state", str(p), f"a state file recon can move aside when it is corrupt ({exc.strerror})") from None
-    return [], f"recon: warning: state file {str(p)!r} is corrupt ({reason}); moved it to {str(aside)!r} and started afresh"
+    return [], StateSetAside(str(p), str(aside), problem.problem, problem.device, problem.field, problem.detail)
 
 
-def _read_state(p: Path) -> tuple[bytes | None, str | None]:
-    """(bytes, None), or (None, why it is unusable), or (None, None) when there is no file.
+class _Unusable(Exception):
+    """Why a state file cannot be used (the fields of ``StateSetAside``)."""
+
+    def __init__(self, problem: str, device: int | None = None, field: str | None = None, detail: str | None = None):
+        super().__init__(problem)
+        self.problem, self.device, self.field, self.detail = problem, device, field, detail
+
+
+def _read_state(p: Path) -> bytes | None:
+    """The file's bytes, None when there is none, or _Unusable.
 
     Opened non-blocking so a FIFO cannot hang the start; read at most STATE_MAX_BYTES + 1.
     """
     try:
         fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        return None, None
+        return None
     except OSError as exc:
         if exc.errno == errno.ENXIO:  # a socket
-            return None, "not a regular file"
+            raise _Unusable("not-regular") from None
         raise InvalidOption("--state", str(p), f"a readable file ({exc.strerror})") from None
     try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode) or stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
             raise InvalidOption("--state", str(p), "a regular file, not a directory or a device")
-        if not stat.S_ISREG(mode):
-            return None, "not a regular file"
+        if not stat.S_ISREG(st.st_mode):
+            raise _Unusable("not-regular")
         chunks, size = [], 0
-        while size <= STATE_MAX_BYTES and (chunk := os.read(fd, 1 << 20)):
+        while size <= STATE_MAX_BYTES and st.st_size <= STATE_MAX_BYTES and (chunk := os.read(fd, 1 << 20)):
             chunks.append(chunk)
             size += len(chunk)
     except OSError as exc:
         raise InvalidOption("--state", str(p), f"a readable file ({exc.strerror})") from None
     finally:
         os.close(fd)
-    if size > STATE_MAX_BYTES:
-        return None, f"larger than {STATE_MAX_BYTES >> 20} MiB"
-    return b"".join(chunks), None
+    if max(size, st.st_size) > STATE_MAX_BYTES:
+        raise _Unusable("too-big", detail=str(STATE_MAX_BYTES))
+    return b"".join(chunks)
 
 
 def _parse_state(raw: bytes) -> list[DeviceState]:
-    """Every field validated strictly; the first bad one raises ValueError (which names it, never echoes it)."""
+    """Every field validated strictly; the first bad one raises _Unusable (which names it, never echoes it)."""
     try:
-        text = raw.decode("utf-8")
+        data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
-        raise ValueError("not UTF-8") from None
-    data = json.loads(text)
+        raise _Unusable("not-utf8") from None
+    except RecursionError:
+        raise _Unusable("too-deep") from None
+    except ValueError as exc:  # JSONDecodeError, or an integer over Python's digit limit
+        raise _Unusable("json", detail=str(exc)[:120]) from None
     if not isinstance(data, dict) or not isinstance(data.get("devices"), list):
-        raise ValueError("no 'devices' list")
+        raise _Unusable("shape")
     return [_state_device(n, item) for n, item in enumerate(data["devices"], 1)]
 
 
 def _state_device(n: int, item: object) -> DeviceState:
     if not isinstance(item, dict):
-        raise ValueError(f"device {n} is not an object")
+        raise _Unusable("field", n)
     address = item.get("address")
     if not isinstance(address, str) or not _exact_ipv4(address):
-        raise ValueError(f"device {n}: 'address' is not an IPv4 address")
+        raise _Unusable("field", n, "address")
     mac = item.get("mac")
     if mac is not None:
         if not isinstance(mac, str) or len(mac) > 17 or not _MAC.match(mac.strip().lower().replace(".", "")):
-            raise ValueError(f"device {n}: 'mac' is not a MAC address")
+            raise _Unusable("field", n, "mac")
         mac = normalize_mac(mac)
     vendor, hostname = (_state_field(n, item, key, state_text_ok) for key in ("vendor", "hostname"))
     first, last = (_state_field(n, item, key, _time_ok) for key in ("first_seen", "last_seen"))
@@ -281,7 +301,7 @@ def _state_field(n: int, item: dict[str, object], key: str, ok: Callable[[str], 
     if value is None:
         return None
     if not isinstance(value, str) or not ok(value):
-        raise ValueError(f"device {n}: bad {key!r}")
+        raise _Unusable("field", n, key)
     return value
 
 
@@ -403,14 +423,19 @@ class HookRunner:
     reported by the CLI.
     """
 
-    def __init__(self, argv: Sequence[str] | None = None, *, notify: bool = False, timeout: float = 60.0) -> None:
+    def __init__(self, argv: Sequence[str] | None = None, *, notify: bool = False, timeout: float = 60.0,
+                 describe: Callable[[Event], tuple[str, str]] | None = None) -> None:
         self.argv = list(argv) if argv else None
         self.timeout = timeout
-        self._notes: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._notes: queue.SimpleQueue[WatchNote] = queue.SimpleQueue()
         self.notifier = shutil.which("notify-send") if notify else None
         if notify and self.notifier is None:
-            self._notes.put("recon: --notify: no desktop notifier found (install notify-send, e.g. "
-                            "'apt install libnotify-bin'); events are only printed")
+            self._notes.put(NotifierMissing())
+        if describe is None and self.notifier:
+            from recon import render  # the wording lives in render
+
+            describe = render.watch_notification
+        self.describe = describe
         self._jobs: queue.SimpleQueue[tuple[str, list[str], dict[str, str] | None] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         if self.argv or self.notifier:
@@ -420,9 +445,8 @@ class HookRunner:
     def submit(self, event: Event) -> None:
         if self.argv:
             self._jobs.put(("exec", self.argv, hook_env(event)))
-        if self.notifier:
-            title = f"recon: {event.event} {event.address}"
-            body = " ".join(x for x in (event.hostname, event.mac, event.vendor) if x) or event.address
+        if self.notifier and self.describe:
+            title, body = self.describe(event)
             self._jobs.put(("notify", [self.notifier, "--app-name=recon", title, body], None))
 
     def _work(self) -> None:
@@ -434,14 +458,14 @@ class HookRunner:
             res = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(),
                                  timeout=self.timeout, check=False)
         except subprocess.TimeoutExpired:
-            self._notes.put(f"recon: warning: {kind} hook {argv[0]!r} ran over {self.timeout:g} s and was killed")
+            self._notes.put(HookFailed(kind, argv[0], "timeout", timeout=self.timeout))
         except OSError as exc:
-            self._notes.put(f"recon: warning: {kind} hook {argv[0]!r} failed: {exc.strerror or exc}")
+            self._notes.put(HookFailed(kind, argv[0], "oserror", error=exc.strerror or str(exc)))
         else:
             if res.returncode != 0:
-                self._notes.put(f"recon: warning: {kind} hook {argv[0]!r} exited with status {res.returncode}")
+                self._notes.put(HookFailed(kind, argv[0], "status", status=res.returncode))
 
-    def notes(self) -> list[str]:
+    def notes(self) -> list[WatchNote]:
         out = []
         while True:
             try:
@@ -576,7 +600,7 @@ class Watch:
         self.state_path = state
         self.hooks = hooks or HookRunner()
         self.save_every = save_every
-        self.notes: list[str] = []
+        self.notes: list[WatchNote] = []
         known: list[DeviceState] = []
         if state:
             known, note = load_state(state)

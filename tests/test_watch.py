@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 from conftest import NOBODY, RECON, ROOT, run_cli
 
-from recon.models import DeviceState, HostResult
+from recon import render
+from recon.models import DeviceState, HookFailed, HostResult, NotifierMissing, StateSetAside, WatchNote
 from recon.targets import build_targets
 from recon.errors import InvalidOption
 from recon.watch import STATE_MAX_BYTES, HookRunner, Tracker, Watch, load_state, save_state
@@ -147,7 +148,9 @@ def test_a_corrupt_state_file_is_moved_aside_not_fatal(tmp_path: Path) -> None:
         w = Watch(build_targets([LAN5]), state=str(state), round_source=lambda _t: [up(PHONE)], resolve=lambda _a: {})
         with w:
             rnd = w.step()
-        assert len(rnd.notes) == 1 and "corrupt" in rnd.notes[0] and ".corrupt-" in rnd.notes[0]
+        assert len(rnd.notes) == 1 and isinstance(rnd.notes[0], StateSetAside)
+        text = render.watch_note(rnd.notes[0])
+        assert "corrupt" in text and ".corrupt-" in text
         assert kinds(rnd.events) == [("NEW", PHONE[0])]
         aside = list(tmp_path.glob("watch.json.corrupt-*"))
         assert aside and aside[0].read_text() == garbage
@@ -175,8 +178,10 @@ def test_a_state_file_with_a_hostile_field_is_moved_aside(tmp_path: Path, field:
               "first_seen": "2026-11-22T03:13:48.193+00:00", "last_seen": "2026-11-22T03:13:49.193+00:00", field: value}
     state.write_text(json.dumps({"version": 1, "devices": [device]}, ensure_ascii=False), encoding="utf-8")
     devices, note = load_state(state)
-    assert devices == [] and note is not None and "corrupt" in note
-    assert "\x1b" not in note and "\x9b" not in note and "\u202e" not in note
+    assert devices == [] and isinstance(note, StateSetAside) and note.device == 1 and note.field == field
+    text = render.watch_note(note)
+    assert "corrupt" in text and f"bad {field!r}" in text
+    assert "\x1b" not in text and "\x9b" not in text and "\u202e" not in text
     assert not state.exists() and len(list(tmp_path.glob("watch.json.corrupt-*"))) == 1
 
 
@@ -215,7 +220,9 @@ def test_a_hostile_state_file_is_moved_aside_with_one_warning(tmp_path: Path, ki
     else:
         state.write_text('{"devices": [], "version": ' + "9" * 5000 + "}")
     devices, note = _load_in_thread(state)
-    assert devices == [] and note is not None and "corrupt" in note and "\n" not in note
+    assert devices == [] and isinstance(note, StateSetAside)
+    text = render.watch_note(note)
+    assert "corrupt" in text and "\n" not in text
     assert not os.path.lexists(state) and len(list(tmp_path.glob("watch.json.corrupt-*"))) == 1
 
 
@@ -307,11 +314,12 @@ def test_a_slow_or_failing_hook_never_stalls_the_rounds(tmp_path: Path) -> None:
     with Watch(build_targets([LAN5]), hooks=failing, round_source=lambda _t: [up(PHONE)], resolve=lambda _a: {}) as w2:
         w2.step()
         deadline = time.monotonic() + 10
-        notes: list[str] = []
+        notes: list[WatchNote] = []
         while not notes and time.monotonic() < deadline:
             time.sleep(0.05)
             notes = failing.notes()
-    assert notes and "exited with status 1" in notes[0]
+    assert notes == [HookFailed("exec", "false", "status", status=1)]
+    assert "exited with status 1" in render.watch_note(notes[0])
 
 
 def test_notify_without_a_notifier_says_so_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -320,7 +328,7 @@ def test_notify_without_a_notifier_says_so_once(monkeypatch: pytest.MonkeyPatch)
     hooks = HookRunner(notify=True)
     w = Watch(build_targets([LAN5]), misses=1, hooks=hooks, round_source=lambda _t: [up(PHONE)], resolve=lambda _a: {})
     notes = [n for _ in range(3) for n in w.step().notes]
-    assert len(notes) == 1 and "no desktop notifier" in notes[0]
+    assert notes == [NotifierMissing()] and "no desktop notifier" in render.watch_note(notes[0])
 
 
 def test_notify_runs_notify_send_per_event_with_plain_arguments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
