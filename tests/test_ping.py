@@ -477,6 +477,11 @@ def test_deadline_like_iputils(lab) -> None:
     (rc, out, err), (prc, pout, _perr) = side_by_side(lab, ["-w", "5", "-c", "2", "-i", "0.2"], "198.18.0.10")
     assert rc == prc == 0, err
     assert counts(out) == counts(pout) == (2, 2, 0)
+    # with -w, the first ICMP error ends the run (iputils main_loop: deadline && nerrors)
+    (rc, out, err), (prc, pout, _perr) = side_by_side(lab, ["-w", "8", "-i", "0.2"], "198.18.3.9")
+    assert rc == prc == 1, err
+    assert shapes(out) == shapes(pout) == ["header4", "from", "blank", "title", "counts", "blank"]
+    assert counts(out) == counts(pout) == (1, 0, 1)
 
 
 def test_numeric_output_like_iputils(lab) -> None:
