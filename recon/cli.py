@@ -103,9 +103,15 @@ def sweep(
     exclude_file: ExcludeFileOpt = None,
     yes: YesOpt = False,
     timeout: Annotated[float, typer.Option("--timeout", "-t", help="Seconds to wait for replies after the last probe.")] = 1.0,
-    retries: Annotated[int, typer.Option("--retries", "-r", help="Re-probe the silent targets this many times.")] = 1,
+    retries: Annotated[Optional[int], typer.Option("--retries", "-r", help=(  # noqa: UP045 (typer style of this file)
+        "Re-probe the silent targets this many times (default: adapt: again while the last retry round still "
+        "found hosts, at most 6)."), show_default=False)] = None,
     rate: Annotated[Optional[float], typer.Option("--rate", help="Probes per second (token bucket); default: as fast as the socket takes.")] = None,
-    probe: Annotated[str, typer.Option("--probe", help="ICMP probe: echo (type 8), timestamp (13) or mask (17).")] = "echo",
+    probe: Annotated[Optional[list[str]], typer.Option("--probe", help=(  # noqa: UP045 (typer style of this file)
+        "Probe routed targets with: echo, timestamp, mask (ICMP), syn:PORTS, ack:PORTS, udp:PORTS; repeatable, "
+        "e.g. --probe syn:443,80 --probe udp:53. nmap's -PE -PP -PM -PS443,80 -PA80 -PU53 work too. "
+        "Default: echo, syn:443, ack:80, timestamp (nmap -sn); on-link targets always go by ARP."),
+        show_default=False)] = None,
     method: Annotated[str, typer.Option("--method", help="auto: ARP on-link, ICMP routed (as nmap); or icmp, arp.")] = "auto",
     engine: Annotated[str, typer.Option("--engine", help="raw: batched raw sockets; scapy: Scapy sr() (slow reference).")] = "raw",
     source: Annotated[Optional[str], typer.Option("--source", help="Send from this local IPv4 address.")] = None,
@@ -124,8 +130,19 @@ def sweep(
     cluster: Annotated[Optional[str], typer.Option("--cluster", help="Run shards as tasks on a Dask cluster: tcp://SCHEDULER:8786, or local:N worker processes (needs recon[cluster]).")] = None,
     resume: Annotated[Optional[str], typer.Option("--resume", help="Record the seed, the shards and each finished shard in FILE; run the same command again to carry on where it stopped.")] = None,
 ) -> int:
-    """Find live hosts (ICMP/ARP). Example: recon sweep 192.168.1.1-120"""
+    """Find live hosts (ARP on-link; ICMP, TCP and UDP probes routed).
+
+    \b
+    Examples:
+      recon sweep 192.168.1.1-120                  nmap -sn's probes: echo, SYN 443, ACK 80, timestamp
+      recon sweep 10.0.0.0/24 --probe echo         ICMP echo only (ping)
+      recon sweep 10.0.0.0/24 --probe syn:22,443   hosts that drop ICMP but answer TCP (nmap -PS22,443)
+      recon sweep 10.0.0.0/24 -PA80                TCP ACK: an RST back means up, even through stateless filters
+      recon sweep 10.0.0.0/24 --probe udp:53       a UDP reply, or port unreachable from the host, means up
+      recon sweep 10.0.0.0/24 -PP                  ICMP timestamp (hosts that drop only echo)
+    """
     from recon.engine import Prober
+    from recon.probes import parse_probes
     from recon.targets import build_targets, parse_shard
 
     if json_out and csv_out:
@@ -141,8 +158,9 @@ def sweep(
 
         if pcap is not None:
             raise InputError("--pcap cannot be combined with --cluster or --resume", hint="drop --pcap")
-        result = cluster_sweep(target_set, cluster, timeout=timeout, retries=retries, seed=seed, shard=shard_t, resolve=resolve,
-                               resume=resume, on_shard=lambda s: render.err(render.shard_line(s)), **options)
+        result = cluster_sweep(target_set, cluster, timeout=timeout, retries=1 if retries is None else retries, seed=seed,
+                               shard=shard_t, resolve=resolve, resume=resume,
+                               on_shard=lambda s: render.err(render.shard_line(s)), **options)
     else:
         progress = render.SweepProgress()
         with Prober(**options) as prober:
@@ -158,6 +176,8 @@ def sweep(
         if text:
             render.out(text)
     render.err(render.sweep_summary(result))
+    if not result.up:
+        render.err(render.sweep_hint(result, [str(p) for p in parse_probes(probe)]))
     return ExitStatus.OK if result.up else ExitStatus.NONE
 
 
@@ -575,9 +595,34 @@ def run(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stde
     ``stdout``/``stderr`` (default: the process's) receive everything recon prints, so tests run
     commands in-process: ``run(["sweep", "--help"], stdout=buf, stderr=buf2)``.
     """
-    args = sys.argv[1:] if argv is None else list(argv)
+    args = nmap_probe_aliases(sys.argv[1:] if argv is None else list(argv))
     with render.console(render.Console(stdout, stderr)), _click_streams(stdout, stderr):
         return _run(args)
+
+
+_NMAP_PROBES = {"-PE": "echo", "-PP": "timestamp", "-PM": "mask", "-PS": "syn", "-PA": "ack", "-PU": "udp"}
+_NMAP_DEFAULT_PORTS = {"syn": "80", "ack": "80", "udp": "40125"}  # nmap's defaults for a bare -PS / -PA / -PU
+
+
+def nmap_probe_aliases(args: list[str]) -> list[str]:
+    """nmap's attached probe options for ``sweep`` (Click cannot parse ``-PS443``): ``-PS443,80`` becomes
+    ``--probe syn:443,80``, ``-PE`` ``--probe echo``, and so on; nothing after ``--`` is touched."""
+    if "sweep" not in args:
+        return args
+    start = args.index("sweep") + 1
+    out, rest = args[:start], args[start:]
+    for n, arg in enumerate(rest):
+        if arg == "--":
+            out += rest[n:]
+            break
+        kind, ports = _NMAP_PROBES.get(arg[:3]), arg[3:]
+        if kind is None or (kind not in _NMAP_DEFAULT_PORTS and ports):
+            out.append(arg)
+        elif kind not in _NMAP_DEFAULT_PORTS:
+            out += ["--probe", kind]
+        else:
+            out += ["--probe", f"{kind}:{ports or _NMAP_DEFAULT_PORTS[kind]}"]
+    return out
 
 
 @contextlib.contextmanager

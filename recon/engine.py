@@ -35,7 +35,8 @@ import threading
 import time
 from array import array
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,7 @@ from recon.errors import InvalidOption
 from recon.icmp import REPLY_TO, icmp_name, quoted_probe
 from recon.models import HostResult, SweepResult, SweepStats
 from recon.packets import ipv4_header
+from recon.probes import ICMP_KINDS, L4_KINDS, Cookies, L4Probe, ProbeSpec, icmp_probes, l4_probes, parse_probes
 from recon.targets import build_targets, int_to_ip, ip_to_int, is_ipv4, parse_shard
 from recon.transport import PacketSocket, Transport, big_buffers, bind_device, default_transport, require_raw
 
@@ -60,25 +62,21 @@ _REPLY_TYPES4 = frozenset(reply for request, reply in REPLY_TO.items() if reques
 _PENDING, _UP, _UNREACH = 0, 1, 2
 _MIN_ROUND_WAIT = 0.05
 _LATE_MEMORY = 8  # previous sweeps whose ids still count as "late", not "ignored"
+ADAPTIVE_RETRIES = 6  # the cap on retry rounds when retries adapt (retries=None)
+# reply codes beyond ICMP types: answers to TCP/UDP probes, ARP, ourselves
+_SYN_ACK, _RST, _UDP_REPLY, _PORT_UNREACH, _LOCALHOST, _ARP_REPLY = 250, 251, 252, 253, 254, 255
+_L4_NAMES = {_SYN_ACK: "syn-ack", _RST: "rst", _UDP_REPLY: "udp-reply", _PORT_UNREACH: "port-unreachable"}
+_L4_CODES = {name: code for code, name in _L4_NAMES.items()}
 
 
 def probe_template(probe: str) -> tuple[bytes, int]:
-    """The ICMP probe (id = seq = 0, checksum 0, 8-byte payload) built by Scapy, and its checksum partial sum.
+    """The ICMP probe (id = seq = 0, checksum 0, 8-byte payload for echo) built by Scapy, and its checksum partial sum.
 
     The partial sum lets the hot loop compute each probe's checksum from its id,
     seq and attempt byte in a few integer operations (RFC 1624 style).
     """
-    from scapy.layers.inet import ICMP
-
-    req, _ = PROBES[probe]
-    icmp = ICMP(type=req, code=0, id=0, seq=0, chksum=0)
-    if probe == "timestamp":
-        icmp.ts_ori = icmp.ts_rx = icmp.ts_tx = 0
-    raw = bytes(icmp)
-    if probe == "echo":
-        raw += b"\0" * 8  # payload: byte 0 is the attempt number
-    total = sum(struct.unpack(f"!{len(raw) // 2}H", raw))
-    return raw, total
+    (icmp,) = icmp_probes([ProbeSpec(probe)])
+    return icmp.template, icmp.partial
 
 
 def _fold(total: int) -> int:
@@ -90,28 +88,39 @@ def _fold(total: int) -> int:
 class Prober:
     """Keeps its sockets open between sweeps (watch calls .sweep() every round)."""
 
-    def __init__(self, *, method: str = "auto", probe: str = "echo", engine: str = "raw",
+    def __init__(self, *, method: str = "auto", probe: str | Sequence[str] | None = "echo", engine: str = "raw",
                  interface: str | None = None, source: str | None = None, rate: float | None = None,
                  transport: Transport | None = None) -> None:
+        """``probe``: one spec or several (``echo``, ``timestamp``, ``mask``, ``syn:443,80``, ``ack:80``,
+        ``udp:53``), all sent to every routed target in the same pass; None is nmap's host-discovery set
+        (echo, SYN to 443, ACK to 80, timestamp), the CLI's default."""
         if method not in METHODS:
             raise InvalidOption("--method", method, f"one of {', '.join(METHODS)}")
-        if probe not in PROBES:
-            raise InvalidOption("--probe", probe, f"one of {', '.join(PROBES)}")
+        specs = parse_probes(probe)
         if engine not in ENGINES:
             raise InvalidOption("--engine", engine, f"one of {', '.join(ENGINES)}")
         if rate is not None and not rate > 0:
             raise InvalidOption("--rate", rate, "a number of packets per second above 0")
         if source is not None and not is_ipv4(source):
             raise InvalidOption("--source", source, "an IPv4 address of this machine")
-        self.method, self.probe, self.engine = method, probe, engine
+        if engine == "scapy" and any(p.kind in L4_KINDS for p in specs):
+            if probe is not None:
+                raise InvalidOption("--engine", engine, "the Scapy reference engine sends ICMP and ARP only; "
+                                    "use --engine raw for TCP/UDP probes")
+            specs = tuple(p for p in specs if p.kind in ICMP_KINDS)[:1]
+        self.specs = specs
+        icmp_kinds = [p.kind for p in specs if p.kind in ICMP_KINDS]
+        self.method, self.probe, self.engine = method, (icmp_kinds[0] if icmp_kinds else ""), engine
         self.interface, self.source, self.rate = interface, source, rate
+        self._l4: dict[int, PacketSocket] = {}
+        self._l4_source: str | None = None
+        self.sport = random.randint(40000, 60999)  # TCP probes' source port (the kernel RSTs what comes back)
         self.transport = transport if transport is not None else default_transport()
         self._icmp: PacketSocket | None = None
         self._arp: PacketSocket | None = None
         self._arp_iface: str | None = None
         self._arp_link: Link | None = None
         self._previous_bases: deque[int] = deque(maxlen=_LATE_MEMORY)
-        self._template: tuple[bytes, int] | None = None
         self._closed = False
         if interface is not None:
             self._arp_link = link(interface, self.transport)  # validates the name in this namespace
@@ -151,11 +160,37 @@ class Prober:
             self._arp, self._arp_iface = s, iface
         return self._arp
 
+    def _l4_sockets(self, source: str) -> dict[int, PacketSocket]:
+        """Raw TCP/UDP sockets bound to ``source`` (the address the probes' checksums are computed for)."""
+        if self._l4_source != source:
+            for sock in self._l4.values():
+                sock.close()
+            self._l4 = {}
+        protos = {socket.IPPROTO_UDP if p.kind == "udp" else socket.IPPROTO_TCP for p in self.specs if p.kind in L4_KINDS}
+        for proto in sorted(protos - set(self._l4)):
+            s = self.transport.raw_ip(socket.AF_INET, proto, what="recon sweep (TCP/UDP probes)")
+            try:
+                big_buffers(s)
+                if self.interface:
+                    bind_device(s, self.interface)
+                try:
+                    s.bind((source, 0))
+                except OSError:
+                    raise InvalidOption("--source", source, "not an address of this machine") from None
+                s.setblocking(False)
+            except BaseException:
+                s.close()
+                raise
+            self._l4[proto] = s
+        self._l4_source = source
+        return self._l4
+
     def close(self) -> None:
-        for s in (self._icmp, self._arp):
+        for s in (self._icmp, self._arp, *self._l4.values()):
             if s is not None:
                 s.close()
         self._icmp = self._arp = None
+        self._l4 = {}
         self._closed = True
 
     def __enter__(self) -> Prober:
@@ -190,16 +225,38 @@ class Prober:
         self._arp_link = lnk
         return kind, lnk
 
+    def _l4_plan(self, addrs: array[int], kind: bytearray | None) -> _L4Plan | None:
+        """The TCP/UDP probes of this sweep and their sockets, or None (no such probes, or no route)."""
+        specs = [p for p in self.specs if p.kind in L4_KINDS]
+        if not specs:
+            return None
+        source = self.source
+        if source is None:
+            first = next((i for i in range(len(addrs)) if kind is None or not kind[i]), None)
+            if first is None:
+                return None
+            try:
+                source = self.transport.route_source(int_to_ip(addrs[first]), interface=self.interface)
+            except OSError:
+                return None  # no route: the ICMP sends say so (send_errors)
+        socks = self._l4_sockets(source)
+        probes = l4_probes(specs, Cookies(), ip_to_int(source), self.sport)
+        return _L4Plan(probes, socks.get(socket.IPPROTO_TCP), socks.get(socket.IPPROTO_UDP))
+
     # -- the sweep ------------------------------------------------------------------
-    def sweep(self, targets: TargetSet, *, timeout: float = 1.0, retries: int = 1, seed: int | None = None,
+    def sweep(self, targets: TargetSet, *, timeout: float = 1.0, retries: int | None = 1, seed: int | None = None,
               shard: tuple[int, int] = (1, 1), pcap: str | None = None, resolve: bool = False,
               progress: Callable[[int, int], None] | None = None) -> SweepResult:
-        """Probe every target (of this shard); return every one with its status and the counters."""
+        """Probe every target (of this shard); return every one with its status and the counters.
+
+        ``retries=None`` adapts: the silent are probed again while the last retry round still found
+        hosts (a sign of loss), at most ``ADAPTIVE_RETRIES`` times; a loss-free sweep stops after one.
+        """
         if self._closed:
             raise RuntimeError("this Prober is closed")
         if not timeout >= 0:
             raise InvalidOption("--timeout", timeout, "seconds, 0 or more")
-        if not 0 <= retries <= 100:
+        if retries is not None and not 0 <= retries <= 100:
             raise InvalidOption("--retries", retries, "a whole number from 0 to 100")
         addrs = array("I", targets.order(seed, shard))
         kind, lnk = self._plan(addrs)
@@ -207,11 +264,13 @@ class Prober:
         run: _Run
         if self.engine == "scapy":
             require_raw("recon sweep", self.transport)
-            run = _ScapySweep(self, addrs, kind, lnk, timeout, retries)
+            run = _ScapySweep(self, addrs, kind, lnk, timeout, 1 if retries is None else retries)
         else:
-            icmp = self._icmp_socket() if kind is None or 0 in kind else None
+            routed = kind is None or 0 in kind
+            icmp = self._icmp_socket() if routed else None
             arp = self._arp_socket(lnk.name) if kind is not None and 1 in kind and lnk is not None else None
-            run = _RawSweep(self, addrs, kind, lnk, icmp, arp, timeout, retries, progress)
+            l4 = self._l4_plan(addrs, kind) if routed else None
+            run = _RawSweep(self, addrs, kind, lnk, (icmp, arp, l4), timeout, retries, progress)
         writer = None
         if pcap is not None:
             from recon.pcap import LINKTYPE_ETHERNET, LINKTYPE_RAW, PcapWriter
@@ -229,7 +288,8 @@ class Prober:
         return SweepResult(hosts=hosts, stats=run.stats())
 
 
-def sweep(targets: TargetSet | Iterable[str] | str, *, method: str = "auto", probe: str = "echo", engine: str = "raw",
+def sweep(targets: TargetSet | Iterable[str] | str, *, method: str = "auto", probe: str | Sequence[str] | None = "echo",
+          engine: str = "raw",
           interface: str | None = None, source: str | None = None, rate: float | None = None,
           transport: Transport | None = None, **kwargs: Any) -> SweepResult:
     """One sweep: ``Prober(...)`` + ``.sweep(...)`` + close. Targets may be a TargetSet or specs."""
@@ -274,7 +334,7 @@ class _Run:
             return
         for i in range(self.n):
             if self.kind[i] and self.addrs[i] == self.link.address:
-                self.state[i], self.reply[i], self.rtt[i] = _UP, 254, 0.0
+                self.state[i], self.reply[i], self.rtt[i] = _UP, _LOCALHOST, 0.0
                 self.extra[i] = (self.link.mac_str,)
                 self.answered += 1
 
@@ -294,14 +354,19 @@ class _Run:
                 continue
             r = reply[i]
             ms = round(float(rtt[i]), 3) if rtt[i] >= 0 else None
-            if r >= 254:
+            if r >= _LOCALHOST:
                 mac = extra[i][0]
-                out.append(HostResult(address, "up", ms, None, "arp-reply" if r == 255 else "localhost", mac, vendor(mac), name))
+                why = "arp-reply" if r == _ARP_REPLY else "localhost"
+                out.append(HostResult(address, "up", ms, None, why, mac, vendor(mac), name, reason=why))
+            elif st == _UP and r in _L4_NAMES:
+                why = _L4_NAMES[r]
+                out.append(HostResult(address, "up", ms, ttl[i], f"{why}/{extra[i][0]}", hostname=name, reason=why))
             elif st == _UP:
-                out.append(HostResult(address, "up", ms, ttl[i], icmp_name(r, 0), hostname=name))
+                why = icmp_name(r, 0)
+                out.append(HostResult(address, "up", ms, ttl[i], why, hostname=name, reason=why))
             else:
-                out.append(HostResult(address, "unreachable", ms, ttl[i], icmp_name(r, code[i]),
-                                      hostname=name, reporter=extra[i][0]))
+                why = icmp_name(r, code[i])
+                out.append(HostResult(address, "unreachable", ms, ttl[i], why, hostname=name, reporter=extra[i][0], reason=why))
         return tuple(out)
 
     def stats(self) -> SweepStats:
@@ -328,7 +393,7 @@ class IcmpMatcher:
     sweep went to ``addrs[i]`` with ``id = base + (i >> 16)``, ``seq = i & 0xffff``. The
     answer is ``(verdict, index, attempt)``:
 
-    * ``REPLY``: a ``reply_type`` message whose id/seq decode to an index whose address
+    * ``REPLY``: a ``reply_type`` message (one type or several) whose id/seq decode to an index whose address
       is the reply's source; ``attempt`` is the echo payload's attempt byte (-1 when the
       probe kind carries none);
     * ``ERROR``: unreachable / time exceeded quoting our probe (ICMP, the same
@@ -339,8 +404,9 @@ class IcmpMatcher:
 
     __slots__ = ("addrs", "base", "blocks", "n", "previous", "reply_type")
 
-    def __init__(self, addrs: array[int], base: int, reply_type: int, previous: Iterable[int] = ()) -> None:
-        self.addrs, self.n, self.base, self.reply_type = addrs, len(addrs), base, reply_type
+    def __init__(self, addrs: array[int], base: int, reply_type: int | Iterable[int], previous: Iterable[int] = ()) -> None:
+        self.addrs, self.n, self.base = addrs, len(addrs), base
+        self.reply_type = frozenset([reply_type] if isinstance(reply_type, int) else reply_type)
         self.blocks = (self.n >> 16) + 1
         self.previous = tuple(previous)
 
@@ -349,7 +415,7 @@ class IcmpMatcher:
         if len(data) < ihl + 8:
             return _NO_MATCH
         itype = data[ihl]
-        if itype == self.reply_type:
+        if itype in self.reply_type:
             blk = (((data[ihl + 4] << 8) | data[ihl + 5]) - self.base) & 0xFFFF
             i = (blk << 16) | (data[ihl + 6] << 8) | data[ihl + 7]
             if blk >= self.blocks or i >= self.n or self.addrs[i] != int.from_bytes(data[12:16], "big"):
@@ -397,11 +463,14 @@ class _PcapTap:
         except OSError:
             return b"\0" * 4
 
-    def probe(self, data: bytes | bytearray, dst: int, is_frame: bool) -> None:
+    def probe(self, data: bytes | bytearray, dst: int, is_frame: bool, sock: PacketSocket | None) -> None:
         if is_frame:
             self.writer.write(bytes(data))
             return
-        packet = ipv4_header(self.src_addr, dst.to_bytes(4, "big"), len(data), 64, True) + bytes(data)
+        l4 = self.run.l4 if isinstance(self.run, _RawReceive) else None
+        proto = socket.IPPROTO_TCP if l4 is not None and sock is l4.tcp else (
+            socket.IPPROTO_UDP if l4 is not None and sock is l4.udp else socket.IPPROTO_ICMP)
+        packet = ipv4_header(self.src_addr, dst.to_bytes(4, "big"), len(data), 64, True, proto) + bytes(data)
         if self.ethernet:
             packet = b"\0" * 6 + self.eth_src + b"\x08\x00" + packet
         self.writer.write(packet)
@@ -415,14 +484,24 @@ class _PcapTap:
         self.writer.write(frame)
 
 
+@dataclass(frozen=True, slots=True)
+class _L4Plan:
+    """A sweep's TCP/UDP probes (sharing one cookie key) and the raw sockets they go out on."""
+
+    probes: tuple[L4Probe, ...]
+    tcp: PacketSocket | None
+    udp: PacketSocket | None
+
+
 class _RawReceive(_Run):
     """The receiving half of a raw sweep: its sockets, waiting on them, draining and matching what they read."""
 
-    def __init__(self, prober: Prober, addrs: array[int], kind: bytearray | None, lnk: Link | None, icmp: PacketSocket | None,
-                 arp: PacketSocket | None, timeout: float, retries: int,
-                 progress: Callable[[int, int], None] | None) -> None:
-        super().__init__(prober, addrs, kind, lnk, timeout, retries)
-        self.icmp, self.arp = icmp, arp
+    def __init__(self, prober: Prober, addrs: array[int], kind: bytearray | None, lnk: Link | None,
+                 socks: tuple[PacketSocket | None, PacketSocket | None, _L4Plan | None], timeout: float,
+                 retries: int | None, progress: Callable[[int, int], None] | None) -> None:
+        super().__init__(prober, addrs, kind, lnk, timeout, 1 if retries is None else retries)
+        self.adaptive = retries is None
+        self.icmp, self.arp, self.l4 = socks
         self.progress = progress
         self.tap: _PcapTap | None = None
         self.sent_at = array("d", bytes(8 * self.n))
@@ -431,26 +510,24 @@ class _RawReceive(_Run):
         self.base = random.getrandbits(16)
         while self.base in prober._previous_bases:
             self.base = random.getrandbits(16)
-        self.template, self.partial, reply_type = b"", 0, -1
-        if icmp is not None:
-            if prober._template is None:
-                prober._template = probe_template(prober.probe)
-            self.template, self.partial = prober._template
-            reply_type = PROBES[prober.probe][1]
-        self.match = IcmpMatcher(addrs, self.base, reply_type, prober._previous_bases)
+        self.icmp_probes = icmp_probes(prober.specs) if self.icmp is not None else ()
+        self.match = IcmpMatcher(addrs, self.base, [p.reply for p in self.icmp_probes], prober._previous_bases)
         self.arp_index: dict[int, int] = {}
         self.arp_frame = bytearray()
         self.my_addr = 0
-        if arp is not None and lnk is not None and kind is not None:
+        if self.arp is not None and lnk is not None and kind is not None:
             self.arp_frame = bytearray(arp_request_template(lnk))
             self.arp_index = {addrs[i]: i for i in range(self.n) if kind[i]}
             self.my_addr = lnk.address
+        self.where: dict[int, int] = {}  # address → index, for answers that carry no index (TCP/UDP)
+        if self.l4 is not None:
+            self.where = {addrs[i]: i for i in range(self.n) if kind is None or not kind[i]}
+        self.multi = len(self.icmp_probes) + (len(self.l4.probes) if self.l4 else 0) > 1
+        self.socks = [s for s in (self.icmp, self.arp, *((self.l4.tcp, self.l4.udp) if self.l4 else ())) if s is not None]
 
     # -- waiting ----------------------------------------------------------------------
     def _flush_stale(self) -> None:
-        for s in (self.icmp, self.arp):
-            if s is None:
-                continue
+        for s in self.socks:
             while True:
                 try:
                     data = s.recv(65535)
@@ -460,24 +537,22 @@ class _RawReceive(_Run):
                     self.late += 1
 
     def _wait_until(self, deadline: float) -> None:
-        socks = [s for s in (self.icmp, self.arp) if s is not None]
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            ready, _, _ = select.select(socks, [], [], left)
+            ready, _, _ = select.select(self.socks, [], [], left)
             if ready:
                 self._drain()
 
     def _wait(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
-        socks = [s for s in (self.icmp, self.arp) if s is not None]
         last_progress = 0.0
         while self.answered < self.n:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            ready, _, _ = select.select(socks, [], [], min(left, 0.1))
+            ready, _, _ = select.select(self.socks, [], [], min(left, 0.1))
             if ready:
                 self._drain()
             if self.progress is not None and time.monotonic() - last_progress > 0.1:
@@ -490,12 +565,16 @@ class _RawReceive(_Run):
             self._drain_icmp(self.icmp)
         if self.arp is not None:
             self._drain_arp(self.arp)
+        if self.l4 is not None:
+            for sock in (self.l4.tcp, self.l4.udp):
+                if sock is not None:
+                    self._drain_l4(sock)
 
     def _drain_icmp(self, sock: PacketSocket) -> None:
         # A drain loop: IcmpMatcher decides from the bytes; the bookkeeping stays inline (one call per packet).
         recv, match = sock.recv, self.match
         state, attempt, sent_at = self.state, self.attempt, self.sent_at
-        tap = self.tap
+        tap, l4, multi = self.tap, self.l4, self.multi
         clock = time.monotonic
         while True:
             try:
@@ -510,6 +589,8 @@ class _RawReceive(_Run):
                 self.received += 1
                 try_attempt = attempt[i] if got < 0 else got
                 if state[i] == _UP:
+                    if multi and self.reply[i] != data[(data[0] & 15) << 2]:
+                        continue  # another probe kind's answer: not a duplicate
                     if try_attempt < attempt[i]:
                         self.late += 1
                     else:
@@ -531,20 +612,84 @@ class _RawReceive(_Run):
             elif verdict == ERROR:
                 self.received += 1
                 if state[i] != _PENDING:
-                    self.duplicates += 1
+                    self.duplicates += not multi  # with several probe kinds, each may get its error
                     continue
-                ihl = (data[0] & 15) << 2
-                self.answered += 1
-                state[i] = _UNREACH
-                self.ttl[i] = data[8]
-                self.reply[i] = data[ihl]
-                self.code[i] = data[ihl + 1]
-                self.rtt[i] = (now - sent_at[i]) * 1000.0
-                self.extra[i] = (socket.inet_ntoa(data[12:16]),)
+                self._unreachable(i, data, now)
             elif verdict == LATE:
                 self.late += 1
+            elif l4 is None or not self._l4_error(data, now):
+                self.ignored += 1
+
+    def _unreachable(self, i: int, data: bytes, now: float) -> None:
+        ihl = (data[0] & 15) << 2
+        self.answered += 1
+        self.state[i] = _UNREACH
+        self.ttl[i] = data[8]
+        self.reply[i] = data[ihl]
+        self.code[i] = data[ihl + 1]
+        self.rtt[i] = (now - self.sent_at[i]) * 1000.0
+        self.extra[i] = (socket.inet_ntoa(data[12:16]),)
+
+    def _l4_error(self, data: bytes, now: float) -> bool:
+        """An ICMP error about one of our TCP/UDP probes: port unreachable from the target itself means up,
+        anything else from anyone else makes a silent target unreachable. False: not about our probes."""
+        ihl = (data[0] & 15) << 2
+        if len(data) < ihl + 8 or data[ihl] not in (3, 11) or self.l4 is None:
+            return False
+        quoted = quoted_probe(data[ihl + 8:], 4)
+        if quoted is None:
+            return False
+        probe = next((p for p in self.l4.probes if p.answers_quote(quoted)), None)
+        i = self.where.get(ip_to_int(quoted.dst)) if probe is not None else None
+        if probe is None or i is None:
+            return False
+        self.received += 1
+        if data[ihl] == 3 and data[ihl + 1] == 3 and data[12:16] == socket.inet_aton(quoted.dst):
+            self._answered(i, _PORT_UNREACH, data[8], probe, now)
+        elif self.state[i] == _PENDING:
+            self._unreachable(i, data, now)
+        return True
+
+    def _drain_l4(self, sock: PacketSocket) -> None:
+        # One call per probe kind per packet: TCP/UDP answers are matched by cookie, not decoded from an index.
+        recv, probes, where, tap = sock.recv, self.l4.probes if self.l4 else (), self.where, self.tap
+        while True:
+            try:
+                data = recv(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            now = time.monotonic()
+            for probe in probes:
+                answer = probe.match(data)
+                if answer is not None:
+                    break
             else:
                 self.ignored += 1
+                continue
+            i = where.get(answer.address)
+            if i is None:
+                self.ignored += 1
+                continue
+            if tap is not None:
+                tap.reply(data)
+            self.received += 1
+            self._answered(i, _L4_CODES[answer.reason], answer.ttl, probe, now)
+
+    def _answered(self, i: int, code: int, ttl: int, probe: L4Probe, now: float) -> None:
+        if self.state[i] == _UP:
+            spec = f"{probe.kind}:{probe.port}"
+            self.duplicates += self.reply[i] == code and self.extra.get(i) == (spec,)  # the same probe answered twice
+            return
+        if self.state[i] == _PENDING:
+            self.answered += 1
+        self.state[i] = _UP
+        self.ttl[i] = ttl
+        self.reply[i] = code
+        self.extra[i] = (f"{probe.kind}:{probe.port}",)
+        rtt = now - self.sent_at[i]
+        self.rtt[i] = rtt * 1000.0
+        if rtt > self.max_rtt:
+            self.max_rtt = rtt
 
     def _drain_arp(self, sock: PacketSocket) -> None:
         recv = sock.recv
@@ -573,7 +718,7 @@ class _RawReceive(_Run):
                 continue
             self.answered += 1
             state[i] = _UP
-            self.reply[i] = 255
+            self.reply[i] = _ARP_REPLY
             self.rtt[i] = (clock() - self.sent_at[i]) * 1000.0
             self.extra[i] = (frame[22:28].hex(":"),)
 
@@ -591,20 +736,24 @@ class _RawSweep(_RawReceive):
         self.mark_local()
         state = self.state
         todo: Iterable[int] = [i for i in range(self.n) if not state[i]] if self.answered else range(self.n)
-        rounds = self.retries + 1
+        rounds = 1 + (ADAPTIVE_RETRIES if self.adaptive else self.retries)
         try:
             for rnd in range(rounds):
+                before = self.answered
                 count = self._send_round(todo, rnd)
                 if rnd:
                     self.resent += count
                 last = rnd == rounds - 1
-                if last:
+                if last and not self.adaptive:
                     wait = self.timeout
                 else:
                     # between rounds, wait only as long as replies have taken so far (adaptive, as nmap does)
                     wait = self.timeout if self.received == 0 else min(self.timeout, max(_MIN_ROUND_WAIT, 3 * self.max_rtt + 0.02))
                 self._wait(wait)
                 if self.answered >= self.n:
+                    break
+                if self.adaptive and (last or (rnd and self.answered == before)):
+                    self._wait(self.timeout - wait)  # no sign of loss left: wait out the timeout once
                     break
                 if not last:
                     todo = [i for i in range(self.n) if not state[i]]
@@ -616,7 +765,8 @@ class _RawSweep(_RawReceive):
 
     def _send_round(self, todo: Iterable[int], rnd: int) -> int:
         # The hot loop: everything it touches is a local, and the per-target work is inline,
-        # because a function call per packet costs measurable speed on a /16.
+        # because a function call per packet costs measurable speed on a /16. TCP/UDP probes
+        # are built by their probe object (one call each: they carry a keyed cookie).
         icmp, arp, kind = self.icmp, self.arp, self.kind
         addrs, sent_at, attempt = self.addrs, self.sent_at, self.attempt
         tap = self.tap
@@ -624,22 +774,21 @@ class _RawSweep(_RawReceive):
         interval = 1.0 / rate if rate else 0.0
         burst = max(1.0, (rate or 0) / 200)  # allow 5 ms of burst
         next_at = time.monotonic()
-        pack_into = struct.pack_into
-        clock = time.monotonic
-        ntoa = socket.inet_ntoa
-        base, partial = self.base, self.partial
-        buf = bytearray(self.template)
-        req_type = buf[0] if buf else 0
-        rtype_code = (req_type << 8)
-        rnd_word = rnd << 8  # the attempt byte is the high byte of the payload's first word
-        if len(buf) > 8 and req_type == 8:
-            buf[8] = rnd
-        else:
+        pack_into, clock, ntoa, base = struct.pack_into, time.monotonic, socket.inet_ntoa, self.base
+        kinds = []  # (buffer, checksum partial sum + attempt word, type/code word) per ICMP probe kind
+        for p in self.icmp_probes:
+            buf = bytearray(p.template)
             rnd_word = 0
+            if p.kind == "echo":
+                buf[8] = rnd  # the attempt byte is the high byte of the payload's first word
+                rnd_word = rnd << 8
+            kinds.append((buf, p.partial + rnd_word, p.request << 8))
+        l4 = [(p, self.l4.tcp if p.proto == socket.IPPROTO_TCP else self.l4.udp) for p in self.l4.probes] if self.l4 else []
+        icmp_pairs: list[tuple[PacketSocket | None, bytes | bytearray]] = [(icmp, buf) for buf, _, _ in kinds]
         frame = self.arp_frame
-        drain = self._drain
-        progress = self.progress
-        count = 0
+        arp_pairs: list[tuple[PacketSocket | None, bytes | bytearray]] = [(arp, frame)]
+        drain, progress = self._drain, self.progress
+        count = done = 0
         for i in todo:
             if interval:
                 now = clock()
@@ -650,42 +799,44 @@ class _RawSweep(_RawReceive):
             a = addrs[i]
             if kind is not None and kind[i]:
                 frame[38:42] = a.to_bytes(4, "big")
-                data = frame
-                sock, dest = arp, None
+                packets, dst = arp_pairs, None
             else:
                 ident = (base + (i >> 16)) & 0xFFFF
                 seq = i & 0xFFFF
-                pack_into("!HHHH", buf, 0, rtype_code, _fold(partial + ident + seq + rnd_word), ident, seq)
-                data = buf
-                sock, dest = icmp, (ntoa(a.to_bytes(4, "big")), 0)
-            while True:
-                try:
-                    sent_at[i] = clock()
-                    if dest is None:
-                        sock.send(data)  # type: ignore[union-attr]  # the plan opened the socket its targets need
-                    else:
-                        sock.sendto(data, dest)  # type: ignore[union-attr]  # likewise
-                    break
-                except (BlockingIOError, InterruptedError):
-                    drain()
-                    time.sleep(0.0005)
-                except OSError as exc:
-                    if exc.errno == errno.ENOBUFS:
+                dst = (ntoa(a.to_bytes(4, "big")), 0)
+                for buf, partial, type_code in kinds:
+                    pack_into("!HHHH", buf, 0, type_code, _fold(partial + ident + seq), ident, seq)
+                packets = icmp_pairs + [(s, p.build(a)) for p, s in l4] if l4 else icmp_pairs
+            sent_at[i] = clock()
+            for sock, data in packets:
+                while True:
+                    try:
+                        if dst is None:
+                            sock.send(data)  # type: ignore[union-attr]  # the plan opened the socket its targets need
+                        else:
+                            sock.sendto(data, dst)  # type: ignore[union-attr]  # likewise
+                        break
+                    except (BlockingIOError, InterruptedError):
                         drain()
                         time.sleep(0.0005)
-                        continue
-                    self.send_errors += 1  # e.g. EHOSTUNREACH/ENETUNREACH: the kernel has no route
-                    if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EACCES, errno.EPERM):
-                        break
-                    raise
+                    except OSError as exc:
+                        if exc.errno == errno.ENOBUFS:
+                            drain()
+                            time.sleep(0.0005)
+                            continue
+                        self.send_errors += 1  # e.g. EHOSTUNREACH/ENETUNREACH: the kernel has no route
+                        if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EACCES, errno.EPERM):
+                            break
+                        raise
+                count += 1
+                if tap is not None:
+                    tap.probe(data, a, dst is None, sock)
             attempt[i] = rnd
-            count += 1
-            if tap is not None:
-                tap.probe(data, a, dest is None)
-            if not count & 31:
+            done += 1
+            if not done & 31:
                 drain()
-                if progress is not None and not count & 4095:
-                    progress(min(self.n, count) if rnd == 0 else self.answered, self.n)
+                if progress is not None and not done & 4095:
+                    progress(min(self.n, done) if rnd == 0 else self.answered, self.n)
         self.sent += count
         drain()
         return count
@@ -747,7 +898,7 @@ class _ScapySweep(_Run):
                 if found is None or self.state[found]:
                     continue
                 i = found
-                self.state[i], self.reply[i] = _UP, 255
+                self.state[i], self.reply[i] = _UP, _ARP_REPLY
                 self.extra[i] = (rcv[ARP].hwsrc.lower(),)
             else:
                 found = where.get(ip_to_int(snd[IP].dst))

@@ -41,6 +41,7 @@ class HostResult:
     vendor: str | None = None
     hostname: str | None = None
     reporter: str | None = None  # the router that reported unreachable / time exceeded
+    reason: str | None = None  # what answered: echo-reply, syn-ack, rst, timestamp-reply, arp-reply, udp-reply, port-unreachable, ...
 
 
 # --- targets ------------------------------------------------------------------------

@@ -785,7 +785,7 @@ def sniff_emitter(live: bool) -> Any:
 # --- sweep ----------------------------------------------------------------------------------
 
 
-SWEEP_COLUMNS = ("address", "status", "rtt_ms", "ttl", "reply", "mac", "vendor", "hostname", "reporter")
+SWEEP_COLUMNS = ("address", "status", "rtt_ms", "ttl", "reply", "mac", "vendor", "hostname", "reporter", "reason")
 
 
 def _sweep_hosts(result: "SweepResult", show_all: bool) -> "tuple[HostResult, ...]":
@@ -868,6 +868,21 @@ def sweep_summary(result: "SweepResult") -> str:
         workers = len({sh.worker for sh in result.shards})
         extra.append(f"{len(result.shards)} shards on {workers} worker{'' if workers == 1 else 's'}")
     return line + (f" ({', '.join(extra)})" if extra else "")
+
+
+def sweep_hint(result: "SweepResult", probes: Sequence[str]) -> str:
+    """One line when nothing answered: what to try next, given the probes that went out."""
+    s = result.stats
+    if s.method == "arp":
+        return ("hint: nothing answered ARP; check --interface, or that the targets are on this segment "
+                "(routed targets take --method icmp)")
+    if s.unreachable and s.unreachable == s.targets:
+        return "hint: a router reported every target unreachable; the range is not reachable from here"
+    if not any(p.startswith(("syn:", "ack:", "udp:")) for p in probes):
+        return ("hint: the hosts may drop ICMP; try TCP probes as nmap does: --probe syn:22,80,443 --probe ack:80 "
+                "(or -PS22,80,443 -PA80), or a longer --timeout")
+    return ("hint: nothing answered these probes; try other ports (--probe syn:22,3389,8080 --probe udp:53,161), "
+            "a longer --timeout, or check the route with 'recon ping'")
 
 
 def shard_line(s: "ShardStats") -> str:

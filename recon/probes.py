@@ -1,0 +1,356 @@
+"""Discovery probes, one class per kind (ARCHITECTURE.md): how each is built and which reply answers it.
+
+Every probe has ``build(target, cookie) -> bytes`` and ``match(reply) -> Answer | None``,
+Scapy's ``answers()``/``hashret()`` idea made stateless the way zmap does it: nothing is
+remembered per probe. What identifies our probe travels in the packet and comes back in
+the answer:
+
+* ICMP echo / timestamp / mask: the id and seq carry the target's index in the sweep
+  (the engine's ``IcmpMatcher`` decodes them); ``cookie`` is that 32-bit id/seq word.
+* TCP SYN / ACK: the sequence number (SYN) or acknowledgment number (ACK) is a keyed
+  cookie of (destination, port, kind). A SYN-ACK or RST acknowledges ``cookie + 1``
+  (answer to a SYN); the RST to a bare ACK carries ``cookie`` as its sequence number
+  (RFC 9293 3.10.7.1). A SYN to a port gets SYN-ACK (open) or RST (closed): either means
+  the host is up. The kernel, which never opened a connection, answers a SYN-ACK with an
+  RST by itself; nothing in recon has to.
+* UDP: the source port and the payload carry the cookie; an answer is any UDP datagram
+  back to that port from the target's port, or an ICMP port unreachable *from the target
+  itself* quoting our datagram (a router's unreachable makes the target unreachable).
+* ARP: the who-has of the engine's ARP path; a reply is keyed by the sender's address.
+
+Cookies (``Cookies``) are blake2s keyed with a random key per sweep, so nobody can forge
+an answer, and a reply is accepted only when its cookie checks. Scapy builds each
+template once; ``build`` patches bytes.
+
+Room is left for IPv6 (ICMPv6 echo, NDP): a probe class says its ``family``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from recon.errors import InvalidOption
+from recon.icmp import Quoted, icmp_name
+
+__all__ = [
+    "DEFAULT_PROBES",
+    "ICMP_KINDS",
+    "L4_KINDS",
+    "Ack",
+    "Answer",
+    "Arp",
+    "Cookies",
+    "Echo",
+    "IcmpProbe",
+    "L4Probe",
+    "Mask",
+    "Probe",
+    "ProbeSpec",
+    "Syn",
+    "TcpProbe",
+    "Timestamp",
+    "Udp",
+    "parse_probes",
+]
+
+ICMP_KINDS = ("echo", "timestamp", "mask")
+L4_KINDS = ("syn", "ack", "udp")
+DEFAULT_PROBES = ("echo", "syn:443", "ack:80", "timestamp")  # nmap -sn's host discovery for routed targets
+_HELP = "echo, timestamp, mask, syn:PORTS, ack:PORTS or udp:PORTS (e.g. syn:443,80)"
+_TCP_SYN, _TCP_RST, _TCP_ACK = 0x02, 0x04, 0x10
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a reply says about a target: ``up`` (answered) or not (an error from a router)."""
+
+    address: int  # the target, IPv4 as int
+    reason: str  # echo-reply, timestamp-reply, syn-ack, rst, udp-reply, port-unreachable, arp-reply, or an ICMP error name
+    ttl: int
+    up: bool = True
+    reporter: str | None = None  # who sent an error about the target
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeSpec:
+    """One probe kind and port as given on the command line: ``syn:443`` → ``ProbeSpec("syn", 443)``."""
+
+    kind: str
+    port: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.port}" if self.kind in L4_KINDS else self.kind
+
+
+def parse_probes(specs: str | Iterable[str] | None) -> tuple[ProbeSpec, ...]:
+    """``["echo", "syn:443,80", "udp:53"]`` → one ProbeSpec per kind and port, in order, no repeats.
+
+    ``None`` is the default set (``DEFAULT_PROBES``); a bad spec is InvalidOption naming ``--probe``.
+    """
+    if specs is None:
+        specs = DEFAULT_PROBES
+    elif isinstance(specs, str):
+        specs = [specs]
+    out: dict[ProbeSpec, None] = {}
+    for spec in specs:
+        kind, sep, ports = spec.strip().lower().partition(":")
+        if kind in ICMP_KINDS and not sep:
+            out[ProbeSpec(kind)] = None
+            continue
+        if kind not in L4_KINDS or not ports:
+            raise InvalidOption("--probe", spec, _HELP)
+        for text in ports.split(","):
+            if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 65535:
+                raise InvalidOption("--probe", spec, "ports are numbers from 1 to 65535, comma-separated")
+            out[ProbeSpec(kind, int(text))] = None
+    if not out:
+        raise InvalidOption("--probe", ",".join(specs), _HELP)
+    return tuple(out)
+
+
+class Cookies:
+    """Keyed 32-bit cookies of (destination, port, kind): blake2s with a random key per sweep."""
+
+    __slots__ = ("_base",)
+
+    def __init__(self, key: bytes | None = None) -> None:
+        self._base = hashlib.blake2s(key=key or os.urandom(16), digest_size=4)
+
+    def __call__(self, dst: int, port: int, kind: int) -> int:
+        h = self._base.copy()
+        h.update(struct.pack("!IHB", dst, port, kind))
+        return int.from_bytes(h.digest(), "big")
+
+
+def _csum_fold(total: int) -> int:
+    total = (total & 0xFFFF) + (total >> 16)
+    total = (total & 0xFFFF) + (total >> 16)
+    return total ^ 0xFFFF
+
+
+def _words(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    return sum(struct.unpack(f"!{len(data) // 2}H", data))
+
+
+class Probe:
+    """A probe kind: its template, how to build one for a target, and which reply answers it."""
+
+    kind: ClassVar[str] = ""
+    family: ClassVar[int] = 4
+
+    def build(self, target: int, cookie: int) -> bytes:
+        raise NotImplementedError
+
+    def match(self, data: bytes) -> Answer | None:
+        raise NotImplementedError
+
+
+class IcmpProbe(Probe):
+    """ICMP request whose id/seq word is ``cookie`` (the engine puts the target's index there)."""
+
+    request: ClassVar[int] = 8
+    reply: ClassVar[int] = 0
+
+    def __init__(self) -> None:
+        from scapy.layers.inet import ICMP
+
+        icmp = ICMP(type=self.request, code=0, id=0, seq=0, chksum=0)
+        if self.kind == "timestamp":
+            icmp.ts_ori = icmp.ts_rx = icmp.ts_tx = 0
+        raw = bytes(icmp)
+        if self.kind == "echo":
+            raw += b"\0" * 8  # payload: byte 0 is the attempt number
+        elif self.kind == "mask":
+            raw = raw[:8] + b"\0" * 4  # the address mask field
+        self.template = raw
+        self.partial = _words(raw)
+
+    def build(self, target: int, cookie: int) -> bytes:
+        msg = bytearray(self.template)
+        struct.pack_into("!HHI", msg, 0, self.request << 8, _csum_fold(self.partial + (cookie >> 16) + (cookie & 0xFFFF)), cookie)
+        return bytes(msg)
+
+    def match(self, data: bytes) -> Answer | None:
+        """The reply kind to this request from any source (the engine's IcmpMatcher also checks id/seq)."""
+        ihl = (data[0] & 15) * 4
+        if len(data) < ihl + 8 or data[9] != socket.IPPROTO_ICMP or data[ihl] != self.reply:
+            return None
+        return Answer(int.from_bytes(data[12:16], "big"), icmp_name(self.reply, 0), data[8])
+
+
+class Echo(IcmpProbe):
+    kind, request, reply = "echo", 8, 0
+
+
+class Timestamp(IcmpProbe):
+    kind, request, reply = "timestamp", 13, 14
+
+
+class Mask(IcmpProbe):
+    kind, request, reply = "mask", 17, 18
+
+
+class L4Probe(Probe):
+    """TCP/UDP probes: sent on a raw IP socket (the kernel adds the IP header), checksummed for ``source``."""
+
+    proto: ClassVar[int] = 0
+    tag: ClassVar[int] = 0  # the kind byte in the cookie, so a SYN's cookie never checks for an ACK
+
+    def __init__(self, port: int, cookies: Cookies, source: int, sport: int) -> None:
+        self.port, self.cookies, self.source, self.sport = port, cookies, source, sport
+        self.template = self._template()
+        # pseudo-header (source, protocol, length) + the template with checksum 0
+        self.partial = (source >> 16) + (source & 0xFFFF) + self.proto + len(self.template) + _words(self.template)
+
+    def _template(self) -> bytes:
+        raise NotImplementedError
+
+    def build(self, target: int, cookie: int | None = None) -> bytes:
+        raise NotImplementedError
+
+    def cookie(self, target: int) -> int:
+        return self.cookies(target, self.port, self.tag)
+
+    def answers_quote(self, quoted: Quoted) -> bool:
+        """True when an ICMP error's quoted datagram is this probe (to ``quoted.dst``, cookie checked)."""
+        raise NotImplementedError
+
+
+class TcpProbe(L4Probe):
+    proto = socket.IPPROTO_TCP
+    flags: ClassVar[int] = _TCP_SYN
+
+    def _template(self) -> bytes:
+        from scapy.layers.inet import TCP
+
+        return bytes(TCP(sport=self.sport, dport=self.port, seq=0, ack=0, flags=self.flags, window=1024, chksum=0))
+
+    def build(self, target: int, cookie: int | None = None) -> bytes:
+        c = self.cookie(target) if cookie is None else cookie
+        seq, ack = (c, 0) if self.flags == _TCP_SYN else (0, c)
+        total = self.partial + (target >> 16) + (target & 0xFFFF) + (c >> 16) + (c & 0xFFFF)
+        seg = bytearray(self.template)
+        struct.pack_into("!II", seg, 4, seq, ack)
+        struct.pack_into("!H", seg, 16, _csum_fold(total))
+        return bytes(seg)
+
+    def match(self, data: bytes) -> Answer | None:
+        """A SYN-ACK or RST from ``port`` to our source port whose acknowledgment (or sequence) checks."""
+        ihl = (data[0] & 15) * 4
+        if len(data) < ihl + 20 or data[9] != socket.IPPROTO_TCP:
+            return None
+        sport, dport, seq, ack, flags = struct.unpack_from("!HHIIxB", data, ihl)
+        if sport != self.port or dport != self.sport:
+            return None
+        src = int.from_bytes(data[12:16], "big")
+        c = self.cookie(src)
+        if self.flags == _TCP_SYN:
+            if flags & _TCP_ACK and (ack - 1) & 0xFFFFFFFF == c:
+                if flags & _TCP_SYN:
+                    return Answer(src, "syn-ack", data[8])
+                if flags & _TCP_RST:
+                    return Answer(src, "rst", data[8])
+            return None
+        if flags & _TCP_RST and seq == c:
+            return Answer(src, "rst", data[8])
+        return None
+
+    def answers_quote(self, quoted: Quoted) -> bool:
+        if quoted.proto != socket.IPPROTO_TCP or len(quoted.l4) < 8 or quoted.ports != (self.sport, self.port):
+            return False
+        seq = int.from_bytes(quoted.l4[4:8], "big")
+        if self.flags != _TCP_SYN:
+            return True  # an ACK probe's cookie is in the acknowledgment, beyond the 8 bytes routers must quote
+        return seq == self.cookie(int.from_bytes(socket.inet_aton(quoted.dst), "big"))
+
+
+class Syn(TcpProbe):
+    kind, flags, tag = "syn", _TCP_SYN, 1
+
+
+class Ack(TcpProbe):
+    kind, flags, tag = "ack", _TCP_ACK, 2
+
+
+class Udp(L4Probe):
+    """A UDP datagram from a cookie-chosen port (32768-65535) with the cookie as payload."""
+
+    kind, proto, tag = "udp", socket.IPPROTO_UDP, 3
+
+    def _template(self) -> bytes:
+        from scapy.layers.inet import UDP
+
+        return bytes(UDP(sport=0, dport=self.port, chksum=0) / (b"\0" * 4))
+
+    def source_port(self, cookie: int) -> int:
+        return 0x8000 | (cookie >> 17)
+
+    def build(self, target: int, cookie: int | None = None) -> bytes:
+        c = self.cookie(target) if cookie is None else cookie
+        sport = self.source_port(c)
+        total = self.partial + (target >> 16) + (target & 0xFFFF) + sport + (c >> 16) + (c & 0xFFFF)
+        dgram = bytearray(self.template)
+        struct.pack_into("!H", dgram, 0, sport)
+        struct.pack_into("!I", dgram, 8, c)
+        struct.pack_into("!H", dgram, 6, _csum_fold(total) or 0xFFFF)
+        return bytes(dgram)
+
+    def match(self, data: bytes) -> Answer | None:
+        """Any UDP datagram from ``port`` of the target back to the source port its cookie chose."""
+        ihl = (data[0] & 15) * 4
+        if len(data) < ihl + 8 or data[9] != socket.IPPROTO_UDP:
+            return None
+        sport, dport = struct.unpack_from("!HH", data, ihl)
+        src = int.from_bytes(data[12:16], "big")
+        if sport != self.port or dport != self.source_port(self.cookie(src)):
+            return None
+        return Answer(src, "udp-reply", data[8])
+
+    def answers_quote(self, quoted: Quoted) -> bool:
+        if quoted.proto != socket.IPPROTO_UDP or quoted.ports is None:
+            return False
+        c = self.cookie(int.from_bytes(socket.inet_aton(quoted.dst), "big"))
+        if quoted.ports != (self.source_port(c), self.port):
+            return False
+        return len(quoted.payload) < 4 or quoted.payload[:4] == c.to_bytes(4, "big")  # checked when quoted
+
+
+class Arp(Probe):
+    """ARP who-has from the engine's link; a reply from the target's address answers it."""
+
+    kind = "arp"
+
+    def __init__(self, template: bytes, my_address: int) -> None:
+        self.template, self.my_address = template, my_address
+
+    def build(self, target: int, cookie: int = 0) -> bytes:
+        frame = bytearray(self.template)
+        frame[38:42] = target.to_bytes(4, "big")
+        return bytes(frame)
+
+    def match(self, data: bytes) -> Answer | None:
+        if len(data) < 42 or data[12:14] != b"\x08\x06" or data[20:22] != b"\x00\x02":
+            return None
+        if int.from_bytes(data[38:42], "big") != self.my_address:
+            return None
+        return Answer(int.from_bytes(data[28:32], "big"), "arp-reply", 0)
+
+
+def icmp_probes(specs: Sequence[ProbeSpec]) -> tuple[IcmpProbe, ...]:
+    """The ICMP probe objects for the ICMP kinds among ``specs``, in order."""
+    classes: dict[str, type[IcmpProbe]] = {"echo": Echo, "timestamp": Timestamp, "mask": Mask}
+    return tuple(classes[s.kind]() for s in specs if s.kind in classes)
+
+
+def l4_probes(specs: Sequence[ProbeSpec], cookies: Cookies, source: int, sport: int) -> tuple[L4Probe, ...]:
+    """The TCP/UDP probe objects for ``specs``, sharing one cookie key, source address and TCP source port."""
+    classes: dict[str, type[L4Probe]] = {"syn": Syn, "ack": Ack, "udp": Udp}
+    return tuple(classes[s.kind](s.port, cookies, source, sport) for s in specs if s.kind in classes)

@@ -1,0 +1,103 @@
+"""TCP/UDP discovery probes in the lab, side by side with nmap: hosts that drop echo (198.18.6.0/24) or all
+ICMP (198.18.7.0/24), the reason each host was found, what to try when nothing answered, and loss."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+from tests.conftest import need_tool
+
+
+def _rows(res: subprocess.CompletedProcess[str]) -> list[dict]:
+    return [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+
+
+def _up(rows: list[dict]) -> dict[str, str]:
+    return {r["address"]: r["reason"] for r in rows if r["status"] == "up"}
+
+
+def _nmap(lab, *args: str) -> set[str]:
+    out = lab.run(["nmap", "-n", "-oG", "-", *args], timeout=120).stdout
+    return set(re.findall(r"Host: (\S+) \(\)\s+Status: Up", out))
+
+
+def test_default_probes_find_what_nmap_sn_finds(lab) -> None:
+    """recon's default (echo, SYN 443, ACK 80, timestamp, as nmap -sn) finds the hosts that drop echo and
+    those that drop all ICMP, the same set as nmap -sn; the reason names what answered."""
+    need_tool("nmap")
+    noecho, noicmp, sparse = (lab.info.range(n) for n in ("noecho24", "noicmp24", "sparse24"))
+    res = lab.recon("sweep", noecho.cidr, noicmp.cidr, sparse.cidr, "--json")
+    assert res.returncode == 0, res.stderr
+    up = _up(_rows(res))
+    assert set(up) == set(noecho.up) | set(noicmp.up) | set(sparse.up)
+    assert set(up) == _nmap(lab, "-sn", noecho.cidr, noicmp.cidr, sparse.cidr)
+    assert {up[a] for a in noicmp.up} <= {"syn-ack", "rst"}
+    assert {up[a] for a in noicmp.up[:2]} == {"syn-ack"}, "two listen on tcp/443"
+    assert {up[a] for a in noecho.up} <= {"rst", "timestamp-reply"}
+    assert {up[a] for a in sparse.up} <= {"echo-reply", "rst", "timestamp-reply"}
+
+
+def test_tcp_probes_match_nmap_ps443_pa80(lab) -> None:
+    """-PS443 -PA80 (nmap's spelling) on the range that drops all ICMP: the same hosts as nmap, by TCP only."""
+    need_tool("nmap")
+    noicmp = lab.info.range("noicmp24")
+    res = lab.recon("sweep", noicmp.cidr, "-PS443", "-PA80", "--json")
+    assert res.returncode == 0, res.stderr
+    up = _up(_rows(res))
+    assert set(up) == set(noicmp.up) == _nmap(lab, "-sn", "-PS443", "-PA80", noicmp.cidr)
+    assert all(r["reply"] in ("syn-ack/syn:443", "rst/syn:443", "rst/ack:80") for r in _rows(res))
+
+
+def test_udp_probes_get_replies_or_port_unreachable_from_the_host(lab) -> None:
+    """--probe udp:53: the echo-dropping hosts answer with port unreachable from themselves; of the hosts that
+    drop all ICMP only the two with a udp/53 service answer (with a datagram)."""
+    noecho, noicmp = lab.info.range("noecho24"), lab.info.range("noicmp24")
+    res = lab.recon("sweep", noecho.cidr, noicmp.cidr, "--probe", "udp:53", "--json")
+    up = _up(_rows(res))
+    assert up == {**{a: "port-unreachable" for a in noecho.up}, **{a: "udp-reply" for a in noicmp.up[:2]}}
+
+
+def test_echo_only_finds_nothing_there_and_says_what_to_try(lab) -> None:
+    """--probe echo on hosts that drop ICMP: nothing, exit 1, and one line saying to try TCP probes."""
+    res = lab.recon("sweep", lab.info.range("noicmp24").cidr, "--probe", "echo", "-t", "0.3")
+    assert res.returncode == 1 and res.stdout == ""
+    lines = res.stderr.strip().splitlines()
+    assert lines[0].startswith("0 hosts up of 256") and len(lines) == 2
+    assert "--probe syn:" in lines[1]
+
+
+def test_adaptive_retries_find_a_dense_range_under_20_percent_loss(lab) -> None:
+    """At 20 % loss the default options find at least 254 of 256 every time (retries adapt to the loss)."""
+    with lab.impaired(loss=20):
+        runs = [_up(_rows(lab.recon("sweep", "198.18.2.0/24", "--json"))) for _ in range(3)]
+    assert [len(r) >= 254 for r in runs] == [True] * 3, [len(r) for r in runs]
+
+
+def test_adaptive_retries_cost_one_retry_round_without_loss(lab) -> None:
+    """Without loss a sparse range is re-probed once (the first retry finds nothing, so it stops)."""
+    from recon.engine import sweep
+    from recon.lab import netns
+    from recon.targets import build_targets
+
+    with netns(lab.ns):
+        result = sweep(build_targets(["198.18.1.0/24"]), probe="echo", retries=None, timeout=0.3)
+    assert len(result.up) == 16 and result.stats.retries == 240 and result.stats.sent == 256 + 240
+
+
+def test_pcap_holds_tcp_probes_and_answers(lab, tmp_path) -> None:
+    """With the default probes the pcap holds each SYN and ACK with the answers (RST from closed ports)."""
+    need_tool("tshark")
+    path = tmp_path / "tcp.pcap"
+    res = lab.recon("sweep", "198.18.2.0/30", "--pcap", str(path), "-t", "0.3", "-r", "0")
+    assert res.returncode == 0, res.stderr
+    fields = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-e", "tcp.flags.str", "-e", "tcp.dstport",
+                             "-e", "icmp.type"], capture_output=True, text=True)
+    assert fields.returncode == 0, fields.stderr
+    lines = [line.split("\t") for line in fields.stdout.splitlines()]
+    flags = [(f.replace("·", "."), port) for f, port, _ in lines if f]
+    assert sum(1 for f, port in flags if f.endswith("S.") and port == "443") == 4
+    assert sum(1 for f, port in flags if f.endswith("A....") and port == "80") == 4
+    assert sum(1 for f, _ in flags if "R" in f) >= 4
+    assert [t for _, _, t in lines].count("8") == 4 and [t for _, _, t in lines].count("13") == 4
