@@ -21,6 +21,7 @@ only when a cluster sweep starts. See ARCHITECTURE.md.
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 import uuid
@@ -161,6 +162,9 @@ def cluster_sweep(targets: TargetSet, cluster: str | None, *, shards: int | None
         raise InvalidOption("--retries", retries, "a whole number from 0 to 100")
     if shards is not None and not 1 <= shards <= 65536:
         raise InvalidOption("shards", shards, "a whole number from 1 to 65536")
+    if cluster is not None:
+        parse_cluster(cluster)  # a bad address is refused before anything else happens
+    _check_prober(prober)
     given_seed = seed
     journal: Journal | None = None
     try:
@@ -183,6 +187,13 @@ def cluster_sweep(targets: TargetSet, cluster: str | None, *, shards: int | None
         if journal is not None:
             journal.close()
     return merge_outcomes(targets, seed, shard, [*done.values(), *outcomes], wall)
+
+
+def _check_prober(prober: dict[str, Any]) -> None:
+    """Refuse bad Prober options here, before a cluster starts (the interface is checked where each part runs)."""
+    from recon.engine import Prober
+
+    Prober(**{k: v for k, v in prober.items() if k != "interface"}).close()  # validates; opens no socket
 
 
 def _journal(resume: str, targets: TargetSet, seed: int, shard: tuple[int, int], parts: int, timeout: float,
@@ -333,7 +344,8 @@ def _client(cluster: str) -> Iterator[Any]:
         raise ReconEnvironmentError("--cluster needs dask and distributed", hint=f"install them with {INSTALL_HINT}") from None
     if local_workers is not None:
         # Worker processes are children of this one: they share its network namespace and privileges.
-        with LocalCluster(n_workers=local_workers, processes=True, threads_per_worker=1, dashboard_address=None) as lc, \
+        with LocalCluster(n_workers=local_workers, processes=True, threads_per_worker=1, dashboard_address=None,
+                          silence_logs=logging.ERROR) as lc, \
                 Client(lc) as client:
             yield client
         return

@@ -82,9 +82,11 @@ def test_merge_drops_a_duplicate_shard_and_refuses_a_missing_one() -> None:
 
 
 def test_cluster_without_dask_is_one_line_exit_3() -> None:
-    """With dask/distributed absent (blocked in sys.modules), --cluster says how to install them; nothing is sent."""
+    """With dask/distributed absent (blocked in sys.modules), --cluster says how to install them.
+
+    The target is loopback: these tests run outside the lab, so even a regression that sent would stay on this host."""
     code = ("import sys\nsys.modules['distributed'] = None\nsys.modules['dask'] = None\n"
-            "from recon.cli import run\nsys.exit(run(['sweep', '--cluster', 'local:1', '198.18.2.1']))")
+            "from recon.cli import run\nsys.exit(run(['sweep', '--cluster', 'local:1', '127.0.0.1']))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert res.returncode == 3, res.stderr
     lines = res.stderr.strip().splitlines()
@@ -108,7 +110,7 @@ def test_dask_is_an_optional_extra_only() -> None:
 
 
 def test_bad_cluster_address_is_exit_2() -> None:
-    res = _recon("sweep", "--cluster", "198.18.0.10", "198.18.2.1")
+    res = _recon("sweep", "--cluster", "198.18.0.10", "127.0.0.1")
     assert res.returncode == 2 and "--cluster" in res.stderr and "Traceback" not in res.stderr
 
 
@@ -313,3 +315,10 @@ def test_resume_after_a_kill_carries_on_and_equals_the_truth(lab: LabHandle, tmp
     found = [json.loads(line)["address"] for line in second.stdout.splitlines()]
     assert len(found) == len(set(found)) and set(found) == truth
     assert journal.read_text().count("\n") == 3
+
+
+def test_bad_probe_options_are_refused_before_a_cluster_starts() -> None:
+    """--method is checked here, not on each worker: exit 2, one line, and no local cluster is started."""
+    res = _recon("sweep", "--cluster", "local:2", "--method", "bogus", "127.0.0.1")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "--method" in res.stderr, res.stderr
+    assert "tcp://" not in res.stderr  # refused by this process, not by a worker
