@@ -283,7 +283,7 @@ def craft_summary(result: CraftResult) -> list[str]:
             lines.append("note: through IP_HDRINCL Linux would change " + _rewrites(result.kernel_rewrites)
                          + " (so 'auto' sends this at layer 2)")
     else:
-        where = f" on {result.interface} to {result.next_hop_mac}" if result.interface else ""
+        where = f" on {safe(result.interface)} to {result.next_hop_mac}" if result.interface else ""
         plural = "" if result.sent == 1 else "s"
         stopped = " (interrupted)" if result.interrupted else ""
         lines.append(f"sent {result.sent} packet{plural}{stopped} to {p.dst} via {result.via}{where}: {craft_reason(result)}")

@@ -8,7 +8,6 @@ import io
 import json
 
 import pytest
-
 from recon import render
 from recon.models import DeviceState, Event, HostResult, PingReply, SweepResult, SweepStats
 

@@ -12,19 +12,19 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import NOBODY, RECON, ROOT, run_cli
-
 from recon import render
+from recon.errors import InvalidOption
 from recon.models import DeviceState, HookFailed, HostResult, NotifierMissing, StateSetAside, WatchNote
 from recon.targets import build_targets
-from recon.errors import InvalidOption
 from recon.watch import STATE_MAX_BYTES, HookRunner, Tracker, Watch, load_state, save_state
+
+from conftest import NOBODY, RECON, ROOT, run_cli
 
 PHONE = ("198.18.0.10", "3c:22:fb:12:34:56")
 TV = ("198.18.0.14", "8c:79:f5:77:88:99")
@@ -185,14 +185,14 @@ def test_a_state_file_with_a_hostile_field_is_moved_aside(tmp_path: Path, field:
     assert not state.exists() and len(list(tmp_path.glob("watch.json.corrupt-*"))) == 1
 
 
-def _load_in_thread(state: Path) -> tuple[list[DeviceState], str | None]:
+def _load_in_thread(state: Path) -> tuple[list[DeviceState], StateSetAside | None]:
     """load_state, failing (not hanging the test run) if it does not return within 10 s."""
-    got: list[tuple[list[DeviceState], str | None] | BaseException] = []
+    got: list[tuple[list[DeviceState], StateSetAside | None] | BaseException] = []
 
     def load() -> None:
         try:
             got.append(load_state(state))
-        except BaseException as exc:  # noqa: BLE001  # handed to the test thread, which fails on it
+        except BaseException as exc:  # handed to the test thread, which fails on it
             got.append(exc)
 
     worker = threading.Thread(target=load, daemon=True)
@@ -615,10 +615,9 @@ def test_moved_when_an_address_changes_hands_between_namespaces(lab) -> None:
 
 def test_no_false_down_under_5_percent_loss(lab) -> None:
     """5 % loss for ~12 s at --period 0.5 --misses 3: every host stays up, no DOWN event."""
-    with lab.impaired(loss=5):
-        with watching(lab, LAN5, "--period", "0.5", "--misses", "3") as w:
-            time.sleep(12)
-            events = w.drain()
+    with lab.impaired(loss=5), watching(lab, LAN5, "--period", "0.5", "--misses", "3") as w:
+        time.sleep(12)
+        events = w.drain()
     assert [e for e in events if e["event"] == "DOWN"] == []
     seen = {e["address"] for e in events if e["event"] in ("INVENTORY", "UP")}
     assert {h.ipv4 for h in lab.info.hosts} <= seen
