@@ -81,3 +81,33 @@ def test_safe_leaves_ordinary_text_alone() -> None:
     for text in ("phone.lab", "Samsung Electronics Co.,Ltd", "café.lab", "日本.lab", "a b"):
         assert render.safe(text) == text
         assert json.loads(render.json_line({"x": text}))["x"] == text
+
+
+# --- end to end: a hostile reverse name in the lab ------------------------------------------------------
+
+EVIL_NAME = "ev\x1b[2J\x1b]0;pwned\x07il\u009b31m\u202e.lab"
+FAR = "198.18.2.9"  # answers (the far range is all up) and has no name of its own in the lab
+
+
+def test_sweep_resolve_prints_a_hostile_reverse_name_escaped(lab) -> None:
+    """`sweep -R` (table, --csv, --json) and `watch --once` against a host whose reverse name holds ESC, C1 and a
+    bidi override: every output mode shows escapes or \\u escapes, never the raw characters."""
+    from pathlib import Path
+
+    hosts = Path("/etc/netns") / lab.ns / "hosts"
+    before = hosts.read_bytes()
+    try:
+        hosts.write_bytes(f"{FAR} {EVIL_NAME}\n".encode() + before)
+        for extra in ((), ("--csv",), ("--json",)):
+            res = lab.recon("sweep", FAR, "-R", *extra)
+            assert res.returncode == 0, res.stderr
+            assert raw_controls(res.stdout + res.stderr) == set(), (extra, res.stdout)
+            if extra == ("--json",):
+                assert json.loads(res.stdout)["hostname"] == EVIL_NAME
+            else:
+                assert render.safe(EVIL_NAME) in res.stdout
+        res = lab.recon("watch", FAR, "--once")
+        assert res.returncode == 0, res.stderr
+        assert raw_controls(res.stdout + res.stderr) == set() and render.safe(EVIL_NAME) in res.stdout
+    finally:
+        hosts.write_bytes(before)
