@@ -158,7 +158,7 @@ def sweep(
 
         if pcap is not None:
             raise InputError("--pcap cannot be combined with --cluster or --resume", hint="drop --pcap")
-        result = cluster_sweep(target_set, cluster, timeout=timeout, retries=1 if retries is None else retries, seed=seed,
+        result = cluster_sweep(target_set, cluster, timeout=timeout, retries=retries, seed=seed,
                                shard=shard_t, resolve=resolve, resume=resume,
                                on_shard=lambda s: render.err(render.shard_line(s)), **options)
     else:

@@ -70,7 +70,7 @@ class ShardTask:
     shard: tuple[int, int]
     prober: tuple[tuple[str, Any], ...]  # Prober(**dict(prober)): method, probe, engine, interface, source, rate
     timeout: float
-    retries: int
+    retries: int | None
     resolve: bool
 
 
@@ -144,7 +144,7 @@ def shard_size(size: int, shard: tuple[int, int]) -> int:
 
 
 def cluster_sweep(targets: TargetSet, cluster: str | None, *, shards: int | None = None, timeout: float = 1.0,
-                  retries: int = 1, seed: int | None = None, shard: tuple[int, int] = (1, 1), resolve: bool = False,
+                  retries: int | None = 1, seed: int | None = None, shard: tuple[int, int] = (1, 1), resolve: bool = False,
                   resume: str | None = None, on_shard: Callable[[ShardStats], None] | None = None,
                   **prober: Any) -> SweepResult:
     """Sweep ``targets`` (or shard I/N of them) in parts, on a Dask cluster or here; one merged SweepResult.
@@ -158,7 +158,7 @@ def cluster_sweep(targets: TargetSet, cluster: str | None, *, shards: int | None
     """
     if not timeout >= 0:
         raise InvalidOption("--timeout", timeout, "seconds, 0 or more")
-    if not 0 <= retries <= 100:
+    if retries is not None and not 0 <= retries <= 100:  # None: the engine's adaptive retries
         raise InvalidOption("--retries", retries, "a whole number from 0 to 100")
     if shards is not None and not 1 <= shards <= 65536:
         raise InvalidOption("shards", shards, "a whole number from 1 to 65536")
@@ -197,7 +197,7 @@ def _check_prober(prober: dict[str, Any]) -> None:
 
 
 def _journal(resume: str, targets: TargetSet, seed: int, shard: tuple[int, int], parts: int, timeout: float,
-             retries: int, resolve: bool, prober: dict[str, Any], defaults: tuple[str, ...]) -> Journal:
+             retries: int | None, resolve: bool, prober: dict[str, Any], defaults: tuple[str, ...]) -> Journal:
     from recon.resume import Journal
 
     options = {k: prober.get(k) for k in ("method", "probe", "engine", "interface", "source")}
