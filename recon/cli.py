@@ -257,6 +257,7 @@ def ping(
 
 @app.command(short_help="Decode IP headers live or from pcap, as in: recon sniff --proto icmp")
 def sniff(
+    expression: Annotated[Optional[list[str]], typer.Argument(help="tcpdump filter expression, as in tcpdump: icmp and host 198.18.0.10 (or -f EXPR).", show_default=False)] = None,
     proto: Annotated[Optional[str], typer.Option("--proto", help="Keep one IP protocol: icmp, tcp, udp, icmp6 or a number 0-255.")] = None,
     interface: Annotated[Optional[str], typer.Option("--interface", "-i", callback=_interface, help="Capture on this interface (default: all).")] = None,
     bpf: Annotated[Optional[str], typer.Option("--filter", "-f", help="tcpdump filter expression: compiled into the kernel live; with --read, the same BPF program runs per frame.")] = None,
@@ -265,15 +266,21 @@ def sniff(
     write: Annotated[Optional[str], typer.Option("--write", "-w", "--pcap", help="Also record the packets to FILE.pcap (valid even if interrupted).")] = None,
     read: Annotated[Optional[str], typer.Option("--read", "-r", help="Replay a pcap or pcapng file instead of capturing.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per IP packet.")] = False,
-    hexdump: Annotated[bool, typer.Option("--hex", help="Also show the captured bytes as a hexdump.")] = False,
+    hexdump: Annotated[bool, typer.Option("--hex", "-X", help="Also show the captured bytes in hex and ASCII (tcpdump -X).")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every header field and the IP options by name.")] = False,
+    link: Annotated[bool, typer.Option("--link", "-e", help="Show the link layer: MACs and ethertype (tcpdump -e).")] = False,
+    numeric: Annotated[bool, typer.Option("--numeric", "-n", help="Accepted as in tcpdump: sniff never looks names up.")] = False,
 ) -> int:
-    """Decode IP headers live or from a pcap. Example: recon sniff --proto icmp -c 10"""
+    """Decode IP headers live or from a pcap. Example: recon sniff -c 10 icmp and host 198.18.0.10"""
     import time
 
     from recon.pcap import is_stream
     from recon.capture import sniff as run_sniff
 
+    if expression:
+        if bpf is not None:
+            raise InputError("give the filter once: as -f EXPR or as the expression at the end, not both")
+        bpf = " ".join(expression)
     packets = run_sniff(read=read, iface=interface, bpf=bpf, proto=proto, count=count, timeout=timeout, write=write,
                         ip_only=as_json)
     emit = render.sniff_emitter(live=read is None or is_stream(read))  # a pipe (-r -) is shown as it arrives
@@ -288,7 +295,7 @@ def sniff(
                 if line is not None:
                     emit(line)
         else:
-            as_text = render.sniff_verbose if verbose else render.sniff_line
+            as_text = render.sniff_formatter(verbose=verbose, link=link)
             for pkt in packets:
                 shown += 1
                 emit(as_text(pkt))

@@ -17,25 +17,26 @@ from __future__ import annotations
 from socket import AF_INET6, inet_ntoa, inet_ntop
 from struct import Struct
 
-from recon.icmp import icmp_name
+from recon.icmp import ERROR_TYPES4, ERROR_TYPES6, icmp_name
 from recon.models import DecodedPacket, IPHeader, IPOption, IPv6Header
 
 __all__ = [
-    "decode",
-    "LINKTYPES",
-    "IP_PROTOCOLS",
-    "proto_name",
-    "icmp_name",
     "IPOPT_NAMES",
-    "LINKTYPE_NULL",
+    "IP_PROTOCOLS",
+    "LINKTYPES",
     "LINKTYPE_ETHERNET",
-    "LINKTYPE_RAW",
-    "LINKTYPE_LOOP",
-    "LINKTYPE_LINUX_SLL",
     "LINKTYPE_IPV4",
     "LINKTYPE_IPV6",
+    "LINKTYPE_LINUX_SLL",
     "LINKTYPE_LINUX_SLL2",
+    "LINKTYPE_LOOP",
+    "LINKTYPE_NULL",
+    "LINKTYPE_RAW",
     "TIME_NS_MAX",
+    "decode",
+    "icmp_name",
+    "proto_name",
+    "quoted",
 ]
 
 TIME_NS_MAX = 0xFFFF_FFFF * 1_000_000_000 + 999_999_999  # the latest time a pcap record holds (2106); readers clamp to it
@@ -74,6 +75,9 @@ IPOPT_NAMES = {0: "EOL", 1: "NOP", 7: "RR", 10: "ZSU", 11: "MTUP", 12: "MTUR", 1
 _V6_EXT = {0: "hop-by-hop", 43: "routing", 44: "fragment", 60: "destination-options", 51: "ah",
            135: "mobility", 139: "hip", 140: "shim6"}
 
+# (protocol << 8 | type) of the ICMP and ICMPv6 messages that carry an identifier and a sequence number
+_IDSEQ = frozenset([1 << 8 | t for t in (0, 8, 13, 14, 15, 16, 17, 18)] + [58 << 8 | t for t in (128, 129)])
+
 _IPV4 = Struct("!BBHHHBBH4s4s")
 _IPV6 = Struct("!IHBB16s16s")
 _H = Struct("!H")
@@ -90,26 +94,18 @@ _new = object.__new__
 _set = object.__setattr__
 
 
-def _header(ver: int, ihl: int, tos: int, tlen: int, ident: int, flags: int, frag: int, ttl: int, proto: int,
-            csum: int, ok: bool | None, src: str, dst: str, options: tuple[IPOption, ...]) -> IPHeader:
-    """``IPHeader(...)`` without the frozen dataclass's per-field ``object.__setattr__`` calls (same object)."""
-    h = _new(IPHeader)
-    _set(h, "__dict__", {"version": ver, "ihl": ihl, "tos": tos, "total_length": tlen, "id": ident, "flags": flags,
-                         "frag_offset": frag, "ttl": ttl, "proto": proto, "checksum": csum, "checksum_ok": ok,
-                         "src": src, "dst": dst, "options": options})
-    return h
-
-
 def _packet(frame: int, time_ns: int, linktype: int, caplen: int, wirelen: int, ethertype: int | None,
             ip: IPHeader | IPv6Header | None, icmp_type: int | None = None, icmp_code: int | None = None,
             sport: int | None = None, dport: int | None = None, problems: tuple[str, ...] = (),
-            vlans: tuple[int, ...] = (), interface: str | None = None, data: bytes = b"") -> DecodedPacket:
-    """``DecodedPacket(...)``, built as ``_header`` builds its header."""
+            vlans: tuple[int, ...] = (), interface: str | None = None, data: bytes = b"",
+            icmp_id: int | None = None, icmp_seq: int | None = None, l4_offset: int | None = None) -> DecodedPacket:
+    """``DecodedPacket(...)`` without the frozen dataclass's per-field ``object.__setattr__`` calls (same object)."""
     p = _new(DecodedPacket)
     _set(p, "__dict__", {"frame": frame, "time_ns": time_ns, "linktype": linktype, "caplen": caplen, "wirelen": wirelen,
                          "ethertype": ethertype, "ip": ip, "icmp_type": icmp_type, "icmp_code": icmp_code,
                          "sport": sport, "dport": dport, "problems": problems, "vlans": vlans,
-                         "interface": interface, "data": data})
+                         "interface": interface, "data": data, "icmp_id": icmp_id, "icmp_seq": icmp_seq,
+                         "l4_offset": l4_offset})
     return p
 
 
@@ -266,8 +262,11 @@ def _ipv4(data: bytes, off: int, pad_ok: bool, problems: list[str]) -> tuple[IPH
         problems.append(f"fragment (offset {frag * 8}{', more' if flags & 1 else ', last'})")
     if flags & 4:
         problems.append("reserved flag set")
-    return (_header(vihl >> 4, ihl, tos, tlen, ident, flags, frag, ttl, proto, csum, ok, inet_ntoa(s), inet_ntoa(d),
-                     opts), off + hlen, end)
+    h = _new(IPHeader)  # _header(...) inlined: one call less per packet on the hot path
+    _set(h, "__dict__", {"version": vihl >> 4, "ihl": ihl, "tos": tos, "total_length": tlen, "id": ident, "flags": flags,
+                         "frag_offset": frag, "ttl": ttl, "proto": proto, "checksum": csum, "checksum_ok": ok,
+                         "src": inet_ntoa(s), "dst": inet_ntoa(d), "options": opts})
+    return h, off + hlen, end
 
 
 # --- IPv6 ---------------------------------------------------------------------------------
@@ -344,6 +343,8 @@ def decode(data: bytes, linktype: int = LINKTYPE_ETHERNET, frame: int = 0, time_
         problems.append("timestamp out of range (shown as the latest time a pcap holds)")
     if wl > caplen:
         problems.append(f"snapped: {caplen} of {wl} bytes captured")
+    etype: int | None
+    vlans: tuple[int, ...]
     if linktype == 1 and caplen >= 14 and (data[12] << 8 | data[13]) not in _VLAN_TPIDS:  # the common case, inline
         off, etype, vlans = 14, data[12] << 8 | data[13], ()
     else:
@@ -384,11 +385,13 @@ def decode(data: bytes, linktype: int = LINKTYPE_ETHERNET, frame: int = 0, time_
         problems.append(f"non-IP (ethertype 0x{etype:04x})")
         return _packet(frame, time_ns, linktype, caplen, wl, etype, None, problems=tuple(problems),
                              vlans=vlans, interface=interface, data=data)
-    it = ic = sp = dp = None
+    it = ic = sp = dp = iid = iseq = None
     if upper is not None:
         if upper == 1 or upper == 58:
             if end - start >= 2:
                 it, ic = data[start], data[start + 1]
+                if (upper << 8 | it) in _IDSEQ and end - start >= 8:
+                    iid, iseq = _HH.unpack_from(data, start + 4)
             else:
                 problems.append("truncated ICMP header")
         elif upper == 6 or upper == 17 or upper == 132 or upper == 136:
@@ -396,5 +399,22 @@ def decode(data: bytes, linktype: int = LINKTYPE_ETHERNET, frame: int = 0, time_
                 sp, dp = _HH.unpack_from(data, start)
             else:
                 problems.append(f"truncated {proto_name(upper)} header")
-    return _packet(frame, time_ns, linktype, caplen, wl, etype, ip, it, ic, sp, dp, tuple(problems) if problems else (),
-                   vlans, interface, data)
+    # _packet(...) inlined: this return is the hot path, and a call with 18 arguments costs more than the dict
+    p = _new(DecodedPacket)
+    _set(p, "__dict__", {"frame": frame, "time_ns": time_ns, "linktype": linktype, "caplen": caplen, "wirelen": wl,
+                         "ethertype": etype, "ip": ip, "icmp_type": it, "icmp_code": ic, "sport": sp, "dport": dp,
+                         "problems": tuple(problems) if problems else (), "vlans": vlans, "interface": interface,
+                         "data": data, "icmp_id": iid, "icmp_seq": iseq, "l4_offset": start if upper is not None else None})
+    return p
+
+
+def quoted(pkt: DecodedPacket) -> DecodedPacket | None:
+    """The datagram an ICMP/ICMPv6 error quotes (after its 8-byte header), decoded as raw IP; None for other packets.
+
+    The quote is usually cut (the IP header and 8 bytes, or what fits in 1280), so its problems name that."""
+    if pkt.icmp_type is None or pkt.l4_offset is None or pkt.ip is None:
+        return None
+    errors = ERROR_TYPES4 if pkt.ip.version == 4 else ERROR_TYPES6  # the messages that quote a datagram
+    if pkt.icmp_type not in errors or len(pkt.data) < pkt.l4_offset + 8 + 1:
+        return None
+    return decode(pkt.data[pkt.l4_offset + 8:], LINKTYPE_RAW)

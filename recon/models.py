@@ -516,6 +516,9 @@ class DecodedPacket:
     vlans: tuple[int, ...] = ()
     interface: str | None = None
     data: bytes = b""  # the whole captured frame (for --hex)
+    icmp_id: int | None = None  # echo, timestamp, information and mask messages (ICMP and ICMPv6 echo)
+    icmp_seq: int | None = None
+    l4_offset: int | None = None  # where the ICMP/TCP/UDP header starts in ``data`` (None: not reached)
 
 
 # --- sweep ----------------------------------------------------------------------------

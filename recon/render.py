@@ -12,12 +12,12 @@ import csv
 import json
 import sys
 import time as _time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
-from recon.decode import LINKTYPES, icmp_name, proto_name
+from recon.decode import LINKTYPES, icmp_name, proto_name, quoted
 from recon.models import (
     CraftedPacket,
     CraftField,
@@ -625,20 +625,53 @@ def sniff_line(pkt: DecodedPacket) -> str:
         if pkt.sport is not None:
             src, dst = f"{src}:{pkt.sport}", f"{dst}:{pkt.dport}"
         ok = "ok" if ip.checksum_ok else ("BAD" if ip.checksum_ok is False else "?")
-        line = (f"{when} {src} → {dst} {_l4_text(pkt, ip.proto, 4)} ttl {ip.ttl} len {ip.total_length} id {ip.id}"
+        l4 = _l4_text(pkt, ip.proto, 4)
+        if pkt.icmp_id is not None:
+            l4 = f"{l4} id {pkt.icmp_id} seq {pkt.icmp_seq}"
+        line = (f"{when} {src} → {dst} {l4} ttl {ip.ttl} len {ip.total_length} id {ip.id}"
                 f" flags [{_FLAG_TEXT[ip.flags]}] off {ip.frag_offset * 8} cksum {ok}")
     else:
         src, dst = ip.src, ip.dst
         if pkt.sport is not None:
             src, dst = f"[{src}]:{pkt.sport}", f"[{dst}]:{pkt.dport}"
         upper = ip.upper_proto if ip.upper_proto is not None else ip.next_header
-        line = (f"{when} {src} → {dst} {_l4_text(pkt, upper, 6)} hlim {ip.hop_limit} plen {ip.payload_length}"
-                f" flow 0x{ip.flow_label:05x}")
+        l4 = _l4_text(pkt, upper, 6)
+        if pkt.icmp_id is not None:
+            l4 = f"{l4} id {pkt.icmp_id} seq {pkt.icmp_seq}"
+        line = (f"{when} {src} → {dst} {l4} hlim {ip.hop_limit} plen {ip.payload_length} flow 0x{ip.flow_label:05x}")
         if ip.frag_offset is not None:
             line += f" frag id {ip.frag_id} off {ip.frag_offset * 8}{' MF' if ip.mf else ''}"
     if pkt.problems:
         line += " [" + safe("; ".join(pkt.problems)) + "]"
     return line
+
+
+_SNIFF_UNREACH4 = {0: "net {dst} unreachable", 1: "host {dst} unreachable", 2: "{dst} protocol {proto} unreachable",
+                   3: "{dst} {l4} port {dport} unreachable", 4: "{dst} unreachable - need to frag (mtu {mtu})",
+                   9: "net {dst} unreachable - admin prohibited", 10: "host {dst} unreachable - admin prohibited",
+                   13: "{dst} unreachable - admin prohibited filter"}
+
+
+def _icmp_error_text(pkt: DecodedPacket, inner: DecodedPacket, version: int) -> str:
+    """What an ICMP error says about the datagram it quotes, in tcpdump's words ("host 198.18.3.7 unreachable")."""
+    ip = inner.ip
+    dst = ip.dst if ip is not None else "?"
+    upper = (ip.proto if isinstance(ip, IPHeader) else ip.upper_proto) if ip is not None else None
+    at = (pkt.l4_offset or 0) + 4
+    rest = int.from_bytes(pkt.data[at:at + 4], "big") if len(pkt.data) >= at + 4 else 0
+    kind, code = pkt.icmp_type, pkt.icmp_code or 0
+    if version == 4 and kind == 3:
+        return _SNIFF_UNREACH4.get(code, "{dst} unreachable").format(
+            dst=dst, proto=upper, l4=proto_name(upper or 0).lower(), dport=inner.dport, mtu=rest & 0xFFFF)
+    if version == 4 and kind == 5:
+        return f"redirect {dst} to host {'.'.join(str(b) for b in rest.to_bytes(4, 'big'))}"
+    if version == 6 and kind == 1:
+        return f"{dst} unreachable ({icmp_name(1, code, 6)})"
+    if version == 6 and kind == 2:
+        return f"packet too big for {dst}, mtu {rest}"
+    if kind in ((11, 3)[version == 6],):
+        return "time exceeded in-transit" if code == 0 else "reassembly time exceeded"
+    return f"{icmp_name(kind or 0, code, version)} about {dst}"
 
 
 def _option_text(opt: IPOption) -> str:
@@ -698,13 +731,72 @@ def sniff_verbose(pkt: DecodedPacket) -> str:
         version = ip.version if ip.version in (4, 6) else 4
         if pkt.icmp_type is not None:
             lines.append(f"  {'ICMP' if version == 4 else 'ICMPv6'} {icmp_name(pkt.icmp_type, pkt.icmp_code or 0, version)}"
-                         f" (type {pkt.icmp_type}, code {pkt.icmp_code})")
+                         f" (type {pkt.icmp_type}, code {pkt.icmp_code})"
+                         + (f", id {pkt.icmp_id}, seq {pkt.icmp_seq}" if pkt.icmp_id is not None else ""))
+            inner = quoted(pkt)
+            if inner is not None:
+                lines.append(f"  {_icmp_error_text(pkt, inner, version)}; quoted: {sniff_line(inner).split(' ', 1)[1]}")
         elif pkt.sport is not None:
             upper = ip.proto if type(ip) is IPHeader else ip.upper_proto
             lines.append(f"  {proto_name(upper or 0)} sport {pkt.sport}, dport {pkt.dport}")
     if pkt.problems:
         lines.append("  problems: " + safe("; ".join(pkt.problems)))
     return "\n".join(lines)
+
+
+_LINK_ETHERTYPES = {0x0800: "IPv4", 0x86DD: "IPv6", 0x8100: "802.1Q", 0x88A8: "802.1ad"} | _ETHERTYPES
+_SLL_DIRECTION = {0: "In", 1: "B", 2: "M", 3: "P", 4: "Out"}  # tcpdump's names for the packet type
+
+
+def _mac(raw: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in raw)
+
+
+def _ethertype(value: int) -> str:
+    return f"ethertype {_LINK_ETHERTYPES.get(value, 'Unknown')} (0x{value:04x})"
+
+
+def sniff_link(pkt: DecodedPacket) -> str:
+    """The link layer as ``tcpdump -e`` shows it: MACs, then the ethertype, then the length on the wire."""
+    data, lt = pkt.data, pkt.linktype
+    if lt == 1 and len(data) >= 14:
+        text = f"{_mac(data[6:12])} > {_mac(data[0:6])}, {_ethertype(data[12] << 8 | data[13])}"
+        if pkt.vlans:
+            text += f", vlan {' '.join(str(v) for v in pkt.vlans)}"
+    elif lt == 276 and len(data) >= 20:  # Linux SLL2: protocol, ifindex, hatype, packet type, address
+        halen = min(data[11], 8)
+        where = f"{safe(pkt.interface)} " if pkt.interface else ""
+        text = (f"{where}{_SLL_DIRECTION.get(data[10], 'Unknown')} ifindex {int.from_bytes(data[4:8], 'big')} "
+                f"{_mac(data[12:12 + halen])} {_ethertype(data[0] << 8 | data[1])}")
+    elif lt == 113 and len(data) >= 16:  # Linux SLL: packet type, hatype, address length, address, protocol
+        halen = min(data[5], 8)
+        text = (f"{_SLL_DIRECTION.get(data[1], 'Unknown')} {_mac(data[6:6 + halen])} "
+                f"{_ethertype(data[14] << 8 | data[15])}")
+    elif lt in (0, 108) and len(data) >= 4:
+        text = "AF " + ("IPv4" if pkt.ethertype == 0x0800 else "IPv6" if pkt.ethertype == 0x86DD else "?")
+    elif lt in (12, 14, 101, 228, 229):
+        text = "ip"
+    else:
+        text = f"link type {lt}, truncated link header"
+    return f"{text}, length {pkt.wirelen}"
+
+
+def sniff_formatter(*, verbose: bool = False, link: bool = False) -> Callable[[DecodedPacket], str]:
+    """The text form of a packet for ``sniff``: one line (``sniff_line``) or every field (``sniff_verbose``);
+    ``link`` adds the link layer (``-e``) after the time, as tcpdump does."""
+    base = sniff_verbose if verbose else sniff_line
+    if not link:
+        return base
+
+    def with_link(pkt: DecodedPacket) -> str:
+        text = base(pkt)
+        if verbose:  # the link layer gets its own line under the frame line
+            head, _, rest = text.partition("\n")
+            return f"{head}\n  {sniff_link(pkt)}" + (f"\n{rest}" if rest else "")
+        when, _, rest = text.partition(" ")
+        return f"{when} {sniff_link(pkt)}: {rest}"
+
+    return with_link
 
 
 def sniff_hex(pkt: DecodedPacket) -> str:
@@ -727,6 +819,8 @@ def sniff_json(pkt: DecodedPacket, hexdump: bool = False) -> str | None:
         problems += f', "hex": "{pkt.data.hex()}"'
     if pkt.icmp_type is not None:
         l4 = f', "icmp_type": {pkt.icmp_type}, "icmp_code": {pkt.icmp_code}'
+        if pkt.icmp_id is not None:
+            l4 += f', "icmp_id": {pkt.icmp_id}, "icmp_seq": {pkt.icmp_seq}'
     elif pkt.sport is not None:
         l4 = f', "sport": {pkt.sport}, "dport": {pkt.dport}'
     else:
