@@ -493,6 +493,18 @@ class _L4Plan:
     udp: PacketSocket | None
 
 
+@dataclass(frozen=True, slots=True)
+class _Pass:
+    """One probe kind's pass over the targets: an ICMP template to patch, or a TCP/UDP probe to build."""
+
+    kind: int  # its number: ICMP kinds first, then TCP/UDP, in the order given (-1: ARP only)
+    sock: PacketSocket | None
+    buf: bytearray | None
+    partial: int
+    type_code: int
+    probe: L4Probe | None
+
+
 class _RawReceive(_Run):
     """The receiving half of a raw sweep: its sockets, waiting on them, draining and matching what they read."""
 
@@ -511,6 +523,9 @@ class _RawReceive(_Run):
         while self.base in prober._previous_bases:
             self.base = random.getrandbits(16)
         self.icmp_probes = icmp_probes(prober.specs) if self.icmp is not None else ()
+        self.kind_of_reply = {p.reply: k for k, p in enumerate(self.icmp_probes)}
+        self.kinds_answered: set[int] = set()
+        self.first_kind, self.passes, self.later_finds = -1, 1, 0  # later_finds: hosts first found by a later kind
         self.match = IcmpMatcher(addrs, self.base, [p.reply for p in self.icmp_probes], prober._previous_bases)
         self.arp_index: dict[int, int] = {}
         self.arp_frame = bytearray()
@@ -596,11 +611,14 @@ class _RawReceive(_Run):
                     else:
                         self.duplicates += 1
                     continue
+                k = self.kind_of_reply[data[(data[0] & 15) << 2]]
                 if state[i] == _PENDING:
                     self.answered += 1
+                    self.later_finds += k != self.first_kind
                 state[i] = _UP
                 self.ttl[i] = data[8]
                 self.reply[i] = data[(data[0] & 15) << 2]
+                self.kinds_answered.add(k)
                 if try_attempt == attempt[i]:
                     rtt = now - sent_at[i]
                     self.rtt[i] = rtt * 1000.0
@@ -680,12 +698,15 @@ class _RawReceive(_Run):
             spec = f"{probe.kind}:{probe.port}"
             self.duplicates += self.reply[i] == code and self.extra.get(i) == (spec,)  # the same probe answered twice
             return
+        k = len(self.icmp_probes) + (self.l4.probes.index(probe) if self.l4 is not None else 0)
         if self.state[i] == _PENDING:
             self.answered += 1
+            self.later_finds += k != self.first_kind
         self.state[i] = _UP
         self.ttl[i] = ttl
         self.reply[i] = code
         self.extra[i] = (f"{probe.kind}:{probe.port}",)
+        self.kinds_answered.add(k)
         rtt = now - self.sent_at[i]
         self.rtt[i] = rtt * 1000.0
         if rtt > self.max_rtt:
@@ -752,7 +773,10 @@ class _RawSweep(_RawReceive):
                 self._wait(wait)
                 if self.answered >= self.n:
                     break
-                if self.adaptive and (last or (rnd and self.answered == before)):
+                # Adaptive: go on while the last retry found hosts. With several probe kinds, the later
+                # kinds of the first round are its retry: they reach who lost (or drops) the first kind.
+                found = self.later_finds if rnd == 0 and self.passes > 1 else self.answered - before
+                if self.adaptive and (last or ((rnd or self.passes > 1) and not found)):
                     self._wait(self.timeout - wait)  # no sign of loss left: wait out the timeout once
                     break
                 if not last:
@@ -763,11 +787,46 @@ class _RawSweep(_RawReceive):
             if self.progress:
                 self.progress(self.n, self.n)
 
+    def _passes(self, rnd: int) -> list[_Pass]:
+        """One pass per probe kind for this round, in order. Retry rounds send only the kinds that have
+        answered in this sweep (every kind while none has): the probes this network is known to answer."""
+        out: list[_Pass] = []
+        icmp = iter(enumerate(self.icmp_probes))
+        l4 = iter(enumerate(self.l4.probes if self.l4 is not None else (), len(self.icmp_probes)))
+        for spec in self.prober.specs:  # in the order given: nmap's is echo, SYN, ACK, timestamp
+            if spec.kind in ICMP_KINDS and self.icmp_probes:
+                k, p = next(icmp)
+                buf = bytearray(p.template)
+                rnd_word = 0
+                if p.kind == "echo":
+                    buf[8] = rnd  # the attempt byte is the high byte of the payload's first word
+                    rnd_word = rnd << 8
+                out.append(_Pass(k, self.icmp, buf, p.partial + rnd_word, p.request << 8, None))
+            elif spec.kind in L4_KINDS and self.l4 is not None:
+                k, q = next(l4)
+                out.append(_Pass(k, self.l4.tcp if q.proto == socket.IPPROTO_TCP else self.l4.udp, None, 0, 0, q))
+        if rnd and self.kinds_answered:
+            out = [x for x in out if x.kind in self.kinds_answered] or out
+        return out or [_Pass(-1, None, None, 0, 0, None)]  # on-link targets only: the ARP pass
+
     def _send_round(self, todo: Iterable[int], rnd: int) -> int:
+        """Every probe kind to every silent target of ``todo``, one kind after the other in one pass: by the
+        time the second kind goes out, the first kind's answers have been drained, and who answered is skipped."""
+        count = 0
+        passes = self._passes(rnd)
+        if rnd == 0:
+            self.first_kind, self.passes = passes[0].kind, len(passes)
+        for n, spec in enumerate(passes):
+            count += self._send_pass(todo, rnd, spec, n == 0)
+        self.sent += count
+        self._drain()
+        return count
+
+    def _send_pass(self, todo: Iterable[int], rnd: int, spec: _Pass, first: bool) -> int:
         # The hot loop: everything it touches is a local, and the per-target work is inline,
         # because a function call per packet costs measurable speed on a /16. TCP/UDP probes
         # are built by their probe object (one call each: they carry a keyed cookie).
-        icmp, arp, kind = self.icmp, self.arp, self.kind
+        arp, kind, state = self.arp, self.kind, self.state
         addrs, sent_at, attempt = self.addrs, self.sent_at, self.attempt
         tap = self.tap
         rate = self.prober.rate
@@ -775,21 +834,13 @@ class _RawSweep(_RawReceive):
         burst = max(1.0, (rate or 0) / 200)  # allow 5 ms of burst
         next_at = time.monotonic()
         pack_into, clock, ntoa, base = struct.pack_into, time.monotonic, socket.inet_ntoa, self.base
-        kinds = []  # (buffer, checksum partial sum + attempt word, type/code word) per ICMP probe kind
-        for p in self.icmp_probes:
-            buf = bytearray(p.template)
-            rnd_word = 0
-            if p.kind == "echo":
-                buf[8] = rnd  # the attempt byte is the high byte of the payload's first word
-                rnd_word = rnd << 8
-            kinds.append((buf, p.partial + rnd_word, p.request << 8))
-        l4 = [(p, self.l4.tcp if p.proto == socket.IPPROTO_TCP else self.l4.udp) for p in self.l4.probes] if self.l4 else []
-        icmp_pairs: list[tuple[PacketSocket | None, bytes | bytearray]] = [(icmp, buf) for buf, _, _ in kinds]
+        buf, partial, type_code, probe, routed = spec.buf, spec.partial, spec.type_code, spec.probe, spec.sock
         frame = self.arp_frame
-        arp_pairs: list[tuple[PacketSocket | None, bytes | bytearray]] = [(arp, frame)]
         drain, progress = self._drain, self.progress
-        count = done = 0
+        count = 0
         for i in todo:
+            if not first and state[i]:
+                continue
             if interval:
                 now = clock()
                 if now < next_at:
@@ -797,48 +848,49 @@ class _RawSweep(_RawReceive):
                     now = clock()
                 next_at = max(next_at + interval, now - burst * interval)
             a = addrs[i]
+            data: bytes | bytearray
             if kind is not None and kind[i]:
+                if not first:
+                    continue
                 frame[38:42] = a.to_bytes(4, "big")
-                packets, dst = arp_pairs, None
-            else:
+                data, sock, dst = frame, arp, None
+            elif buf is not None:
                 ident = (base + (i >> 16)) & 0xFFFF
                 seq = i & 0xFFFF
-                dst = (ntoa(a.to_bytes(4, "big")), 0)
-                for buf, partial, type_code in kinds:
-                    pack_into("!HHHH", buf, 0, type_code, _fold(partial + ident + seq), ident, seq)
-                packets = icmp_pairs + [(s, p.build(a)) for p, s in l4] if l4 else icmp_pairs
-            sent_at[i] = clock()
-            for sock, data in packets:
-                while True:
-                    try:
-                        if dst is None:
-                            sock.send(data)  # type: ignore[union-attr]  # the plan opened the socket its targets need
-                        else:
-                            sock.sendto(data, dst)  # type: ignore[union-attr]  # likewise
-                        break
-                    except (BlockingIOError, InterruptedError):
+                pack_into("!HHHH", buf, 0, type_code, _fold(partial + ident + seq), ident, seq)
+                data, sock, dst = buf, routed, (ntoa(a.to_bytes(4, "big")), 0)
+            elif probe is not None:
+                data, sock, dst = probe.build(a), routed, (ntoa(a.to_bytes(4, "big")), 0)
+            else:
+                continue
+            while True:
+                try:
+                    sent_at[i] = clock()
+                    if dst is None:
+                        sock.send(data)  # type: ignore[union-attr]  # the plan opened the socket its targets need
+                    else:
+                        sock.sendto(data, dst)  # type: ignore[union-attr]  # likewise
+                    break
+                except (BlockingIOError, InterruptedError):
+                    drain()
+                    time.sleep(0.0005)
+                except OSError as exc:
+                    if exc.errno == errno.ENOBUFS:
                         drain()
                         time.sleep(0.0005)
-                    except OSError as exc:
-                        if exc.errno == errno.ENOBUFS:
-                            drain()
-                            time.sleep(0.0005)
-                            continue
-                        self.send_errors += 1  # e.g. EHOSTUNREACH/ENETUNREACH: the kernel has no route
-                        if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EACCES, errno.EPERM):
-                            break
-                        raise
-                count += 1
-                if tap is not None:
-                    tap.probe(data, a, dst is None, sock)
+                        continue
+                    self.send_errors += 1  # e.g. EHOSTUNREACH/ENETUNREACH: the kernel has no route
+                    if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EACCES, errno.EPERM):
+                        break
+                    raise
             attempt[i] = rnd
-            done += 1
-            if not done & 31:
+            count += 1
+            if tap is not None:
+                tap.probe(data, a, dst is None, sock)
+            if not count & 31:
                 drain()
-                if progress is not None and not done & 4095:
-                    progress(min(self.n, done) if rnd == 0 else self.answered, self.n)
-        self.sent += count
-        drain()
+                if first and progress is not None and not count & 4095:
+                    progress(min(self.n, count) if rnd == 0 else self.answered, self.n)
         return count
 
 

@@ -101,3 +101,16 @@ def test_pcap_holds_tcp_probes_and_answers(lab, tmp_path) -> None:
     assert sum(1 for f, port in flags if f.endswith("A....") and port == "80") == 4
     assert sum(1 for f, _ in flags if "R" in f) >= 4
     assert [t for _, _, t in lines].count("8") == 4 and [t for _, _, t in lines].count("13") == 4
+
+
+def test_the_default_probe_set_needs_no_retry_round_without_loss(lab) -> None:
+    """With nmap's set, the later kinds of the first round are its retry: when no host is first found by them
+    (no loss, no filtering) there is no retry round, and who answered echo gets no further probe."""
+    from recon.engine import sweep
+    from recon.lab import netns
+    from recon.targets import build_targets
+
+    with netns(lab.ns):
+        result = sweep(build_targets(["198.18.1.0/24"]), probe=None, retries=None, timeout=0.3)
+    assert len(result.up) == 16 and {h.reason for h in result.up} == {"echo-reply"}
+    assert result.stats.retries == 0 and result.stats.sent == 256 + 3 * 240
