@@ -1,5 +1,9 @@
 """Benchmark `recon sweep` against Scapy sr(), nmap -sn, fping -g (and zmap when installed), run by hand.
 
+Rows: wall time and recall on the lab's dense and sparse ranges; the ranges whose hosts drop ICMP
+echo or all ICMP (recon's default probes and -PS443 -PA80 against nmap -sn and nmap -PS443 -PA80);
+and recall under 20 % loss on a dense /24 (three runs each, default options).
+
     sudo .venv/bin/python bench/sweep.py            # references on the /24s only (they take minutes on the big ranges)
     sudo .venv/bin/python bench/sweep.py --full     # references on every range too (several minutes)
     sudo .venv/bin/python bench/sweep.py --cluster  # 1 process vs --cluster local:2 vs a running 2-worker cluster
@@ -87,11 +91,19 @@ def truth_of(lab_info, name: str) -> set[str]:
     return {str(a) for a in ipaddress.ip_network(r.cidr)} if r.up is None else set(r.up)
 
 
+SILENT = [("noecho /24", "noecho24"), ("noicmp /24", "noicmp24")]
+SILENT_TOOLS = ["recon", "recon -PS443 -PA80", "nmap -sn", "nmap -sn -PS443 -PA80"]
+LOSS_TOOLS = ["recon", "nmap -sn", "fping -g"]
+
+
 def run_tool(lab: Lab, ns: str, tool: str, cidr: str, timeout: float) -> tuple[float | None, set[str], float | None, str]:
-    if tool == "recon":
-        argv = [PY, "-m", "recon", "sweep", cidr, "--json", "-t", "1", "--yes"]
+    if tool.startswith("recon"):
+        argv = [PY, "-m", "recon", "sweep", cidr, "--json", "-t", "1", "--yes", *tool.split()[1:]]
         wall, out, rss, note = measure(lab, ns, argv, timeout)
         found = {json.loads(line)["address"] for line in out.splitlines() if line.startswith("{")}
+    elif tool.startswith("nmap -sn") and tool != "nmap -sn -PE":
+        wall, out, rss, note = measure(lab, ns, ["nmap", *tool.split()[1:], "-n", "-oG", "-", cidr], timeout)
+        found = set(re.findall(r"Host: (\S+) \(\)\s+Status: Up", out))
     elif tool == "scapy sr()":
         wall, out, rss, note = measure(lab, ns, [PY, "-c", SCAPY_SR, cidr], timeout)
         found = set(out.split())
@@ -142,16 +154,50 @@ def main() -> int:
                 print(f"  {tool:14} {label:10} {'-' if wall is None else f'{wall:.2f} s'}", file=sys.stderr)
                 time.sleep(0.5)
         # /15: memory of the whole lab space (131,072 targets, ARP for the LAN, ICMP for the rest)
-        truth15 = set().union(*(truth_of(info, n) for _, _, n in RANGES), truth_of(info, "sparse4k"), truth_of(info, "wan"))
+        truth15 = set().union(*(truth_of(info, n) for _, _, n in RANGES), *(truth_of(info, n) for _, n in SILENT),
+                              truth_of(info, "sparse4k"), truth_of(info, "wan"))
         truth15 |= {h.ipv4 for h in info.hosts} | {info.router_ipv4, info.scanner_ipv4}
         truth15 |= lab_addresses(info)  # the router's links to the far/wan namespaces (198.18.4.x) answer too
         wall, found, rss, note = run_tool(lab, ns, "recon", "198.18.0.0/15", args.timeout)
         rows.append(Row("recon", "/15", wall, found, rss, note))
         truths = {label: truth_of(info, name) for label, _, name in RANGES} | {"/15": truth15}
+        silent_rows(lab, ns, info, rows, truths, args.timeout)
+        loss = loss_rows(lab, ns, info, args.timeout)
     finally:
         lab.down()
     report(rows, truths)
+    print()
+    print("recall under 20 % loss, dense /24 (256 up), three runs each:")
+    for tool, counts in loss.items():
+        print(f"  {tool:10} {', '.join(str(c) for c in counts)} of 256")
     return 0
+
+
+def silent_rows(lab: Lab, ns: str, info, rows: list[Row], truths: dict[str, set[str]], timeout: float) -> None:
+    """Hosts that drop ICMP echo, or all ICMP: recon's default probes and TCP probes against nmap's."""
+    for label, name in SILENT:
+        r = info.range(name)
+        truths[label] = truth_of(info, name)
+        for tool in SILENT_TOOLS:
+            wall, found, rss, note = run_tool(lab, ns, tool, r.cidr, timeout)
+            rows.append(Row(tool, label, wall, found, rss, note))
+            print(f"  {tool:14} {label:10} {'-' if wall is None else f'{wall:.2f} s'}", file=sys.stderr)
+
+
+def loss_rows(lab: Lab, ns: str, info, timeout: float) -> dict[str, list[int]]:
+    """Hosts found of the dense /24 with 20 % loss toward the scanner, three runs per tool (default options)."""
+    truth = truth_of(info, "dense24")
+    counts: dict[str, list[int]] = {}
+    tools = {"recon": "recon", "nmap -sn": "nmap -sn", "fping -g": "fping -g"}
+    lab.impair(loss=20)
+    try:
+        for label, tool in tools.items():
+            for _ in range(3):
+                _, found, _, _ = run_tool(lab, ns, tool, "198.18.2.0/24", timeout)
+                counts.setdefault(label, []).append(len(found & truth))
+    finally:
+        lab.impair()
+    return counts
 
 
 def report(rows: list[Row], truths: dict[str, set[str]]) -> None:

@@ -25,6 +25,7 @@ Every socket comes from a ``Transport`` (recon/transport.py): the kernel's by de
 
 from __future__ import annotations
 
+import bisect
 import errno
 import functools
 import random
@@ -493,6 +494,21 @@ class _L4Plan:
     udp: PacketSocket | None
 
 
+class _AddressIndex:
+    """Address → sweep index for TCP/UDP answers, in two compact arrays (8 bytes a target, not a dict's ~100)."""
+
+    __slots__ = ("order", "sorted")
+
+    def __init__(self, addrs: array[int]) -> None:
+        order = sorted(range(len(addrs)), key=addrs.__getitem__)
+        self.order = array("I", order)
+        self.sorted = array("I", (addrs[i] for i in order))
+
+    def get(self, address: int) -> int | None:
+        j = bisect.bisect_left(self.sorted, address)
+        return self.order[j] if j < len(self.sorted) and self.sorted[j] == address else None
+
+
 @dataclass(frozen=True, slots=True)
 class _Pass:
     """One probe kind's pass over the targets: an ICMP template to patch, or a TCP/UDP probe to build."""
@@ -526,6 +542,7 @@ class _RawReceive(_Run):
         self.kind_of_reply = {p.reply: k for k, p in enumerate(self.icmp_probes)}
         self.kinds_answered: set[int] = set()
         self.first_kind, self.passes, self.later_finds = -1, 1, 0  # later_finds: hosts first found by a later kind
+        self.slow_finds = 0  # hosts first found by an answer to an earlier round's echo
         self.match = IcmpMatcher(addrs, self.base, [p.reply for p in self.icmp_probes], prober._previous_bases)
         self.arp_index: dict[int, int] = {}
         self.arp_frame = bytearray()
@@ -534,9 +551,7 @@ class _RawReceive(_Run):
             self.arp_frame = bytearray(arp_request_template(lnk))
             self.arp_index = {addrs[i]: i for i in range(self.n) if kind[i]}
             self.my_addr = lnk.address
-        self.where: dict[int, int] = {}  # address → index, for answers that carry no index (TCP/UDP)
-        if self.l4 is not None:
-            self.where = {addrs[i]: i for i in range(self.n) if kind is None or not kind[i]}
+        self.where = _AddressIndex(addrs if self.l4 is not None else array("I"))  # for answers that carry no index
         self.multi = len(self.icmp_probes) + (len(self.l4.probes) if self.l4 else 0) > 1
         self.socks = [s for s in (self.icmp, self.arp, *((self.l4.tcp, self.l4.udp) if self.l4 else ())) if s is not None]
 
@@ -611,14 +626,15 @@ class _RawReceive(_Run):
                     else:
                         self.duplicates += 1
                     continue
-                k = self.kind_of_reply[data[(data[0] & 15) << 2]]
                 if state[i] == _PENDING:
                     self.answered += 1
+                    k = self.kind_of_reply[data[(data[0] & 15) << 2]]
                     self.later_finds += k != self.first_kind
+                    self.kinds_answered.add(k)
+                    self.slow_finds += try_attempt != attempt[i]  # an earlier round's probe: slow, not lost
                 state[i] = _UP
                 self.ttl[i] = data[8]
                 self.reply[i] = data[(data[0] & 15) << 2]
-                self.kinds_answered.add(k)
                 if try_attempt == attempt[i]:
                     rtt = now - sent_at[i]
                     self.rtt[i] = rtt * 1000.0
@@ -698,15 +714,15 @@ class _RawReceive(_Run):
             spec = f"{probe.kind}:{probe.port}"
             self.duplicates += self.reply[i] == code and self.extra.get(i) == (spec,)  # the same probe answered twice
             return
-        k = len(self.icmp_probes) + (self.l4.probes.index(probe) if self.l4 is not None else 0)
         if self.state[i] == _PENDING:
             self.answered += 1
+            k = len(self.icmp_probes) + (self.l4.probes.index(probe) if self.l4 is not None else 0)
             self.later_finds += k != self.first_kind
+            self.kinds_answered.add(k)
         self.state[i] = _UP
         self.ttl[i] = ttl
         self.reply[i] = code
         self.extra[i] = (f"{probe.kind}:{probe.port}",)
-        self.kinds_answered.add(k)
         rtt = now - self.sent_at[i]
         self.rtt[i] = rtt * 1000.0
         if rtt > self.max_rtt:
@@ -760,7 +776,7 @@ class _RawSweep(_RawReceive):
         rounds = 1 + (ADAPTIVE_RETRIES if self.adaptive else self.retries)
         try:
             for rnd in range(rounds):
-                before = self.answered
+                before = self.answered - self.slow_finds
                 count = self._send_round(todo, rnd)
                 if rnd:
                     self.resent += count
@@ -775,7 +791,7 @@ class _RawSweep(_RawReceive):
                     break
                 # Adaptive: go on while the last retry found hosts. With several probe kinds, the later
                 # kinds of the first round are its retry: they reach who lost (or drops) the first kind.
-                found = self.later_finds if rnd == 0 and self.passes > 1 else self.answered - before
+                found = self.later_finds if rnd == 0 and self.passes > 1 else self.answered - self.slow_finds - before
                 if self.adaptive and (last or ((rnd or self.passes > 1) and not found)):
                     self._wait(self.timeout - wait)  # no sign of loss left: wait out the timeout once
                     break
@@ -788,8 +804,8 @@ class _RawSweep(_RawReceive):
                 self.progress(self.n, self.n)
 
     def _passes(self, rnd: int) -> list[_Pass]:
-        """One pass per probe kind for this round, in order. Retry rounds send only the kinds that have
-        answered in this sweep (every kind while none has): the probes this network is known to answer."""
+        """One pass per probe kind for this round, in order. Retry rounds send only the kinds that were a
+        host's first answer in this sweep (every kind while none was): the probes this network answers."""
         out: list[_Pass] = []
         icmp = iter(enumerate(self.icmp_probes))
         l4 = iter(enumerate(self.l4.probes if self.l4 is not None else (), len(self.icmp_probes)))
