@@ -887,15 +887,16 @@ def _sweep_hosts(result: "SweepResult", show_all: bool) -> "tuple[HostResult, ..
 
 
 def sweep_table(result: "SweepResult", show_all: bool = False) -> str:
-    """address, rtt, ttl, mac, vendor, hostname (+ status and reporter with --all)."""
+    """address, rtt, ttl, reason (what answered), mac, vendor, hostname (+ status and reporter with --all)."""
     hosts = _sweep_hosts(result, show_all)
     if show_all:
-        headers = ["address", "status", "rtt", "ttl", "mac", "vendor", "hostname", "reporter"]
-        rows = [[h.address, h.status, _ms(h.rtt_ms), h.ttl, h.mac, safe(h.vendor or ""), safe(h.hostname or ""), h.reporter]
-                for h in hosts]
+        headers = ["address", "status", "rtt", "ttl", "reason", "mac", "vendor", "hostname", "reporter"]
+        rows = [[h.address, h.status, _ms(h.rtt_ms), h.ttl, h.reason, h.mac, safe(h.vendor or ""), safe(h.hostname or ""),
+                 h.reporter] for h in hosts]
     else:
-        headers = ["address", "rtt", "ttl", "mac", "vendor", "hostname"]
-        rows = [[h.address, _ms(h.rtt_ms), h.ttl, h.mac, safe(h.vendor or ""), safe(h.hostname or "")] for h in hosts]
+        headers = ["address", "rtt", "ttl", "reason", "mac", "vendor", "hostname"]
+        rows = [[h.address, _ms(h.rtt_ms), h.ttl, h.reason, h.mac, safe(h.vendor or ""), safe(h.hostname or "")]
+                for h in hosts]
     if not rows:
         return ""
     if len(rows) > _TABULATE_MAX:

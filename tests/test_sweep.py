@@ -150,12 +150,12 @@ def test_json_and_csv_schema(lab) -> None:
 
 
 def test_default_table_and_summary(lab) -> None:
-    """The default output is a table of up hosts (address, rtt, ttl, mac, vendor, hostname); the summary goes to stderr."""
+    """The default output is a table of up hosts (address, rtt, ttl, reason, mac, vendor, hostname); the summary goes to stderr."""
     res = lab.recon("sweep", "198.18.0.10-12")
     assert res.returncode == 0
     header = res.stdout.splitlines()[0].split()
-    assert header == ["address", "rtt", "ttl", "mac", "vendor", "hostname"]
-    assert "3c:22:fb:12:34:56" in res.stdout and "Apple" in res.stdout
+    assert header == ["address", "rtt", "ttl", "reason", "mac", "vendor", "hostname"]
+    assert "3c:22:fb:12:34:56" in res.stdout and "Apple" in res.stdout and "arp-reply" in res.stdout
     assert res.stderr.startswith("3 hosts up of 3 scanned in ") and "hosts up" not in res.stdout
     assert "\r" not in res.stderr, "no progress bar when stderr is not a TTY"
 
