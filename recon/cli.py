@@ -593,6 +593,10 @@ def demo(
 
 
 def main(argv: list[str] | None = None) -> None:
+    # As tcpdump does: set SIGINT's handler explicitly. A shell script's background jobs (and CI
+    # runners that start them so) inherit SIGINT ignored, and Python keeps an inherited SIG_IGN,
+    # so Ctrl-C / kill -INT would otherwise not stop sniff, ping, craft or sweep.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.exit(run(argv))
 
 
