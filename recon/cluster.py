@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from recon.errors import ExitStatus, InvalidOption, ReconEnvironmentError, ReconError
+from recon.engine import MAX_TIMEOUT
 from recon.models import HostResult, ShardStats, SweepResult, SweepStats, as_dict
 
 if TYPE_CHECKING:
@@ -156,8 +157,8 @@ def cluster_sweep(targets: TargetSet, cluster: str | None, *, shards: int | None
     ``on_shard`` is called with each part's statistics as it arrives. ``prober``: Prober options (method,
     probe, engine, interface, source, rate), applied wherever a part runs.
     """
-    if not timeout >= 0:
-        raise InvalidOption("--timeout", timeout, "seconds, 0 or more")
+    if not 0 <= timeout <= MAX_TIMEOUT:
+        raise InvalidOption("--timeout", timeout, f"seconds from 0 to {MAX_TIMEOUT}")
     if retries is not None and not 0 <= retries <= 100:  # None: the engine's adaptive retries
         raise InvalidOption("--retries", retries, "a whole number from 0 to 100")
     if shards is not None and not 1 <= shards <= 65536:

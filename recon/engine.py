@@ -59,6 +59,8 @@ __all__ = ["ENGINES", "METHODS", "PROBES", "IcmpMatcher", "Prober", "parse_shard
 METHODS = ("auto", "icmp", "arp")
 PROBES = {"echo": (8, 0), "timestamp": (13, 14), "mask": (17, 18)}  # request type, reply type
 ENGINES = ("raw", "scapy")
+MAX_TIMEOUT = 3600  # seconds, as ping caps its waits: a finite wait, whatever is typed
+MIN_RATE, MAX_RATE = 0.01, 1e8  # probes per second: below one per 100 s is a typo; above, no interface sends
 _REPLY_TYPES4 = frozenset(reply for request, reply in REPLY_TO.items() if request < 128)
 _PENDING, _UP, _UNREACH = 0, 1, 2
 _MIN_ROUND_WAIT = 0.05
@@ -100,8 +102,8 @@ class Prober:
         specs = parse_probes(probe)
         if engine not in ENGINES:
             raise InvalidOption("--engine", engine, f"one of {', '.join(ENGINES)}")
-        if rate is not None and not rate > 0:
-            raise InvalidOption("--rate", rate, "a number of packets per second above 0")
+        if rate is not None and not MIN_RATE <= rate <= MAX_RATE:
+            raise InvalidOption("--rate", rate, f"packets per second from {MIN_RATE:g} to {MAX_RATE:g}")
         if source is not None and not is_ipv4(source):
             raise InvalidOption("--source", source, "an IPv4 address of this machine")
         if engine == "scapy" and any(p.kind in L4_KINDS for p in specs):
@@ -255,8 +257,8 @@ class Prober:
         """
         if self._closed:
             raise RuntimeError("this Prober is closed")
-        if not timeout >= 0:
-            raise InvalidOption("--timeout", timeout, "seconds, 0 or more")
+        if not 0 <= timeout <= MAX_TIMEOUT:
+            raise InvalidOption("--timeout", timeout, f"seconds from 0 to {MAX_TIMEOUT}")
         if retries is not None and not 0 <= retries <= 100:
             raise InvalidOption("--retries", retries, "a whole number from 0 to 100")
         addrs = array("I", targets.order(seed, shard))

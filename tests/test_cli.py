@@ -177,3 +177,12 @@ def test_non_utf8_interface_or_data_is_one_line_exit_2(args: list) -> None:
     lines = res.stderr.decode("utf-8", "replace").strip().splitlines()
     assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("recon: error: invalid"), res.stderr
     assert b"Traceback" not in res.stderr and res.stdout == b""
+
+
+@pytest.mark.parametrize(("option", "value"), [("--rate", "1e-10"), ("--rate", "inf"), ("--timeout", "inf"), ("--timeout", "1e308")])
+def test_sweep_numeric_options_have_bounds(option: str, value: str) -> None:
+    """A rate that would overflow the pacing arithmetic, or a wait that never ends on a silent target,
+    is one line and exit 2 before any socket opens (issue: sweep --rate 1e-10, --timeout inf)."""
+    res = run_cli("sweep", "127.0.0.1", "--probe", "echo", option, value)
+    assert res.code == 2, res.stderr
+    assert res.stderr.startswith(f"recon: error: invalid {option}") and res.stderr.count("\n") == 1
