@@ -114,6 +114,18 @@ def _no_namespace_leaks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[No
         pytest.fail(f"test run left namespaces behind: {sorted(left)}", pytrace=False)
 
 
+@contextmanager
+def small_tmpfs(where: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` (e.g. "16k") mounted at ``where`` for the block, to test a full disk (root only);
+    unmounted whatever happens."""
+    where.mkdir(exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], check=True)
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
 @dataclass
 class LabHandle:
     """The running lab for tests: its truth (``info``) and ways to act in it."""

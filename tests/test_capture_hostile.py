@@ -15,11 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from recon.pcap import PcapWriter, read_frames
 from recon.errors import ReconEnvironmentError
-from tests.conftest import CAPTURES, ROOT, need_lab, need_tool, recon
+from recon.pcap import PcapWriter, read_frames
+from tests.conftest import CAPTURES, ROOT, need_lab, need_tool, recon, small_tmpfs
 from tests.test_decode import ether, ipv4
-
 
 
 def digest(path: Path) -> str:
@@ -93,13 +92,8 @@ def small_fs(tmp_path: Path) -> Iterator[Path]:
     """A 64 KiB tmpfs mounted for this test only (root), unmounted afterwards whatever happens."""
     if os.geteuid() != 0:
         need_lab()  # skips without root; under CI=true a skip is a failure
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], check=True)
-    try:
+    with small_tmpfs(tmp_path / "small", "64k") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def tshark_count(path: Path) -> int:

@@ -18,11 +18,10 @@ import time
 from contextlib import contextmanager
 
 import pytest
-
+from recon import render
 from recon.models import PingError, PingReply, PingStats
 from recon.ping import rtt_summary
-from recon import render
-from tests.conftest import NOBODY, need_tool
+from tests.conftest import NOBODY, need_tool, small_tmpfs
 
 RECON = [sys.executable, "-m", "recon", "ping"]
 
@@ -618,14 +617,9 @@ def test_pcap_on_a_full_disk_is_one_line_exit_3_with_the_statistics(lab, tmp_pat
     the file holds only whole records."""
     from recon.capture import read_frames
 
-    full = tmp_path / "full"
-    full.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(full)], check=True)
-    try:
+    with small_tmpfs(tmp_path / "full", "8k") as full:
         res = lab.recon("ping", "-c", "300", "-i", "0.01", "--pcap", str(full / "p.pcap"), "198.18.0.10")
         records = list(read_frames(str(full / "p.pcap")))
-    finally:
-        subprocess.run(["umount", str(full)], check=True)
     assert res.returncode == 3, res.stdout + res.stderr
     assert "Traceback" not in res.stderr and len(res.stderr.splitlines()) == 1 and "pcap" in res.stderr
     sent, received, _ = counts(res.stdout)

@@ -24,7 +24,7 @@ from recon.models import DeviceState, HookFailed, HostResult, NotifierMissing, S
 from recon.targets import build_targets
 from recon.watch import STATE_MAX_BYTES, HookRunner, Tracker, Watch, load_state, save_state
 
-from conftest import NOBODY, RECON, ROOT, run_cli
+from conftest import NOBODY, RECON, ROOT, run_cli, small_tmpfs
 
 PHONE = ("198.18.0.10", "3c:22:fb:12:34:56")
 TV = ("198.18.0.14", "8c:79:f5:77:88:99")
@@ -516,17 +516,6 @@ def test_once_with_a_hostile_state_file_prints_no_raw_escape(lab, tmp_path: Path
     assert list(tmp_path.glob("state.json.corrupt-*"))
 
 
-@contextmanager
-def small_tmpfs(where: Path) -> Iterator[Path]:
-    """A 16 KiB tmpfs mounted at ``where`` for the block (root only; lab tests run as root)."""
-    where.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(where)], check=True)
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
 def fill(folder: Path) -> None:
     """Write a file until the filesystem is full (unbuffered, so nothing is left to flush)."""
     fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
@@ -542,7 +531,7 @@ def fill(folder: Path) -> None:
 def test_state_on_a_full_disk_is_one_line_exit_3_and_the_old_file_intact(lab, tmp_path: Path) -> None:
     """--state on a full filesystem: the inventory is shown, then one error line (no traceback), exit 3; the
     previous state file byte for byte as it was, and no temp file left behind."""
-    with small_tmpfs(tmp_path / "small") as small:
+    with small_tmpfs(tmp_path / "small", "16k") as small:
         state = small / "state.json"
         save_state(state, [DeviceState(PHONE[0], PHONE[1], "Apple", "phone.lab", "2026-11-22T03:13:48+00:00",
                                        "2026-11-22T03:13:48+00:00")])
