@@ -4,8 +4,7 @@
 (``recon.transport``), with a classic BPF program (``recon.bpf``) attached in the
 kernel before the socket is bound, so no unfiltered packet is ever queued.
 ``sniff`` replays a capture (``recon.pcap``) or captures live, and yields decoded
-packets. pcap I/O lives in ``recon.pcap``; its names are re-exported here for
-callers that import them from ``recon.capture``.
+packets. pcap I/O lives in ``recon.pcap``, the BPF interpreter in ``recon.bpf``.
 """
 
 from __future__ import annotations
@@ -23,44 +22,23 @@ from recon.errors import CaptureError, InvalidOption, ReconEnvironmentError
 from recon.models import DecodedPacket, IPHeader
 from recon.pcap import (
     LINKTYPE_ETHERNET,
-    LINKTYPE_IPV4,
-    LINKTYPE_IPV6,
     LINKTYPE_LINUX_SLL2,
     LINKTYPE_RAW,
     SNAPLEN,
-    SUPPORTED_LINKTYPES,
     Frame,
     PcapWriter,
-    is_stream,
     open_capture,
     read_frames,
     same_file,
 )
+from recon.transport import ETH_P_ALL
 
 if TYPE_CHECKING:
     from recon.transport import Transport
 
-__all__ = [
-    "LINKTYPE_ETHERNET",
-    "LINKTYPE_IPV4",
-    "LINKTYPE_IPV6",
-    "LINKTYPE_LINUX_SLL2",
-    "LINKTYPE_RAW",
-    "MAX_TIMEOUT",
-    "SUPPORTED_LINKTYPES",
-    "Frame",
-    "LiveCapture",
-    "PcapWriter",
-    "bpf_match",
-    "compile_bpf",
-    "is_stream",
-    "open_capture",
-    "parse_proto",
-    "read_frames",
-    "sniff",
-]
+__all__ = ["MAX_TIMEOUT", "LiveCapture", "parse_proto", "sniff"]  # pcap I/O lives in recon.pcap, BPF in recon.bpf
 
-ETH_P_ALL = 0x0003
+
 _SO_TIMESTAMPNS = 35  # also SCM_TIMESTAMPNS
 _ARPHRD_LINKTYPES = {1: LINKTYPE_ETHERNET, 772: LINKTYPE_ETHERNET, 65534: LINKTYPE_RAW}  # ether, loopback, none (tun)
 _SLL2 = struct.Struct("!HHIHBB8s")

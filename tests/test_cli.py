@@ -91,7 +91,7 @@ def test_unknown_lab_is_environment_error(tmp_path, monkeypatch: pytest.MonkeyPa
 @pytest.mark.parametrize("flag", ["-w", "--write", "--pcap"])
 def test_pcap_output_has_one_name_with_aliases(flag: str, tmp_path) -> None:
     """-w/--write/--pcap are one option in craft and sniff (tcpdump's -w), so each writes the same file."""
-    from recon.capture import read_frames
+    from recon.pcap import read_frames
     from tests.conftest import CAPTURES
 
     craft = run_cli("craft", "--dst", "198.18.0.10", "--src", "198.18.0.2", "--dry-run", flag, str(tmp_path / "c.pcap"))

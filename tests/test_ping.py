@@ -527,7 +527,7 @@ def test_pattern_like_iputils(lab, tmp_path) -> None:
     assert out.splitlines()[:2] == pout.splitlines()[:2] == [
         "PATTERN: 0xff000a", "PING 198.18.0.10 (198.18.0.10) 20(48) bytes of data."]
     assert shapes(out) == shapes(pout)
-    from recon.capture import read_frames
+    from recon.pcap import read_frames
 
     path = tmp_path / "p.pcap"
     assert lab.recon("ping", "-p", "ff000a", "-s", "20", "-c", "1", "--pcap", str(path), "198.18.0.10").returncode == 0
@@ -615,7 +615,7 @@ def test_unknown_scope_is_one_line_exit_2(lab) -> None:
 def test_pcap_on_a_full_disk_is_one_line_exit_3_with_the_statistics(lab, tmp_path) -> None:
     """--pcap onto a full filesystem: the ping ends, the statistics are printed, then one error line, exit 3;
     the file holds only whole records."""
-    from recon.capture import read_frames
+    from recon.pcap import read_frames
 
     with small_tmpfs(tmp_path / "full", "8k") as full:
         res = lab.recon("ping", "-c", "300", "-i", "0.01", "--pcap", str(full / "p.pcap"), "198.18.0.10")
