@@ -69,6 +69,8 @@ _IPV6_RECVERR = getattr(socket, "IPV6_RECVERR", 25)
 _IP_RECVTTL = getattr(socket, "IP_RECVTTL", 12)
 _IPV6_RECVHOPLIMIT = getattr(socket, "IPV6_RECVHOPLIMIT", 51)
 _IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
+_IFA_F_DADFAILED, _IFA_F_TENTATIVE = 0x08, 0x40  # linux/if_addr.h
+_IPV6_ADDR_LINKLOCAL = 0x20  # the scope column of if_inet6 (include/net/ipv6.h)
 
 
 class PacketSocket(Protocol):
@@ -191,6 +193,11 @@ class Transport:
         """(ARPHRD type, MAC) of ``iface`` in this thread's namespace; OSError when there is no such interface."""
         raise NotImplementedError
 
+    def addresses6(self, iface: str) -> tuple[tuple[str, int, bool], ...]:
+        """The usable IPv6 addresses of ``iface``: (address, prefix length, link-local?); tentative
+        and duplicate (DAD-failed) addresses are left out. Empty when it has none."""
+        raise NotImplementedError
+
 
 class SystemTransport(Transport):
     """The kernel's sockets, in the calling thread's network namespace."""
@@ -248,6 +255,22 @@ class SystemTransport(Transport):
             res = fcntl.ioctl(probe.fileno(), _SIOCGIFHWADDR, struct.pack("16s16s", iface.encode()[:15], b""))
         hatype = struct.unpack_from("H", res, 16)[0]
         return hatype, bytes(res[18:24])
+
+    def addresses6(self, iface: str) -> tuple[tuple[str, int, bool], ...]:
+        # /proc/…/net/if_inet6 of this *thread's* namespace: "addr ifindex plen scope flags name" in hex
+        path = Path("/proc/thread-self/net/if_inet6")
+        try:
+            lines = (path if path.exists() else Path("/proc/self/net/if_inet6")).read_text().splitlines()
+        except OSError:
+            return ()
+        out = []
+        for line in lines:
+            f = line.split()
+            if len(f) != 6 or f[5] != iface or int(f[4], 16) & (_IFA_F_TENTATIVE | _IFA_F_DADFAILED):
+                continue
+            addr = socket.inet_ntop(socket.AF_INET6, bytes.fromhex(f[0]))
+            out.append((addr, int(f[2], 16), int(f[3], 16) == _IPV6_ADDR_LINKLOCAL))
+        return tuple(out)
 
 
 _DEFAULT: Transport = SystemTransport()
@@ -439,13 +462,17 @@ class ReplayTransport(Transport):
 
     def __init__(self, responder: Responder | None = None, *, loss: float = 0.0, seed: int = 0,
                  source: str = "198.18.0.2", source6: str = "2001:db8::2", interfaces: dict[str, tuple[int, bytes]] | None = None,
-                 dgram_only: bool = False) -> None:
+                 dgram_only: bool = False, addresses6: dict[str, tuple[tuple[str, int, bool], ...]] | None = None) -> None:
         self.responder = responder
         self.loss = loss
         self._rng = random.Random(seed)
         self.source, self.source6 = source, source6
         self.interfaces = interfaces or {"eth0": (1, bytes.fromhex("025245430002"))}
         self.dgram_only = dgram_only
+        # each Ethernet interface holds source6/64 and its EUI-64 link-local, unless told otherwise
+        self.interface_addresses6 = addresses6 if addresses6 is not None else {
+            name: ((source6, 64, False), (_eui64_link_local(mac), 64, True)) for name, (hatype, mac) in self.interfaces.items()
+            if hatype == 1}
         self.dgram_ident = 0x4242
         self.sent: list[Sent] = []
         self.overflows = 0
@@ -498,6 +525,15 @@ class ReplayTransport(Transport):
             return self.interfaces[iface]
         except KeyError:
             raise OSError(errno.ENODEV, "No such device", iface) from None
+
+    def addresses6(self, iface: str) -> tuple[tuple[str, int, bool], ...]:
+        return self.interface_addresses6.get(iface, ())
+
+
+def _eui64_link_local(mac: bytes) -> str:
+    """The link-local address the kernel derives from ``mac`` (RFC 4291 appendix A)."""
+    eui = bytes([mac[0] ^ 0x02]) + mac[1:3] + b"\xff\xfe" + mac[3:6]
+    return socket.inet_ntop(socket.AF_INET6, b"\xfe\x80" + bytes(6) + eui)
 
 
 # --- recordings: answers taken from a capture, fitted to the probe that was sent ---------------------

@@ -1,0 +1,548 @@
+"""On-link IPv6 discovery at layer 2: Neighbor Discovery and multicast echo (ARCHITECTURE.md).
+
+``solicit`` sends a Neighbor Solicitation for each target to its solicited-node group
+(ff02::1:ffXX:XXXX, Ethernet 33:33:ff:XX:XX:XX), from the interface's address of the
+target's scope, with our source link-layer address option; a Neighbor Advertisement
+whose target field is the address (hop limit 255, checksum good) says it is up, and
+gives its MAC (the target link-layer address option, else the frame's source).
+``multicast_echo`` sends one ICMPv6 echo to ff02::1 (or another group) from each of
+the interface's addresses: hosts answer from the address of the same scope, so the
+link-local echo finds every host's fe80:: address and a global one its global address;
+each responder's MAC is the reply frame's source.
+
+Why layer 2 (an ``AF_PACKET`` socket from ``recon.transport``) rather than a raw ICMPv6
+socket with hop limit 255:
+
+* the MAC is the point of an on-link row, and an echo reply carries it only in the
+  Ethernet header, which a raw ICMPv6 socket never shows;
+* the kernel's neighbour cache stays out of the way: no waiting on its one-at-a-time
+  resolution and retransmit timer, and no cache entries for every address asked about
+  (the kernel ignores advertisements it did not ask for);
+* it is the ARP path again (``recon.arp``): the same socket kind, vendor lookup and
+  pcap of whole frames.
+
+The price: it needs an Ethernet interface (others are refused with a hint), and the
+ICMPv6 checksums are computed here. Frames are built with struct, not Scapy: a
+solicitation is 86 bytes, and one is built per target.
+
+Link-local addresses are reported with their scope (``fe80::1%eth0``), as ping does.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+import select
+import struct
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from types import TracebackType
+
+from recon.arp import vendor
+from recon.errors import InvalidOption, InvalidTarget
+from recon.models import HostResult, ScopedTarget, SweepResult, SweepStats
+from recon.packets import inet_checksum
+from recon.transport import PacketSocket, Transport, default_transport
+
+__all__ = [
+    "ALL_NODES",
+    "ETH_P_IPV6",
+    "LOCAL_PREFIX_LIMIT",
+    "Link6",
+    "discover",
+    "echo_frame",
+    "link6",
+    "merge",
+    "multicast_echo",
+    "multicast_mac",
+    "ns_frame",
+    "parse_advert",
+    "parse_echo_reply",
+    "solicit",
+    "solicited_node",
+]
+
+ETH_P_IPV6 = 0x86DD
+ALL_NODES = "ff02::1"
+# ``--local`` solicits every address of an on-link prefix only up to this many (a /116): a /64
+# cannot be swept, and there the multicast echo finds the hosts.
+LOCAL_PREFIX_LIMIT = 4096
+ND_REASON = "nd-advert"
+ECHO_REASON = "echo-reply"
+LOCAL_REASON = "localhost"  # our own address, as engine.py marks it for ARP
+
+_ARPHRD_ETHER = 1
+_NS, _NA, _ECHO, _ECHO_REPLY = 135, 136, 128, 129
+_ICMP = 14 + 40  # the ICMPv6 header's offset in an Ethernet frame (no extension headers)
+_SNM_PREFIX = ipaddress.IPv6Address("ff02::1:ff00:0").packed[:13]  # the solicited-node prefix, ff02::1:ff00:0/104
+_ECHO_HOPS = 1  # a multicast echo stays on the link (as ping's default IPV6_MULTICAST_HOPS)
+
+Tap = Callable[[bytes], None]  # called with every frame sent and every answer read (for a pcap)
+
+
+# --- the interface -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Link6:
+    """An Ethernet interface's MAC and usable IPv6 addresses: (address, prefix length, link-local?)."""
+
+    name: str
+    mac: bytes
+    addresses: tuple[tuple[str, int, bool], ...]
+
+    @property
+    def mac_str(self) -> str:
+        return self.mac.hex(":")
+
+    @property
+    def link_local(self) -> bytes:
+        return next(_pack(a) for a, _, ll in self.addresses if ll)
+
+    def sources(self) -> list[bytes]:
+        """Every address to send from: the link-local one first, then the others (distinct)."""
+        out = [self.link_local] + [_pack(a) for a, _, ll in self.addresses if not ll]
+        return list(dict.fromkeys(out))
+
+    def prefixes(self) -> list[ipaddress.IPv6Network]:
+        """The on-link prefixes of the interface's non-link-local addresses."""
+        nets = (ipaddress.IPv6Network(f"{a}/{p}", strict=False) for a, p, ll in self.addresses if not ll)
+        return list(dict.fromkeys(nets))
+
+    def source_for(self, target: bytes) -> bytes:
+        """The address to solicit ``target`` from: link-local for a link-local target, else the address whose
+        prefix holds it (the kernel's choice too), else any non-link-local address, else the link-local one."""
+        if target[:2] == b"\xfe\x80":
+            return self.link_local
+        t = ipaddress.IPv6Address(target)
+        others = [(a, p) for a, p, ll in self.addresses if not ll]
+        for a, p in others:
+            if t in ipaddress.IPv6Network(f"{a}/{p}", strict=False):
+                return _pack(a)
+        return _pack(others[0][0]) if others else self.link_local
+
+    def show(self, address: bytes) -> str:
+        """An address as rows show it: link-local ones with their scope (``fe80::1%eth0``)."""
+        text = str(ipaddress.IPv6Address(address))
+        return f"{text}%{self.name}" if address[:2] == b"\xfe\x80" else text
+
+
+def _pack(address: str) -> bytes:
+    return ipaddress.IPv6Address(address).packed
+
+
+def link6(iface: str, transport: Transport | None = None, *, option: str = "--interface") -> Link6:
+    """MAC and IPv6 addresses of Ethernet interface ``iface`` in this namespace; InvalidOption (named
+    ``option``) when there is no such interface, it is not Ethernet, or it has no link-local address."""
+    t = transport or default_transport()
+    try:
+        hatype, mac = t.hardware(iface)
+    except OSError:
+        raise InvalidOption(option, iface, "no such interface in this network namespace (see 'ip link')") from None
+    if hatype != _ARPHRD_ETHER:
+        raise InvalidOption(option, iface, "not an Ethernet interface; Neighbor Discovery and multicast echo "
+                                           "at layer 2 need one (see 'ip link')")
+    addresses = t.addresses6(iface)
+    if not any(ll for _, _, ll in addresses):
+        raise InvalidOption(option, iface, "the interface has no IPv6 link-local address (is IPv6 off on it?)")
+    return Link6(iface, mac, addresses)
+
+
+# --- frames ----------------------------------------------------------------------------------------
+
+
+def solicited_node(target: bytes) -> bytes:
+    """The solicited-node multicast group of ``target`` (RFC 4291 2.7.1): ff02::1:ff + its last 24 bits."""
+    return _SNM_PREFIX + target[13:16]
+
+
+def multicast_mac(group: bytes) -> bytes:
+    """The Ethernet address of IPv6 multicast ``group`` (RFC 2464 7): 33:33 + its last 32 bits."""
+    return b"\x33\x33" + group[12:16]
+
+
+def _icmp6_frame(mac: bytes, src: bytes, dst: bytes, hops: int, msg: bytearray) -> bytes:
+    """Ethernet + IPv6 + ``msg`` (an ICMPv6 message whose checksum is filled in here), to multicast ``dst``."""
+    msg[2:4] = b"\0\0"
+    msg[2:4] = inet_checksum(src + dst + struct.pack("!I3xB", len(msg), 58) + bytes(msg)).to_bytes(2, "big")
+    ip = struct.pack("!IHBB", 0x60000000, len(msg), 58, hops) + src + dst
+    return multicast_mac(dst) + mac + b"\x86\xdd" + ip + bytes(msg)
+
+
+def ns_frame(link: Link6, source: bytes, target: bytes) -> bytes:
+    """A Neighbor Solicitation for ``target`` to its solicited-node group, with our link-layer address option."""
+    msg = bytearray(struct.pack("!BBHI", _NS, 0, 0, 0) + target + b"\x01\x01" + link.mac)
+    return _icmp6_frame(link.mac, source, solicited_node(target), 255, msg)
+
+
+def echo_frame(link: Link6, source: bytes, group: bytes, ident: int, seq: int, payload: bytes) -> bytes:
+    """An ICMPv6 echo request to multicast ``group`` (hop limit 1: it stays on the link)."""
+    msg = bytearray(struct.pack("!BBHHH", _ECHO, 0, 0, ident, seq) + payload)
+    return _icmp6_frame(link.mac, source, group, _ECHO_HOPS, msg)
+
+
+def _icmp6(frame: bytes) -> bytes | None:
+    """The ICMPv6 message of an Ethernet frame, when it is one with a good checksum (no extension headers)."""
+    if len(frame) < _ICMP + 8 or frame[12:14] != b"\x86\xdd" or frame[14] >> 4 != 6 or frame[20] != 58:
+        return None
+    size = int.from_bytes(frame[18:20], "big")
+    if size < 8 or _ICMP + size > len(frame):
+        return None
+    msg = frame[_ICMP:_ICMP + size]
+    if inet_checksum(frame[22:54] + struct.pack("!I3xB", size, 58) + msg) != 0:
+        return None
+    return msg
+
+
+def parse_advert(frame: bytes) -> tuple[bytes, bytes] | None:
+    """(target address, MAC) of a valid Neighbor Advertisement frame (RFC 4861 7.1.2: hop limit 255,
+    code 0, at least 24 bytes, no zero-length option); the MAC is the target link-layer address option's,
+    else the frame's source. None for anything else."""
+    msg = _icmp6(frame)
+    if msg is None or msg[0] != _NA or msg[1] != 0 or len(msg) < 24 or frame[21] != 255 or msg[8] == 0xFF:
+        return None
+    mac, at = frame[6:12], 24
+    while at + 2 <= len(msg):
+        kind, units = msg[at], msg[at + 1]
+        if units == 0 or at + units * 8 > len(msg):
+            return None
+        if kind == 2 and units == 1:
+            mac = msg[at + 2:at + 8]
+        at += units * 8
+    return msg[8:24], mac
+
+
+def parse_echo_reply(frame: bytes) -> tuple[bytes, bytes, int, int, int, bytes] | None:
+    """(source, destination, hop limit, id, seq, payload) of an ICMPv6 echo reply frame; None otherwise."""
+    msg = _icmp6(frame)
+    if msg is None or msg[0] != _ECHO_REPLY or msg[1] != 0:
+        return None
+    ident, seq = struct.unpack_from("!HH", msg, 4)
+    return frame[22:38], frame[38:54], frame[21], ident, seq, msg[8:]
+
+
+# --- the wire ----------------------------------------------------------------------------------
+
+
+class _Wire:
+    """One AF_PACKET socket on the interface: send frames, read the frames other hosts send back."""
+
+    def __init__(self, link: Link6, transport: Transport, what: str, tap: Tap | None) -> None:
+        self.link, self.tap = link, tap
+        self.sock: PacketSocket = transport.packet(link.name, ETH_P_IPV6, what=what)
+        self.sock.setblocking(False)
+        self.sent = self.received = self.send_errors = 0
+        self.t0 = time.monotonic()
+
+    def __enter__(self) -> _Wire:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.sock.close()
+
+    def send(self, frame: bytes) -> float:
+        """Send one frame (waiting for room when the queue is full); return when it was handed over.
+
+        The time is taken before the send: on a veth the whole exchange can run inside it."""
+        start = time.monotonic()
+        for _ in range(50):
+            try:
+                self.sock.send(frame)
+                break
+            except OSError as e:
+                if e.errno not in (errno.ENOBUFS, errno.EAGAIN):
+                    self.send_errors += 1
+                    return start
+                select.select([], [self.sock], [], 0.01)
+                start = time.monotonic()
+        else:
+            self.send_errors += 1
+            return start
+        self.sent += 1
+        if self.tap is not None:
+            self.tap(frame)
+        return start
+
+    def drain(self, handle: Callable[[bytes, float], None]) -> None:
+        """Hand every waiting IPv6 frame that another host sent to ``handle(frame, when)``."""
+        mine = self.link.mac
+        while True:
+            try:
+                frame = self.sock.recv(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            if frame[6:12] != mine:  # our own frames come back as outgoing copies
+                handle(frame, time.monotonic())
+
+    def wait(self, until: float, handle: Callable[[bytes, float], None], done: Callable[[], bool]) -> None:
+        """Read until ``until`` (monotonic clock) or until ``done()``."""
+        while True:
+            self.drain(handle)
+            left = until - time.monotonic()
+            if left <= 0 or done():
+                return
+            select.select([self.sock], [], [], left)
+
+
+def _check(timeout: float, retries: int | None, rate: float | None) -> int:
+    """Validate the options as the sweep engine does; return the most retry rounds."""
+    from recon.engine import ADAPTIVE_RETRIES, MAX_RATE, MAX_TIMEOUT, MIN_RATE
+
+    if not 0 <= timeout <= MAX_TIMEOUT:
+        raise InvalidOption("--timeout", timeout, f"seconds from 0 to {MAX_TIMEOUT}")
+    if retries is not None and not 0 <= retries <= 100:
+        raise InvalidOption("--retries", retries, "a whole number from 0 to 100")
+    if rate is not None and not MIN_RATE <= rate <= MAX_RATE:
+        raise InvalidOption("--rate", rate, f"packets per second from {MIN_RATE:g} to {MAX_RATE:g}")
+    return ADAPTIVE_RETRIES if retries is None else retries
+
+
+def _target(value: str | int) -> bytes:
+    try:
+        address = ipaddress.IPv6Address(value.split("%")[0] if isinstance(value, str) else value)
+    except ValueError:
+        raise InvalidTarget(str(value), "not an IPv6 address") from None
+    if address.is_multicast or address.is_unspecified:
+        raise InvalidTarget(str(value), "Neighbor Discovery asks for one unicast address",
+                            hint="ask a multicast group with an echo (ff02::1%eth0)")
+    return address.packed
+
+
+# --- Neighbor Discovery ------------------------------------------------------------------------
+
+
+class _Solicit:
+    """The state of one solicitation sweep: who was asked when, who answered, with what."""
+
+    def __init__(self, link: Link6, targets: list[bytes]) -> None:
+        self.link, self.targets = link, targets
+        self.index = {a: i for i, a in enumerate(targets)}
+        self.sent_at = [0.0] * len(targets)
+        self.found: dict[int, tuple[float, str, str]] = {}  # index → (rtt ms, mac, reason)
+        self.duplicates = self.ignored = self.answers = 0
+        for own in link.sources():
+            if own in self.index:
+                self.found[self.index[own]] = (0.0, link.mac_str, LOCAL_REASON)
+
+    def handle(self, frame: bytes, when: float) -> None:
+        advert = parse_advert(frame)
+        if advert is None:
+            return
+        i = self.index.get(advert[0])
+        if i is None or not self.sent_at[i]:
+            self.ignored += 1
+            return
+        self.answers += 1
+        if i in self.found:
+            self.duplicates += 1
+            return
+        self.found[i] = ((when - self.sent_at[i]) * 1000.0, advert[1].hex(":"), ND_REASON)
+
+    def done(self) -> bool:
+        return len(self.found) == len(self.targets)
+
+    def hosts(self) -> tuple[HostResult, ...]:
+        out = []
+        for i in sorted(range(len(self.targets)), key=self.targets.__getitem__):
+            address = self.link.show(self.targets[i])
+            if i not in self.found:
+                out.append(HostResult(address, "down"))
+                continue
+            rtt, mac, why = self.found[i]
+            out.append(HostResult(address, "up", round(rtt, 3), None, why, mac, vendor(mac), reason=why))
+        return tuple(out)
+
+
+def solicit(iface: str, addrs: Iterable[str | int], *, transport: Transport | None = None, timeout: float = 1.0,
+            retries: int | None = 1, rate: float | None = None, tap: Tap | None = None) -> SweepResult:
+    """Ask for each address in ``addrs`` (IPv6 text, scope allowed, or 128-bit ints) with a Neighbor
+    Solicitation on Ethernet interface ``iface``; return every target, up (``reason`` nd-advert, with MAC
+    and vendor; our own addresses ``localhost``) or down, in address order, and the counters.
+
+    Each round asks the silent again and waits ``timeout`` seconds after its last send. ``retries=None``
+    adapts as the sweep engine does: again while the last retry still found hosts, at most 6 times.
+    ``rate`` paces the sends (per second); ``tap`` sees every frame sent and every advertisement read.
+    """
+    rounds = 1 + _check(timeout, retries, rate)
+    t = transport or default_transport()
+    lnk = link6(iface, t)
+    targets = list(dict.fromkeys(_target(a) for a in addrs))
+    run = _Solicit(lnk, targets)
+    gap = 1.0 / rate if rate else 0.0
+    resent = 0
+
+    def handle(frame: bytes, when: float) -> None:
+        before = run.answers + run.ignored
+        run.handle(frame, when)
+        if tap is not None and run.answers + run.ignored != before:
+            tap(frame)
+
+    with _Wire(lnk, t, "recon sweep (Neighbor Discovery)", tap) as wire:
+        for rnd in range(rounds):
+            todo = [i for i in range(len(targets)) if i not in run.found]
+            if not todo:
+                break
+            before = len(run.found)
+            resent += len(todo) if rnd else 0
+            next_at = time.monotonic()
+            for i in todo:
+                if gap:  # paced: read while waiting for the next slot
+                    wire.wait(next_at, handle, lambda: False)
+                    next_at += gap
+                a = targets[i]
+                run.sent_at[i] = wire.send(ns_frame(lnk, lnk.source_for(a), a))
+                wire.drain(handle)
+            wire.wait(time.monotonic() + timeout, handle, run.done)
+            if retries is None and rnd and len(run.found) == before:
+                break  # adaptive: this retry found nobody, so no sign of loss is left
+        duration = max(time.monotonic() - wire.t0, 1e-9)
+        stats = SweepStats(targets=len(targets), sent=wire.sent, received=run.answers, duplicates=run.duplicates,
+                           retries=resent, ignored=run.ignored, send_errors=wire.send_errors,
+                           duration_s=round(duration, 6), pps=round(wire.sent / duration, 1), method="ndp")
+    return SweepResult(hosts=run.hosts(), stats=stats)
+
+
+# --- multicast echo ----------------------------------------------------------------------------
+
+
+class _Echo:
+    """One multicast echo run: what was sent from which source in which round, and who answered."""
+
+    def __init__(self, link: Link6, sources: list[bytes], group: bytes) -> None:
+        self.link, self.sources, self.group = link, sources, group
+        self.ident = int.from_bytes(os.urandom(2), "big")
+        self.nonce = os.urandom(8)
+        self.sent_at: dict[int, float] = {}  # seq (round << 8 | source index) → when
+        self.found: dict[bytes, tuple[float, int, str]] = {}  # responder → (rtt ms, hop limit, mac)
+        self.answers = self.duplicates = self.ignored = 0
+
+    def frame(self, seq: int) -> bytes:
+        return echo_frame(self.link, self.sources[seq & 0xFF], self.group, self.ident, seq, self.nonce)
+
+    def handle(self, frame: bytes, when: float) -> None:
+        reply = parse_echo_reply(frame)
+        if reply is None:
+            return
+        src, dst, hops, ident, seq, payload = reply
+        sent = self.sent_at.get(seq)
+        if ident != self.ident or payload != self.nonce or sent is None or dst != self.sources[seq & 0xFF]:
+            self.ignored += 1
+            return
+        self.answers += 1
+        if src in self.found:
+            self.duplicates += 1
+            return
+        self.found[src] = ((when - sent) * 1000.0, hops, frame[6:12].hex(":"))
+
+    def hosts(self) -> tuple[HostResult, ...]:
+        rows = {a: HostResult(self.link.show(a), "up", round(rtt, 3), hops, ECHO_REASON, mac, vendor(mac), reason=ECHO_REASON)
+                for a, (rtt, hops, mac) in self.found.items()}
+        for own in self.sources:  # we are on the link too (ping ff02::1 hears itself); the wire does not echo us
+            rows.setdefault(own, HostResult(self.link.show(own), "up", 0.0, None, LOCAL_REASON, self.link.mac_str,
+                                            vendor(self.link.mac_str), reason=LOCAL_REASON))
+        return tuple(rows[a] for a in sorted(rows))
+
+
+def multicast_echo(iface: str, *, transport: Transport | None = None, timeout: float = 1.0,
+                   group: str = ALL_NODES, retries: int | None = 1, tap: Tap | None = None) -> SweepResult:
+    """Send an ICMPv6 echo to multicast ``group`` on Ethernet interface ``iface`` from each of its addresses
+    (link-local first); return every responder (``reason`` echo-reply, with the MAC of its frame, vendor,
+    hop limit) and our own addresses (``localhost``), in address order.
+
+    Each round waits ``timeout`` seconds; a retry round echoes again (to hear who lost the first),
+    and ``retries=None`` goes on while the last round found someone new, at most 6 times.
+    """
+    rounds = 1 + _check(timeout, retries, None)
+    t = transport or default_transport()
+    try:
+        target = ipaddress.IPv6Address(group.split("%")[0])
+    except ValueError:
+        raise InvalidTarget(group, "not an IPv6 multicast group") from None
+    if not target.is_multicast:
+        raise InvalidTarget(group, "not an IPv6 multicast group", hint="ff02::1 is every node on the link")
+    lnk = link6(iface, t)
+    run = _Echo(lnk, lnk.sources(), target.packed)
+
+    def handle(frame: bytes, when: float) -> None:
+        before = run.answers + run.ignored
+        run.handle(frame, when)
+        if tap is not None and run.answers + run.ignored != before:
+            tap(frame)
+
+    with _Wire(lnk, t, "recon sweep (multicast echo)", tap) as wire:
+        for rnd in range(rounds):
+            before = len(run.found)
+            for k in range(len(run.sources)):
+                seq = rnd << 8 | k
+                run.sent_at[seq] = wire.send(run.frame(seq))
+                wire.drain(handle)
+            wire.wait(time.monotonic() + timeout, handle, lambda: False)
+            if retries is None and rnd and len(run.found) == before:
+                break
+        duration = max(time.monotonic() - wire.t0, 1e-9)
+        hosts = run.hosts()
+        stats = SweepStats(targets=len(hosts), sent=wire.sent, received=run.answers, duplicates=run.duplicates,
+                           retries=wire.sent - len(run.sources), ignored=run.ignored, send_errors=wire.send_errors,
+                           duration_s=round(duration, 6), pps=round(wire.sent / duration, 1), method="mcast-echo")
+    return SweepResult(hosts=hosts, stats=stats)
+
+
+# --- scoped targets and --local ----------------------------------------------------------------
+
+
+def merge(results: Sequence[SweepResult]) -> SweepResult:
+    """Several results as one: a host once (up wins over down, the first answer over later ones), in address
+    order; the counters added up, the methods joined (``mcast-echo+ndp``)."""
+    rows: dict[str, HostResult] = {}
+    for result in results:
+        for h in result.hosts:
+            have = rows.get(h.address)
+            if have is None or (have.status != "up" and h.status == "up"):
+                rows[h.address] = h
+    total = SweepStats()
+    methods: list[str] = []
+    for result in results:
+        s = result.stats
+        total = replace(total, sent=total.sent + s.sent, received=total.received + s.received,
+                        duplicates=total.duplicates + s.duplicates, late=total.late + s.late, retries=total.retries + s.retries,
+                        unreachable=total.unreachable + s.unreachable, ignored=total.ignored + s.ignored,
+                        send_errors=total.send_errors + s.send_errors, duration_s=total.duration_s + s.duration_s)
+        methods += [m for m in s.method.split("+") if m not in methods]
+    hosts = tuple(rows[a] for a in sorted(rows, key=_address_key))
+    pps = round(total.sent / total.duration_s, 1) if total.duration_s else 0.0
+    return SweepResult(hosts=hosts, stats=replace(total, targets=len(hosts), pps=pps, method="+".join(methods) or "ndp"))
+
+
+def _address_key(address: str) -> tuple[int, int]:
+    ip = ipaddress.ip_address(address.split("%")[0])
+    return ip.version, int(ip)
+
+
+def discover(scoped: Sequence[ScopedTarget] = (), local: Sequence[str] = (), *, transport: Transport | None = None,
+             timeout: float = 1.0, retries: int | None = 1, rate: float | None = None, tap: Tap | None = None,
+             limit: int = LOCAL_PREFIX_LIMIT) -> SweepResult:
+    """On-link IPv6 discovery for a sweep: scoped unicast targets (``fe80::1%eth0``) by Neighbor Discovery,
+    scoped groups (``ff02::1%eth0``) by multicast echo, and each ``local`` interface (``sweep --local``) by
+    an echo to ff02::1 from each of its addresses plus a solicitation of every address of its on-link
+    prefixes that hold at most ``limit`` addresses. One merged result."""
+    for iface in local:
+        link6(iface, transport, option="--local")  # every name checked before anything is sent
+    parts: list[SweepResult] = []
+    by_iface: dict[str, list[ScopedTarget]] = {}
+    for s in scoped:
+        by_iface.setdefault(s.interface, []).append(s)
+    for iface, group in by_iface.items():
+        unicast = [s.address for s in group if not s.multicast]
+        if unicast:
+            parts.append(solicit(iface, unicast, transport=transport, timeout=timeout, retries=retries, rate=rate, tap=tap))
+        for g in dict.fromkeys(s.address for s in group if s.multicast):
+            parts.append(multicast_echo(iface, transport=transport, timeout=timeout, group=g, retries=retries, tap=tap))
+    for iface in dict.fromkeys(local):
+        parts.append(multicast_echo(iface, transport=transport, timeout=timeout, retries=retries, tap=tap))
+        small = [n for n in link6(iface, transport).prefixes() if n.num_addresses <= limit]
+        if small:
+            addrs = [int(a) for n in small for a in n]
+            parts.append(solicit(iface, addrs, transport=transport, timeout=timeout, retries=retries, rate=rate, tap=tap))
+    return merge(parts)

@@ -1,0 +1,160 @@
+"""On-link IPv6 discovery (recon/ndp.py): Neighbor Discovery and multicast echo on the lab's LAN,
+compared with nmap -6 -sn and ping -6 ff02::1 on the same link."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+import pytest
+from recon import ndp
+from recon.errors import InvalidOption, InvalidTarget
+from recon.labbuild import netns
+from tests.conftest import need_tool
+
+
+def _up(result) -> dict[str, str]:
+    """address → MAC of the hosts that answered (our own addresses left out)."""
+    return {h.address: h.mac for h in result.hosts if h.status == "up" and h.reason != ndp.LOCAL_REASON}
+
+
+def test_solicit_finds_what_nmap_finds(lab) -> None:
+    """NS to 2001:db8::/123 finds exactly the hosts nmap -6 -sn finds by nd-response, with the same MACs
+    (the router's subnet-router anycast 2001:db8:: too), vendors from the manuf database, and the rest down."""
+    need_tool("nmap")
+    info = lab.info
+    out = lab.run(["nmap", "-6", "-n", "-sn", "--reason", "2001:db8::/123"], timeout=60).stdout
+    nmap = dict(re.findall(r"Nmap scan report for (\S+)\nHost is up, received nd-response.*\nMAC Address: (\S+)", out))
+    assert len(nmap) == len(info.hosts) + 2, out  # the five hosts, the router and its anycast address
+    with netns(lab.ns):
+        result = ndp.solicit(info.scanner_if, [f"2001:db8::{i:x}" for i in range(32)], timeout=1.5)
+    assert _up(result) == {a: m.lower() for a, m in nmap.items()}
+    rows = {h.address: h for h in result.hosts}
+    assert len(rows) == 32 and rows["2001:db8::1f"].status == "down" and rows["2001:db8::1f"].mac is None
+    assert rows[info.scanner_ipv6].reason == "localhost" and rows[info.scanner_ipv6].mac == info.scanner_mac
+    for h in info.hosts:
+        row = rows[h.ipv6]
+        assert (row.reason, row.reply, row.mac) == ("nd-advert", "nd-advert", h.mac)
+        assert row.vendor and row.vendor.startswith(h.vendor.split()[0]), (row.vendor, h.vendor)
+        assert row.rtt_ms is not None and 0 < row.rtt_ms < 1000
+    assert result.stats.method == "ndp" and result.stats.targets == 32
+    assert result.stats.received >= len(nmap) and result.stats.retries == 32 - len(nmap) - 1  # one retry of the silent
+
+
+def test_solicit_link_local_targets(lab) -> None:
+    """The LAN hosts' fe80:: addresses (asked from our link-local address) answer with their MACs; rows carry
+    the scope, as ping prints them; an unused fe80:: address is down."""
+    info = lab.info
+    iface = info.scanner_if
+    targets = [h.ipv6_ll for h in info.hosts] + [info.router_ipv6_ll, "fe80::dead:beef"]
+    with netns(lab.ns):
+        result = ndp.solicit(iface, targets, timeout=0.5, retries=0)
+    expected = {f"{h.ipv6_ll}%{iface}": h.mac for h in info.hosts} | {f"{info.router_ipv6_ll}%{iface}": info.router_mac}
+    assert _up(result) == expected
+    assert [h.status for h in result.hosts if h.address == f"fe80::dead:beef%{iface}"] == ["down"]
+    assert result.stats.sent == len(targets) and result.stats.retries == 0
+
+
+def test_solicit_sends_what_rfc4861_asks(lab) -> None:
+    """Each NS goes to the target's solicited-node group and its 33:33:ff MAC, hop limit 255, from the
+    address of the target's scope, with our link-layer address option (the frames the tap saw)."""
+    info = lab.info
+    seen: list[bytes] = []
+    target = info.hosts[0]
+    with netns(lab.ns):
+        ndp.solicit(info.scanner_if, [target.ipv6, target.ipv6_ll], timeout=0.3, retries=0, tap=seen.append)
+    from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6ND_NS, ICMPv6NDOptSrcLLAddr, IPv6
+    from scapy.layers.l2 import Ether
+
+    mine = bytes.fromhex(info.scanner_mac.replace(":", ""))
+    sent = [Ether(f) for f in seen if f[6:12] == mine]
+    assert len(sent) == 2
+    for frame, src, tgt in zip(sent, (info.scanner_ipv6, info.scanner_ipv6_ll), (target.ipv6, target.ipv6_ll), strict=True):
+        group = ipaddress.IPv6Address(int(ipaddress.IPv6Address("ff02::1:ff00:0")) | int(ipaddress.IPv6Address(tgt)) & 0xFFFFFF)
+        assert frame[ICMPv6ND_NS].tgt == tgt and frame[IPv6].src == src and frame[IPv6].hlim == 255
+        assert frame[IPv6].dst == str(group) and frame.dst == "33:33:" + group.packed[12:].hex(":")
+        assert frame[ICMPv6NDOptSrcLLAddr].lladdr == info.scanner_mac
+        redone = Ether(bytes(frame))
+        redone[ICMPv6ND_NS].cksum = None  # Scapy computes it again
+        assert Ether(bytes(redone))[ICMPv6ND_NS].cksum == frame[ICMPv6ND_NS].cksum
+    answers = [Ether(f) for f in seen if f[6:12] != mine]
+    assert {a[ICMPv6ND_NA].tgt for a in answers} == {target.ipv6, target.ipv6_ll}
+
+
+def test_multicast_echo_matches_ping(lab) -> None:
+    """Echo to ff02::1 from our link-local address hears every fe80:: address ping -6 ff02::1%eth0 hears
+    (ping also hears ourselves: we list our own addresses as localhost); from our global address it hears
+    the global ones; every MAC is the host's."""
+    need_tool("ping")
+    info = lab.info
+    iface = info.scanner_if
+    res = lab.run(["ping", "-6", "-c", "2", "-i", "0.3", "-W", "1", f"ff02::1%{iface}"], timeout=30)
+    heard = set(re.findall(r"bytes from ([0-9a-f:]+)%\S+ icmp_seq=1 ", res.stdout))
+    with netns(lab.ns):
+        result = ndp.multicast_echo(iface, timeout=0.5)
+    macs = {h.ipv6_ll: h.mac for h in info.hosts} | {info.router_ipv6_ll: info.router_mac}
+    globals_ = {h.ipv6: h.mac for h in info.hosts} | {info.router_ipv6: info.router_mac}
+    assert heard == set(macs) | {info.scanner_ipv6_ll}, res.stdout
+    expected = {f"{a}%{iface}": m for a, m in macs.items()} | globals_
+    assert _up(result) == expected
+    rows = {h.address: h for h in result.hosts}
+    assert {a for a, h in rows.items() if h.reason == "localhost"} == {info.scanner_ipv6, f"{info.scanner_ipv6_ll}%{iface}"}
+    assert all(rows[a].reason == rows[a].reply == "echo-reply" and rows[a].ttl == 64 and rows[a].vendor for a in expected)
+    assert result.stats.method == "mcast-echo" and result.stats.sent == 4  # two sources, one retry round
+
+
+def test_discover_scoped_and_local(lab) -> None:
+    """discover(): scoped fe80::X%eth0 by NS, ff02::1%eth0 by echo, --local eth0 (its /64 is too big to
+    solicit, so multicast echo only); one merged row per address."""
+    from recon.targets import build_targets
+
+    info = lab.info
+    iface = info.scanner_if
+    phone = info.hosts[0]
+    with netns(lab.ns):
+        scoped = build_targets([f"{phone.ipv6_ll}%{iface}", "fe80::dead:1%" + iface]).scoped
+        one = ndp.discover(scoped, timeout=0.3, retries=0)
+        local = ndp.discover(local=[iface], timeout=0.3, retries=0)
+        both = ndp.discover(build_targets([f"ff02::1%{iface}", f"{phone.ipv6_ll}%{iface}"]).scoped, timeout=0.3, retries=0)
+    assert [(h.address, h.status, h.mac) for h in one.hosts] == [
+        (f"fe80::dead:1%{iface}", "down", None), (f"{phone.ipv6_ll}%{iface}", "up", phone.mac)]
+    assert one.stats.method == "ndp"
+    assert len(local.up) == 2 * (len(info.hosts) + 1) + 2 and local.stats.method == "mcast-echo"
+    addresses = [h.address for h in both.hosts]
+    assert len(addresses) == len(set(addresses)) and both.stats.method == "ndp+mcast-echo"
+    assert {h.address for h in both.up} == {h.address for h in local.up}  # the echo goes from every source
+
+
+def test_small_on_link_prefix_is_solicited(lab) -> None:
+    """--local solicits every address of an on-link prefix of at most LOCAL_PREFIX_LIMIT addresses: given
+    2001:db8::1e/123 for the test, it also finds the router's anycast 2001:db8:: (which echo never hears);
+    a limit below the /123's 32 addresses leaves it to the echo."""
+    info = lab.info
+    iface = info.scanner_if
+    lab.run(["ip", "-6", "addr", "add", "2001:db8::1e/123", "dev", iface, "nodad"]).check_returncode()
+    try:
+        with netns(lab.ns):
+            result = ndp.discover(local=[iface], timeout=1.2, retries=0)
+            capped = ndp.discover(local=[iface], timeout=0.2, retries=0, limit=31)
+    finally:
+        lab.run(["ip", "-6", "addr", "del", "2001:db8::1e/123", "dev", iface]).check_returncode()
+    assert result.stats.method == "mcast-echo+ndp" and capped.stats.method == "mcast-echo"
+    rows = {h.address: h for h in result.hosts}
+    assert rows[info.router_anycast6].reason == "nd-advert" and rows[info.router_anycast6].mac == info.router_mac
+    assert rows["2001:db8::1e"].reason == "localhost" and info.router_anycast6 not in {h.address for h in capped.hosts}
+    assert len(result.hosts) == 32 + len(info.hosts) + 2  # the /123, and the fe80:: rows of the echo (hosts, router, us)
+
+
+def test_bad_interfaces_are_one_line_errors(lab) -> None:
+    """An unknown interface, a non-Ethernet one (lo) and a multicast NS target are InvalidOption/InvalidTarget."""
+    with netns(lab.ns):
+        with pytest.raises(InvalidOption, match="no such interface"):
+            ndp.solicit("nosuch0", ["fe80::1"])
+        with pytest.raises(InvalidOption, match="not an Ethernet interface"):
+            ndp.multicast_echo("lo")
+        with pytest.raises(InvalidOption, match="--local"):
+            ndp.discover(local=["nosuch0"])
+        with pytest.raises(InvalidTarget, match="unicast"):
+            ndp.solicit(lab.info.scanner_if, ["ff02::1"])
+        with pytest.raises(InvalidTarget, match="multicast group"):
+            ndp.multicast_echo(lab.info.scanner_if, group="2001:db8::1")
