@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
 
-from recon.arp import vendor
+from recon.arp import proc_net, vendor
 from recon.errors import InvalidOption, InvalidTarget
 from recon.models import HostResult, ScopedTarget, SweepResult, SweepStats
 from recon.packets import inet_checksum
@@ -58,8 +58,10 @@ __all__ = [
     "multicast_echo",
     "multicast_mac",
     "ns_frame",
+    "onlink_interface",
     "parse_advert",
     "parse_echo_reply",
+    "routes6",
     "solicit",
     "solicited_node",
 ]
@@ -74,6 +76,7 @@ ECHO_REASON = "echo-reply"
 LOCAL_REASON = "localhost"  # our own address, as engine.py marks it for ARP
 
 _ARPHRD_ETHER = 1
+_RTF_UP, _RTF_GATEWAY, _RTF_REJECT, _RTF_LOCAL = 0x1, 0x2, 0x200, 0x80000000  # linux/ipv6_route.h
 _NS, _NA, _ECHO, _ECHO_REPLY = 135, 136, 128, 129
 _ICMP = 14 + 40  # the ICMPv6 header's offset in an Ethernet frame (no extension headers)
 _SNM_PREFIX = ipaddress.IPv6Address("ff02::1:ff00:0").packed[:13]  # the solicited-node prefix, ff02::1:ff00:0/104
@@ -148,6 +151,37 @@ def link6(iface: str, transport: Transport | None = None, *, option: str = "--in
     if not any(ll for _, _, ll in addresses):
         raise InvalidOption(option, iface, "the interface has no IPv6 link-local address (is IPv6 off on it?)")
     return Link6(iface, mac, addresses)
+
+
+def routes6() -> list[tuple[ipaddress.IPv6Network, str, bool]]:
+    """The IPv6 unicast routes of this thread's namespace (/proc/…/net/ipv6_route): (prefix, interface,
+    on-link?), longest prefix first. Left out: loopback, rejects, our own addresses' local routes, multicast."""
+    out: list[tuple[ipaddress.IPv6Network, str, bool]] = []
+    try:
+        lines = proc_net("ipv6_route").read_text().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        f = line.split()
+        if len(f) != 10:
+            continue
+        flags = int(f[8], 16)
+        if f[9] == "lo" or not flags & _RTF_UP or flags & (_RTF_REJECT | _RTF_LOCAL) or f[0].startswith("ff"):
+            continue
+        net = ipaddress.IPv6Network((int(f[0], 16), int(f[1], 16)))
+        out.append((net, f[9], not flags & _RTF_GATEWAY and int(f[4], 16) == 0))
+    out.sort(key=lambda r: -r[0].prefixlen)
+    return out
+
+
+def onlink_interface(address: str | int, routes: Sequence[tuple[ipaddress.IPv6Network, str, bool]] | None = None) -> str | None:
+    """The interface ``address`` is on-link on (its longest-prefix route has no gateway and is not
+    link-local's fe80::/64, which needs a scope), else None. Pass ``routes6()`` once for many addresses."""
+    ip = ipaddress.IPv6Address(address)
+    for net, iface, onlink in routes6() if routes is None else routes:
+        if ip in net:
+            return iface if onlink and not ip.is_link_local else None
+    return None
 
 
 # --- frames ----------------------------------------------------------------------------------------

@@ -158,3 +158,18 @@ def test_bad_interfaces_are_one_line_errors(lab) -> None:
             ndp.solicit(lab.info.scanner_if, ["ff02::1"])
         with pytest.raises(InvalidTarget, match="multicast group"):
             ndp.multicast_echo(lab.info.scanner_if, group="2001:db8::1")
+
+
+def test_onlink_interface_follows_the_routes(lab) -> None:
+    """The LAN /64 is on-link on eth0; the wider /32 goes via the router, fe80:: needs a scope, and every
+    routed lab range (sparse6, dense6, anyip6) is not on-link."""
+    info = lab.info
+    with netns(lab.ns):
+        routes = ndp.routes6()
+        assert ndp.onlink_interface(info.hosts[0].ipv6) == info.scanner_if
+    assert (ipaddress.IPv6Network(info.lan6_cidr), info.scanner_if, True) in routes
+    assert ndp.onlink_interface(info.scanner_ipv6, routes) == info.scanner_if
+    assert ndp.onlink_interface(info.hosts[0].ipv6_ll, routes) is None
+    for r in info.ranges:
+        if r.family == 6 and not r.on_link:
+            assert ndp.onlink_interface(ipaddress.IPv6Network(r.cidr)[1], routes) is None, r.name
