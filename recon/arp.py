@@ -10,9 +10,11 @@ target address per probe. Vendors come from Scapy's bundled manuf database.
 
 from __future__ import annotations
 
+import errno
+import ipaddress
 import socket
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -31,6 +33,7 @@ __all__ = [
     "route_source",
     "routes",
     "vendor",
+    "with_sender",
 ]
 
 ETH_P_ARP = 0x0806
@@ -48,10 +51,16 @@ class Link:
     mac: bytes
     address: int  # IPv4 as int
     netmask: int
+    sender: int = 0  # the ARP sender protocol address when it is not ``address`` (sweep --source)
 
     @property
     def mac_str(self) -> str:
         return self.mac.hex(":")
+
+    @property
+    def spa(self) -> int:
+        """The sender protocol address of our ARP requests (the one replies are addressed to)."""
+        return self.sender or self.address
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +128,28 @@ def link(iface: str, transport: Transport | None = None) -> Link:
     return Link(iface, hw, int.from_bytes(socket.inet_aton(addr), "big"), segment.mask)
 
 
+def with_sender(lnk: Link, source: str, transport: Transport | None = None) -> Link:
+    """``lnk`` sending its ARP requests from ``source`` (``--source``), still on ``lnk``'s interface.
+
+    Like the kernel's own ARP for a bound socket (arp_announce 0, as fping -S gets), any
+    address of this machine will do, even one held by another interface; an address the
+    machine does not have, loopback, 0.0.0.0 (an RFC 5227 probe) or a multicast or broadcast
+    address is refused (InvalidOption). Nothing is sent: the check binds a UDP socket.
+    """
+    advice = f"give an address this machine has on {lnk.name} (ip -4 addr show {lnk.name}), or leave --source out"
+    addr = ipaddress.IPv4Address(".".join(str(int(octet)) for octet in source.split(".")))  # a dotted quad (engine), '010' decimal
+    if addr.is_loopback or addr.is_unspecified or addr.is_multicast or int(addr) == 0xFFFFFFFF:
+        raise InvalidOption("--source", source, f"not usable as the sender of ARP requests on {lnk.name}; {advice}")
+    target = socket.inet_ntoa((lnk.address & lnk.netmask).to_bytes(4, "big"))
+    try:
+        (transport or default_transport()).route_source(target, interface=lnk.name, source=str(addr))
+    except OSError as exc:
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise InvalidOption("--source", source, f"not an address of this machine; {advice}") from None
+        raise InvalidOption("--source", source, f"unusable on {lnk.name} ({exc.strerror}); {advice}") from None
+    return replace(lnk, sender=int(addr))
+
+
 def onlink_routes(interface: str | None = None) -> list[OnLinkRoute]:
     """On-link (gatewayless) routes, optionally on one interface only."""
     return [r for r in routes() if r.onlink and (interface is None or r.iface == interface)]
@@ -129,7 +160,7 @@ def arp_request_template(lnk: Link) -> bytes:
     from scapy.layers.l2 import ARP, Ether
 
     frame = bytes(Ether(dst="ff:ff:ff:ff:ff:ff", src=lnk.mac_str) / ARP(
-        op=1, hwsrc=lnk.mac_str, psrc=socket.inet_ntoa(lnk.address.to_bytes(4, "big")), pdst="0.0.0.0"))
+        op=1, hwsrc=lnk.mac_str, psrc=socket.inet_ntoa(lnk.spa.to_bytes(4, "big")), pdst="0.0.0.0"))
     return frame[:42]  # no Ethernet padding: the kernel pads short frames
 
 

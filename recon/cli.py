@@ -114,7 +114,7 @@ def sweep(
         show_default=False)] = None,
     method: Annotated[str, typer.Option("--method", help="auto: ARP on-link, ICMP routed (as nmap); or icmp, arp.")] = "auto",
     engine: Annotated[str, typer.Option("--engine", help="raw: batched raw sockets; scapy: Scapy sr() (slow reference).")] = "raw",
-    source: Annotated[Optional[str], typer.Option("--source", help="Send from this local IPv4 address.")] = None,
+    source: Annotated[Optional[str], typer.Option("--source", help="Send from this local IPv4 address (also the sender of ARP requests).")] = None,
     interface: Annotated[Optional[str], typer.Option("--interface", "-i", callback=_interface, help="Send on this interface.")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Probe in this seeded pseudo-random order (default: address order).")] = None,
     shard: Annotated[Optional[str], typer.Option("--shard", help=(

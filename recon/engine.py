@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from recon.arp import ETH_P_ARP, Link, arp_request_template, link, onlink_routes, vendor
+from recon.arp import ETH_P_ARP, Link, arp_request_template, link, onlink_routes, vendor, with_sender
 from recon.errors import InvalidOption
 from recon.icmp import REPLY_TO, icmp_name, quoted_probe
 from recon.models import HostResult, SweepResult, SweepStats
@@ -225,6 +225,8 @@ class Prober:
         if chosen is None:
             return None, None
         lnk = self._arp_link if self._arp_link is not None and self._arp_link.name == chosen else link(chosen, self.transport)
+        if self.source and not lnk.sender:
+            lnk = with_sender(lnk, self.source, self.transport)  # --source is the ARP requests' sender too, as fping -S gets
         self._arp_link = lnk
         return kind, lnk
 
@@ -335,8 +337,9 @@ class _Run:
         """Our own address on the swept segment is up (as nmap reports it); no one answers our own ARP."""
         if self.kind is None or self.link is None:
             return
+        mine = {self.link.address, self.link.spa}  # the interface's address, and the ARP sender (--source)
         for i in range(self.n):
-            if self.kind[i] and self.addrs[i] == self.link.address:
+            if self.kind[i] and self.addrs[i] in mine:
                 self.state[i], self.reply[i], self.rtt[i] = _UP, _LOCALHOST, 0.0
                 self.extra[i] = (self.link.mac_str,)
                 self.answered += 1
@@ -552,7 +555,7 @@ class _RawReceive(_Run):
         if self.arp is not None and lnk is not None and kind is not None:
             self.arp_frame = bytearray(arp_request_template(lnk))
             self.arp_index = {addrs[i]: i for i in range(self.n) if kind[i]}
-            self.my_addr = lnk.address
+            self.my_addr = lnk.spa
         self.where = _AddressIndex(addrs if self.l4 is not None else array("I"))  # for answers that carry no index
         self.multi = len(self.icmp_probes) + (len(self.l4.probes) if self.l4 else 0) > 1
         self.socks = [s for s in (self.icmp, self.arp, *((self.l4.tcp, self.l4.udp) if self.l4 else ())) if s is not None]
@@ -950,7 +953,7 @@ class _ScapySweep(_Run):
             if arp_idx and self.link is not None:
                 lnk = self.link
                 frames = [Ether(dst="ff:ff:ff:ff:ff:ff", src=lnk.mac_str) / ARP(pdst=int_to_ip(self.addrs[i]), hwsrc=lnk.mac_str,
-                                                                                 psrc=int_to_ip(lnk.address)) for i in arp_idx]
+                                                                                 psrc=int_to_ip(lnk.spa)) for i in arp_idx]
                 ans, unans = srp(frames, iface=lnk.name, timeout=self.timeout, retry=-self.retries if self.retries else 0,
                                  inter=inter, verbose=0)
                 self.sent += len(frames)

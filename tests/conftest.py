@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import io
 import os
+import select
 import shutil
+import signal
+import struct
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,6 +130,43 @@ def small_tmpfs(where: Path, size: str) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(where)], check=False)
 
 
+def pcap_frames(path: Path) -> list[bytes]:
+    """The whole records of a classic pcap file that may still be growing (a torn tail waits for later)."""
+    data = path.read_bytes() if path.exists() else b""
+    if len(data) < 24:
+        return []
+    order = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    frames, at = [], 24
+    while at + 16 <= len(data):
+        size = struct.unpack_from(order + "I", data, at + 8)[0]
+        if at + 16 + size > len(data):
+            break
+        frames.append(data[at + 16:at + 16 + size])
+        at += 16 + size
+    return frames
+
+
+@dataclass(frozen=True)
+class Wire:
+    """What tcpdump has written so far in a lab namespace (``LabHandle.capture``)."""
+
+    path: Path
+
+    def frames(self) -> list[bytes]:
+        return pcap_frames(self.path)
+
+    def wait_for(self, done: Callable[[list[bytes]], bool], timeout: float = 10.0) -> list[bytes]:
+        """The frames, once ``done(frames)`` holds (AssertionError after ``timeout`` seconds)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            frames = self.frames()
+            if done(frames):
+                return frames
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(frames)} frame(s) in {self.path.name}, not what the test waits for")
+            time.sleep(0.05)  # tcpdump -U writes each frame as it comes; the file is the only signal
+
+
 @dataclass
 class LabHandle:
     """The running lab for tests: its truth (``info``) and ways to act in it."""
@@ -151,6 +192,27 @@ class LabHandle:
 
     def popen(self, argv: Sequence[str], *, ns: str | None = None, **kw: object) -> subprocess.Popen[str]:
         return subprocess.Popen(["ip", "netns", "exec", ns or self.ns, *argv], text=True, **kw)  # type: ignore[call-overload]
+
+    @contextmanager
+    def capture(self, ns: str, bpf: str, path: Path, *, iface: str = "eth0") -> Iterator[Wire]:
+        """tcpdump on ``iface`` of lab namespace ``ns`` for the block, writing ``path``; ready when yielded."""
+        need_tool("tcpdump")
+        proc = self.popen(["tcpdump", "-i", iface, "-U", "-n", "-Z", "root", "-w", str(path), bpf], ns=ns,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 20
+            while True:  # wait until tcpdump really listens
+                ready, _, _ = select.select([proc.stderr], [], [], max(0.0, deadline - time.monotonic()))
+                line = proc.stderr.readline() if ready else ""
+                if "listening on" in line:
+                    break
+                if not line or time.monotonic() > deadline:
+                    raise AssertionError(f"tcpdump did not start in {ns}: {line}")
+            yield Wire(path)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=10)
+            proc.stderr.close()
 
     @contextmanager
     def impaired(self, *, loss: float = 0.0, delay_ms: float = 0.0, jitter_ms: float = 0.0) -> Iterator[LabInfo]:
@@ -205,9 +267,11 @@ __all__ = [
     "ROOT",
     "LabHandle",
     "Result",
+    "Wire",
     "lab_dir",
     "need_lab",
     "need_tool",
+    "pcap_frames",
     "recon",
     "run_cli",
 ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -209,30 +208,11 @@ def test_dry_run_json_and_pcap_open_in_tshark(tmp_path: Path) -> None:
 @contextmanager
 def tcpdump(lab, ns: str, bpf: str, path: Path) -> Iterator[list[bytes]]:
     """Capture IPv4 packets on ``ns``'s eth0 for the block; the yielded list fills when the block ends."""
-    need_tool("tcpdump")
-    proc = lab.popen(["tcpdump", "-i", "eth0", "-U", "-n", "-Z", "root", "-w", str(path), bpf], ns=ns,
-                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     packets: list[bytes] = []
-    try:
-        deadline = time.monotonic() + 20
-        while True:  # wait until tcpdump really listens
-            ready, _, _ = select.select([proc.stderr], [], [], max(0.0, deadline - time.monotonic()))
-            line = proc.stderr.readline() if ready else ""
-            if "listening on" in line:
-                break
-            if not line or time.monotonic() > deadline:
-                raise AssertionError(f"tcpdump did not start in {ns}: {line}")
+    with lab.capture(ns, bpf, path) as wire:
         yield packets
         time.sleep(1.0)  # replies (or their absence) have time to show
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=10)
-    from scapy.utils import rdpcap
-
-    for frame in rdpcap(str(path)):
-        raw = bytes(frame)
-        if raw[12:14] == b"\x08\x00":
-            packets.append(raw[14:])
+    packets.extend(raw[14:] for raw in wire.frames() if raw[12:14] == b"\x08\x00")
 
 
 @pytest.fixture(scope="module")
