@@ -14,7 +14,7 @@ import subprocess
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Annotated, Any, Optional, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 
@@ -44,7 +44,7 @@ app.add_typer(lab_app, name="lab", short_help="The safe virtual LAN for trying r
 _state = {"debug": False}
 
 
-def _interface(param: typer.CallbackParam, value: Optional[str]) -> Optional[str]:  # noqa: UP045 (typer style of this file)
+def _interface(param: typer.CallbackParam, value: str | None) -> str | None:
     """Every -i/-I interface option: a name the kernel could have (bytes in argv that are not
     UTF-8, a slash, a space or more than 15 bytes never are), else one line and exit 2."""
     if value is None:
@@ -76,13 +76,15 @@ def _root(
 # --- sweep ------------------------------------------------------------------------------
 
 
-TargetsArg = Annotated[Optional[list[str]], typer.Argument(
+TargetsArg = Annotated[list[str] | None, typer.Argument(
     help="Addresses, ranges (198.18.0.1-120), CIDRs, octet ranges, hostnames; IPv6 too (2001:db8::1-ff, 2001:db8::/120, fe80::1%eth0).",
     show_default=False)]
-InputFileOpt = Annotated[Optional[str], typer.Option("--input-file", "-iL", help="Read targets from FILE, one per line ('-' for stdin, '#' comments).")]
-ExcludeOpt = Annotated[Optional[list[str]], typer.Option("--exclude", help="Leave out these targets (repeatable).")]
-ExcludeFileOpt = Annotated[Optional[str], typer.Option("--exclude-file", help="Leave out the targets listed in FILE.")]
-YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Allow more than 65,536 addresses (IPv4 and IPv6 together; one IPv6 range: a /96 at most).")]
+InputFileOpt = Annotated[str | None, typer.Option(
+    "--input-file", "-iL", help="Read targets from FILE, one per line ('-' for stdin, '#' comments).")]
+ExcludeOpt = Annotated[list[str] | None, typer.Option("--exclude", help="Leave out these targets (repeatable).")]
+ExcludeFileOpt = Annotated[str | None, typer.Option("--exclude-file", help="Leave out the targets listed in FILE.")]
+YesOpt = Annotated[bool, typer.Option(
+    "--yes", "-y", help="Allow more than 65,536 addresses (IPv4 and IPv6 together; one IPv6 range: a /96 at most).")]
 
 
 def _target_warnings(target_set: TargetSet) -> None:
@@ -103,32 +105,38 @@ def sweep(
     exclude_file: ExcludeFileOpt = None,
     yes: YesOpt = False,
     timeout: Annotated[float, typer.Option("--timeout", "-t", help="Seconds to wait for replies after the last probe.")] = 1.0,
-    retries: Annotated[Optional[int], typer.Option("--retries", "-r", help=(  # noqa: UP045 (typer style of this file)
+    retries: Annotated[int | None, typer.Option("--retries", "-r", help=(
         "Re-probe the silent targets this many times (default: adapt: again while the last retry round still "
         "found hosts, at most 6)."), show_default=False)] = None,
-    rate: Annotated[Optional[float], typer.Option("--rate", help="Probes per second (token bucket); default: as fast as the socket takes.")] = None,
-    probe: Annotated[Optional[list[str]], typer.Option("--probe", help=(  # noqa: UP045 (typer style of this file)
+    rate: Annotated[float | None, typer.Option(
+        "--rate", help="Probes per second (token bucket); default: as fast as the socket takes.")] = None,
+    probe: Annotated[list[str] | None, typer.Option("--probe", help=(
         "Probe routed targets with: echo, timestamp, mask (ICMP), syn:PORTS, ack:PORTS, udp:PORTS; repeatable, "
         "e.g. --probe syn:443,80 --probe udp:53. nmap's -PE -PP -PM -PS443,80 -PA80 -PU53 work too. "
         "Default: echo, syn:443, ack:80, timestamp (nmap -sn); on-link targets always go by ARP."),
         show_default=False)] = None,
     method: Annotated[str, typer.Option("--method", help="auto: ARP on-link, ICMP routed (as nmap); or icmp, arp.")] = "auto",
     engine: Annotated[str, typer.Option("--engine", help="raw: batched raw sockets; scapy: Scapy sr() (slow reference).")] = "raw",
-    source: Annotated[Optional[str], typer.Option("--source", help="Send from this local IPv4 address (also the sender of ARP requests).")] = None,
-    interface: Annotated[Optional[str], typer.Option("--interface", "-i", callback=_interface, help="Send on this interface.")] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Probe in this seeded pseudo-random order (default: address order).")] = None,
-    shard: Annotated[Optional[str], typer.Option("--shard", help=(
+    source: Annotated[str | None, typer.Option(
+        "--source", help="Send from this local IPv4 address (also the sender of ARP requests).")] = None,
+    interface: Annotated[str | None, typer.Option("--interface", "-i", callback=_interface, help="Send on this interface.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Probe in this seeded pseudo-random order (default: address order).")] = None,
+    shard: Annotated[str | None, typer.Option("--shard", help=(
         "Probe only shard I of N: I/N, 1-based (1/4 .. 4/4); or, with --shards N, zmap's 0-based I (0 .. N-1). "
         "Shards are disjoint and complete."))] = None,
-    shards: Annotated[Optional[str], typer.Option("--shards", metavar="N",  # noqa: UP045 (typer style of this file)
+    shards: Annotated[str | None, typer.Option("--shards", metavar="N",
                                                   help="zmap spelling: the number of shards, with --shard I (0-based).")] = None,
     resolve: Annotated[bool, typer.Option("--resolve", "-R", help="Reverse-resolve the hosts that are up (bounded in time).")] = False,
     show_all: Annotated[bool, typer.Option("--all", "-a", help="List down and unreachable targets too.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="JSON lines, one object per host.")] = False,
     csv_out: Annotated[bool, typer.Option("--csv", help="CSV with a header row.")] = False,
-    pcap: Annotated[Optional[str], typer.Option("--write", "-w", "--pcap", help="Write every probe and reply to this pcap file.")] = None,
-    cluster: Annotated[Optional[str], typer.Option("--cluster", help="Run shards as tasks on a Dask cluster: tcp://SCHEDULER:8786, or local:N worker processes (needs recon[cluster]).")] = None,
-    resume: Annotated[Optional[str], typer.Option("--resume", help="Record the seed, the shards and each finished shard in FILE; run the same command again to carry on where it stopped.")] = None,
+    pcap: Annotated[str | None, typer.Option("--write", "-w", "--pcap", help="Write every probe and reply to this pcap file.")] = None,
+    cluster: Annotated[str | None, typer.Option(
+        "--cluster",
+        help="Run shards as tasks on a Dask cluster: tcp://SCHEDULER:8786, or local:N worker processes (needs recon[cluster]).")] = None,
+    resume: Annotated[str | None, typer.Option(
+        "--resume", help=("Record the seed, the shards and each finished shard in FILE; "
+                          "run the same command again to carry on where it stopped."))] = None,
 ) -> int:
     """Find live hosts (ARP on-link; ICMP, TCP and UDP probes routed).
 
@@ -187,19 +195,22 @@ def sweep(
 @app.command(short_help="Ping one host like ping(8), as in: recon ping -c 4 192.168.1.1")
 def ping(
     host: Annotated[str, typer.Argument(help="A name or an address (scoped too: fe80::1%eth0, ff02::1%eth0).", show_default=False)],
-    count: Annotated[Optional[int], typer.Option("--count", "-c", help="Stop after COUNT replies (default: until Ctrl-C).")] = None,
-    interval: Annotated[Optional[float], typer.Option("--interval", "-i", help="Seconds between probes (default 1); under 0.2 needs root.")] = None,
-    deadline: Annotated[Optional[float], typer.Option("--deadline", "-w", help="Stop after S seconds, whatever came.")] = None,
-    timeout: Annotated[Optional[float], typer.Option("--timeout", "-W", help="Seconds to wait for a reply after the last probe (default 10).")] = None,
+    count: Annotated[int | None, typer.Option("--count", "-c", help="Stop after COUNT replies (default: until Ctrl-C).")] = None,
+    interval: Annotated[float | None, typer.Option(
+        "--interval", "-i", help="Seconds between probes (default 1); under 0.2 needs root.")] = None,
+    deadline: Annotated[float | None, typer.Option("--deadline", "-w", help="Stop after S seconds, whatever came.")] = None,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", "-W", help="Seconds to wait for a reply after the last probe (default 10).")] = None,
     size: Annotated[int, typer.Option("--size", "-s", help="Payload bytes.")] = 56,
-    ttl: Annotated[Optional[int], typer.Option("--ttl", "-t", help="IP time to live / IPv6 hop limit.")] = None,
-    pmtu: Annotated[Optional[str], typer.Option("-M", help="Path MTU discovery: do (DF set), dont, want.")] = None,
+    ttl: Annotated[int | None, typer.Option("--ttl", "-t", help="IP time to live / IPv6 hop limit.")] = None,
+    pmtu: Annotated[str | None, typer.Option("-M", help="Path MTU discovery: do (DF set), dont, want.")] = None,
     df: Annotated[bool, typer.Option("--df", help="Set Don't Fragment: the same as -M do.")] = False,
-    interface: Annotated[Optional[str], typer.Option("--interface", "-I", callback=_interface, help="Send through this interface (or from this address).")] = None,
-    source: Annotated[Optional[str], typer.Option("--source", help="Source address.")] = None,
+    interface: Annotated[str | None, typer.Option(
+        "--interface", "-I", callback=_interface, help="Send through this interface (or from this address).")] = None,
+    source: Annotated[str | None, typer.Option("--source", help="Source address.")] = None,
     numeric: Annotated[bool, typer.Option("--numeric", "-n", help="No reverse lookups of reply addresses.")] = False,
     outstanding: Annotated[bool, typer.Option("-O", help="Report a probe unanswered when the next one goes.")] = False,
-    pattern: Annotated[Optional[str], typer.Option("--pattern", "-p", help="Fill the payload with up to 16 hex bytes (ff00).")] = None,
+    pattern: Annotated[str | None, typer.Option("--pattern", "-p", help="Fill the payload with up to 16 hex bytes (ff00).")] = None,
     flood: Annotated[bool, typer.Option("--flood", "-f", help="Flood (root): as replies come, 100/s at least.")] = False,
     audible: Annotated[bool, typer.Option("--audible", "-a", help="Ring the terminal bell on each reply.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the header and the summary.")] = False,
@@ -207,7 +218,7 @@ def ping(
     ipv4: Annotated[bool, typer.Option("-4", help="IPv4 only.")] = False,
     ipv6: Annotated[bool, typer.Option("-6", help="IPv6 only.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per reply or error, then a summary object.")] = False,
-    pcap: Annotated[Optional[str], typer.Option("--write", "--pcap", help="Write every request and reply to FILE (pcap, raw IP).")] = None,
+    pcap: Annotated[str | None, typer.Option("--write", "--pcap", help="Write every request and reply to FILE (pcap, raw IP).")] = None,
 ) -> int:
     """Ping one host like ping(8). Example: recon ping -c 4 192.168.1.1
 
@@ -257,14 +268,19 @@ def ping(
 
 @app.command(short_help="Decode IP headers live or from pcap, as in: recon sniff --proto icmp")
 def sniff(
-    expression: Annotated[Optional[list[str]], typer.Argument(help="tcpdump filter expression, as in tcpdump: icmp and host 198.18.0.10 (or -f EXPR).", show_default=False)] = None,
-    proto: Annotated[Optional[str], typer.Option("--proto", help="Keep one IP protocol: icmp, tcp, udp, icmp6 or a number 0-255.")] = None,
-    interface: Annotated[Optional[str], typer.Option("--interface", "-i", callback=_interface, help="Capture on this interface (default: all).")] = None,
-    bpf: Annotated[Optional[str], typer.Option("--filter", "-f", help="tcpdump filter expression: compiled into the kernel live; with --read, the same BPF program runs per frame.")] = None,
-    count: Annotated[Optional[int], typer.Option("--count", "-c", help="Stop after COUNT packets.")] = None,
-    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Stop a live capture after S seconds.")] = None,
-    write: Annotated[Optional[str], typer.Option("--write", "-w", "--pcap", help="Also record the packets to FILE.pcap (valid even if interrupted).")] = None,
-    read: Annotated[Optional[str], typer.Option("--read", "-r", help="Replay a pcap or pcapng file instead of capturing.")] = None,
+    expression: Annotated[list[str] | None, typer.Argument(
+        help="tcpdump filter expression, as in tcpdump: icmp and host 198.18.0.10 (or -f EXPR).", show_default=False)] = None,
+    proto: Annotated[str | None, typer.Option("--proto", help="Keep one IP protocol: icmp, tcp, udp, icmp6 or a number 0-255.")] = None,
+    interface: Annotated[str | None, typer.Option(
+        "--interface", "-i", callback=_interface, help="Capture on this interface (default: all).")] = None,
+    bpf: Annotated[str | None, typer.Option(
+        "--filter", "-f", help=("tcpdump filter expression: compiled into the kernel live; "
+                                "with --read, the same BPF program runs per frame."))] = None,
+    count: Annotated[int | None, typer.Option("--count", "-c", help="Stop after COUNT packets.")] = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Stop a live capture after S seconds.")] = None,
+    write: Annotated[str | None, typer.Option(
+        "--write", "-w", "--pcap", help="Also record the packets to FILE.pcap (valid even if interrupted).")] = None,
+    read: Annotated[str | None, typer.Option("--read", "-r", help="Replay a pcap or pcapng file instead of capturing.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per IP packet.")] = False,
     hexdump: Annotated[bool, typer.Option("--hex", "-X", help="Also show the captured bytes in hex and ASCII (tcpdump -X).")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every header field and the IP options by name.")] = False,
@@ -274,8 +290,8 @@ def sniff(
     """Decode IP headers live or from a pcap. Example: recon sniff -c 10 icmp and host 198.18.0.10"""
     import time
 
-    from recon.pcap import is_stream
     from recon.capture import sniff as run_sniff
+    from recon.pcap import is_stream
 
     if expression:
         if bpf is not None:
@@ -351,35 +367,41 @@ Needs CAP_NET_RAW (root) to send; --dry-run needs nothing. Bad values exit 2 bef
 @app.command(short_help="Hand-build and send an IP packet, as in: recon craft --src 172.16.12.1 --dst 172.31.0.1", help=_CRAFT_HELP)
 def craft(
     dst: Annotated[str, typer.Option("--dst", help="Destination IPv4 address or name (required).", show_default=False)],
-    src: Annotated[Optional[str], typer.Option("--src", help="Source address, may be spoofed [default: the route's source].")] = None,
-    tos: Annotated[Optional[str], typer.Option("--tos", help="Type of service / DSCP+ECN byte, 0..255. [default: 0]")] = None,
-    ident: Annotated[Optional[str], typer.Option("--id", help="IP identification, 0..65535 (0: Linux picks one on the raw path). [default: 1]")] = None,
-    ttl: Annotated[Optional[str], typer.Option("--ttl", help="Time to live, 0..255. [default: 64]")] = None,
+    src: Annotated[str | None, typer.Option("--src", help="Source address, may be spoofed [default: the route's source].")] = None,
+    tos: Annotated[str | None, typer.Option("--tos", help="Type of service / DSCP+ECN byte, 0..255. [default: 0]")] = None,
+    ident: Annotated[str | None, typer.Option(
+        "--id", help="IP identification, 0..65535 (0: Linux picks one on the raw path). [default: 1]")] = None,
+    ttl: Annotated[str | None, typer.Option("--ttl", help="Time to live, 0..255. [default: 64]")] = None,
     df: Annotated[bool, typer.Option("--df", help="Set Don't Fragment.")] = False,
     mf: Annotated[bool, typer.Option("--mf", help="Set More Fragments.")] = False,
-    frag_offset: Annotated[Optional[str], typer.Option("--frag-offset", help="Fragment offset in 8-byte units, 0..8191. [default: 0]")] = None,
-    proto: Annotated[Optional[str], typer.Option("--proto", help="IP protocol number, 0..255 [default: follows the payload: 1, 17, 6; 253 for --raw-hex].")] = None,
-    options: Annotated[Optional[str], typer.Option("--options", help="IP options as HEX, a multiple of 4 bytes, at most 40; IHL follows.")] = None,
-    checksum: Annotated[Optional[str], typer.Option("--checksum", help="Header checksum: auto or 0xNNNN (a wrong value is sent as is at layer 2). [default: auto]")] = None,
-    length: Annotated[Optional[str], typer.Option("--len", help="Total length field: auto or 0..65535 (the bytes sent do not change). [default: auto]")] = None,
-    icmp_type: Annotated[Optional[str], typer.Option("--icmp-type", help="ICMP type. [default: 8, echo request]")] = None,
-    icmp_code: Annotated[Optional[str], typer.Option("--icmp-code", help="ICMP code. [default: 0]")] = None,
-    icmp_id: Annotated[Optional[str], typer.Option("--icmp-id", help="ICMP echo identifier, 0..65535. [default: 0]")] = None,
-    icmp_seq: Annotated[Optional[str], typer.Option("--icmp-seq", help="ICMP echo sequence, 0..65535. [default: 0]")] = None,
-    data: Annotated[Optional[str], typer.Option("--data", help="Payload data as text (after the ICMP/UDP/TCP header).")] = None,
-    data_hex: Annotated[Optional[str], typer.Option("--data-hex", help="Payload data as HEX.")] = None,
-    size: Annotated[Optional[str], typer.Option("--size", help="Payload data of N bytes (00 01 02 ...).")] = None,
-    udp: Annotated[Optional[str], typer.Option("--udp", help="UDP payload instead of ICMP: SPORT:DPORT.")] = None,
-    tcp: Annotated[Optional[str], typer.Option("--tcp", help="TCP payload instead of ICMP: SPORT:DPORT.")] = None,
-    flags: Annotated[Optional[str], typer.Option("--flags", help="TCP flags, letters of FSRPAUEC. [default: S]")] = None,
-    tcp_seq: Annotated[Optional[str], typer.Option("--tcp-seq", help="TCP sequence number. [default: 0]")] = None,
-    tcp_ack: Annotated[Optional[str], typer.Option("--tcp-ack", help="TCP acknowledgment number. [default: 0]")] = None,
-    window: Annotated[Optional[str], typer.Option("--window", help="TCP window. [default: 8192]")] = None,
-    raw_hex: Annotated[Optional[str], typer.Option("--raw-hex", help="The whole IP payload as HEX (no ICMP/UDP/TCP header).")] = None,
+    frag_offset: Annotated[str | None, typer.Option("--frag-offset", help="Fragment offset in 8-byte units, 0..8191. [default: 0]")] = None,
+    proto: Annotated[str | None, typer.Option(
+        "--proto", help="IP protocol number, 0..255 [default: follows the payload: 1, 17, 6; 253 for --raw-hex].")] = None,
+    options: Annotated[str | None, typer.Option(
+        "--options", help="IP options as HEX, a multiple of 4 bytes, at most 40; IHL follows.")] = None,
+    checksum: Annotated[str | None, typer.Option(
+        "--checksum", help="Header checksum: auto or 0xNNNN (a wrong value is sent as is at layer 2). [default: auto]")] = None,
+    length: Annotated[str | None, typer.Option(
+        "--len", help="Total length field: auto or 0..65535 (the bytes sent do not change). [default: auto]")] = None,
+    icmp_type: Annotated[str | None, typer.Option("--icmp-type", help="ICMP type. [default: 8, echo request]")] = None,
+    icmp_code: Annotated[str | None, typer.Option("--icmp-code", help="ICMP code. [default: 0]")] = None,
+    icmp_id: Annotated[str | None, typer.Option("--icmp-id", help="ICMP echo identifier, 0..65535. [default: 0]")] = None,
+    icmp_seq: Annotated[str | None, typer.Option("--icmp-seq", help="ICMP echo sequence, 0..65535. [default: 0]")] = None,
+    data: Annotated[str | None, typer.Option("--data", help="Payload data as text (after the ICMP/UDP/TCP header).")] = None,
+    data_hex: Annotated[str | None, typer.Option("--data-hex", help="Payload data as HEX.")] = None,
+    size: Annotated[str | None, typer.Option("--size", help="Payload data of N bytes (00 01 02 ...).")] = None,
+    udp: Annotated[str | None, typer.Option("--udp", help="UDP payload instead of ICMP: SPORT:DPORT.")] = None,
+    tcp: Annotated[str | None, typer.Option("--tcp", help="TCP payload instead of ICMP: SPORT:DPORT.")] = None,
+    flags: Annotated[str | None, typer.Option("--flags", help="TCP flags, letters of FSRPAUEC. [default: S]")] = None,
+    tcp_seq: Annotated[str | None, typer.Option("--tcp-seq", help="TCP sequence number. [default: 0]")] = None,
+    tcp_ack: Annotated[str | None, typer.Option("--tcp-ack", help="TCP acknowledgment number. [default: 0]")] = None,
+    window: Annotated[str | None, typer.Option("--window", help="TCP window. [default: 8192]")] = None,
+    raw_hex: Annotated[str | None, typer.Option("--raw-hex", help="The whole IP payload as HEX (no ICMP/UDP/TCP header).")] = None,
     count: Annotated[int, typer.Option("--count", "-c", help="Send it this many times.")] = 1,
     interval: Annotated[float, typer.Option("--interval", "-i", help="Seconds between packets.")] = 1.0,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Build and print only; send nothing.")] = False,
-    pcap: Annotated[Optional[str], typer.Option("--write", "-w", "--pcap", help="Save the built packet(s) to FILE (pcap, link type raw IPv4).")] = None,
+    pcap: Annotated[str | None, typer.Option(
+        "--write", "-w", "--pcap", help="Save the built packet(s) to FILE (pcap, link type raw IPv4).")] = None,
     via: Annotated[str, typer.Option("--via", help="auto, raw (IPPROTO_RAW + IP_HDRINCL), l2 (AF_PACKET) or scapy.")] = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object: every field, the bytes, how it was sent.")] = False,
 ) -> int:
@@ -406,17 +428,22 @@ def watch(
     targets: TargetsArg = None,
     period: Annotated[float, typer.Option("--period", help="Seconds between rounds, 0 (back to back) to 86400.")] = 1.0,
     misses: Annotated[int, typer.Option("--misses", help="A device is DOWN after this many silent rounds.")] = 3,
-    mac: Annotated[Optional[list[str]], typer.Option("--mac", help="Watch list: alert only on this MAC (repeatable).")] = None,
-    host: Annotated[Optional[list[str]], typer.Option("--host", help="Watch list: alert only on this address (repeatable).")] = None,
-    exec_: Annotated[Optional[str], typer.Option("--exec", help="Run CMD once per event, no shell; details in RECON_EVENT, RECON_ADDRESS, RECON_MAC, RECON_VENDOR, RECON_HOSTNAME.")] = None,
+    mac: Annotated[list[str] | None, typer.Option("--mac", help="Watch list: alert only on this MAC (repeatable).")] = None,
+    host: Annotated[list[str] | None, typer.Option("--host", help="Watch list: alert only on this address (repeatable).")] = None,
+    exec_: Annotated[str | None, typer.Option(
+        "--exec",
+        help="Run CMD once per event, no shell; details in RECON_EVENT, RECON_ADDRESS, RECON_MAC, RECON_VENDOR, RECON_HOSTNAME.")] = None,
     notify: Annotated[bool, typer.Option("--notify", help="Desktop notification per event (notify-send).")] = False,
-    json_: Annotated[bool, typer.Option("--json", help="One JSON line per event; the first round: one INVENTORY line per device (\"new\": true if never seen).")] = False,
-    state: Annotated[Optional[str], typer.Option("--state", help="JSON file of known devices, kept across runs.")] = None,
+    json_: Annotated[bool, typer.Option(
+        "--json", help="One JSON line per event; the first round: one INVENTORY line per device (\"new\": true if never seen).")] = False,
+    state: Annotated[str | None, typer.Option("--state", help="JSON file of known devices, kept across runs.")] = None,
     once: Annotated[bool, typer.Option("--once", help="One round: print the inventory, exit 0 if any device is up, else 1.")] = False,
     # the sweep engine's probe options, as in sweep (recon.watch.ProbeOptions is where new ones go)
-    timeout: Annotated[Optional[float], typer.Option("--timeout", "-t", help="Seconds to wait for replies in a round, at most 3600 (default: 0.6 x period, 0.2 to 1).")] = None,
-    interface: Annotated[Optional[str], typer.Option("--interface", "-i", callback=_interface, help="Send on this interface.")] = None,
-    rate: Annotated[Optional[float], typer.Option("--rate", help="Probes per second (token bucket); default: as fast as the socket takes.")] = None,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", "-t", help="Seconds to wait for replies in a round, at most 3600 (default: 0.6 x period, 0.2 to 1).")] = None,
+    interface: Annotated[str | None, typer.Option("--interface", "-i", callback=_interface, help="Send on this interface.")] = None,
+    rate: Annotated[float | None, typer.Option(
+        "--rate", help="Probes per second (token bucket); default: as fast as the socket takes.")] = None,
     input_file: InputFileOpt = None,
     exclude: ExcludeOpt = None,
     exclude_file: ExcludeFileOpt = None,
@@ -475,7 +502,7 @@ def lab_up(
     loss: Annotated[float, typer.Option(help="Drop this % of frames delivered to the scanner (nftables).")] = 0.0,
     delay: Annotated[float, typer.Option(help="Delay in ms on the wan link (198.18.5.0/24).")] = 0.0,
     jitter: Annotated[float, typer.Option(help="Jitter in ms (uniform ±) on the wan link.")] = 0.0,
-    name: Annotated[Optional[str], typer.Option(help="Lab name (default: the current lab, or a new unique one).")] = None,
+    name: Annotated[str | None, typer.Option(help="Lab name (default: the current lab, or a new unique one).")] = None,
 ) -> int:
     """Build the lab (idempotent). Example: sudo recon lab up --loss 5"""
     from recon.lab import Lab, current_lab, set_current
@@ -492,7 +519,7 @@ def lab_up(
 
 @lab_app.command("status")
 def lab_status(
-    name: Annotated[Optional[str], typer.Option(help="Lab name (default: $RECON_LAB, or your current lab).")] = None,
+    name: Annotated[str | None, typer.Option(help="Lab name (default: $RECON_LAB, or your current lab).")] = None,
 ) -> int:
     """Show the lab's namespaces, addresses and live ranges. Example: recon lab status"""
     from recon.lab import Lab, current_lab
@@ -504,7 +531,7 @@ def lab_status(
 @lab_app.command("exec", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 def lab_exec(
     command: Annotated[list[str], typer.Argument(help="The command to run in the scanner namespace.")],
-    name: Annotated[Optional[str], typer.Option(help="Lab name (default: $RECON_LAB, or your current lab).")] = None,
+    name: Annotated[str | None, typer.Option(help="Lab name (default: $RECON_LAB, or your current lab).")] = None,
 ) -> int:
     """Run a command inside the scanner namespace. Example: recon lab exec -- ping -c1 198.18.0.10"""
     from recon.lab import Lab, current_lab
@@ -515,7 +542,7 @@ def lab_exec(
 
 @lab_app.command("down")
 def lab_down(
-    name: Annotated[Optional[str], typer.Option(help="Lab name (default: your current lab, only if you made it).")] = None,
+    name: Annotated[str | None, typer.Option(help="Lab name (default: your current lab, only if you made it).")] = None,
 ) -> int:
     """Tear the lab down: every namespace, process and file. Example: sudo recon lab down"""
     from recon.lab import lab_to_remove

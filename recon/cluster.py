@@ -30,8 +30,8 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from recon.errors import ExitStatus, InvalidOption, ReconEnvironmentError, ReconError
 from recon.engine import MAX_TIMEOUT
+from recon.errors import ExitStatus, InvalidOption, ReconEnvironmentError, ReconError
 from recon.models import HostResult, ShardStats, SweepResult, SweepStats, as_dict
 
 if TYPE_CHECKING:

@@ -42,8 +42,11 @@ _ARPHRD_LOOPBACK = 772
 
 
 def _int(option: str, text: str | int | None, lo: int, hi: int, default: int | None = None) -> int | None:
-    if text is None:
-        return default
+    return default if text is None else _int_in(option, text, lo, hi)
+
+
+def _int_in(option: str, text: str | int, lo: int, hi: int) -> int:
+    """``text`` (decimal, or hex as 0x..) as an integer in lo..hi, else InvalidOption naming ``option``."""
     if isinstance(text, int):
         value = text
     else:
@@ -95,7 +98,7 @@ def _ports(option: str, text: str) -> tuple[int, int]:
     parts = text.split(":")
     if len(parts) != 2:
         raise InvalidOption(option, text, "SPORT:DPORT, each 0..65535, e.g. 40000:53")
-    return tuple(_int(option, p, 0, 0xFFFF) for p in parts)  # type: ignore[return-value]
+    return _int_in(option, parts[0], 0, 0xFFFF), _int_in(option, parts[1], 0, 0xFFFF)
 
 
 def _address(option: str, text: str) -> str:

@@ -28,7 +28,7 @@ def demo_steps(info: LabInfo) -> list[DemoStep]:
         DemoStep("Who is on the LAN? (ARP: MACs and vendors)", ("sweep", info.lan_cidr)),
         DemoStep("A routed /24 where 16 hosts answer (ICMP echo)", ("sweep", info.range("sparse24").cidr)),
         DemoStep("A range the router cannot reach", ("sweep", "--all", "198.18.3.1-4"), (1,)),
-        DemoStep(f"Ping the phone by name", ("ping", "-c", "3", "-i", "0.2", phone.hostname)),
+        DemoStep("Ping the phone by name", ("ping", "-c", "3", "-i", "0.2", phone.hostname)),
         DemoStep("Ping past the router with TTL 1", ("ping", "-c", "1", "-t", "1", "198.18.2.1"), (1,)),
         DemoStep(
             f"A hand-built echo request from a spoofed source ({pi.ipv4}) to the phone",

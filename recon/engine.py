@@ -302,7 +302,7 @@ def sweep(targets: TargetSet | Iterable[str] | str, *, method: str = "auto", pro
         targets = build_targets([targets] if isinstance(targets, str) else list(targets), yes=True)
     with Prober(method=method, probe=probe, engine=engine, interface=interface, source=source, rate=rate,
                 transport=transport) as prober:
-        return prober.sweep(targets, **kwargs)  # type: ignore[arg-type]
+        return prober.sweep(targets, **kwargs)  # type: ignore[arg-type]  # a TargetSet by now; mypy does not narrow on hasattr
 
 
 # --- internals ----------------------------------------------------------------------

@@ -22,15 +22,15 @@ import sys
 from enum import IntEnum
 
 __all__ = [
-    "ExitStatus",
-    "ReconError",
-    "InputError",
-    "InvalidTarget",
-    "InvalidOption",
     "CaptureError",
-    "ReconEnvironmentError",
-    "PrivilegeError",
+    "ExitStatus",
+    "InputError",
+    "InvalidOption",
+    "InvalidTarget",
     "LabError",
+    "PrivilegeError",
+    "ReconEnvironmentError",
+    "ReconError",
 ]
 
 

@@ -6,17 +6,43 @@ Sections per capability keep parallel work apart; shared types come first.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, final
 
 __all__ = [
+    "ChecksumCheck",
+    "CraftField",
+    "CraftResult",
+    "CraftSpec",
+    "CraftedPacket",
+    "DecodedPacket",
+    "DeviceState",
+    "Event",
+    "HookFailed",
+    "HostResult",
+    "IPHeader",
+    "IPOption",
+    "IPv6Header",
+    "KernelRewrite",
+    "LabHost",
+    "LabInfo",
+    "LabRange",
+    "LabService",
+    "NotifierMissing",
+    "PingError",
+    "PingPending",
+    "PingReply",
+    "PingSent",
+    "PingStart",
+    "PingStats",
+    "ScopedTarget",
+    "ShardStats",
+    "StateSetAside",
+    "SweepResult",
+    "SweepStats",
+    "TargetWarning",
+    "WatchNote",
+    "WatchRound",
     "as_dict",
-    "HostResult", "SweepStats", "ShardStats", "SweepResult",
-    "LabHost", "LabService", "LabRange", "LabInfo",
-    "CraftSpec", "CraftField", "ChecksumCheck", "CraftedPacket", "CraftResult", "KernelRewrite",
-    "PingStart", "PingReply", "PingError", "PingPending", "PingSent", "PingStats",
-    "IPOption", "IPHeader", "IPv6Header", "DecodedPacket",
-    "Event", "DeviceState", "WatchRound", "WatchNote", "StateSetAside", "HookFailed", "NotifierMissing",
-    "TargetWarning", "ScopedTarget",
 ]
 
 
@@ -430,6 +456,7 @@ class IPOption:
     ts_flag: int | None = None  # TS flag: 0 timestamps, 1 address+timestamp, 3 prespecified
 
 
+@final  # no subclasses: render tells the two headers apart by `type(ip) is IPHeader` (fast, and mypy narrows)
 @dataclass(frozen=True)
 class IPHeader:
     """An IPv4 header as found on the wire (every field, plus whether its checksum verifies)."""
@@ -466,6 +493,7 @@ class IPHeader:
         return bool(self.flags & 1)
 
 
+@final
 @dataclass(frozen=True)
 class IPv6Header:
     """An IPv6 fixed header, with the extension headers walked to the upper-layer protocol."""

@@ -12,14 +12,25 @@ import struct
 from recon.errors import InvalidOption
 from recon.models import ChecksumCheck, CraftedPacket, CraftField, CraftSpec
 
-__all__ = ["inet_checksum", "ipv4_header", "build_packet", "check_spec", "verify_checksums", "TCP_FLAGS", "FIELD_RANGES", "allowed", "PROTO_NAMES", "DEFAULT_PROTO"]
+__all__ = [
+    "DEFAULT_PROTO",
+    "FIELD_RANGES",
+    "PROTO_NAMES",
+    "TCP_FLAGS",
+    "allowed",
+    "build_packet",
+    "check_spec",
+    "inet_checksum",
+    "ipv4_header",
+    "verify_checksums",
+]
 
 
 def inet_checksum(data: bytes) -> int:
     """RFC 1071 Internet checksum of ``data`` (odd length padded with a zero byte)."""
     if len(data) % 2:
         data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
     total = (total >> 16) + (total & 0xFFFF)
     total += total >> 16
     return ~total & 0xFFFF
@@ -29,9 +40,11 @@ def inet_checksum(data: bytes) -> int:
 # --- craft: hand-built IPv4 packets (struct, no Scapy) -------------------------------------------
 
 TCP_FLAGS = "FSRPAUEC"  # bit 0 (0x01) first, as Scapy's FlagsField spells them
-PROTO_NAMES = {1: "icmp", 2: "igmp", 6: "tcp", 17: "udp", 41: "ipv6", 47: "gre", 50: "esp", 51: "ah", 253: "experimental", 255: "reserved"}
+PROTO_NAMES = {1: "icmp", 2: "igmp", 6: "tcp", 17: "udp", 41: "ipv6", 47: "gre", 50: "esp", 51: "ah",
+               253: "experimental", 255: "reserved"}
 DEFAULT_PROTO = {"icmp": 1, "tcp": 6, "udp": 17, "raw": 253}  # 253: RFC 3692 experimentation
-ICMP_TYPES = {0: "echo-reply", 3: "dest-unreachable", 5: "redirect", 8: "echo-request", 11: "time-exceeded", 13: "timestamp", 14: "timestamp-reply"}
+ICMP_TYPES = {0: "echo-reply", 3: "dest-unreachable", 5: "redirect", 8: "echo-request", 11: "time-exceeded",
+              13: "timestamp", 14: "timestamp-reply"}
 
 FIELD_RANGES = {  # attribute: (option name, lowest, highest)
     "tos": ("--tos", 0, 0xFF),

@@ -214,10 +214,7 @@ def hexdump(data: bytes, *, indent: str = "", halves: bool = True) -> str:
     lines = []
     for at in range(0, len(data), 16):
         chunk = data[at:at + 16]
-        if halves:
-            hexes = f"{chunk[:8].hex(' '):<23}  {chunk[8:].hex(' '):<23}"
-        else:
-            hexes = f"{chunk.hex(' '):<47}"
+        hexes = f"{chunk[:8].hex(' '):<23}  {chunk[8:].hex(' '):<23}" if halves else f"{chunk.hex(' '):<47}"
         text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
         lines.append(f"{indent}{at:04x}  {hexes}  {text}")
     return "\n".join(lines)
@@ -333,6 +330,16 @@ def _ping_us3(us: int) -> str:
     return f"{us // 1000}.{us % 1000:03d}"
 
 
+def _ping_rtts(values: tuple[int | None, ...]) -> str | None:
+    """``a/b/c/d`` (ms, 3 decimals), or None while a value is missing (nothing received yet)."""
+    parts = []
+    for us in values:
+        if us is None:
+            return None
+        parts.append(_ping_us3(us))
+    return "/".join(parts)
+
+
 def _ping_who(address: str | None, name: str | None) -> str:
     return f"{safe(name)} ({address})" if name else str(address)
 
@@ -340,7 +347,7 @@ def _ping_who(address: str | None, name: str | None) -> str:
 def _ping_stamp(timestamp: float, show: bool) -> str:
     if not show:
         return ""
-    micros = int(round(timestamp * 1_000_000))
+    micros = round(timestamp * 1_000_000)
     return f"[{micros // 1_000_000}.{micros % 1_000_000:06d}] "
 
 
@@ -357,7 +364,8 @@ def ping_header(start: PingStart) -> str:
 
 def ping_reply(reply: PingReply, *, timestamps: bool = False, mark_duplicate: bool = True) -> str:
     """One reply line; ``mark_duplicate`` False for multicast targets (iputils marks DUP! there only with -v)."""
-    line = f"{_ping_stamp(reply.timestamp, timestamps)}{reply.bytes} bytes from {_ping_who(reply.address, reply.hostname)}: icmp_seq={reply.seq}"
+    who = _ping_who(reply.address, reply.hostname)
+    line = f"{_ping_stamp(reply.timestamp, timestamps)}{reply.bytes} bytes from {who}: icmp_seq={reply.seq}"
     if reply.ttl is not None:
         line += f" ttl={reply.ttl}"
     if reply.truncated:
@@ -465,9 +473,9 @@ def ping_summary(stats: PingStats) -> list[str]:
     if stats.transmitted:
         counts += f", {_ping_loss(stats)}% packet loss, time {stats.time_ms}ms"
     tail = []
-    if stats.rtt_min_us is not None and stats.received:
-        tail.append("rtt min/avg/max/mdev = " + "/".join(
-            _ping_us3(v) for v in (stats.rtt_min_us, stats.rtt_avg_us, stats.rtt_max_us, stats.rtt_mdev_us)) + " ms")
+    rtts = _ping_rtts((stats.rtt_min_us, stats.rtt_avg_us, stats.rtt_max_us, stats.rtt_mdev_us))
+    if rtts is not None and stats.received:
+        tail.append(f"rtt min/avg/max/mdev = {rtts} ms")
     if stats.pipe > 1:
         tail.append(f"pipe {stats.pipe}")
     if stats.received and stats.interval_us == 0 and stats.transmitted > 1 and stats.time_us is not None:
@@ -481,9 +489,9 @@ def ping_status(stats: PingStats) -> str:
     """SIGQUIT's running line: ``N/M packets, P% loss, min/avg/ewma/max = a/b/c/d ms``."""
     loss = (stats.transmitted - stats.received) * 100 // stats.transmitted if stats.transmitted else 0
     line = f"{stats.received}/{stats.transmitted} packets, {loss}% loss"
-    if stats.received and stats.rtt_min_us is not None:
-        line += ", min/avg/ewma/max = " + "/".join(
-            _ping_us3(v) for v in (stats.rtt_min_us, stats.rtt_avg_us, stats.rtt_ewma_us, stats.rtt_max_us)) + " ms"
+    rtts = _ping_rtts((stats.rtt_min_us, stats.rtt_avg_us, stats.rtt_ewma_us, stats.rtt_max_us))
+    if stats.received and rtts is not None:
+        line += f", min/avg/ewma/max = {rtts} ms"
     return line
 
 
@@ -684,7 +692,7 @@ def _option_text(opt: IPOption) -> str:
         if opt.ts_flag == 0:
             entries = ", ".join(str(t) for t in opt.timestamps)
         else:
-            entries = ", ".join(f"{a}@{t}" for a, t in zip(opt.addresses, opt.timestamps))
+            entries = ", ".join(f"{a}@{t}" for a, t in zip(opt.addresses, opt.timestamps, strict=False))
         return (f"TS (len {opt.length}, ptr {opt.pointer}, overflow {opt.overflow}, flag {opt.ts_flag}"
                 f" {kinds.get(opt.ts_flag or 0, '?')}): {entries or '-'}")
     if opt.kind == 148 and len(opt.data) == 2:
@@ -882,11 +890,11 @@ def sniff_emitter(live: bool) -> Any:
 SWEEP_COLUMNS = ("address", "status", "rtt_ms", "ttl", "reply", "mac", "vendor", "hostname", "reporter", "reason")
 
 
-def _sweep_hosts(result: "SweepResult", show_all: bool) -> "tuple[HostResult, ...]":
+def _sweep_hosts(result: SweepResult, show_all: bool) -> tuple[HostResult, ...]:
     return result.hosts if show_all else result.up
 
 
-def sweep_table(result: "SweepResult", show_all: bool = False) -> str:
+def sweep_table(result: SweepResult, show_all: bool = False) -> str:
     """address, rtt, ttl, reason (what answered), mac, vendor, hostname (+ status and reporter with --all)."""
     hosts = _sweep_hosts(result, show_all)
     if show_all:
@@ -921,25 +929,25 @@ def _ms(value: float | None) -> str:
     return "" if value is None else f"{value:.2f} ms"
 
 
-def _host_rows(hosts: "tuple[HostResult, ...]") -> "Iterable[dict[str, Any]]":
+def _host_rows(hosts: tuple[HostResult, ...]) -> Iterable[dict[str, Any]]:
     """Hosts as plain dicts, fast (dataclasses.asdict deep-copies and costs ~30 µs a host)."""
     from operator import attrgetter
 
     get = attrgetter(*SWEEP_COLUMNS)
-    return (dict(zip(SWEEP_COLUMNS, get(h))) for h in hosts)
+    return (dict(zip(SWEEP_COLUMNS, get(h), strict=False)) for h in hosts)
 
 
-def sweep_json_lines(result: "SweepResult", show_all: bool = False) -> "Iterable[str]":
+def sweep_json_lines(result: SweepResult, show_all: bool = False) -> Iterable[str]:
     """One JSON object per host (DESIGN.md §5 fields, plus reporter)."""
     encode = json.JSONEncoder(separators=(", ", ": "), ensure_ascii=False).encode
     return (json_safe(encode(row)) for row in _host_rows(_sweep_hosts(result, show_all)))
 
 
-def sweep_csv(result: "SweepResult", show_all: bool = False, stream: TextIO | None = None) -> None:
+def sweep_csv(result: SweepResult, show_all: bool = False, stream: TextIO | None = None) -> None:
     csv_rows(_host_rows(_sweep_hosts(result, show_all)), SWEEP_COLUMNS, stream)
 
 
-def out_lines(lines: "Iterable[str]", stream: TextIO | None = None, chunk: int = 4096) -> None:
+def out_lines(lines: Iterable[str], stream: TextIO | None = None, chunk: int = 4096) -> None:
     """Write many lines with few system calls (one print per line and flush costs a syscall each)."""
     target = stream or stdout()
     batch: list[str] = []
@@ -953,7 +961,7 @@ def out_lines(lines: "Iterable[str]", stream: TextIO | None = None, chunk: int =
     target.flush()
 
 
-def sweep_summary(result: "SweepResult") -> str:
+def sweep_summary(result: SweepResult) -> str:
     """``12 hosts up of 120 scanned in 1.23 s`` (+ unreachable, duplicates, late when there were any)."""
     s = result.stats
     up = len(result.up)
@@ -965,7 +973,7 @@ def sweep_summary(result: "SweepResult") -> str:
     return line + (f" ({', '.join(extra)})" if extra else "")
 
 
-def sweep_hint(result: "SweepResult", probes: Sequence[str]) -> str:
+def sweep_hint(result: SweepResult, probes: Sequence[str]) -> str:
     """One line when nothing answered: what to try next, given the probes that went out."""
     s = result.stats
     if s.method == "arp":
@@ -980,7 +988,7 @@ def sweep_hint(result: "SweepResult", probes: Sequence[str]) -> str:
             "a longer --timeout, or check the route with 'recon ping'")
 
 
-def shard_line(s: "ShardStats") -> str:
+def shard_line(s: ShardStats) -> str:
     """One shard of a cluster sweep, printed on stderr as it arrives: which worker swept it and what it cost."""
     done = " (done before, from the --resume file)" if s.resumed else ""
     return (f"shard {s.shard}/{s.shards}: {s.up} up of {s.targets}, {s.sent} sent, {s.received} received "

@@ -571,8 +571,8 @@ class Recording:
 
     @classmethod
     def from_pcap(cls, path: str | os.PathLike[str]) -> Recording:
-        from recon.pcap import read_frames
         from recon.decode import LINKTYPE_ETHERNET
+        from recon.pcap import read_frames
 
         rec = cls()
         for frame in read_frames(str(path)):

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from recon.lab import Lab, lab_dir
 from recon.models import LabInfo
 

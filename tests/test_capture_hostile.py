@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from recon.errors import ReconEnvironmentError
 from recon.pcap import PcapWriter, read_frames
 from tests.conftest import CAPTURES, ROOT, need_lab, need_tool, recon, small_tmpfs

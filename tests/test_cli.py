@@ -12,6 +12,7 @@ import sys
 import time
 
 import pytest
+
 from tests.conftest import ROOT, recon, run_cli
 
 BAD_SPECS = ["300.1.1.1", "1.2.3.4-2", "10.0.0.0/33", "1.2.3", "", "10.0.0.1-", "1.2.3.4/24/1"]
@@ -28,7 +29,8 @@ def test_help_lists_every_command_with_an_example() -> None:
 
 def test_help_does_not_import_scapy() -> None:
     """`recon --help` stays fast because it never imports Scapy."""
-    code = "import sys; from recon.cli import run; run(['--help']); print('SCAPY' if any(m.startswith('scapy') for m in sys.modules) else 'CLEAN', file=sys.stderr)"
+    code = ("import sys; from recon.cli import run; run(['--help']); "
+            "print('SCAPY' if any(m.startswith('scapy') for m in sys.modules) else 'CLEAN', file=sys.stderr)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert res.stderr.strip().endswith("CLEAN")
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from recon.cluster import ClusterError, ShardOutcome, merge_outcomes, parse_cluster, shard_plan, shard_size, sweep_shard
 from recon.errors import InvalidOption
 from recon.lab import netns

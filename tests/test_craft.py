@@ -4,7 +4,6 @@ and arrive on the wire exactly as printed (checked with tcpdump in the namespace
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,12 +13,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recon.errors import InvalidOption
 from recon.models import CraftSpec
 from recon.packets import TCP_FLAGS, build_packet, inet_checksum
-from tests.conftest import NOBODY, need_lab, need_tool, run_cli
+from tests.conftest import NOBODY, need_tool, run_cli
 
 PI, PHONE, PRINTER = "198.18.0.11", "198.18.0.10", "198.18.0.12"
 

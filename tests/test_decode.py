@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recon import render
-from recon.pcap import read_frames
 from recon.decode import decode
 from recon.models import IPHeader, IPv6Header
 from recon.packets import inet_checksum
+from recon.pcap import read_frames
 from tests.conftest import CAPTURES, need_tool
 
 CAPTURE_FILES = sorted(p for p in CAPTURES.iterdir() if p.suffix in (".pcap", ".pcapng"))
@@ -33,7 +33,7 @@ def tshark_rows(path: Path) -> list[dict[str, str]]:
     for f in FIELDS:
         argv += ["-e", f]
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-    return [dict(zip(FIELDS, line.split("|"))) for line in out.splitlines()]
+    return [dict(zip(FIELDS, line.split("|"), strict=True)) for line in out.splitlines()]
 
 
 def num(text: str) -> int:
@@ -63,7 +63,7 @@ def test_decoder_fields_equal_tsharks(path: Path) -> None:
     packets = [decode(f.data, f.linktype, frame=i) for i, f in enumerate(read_frames(path), 1)]
     assert len(packets) == len(rows) > 0
     seen_v4 = seen_v6 = 0
-    for pkt, row in zip(packets, rows):
+    for pkt, row in zip(packets, rows, strict=True):
         assert int(row["frame.number"]) == pkt.frame
         ip = pkt.ip
         if row["ip.version"] and not row["ipv6.version"]:  # tshark also fills ip.version for IPv6

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from tests.conftest import ROOT, _namespaces, need_lab, need_tool, run_cli
 
 

@@ -20,6 +20,7 @@ import tracemalloc
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from recon import render
 from recon.decode import decode
 from recon.errors import CaptureError

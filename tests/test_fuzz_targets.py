@@ -21,6 +21,7 @@ from typing import ClassVar
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from recon.errors import InputError
 from recon.targets import MAX_WITHOUT_YES, TargetSet, build_targets, is_ipv4, parse_shard
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from recon.lab import Lab
 from tests.conftest import NOBODY, ROOT, _namespaces, need_lab, need_tool
 from tests.conftest import recon as _recon

@@ -7,6 +7,7 @@ import ipaddress
 import re
 
 import pytest
+
 from recon import ndp
 from recon.errors import InvalidOption, InvalidTarget
 from recon.labbuild import netns

@@ -1,6 +1,7 @@
 """Byte-level helpers agree with Scapy."""
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from recon.packets import inet_checksum
 

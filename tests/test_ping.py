@@ -18,6 +18,7 @@ import time
 from contextlib import contextmanager
 
 import pytest
+
 from recon import render
 from recon.models import PingError, PingReply, PingStats
 from recon.ping import rtt_summary

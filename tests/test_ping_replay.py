@@ -16,6 +16,7 @@ import threading
 import time
 
 import pytest
+
 from recon import render
 from recon.errors import InvalidOption, InvalidTarget
 from recon.models import PingError, PingPending, PingReply, PingStats

@@ -8,6 +8,7 @@ import socket
 import struct
 
 import pytest
+
 from recon.cli import nmap_probe_aliases, run
 from recon.engine import sweep
 from recon.errors import InvalidOption

@@ -8,6 +8,7 @@ import io
 import json
 
 import pytest
+
 from recon import render
 from recon.models import DeviceState, Event, HostResult, PingReply, SweepResult, SweepStats
 

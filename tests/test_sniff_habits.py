@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from tests.conftest import CAPTURES, ROOT, need_tool
 
 ETHERNET_FILES = [CAPTURES / n for n in ("ping-errors.pcap", "ip-options.pcap", "crafted-spoofed.pcap")]

@@ -264,12 +264,11 @@ def test_library_sweep_returns_typed_results_and_prints_nothing(lab, capsys) -> 
 
 def test_prober_reuses_sockets_and_counts_late_replies(lab) -> None:
     """A Prober sweeps repeatedly; replies that arrive after a sweep ended count as late in the next, never as hosts."""
-    with lab.impaired(delay_ms=80):
-        with netns(lab.ns), Prober() as prober:
-            first = prober.sweep(build_targets(["198.18.5.0/29"]), timeout=0, retries=0)
-            time.sleep(0.4)
-            second = prober.sweep(build_targets(["198.18.2.0/29"]), timeout=0.5, retries=0)
-            third = prober.sweep(build_targets(["198.18.5.0/29"]), timeout=1.0, retries=0)
+    with lab.impaired(delay_ms=80), netns(lab.ns), Prober() as prober:
+        first = prober.sweep(build_targets(["198.18.5.0/29"]), timeout=0, retries=0)
+        time.sleep(0.4)
+        second = prober.sweep(build_targets(["198.18.2.0/29"]), timeout=0.5, retries=0)
+        third = prober.sweep(build_targets(["198.18.5.0/29"]), timeout=1.0, retries=0)
     assert first.up == () and first.stats.sent == 8
     assert {h.address for h in second.up} == _cidr("198.18.2.0/29")
     assert second.stats.late == 8 and second.stats.duplicates == 0

@@ -9,6 +9,7 @@ import struct
 from array import array
 
 import pytest
+
 from recon.engine import ERROR, FOREIGN, LATE, REPLY, IcmpMatcher, Prober, sweep
 from recon.packets import inet_checksum, ipv4_header
 from recon.targets import build_targets, ip_to_int

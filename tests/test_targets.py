@@ -7,6 +7,7 @@ import ipaddress
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from recon.errors import InputError, InvalidTarget
 from recon.targets import TargetSet, build_targets, int_to_ip, ip_to_int
 

@@ -8,6 +8,7 @@ import socket
 import struct
 
 import pytest
+
 from recon import icmp
 from recon.errors import PrivilegeError
 from recon.packets import inet_checksum

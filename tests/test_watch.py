@@ -18,13 +18,13 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from conftest import NOBODY, RECON, ROOT, run_cli, small_tmpfs
+
 from recon import render
 from recon.errors import InvalidOption
 from recon.models import DeviceState, HookFailed, HostResult, NotifierMissing, StateSetAside, WatchNote
 from recon.targets import build_targets
 from recon.watch import STATE_MAX_BYTES, HookRunner, Tracker, Watch, load_state, save_state
-
-from conftest import NOBODY, RECON, ROOT, run_cli, small_tmpfs
 
 PHONE = ("198.18.0.10", "3c:22:fb:12:34:56")
 TV = ("198.18.0.14", "8c:79:f5:77:88:99")
