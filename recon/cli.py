@@ -22,6 +22,7 @@ from recon import __version__, render
 from recon.errors import ExitStatus, InputError, InvalidOption, ReconEnvironmentError, ReconError
 
 if TYPE_CHECKING:
+    from recon.models import SweepResult
     from recon.targets import TargetSet
 
 app = typer.Typer(
@@ -150,7 +151,6 @@ def sweep(
       recon sweep 10.0.0.0/24 -PP                  ICMP timestamp (hosts that drop only echo)
     """
     from recon.engine import Prober
-    from recon.probes import parse_probes
     from recon.targets import build_targets, parse_shard
 
     if json_out and csv_out:
@@ -175,6 +175,13 @@ def sweep(
             result = prober.sweep(target_set, timeout=timeout, retries=retries, seed=seed, shard=shard_t, pcap=pcap,
                                   resolve=resolve, progress=progress)
         progress.finish()
+    return _sweep_output(result, show_all=show_all, json_out=json_out, csv_out=csv_out, probe=probe)
+
+
+def _sweep_output(result: SweepResult, *, show_all: bool, json_out: bool, csv_out: bool, probe: list[str] | None) -> int:
+    """The hosts on stdout (table, JSON lines or CSV), the summary on stderr, and the exit status."""
+    from recon.probes import parse_probes
+
     if json_out:
         render.out_lines(render.sweep_json_lines(result, show_all))
     elif csv_out:

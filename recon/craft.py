@@ -396,12 +396,7 @@ def craft(
     the kernel's). Raises InvalidOption before anything is sent, PrivilegeError without
     CAP_NET_RAW.
     """
-    if via not in VIAS:
-        raise InvalidOption("--via", via, "one of " + ", ".join(VIAS))
-    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1_000_000:
-        raise InvalidOption("--count", count, "allowed 1..1000000")
-    if not 0 <= interval <= 3600:
-        raise InvalidOption("--interval", interval, "seconds, 0..3600")
+    _check_send_options(via, count, interval)
     packet = build_packet(spec)
     rewrites = kernel_rewrites(packet.data)
     if not send:
@@ -427,18 +422,10 @@ def craft(
             try:
                 if i:
                     time.sleep(interval)
-                sender.send(packet.data)
+                _send_one(sender, packet, sent)
             except KeyboardInterrupt:  # Ctrl-C: stop, and still report what went out
                 interrupted = True
                 break
-            except PermissionError:
-                raise PrivilegeError("recon craft") from None
-            except OSError as exc:
-                if exc.errno == errno.EMSGSIZE:  # the user's packet is too big for the link: an input error
-                    raise InputError(f"{len(packet.data)} bytes is over the link MTU; raw and packet sockets do not fragment",
-                                     hint="send less data, or craft the fragments yourself with --mf and --frag-offset") from None
-                raise ReconEnvironmentError(f"sending failed after {sent} packet(s): {exc.strerror or exc}",
-                                            hint=_send_hint(exc, packet)) from None
             sent += 1
             if writer:
                 writer.write(packet.data)
@@ -458,6 +445,30 @@ def craft(
         writer.count if writer else 0,
         interrupted,
     )
+
+
+def _check_send_options(via: str, count: int, interval: float) -> None:
+    """--via, --count and --interval, checked before anything is built or sent."""
+    if via not in VIAS:
+        raise InvalidOption("--via", via, "one of " + ", ".join(VIAS))
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1_000_000:
+        raise InvalidOption("--count", count, "allowed 1..1000000")
+    if not 0 <= interval <= 3600:
+        raise InvalidOption("--interval", interval, "seconds, 0..3600")
+
+
+def _send_one(sender: _Sender, packet: CraftedPacket, sent: int) -> None:
+    """One packet out; the kernel's refusals become recon errors (``sent``: how many went out before)."""
+    try:
+        sender.send(packet.data)
+    except PermissionError:
+        raise PrivilegeError("recon craft") from None
+    except OSError as exc:
+        if exc.errno == errno.EMSGSIZE:  # the user's packet is too big for the link: an input error
+            raise InputError(f"{len(packet.data)} bytes is over the link MTU; raw and packet sockets do not fragment",
+                             hint="send less data, or craft the fragments yourself with --mf and --frag-offset") from None
+        raise ReconEnvironmentError(f"sending failed after {sent} packet(s): {exc.strerror or exc}",
+                                    hint=_send_hint(exc, packet)) from None
 
 
 def _send_hint(exc: OSError, packet: CraftedPacket) -> str:
