@@ -48,7 +48,7 @@ from recon.models import HostResult, SweepResult, SweepStats
 from recon.packets import ipv4_header
 from recon.probes import ICMP_KINDS, L4_KINDS, Cookies, L4Probe, ProbeSpec, icmp_probes, l4_probes, parse_probes
 from recon.targets import build_targets, int_to_ip, ip_to_int, is_ipv4, parse_shard
-from recon.transport import PacketSocket, Transport, big_buffers, bind_device, default_transport, require_raw
+from recon.transport import FAMILY4, PacketSocket, SendBatch, Transport, big_buffers, bind_device, default_transport, require_raw
 
 if TYPE_CHECKING:
     from recon.pcap import PcapWriter
@@ -64,6 +64,7 @@ MIN_RATE, MAX_RATE = 0.01, 1e8  # probes per second: below one per 100 s is a ty
 _REPLY_TYPES4 = frozenset(reply for request, reply in REPLY_TO.items() if request < 128)
 _PENDING, _UP, _UNREACH = 0, 1, 2
 _MIN_ROUND_WAIT = 0.05
+_BATCH = 256  # probes per sendmmsg(2): larger gains nothing measurable (bench/sweep.py)
 _LATE_MEMORY = 8  # previous sweeps whose ids still count as "late", not "ignored"
 ADAPTIVE_RETRIES = 6  # the cap on retry rounds when retries adapt (retries=None)
 # reply codes beyond ICMP types: answers to TCP/UDP probes, ARP, ourselves
@@ -537,6 +538,7 @@ class _RawReceive(_Run):
         self.icmp, self.arp, self.l4 = socks
         self.progress = progress
         self.tap: _PcapTap | None = None
+        self.batches: dict[int, SendBatch] = {}
         self.sent_at = array("d", bytes(8 * self.n))
         self.attempt = bytearray(self.n)
         self.max_rtt = 0.0
@@ -843,75 +845,117 @@ class _RawSweep(_RawReceive):
         self._drain()
         return count
 
+    def _batch(self, sock: PacketSocket) -> SendBatch:
+        """The send batch of ``sock`` (one per socket for the whole sweep)."""
+        batch = self.batches.get(id(sock))
+        if batch is None:
+            batch = self.batches[id(sock)] = SendBatch(sock, _BATCH, addressed=sock is not self.arp)
+        return batch
+
     def _send_pass(self, todo: Iterable[int], rnd: int, spec: _Pass, first: bool) -> int:
         # The hot loop: everything it touches is a local, and the per-target work is inline,
-        # because a function call per packet costs measurable speed on a /16. TCP/UDP probes
+        # because a function call per packet costs measurable speed on a /16. Each probe is
+        # written in place into a SendBatch slot (its sockaddr and the patched header in one
+        # pack_into) and a full batch goes out in one sendmmsg(2) (_flush). TCP/UDP probes
         # are built by their probe object (one call each: they carry a keyed cookie).
-        arp, kind, state = self.arp, self.kind, self.state
-        addrs, sent_at, attempt = self.addrs, self.sent_at, self.attempt
-        tap = self.tap
+        kind, state, addrs = self.kind, self.state, self.addrs
         rate = self.prober.rate
         interval = 1.0 / rate if rate else 0.0
         burst = max(1.0, (rate or 0) / 200)  # allow 5 ms of burst
+        limit = min(_BATCH, int(burst)) if rate else _BATCH  # a paced sweep never holds more than its burst
         next_at = time.monotonic()
-        pack_into, clock, ntoa, base = struct.pack_into, time.monotonic, socket.inet_ntoa, self.base
+        pack_into, clock, base, fam = struct.pack_into, time.monotonic, self.base, FAMILY4
         buf, partial, type_code, probe, routed = spec.buf, spec.partial, spec.type_code, spec.probe, spec.sock
-        frame = self.arp_frame
-        drain, progress = self._drain, self.progress
+        flush, progress = self._flush, self.progress
         count = 0
+        out = self._batch(routed) if routed is not None else None
+        if out is not None and buf is not None:
+            out.set_length(len(buf))
+            for k in range(_BATCH):  # the template's tail (echo's attempt byte) is the same for the whole pass
+                out.area[k * out.slot + out.head:k * out.slot + out.head + len(buf)] = buf
+        elif out is not None and probe is not None:
+            out.set_length(len(probe.template))
+        link = self._batch(self.arp) if first and self.arp is not None and kind is not None else None
+        if link is not None:
+            link.set_length(len(self.arp_frame))
+            for k in range(_BATCH):
+                link.area[k * link.slot + link.head:k * link.slot + link.head + len(self.arp_frame)] = self.arp_frame
+        area, slot, head = (out.area, out.slot, out.head) if out is not None else (bytearray(), 0, 0)
+        larea, lslot, lhead = (link.area, link.slot, link.head) if link is not None else (bytearray(), 0, 0)
+        held, lheld = array("I", bytes(4 * _BATCH)), array("I", bytes(4 * _BATCH))  # the sweep index in each slot
+        k = lk = 0
         for i in todo:
             if not first and state[i]:
                 continue
             if interval:
                 now = clock()
                 if now < next_at:
+                    count += flush(out, held, k, rnd) + flush(link, lheld, lk, rnd)
+                    k = lk = 0
                     self._wait_until(next_at)
                     now = clock()
                 next_at = max(next_at + interval, now - burst * interval)
             a = addrs[i]
-            data: bytes | bytearray
             if kind is not None and kind[i]:
-                if not first:
+                if link is None:
                     continue
-                frame[38:42] = a.to_bytes(4, "big")
-                data, sock, dst = frame, arp, None
-            elif buf is not None:
+                pack_into("!I", larea, lk * lslot + lhead + 38, a)  # the who-has frame's target address
+                lheld[lk] = i
+                lk += 1
+                if lk >= limit:
+                    count += flush(link, lheld, lk, rnd)
+                    lk = 0
+                continue
+            if buf is not None:
                 ident = (base + (i >> 16)) & 0xFFFF
                 seq = i & 0xFFFF
-                pack_into("!HHHH", buf, 0, type_code, _fold(partial + ident + seq), ident, seq)
-                data, sock, dst = buf, routed, (ntoa(a.to_bytes(4, "big")), 0)
+                pack_into("!HHI8xHHHH", area, k * slot, fam, 0, a, type_code, _fold(partial + ident + seq), ident, seq)
             elif probe is not None:
-                data, sock, dst = probe.build(a), routed, (ntoa(a.to_bytes(4, "big")), 0)
+                pack_into("!HHI8x", area, k * slot, fam, 0, a)
+                data = probe.build(a)
+                area[k * slot + head:k * slot + head + len(data)] = data
             else:
                 continue
-            while True:
-                try:
-                    sent_at[i] = clock()
-                    if dst is None:
-                        sock.send(data)  # type: ignore[union-attr]  # the plan opened the socket its targets need
-                    else:
-                        sock.sendto(data, dst)  # type: ignore[union-attr]  # likewise
-                    break
-                except (BlockingIOError, InterruptedError):
-                    drain()
-                    time.sleep(0.0005)
-                except OSError as exc:
-                    if exc.errno == errno.ENOBUFS:
-                        drain()
-                        time.sleep(0.0005)
-                        continue
-                    self.send_errors += 1  # e.g. EHOSTUNREACH/ENETUNREACH: the kernel has no route
-                    if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EACCES, errno.EPERM):
-                        break
-                    raise
-            attempt[i] = rnd
-            count += 1
-            if tap is not None:
-                tap.probe(data, a, dst is None, sock)
-            if not count & 31:
-                drain()
+            held[k] = i
+            k += 1
+            if k >= limit:
+                count += flush(out, held, k, rnd)
+                k = 0
                 if first and progress is not None and not count & 4095:
                     progress(min(self.n, count) if rnd == 0 else self.answered, self.n)
+        return count + flush(out, held, k, rnd) + flush(link, lheld, lk, rnd)
+
+    def _flush(self, batch: SendBatch | None, held: array[int], count: int, rnd: int) -> int:
+        """Send the ``count`` probes waiting in ``batch`` (sweep indices in ``held``), then drain; how many went."""
+        if batch is None or not count:
+            return 0
+        sent_at, attempt, tap = self.sent_at, self.attempt, self.tap
+        now = time.monotonic()
+        for k in range(count):
+            i = held[k]
+            sent_at[i] = now
+            attempt[i] = rnd
+        done = 0
+        while done < count:
+            try:
+                done += batch.send(done, count - done)
+            except (BlockingIOError, InterruptedError):
+                self._drain()
+                time.sleep(0.0005)
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:
+                    self._drain()
+                    time.sleep(0.0005)
+                    continue
+                self.send_errors += 1  # e.g. EHOSTUNREACH/ENETUNREACH: the kernel has no route to this one
+                if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EACCES, errno.EPERM):
+                    done += 1
+                    continue
+                raise
+        if tap is not None:
+            for k in range(count):
+                tap.probe(batch.packet(k), self.addrs[held[k]], not batch.addressed, batch.sock)
+        self._drain()
         return count
 
 

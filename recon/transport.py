@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import os
 import random
 import select
@@ -42,9 +43,11 @@ from recon.errors import InvalidOption, PrivilegeError, ReconEnvironmentError
 
 __all__ = [
     "PacketSocket",
+    "RecvBatch",
     "Recording",
     "ReplaySocket",
     "ReplayTransport",
+    "SendBatch",
     "Sent",
     "SystemTransport",
     "Transport",
@@ -287,6 +290,162 @@ def require_raw(what: str, transport: Transport | None = None) -> None:
     sock.close()
 
 
+# --- batched I/O: sendmmsg(2) and recvmmsg(2) ----------------------------------------------------
+
+_MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0x40)
+_MMSGHDR = struct.Struct("PI4xPNPNi4xI4x")  # struct mmsghdr: msghdr (name, namelen, iov, iovlen, control, controllen, flags), msg_len
+_IOVEC = struct.Struct("PN")
+_SOCKADDR = 16  # a sockaddr_in's size; every slot of a SendBatch starts with one
+FAMILY4 = int.from_bytes(struct.pack("=H", socket.AF_INET), "big")  # sin_family as a '!H' field writes it (host order)
+
+
+@functools.cache
+def _libc() -> Any:
+    """libc's sendmmsg/recvmmsg through ctypes (imported on first use), or None where libc lacks them."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if not hasattr(libc, "sendmmsg") or not hasattr(libc, "recvmmsg"):
+        return None
+    for fn in (libc.sendmmsg, libc.recvmmsg):
+        fn.restype = ctypes.c_int
+    libc.sendmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
+    libc.recvmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int, ctypes.c_void_p]
+    return libc
+
+
+def _address_of(buf: bytearray) -> int:
+    import ctypes
+
+    return ctypes.addressof(ctypes.c_char.from_buffer(buf))
+
+
+class SendBatch:
+    """Up to ``size`` datagrams written in place and handed to the kernel by one ``sendmmsg(2)``.
+
+    Slot ``k`` starts at ``k * slot`` in ``area``: a ``sockaddr_in`` (16 bytes: family as ``FAMILY4``
+    in a ``!H`` field, port, address, 8 zero bytes) and then the packet, ``length(k)`` bytes of it. The
+    caller writes both with one ``struct.pack_into`` per packet, because a call per packet more costs
+    speed; ``send(start, count)`` sends slots ``start .. start+count-1``. With ``addressed=False``
+    (a bound AF_PACKET socket) the address part is ignored and the kernel sends to the binding.
+
+    A socket that implements ``sendmmsg(messages)`` itself (``ReplaySocket``) gets the messages as
+    ``(bytes, address)`` pairs; where libc has no sendmmsg, the messages go one ``sendto`` each.
+    """
+
+    def __init__(self, sock: PacketSocket, size: int = 256, mtu: int = 112, *, addressed: bool = True) -> None:
+        self.sock, self.size, self.addressed = sock, size, addressed
+        self.head = _SOCKADDR
+        self.slot = _SOCKADDR + mtu
+        self.area = bytearray(size * self.slot)
+        self._lengths = [0] * size
+        self._own = getattr(sock, "sendmmsg", None)
+        self._libc = None if self._own is not None else _libc()
+        if self._libc is not None:
+            base = _address_of(self.area)
+            self._iov = bytearray(size * _IOVEC.size)
+            iov = _address_of(self._iov)
+            self._hdrs = bytearray(size * _MMSGHDR.size)
+            for k in range(size):
+                _IOVEC.pack_into(self._iov, k * _IOVEC.size, base + k * self.slot + _SOCKADDR, 0)
+                _MMSGHDR.pack_into(self._hdrs, k * _MMSGHDR.size, base + k * self.slot if addressed else 0,
+                                   _SOCKADDR if addressed else 0, iov + k * _IOVEC.size, 1, 0, 0, 0, 0)
+            self._hdr_base = _address_of(self._hdrs)
+            self._fd = sock.fileno()
+
+    def set_length(self, length: int, start: int = 0, stop: int | None = None) -> None:
+        """The packet length of slots ``start .. stop-1`` (all by default)."""
+        for k in range(start, self.size if stop is None else stop):
+            if self._lengths[k] != length:
+                self._lengths[k] = length
+                if self._libc is not None:
+                    struct.pack_into("N", self._iov, k * _IOVEC.size + struct.calcsize("P"), length)
+
+    def length(self, k: int) -> int:
+        return self._lengths[k]
+
+    def packet(self, k: int) -> bytearray:
+        """A copy of slot ``k``'s packet."""
+        off = k * self.slot + _SOCKADDR
+        return self.area[off:off + self._lengths[k]]
+
+    def address(self, k: int) -> tuple[str, int] | None:
+        """Slot ``k``'s destination as sendto takes it (None when the batch is not addressed)."""
+        if not self.addressed:
+            return None
+        off = k * self.slot
+        return socket.inet_ntoa(self.area[off + 4:off + 8]), int.from_bytes(self.area[off + 2:off + 4], "big")
+
+    def send(self, start: int, count: int) -> int:
+        """Send slots ``start ..``; how many went (at least one). OSError: the first of them failed (as sendto fails)."""
+        if count <= 0:
+            return 0
+        if self._own is not None:
+            return int(self._own([(bytes(self.packet(k)), self.address(k)) for k in range(start, start + count)]))
+        if self._libc is None:
+            data, address = self.packet(start), self.address(start)
+            if address is None:
+                self.sock.send(data)
+            else:
+                self.sock.sendto(data, address)
+            return 1
+        sent = self._libc.sendmmsg(self._fd, self._hdr_base + start * _MMSGHDR.size, count, 0)
+        if sent < 0:
+            import ctypes
+
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+        return int(sent)
+
+
+class RecvBatch:
+    """Reads up to ``size`` waiting datagrams with one ``recvmmsg(2)`` (non-blocking); ``recv()`` returns them
+    as bytes, ``[]`` when none waits. A socket with its own ``recvmmsg(size)`` (``ReplaySocket``) is asked
+    directly; without libc's recvmmsg it reads one datagram per call."""
+
+    def __init__(self, sock: PacketSocket, size: int = 64, bufsize: int = 2048) -> None:
+        self.sock, self.size, self.bufsize = sock, size, bufsize
+        self._own = getattr(sock, "recvmmsg", None)
+        self._libc = None if self._own is not None else _libc()
+        if self._libc is not None:
+            self.area = bytearray(size * bufsize)
+            base = _address_of(self.area)
+            self._iov = bytearray(size * _IOVEC.size)
+            iov = _address_of(self._iov)
+            self._hdrs = bytearray(size * _MMSGHDR.size)
+            for k in range(size):
+                _IOVEC.pack_into(self._iov, k * _IOVEC.size, base + k * bufsize, bufsize)
+                _MMSGHDR.pack_into(self._hdrs, k * _MMSGHDR.size, 0, 0, iov + k * _IOVEC.size, 1, 0, 0, 0, 0)
+            self._hdr_base = _address_of(self._hdrs)
+            self._fd = sock.fileno()
+            self._len_at = _MMSGHDR.size - 8  # msg_len's offset in each mmsghdr
+
+    def recv(self) -> list[bytes]:
+        if self._own is not None:
+            return list(self._own(self.size))
+        if self._libc is None:
+            try:
+                return [self.sock.recv(self.bufsize, _MSG_DONTWAIT)]
+            except (BlockingIOError, InterruptedError):
+                return []
+        got = self._libc.recvmmsg(self._fd, self._hdr_base, self.size, _MSG_DONTWAIT, None)
+        if got <= 0:
+            if got < 0:
+                import ctypes
+
+                err = ctypes.get_errno()
+                if err not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR):
+                    raise OSError(err, os.strerror(err))
+            return []
+        area, hdrs, size, bufsize, at = self.area, self._hdrs, _MMSGHDR.size, self.bufsize, self._len_at
+        unpack = struct.unpack_from
+        out = []
+        for k in range(got):
+            n = unpack("I", hdrs, k * size + at)[0]
+            out.append(bytes(area[k * bufsize:k * bufsize + n]))
+        return out
+
+
 # --- replay --------------------------------------------------------------------------------------
 
 
@@ -337,6 +496,24 @@ class ReplaySocket:
 
     def send(self, data: bytes | bytearray | memoryview, flags: int = 0, /) -> int:
         return self._send(bytes(data), None)
+
+    def sendmmsg(self, messages: Iterable[tuple[bytes, Any]]) -> int:
+        """What ``SendBatch`` calls: every ``(data, address)`` sent in order (address None: ``send``); how many."""
+        count = 0
+        for data, address in messages:
+            self._send(bytes(data), address)
+            count += 1
+        return count
+
+    def recvmmsg(self, size: int) -> list[bytes]:
+        """What ``RecvBatch`` calls: up to ``size`` queued packets, without waiting."""
+        out: list[bytes] = []
+        while len(out) < size:
+            try:
+                out.append(self._next(socket.MSG_DONTWAIT)[0])
+            except BlockingIOError:
+                break
+        return out
 
     def _send(self, data: bytes, address: Any) -> int:
         if self.closed:

@@ -3,6 +3,7 @@ the probe that was sent, with the ancillary data a kernel socket gives. No root,
 
 from __future__ import annotations
 
+import errno
 import select
 import socket
 import struct
@@ -12,7 +13,7 @@ import pytest
 from recon import icmp
 from recon.errors import PrivilegeError
 from recon.packets import inet_checksum
-from recon.transport import Recording, ReplayTransport, SystemTransport
+from recon.transport import FAMILY4, Recording, RecvBatch, ReplayTransport, SendBatch, SystemTransport
 from tests.conftest import CAPTURES
 
 _SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
@@ -166,3 +167,91 @@ def test_a_ttl_too_small_to_reach_the_host_gets_the_recorded_time_exceeded() -> 
     second = icmp.parse(sock.recv(65535), 4, ip_header=True)
     assert second is not None and icmp.icmp_name(second.type, second.code) == "ttl-exceeded"
     assert second.quoted is not None and second.quoted.seq == 2
+
+
+# --- batched I/O ---------------------------------------------------------------------------------
+
+
+def _fill(batch: SendBatch, k: int, data: bytes, address: str = "127.0.0.1", port: int = 0) -> None:
+    """Slot k: sockaddr_in (family as FAMILY4, port, address) and the packet, as the engine writes them."""
+    struct.pack_into("!HH4s8x", batch.area, k * batch.slot, FAMILY4, port, socket.inet_aton(address))
+    batch.area[k * batch.slot + batch.head:k * batch.slot + batch.head + len(data)] = data
+    batch.set_length(len(data), k, k + 1)
+
+
+def test_sendmmsg_sends_each_slot_to_its_own_address_and_recvmmsg_reads_them_back() -> None:
+    """Loopback UDP: one sendmmsg(2) call carries three datagrams of different lengths to two ports;
+    one recvmmsg(2) per socket reads them back whole and in order; an empty queue reads as []."""
+    rx = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for s in rx:
+            s.bind(("127.0.0.1", 0))
+            s.setblocking(False)
+        ports = [s.getsockname()[1] for s in rx]
+        batch = SendBatch(tx, 4)
+        for k, (data, port) in enumerate([(b"one", ports[0]), (b"two!!", ports[1]), (b"three" * 9, ports[0])]):
+            _fill(batch, k, data, port=port)
+        assert batch.send(0, 3) == 3
+        assert select.select(rx, [], [], 2)[0]
+        got0, got1 = RecvBatch(rx[0], 8).recv(), RecvBatch(rx[1], 8).recv()
+        assert got0 == [b"one", b"three" * 9] and got1 == [b"two!!"]
+        assert RecvBatch(rx[0], 8).recv() == []
+    finally:
+        for s in (*rx, tx):
+            s.close()
+
+
+def test_a_batch_without_addresses_sends_on_a_connected_socket() -> None:
+    """addressed=False (a bound AF_PACKET socket in the engine) ignores the slots' address part."""
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        b.setblocking(False)
+        batch = SendBatch(a, 2, addressed=False)
+        _fill(batch, 0, b"frame-1")
+        _fill(batch, 1, b"frame-22")
+        assert batch.send(0, 2) == 2
+        assert RecvBatch(b, 1).recv() == [b"frame-1"]  # the batch reads at most its size
+        assert RecvBatch(b, 4).recv() == [b"frame-22"]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_failing_message_raises_as_sendto_would_after_the_ones_before_it_went() -> None:
+    """sendmmsg(2) reports the messages before a failure as sent; the next call raises that failure's errno."""
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        rx.bind(("127.0.0.1", 0))
+        port = rx.getsockname()[1]
+        batch = SendBatch(tx, 3)
+        _fill(batch, 0, b"ok", port=port)
+        _fill(batch, 1, b"x", "255.255.255.255", port)  # broadcast without SO_BROADCAST: EACCES, sends nothing
+        _fill(batch, 2, b"ok", port=port)
+        assert batch.send(0, 3) == 1
+        with pytest.raises(OSError) as err:
+            batch.send(1, 2)
+        assert err.value.errno == errno.EACCES
+        assert batch.send(2, 1) == 1
+    finally:
+        tx.close()
+        rx.close()
+
+
+def test_replay_sockets_take_the_same_batches() -> None:
+    """A SendBatch on a replay socket records each slot as one sent packet (data and address), and a
+    RecvBatch reads what the responder queued, as the engine's in-process tests need."""
+    rec = Recording.from_pcap(CAPTURES / "ping-errors.pcap")
+    transport = ReplayTransport(rec)
+    sock, _ = transport.icmp(socket.AF_INET, what="test")
+    sock.setblocking(False)
+    batch = SendBatch(sock, 2)
+    _fill(batch, 0, _echo(0x1234, 1), "198.18.2.9")
+    _fill(batch, 1, _echo(0x1234, 2), "198.18.2.9")
+    assert batch.send(0, 2) == 2
+    assert [(s.data, s.address) for s in transport.sent] == [(_echo(0x1234, 1), ("198.18.2.9", 0)),
+                                                             (_echo(0x1234, 2), ("198.18.2.9", 0))]
+    got = RecvBatch(sock, 8).recv()
+    assert [icmp.parse(d, 4, ip_header=True).seq for d in got] == [1, 2]
+    assert RecvBatch(sock, 8).recv() == []
