@@ -36,7 +36,7 @@ import threading
 import time
 from array import array
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -48,7 +48,7 @@ from recon.models import HostResult, SweepResult, SweepStats
 from recon.packets import ipv4_header
 from recon.probes import ICMP_KINDS, L4_KINDS, Cookies, L4Probe, ProbeSpec, icmp_probes, l4_probes, parse_probes
 from recon.targets import build_targets, int_to_ip, ip_to_int, is_ipv4, parse_shard
-from recon.transport import FAMILY4, PacketSocket, SendBatch, Transport, big_buffers, bind_device, default_transport, require_raw
+from recon.transport import FAMILY4, PacketSocket, RecvBatch, SendBatch, Transport, big_buffers, bind_device, default_transport, require_raw
 
 if TYPE_CHECKING:
     from recon.pcap import PcapWriter
@@ -65,6 +65,7 @@ _REPLY_TYPES4 = frozenset(reply for request, reply in REPLY_TO.items() if reques
 _PENDING, _UP, _UNREACH = 0, 1, 2
 _MIN_ROUND_WAIT = 0.05
 _BATCH = 256  # probes per sendmmsg(2): larger gains nothing measurable (bench/sweep.py)
+_RECV_BATCH = 64  # packets per recvmmsg(2)
 _LATE_MEMORY = 8  # previous sweeps whose ids still count as "late", not "ignored"
 ADAPTIVE_RETRIES = 6  # the cap on retry rounds when retries adapt (retries=None)
 # reply codes beyond ICMP types: answers to TCP/UDP probes, ARP, ourselves
@@ -539,6 +540,7 @@ class _RawReceive(_Run):
         self.progress = progress
         self.tap: _PcapTap | None = None
         self.batches: dict[int, SendBatch] = {}
+        self.recv_batches: dict[int, RecvBatch] = {}
         self.sent_at = array("d", bytes(8 * self.n))
         self.attempt = bytearray(self.n)
         self.max_rtt = 0.0
@@ -565,11 +567,7 @@ class _RawReceive(_Run):
     # -- waiting ----------------------------------------------------------------------
     def _flush_stale(self) -> None:
         for s in self.socks:
-            while True:
-                try:
-                    data = s.recv(65535)
-                except (BlockingIOError, InterruptedError):
-                    break
+            for data in self._received(s):
                 if s is self.icmp and self.match.is_previous(data):
                     self.late += 1
 
@@ -597,6 +595,17 @@ class _RawReceive(_Run):
                 self.progress(self.answered, self.n)
 
     # -- receiving -------------------------------------------------------------------
+    def _received(self, sock: PacketSocket) -> Iterator[bytes]:
+        """Every packet waiting on ``sock``, read in batches by recvmmsg(2) (transport.RecvBatch)."""
+        batch = self.recv_batches.get(id(sock))
+        if batch is None:
+            batch = self.recv_batches[id(sock)] = RecvBatch(sock, _RECV_BATCH)
+        while True:
+            got = batch.recv()
+            yield from got
+            if len(got) < _RECV_BATCH:
+                return  # the queue ran dry within this read: no need for one more call to hear so
+
     def _drain(self) -> None:
         if self.icmp is not None:
             self._drain_icmp(self.icmp)
@@ -609,15 +618,11 @@ class _RawReceive(_Run):
 
     def _drain_icmp(self, sock: PacketSocket) -> None:
         # A drain loop: IcmpMatcher decides from the bytes; the bookkeeping stays inline (one call per packet).
-        recv, match = sock.recv, self.match
+        match = self.match
         state, attempt, sent_at = self.state, self.attempt, self.sent_at
         tap, l4, multi = self.tap, self.l4, self.multi
         clock = time.monotonic
-        while True:
-            try:
-                data = recv(65535)
-            except (BlockingIOError, InterruptedError):
-                return
+        for data in self._received(sock):
             now = clock()
             if tap is not None:
                 tap.reply(data)
@@ -693,12 +698,8 @@ class _RawReceive(_Run):
 
     def _drain_l4(self, sock: PacketSocket) -> None:
         # One call per probe kind per packet: TCP/UDP answers are matched by cookie, not decoded from an index.
-        recv, probes, where, tap = sock.recv, self.l4.probes if self.l4 else (), self.where, self.tap
-        while True:
-            try:
-                data = recv(65535)
-            except (BlockingIOError, InterruptedError):
-                return
+        probes, where, tap = self.l4.probes if self.l4 else (), self.where, self.tap
+        for data in self._received(sock):
             now = time.monotonic()
             for probe in probes:
                 answer = probe.match(data)
@@ -736,15 +737,10 @@ class _RawReceive(_Run):
             self.max_rtt = rtt
 
     def _drain_arp(self, sock: PacketSocket) -> None:
-        recv = sock.recv
         index, state, my = self.arp_index, self.state, self.my_addr
         tap = self.tap
         clock = time.monotonic
-        while True:
-            try:
-                frame = recv(65535)
-            except (BlockingIOError, InterruptedError):
-                return
+        for frame in self._received(sock):
             if len(frame) < 42 or frame[20:22] != b"\x00\x02":
                 continue  # our own requests (outgoing) and other who-has
             if tap is not None:
