@@ -43,8 +43,8 @@ from recon.errors import InvalidOption, PrivilegeError, ReconEnvironmentError
 
 __all__ = [
     "PacketSocket",
-    "RecvBatch",
     "Recording",
+    "RecvBatch",
     "ReplaySocket",
     "ReplayTransport",
     "SendBatch",
