@@ -88,14 +88,14 @@ YesOpt = Annotated[bool, typer.Option(
     "--yes", "-y", help="Allow more than 65,536 addresses (IPv4 and IPv6 together; one IPv6 range: a /96 at most).")]
 
 
-def _target_warnings(target_set: TargetSet) -> None:
-    """Names skipped, and IPv6 targets the engine does not probe yet (until it consumes .v6/.scoped, issue 11)."""
+def _target_warnings(target_set: TargetSet, *, no_ipv6: str | None = None) -> None:
+    """Names skipped; and the IPv6 targets skipped by a command (``no_ipv6``) that does not probe IPv6 yet."""
     for warning in target_set.warnings:
         render.err(render.target_warning(warning))
-    if target_set.total > len(target_set):
+    if target_set.total > len(target_set) and no_ipv6:
         if not len(target_set):
-            raise InputError("the sweep engine does not probe IPv6 targets yet", hint="use 'recon ping' for one IPv6 host")
-        render.err(render.unswept_ipv6(target_set.total - len(target_set)))
+            raise InputError(f"{no_ipv6} does not probe IPv6 targets yet", hint="use 'recon sweep' for IPv6 targets")
+        render.err(render.unswept_ipv6(target_set.total - len(target_set), no_ipv6))
 
 
 @app.command(short_help="Find live hosts (ICMP/ARP), as in: recon sweep 192.168.1.1-120")
@@ -159,7 +159,7 @@ def sweep(
     if seed is None and shard_t[1] > 1:
         seed = 0  # shards interleave over the same permutation; any fixed seed keeps them disjoint
     target_set = build_targets(targets or [], input_file=input_file, exclude=exclude or [], exclude_file=exclude_file, yes=yes)
-    _target_warnings(target_set)
+    _target_warnings(target_set, no_ipv6="recon sweep --cluster" if cluster else "recon sweep --resume" if resume else None)
     options: dict[str, Any] = {"method": method, "probe": probe, "engine": engine, "interface": interface, "source": source, "rate": rate}
     if cluster is not None or resume is not None:
         from recon.cluster import cluster_sweep
@@ -462,7 +462,7 @@ def watch(
 
     tset = build_targets(targets or host or [], input_file=input_file, exclude=exclude or [], exclude_file=exclude_file,
                          yes=yes)
-    _target_warnings(tset)
+    _target_warnings(tset, no_ipv6="recon watch")
     check_options(period=period, misses=misses, timeout=timeout, rate=rate, state=state)
     macs = [normalize_mac(x) for m in mac or [] for x in m.split(",") if x.strip()]
     hosts = build_targets(host, yes=yes) if host else None

@@ -42,6 +42,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from recon.arp import ETH_P_ARP, Link, arp_request_template, link, onlink_routes, vendor, with_sender
+from recon.engine6 import Prober6, probes_for_v6
 from recon.errors import InvalidOption
 from recon.icmp import REPLY_TO, icmp_name, quoted_probe
 from recon.models import HostResult, SweepResult, SweepStats
@@ -106,13 +107,14 @@ class Prober:
             raise InvalidOption("--engine", engine, f"one of {', '.join(ENGINES)}")
         if rate is not None and not MIN_RATE <= rate <= MAX_RATE:
             raise InvalidOption("--rate", rate, f"packets per second from {MIN_RATE:g} to {MAX_RATE:g}")
-        if source is not None and not is_ipv4(source):
-            raise InvalidOption("--source", source, "an IPv4 address of this machine")
+        if source is not None and not is_ipv4(source) and not _is_ipv6(source):
+            raise InvalidOption("--source", source, "an IPv4 or IPv6 address of this machine")
         if engine == "scapy" and any(p.kind in L4_KINDS for p in specs):
             if probe is not None:
                 raise InvalidOption("--engine", engine, "the Scapy reference engine sends ICMP and ARP only; "
                                     "use --engine raw for TCP/UDP probes")
             specs = tuple(p for p in specs if p.kind in ICMP_KINDS)[:1]
+        self.given = probe is not None  # the user chose the probes (the IPv6 part then insists on one that exists there)
         self.specs = specs
         icmp_kinds = [p.kind for p in specs if p.kind in ICMP_KINDS]
         self.method, self.probe, self.engine = method, (icmp_kinds[0] if icmp_kinds else ""), engine
@@ -126,6 +128,7 @@ class Prober:
         self._arp_iface: str | None = None
         self._arp_link: Link | None = None
         self._previous_bases: deque[int] = deque(maxlen=_LATE_MEMORY)
+        self._v6: Prober6 | None = None
         self._closed = False
         if interface is not None:
             self._arp_link = link(interface, self.transport)  # validates the name in this namespace
@@ -194,6 +197,8 @@ class Prober:
         for s in (self._icmp, self._arp, *self._l4.values()):
             if s is not None:
                 s.close()
+        if self._v6 is not None:
+            self._v6.close()
         self._icmp = self._arp = None
         self._l4 = {}
         self._closed = True
@@ -266,6 +271,16 @@ class Prober:
         if retries is not None and not 0 <= retries <= 100:
             raise InvalidOption("--retries", retries, "a whole number from 0 to 100")
         addrs = array("I", targets.order(seed, shard))
+        v6 = self._v6_prober(targets, len(addrs) > 0)
+        if v6 is not None and not addrs:  # IPv6 only: the IPv4 engine has nothing to do
+            writer = _pcap_writer(pcap, ethernet=False)
+            try:
+                hosts, stats6 = v6.sweep(targets.v6, targets.scoped, seed=seed, shard=shard, timeout=timeout,
+                                         retries=retries, progress=progress, pcap=writer)
+            finally:
+                if writer is not None:
+                    writer.close()
+            return SweepResult(hosts=_with_hostnames(hosts) if resolve else hosts, stats=stats6)
         kind, lnk = self._plan(addrs)
         # Open every socket before the first packet: no privileges → nothing sent.
         run: _Run
@@ -278,21 +293,43 @@ class Prober:
             arp = self._arp_socket(lnk.name) if kind is not None and 1 in kind and lnk is not None else None
             l4 = self._l4_plan(addrs, kind) if routed else None
             run = _RawSweep(self, addrs, kind, lnk, (icmp, arp, l4), timeout, retries, progress)
-        writer = None
-        if pcap is not None:
-            from recon.pcap import LINKTYPE_ETHERNET, LINKTYPE_RAW, PcapWriter
-
-            writer = PcapWriter(pcap, LINKTYPE_ETHERNET if kind is not None else LINKTYPE_RAW)
+        writer = _pcap_writer(pcap, ethernet=kind is not None)
         try:
             run.pcap = writer
             run.execute()
+            hosts, stats = run.results(targets.names), run.stats()
+            if v6 is not None:  # then the IPv6 part, merged into one result (ARCHITECTURE.md: engine6.py)
+                hosts6, stats6 = v6.sweep(targets.v6, targets.scoped, seed=seed, shard=shard, timeout=timeout,
+                                          retries=retries, progress=progress, pcap=writer)
+                hosts, stats = hosts + hosts6, _merge_stats(stats, stats6)
         finally:
             if writer is not None:
                 writer.close()
-        hosts = run.results(targets.names)
         if resolve:
             hosts = _with_hostnames(hosts)
-        return SweepResult(hosts=hosts, stats=run.stats())
+        return SweepResult(hosts=hosts, stats=stats)
+
+    def _v6_prober(self, targets: TargetSet, has_v4: bool) -> Prober6 | None:
+        """The IPv6 part's prober (engine6.py) when ``targets`` has IPv6 or scoped targets; checked before anything is sent."""
+        v6_source = self.source if self.source is not None and _is_ipv6(self.source) else None
+        if has_v4 and v6_source is not None:
+            raise InvalidOption("--source", v6_source, "an IPv6 source cannot reach the IPv4 targets; sweep them apart")
+        if targets.total == len(targets):
+            return None
+        if self.engine == "scapy":
+            raise InvalidOption("--engine", "scapy", "the Scapy reference engine sweeps IPv4 only; use --engine raw for IPv6")
+        if self.method == "arp":
+            raise InvalidOption("--method", "arp", "ARP is IPv4's; IPv6 targets go by ICMPv6 (use --method auto or icmp)")
+        if not has_v4 and self.source is not None and v6_source is None:
+            raise InvalidOption("--source", self.source, "an IPv4 source cannot reach IPv6 targets; give an IPv6 address")
+        specs = probes_for_v6(self.specs, self.given)
+        if self._v6 is None or self._v6.specs != specs or self._v6.source != v6_source:
+            if self._v6 is not None:
+                self._v6.close()
+            self._v6 = Prober6(specs, interface=self.interface, source=v6_source, rate=self.rate,
+                               transport=self.transport, sport=self.sport)
+        self._v6.icmp_socket()  # opened before the IPv4 part sends anything: no privileges → nothing sent
+        return self._v6
 
 
 def sweep(targets: TargetSet | Iterable[str] | str, *, method: str = "auto", probe: str | Sequence[str] | None = "echo",
@@ -308,6 +345,32 @@ def sweep(targets: TargetSet | Iterable[str] | str, *, method: str = "auto", pro
 
 
 # --- internals ----------------------------------------------------------------------
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        socket.inet_pton(socket.AF_INET6, text)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _pcap_writer(path: str | None, *, ethernet: bool) -> PcapWriter | None:
+    """The ``--pcap`` file: Ethernet when ARP frames go in it, else raw IP (IPv4 and IPv6 alike)."""
+    if path is None:
+        return None
+    from recon.pcap import LINKTYPE_ETHERNET, LINKTYPE_RAW, PcapWriter
+
+    return PcapWriter(path, LINKTYPE_ETHERNET if ethernet else LINKTYPE_RAW)
+
+
+def _merge_stats(a: SweepStats, b: SweepStats) -> SweepStats:
+    """The counters of the IPv4 and IPv6 parts of one sweep, which ran one after the other."""
+    duration = a.duration_s + b.duration_s
+    counts = {f: getattr(a, f) + getattr(b, f) for f in ("targets", "sent", "received", "duplicates", "late", "retries",
+                                                          "unreachable", "ignored", "send_errors")}
+    return SweepStats(**counts, duration_s=round(duration, 6), pps=round(counts["sent"] / max(duration, 1e-9), 1),
+                      engine=a.engine, method=a.method)
 
 
 class _Run:

@@ -22,18 +22,22 @@ Cookies (``Cookies``) are blake2s keyed with a random key per sweep, so nobody c
 an answer, and a reply is accepted only when its cookie checks. Scapy builds each
 template once; ``build`` patches bytes.
 
-Room is left for IPv6 (ICMPv6 echo, NDP): a probe class says its ``family``.
+The TCP/UDP probes have IPv6 twins (``Syn6``, ``Ack6``, ``Udp6``, ``family = 6``): the same
+cookies over 128-bit addresses, the RFC 8200 section 8.1 pseudo-header in the checksum, and
+``match6(segment, source, hops)`` because raw IPv6 sockets read no IP header (the source and
+hop limit come from ``recvmsg``). ICMPv6 echo is recon/engine6.py's, with the id/seq scheme above.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import socket
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from recon.errors import InvalidOption
 from recon.icmp import Quoted, icmp_name
@@ -43,6 +47,7 @@ __all__ = [
     "ICMP_KINDS",
     "L4_KINDS",
     "Ack",
+    "Ack6",
     "Answer",
     "Arp",
     "Cookies",
@@ -53,9 +58,12 @@ __all__ = [
     "Probe",
     "ProbeSpec",
     "Syn",
+    "Syn6",
     "TcpProbe",
     "Timestamp",
     "Udp",
+    "Udp6",
+    "l4_probes6",
     "parse_probes",
 ]
 
@@ -70,7 +78,7 @@ _TCP_SYN, _TCP_RST, _TCP_ACK = 0x02, 0x04, 0x10
 class Answer:
     """What a reply says about a target: ``up`` (answered) or not (an error from a router)."""
 
-    address: int  # the target, IPv4 as int
+    address: int  # the target as int (IPv4: 32 bits, IPv6: 128 bits)
     reason: str  # echo-reply, timestamp-reply, syn-ack, rst, udp-reply, port-unreachable, arp-reply, or an ICMP error name
     ttl: int
     up: bool = True
@@ -124,7 +132,10 @@ class Cookies:
 
     def __call__(self, dst: int, port: int, kind: int) -> int:
         h = self._base.copy()
-        h.update(struct.pack("!IHB", dst, port, kind))
+        if dst <= 0xFFFFFFFF:
+            h.update(struct.pack("!IHB", dst, port, kind))
+        else:  # IPv6 (an IPv4-sized IPv6 address shares IPv4's cookie: harmless, the key is per sweep)
+            h.update(dst.to_bytes(16, "big") + struct.pack("!HB", port, kind))
         return int.from_bytes(h.digest(), "big")
 
 
@@ -138,6 +149,16 @@ def _words(data: bytes) -> int:
     if len(data) % 2:
         data += b"\0"
     return sum(struct.unpack(f"!{len(data) // 2}H", data))
+
+
+def _words6(address: int) -> int:
+    """The sum of an IPv6 address's eight 16-bit words (its share of a pseudo-header checksum)."""
+    return sum(struct.unpack("!8H", address.to_bytes(16, "big")))
+
+
+def _address_int(text: str) -> int:
+    """A quoted destination (IPv4 or IPv6 text) as the int the cookies are keyed by."""
+    return int(ipaddress.ip_address(text))
 
 
 class Probe:
@@ -247,20 +268,23 @@ class TcpProbe(L4Probe):
         ihl = (data[0] & 15) * 4
         if len(data) < ihl + 20 or data[9] != socket.IPPROTO_TCP:
             return None
-        sport, dport, seq, ack, flags = struct.unpack_from("!HHIIxB", data, ihl)
+        return self._answer(data, ihl, int.from_bytes(data[12:16], "big"), data[8])
+
+    def _answer(self, data: bytes, at: int, src: int, ttl: int) -> Answer | None:
+        """The TCP segment at ``data[at:]`` from ``src``: an answer to this probe when its cookie checks."""
+        sport, dport, seq, ack, flags = struct.unpack_from("!HHIIxB", data, at)
         if sport != self.port or dport != self.sport:
             return None
-        src = int.from_bytes(data[12:16], "big")
         c = self.cookie(src)
         if self.flags == _TCP_SYN:
             if flags & _TCP_ACK and (ack - 1) & 0xFFFFFFFF == c:
                 if flags & _TCP_SYN:
-                    return Answer(src, "syn-ack", data[8])
+                    return Answer(src, "syn-ack", ttl)
                 if flags & _TCP_RST:
-                    return Answer(src, "rst", data[8])
+                    return Answer(src, "rst", ttl)
             return None
         if flags & _TCP_RST and seq == c:
-            return Answer(src, "rst", data[8])
+            return Answer(src, "rst", ttl)
         return None
 
     def answers_quote(self, quoted: Quoted) -> bool:
@@ -269,7 +293,7 @@ class TcpProbe(L4Probe):
         seq = int.from_bytes(quoted.l4[4:8], "big")
         if self.flags != _TCP_SYN:
             return True  # an ACK probe's cookie is in the acknowledgment, beyond the 8 bytes routers must quote
-        return seq == self.cookie(int.from_bytes(socket.inet_aton(quoted.dst), "big"))
+        return seq == self.cookie(_address_int(quoted.dst))
 
 
 class Syn(TcpProbe):
@@ -308,19 +332,79 @@ class Udp(L4Probe):
         ihl = (data[0] & 15) * 4
         if len(data) < ihl + 8 or data[9] != socket.IPPROTO_UDP:
             return None
-        sport, dport = struct.unpack_from("!HH", data, ihl)
-        src = int.from_bytes(data[12:16], "big")
+        return self._answer(data, ihl, int.from_bytes(data[12:16], "big"), data[8])
+
+    def _answer(self, data: bytes, at: int, src: int, ttl: int) -> Answer | None:
+        sport, dport = struct.unpack_from("!HH", data, at)
         if sport != self.port or dport != self.source_port(self.cookie(src)):
             return None
-        return Answer(src, "udp-reply", data[8])
+        return Answer(src, "udp-reply", ttl)
 
     def answers_quote(self, quoted: Quoted) -> bool:
         if quoted.proto != socket.IPPROTO_UDP or quoted.ports is None:
             return False
-        c = self.cookie(int.from_bytes(socket.inet_aton(quoted.dst), "big"))
+        c = self.cookie(_address_int(quoted.dst))
         if quoted.ports != (self.source_port(c), self.port):
             return False
         return len(quoted.payload) < 4 or quoted.payload[:4] == c.to_bytes(4, "big")  # checked when quoted
+
+
+class _Over6:
+    """What makes a TCP/UDP probe an IPv6 one: the pseudo-header sums 128-bit addresses, and a reply is
+    read without its IP header (raw IPv6 sockets strip it; the caller passes source and hop limit)."""
+
+    family: ClassVar[int] = 6
+    template: bytes
+    proto: ClassVar[int]
+    partial: int
+
+    def _partial6(self, source: int) -> int:
+        return _words6(source) + self.proto + len(self.template) + _words(self.template)
+
+    if TYPE_CHECKING:
+        def _answer(self, data: bytes, at: int, src: int, ttl: int) -> Answer | None: ...  # TcpProbe's or Udp's
+
+    def match6(self, data: bytes, src: int, hops: int) -> Answer | None:
+        """``data`` is the segment (or datagram) a raw IPv6 socket read from ``src`` with hop limit ``hops``."""
+        return self._answer(data, 0, src, hops) if len(data) >= (20 if self.proto == socket.IPPROTO_TCP else 8) else None
+
+
+class TcpProbe6(_Over6, TcpProbe):
+    def __init__(self, port: int, cookies: Cookies, source: int, sport: int) -> None:
+        super().__init__(port, cookies, source, sport)
+        self.partial = self._partial6(source)
+
+    def build(self, target: int, cookie: int | None = None) -> bytes:
+        c = self.cookie(target) if cookie is None else cookie
+        seq, ack = (c, 0) if self.flags == _TCP_SYN else (0, c)
+        seg = bytearray(self.template)
+        struct.pack_into("!II", seg, 4, seq, ack)
+        struct.pack_into("!H", seg, 16, _csum_fold(self.partial + _words6(target) + (c >> 16) + (c & 0xFFFF)))
+        return bytes(seg)
+
+
+class Syn6(TcpProbe6):
+    kind, flags, tag = "syn", _TCP_SYN, 1
+
+
+class Ack6(TcpProbe6):
+    kind, flags, tag = "ack", _TCP_ACK, 2
+
+
+class Udp6(_Over6, Udp):
+    def __init__(self, port: int, cookies: Cookies, source: int, sport: int) -> None:
+        super().__init__(port, cookies, source, sport)
+        self.partial = self._partial6(source)
+
+    def build(self, target: int, cookie: int | None = None) -> bytes:
+        c = self.cookie(target) if cookie is None else cookie
+        sport = self.source_port(c)
+        dgram = bytearray(self.template)
+        struct.pack_into("!H", dgram, 0, sport)
+        struct.pack_into("!I", dgram, 8, c)
+        total = self.partial + _words6(target) + sport + (c >> 16) + (c & 0xFFFF)
+        struct.pack_into("!H", dgram, 6, _csum_fold(total) or 0xFFFF)  # 0 means "no checksum", forbidden in IPv6
+        return bytes(dgram)
 
 
 class Arp(Probe):
@@ -353,4 +437,10 @@ def icmp_probes(specs: Sequence[ProbeSpec]) -> tuple[IcmpProbe, ...]:
 def l4_probes(specs: Sequence[ProbeSpec], cookies: Cookies, source: int, sport: int) -> tuple[L4Probe, ...]:
     """The TCP/UDP probe objects for ``specs``, sharing one cookie key, source address and TCP source port."""
     classes: dict[str, type[L4Probe]] = {"syn": Syn, "ack": Ack, "udp": Udp}
+    return tuple(classes[s.kind](s.port, cookies, source, sport) for s in specs if s.kind in classes)
+
+
+def l4_probes6(specs: Sequence[ProbeSpec], cookies: Cookies, source: int, sport: int) -> tuple[TcpProbe6 | Udp6, ...]:
+    """The IPv6 TCP/UDP probe objects for ``specs`` (``source``: the 128-bit address the checksums are for)."""
+    classes: dict[str, type[TcpProbe6 | Udp6]] = {"syn": Syn6, "ack": Ack6, "udp": Udp6}
     return tuple(classes[s.kind](s.port, cookies, source, sport) for s in specs if s.kind in classes)

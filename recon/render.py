@@ -150,8 +150,8 @@ def target_warning(warning: TargetWarning) -> str:
     return f"recon: warning: skipping {safe(repr(warning.target))}: {safe(warning.reason)}"
 
 
-def unswept_ipv6(count: int) -> str:
-    return f"recon: warning: skipping {count:,} IPv6 target{'' if count == 1 else 's'}: the sweep engine does not probe IPv6 yet"
+def unswept_ipv6(count: int, what: str) -> str:
+    return f"recon: warning: skipping {count:,} IPv6 target{'' if count == 1 else 's'}: {what} does not probe IPv6 yet"
 
 
 # --- lab and demo -------------------------------------------------------------------------

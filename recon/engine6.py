@@ -1,0 +1,587 @@
+"""The IPv6 half of ``recon sweep`` (ARCHITECTURE.md): ICMPv6 echo and the TCP/UDP probes of probes.py.
+
+``engine.Prober.sweep`` sends a TargetSet's IPv4 addresses to the IPv4 engine and its IPv6
+part (``TargetSet.v6`` and the scoped targets) here; the results are merged into one
+``SweepResult``. Everything goes over raw IPv6 sockets from the ``Transport``
+(recon/transport.py); IPv6 raw sockets read no IP header, so a reply's source and hop
+limit come from ``recvmsg``:
+
+* ICMPv6 echo: the probe's id and seq carry the target's index (``id = base + index >> 16``,
+  ``seq = index & 0xffff``) and the payload's first byte the attempt, as in the IPv4
+  engine; the kernel fills in the checksum (RFC 3542 section 3.1). A reply is ours when its
+  id/seq decode to a target whose address is the reply's source. An ICMPv6 error
+  (unreachable, time exceeded) is ours when the probe it quotes (``icmp.quoted_probe``) is.
+  An ``ICMP6_FILTER`` lets only echo replies and errors reach the socket.
+* TCP SYN/ACK and UDP: ``probes.Syn6/Ack6/Udp6``, keyed cookies as over IPv4.
+* A scoped target (``fe80::1%eth0``) is probed on its interface; a multicast group
+  (``ff02::1%eth0``) is one echo, and every member that answers is a host of its own.
+
+Retries follow the IPv4 engine (``retries=None`` adapts; see ``engine._RawSweep.execute``).
+"""
+
+from __future__ import annotations
+
+import errno
+import random
+import select
+import socket
+import struct
+import sys
+import time
+from array import array
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from recon.errors import InputError, InvalidOption
+from recon.icmp import icmp_name, quoted_probe
+from recon.models import HostResult, ScopedTarget, SweepStats
+from recon.probes import Cookies, ProbeSpec, TcpProbe6, Udp6, l4_probes6
+from recon.targets import int_to_ip6
+from recon.transport import PacketSocket, Transport, big_buffers, bind_device
+
+if TYPE_CHECKING:
+    from recon.pcap import PcapWriter
+    from recon.targets import V6Targets
+
+__all__ = ["MAX_V6_SWEEP", "PROBES6", "Prober6", "probes_for_v6"]
+
+MAX_V6_SWEEP = 1 << 24  # IPv6 addresses in one sweep (or shard), even with --yes: about 33 bytes each in memory
+PROBES6 = ("echo", "syn", "ack", "udp")  # the probe kinds that have an IPv6 form (ICMPv6 has no timestamp or mask)
+ADAPTIVE_RETRIES = 6  # as engine.ADAPTIVE_RETRIES
+_ICMP6_FILTER = 1  # <netinet/icmp6.h>; Python has no constant for it
+_IPV6_RECVHOPLIMIT = getattr(socket, "IPV6_RECVHOPLIMIT", 51)
+_IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
+_ECHO_REQUEST, _ECHO_REPLY = 128, 129
+_UNREACH, _TOO_BIG, _TIME_EXCEEDED = 1, 2, 3
+_PENDING, _UP, _DOWN_UNREACH = 0, 1, 2
+_MIN_ROUND_WAIT = 0.05
+_ANC = socket.CMSG_SPACE(4)
+
+
+def probes_for_v6(specs: Sequence[ProbeSpec], given: bool) -> tuple[ProbeSpec, ...]:
+    """The probes of ``specs`` that exist over IPv6; none is an error only when the user chose them (``given``)."""
+    out = tuple(p for p in specs if p.kind in PROBES6)
+    if not out and given:
+        raise InvalidOption("--probe", ",".join(map(str, specs)),
+                            "ICMPv6 has no timestamp or mask; IPv6 targets need echo, syn:PORTS, ack:PORTS or udp:PORTS")
+    return out
+
+
+def _icmp6_filter(*passed: int) -> bytes:
+    """An ICMP6_FILTER that blocks every type but ``passed`` (a set bit blocks, RFC 3542 section 3.2)."""
+    words = [0xFFFFFFFF] * 8
+    for t in passed:
+        words[t >> 5] &= ~(1 << (t & 31))
+    return struct.pack("=8I", *words)
+
+
+def _hops(anc: Iterable[tuple[int, int, bytes]]) -> int:
+    for level, kind, data in anc:
+        if level == socket.IPPROTO_IPV6 and kind == _IPV6_HOPLIMIT and len(data) >= 4:
+            return int.from_bytes(data[:4], sys.byteorder)
+    return 0
+
+
+def _source(address: object) -> int:
+    """The int of a recvmsg source address (``('fe80::1%eth0', 0, 0, 2)``), scope stripped; -1 when absent."""
+    if not isinstance(address, tuple) or not address:
+        return -1
+    text = str(address[0]).partition("%")[0]
+    try:
+        return int.from_bytes(socket.inet_pton(socket.AF_INET6, text), "big")
+    except OSError:
+        return -1
+
+
+class _Targets6:
+    """A sweep's IPv6 targets by index: 128-bit addresses in two compact arrays, their scopes, and a sorted index."""
+
+    def __init__(self, addrs: Iterable[int], scoped: Sequence[ScopedTarget]) -> None:
+        self.hi, self.lo = array("Q"), array("Q")
+        for a in addrs:
+            self.hi.append(a >> 64)
+            self.lo.append(a & 0xFFFFFFFFFFFFFFFF)
+        self.unscoped = len(self.hi)
+        self.scoped = tuple(scoped)
+        for s in self.scoped:
+            a = int.from_bytes(socket.inet_pton(socket.AF_INET6, s.address), "big")
+            self.hi.append(a >> 64)
+            self.lo.append(a & 0xFFFFFFFFFFFFFFFF)
+        self.n = len(self.hi)
+        self._sorted = array("I", sorted(range(self.n), key=self.__getitem__))
+
+    def __getitem__(self, i: int) -> int:
+        return (self.hi[i] << 64) | self.lo[i]
+
+    def scope(self, i: int) -> ScopedTarget | None:
+        return self.scoped[i - self.unscoped] if i >= self.unscoped else None
+
+    def sockaddr(self, i: int) -> tuple[str, int, int, int]:
+        text = socket.inet_ntop(socket.AF_INET6, self.hi[i].to_bytes(8, "big") + self.lo[i].to_bytes(8, "big"))
+        s = self.scope(i)
+        return text, 0, 0, s.ifindex if s is not None else 0
+
+    def index(self, address: int) -> int | None:
+        """The target index of ``address`` (an unscoped target first), by binary search over the sorted order."""
+        order, lo, hi = self._sorted, 0, self.n
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self[order[mid]] < address:
+                lo = mid + 1
+            else:
+                hi = mid
+        return order[lo] if lo < self.n and self[order[lo]] == address else None
+
+
+class _PcapTap6:
+    """Writes the IPv6 probes and answers to ``--pcap`` with synthetic IPv6 headers (raw IPv6 sockets give none),
+    and an Ethernet header when the file is Ethernet (ARP went in it too). ICMPv6 checksums, which the kernel
+    fills in on the way out, are computed here."""
+
+    def __init__(self, writer: PcapWriter, local: bytes) -> None:
+        from recon.pcap import LINKTYPE_ETHERNET
+
+        self.writer, self.local = writer, local
+        self.ethernet = writer.linktype == LINKTYPE_ETHERNET
+
+    def write(self, payload: bytes | bytearray, src: bytes, dst: bytes, proto: int, hops: int) -> None:
+        data = bytearray(payload)
+        if proto == socket.IPPROTO_ICMPV6 and len(data) >= 4 and data[2:4] == b"\0\0":
+            total = sum(struct.unpack(f"!{(len(data) + 1) // 2}H", bytes(data) + b"\0" * (len(data) % 2)))
+            total += sum(struct.unpack("!16H", src + dst)) + len(data) + proto
+            while total >> 16:
+                total = (total & 0xFFFF) + (total >> 16)
+            struct.pack_into("!H", data, 2, ~total & 0xFFFF)
+        packet = struct.pack("!IHBB", 6 << 28, len(data), proto, hops) + src + dst + data
+        self.writer.write(b"\0" * 12 + b"\x86\xdd" + packet if self.ethernet else packet)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pass6:
+    kind: int  # its number among this sweep's probes, in the order given
+    sock: PacketSocket
+    probe: TcpProbe6 | Udp6 | None  # None: ICMPv6 echo
+
+
+class Prober6:
+    """The IPv6 sockets of a Prober, kept open between sweeps, and the sweep over them."""
+
+    def __init__(self, specs: Sequence[ProbeSpec], *, interface: str | None, source: str | None, rate: float | None,
+                 transport: Transport, sport: int) -> None:
+        self.specs, self.interface, self.source, self.rate = tuple(specs), interface, source, rate
+        self.transport, self.sport = transport, sport
+        self._icmp: PacketSocket | None = None
+        self._l4: dict[int, PacketSocket] = {}
+        self._l4_source: str | None = None
+        self.previous: list[int] = []  # earlier sweeps' id bases (their late replies are not ours)
+
+    def _prepare(self, s: PacketSocket, bind_to: str | None) -> None:
+        big_buffers(s)
+        if self.interface:
+            bind_device(s, self.interface)
+        if bind_to:
+            try:
+                s.bind((bind_to, 0))
+            except OSError:
+                raise InvalidOption("--source", bind_to, "not an IPv6 address of this machine") from None
+        s.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVHOPLIMIT, 1)
+        s.setblocking(False)
+
+    def icmp_socket(self) -> PacketSocket:
+        if self._icmp is None:
+            s, _ = self.transport.icmp(socket.AF_INET6, what="recon sweep (IPv6)")
+            try:
+                self._prepare(s, self.source)
+                s.setsockopt(socket.IPPROTO_ICMPV6, _ICMP6_FILTER,
+                             _icmp6_filter(_ECHO_REPLY, _UNREACH, _TOO_BIG, _TIME_EXCEEDED, 4))
+            except BaseException:
+                s.close()
+                raise
+            self._icmp = s
+        return self._icmp
+
+    def l4_sockets(self, source: str) -> dict[int, PacketSocket]:
+        if self._l4_source != source:
+            self.close_l4()
+        protos = {socket.IPPROTO_UDP if p.kind == "udp" else socket.IPPROTO_TCP for p in self.specs if p.kind != "echo"}
+        for proto in sorted(protos - set(self._l4)):
+            s = self.transport.raw_ip(socket.AF_INET6, proto, what="recon sweep (IPv6 TCP/UDP probes)")
+            try:
+                self._prepare(s, source)
+            except BaseException:
+                s.close()
+                raise
+            self._l4[proto] = s
+        self._l4_source = source
+        return self._l4
+
+    def _local(self, targets: _Targets6) -> bytes:
+        """The source address the kernel picks for the first target (for the pcap's headers only; sends nothing)."""
+        try:
+            dst, _, _, scope = targets.sockaddr(0)
+            text = self.source or self.transport.route_source(dst if not scope else f"{dst}%{scope}",
+                                                              family=socket.AF_INET6, interface=self.interface)
+            return socket.inet_pton(socket.AF_INET6, text.partition("%")[0])
+        except (OSError, IndexError):
+            return bytes(16)
+
+    def close_l4(self) -> None:
+        for s in self._l4.values():
+            s.close()
+        self._l4 = {}
+
+    def close(self) -> None:
+        if self._icmp is not None:
+            self._icmp.close()
+            self._icmp = None
+        self.close_l4()
+
+    def sweep(self, v6: V6Targets, scoped: Sequence[ScopedTarget], *, seed: int | None, shard: tuple[int, int],
+              timeout: float, retries: int | None, progress: Callable[[int, int], None] | None = None,
+              pcap: PcapWriter | None = None) -> tuple[tuple[HostResult, ...], SweepStats]:
+        """Probe the IPv6 targets of this shard (scoped ones go with shard 1); their rows and the counters."""
+        count = len(range(shard[0] - 1, len(v6), shard[1]))
+        if count > MAX_V6_SWEEP:
+            raise InputError(f"{count:,} IPv6 addresses in one sweep; at most {MAX_V6_SWEEP:,} (a /104) at a time",
+                             hint="split it with --shard I/N (or --cluster), or give a longer prefix")
+        targets = _Targets6(v6.order(seed, shard), scoped if shard[0] == 1 else ())
+        run = _Run6(self, targets, timeout, retries, progress)
+        if pcap is not None:
+            run.tap = _PcapTap6(pcap, self._local(targets))
+        run.execute()
+        return run.results(v6.names), run.stats()
+
+
+class _Run6:
+    """One IPv6 sweep: per-target state by index, sends, the drain and the retry rounds."""
+
+    def __init__(self, prober: Prober6, targets: _Targets6, timeout: float, retries: int | None,
+                 progress: Callable[[int, int], None] | None) -> None:
+        self.prober, self.t, self.n = prober, targets, targets.n
+        self.timeout, self.adaptive, self.retries = timeout, retries is None, 1 if retries is None else retries
+        self.progress = progress
+        self.tap: _PcapTap6 | None = None
+        n = self.n
+        self.state, self.hops, self.attempt = bytearray(n), bytearray(n), bytearray(n)
+        self.rtt = array("f", bytes(4 * n))
+        self.sent_at = array("d", bytes(8 * n))
+        self.why: dict[int, tuple[str, str | None, str | None]] = {}  # index → (reason, reply, reporter)
+        self.members: dict[str, tuple[int, float, int]] = {}  # multicast members: address%iface → (group, rtt ms, hops)
+        self.sent = self.received = self.duplicates = self.late = self.resent = self.ignored = self.send_errors = 0
+        self.answered = self.later_finds = 0
+        self.kinds_answered: set[int] = set()
+        self.first_kind, self.passes, self.max_rtt = -1, 1, 0.0
+        self.base = random.getrandbits(16)
+        while self.base in prober.previous:
+            self.base = random.getrandbits(16)
+        self.blocks = (n >> 16) + 1
+        self.t0 = self.t1 = 0.0
+        self.groups = any(s.multicast for s in targets.scoped)  # members answer at any time: wait the whole timeout
+        self.icmp = prober.icmp_socket() if n else None  # echo replies, and errors about every probe kind
+        self.l4: tuple[TcpProbe6 | Udp6, ...] = ()
+        self.l4_socks: dict[TcpProbe6 | Udp6, PacketSocket] = {}
+        if n and any(p.kind != "echo" for p in prober.specs):
+            self._plan_l4()
+        self.socks = [s for s in (self.icmp, *prober._l4.values()) if s is not None] if self.l4 or self.icmp else []
+
+    def _plan_l4(self) -> None:
+        prober = self.prober
+        source = prober.source
+        first = next((i for i in range(self.n) if self.t.scope(i) is None), None)
+        if source is None and first is not None:
+            try:
+                source = prober.transport.route_source(self.t.sockaddr(first)[0], family=socket.AF_INET6,
+                                                       interface=prober.interface)
+            except OSError:
+                return  # no route: the echo sends say so (send_errors)
+        if source is None:
+            return  # scoped targets only: TCP/UDP go to unscoped ones
+        socks = prober.l4_sockets(source)
+        src = int.from_bytes(socket.inet_pton(socket.AF_INET6, source), "big")
+        self.l4 = l4_probes6(prober.specs, Cookies(), src, prober.sport)
+        self.l4_socks = {p: socks[p.proto] for p in self.l4}
+
+    # -- rounds ---------------------------------------------------------------------
+    def execute(self) -> None:
+        self.t0 = time.monotonic()
+        rounds = 1 + (ADAPTIVE_RETRIES if self.adaptive else self.retries)
+        todo: list[int] | range = range(self.n)
+        try:
+            for rnd in range(rounds if self.socks else 0):
+                before = self.answered
+                count = self._send_round(todo, rnd)
+                self.resent += count if rnd else 0
+                last = rnd == rounds - 1
+                if last and not self.adaptive:
+                    wait = self.timeout
+                else:
+                    wait = self.timeout if self.received == 0 else min(self.timeout, max(_MIN_ROUND_WAIT, 3 * self.max_rtt + 0.02))
+                self._wait(wait)
+                if self.answered >= self.n and not self.groups:
+                    break
+                found = self.later_finds if rnd == 0 and self.passes > 1 else self.answered - before
+                if self.adaptive and (last or ((rnd or self.passes > 1) and not found)):
+                    self._wait(self.timeout - wait)
+                    break
+                todo = [i for i in range(self.n) if not self.state[i]]  # a group is silent until one member answers
+        finally:
+            self.t1 = time.monotonic()
+            self.prober.previous = [*self.prober.previous[-7:], self.base]
+
+    def _is_group(self, i: int) -> bool:
+        s = self.t.scope(i)
+        return s is not None and s.multicast
+
+    def _passes(self, rnd: int) -> list[_Pass6]:
+        out: list[_Pass6] = []
+        l4 = iter(self.l4)
+        for k, spec in enumerate(self.prober.specs):
+            if spec.kind == "echo" and self.icmp is not None:
+                out.append(_Pass6(k, self.icmp, None))
+            elif spec.kind != "echo" and self.l4:
+                probe = next(l4)
+                out.append(_Pass6(k, self.l4_socks[probe], probe))
+        if rnd and self.kinds_answered:
+            out = [p for p in out if p.kind in self.kinds_answered] or out
+        return out
+
+    def _send_round(self, todo: Iterable[int], rnd: int) -> int:
+        passes = self._passes(rnd)
+        if rnd == 0:
+            self.first_kind, self.passes = (passes[0].kind if passes else -1), len(passes)
+        count = 0
+        for p in passes:  # one kind after the other; who answered an earlier kind is skipped by the later ones
+            count += self._send_pass(todo, rnd, p)
+            self._drain()
+        self.sent += count
+        return count
+
+    def _send_pass(self, todo: Iterable[int], rnd: int, spec: _Pass6) -> int:
+        # The send loop: the echo is patched in place and sent inline (a call per packet costs speed).
+        state, sent_at, attempt, t = self.state, self.sent_at, self.attempt, self.t
+        interval = 1.0 / self.prober.rate if self.prober.rate else 0.0
+        next_at = time.monotonic()
+        buf = bytearray(struct.pack("!BBHHH8x", _ECHO_REQUEST, 0, 0, 0, 0))
+        sock, probe, base, clock = spec.sock, spec.probe, self.base, time.monotonic
+        count = 0
+        for i in todo:
+            if state[i]:
+                continue
+            if probe is not None and t.scope(i) is not None:
+                continue  # TCP/UDP go to unscoped targets only
+            if interval:
+                now = clock()
+                if now < next_at:
+                    self._wait(next_at - now)
+                next_at = max(next_at + interval, clock() - interval)
+            if probe is None:
+                struct.pack_into("!HHB", buf, 4, (base + (i >> 16)) & 0xFFFF, i & 0xFFFF, rnd)
+                data: bytes | bytearray = buf
+            else:
+                data = probe.build(t[i])
+            sent_at[i] = clock()
+            if not self._sendto(sock, data, t.sockaddr(i)):
+                continue
+            if self.tap is not None:
+                self.tap.write(data, self.tap.local, t[i].to_bytes(16, "big"), probe.proto if probe else 58, 64)
+            attempt[i] = rnd
+            count += 1
+            if not count & 31:
+                self._drain()
+        return count
+
+    def _sendto(self, sock: PacketSocket, data: bytes | bytearray, dst: tuple[str, int, int, int]) -> bool:
+        while True:
+            try:
+                sock.sendto(data, dst)
+                return True
+            except (BlockingIOError, InterruptedError):
+                self._drain()
+                time.sleep(0.0005)
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:
+                    self._drain()
+                    time.sleep(0.0005)
+                    continue
+                self.send_errors += 1
+                if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EACCES, errno.EPERM, errno.EADDRNOTAVAIL,
+                                 errno.EINVAL):
+                    return False
+                raise
+
+    def _wait(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        last = 0.0
+        while self.answered < self.n or self.groups:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            ready, _, _ = select.select(self.socks, [], [], min(left, 0.1))
+            if ready:
+                self._drain()
+            if self.progress is not None and time.monotonic() - last > 0.1:
+                last = time.monotonic()
+                self.progress(self.answered, self.n)
+
+    # -- receiving -----------------------------------------------------------------
+    def _drain(self) -> None:
+        for sock in self.socks:
+            while True:
+                try:
+                    data, anc, _, address = sock.recvmsg(65535, _ANC)
+                except (BlockingIOError, InterruptedError):
+                    break
+                now = time.monotonic()
+                src = _source(address)
+                if self.tap is not None and src >= 0:
+                    proto = 58 if sock is self.icmp else 17 if sock is self.prober._l4.get(17) else 6
+                    self.tap.write(data, src.to_bytes(16, "big"), self.tap.local, proto, _hops(anc))
+                if sock is self.icmp:
+                    self._icmp(data, src, _hops(anc), address, now)
+                else:
+                    self._l4_answer(data, src, _hops(anc), now)
+
+    def _found(self, i: int, kind: int, reason: str, reply: str, hops: int, now: float, rtt_ok: bool = True) -> None:
+        if self.state[i] != _PENDING:
+            self.duplicates += self.state[i] == _UP and self.why[i][1] == reply
+            return
+        self.answered += 1
+        self.later_finds += kind != self.first_kind
+        self.kinds_answered.add(kind)
+        self.state[i], self.hops[i] = _UP, hops
+        self.why[i] = (reason, reply, None)
+        rtt = now - self.sent_at[i]
+        self.rtt[i] = rtt * 1000.0 if rtt_ok else -1.0
+        self.max_rtt = max(self.max_rtt, rtt if rtt_ok else 0.0)
+
+    def _echo_kind(self) -> int:
+        return next((k for k, p in enumerate(self.prober.specs) if p.kind == "echo"), -1)
+
+    def _icmp(self, data: bytes, src: int, hops: int, address: object, now: float) -> None:
+        if len(data) < 8:
+            self.ignored += 1
+            return
+        if data[0] == _ECHO_REPLY:
+            blk = (int.from_bytes(data[4:6], "big") - self.base) & 0xFFFF
+            i = (blk << 16) | int.from_bytes(data[6:8], "big")
+            if blk >= self.blocks or i >= self.n:
+                ident = int.from_bytes(data[4:6], "big")
+                if any(((ident - b) & 0xFFFF) < self.blocks for b in self.prober.previous):
+                    self.late += 1  # an earlier sweep's probe
+                else:
+                    self.ignored += 1
+                return
+            self.received += 1
+            if self._is_group(i):
+                self._member(i, address, hops, now)
+            elif self.t[i] != src:
+                self.received -= 1
+                self.ignored += 1
+            else:
+                got = data[8] if len(data) > 8 else self.attempt[i]
+                self.late += got != self.attempt[i] and self.state[i] == _PENDING  # an earlier round's probe: slow, not lost
+                self._found(i, self._echo_kind(), "echo-reply", "echo-reply", hops, now, got == self.attempt[i])
+            return
+        if data[0] in (_UNREACH, _TOO_BIG, _TIME_EXCEEDED, 4):
+            self._error(data, src, hops, now)
+            return
+        self.ignored += 1
+
+    def _member(self, i: int, address: object, hops: int, now: float) -> None:
+        """An answer to the echo sent to multicast group ``i``: its source is a host on that link."""
+        scope = self.t.scope(i)
+        assert scope is not None  # only groups are members' targets
+        name = f"{str(address[0]).partition('%')[0]}%{scope.interface}" if isinstance(address, tuple) else "?"
+        if name in self.members:
+            self.duplicates += 1
+            return
+        if self.state[i] == _PENDING:
+            self.answered += 1
+            self.kinds_answered.add(self._echo_kind())
+            self.state[i] = _UP
+        self.members[name] = (i, (now - self.sent_at[i]) * 1000.0, hops)
+
+    def _error(self, data: bytes, src: int, hops: int, now: float) -> None:
+        """An ICMPv6 error quoting one of our probes: port unreachable from the target itself means up (UDP);
+        anything else makes a silent target unreachable, reported by ``src``."""
+        quoted = quoted_probe(data[8:], 6)
+        if quoted is None:
+            self.ignored += 1
+            return
+        dst = int.from_bytes(socket.inet_pton(socket.AF_INET6, quoted.dst), "big")
+        i: int | None
+        kind = -1
+        if quoted.proto == 58 and quoted.ident is not None and quoted.seq is not None and quoted.icmp_type == _ECHO_REQUEST:
+            blk = (quoted.ident - self.base) & 0xFFFF
+            i = (blk << 16) | quoted.seq
+            if blk >= self.blocks or i >= self.n or self.t[i] != dst:
+                i = None
+            kind = self._echo_kind() if i is not None else -1
+        else:
+            probe = next((p for p in self.l4 if p.answers_quote(quoted)), None)
+            i = self.t.index(dst) if probe is not None else None
+            kind = self.prober.specs.index(ProbeSpec(probe.kind, probe.port)) if probe is not None else -1
+            if i is not None and isinstance(probe, Udp6) and data[0] == _UNREACH and data[1] == 4 and src == dst:
+                self.received += 1
+                self._found(i, kind, "port-unreachable", f"port-unreachable/udp:{probe.port}", hops, now)
+                return
+        if i is None:
+            self.ignored += 1
+            return
+        self.received += 1
+        if self.state[i] != _PENDING:
+            return
+        self.answered += 1
+        self.state[i], self.hops[i] = _DOWN_UNREACH, hops
+        self.rtt[i] = (now - self.sent_at[i]) * 1000.0
+        name = icmp_name(data[0], data[1], 6)
+        self.why[i] = (name, name, int_to_ip6(src) if src >= 0 else None)
+
+    def _l4_answer(self, data: bytes, src: int, hops: int, now: float) -> None:
+        for probe in self.l4:
+            answer = probe.match6(data, src, hops)
+            if answer is not None:
+                break
+        else:
+            self.ignored += 1
+            return
+        i = self.t.index(src)
+        if i is None:
+            self.ignored += 1
+            return
+        self.received += 1
+        kind = self.prober.specs.index(ProbeSpec(probe.kind, probe.port))
+        self._found(i, kind, answer.reason, f"{answer.reason}/{probe.kind}:{probe.port}", hops, now)
+
+    # -- results ------------------------------------------------------------------------
+    def results(self, names: dict[int, str]) -> tuple[HostResult, ...]:
+        out: list[HostResult] = []
+        t = self.t
+        for i in sorted(range(self.n), key=t.__getitem__):
+            scope = t.scope(i)
+            address = str(scope) if scope is not None else int_to_ip6(t[i])
+            if scope is not None and scope.multicast:
+                if i not in {g for g, _, _ in self.members.values()}:
+                    out.append(HostResult(address, "down"))
+                continue
+            name = names.get(t[i]) if scope is None else None
+            if self.state[i] == _PENDING:
+                out.append(HostResult(address, "down", hostname=name))
+                continue
+            reason, reply, reporter = self.why[i]
+            ms = round(float(self.rtt[i]), 3) if self.rtt[i] >= 0 else None
+            status = "up" if self.state[i] == _UP else "unreachable"
+            out.append(HostResult(address, status, ms, self.hops[i] or None, reply, hostname=name, reporter=reporter,
+                                  reason=reason))
+        for member, (_, ms, hops) in sorted(self.members.items()):
+            out.append(HostResult(member, "up", round(ms, 3), hops or None, "echo-reply", reason="echo-reply"))
+        return tuple(out)
+
+    def stats(self) -> SweepStats:
+        duration = max(self.t1 - self.t0, 1e-9)
+        unreachable = self.state.count(_DOWN_UNREACH)
+        return SweepStats(targets=self.n, sent=self.sent, received=self.received, duplicates=self.duplicates,
+                          late=self.late, retries=self.resent, unreachable=unreachable, ignored=self.ignored,
+                          send_errors=self.send_errors, duration_s=round(duration, 6),
+                          pps=round(self.sent / duration, 1), engine="raw", method="icmp")

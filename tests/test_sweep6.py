@@ -1,0 +1,227 @@
+"""The IPv6 sweep (recon/engine6.py): in-process on replayed answers (captures/ipv6.pcap: echo replies of
+2001:db8::10 and 2001:db8:2::1, the router's hop-limit-exceeded for 2001:db8:2::5), and in the lab side by
+side with nmap -6 (sparse6 2001:db8:1::/120, dense6 2001:db8:3::/120)."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+
+import pytest
+from recon.engine import Prober, sweep
+from recon.errors import InputError, InvalidOption
+from recon.targets import build_targets
+from recon.transport import Recording, ReplaySocket, ReplayTransport, Sent
+from tests.conftest import CAPTURES, need_tool
+
+REC = Recording.from_pcap(CAPTURES / "ipv6.pcap")
+LOCAL6 = "2001:db8::2"  # ReplayTransport's IPv6 source, as the lab's scanner
+
+
+def _tcp_answers(up: set[str]):
+    """The recording for ICMPv6; a TCP probe to an address in ``up`` gets the RST a closed port sends
+    (built with Scapy, which also checks the probe's checksum over the IPv6 pseudo-header)."""
+    from scapy.layers.inet import TCP
+    from scapy.layers.inet6 import IPv6
+
+    checked: list[bool] = []
+
+    def respond(sock: ReplaySocket, sent: Sent) -> list[bytes]:
+        if sent.kind != "raw6":
+            return REC(sock, sent)
+        dst = sent.address[0]
+        probe = TCP(sent.data)
+        rebuilt = TCP(bytes(probe))
+        rebuilt.chksum = None
+        checked.append(bytes(IPv6(src=LOCAL6, dst=dst) / rebuilt)[40:][16:18] == sent.data[16:18])
+        if dst not in up:
+            return []
+        seq, ack = (0, probe.seq + 1) if probe.flags.S else (probe.ack, 0)
+        rst = IPv6(src=dst, dst=LOCAL6, hlim=61) / TCP(sport=probe.dport, dport=probe.sport, flags="RA" if probe.flags.S else "R",
+                                                      seq=seq, ack=ack)
+        return [bytes(rst)]
+
+    return respond, checked
+
+
+def test_echo_replies_and_errors_over_ipv6_come_from_the_recorded_answers() -> None:
+    """Echo only: the two recorded repliers are up (echo-reply, their recorded hop limit), the router's
+    time exceeded makes 2001:db8:2::5 unreachable with the router as reporter, the rest is down."""
+    transport = ReplayTransport(REC)
+    result = sweep(build_targets(["2001:db8::e-11", "2001:db8:2::1", "2001:db8:2::5"]), probe="echo", timeout=0.05,
+                   retries=1, transport=transport)
+    rows = {h.address: h for h in result.hosts}
+    assert [h.address for h in result.up] == ["2001:db8::10", "2001:db8:2::1"]
+    assert {h.reason for h in result.up} == {"echo-reply"}
+    assert rows["2001:db8::10"].ttl == REC.replies["2001:db8::10"][0][7]
+    assert (rows["2001:db8:2::5"].status, rows["2001:db8:2::5"].reason) == ("unreachable", "hop-limit-exceeded")
+    assert rows["2001:db8:2::5"].reporter == socket.inet_ntop(socket.AF_INET6, REC.errors["2001:db8:2::5"][0][8:24])
+    assert {a for a, h in rows.items() if h.status == "down"} == {"2001:db8::e", "2001:db8::f", "2001:db8::11"}
+    s = result.stats
+    assert (s.targets, s.sent, s.retries, s.received, s.unreachable) == (6, 6 + 3, 3, 3, 1)
+    probes = [p for p in transport.sent if p.kind == "icmp6"]
+    assert len(probes) == 9 and {p.data[0] for p in probes} == {128}
+    assert len({p.data[4:8] for p in probes}) == 6, "id/seq carry the target's index: one pair per target"
+
+
+def test_tcp_probes_over_ipv6_carry_cookies_and_correct_checksums() -> None:
+    """-PS443 -PA80: the RST to a SYN (ack = cookie + 1) and to an ACK (seq = cookie) make a host up, with the
+    reason; every probe's checksum is what Scapy computes over the IPv6 pseudo-header."""
+    respond, checked = _tcp_answers({"2001:db8:3::7", "2001:db8:3::9"})
+    transport = ReplayTransport(respond)
+    result = sweep(build_targets(["2001:db8:3::1-10"]), probe=["syn:443", "ack:80"], timeout=0.05, retries=0,
+                   transport=transport)
+    up = {h.address: (h.reason, h.reply, h.ttl) for h in result.up}
+    assert up == {"2001:db8:3::7": ("rst", "rst/syn:443", 61), "2001:db8:3::9": ("rst", "rst/syn:443", 61)}
+    assert len(checked) == 16 + 14 and all(checked), "every SYN, then ACK only to the silent"
+
+
+def test_a_forged_rst_without_the_cookie_is_ignored() -> None:
+    """An RST whose acknowledgment is not our cookie + 1 (a blind forgery) makes nothing up."""
+    from scapy.layers.inet import TCP
+    from scapy.layers.inet6 import IPv6
+
+    def forge(sock: ReplaySocket, sent: Sent) -> list[bytes]:
+        probe = TCP(sent.data) if sent.kind == "raw6" else None
+        if probe is None:
+            return []
+        return [bytes(IPv6(src=sent.address[0], dst=LOCAL6) / TCP(sport=probe.dport, dport=probe.sport, flags="RA",
+                                                                 ack=(probe.seq + 2) & 0xFFFFFFFF))]
+
+    result = sweep(build_targets(["2001:db8:3::1-4"]), probe="syn:443", timeout=0.05, retries=0,
+                   transport=ReplayTransport(forge))
+    assert not result.up and result.stats.ignored == 4
+
+
+def test_a_multicast_group_is_one_probe_and_each_member_is_a_host() -> None:
+    """ff02::1%lo: one echo to the group; each member's reply (any source, our id/seq) is a row of its own,
+    scoped to the interface; the group itself is not a host."""
+    from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, IPv6
+
+    members = ["fe80::1", "fe80::2"]
+
+    def group(sock: ReplaySocket, sent: Sent) -> list[bytes]:
+        req = ICMPv6EchoRequest(sent.data)
+        return [bytes(IPv6(src=m, dst="fe80::99", hlim=64) / ICMPv6EchoReply(id=req.id, seq=req.seq, data=req.data))
+                for m in members] if sent.address[0] == "ff02::1" else []
+
+    transport = ReplayTransport(group)
+    result = sweep(build_targets(["ff02::1%lo"]), timeout=0.05, transport=transport)
+    assert [(h.address, h.status, h.reason) for h in result.hosts] == [
+        ("fe80::1%lo", "up", "echo-reply"), ("fe80::2%lo", "up", "echo-reply")]
+    assert [p.address[3] for p in transport.sent] == [socket.if_nametoindex("lo")]
+
+
+def test_timestamp_only_cannot_probe_ipv6_but_the_default_set_drops_it() -> None:
+    """ICMPv6 has no timestamp: asked for alone it is bad input naming --probe; in the default set it is left out."""
+    with pytest.raises(InvalidOption, match="ICMPv6 has no timestamp"):
+        sweep(build_targets(["2001:db8::10"]), probe="timestamp", transport=ReplayTransport(REC))
+    transport = ReplayTransport(REC)
+    sweep(build_targets(["2001:db8::11"]), probe=None, timeout=0.05, retries=0, transport=transport)
+    sent = [(p.kind, int.from_bytes(p.data[2:4], "big") if p.kind == "raw6" else p.data[0]) for p in transport.sent]
+    assert sent == [("icmp6", 128), ("raw6", 443), ("raw6", 80)], "nmap -6 -sn's: echo, SYN 443, ACK 80"
+
+
+def test_mixed_targets_are_merged_into_one_result() -> None:
+    """IPv4 and IPv6 targets in one sweep: one SweepResult, counters added up; a source of the wrong family is refused."""
+    from tests.test_sweep_replay import REC as REC4
+
+    def both(sock: ReplaySocket, sent: Sent) -> list[bytes]:
+        return REC(sock, sent) if sent.kind.endswith("6") else REC4(sock, sent)
+
+    result = sweep(build_targets(["198.18.1.17", "2001:db8::10", "2001:db8::11"]), method="icmp", probe="echo",
+                   timeout=0.05, retries=0, transport=ReplayTransport(both))
+    assert [(h.address, h.status) for h in result.hosts] == [
+        ("198.18.1.17", "up"), ("2001:db8::10", "up"), ("2001:db8::11", "down")]
+    assert (result.stats.targets, result.stats.received) == (3, 2)
+    with pytest.raises(InvalidOption, match="an IPv6 source cannot reach the IPv4 targets"):
+        sweep(build_targets(["198.18.1.17", "2001:db8::10"]), source="2001:db8::2", transport=ReplayTransport(both))
+
+
+def test_an_ipv6_sweep_has_a_size_limit_even_with_yes() -> None:
+    """A /96 parses with --yes, but one sweep takes at most a /104 of IPv6 (a shard of it is fine); nothing is sent."""
+    transport = ReplayTransport(REC)
+    with Prober(transport=transport) as prober, pytest.raises(InputError, match="at most 16,777,216"):
+        prober.sweep(build_targets(["2001:db8::/96"], yes=True))
+    assert transport.sent == []
+
+
+# --- in the lab, beside nmap -6 -------------------------------------------------------------
+
+
+def _up(res) -> dict[str, str]:
+    return {r["address"]: r["reason"] for r in map(json.loads, res.stdout.splitlines()) if r["status"] == "up"}
+
+
+def _nmap6(lab, *args: str) -> set[str]:
+    out = lab.run(["nmap", "-6", "-n", "-oG", "-", *args], timeout=120).stdout
+    return set(re.findall(r"Host: (\S+) \(\)\s+Status: Up", out))
+
+
+def test_ipv6_sweep_finds_what_nmap_6_sn_finds(lab) -> None:
+    """The default probes on the routed IPv6 ranges: the same hosts as nmap -6 -sn, found by echo."""
+    need_tool("nmap")
+    sparse, dense = lab.info.range("sparse6"), lab.info.range("dense6")
+    res = lab.recon("sweep", sparse.cidr, dense.cidr, "--json")
+    assert res.returncode == 0, res.stderr
+    up = _up(res)
+    assert set(up) == set(sparse.up) | {f"2001:db8:3::{i:x}" if i else "2001:db8:3::" for i in range(256)}
+    assert set(up) == _nmap6(lab, "-sn", sparse.cidr, dense.cidr)
+    assert set(up.values()) == {"echo-reply"}
+
+
+def test_ipv6_tcp_probes_match_nmap_6_ps443_pa80(lab) -> None:
+    """-PS443 -PA80 on sparse6 (closed ports: the kernels send RST): nmap's hosts, each by rst."""
+    need_tool("nmap")
+    sparse = lab.info.range("sparse6")
+    res = lab.recon("sweep", sparse.cidr, "-PS443", "-PA80", "--json")
+    up = _up(res)
+    assert set(up) == set(sparse.up) == _nmap6(lab, "-sn", "-PS443", "-PA80", sparse.cidr)
+    assert set(up.values()) == {"rst"}
+
+
+def test_ipv6_udp_probe_port_unreachable_from_the_host_or_a_router(lab) -> None:
+    """--probe udp:53: sparse6's hosts send port unreachable themselves (up); dense6's AnyIP addresses get it from
+    the far router's address (so they are unreachable, reporter 2001:db8:4::2)."""
+    sparse, dense = lab.info.range("sparse6"), lab.info.range("dense6")
+    res = lab.recon("sweep", sparse.cidr, "2001:db8:3::1-4", "--probe", "udp:53", "--json", "--all")
+    rows = {r["address"]: r for r in map(json.loads, res.stdout.splitlines())}
+    assert {a for a, r in rows.items() if r["status"] == "up"} == set(sparse.up)
+    assert {rows[a]["reason"] for a in sparse.up} == {"port-unreachable"}
+    assert {(r["status"], r["reporter"]) for a, r in rows.items() if a.startswith("2001:db8:3::")} == {
+        ("unreachable", "2001:db8:4::2")}
+    assert dense.cidr == "2001:db8:3::/120"
+
+
+def test_cli_sweeps_ipv6_only_targets(lab) -> None:
+    """IPv6-only targets used to be refused (the engine could not probe them); now they are swept: a range, an
+    AAAA-only name, a scoped link-local address and a group on the scanner's link; no traceback, exit 0."""
+    res = lab.recon("sweep", "2001:db8:1::/120", "far6.lab", f"{lab.info.router_ipv6_ll}%eth0", "fe80::99%eth0", "--all")
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stderr
+    rows = {line.split()[0]: line.split()[1] for line in res.stdout.splitlines()[2:]}
+    assert rows[f"{lab.info.router_ipv6_ll}%eth0"] == "up" and rows["fe80::99%eth0"] == "down"
+    assert rows["2001:db8:2::1"] == "up"
+    assert res.stderr.startswith(f"{len(lab.info.range('sparse6').up) + 2} hosts up of 259 scanned")
+    group = lab.recon("sweep", "ff02::1%eth0", "--json")
+    members = set(_up(group))
+    assert f"{lab.info.router_ipv6_ll}%eth0" in members and f"{lab.info.scanner_ipv6_ll}%eth0" in members
+    assert len(members) == 7, "the five LAN hosts, the router and the scanner itself (lan6ll)"
+
+
+def test_pcap_holds_the_ipv6_probes_and_answers_with_valid_checksums(tmp_path) -> None:
+    """--pcap of an IPv6 sweep: raw IP records, each probe and answer with an IPv6 header Scapy accepts."""
+    from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, IPv6
+    from scapy.utils import rdpcap
+
+    path = tmp_path / "v6.pcap"
+    with Prober(probe="echo", transport=ReplayTransport(REC)) as prober:
+        prober.sweep(build_targets(["2001:db8::10", "2001:db8::11"]), timeout=0.05, retries=0, pcap=str(path))
+    packets = [p for p in rdpcap(str(path))]
+    assert [p[IPv6].dst for p in packets if p.haslayer(ICMPv6EchoRequest)] == ["2001:db8::10", "2001:db8::11"]
+    assert [p[IPv6].src for p in packets if p.haslayer(ICMPv6EchoReply)] == ["2001:db8::10"]
+    for p in packets:
+        recorded = bytes(p[IPv6])
+        p[IPv6].payload.cksum = None
+        assert bytes(IPv6(bytes(p[IPv6]))) == recorded, "the checksum Scapy computes is the one recorded"
