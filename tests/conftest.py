@@ -11,6 +11,8 @@ Every namespace a test run creates is gone when the run ends, pass or fail.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import io
 import os
 import select
@@ -28,7 +30,9 @@ from pathlib import Path
 import pytest
 
 from recon.lab import Lab, lab_dir
+from recon.labrelay import setns
 from recon.models import LabInfo
+from recon.transport import ReplayTransport
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +68,70 @@ def recon(*args: str, timeout: float = 60, **kw: object) -> subprocess.Completed
     """``python -m recon ARGS`` in a subprocess from the repository root, as a user runs it."""
     return subprocess.run([*RECON, *args], capture_output=True, text=True, cwd=ROOT, timeout=timeout,
                           **kw)  # type: ignore[call-overload]  # kw are subprocess.run's own keywords
+
+
+# --- no network: for tests that run a sending command outside the lab and expect it refused -------------
+# A regression there must not be able to send: such tests run recon in a network namespace of
+# its own, whose only interface is a loopback that is down (no route, no DNS, no wire).
+
+_CLONE_NEWNET = 0x40000000
+
+
+@functools.cache
+def _unshare_argv() -> list[str]:
+    """``unshare`` for a new network namespace (with a user namespace when not root); skip (fail in CI) without it."""
+    need_tool("unshare")
+    argv = ["unshare", "--net", *([] if os.geteuid() == 0 else ["--user"]), "--"]
+    if subprocess.run([*argv, "true"], capture_output=True).returncode != 0:
+        reason = "this machine does not let this user make a network namespace (unshare --net)"
+        if IN_CI:
+            pytest.fail(f"CI=true and {reason}", pytrace=False)
+        pytest.skip(reason)
+    return argv
+
+
+def offline_argv(argv: Sequence[str]) -> list[str]:
+    """``argv`` run in a network namespace of its own (``unshare --net``): whatever it tries, nothing leaves."""
+    return [*_unshare_argv(), *argv]
+
+
+def recon_offline(*args: str, timeout: float = 60, **kw: object) -> subprocess.CompletedProcess[str]:
+    """``python -m recon ARGS`` as ``recon()`` runs it, but in a network namespace of its own."""
+    return subprocess.run(offline_argv([*RECON, *args]), capture_output=True, text=True, cwd=ROOT, timeout=timeout,
+                          **kw)  # type: ignore[call-overload]  # kw are subprocess.run's own keywords
+
+
+@contextmanager
+def offline(transport: ReplayTransport | None = None) -> Iterator[ReplayTransport | None]:
+    """In-process code in the block runs in a network namespace of its own (this thread; root only: another
+    user cannot send raw packets anyway), and, with ``transport``, the library's default transport is that
+    ReplayTransport (its ``.sent`` then shows whatever was tried)."""
+    import recon.transport
+
+    saved = recon.transport._DEFAULT
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY) if os.geteuid() == 0 else None
+    try:
+        if home is not None and ctypes.CDLL(None, use_errno=True).unshare(_CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), "unshare(CLONE_NEWNET)")
+        if transport is not None:
+            recon.transport._DEFAULT = transport
+        yield transport
+    finally:
+        recon.transport._DEFAULT = saved
+        if home is not None:
+            try:
+                setns(home)
+            finally:
+                os.close(home)
+
+
+def run_cli_offline(*args: str) -> Result:
+    """``run_cli`` inside ``offline()`` with a ReplayTransport; asserts that nothing was sent."""
+    with offline(ReplayTransport()) as transport:
+        res = run_cli(*args)
+    assert transport is not None and transport.sent == [], (args, transport.sent)
+    return res
 
 
 # Every lab this test session makes (in-process or through the CLI) is named with this
@@ -272,7 +340,11 @@ __all__ = [
     "lab_dir",
     "need_lab",
     "need_tool",
+    "offline",
+    "offline_argv",
     "pcap_frames",
     "recon",
+    "recon_offline",
     "run_cli",
+    "run_cli_offline",
 ]

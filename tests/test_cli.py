@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, recon, run_cli
+from tests.conftest import ROOT, recon_offline, run_cli, run_cli_offline
 
 BAD_SPECS = ["300.1.1.1", "1.2.3.4-2", "10.0.0.0/33", "1.2.3", "", "10.0.0.1-", "1.2.3.4/24/1"]
 
@@ -41,10 +41,11 @@ def test_version() -> None:
 
 
 @pytest.mark.parametrize("args", [("--version",), ("--help",), ("sweep", "1.2.3"), ("nope",),
-                                  ("craft", "--dst", "198.18.0.10", "--dry-run")])
+                                  ("craft", "--dst", "198.18.0.10", "--src", "198.18.0.2", "--dry-run")])
 def test_python_m_recon_prints_what_run_returns(args: tuple[str, ...]) -> None:
-    """The entry point a user runs and the in-process runner the tests use agree, byte for byte."""
-    inproc, spawned = run_cli(*args), recon(*args)
+    """The entry point a user runs and the in-process runner the tests use agree, byte for byte.
+    Both run in a network namespace of their own (the targets are lab addresses; --src: there is no route there)."""
+    inproc, spawned = run_cli_offline(*args), recon_offline(*args)
     assert (spawned.returncode, spawned.stdout, spawned.stderr) == (inproc.code, inproc.stdout, inproc.stderr)
 
 
@@ -52,8 +53,10 @@ def test_run_writes_only_to_the_streams_it_is_given(capsys: pytest.CaptureFixtur
     """cli.run(argv, stdout=, stderr=) leaves the process's own stdout and stderr untouched."""
     out, err = io.StringIO(), io.StringIO()
     from recon.cli import run
+    from tests.conftest import offline
 
-    assert run(["sweep", "1.2.3"], stdout=out, stderr=err) == 2
+    with offline():  # the target is refused; were it not, nothing could leave
+        assert run(["sweep", "1.2.3"], stdout=out, stderr=err) == 2
     assert run(["--help"], stdout=out, stderr=err) == 0
     assert "invalid target" in err.getvalue() and "Usage: recon" in out.getvalue()
     assert capsys.readouterr() == ("", "")
@@ -62,7 +65,7 @@ def test_run_writes_only_to_the_streams_it_is_given(capsys: pytest.CaptureFixtur
 @pytest.mark.parametrize("spec", BAD_SPECS)
 def test_bad_specs_exit_2_with_one_line(spec: str) -> None:
     """Every bad spec from the issue: exit 2, a single stderr line naming it, no traceback, nothing on stdout."""
-    res = run_cli("sweep", spec)
+    res = run_cli_offline("sweep", spec)
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("recon: error: invalid target"), res.stderr
@@ -71,7 +74,7 @@ def test_bad_specs_exit_2_with_one_line(spec: str) -> None:
 
 def test_debug_shows_the_traceback() -> None:
     """--debug adds the traceback; the exit status stays 2."""
-    res = run_cli("--debug", "sweep", "1.2.3")
+    res = run_cli_offline("--debug", "sweep", "1.2.3")
     assert res.returncode == 2 and "Traceback" in res.stderr and "InvalidTarget" in res.stderr
 
 
@@ -96,7 +99,7 @@ def test_pcap_output_has_one_name_with_aliases(flag: str, tmp_path) -> None:
     from recon.pcap import read_frames
     from tests.conftest import CAPTURES
 
-    craft = run_cli("craft", "--dst", "198.18.0.10", "--src", "198.18.0.2", "--dry-run", flag, str(tmp_path / "c.pcap"))
+    craft = run_cli_offline("craft", "--dst", "198.18.0.10", "--src", "198.18.0.2", "--dry-run", flag, str(tmp_path / "c.pcap"))
     assert craft.returncode == 0, craft.stderr
     sniff = run_cli("sniff", "-r", str(CAPTURES / "ipv6.pcap"), "-c", "2", flag, str(tmp_path / "s.pcap"))
     assert sniff.returncode == 0, sniff.stderr
@@ -106,7 +109,7 @@ def test_pcap_output_has_one_name_with_aliases(flag: str, tmp_path) -> None:
 def test_sweep_and_ping_take_the_same_pcap_names() -> None:
     """sweep takes -w/--write/--pcap; ping takes --write/--pcap but leaves -w to iputils' deadline."""
     for flag in ("-w", "--write", "--pcap"):
-        res = run_cli("sweep", flag, "/nonexistent/x.pcap", "1.2.3")  # a bad target: nothing is sent
+        res = run_cli_offline("sweep", flag, "/nonexistent/x.pcap", "1.2.3")  # a bad target: nothing is sent
         assert res.returncode == 2 and "invalid target" in res.stderr, res.stderr
     ping_help = " ".join(run_cli("ping", "--help").stdout.split())
     assert "--write, --pcap" in ping_help or "--pcap, --write" in ping_help

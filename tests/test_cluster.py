@@ -28,7 +28,7 @@ from recon.errors import InvalidOption
 from recon.lab import netns
 from recon.models import HostResult, SweepStats
 from recon.targets import TargetSet, build_targets, int_to_ip, ip_to_int
-from tests.conftest import ROOT, LabHandle
+from tests.conftest import ROOT, LabHandle, offline_argv
 
 SPARSE17 = "198.18.128.0/17"
 DASK = Path(sys.executable).with_name("dask")  # the venv's dask, next to its python
@@ -111,7 +111,9 @@ def test_dask_is_an_optional_extra_only() -> None:
 
 
 def test_bad_cluster_address_is_exit_2() -> None:
-    res = _recon("sweep", "--cluster", "198.18.0.10", "127.0.0.1")
+    """In a network namespace of its own: were the address taken, no connection could leave for it."""
+    res = subprocess.run(offline_argv([sys.executable, "-m", "recon", "sweep", "--cluster", "198.18.0.10", "127.0.0.1"]),
+                         capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert res.returncode == 2 and "--cluster" in res.stderr and "Traceback" not in res.stderr
 
 

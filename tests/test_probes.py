@@ -16,7 +16,7 @@ from recon.packets import inet_checksum, ipv4_header
 from recon.probes import DEFAULT_PROBES, Ack, Cookies, ProbeSpec, Syn, Udp, parse_probes
 from recon.targets import build_targets, ip_to_int
 from recon.transport import Recording, ReplaySocket, ReplayTransport, Sent
-from tests.conftest import CAPTURES
+from tests.conftest import CAPTURES, offline
 
 ME = "198.18.0.2"
 
@@ -41,7 +41,8 @@ def test_nmap_spellings_become_probe_options() -> None:
 
 def test_a_bad_nmap_spelling_is_one_line_and_exit_2() -> None:
     out, err = io.StringIO(), io.StringIO()
-    assert run(["sweep", "198.18.7.1", "-PSx"], stdout=out, stderr=err) == 2
+    with offline():  # a lab address outside the lab: refused; were it not, nothing could leave
+        assert run(["sweep", "198.18.7.1", "-PSx"], stdout=out, stderr=err) == 2
     assert "--probe" in err.getvalue() and len(err.getvalue().strip().splitlines()) == 1 and out.getvalue() == ""
 
 

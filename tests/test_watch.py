@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import NOBODY, RECON, ROOT, run_cli, small_tmpfs
+from conftest import NOBODY, RECON, ROOT, offline_argv, run_cli_offline, small_tmpfs
 
 from recon import render
 from recon.errors import InvalidOption
@@ -370,25 +370,27 @@ def test_notify_runs_notify_send_per_event_with_plain_arguments(tmp_path: Path, 
     (["--state", "/nonexistent-dir/state.json"], "--state"),
 ])
 def test_bad_options_exit_2_with_one_line(args: list[str], needle: str) -> None:
-    """Invalid watch options are refused with exit 2 and one line naming the option."""
-    res = subprocess.run([sys.executable, "-m", "recon", "watch", "198.18.0.10", *args], capture_output=True, text=True,
-                         timeout=30)
+    """Invalid watch options are refused with exit 2 and one line naming the option (in a network namespace of
+    its own: the target is a lab address outside the lab)."""
+    res = subprocess.run(offline_argv([sys.executable, "-m", "recon", "watch", "198.18.0.10", *args]), capture_output=True,
+                         text=True, timeout=30)
     assert res.returncode == 2, res.stderr
     assert needle in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
 def test_without_privileges_the_advice_fits_watch_and_yes_is_accepted(tmp_path: Path) -> None:
     """As an unprivileged user: exit 3 with advice that helps watch (sudo or setcap on the interpreter that runs,
-    not ping_group_range: ICMP datagram sockets cannot send ARP); a big range takes --yes as in sweep."""
+    not ping_group_range: ICMP datagram sockets cannot send ARP); a big range takes --yes as in sweep.
+    Both run in a network namespace of their own: the range is the lab's, outside the lab."""
     prefix = NOBODY if os.geteuid() == 0 else []
     env = {**os.environ, "HOME": "/"}
-    res = subprocess.run([*prefix, *RECON, "watch", "198.18.0.0/15", "--once", "--yes"], capture_output=True,
+    res = subprocess.run(offline_argv([*prefix, *RECON, "watch", "198.18.0.0/15", "--once", "--yes"]), capture_output=True,
                          text=True, timeout=60, cwd=ROOT, env=env)
     assert res.returncode == 3, res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
     assert "ping_group_range" not in res.stderr and "--yes" not in res.stderr
     assert "run it with sudo" in res.stderr and "setcap cap_net_raw+ep /" in res.stderr
-    big = run_cli("watch", "198.18.0.0/15", "--once")
+    big = run_cli_offline("watch", "198.18.0.0/15", "--once")
     assert big.code == 2 and "--yes" in big.stderr
 
 
