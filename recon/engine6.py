@@ -253,8 +253,8 @@ class Prober6:
         return run.results(v6.names), run.stats()
 
 
-class _Run6:
-    """One IPv6 sweep: per-target state by index, sends, the drain and the retry rounds."""
+class _Receive6:
+    """The receiving half of an IPv6 sweep: per-target state by index, its sockets, the drain and matching."""
 
     def __init__(self, prober: Prober6, targets: _Targets6, timeout: float, retries: int | None,
                  progress: Callable[[int, int], None] | None) -> None:
@@ -302,113 +302,9 @@ class _Run6:
         self.l4 = l4_probes6(prober.specs, Cookies(), src, prober.sport)
         self.l4_socks = {p: socks[p.proto] for p in self.l4}
 
-    # -- rounds ---------------------------------------------------------------------
-    def execute(self) -> None:
-        self.t0 = time.monotonic()
-        rounds = 1 + (ADAPTIVE_RETRIES if self.adaptive else self.retries)
-        todo: list[int] | range = range(self.n)
-        try:
-            for rnd in range(rounds if self.socks else 0):
-                before = self.answered
-                count = self._send_round(todo, rnd)
-                self.resent += count if rnd else 0
-                last = rnd == rounds - 1
-                if last and not self.adaptive:
-                    wait = self.timeout
-                else:
-                    wait = self.timeout if self.received == 0 else min(self.timeout, max(_MIN_ROUND_WAIT, 3 * self.max_rtt + 0.02))
-                self._wait(wait)
-                if self.answered >= self.n and not self.groups:
-                    break
-                found = self.later_finds if rnd == 0 and self.passes > 1 else self.answered - before
-                if self.adaptive and (last or ((rnd or self.passes > 1) and not found)):
-                    self._wait(self.timeout - wait)
-                    break
-                todo = [i for i in range(self.n) if not self.state[i]]  # a group is silent until one member answers
-        finally:
-            self.t1 = time.monotonic()
-            self.prober.previous = [*self.prober.previous[-7:], self.base]
-
     def _is_group(self, i: int) -> bool:
         s = self.t.scope(i)
         return s is not None and s.multicast
-
-    def _passes(self, rnd: int) -> list[_Pass6]:
-        out: list[_Pass6] = []
-        l4 = iter(self.l4)
-        for k, spec in enumerate(self.prober.specs):
-            if spec.kind == "echo" and self.icmp is not None:
-                out.append(_Pass6(k, self.icmp, None))
-            elif spec.kind != "echo" and self.l4:
-                probe = next(l4)
-                out.append(_Pass6(k, self.l4_socks[probe], probe))
-        if rnd and self.kinds_answered:
-            out = [p for p in out if p.kind in self.kinds_answered] or out
-        return out
-
-    def _send_round(self, todo: Iterable[int], rnd: int) -> int:
-        passes = self._passes(rnd)
-        if rnd == 0:
-            self.first_kind, self.passes = (passes[0].kind if passes else -1), len(passes)
-        count = 0
-        for p in passes:  # one kind after the other; who answered an earlier kind is skipped by the later ones
-            count += self._send_pass(todo, rnd, p)
-            self._drain()
-        self.sent += count
-        return count
-
-    def _send_pass(self, todo: Iterable[int], rnd: int, spec: _Pass6) -> int:
-        # The send loop: the echo is patched in place and sent inline (a call per packet costs speed).
-        state, sent_at, attempt, t = self.state, self.sent_at, self.attempt, self.t
-        interval = 1.0 / self.prober.rate if self.prober.rate else 0.0
-        next_at = time.monotonic()
-        buf = bytearray(struct.pack("!BBHHH8x", _ECHO_REQUEST, 0, 0, 0, 0))
-        sock, probe, base, clock = spec.sock, spec.probe, self.base, time.monotonic
-        count = 0
-        for i in todo:
-            if state[i]:
-                continue
-            if probe is not None and t.scope(i) is not None:
-                continue  # TCP/UDP go to unscoped targets only
-            if interval:
-                now = clock()
-                if now < next_at:
-                    self._wait(next_at - now)
-                next_at = max(next_at + interval, clock() - interval)
-            if probe is None:
-                struct.pack_into("!HHB", buf, 4, (base + (i >> 16)) & 0xFFFF, i & 0xFFFF, rnd)
-                data: bytes | bytearray = buf
-            else:
-                data = probe.build(t[i])
-            sent_at[i] = clock()
-            if not self._sendto(sock, data, t.sockaddr(i)):
-                continue
-            if self.tap is not None:
-                self.tap.write(data, self.tap.local, t[i].to_bytes(16, "big"), probe.proto if probe else 58, 64)
-            attempt[i] = rnd
-            count += 1
-            if not count & 31:
-                self._drain()
-        return count
-
-    def _sendto(self, sock: PacketSocket, data: bytes | bytearray, dst: tuple[str, int, int, int]) -> bool:
-        while True:
-            try:
-                sock.sendto(data, dst)
-                return True
-            except (BlockingIOError, InterruptedError):
-                self._drain()
-                time.sleep(0.0005)
-            except OSError as exc:
-                if exc.errno == errno.ENOBUFS:
-                    self._drain()
-                    time.sleep(0.0005)
-                    continue
-                self.send_errors += 1
-                if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EACCES, errno.EPERM, errno.EADDRNOTAVAIL,
-                                 errno.EINVAL):
-                    return False
-                raise
 
     def _wait(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -553,6 +449,114 @@ class _Run6:
         self.received += 1
         kind = self.prober.specs.index(ProbeSpec(probe.kind, probe.port))
         self._found(i, kind, answer.reason, f"{answer.reason}/{probe.kind}:{probe.port}", hops, now)
+
+
+class _Run6(_Receive6):
+    """One IPv6 sweep: the retry rounds, the sends, and the rows."""
+
+    # -- rounds ---------------------------------------------------------------------
+    def execute(self) -> None:
+        self.t0 = time.monotonic()
+        rounds = 1 + (ADAPTIVE_RETRIES if self.adaptive else self.retries)
+        todo: list[int] | range = range(self.n)
+        try:
+            for rnd in range(rounds if self.socks else 0):
+                before = self.answered
+                count = self._send_round(todo, rnd)
+                self.resent += count if rnd else 0
+                last = rnd == rounds - 1
+                if last and not self.adaptive:
+                    wait = self.timeout
+                else:
+                    wait = self.timeout if self.received == 0 else min(self.timeout, max(_MIN_ROUND_WAIT, 3 * self.max_rtt + 0.02))
+                self._wait(wait)
+                if self.answered >= self.n and not self.groups:
+                    break
+                found = self.later_finds if rnd == 0 and self.passes > 1 else self.answered - before
+                if self.adaptive and (last or ((rnd or self.passes > 1) and not found)):
+                    self._wait(self.timeout - wait)
+                    break
+                todo = [i for i in range(self.n) if not self.state[i]]  # a group is silent until one member answers
+        finally:
+            self.t1 = time.monotonic()
+            self.prober.previous = [*self.prober.previous[-7:], self.base]
+
+    def _passes(self, rnd: int) -> list[_Pass6]:
+        out: list[_Pass6] = []
+        l4 = iter(self.l4)
+        for k, spec in enumerate(self.prober.specs):
+            if spec.kind == "echo" and self.icmp is not None:
+                out.append(_Pass6(k, self.icmp, None))
+            elif spec.kind != "echo" and self.l4:
+                probe = next(l4)
+                out.append(_Pass6(k, self.l4_socks[probe], probe))
+        if rnd and self.kinds_answered:
+            out = [p for p in out if p.kind in self.kinds_answered] or out
+        return out
+
+    def _send_round(self, todo: Iterable[int], rnd: int) -> int:
+        passes = self._passes(rnd)
+        if rnd == 0:
+            self.first_kind, self.passes = (passes[0].kind if passes else -1), len(passes)
+        count = 0
+        for p in passes:  # one kind after the other; who answered an earlier kind is skipped by the later ones
+            count += self._send_pass(todo, rnd, p)
+            self._drain()
+        self.sent += count
+        return count
+
+    def _send_pass(self, todo: Iterable[int], rnd: int, spec: _Pass6) -> int:
+        # The send loop: the echo is patched in place and sent inline (a call per packet costs speed).
+        state, sent_at, attempt, t = self.state, self.sent_at, self.attempt, self.t
+        interval = 1.0 / self.prober.rate if self.prober.rate else 0.0
+        next_at = time.monotonic()
+        buf = bytearray(struct.pack("!BBHHH8x", _ECHO_REQUEST, 0, 0, 0, 0))
+        sock, probe, base, clock = spec.sock, spec.probe, self.base, time.monotonic
+        count = 0
+        for i in todo:
+            if state[i]:
+                continue
+            if probe is not None and t.scope(i) is not None:
+                continue  # TCP/UDP go to unscoped targets only
+            if interval:
+                now = clock()
+                if now < next_at:
+                    self._wait(next_at - now)
+                next_at = max(next_at + interval, clock() - interval)
+            if probe is None:
+                struct.pack_into("!HHB", buf, 4, (base + (i >> 16)) & 0xFFFF, i & 0xFFFF, rnd)
+                data: bytes | bytearray = buf
+            else:
+                data = probe.build(t[i])
+            sent_at[i] = clock()
+            if not self._sendto(sock, data, t.sockaddr(i)):
+                continue
+            if self.tap is not None:
+                self.tap.write(data, self.tap.local, t[i].to_bytes(16, "big"), probe.proto if probe else 58, 64)
+            attempt[i] = rnd
+            count += 1
+            if not count & 31:
+                self._drain()
+        return count
+
+    def _sendto(self, sock: PacketSocket, data: bytes | bytearray, dst: tuple[str, int, int, int]) -> bool:
+        while True:
+            try:
+                sock.sendto(data, dst)
+                return True
+            except (BlockingIOError, InterruptedError):
+                self._drain()
+                time.sleep(0.0005)
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:
+                    self._drain()
+                    time.sleep(0.0005)
+                    continue
+                self.send_errors += 1
+                if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EACCES, errno.EPERM, errno.EADDRNOTAVAIL,
+                                 errno.EINVAL):
+                    return False
+                raise
 
     # -- results ------------------------------------------------------------------------
     def results(self, names: dict[int, str]) -> tuple[HostResult, ...]:

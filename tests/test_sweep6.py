@@ -9,6 +9,7 @@ import re
 import socket
 
 import pytest
+
 from recon.engine import Prober, sweep
 from recon.errors import InputError, InvalidOption
 from recon.targets import build_targets
