@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from recon.lab import Lab, lab_dir
 from recon.labrelay import setns
@@ -68,6 +69,21 @@ def recon(*args: str, timeout: float = 60, **kw: object) -> subprocess.Completed
     """``python -m recon ARGS`` in a subprocess from the repository root, as a user runs it."""
     return subprocess.run([*RECON, *args], capture_output=True, text=True, cwd=ROOT, timeout=timeout,
                           **kw)  # type: ignore[call-overload]  # kw are subprocess.run's own keywords
+
+
+def fuzz_settings(brief: int, *also_suppress: HealthCheck) -> settings:
+    """Hypothesis settings of a fuzz target (tests/test_fuzz_*.py): ``brief`` derandomized examples, the
+    same every run (CI); with ``RECON_FUZZ_EXAMPLES=N`` (README: by hand), N new random ones."""
+    long = os.environ.get("RECON_FUZZ_EXAMPLES", "").strip()
+    if long and not (long.isdigit() and int(long) > 0):
+        raise pytest.UsageError(f"RECON_FUZZ_EXAMPLES={long!r}: give a whole number of examples, e.g. 20000")
+    return settings(
+        max_examples=int(long) if long else brief,
+        derandomize=not long,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, *also_suppress],
+        database=None,
+    )
 
 
 # --- no network: for tests that run a sending command outside the lab and expect it refused -------------
@@ -337,6 +353,7 @@ __all__ = [
     "LabHandle",
     "Result",
     "Wire",
+    "fuzz_settings",
     "lab_dir",
     "need_lab",
     "need_tool",

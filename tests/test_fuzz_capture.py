@@ -14,27 +14,19 @@ CI runs a brief, derandomized pass. A longer, random run by hand:
 from __future__ import annotations
 
 import io
-import os
 import struct
 import tracemalloc
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from recon import render
 from recon.decode import decode
 from recon.errors import CaptureError
 from recon.pcap import read_frames
-from tests.conftest import CAPTURES
+from tests.conftest import CAPTURES, fuzz_settings
 
-_LONG = os.environ.get("RECON_FUZZ_EXAMPLES")
-FUZZ = settings(
-    max_examples=int(_LONG) if _LONG else 200,
-    derandomize=not _LONG,  # CI: the same examples every run; by hand: new ones each run
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-    database=None,
-)
+FUZZ = fuzz_settings(200)
 MAX_RECORD = 262_144  # the reader's cap on one frame (tshark's)
 PEAK_BYTES = 48 << 20  # a 16 MiB pcapng block is the largest thing the reader holds; the seeds are tiny
 

@@ -11,7 +11,6 @@ CI runs a brief, derandomized pass. A longer, random run by hand:
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import tempfile
@@ -19,20 +18,14 @@ import time
 import tracemalloc
 from typing import ClassVar
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 
 from recon.errors import InputError
 from recon.targets import MAX_WITHOUT_YES, TargetSet, build_targets, is_ipv4, parse_shard
+from tests.conftest import fuzz_settings
 
-_LONG = os.environ.get("RECON_FUZZ_EXAMPLES")
-FUZZ = settings(
-    max_examples=int(_LONG) if _LONG else 300,
-    derandomize=not _LONG,  # CI: the same examples every run; by hand: new ones each run
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-    database=None,
-)
+FUZZ = fuzz_settings(300, HealthCheck.filter_too_much)
 SECONDS = 15.0  # one example under tracemalloc, on a loaded 2-core machine (the largest allowed set takes ~3 s)
 PEAK_BYTES = 96 << 20  # the largest allowed set (MAX_RUNS runs) peaks near 60 MiB
 
