@@ -9,7 +9,6 @@ packets. pcap I/O lives in ``recon.pcap``, the BPF interpreter in ``recon.bpf``.
 
 from __future__ import annotations
 
-import math
 import os
 import socket
 import struct
@@ -18,7 +17,7 @@ from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING
 
 from recon.bpf import Program, attach_filter, bpf_match, compile_bpf
-from recon.errors import CaptureError, InvalidOption, ReconEnvironmentError
+from recon.errors import CaptureError, InvalidOption, ReconEnvironmentError, check_range
 from recon.models import DecodedPacket, IPHeader
 from recon.pcap import (
     LINKTYPE_ETHERNET,
@@ -170,8 +169,8 @@ def _check(read: object, iface: str | None, bpf: str | None, count: int | None, 
     """Reject bad sniff options (one line each, exit 2) before anything is opened."""
     if count is not None and count < 1:
         raise InvalidOption("-c", count, "give a count of 1 or more")
-    if timeout is not None and not (math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT):
-        raise InvalidOption("--timeout", timeout, f"give seconds, more than 0 and at most {MAX_TIMEOUT} (31 days)")
+    check_range("--timeout", timeout, 0, MAX_TIMEOUT, f"give seconds, more than 0 and at most {MAX_TIMEOUT} (31 days)",
+                above_low=True)
     if read is not None and timeout is not None:
         raise InvalidOption("--timeout", timeout, "applies to live capture only (a --read file ends by itself)")
     if read is not None and iface is not None:

@@ -30,7 +30,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from recon.engine import MAX_TIMEOUT
+from recon.engine import check_sweep_options
 from recon.errors import ExitStatus, InvalidOption, ReconEnvironmentError, ReconError
 from recon.models import HostResult, ShardStats, SweepResult, SweepStats, as_dict
 
@@ -157,10 +157,7 @@ def cluster_sweep(targets: TargetSet, cluster: str | None, *, shards: int | None
     ``on_shard`` is called with each part's statistics as it arrives. ``prober``: Prober options (method,
     probe, engine, interface, source, rate), applied wherever a part runs.
     """
-    if not 0 <= timeout <= MAX_TIMEOUT:
-        raise InvalidOption("--timeout", timeout, f"seconds from 0 to {MAX_TIMEOUT}")
-    if retries is not None and not 0 <= retries <= 100:  # None: the engine's adaptive retries
-        raise InvalidOption("--retries", retries, "a whole number from 0 to 100")
+    check_sweep_options(timeout=timeout, retries=retries)  # retries None: the engine's adaptive retries
     if shards is not None and not 1 <= shards <= 65536:
         raise InvalidOption("shards", shards, "a whole number from 1 to 65536")
     if cluster is not None:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from recon.arp import ETH_P_ARP, proc_net, routes
-from recon.errors import InputError, InvalidOption, PrivilegeError, ReconEnvironmentError
+from recon.errors import InputError, InvalidOption, PrivilegeError, ReconEnvironmentError, check_range
 from recon.models import CraftedPacket, CraftResult, CraftSpec, KernelRewrite
 from recon.packets import DEFAULT_PROTO, FIELD_RANGES, TCP_FLAGS, allowed, build_packet, check_spec, inet_checksum
 from recon.transport import PacketSocket, SystemTransport, Transport, default_transport
@@ -453,8 +453,7 @@ def _check_send_options(via: str, count: int, interval: float) -> None:
         raise InvalidOption("--via", via, "one of " + ", ".join(VIAS))
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1_000_000:
         raise InvalidOption("--count", count, "allowed 1..1000000")
-    if not 0 <= interval <= 3600:
-        raise InvalidOption("--interval", interval, "seconds, 0..3600")
+    check_range("--interval", interval, 0, 3600, "seconds, 0..3600")
 
 
 def _send_one(sender: _Sender, packet: CraftedPacket, sent: int) -> None:

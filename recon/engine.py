@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from recon.arp import ETH_P_ARP, Link, arp_request_template, link, onlink_routes, vendor, with_sender
 from recon.engine6 import Prober6, probes_for_v6
-from recon.errors import InvalidOption
+from recon.errors import InvalidOption, check_range
 from recon.icmp import REPLY_TO, icmp_name, quoted_probe
 from recon.models import HostResult, SweepResult, SweepStats
 from recon.packets import ipv4_header
@@ -91,6 +91,13 @@ def _fold(total: int) -> int:
     return total ^ 0xFFFF
 
 
+def check_sweep_options(*, timeout: float | None = None, retries: int | None = None, rate: float | None = None) -> None:
+    """The sweep's ranges (InvalidOption outside them), for both engines, the cluster and NDP."""
+    check_range("--timeout", timeout, 0, MAX_TIMEOUT, f"seconds from 0 to {MAX_TIMEOUT}")
+    check_range("--retries", retries, 0, 100, "a whole number from 0 to 100")
+    check_range("--rate", rate, MIN_RATE, MAX_RATE, f"packets per second from {MIN_RATE:g} to {MAX_RATE:g}")
+
+
 class Prober:
     """Keeps its sockets open between sweeps (watch calls .sweep() every round)."""
 
@@ -105,8 +112,7 @@ class Prober:
         specs = parse_probes(probe)
         if engine not in ENGINES:
             raise InvalidOption("--engine", engine, f"one of {', '.join(ENGINES)}")
-        if rate is not None and not MIN_RATE <= rate <= MAX_RATE:
-            raise InvalidOption("--rate", rate, f"packets per second from {MIN_RATE:g} to {MAX_RATE:g}")
+        check_sweep_options(rate=rate)
         if source is not None and not is_ipv4(source) and not _is_ipv6(source):
             raise InvalidOption("--source", source, "an IPv4 or IPv6 address of this machine")
         if engine == "scapy" and any(p.kind in L4_KINDS for p in specs):
@@ -266,10 +272,7 @@ class Prober:
         """
         if self._closed:
             raise RuntimeError("this Prober is closed")
-        if not 0 <= timeout <= MAX_TIMEOUT:
-            raise InvalidOption("--timeout", timeout, f"seconds from 0 to {MAX_TIMEOUT}")
-        if retries is not None and not 0 <= retries <= 100:
-            raise InvalidOption("--retries", retries, "a whole number from 0 to 100")
+        check_sweep_options(timeout=timeout, retries=retries)
         addrs = array("I", targets.order(seed, shard))
         v6 = self._v6_prober(targets, len(addrs) > 0)
         if v6 is not None and not addrs:  # IPv6 only: the IPv4 engine has nothing to do

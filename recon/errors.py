@@ -16,6 +16,7 @@ Every message says what to do next. The CLI maps each class to an exit code
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 import sys
@@ -31,6 +32,7 @@ __all__ = [
     "PrivilegeError",
     "ReconEnvironmentError",
     "ReconError",
+    "check_range",
 ]
 
 
@@ -89,6 +91,18 @@ class InvalidOption(InputError):
         self.value = value
         self.allowed = allowed
         super().__init__(f"invalid {option} {value!r}: {allowed}")
+
+
+def check_range(option: str, value: float | None, low: float, high: float, allowed: str, *,
+                above_low: bool = False) -> None:
+    """Raise ``InvalidOption(option, value, allowed)`` unless ``value`` is None or a number from ``low``
+    to ``high`` (more than ``low`` when ``above_low``). NaN, infinities and booleans never pass. The one
+    spelling of every numeric option's range; each caller keeps its own bounds and words."""
+    if value is None:
+        return
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or not (low < value if above_low else low <= value) or value > high):
+        raise InvalidOption(option, value, allowed)
 
 
 class CaptureError(ReconError):

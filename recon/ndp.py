@@ -322,14 +322,9 @@ class _Wire:
 
 def _check(timeout: float, retries: int | None, rate: float | None) -> int:
     """Validate the options as the sweep engine does; return the most retry rounds."""
-    from recon.engine import ADAPTIVE_RETRIES, MAX_RATE, MAX_TIMEOUT, MIN_RATE
+    from recon.engine import ADAPTIVE_RETRIES, check_sweep_options
 
-    if not 0 <= timeout <= MAX_TIMEOUT:
-        raise InvalidOption("--timeout", timeout, f"seconds from 0 to {MAX_TIMEOUT}")
-    if retries is not None and not 0 <= retries <= 100:
-        raise InvalidOption("--retries", retries, "a whole number from 0 to 100")
-    if rate is not None and not MIN_RATE <= rate <= MAX_RATE:
-        raise InvalidOption("--rate", rate, f"packets per second from {MIN_RATE:g} to {MAX_RATE:g}")
+    check_sweep_options(timeout=timeout, retries=retries, rate=rate)
     return ADAPTIVE_RETRIES if retries is None else retries
 
 

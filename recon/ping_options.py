@@ -12,7 +12,7 @@ import ipaddress
 import socket
 from dataclasses import dataclass
 
-from recon.errors import InvalidOption, InvalidTarget
+from recon.errors import InvalidOption, InvalidTarget, check_range
 
 __all__ = ["DEFAULT_LINGER", "MAX_SIZE", "MIN_USER_INTERVAL", "PMTU_MODES", "Destination", "PingOptions",
            "parse_pattern", "resolve"]
@@ -64,12 +64,10 @@ class PingOptions:
     def __post_init__(self) -> None:
         if self.count is not None and self.count < 1:
             raise InvalidOption("-c/--count", self.count, "give a whole number of packets, 1 or more")
-        if self.interval is not None and not 0 < self.interval <= 3600:
-            raise InvalidOption("-i/--interval", self.interval, "seconds between probes, above 0 and at most 3600")
-        if self.deadline is not None and not 0 < self.deadline <= MAX_DEADLINE:
-            raise InvalidOption("-w/--deadline", self.deadline, f"seconds, above 0 and at most {MAX_DEADLINE:g}")
-        if self.timeout is not None and not 0 < self.timeout <= 3600:
-            raise InvalidOption("-W/--timeout", self.timeout, "seconds to wait for a reply, above 0 and at most 3600")
+        check_range("-i/--interval", self.interval, 0, 3600, "seconds between probes, above 0 and at most 3600", above_low=True)
+        check_range("-w/--deadline", self.deadline, 0, MAX_DEADLINE, f"seconds, above 0 and at most {MAX_DEADLINE:g}",
+                    above_low=True)
+        check_range("-W/--timeout", self.timeout, 0, 3600, "seconds to wait for a reply, above 0 and at most 3600", above_low=True)
         if not 0 <= self.size <= MAX_SIZE:
             raise InvalidOption("-s/--size", self.size, f"payload bytes from 0 to {MAX_SIZE}")
         if self.ttl is not None and not 1 <= self.ttl <= 255:

@@ -23,7 +23,6 @@ import contextlib
 import errno
 import ipaddress
 import json
-import math
 import os
 import queue
 import re
@@ -42,7 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from recon.errors import InvalidOption, ReconEnvironmentError
+from recon.errors import InvalidOption, ReconEnvironmentError, check_range
 from recon.models import (
     DeviceState,
     Event,
@@ -552,14 +551,12 @@ RATE_MIN, RATE_MAX = 1.0, 10_000_000.0
 def check_options(*, period: float, misses: int, timeout: float | None = None, rate: float | None = None,
                   state: str | None = None) -> None:
     """Every watch option that can be checked before anything is opened or sent (InvalidOption: exit 2)."""
-    if not (math.isfinite(period) and 0 <= period <= PERIOD_MAX):
-        raise InvalidOption("--period", period, f"seconds between rounds, 0 to {PERIOD_MAX:g}")
+    check_range("--period", period, 0, PERIOD_MAX, f"seconds between rounds, 0 to {PERIOD_MAX:g}")
     if misses < 1:
         raise InvalidOption("--misses", misses, "a whole number of rounds, at least 1")
-    if timeout is not None and not (math.isfinite(timeout) and 0 < timeout <= TIMEOUT_MAX):
-        raise InvalidOption("--timeout", timeout, f"seconds to wait for replies, more than 0 and at most {TIMEOUT_MAX:g}")
-    if rate is not None and not (math.isfinite(rate) and RATE_MIN <= rate <= RATE_MAX):
-        raise InvalidOption("--rate", rate, f"probes per second, {RATE_MIN:g} to {RATE_MAX:,.0f}")
+    check_range("--timeout", timeout, 0, TIMEOUT_MAX, f"seconds to wait for replies, more than 0 and at most {TIMEOUT_MAX:g}",
+                above_low=True)
+    check_range("--rate", rate, RATE_MIN, RATE_MAX, f"probes per second, {RATE_MIN:g} to {RATE_MAX:,.0f}")
     if state:
         folder = Path(os.path.abspath(state)).parent
         if not folder.is_dir() or not os.access(folder, os.W_OK):
