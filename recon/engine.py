@@ -330,7 +330,7 @@ class Prober:
             if self._v6 is not None:
                 self._v6.close()
             self._v6 = Prober6(specs, interface=self.interface, source=v6_source, rate=self.rate,
-                               transport=self.transport, sport=self.sport)
+                               transport=self.transport, sport=self.sport, method=self.method)
         self._v6.icmp_socket()  # opened before the IPv4 part sends anything: no privileges → nothing sent
         return self._v6
 

@@ -30,12 +30,12 @@ import sys
 import time
 from array import array
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from recon.errors import InputError, InvalidOption
 from recon.icmp import icmp_name, quoted_probe
-from recon.models import HostResult, ScopedTarget, SweepStats
+from recon.models import HostResult, ScopedTarget, SweepResult, SweepStats
 from recon.probes import Cookies, ProbeSpec, TcpProbe6, Udp6, l4_probes6
 from recon.targets import int_to_ip6
 from recon.transport import PacketSocket, Transport, big_buffers, bind_device
@@ -57,6 +57,7 @@ _UNREACH, _TOO_BIG, _TIME_EXCEEDED = 1, 2, 3
 _PENDING, _UP, _DOWN_UNREACH = 0, 1, 2
 _MIN_ROUND_WAIT = 0.05
 _ANC = socket.CMSG_SPACE(4)
+_ALL128 = (1 << 128) - 1
 
 
 def probes_for_v6(specs: Sequence[ProbeSpec], given: bool) -> tuple[ProbeSpec, ...]:
@@ -74,6 +75,14 @@ def _icmp6_filter(*passed: int) -> bytes:
     for t in passed:
         words[t >> 5] &= ~(1 << (t & 31))
     return struct.pack("=8I", *words)
+
+
+def _text_int(address: str) -> int:
+    """A row's address (``2001:db8::7`` or ``fe80::1%eth0``) as an int, -1 for anything else."""
+    try:
+        return int.from_bytes(socket.inet_pton(socket.AF_INET6, address.partition("%")[0]), "big")
+    except OSError:
+        return -1
 
 
 def _hops(anc: Iterable[tuple[int, int, bytes]]) -> int:
@@ -168,8 +177,9 @@ class Prober6:
     """The IPv6 sockets of a Prober, kept open between sweeps, and the sweep over them."""
 
     def __init__(self, specs: Sequence[ProbeSpec], *, interface: str | None, source: str | None, rate: float | None,
-                 transport: Transport, sport: int) -> None:
+                 transport: Transport, sport: int, method: str = "auto") -> None:
         self.specs, self.interface, self.source, self.rate = tuple(specs), interface, source, rate
+        self.method = method  # icmp: on-link targets too go by ICMPv6 (as --method icmp skips ARP)
         self.transport, self.sport = transport, sport
         self._icmp: PacketSocket | None = None
         self._l4: dict[int, PacketSocket] = {}
@@ -240,17 +250,91 @@ class Prober6:
     def sweep(self, v6: V6Targets, scoped: Sequence[ScopedTarget], *, seed: int | None, shard: tuple[int, int],
               timeout: float, retries: int | None, progress: Callable[[int, int], None] | None = None,
               pcap: PcapWriter | None = None) -> tuple[tuple[HostResult, ...], SweepStats]:
-        """Probe the IPv6 targets of this shard (scoped ones go with shard 1); their rows and the counters."""
+        """Probe the IPv6 targets of this shard (scoped ones go with shard 1); their rows and the counters.
+
+        On-link targets on an Ethernet interface go by Neighbor Discovery and scoped ones by ``ndp.discover``
+        (recon/ndp.py: rows with MACs), as on-link IPv4 goes by ARP, unless ``method`` is icmp; the rest by
+        ICMPv6 echo and the TCP/UDP probes."""
         count = len(range(shard[0] - 1, len(v6), shard[1]))
         if count > MAX_V6_SWEEP:
             raise InputError(f"{count:,} IPv6 addresses in one sweep; at most {MAX_V6_SWEEP:,} (a /104) at a time",
                              hint="split it with --shard I/N (or --cluster), or give a longer prefix")
-        targets = _Targets6(v6.order(seed, shard), scoped if shard[0] == 1 else ())
-        run = _Run6(self, targets, timeout, retries, progress)
+        addrs: Iterable[int] = v6.order(seed, shard)
+        here = tuple(scoped) if shard[0] == 1 else ()
+        onlink: dict[str, list[int]] = {}
+        scoped_l2: list[ScopedTarget] = []
+        if self.method != "icmp":
+            addrs, onlink, here, scoped_l2 = self._split(v6, addrs, here)
+        parts = [self._ndp(iface, group, (), timeout, retries, pcap) for iface, group in onlink.items()]
+        if scoped_l2:
+            parts.append(self._ndp(None, [], scoped_l2, timeout, retries, pcap))
+        targets = _Targets6(addrs, here)
+        if targets.n or not parts:
+            run = _Run6(self, targets, timeout, retries, progress)
+            if pcap is not None:
+                run.tap = _PcapTap6(pcap, self._local(targets))
+            run.execute()
+            if not parts:
+                return run.results(v6.names), run.stats()
+            parts.append(SweepResult(run.results(v6.names), run.stats()))
+        from recon.ndp import merge
+
+        merged = merge(parts)
+        hosts = tuple(replace(h, hostname=v6.names.get(_text_int(h.address))) if h.hostname is None else h
+                      for h in merged.hosts)
+        return hosts, merged.stats
+
+    def _split(self, v6: V6Targets, addrs: Iterable[int], scoped: Sequence[ScopedTarget],
+               ) -> tuple[Iterable[int], dict[str, list[int]], tuple[ScopedTarget, ...], list[ScopedTarget]]:
+        """(routed addresses, on-link addresses by Ethernet interface, scoped targets for ICMPv6, scoped targets
+        for ndp), read from the IPv6 routing table as arp.py reads IPv4's. Nothing on-link: ``addrs`` untouched."""
+        from recon.ndp import routes6
+
+        routes = [(int(net.network_address), int(net.netmask), iface) for net, iface, onlink in routes6()
+                  if onlink and not net.is_link_local and (self.interface is None or iface == self.interface)]
+        ether = {iface: self._ethernet(iface) for iface in {r[2] for r in routes} | {t.interface for t in scoped}}
+        routes = [r for r in routes if ether[r[2]]]
+        scoped_l2 = [t for t in scoped if ether[t.interface]]
+        scoped_l3 = tuple(t for t in scoped if not ether[t.interface])
+        touching = [r for r in routes if any(lo <= (r[0] | ~r[1] & _ALL128) and r[0] <= hi for lo, hi in v6.intervals)]
+        if not touching:
+            return addrs, {}, scoped_l3, scoped_l2
+        routed: list[int] = []
+        onlink: dict[str, list[int]] = {}
+        all_routes = [(int(net.network_address), int(net.netmask), iface, on) for net, iface, on in routes6()]
+        for a in addrs:
+            hit = next((r for r in all_routes if a & r[1] == r[0]), None)  # longest prefix first
+            if hit is not None and hit[3] and any(hit[:3] == r for r in touching):
+                onlink.setdefault(hit[2], []).append(a)
+            else:
+                routed.append(a)
+        return routed, onlink, scoped_l3, scoped_l2
+
+    def _ethernet(self, iface: str) -> bool:
+        """True when ``iface`` can do Neighbor Discovery at layer 2 (ndp.link6 accepts it); else ICMPv6 it is."""
+        from recon.ndp import link6
+
+        try:
+            link6(iface, self.transport)
+        except (InvalidOption, OSError):
+            return False
+        return True
+
+    def _ndp(self, iface: str | None, addrs: list[int], scoped: Sequence[ScopedTarget], timeout: float,
+             retries: int | None, pcap: PcapWriter | None) -> SweepResult:
+        from recon.ndp import discover, solicit
+        from recon.pcap import LINKTYPE_ETHERNET
+
+        tap = None
         if pcap is not None:
-            run.tap = _PcapTap6(pcap, self._local(targets))
-        run.execute()
-        return run.results(v6.names), run.stats()
+            ethernet = pcap.linktype == LINKTYPE_ETHERNET
+
+            def tap(frame: bytes) -> None:
+                pcap.write(frame if ethernet else frame[14:])
+
+        if iface is not None:
+            return solicit(iface, addrs, transport=self.transport, timeout=timeout, retries=retries, rate=self.rate, tap=tap)
+        return discover(scoped, transport=self.transport, timeout=timeout, retries=retries, rate=self.rate, tap=tap)
 
 
 class _Receive6:

@@ -206,9 +206,25 @@ def test_cli_sweeps_ipv6_only_targets(lab) -> None:
     assert rows["2001:db8:2::1"] == "up"
     assert res.stderr.startswith(f"{len(lab.info.range('sparse6').up) + 2} hosts up of 259 scanned")
     group = lab.recon("sweep", "ff02::1%eth0", "--json")
-    members = set(_up(group))
+    members = {a for a in _up(group) if a.startswith("fe80:")}
     assert f"{lab.info.router_ipv6_ll}%eth0" in members and f"{lab.info.scanner_ipv6_ll}%eth0" in members
     assert len(members) == 7, "the five LAN hosts, the router and the scanner itself (lan6ll)"
+
+
+def test_onlink_ipv6_targets_go_by_neighbor_discovery_as_nmap_6_sn(lab) -> None:
+    """Targets on the scanner's link (lan6, read from the IPv6 routing table) are asked by Neighbor Discovery
+    (recon/ndp.py), as nmap -6 -sn does: the same hosts, each with its MAC; with --method icmp, echo instead."""
+    need_tool("nmap")
+    res = lab.recon("sweep", "2001:db8::/120", "2001:db8:1::/120", "--json")
+    rows = {r["address"]: r for r in map(json.loads, res.stdout.splitlines()) if r["status"] == "up"}
+    onlink = {a for a in rows if a.startswith("2001:db8::")}
+    assert onlink == _nmap6(lab, "-sn", "2001:db8::/120")
+    assert {rows[a]["reason"] for a in onlink} == {"nd-advert", "localhost"}
+    macs = {h.ipv6: h.mac for h in lab.info.hosts}
+    assert all(rows[a]["mac"] == mac for a, mac in macs.items())
+    assert {rows[a]["reason"] for a in rows if a.startswith("2001:db8:1::")} == {"echo-reply"}, "routed: echo"
+    icmp = _up(lab.recon("sweep", "2001:db8::/120", "--method", "icmp", "--json"))
+    assert set(icmp.values()) == {"echo-reply"} and set(macs) <= set(icmp)
 
 
 def test_pcap_holds_the_ipv6_probes_and_answers_with_valid_checksums(tmp_path) -> None:
