@@ -26,9 +26,10 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from recon.arp import ETH_P_ARP, proc_net, routes
-from recon.errors import InputError, InvalidOption, PrivilegeError, ReconEnvironmentError, check_range
+from recon.errors import InputError, InvalidOption, InvalidTarget, PrivilegeError, ReconEnvironmentError, check_range
 from recon.models import CraftedPacket, CraftResult, CraftSpec, KernelRewrite
 from recon.packets import DEFAULT_PROTO, FIELD_RANGES, TCP_FLAGS, allowed, build_packet, check_spec, inet_checksum
+from recon.targets import resolve_host
 from recon.transport import PacketSocket, SystemTransport, Transport, default_transport
 
 __all__ = ["VIAS", "arp_request", "craft", "kernel_rewrites", "parse_spec"]
@@ -108,10 +109,11 @@ def _address(option: str, text: str) -> str:
             return str(ipaddress.IPv4Address(text))
         except ValueError:
             raise InvalidOption(option, text, "an IPv4 address (four octets 0..255) or a host name") from None
-    try:
-        return str(socket.getaddrinfo(text, None, socket.AF_INET, socket.SOCK_RAW)[0][4][0])
-    except (socket.gaierror, UnicodeError, IndexError):
-        raise InvalidOption(option, text, "an IPv4 address (four octets 0..255) or a host name that resolves") from None
+    try:  # as sweep and ping take names: never a number in disguise ('0xc612000a', '0x7f.1') for inet_aton
+        return resolve_host(text)
+    except InvalidTarget as exc:
+        raise InvalidOption(option, text, f"an IPv4 address (four decimal octets 0..255) or a host name that resolves "
+                                          f"({exc.reason})") from None
 
 
 def _route_source(dst: str, transport: Transport) -> str:

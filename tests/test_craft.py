@@ -135,6 +135,9 @@ def test_ihl_follows_options() -> None:
 BAD = [
     (["--dst", "300.1.1.1"], "--dst", "four octets"),
     (["--dst", "127.0.0.1", "--src", "1.2.3"], "--src", "four octets"),
+    (["--dst", "0xc612000a"], "--dst", "looks like a numeric address"),  # inet_aton's hex: 198.18.0.10
+    (["--dst", "127.0.0.1", "--src", "0x7f.1"], "--src", "looks like a numeric address"),  # and its short forms
+    (["--dst", "phone.lab\x1b[2J"], "--dst", "host name"),
     (["--dst", "127.0.0.1", "--ttl", "256"], "--ttl", "0..255"),
     (["--dst", "127.0.0.1", "--tos", "-1"], "--tos", "0..255"),
     (["--dst", "127.0.0.1", "--id", "65536"], "--id", "0..65535"),
