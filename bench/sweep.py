@@ -155,7 +155,7 @@ LOSS_TOOLS = ["recon", "nmap -sn", "fping -g"]
 
 def run_tool(lab: Lab, ns: str, tool: str, cidr: str, timeout: float) -> tuple[float | None, set[str], float | None, str]:
     if tool.startswith("recon"):
-        argv = [PY, "-m", "recon", "sweep", cidr, "--json", "-t", "1", "--yes", *tool.split()[1:]]
+        argv = [PY, "-m", "recon", "sweep", cidr, "--json", "-W", "1", "--yes", *tool.split()[1:]]
         wall, out, rss, note = measure(lab, ns, argv, timeout)
         found = {json.loads(line)["address"] for line in out.splitlines() if line.startswith("{")}
     elif tool.startswith("nmap -sn") and tool != "nmap -sn -PE":
@@ -356,7 +356,7 @@ def cluster_bench(repeat: int, timeout: float) -> int:
             for config, extra in configs:
                 walls, sweeps, recalls, notes = [], [], [], set()
                 for _ in range(repeat):
-                    argv = [PY, "-m", "recon", "sweep", cidr, "--json", "-t", "1", "--yes", *extra]
+                    argv = [PY, "-m", "recon", "sweep", cidr, "--json", "-W", "1", "--yes", *extra]
                     wall, out, err, note = timed(ns, argv, timeout)
                     if note:
                         notes.add(note)

@@ -30,7 +30,7 @@ app = typer.Typer(
     help="Network reconnaissance: find hosts, ping, sniff and craft packets, watch a LAN.\n\n"
     "Try it safely: 'sudo recon demo' builds a virtual lab, probes it and tears it down.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -42,7 +42,7 @@ lab_app = typer.Typer(
 )
 app.add_typer(lab_app, name="lab", short_help="The safe virtual LAN for trying recon, as in: sudo recon lab up")
 
-_state = {"debug": False}
+_state: dict[str, Any] = {"debug": False, "argv": []}
 
 
 def _interface(param: typer.CallbackParam, value: str | None) -> str | None:
@@ -60,15 +60,42 @@ def _interface(param: typer.CallbackParam, value: str | None) -> str | None:
     return value
 
 
+def _retired(flag: str, instead: str) -> Any:
+    """A short flag whose meaning changed to follow fping/ping/nmap: giving it is one line and exit 2 that
+    names the new spelling, never a silent change of meaning (hidden from --help; the README says so)."""
+    def refuse(ctx: typer.Context, value: str | None) -> None:
+        if value is not None:
+            raise InputError(f"{ctx.info_name} has no {flag} any more: {instead}")
+
+    return refuse
+
+
+_OLD_T = "the reply wait is -W/--timeout SECONDS, as in ping (-t is ping's TTL; fping's -t MS is -W MS/1000)"
+_OLD_I = "the interface is -I/--interface, as in ping and fping (fping's -i interval is --rate PPS here)"
+RetiredT = Annotated[str | None, typer.Option("-t", hidden=True, callback=_retired("-t", _OLD_T), expose_value=False)]
+RetiredI = Annotated[str | None, typer.Option("-i", hidden=True, callback=_retired("-i", _OLD_I), expose_value=False)]
+
+
 def _version(value: bool) -> None:
     if value:
         render.out(f"recon {__version__}")
         raise typer.Exit(0)
 
 
+def _help_man(ctx: typer.Context, value: bool) -> None:
+    if value:
+        from recon.manpage import manpage
+
+        render.out(manpage(ctx.find_root().command, "recon", __version__).rstrip("\n"))
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")] = False,
+    help_man: Annotated[bool, typer.Option(
+        "--help-man", callback=_help_man, is_eager=True, expose_value=False,
+        help="Print recon(1), the man page of every command, in roff: recon --help-man | man -l -")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
 ) -> None:
     _state["debug"] = debug
@@ -105,7 +132,8 @@ def sweep(
     exclude: ExcludeOpt = None,
     exclude_file: ExcludeFileOpt = None,
     yes: YesOpt = False,
-    timeout: Annotated[float, typer.Option("--timeout", "-t", help="Seconds to wait for replies after the last probe.")] = 1.0,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", "-W", help="Seconds to wait for replies after the last probe (ping's -W; was -t).")] = 1.0,
     retries: Annotated[int | None, typer.Option("--retries", "-r", help=(
         "Re-probe the silent targets this many times (default: adapt: again while the last retry round still "
         "found hosts, at most 6)."), show_default=False)] = None,
@@ -120,7 +148,8 @@ def sweep(
     engine: Annotated[str, typer.Option("--engine", help="raw: batched raw sockets; scapy: Scapy sr() (slow reference).")] = "raw",
     source: Annotated[str | None, typer.Option(
         "--source", help="Send from this local IPv4 address (also the sender of ARP requests).")] = None,
-    interface: Annotated[str | None, typer.Option("--interface", "-i", callback=_interface, help="Send on this interface.")] = None,
+    interface: Annotated[str | None, typer.Option(
+        "--interface", "-I", callback=_interface, help="Send on this interface (ping's and fping's -I; was -i).")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Probe in this seeded pseudo-random order (default: address order).")] = None,
     shard: Annotated[str | None, typer.Option("--shard", help=(
         "Probe only shard I of N: I/N, 1-based (1/4 .. 4/4); or, with --shards N, zmap's 0-based I (0 .. N-1). "
@@ -128,7 +157,13 @@ def sweep(
     shards: Annotated[str | None, typer.Option("--shards", metavar="N",
                                                   help="zmap spelling: the number of shards, with --shard I (0-based).")] = None,
     resolve: Annotated[bool, typer.Option("--resolve", "-R", help="Reverse-resolve the hosts that are up (bounded in time).")] = False,
-    show_all: Annotated[bool, typer.Option("--all", "-a", help="List down and unreachable targets too.")] = False,
+    numeric: Annotated[bool, typer.Option("--numeric", "-n", help="No reverse lookups (nmap -n; the default unless -R).")] = False,
+    show_all: Annotated[bool, typer.Option(
+        "--all", help="List down and unreachable targets too (no short flag: -a is fping's -a).")] = False,
+    alive: Annotated[bool, typer.Option(
+        "--alive", "-a", help="Print only the addresses that are up, one per line (fping -a; -a was --all before).")] = False,
+    grep: Annotated[bool, typer.Option(
+        "--grep", help="One line per host, nmap -oG style: 'Host: ADDR (NAME)<TAB>Status: Up<TAB>Reason: ...'.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="JSON lines, one object per host.")] = False,
     csv_out: Annotated[bool, typer.Option("--csv", help="CSV with a header row.")] = False,
     pcap: Annotated[str | None, typer.Option("--write", "-w", "--pcap", help="Write every probe and reply to this pcap file.")] = None,
@@ -138,6 +173,8 @@ def sweep(
     resume: Annotated[str | None, typer.Option(
         "--resume", help=("Record the seed, the shards and each finished shard in FILE; "
                           "run the same command again to carry on where it stopped."))] = None,
+    _t: RetiredT = None,
+    _i: RetiredI = None,
 ) -> int:
     """Find live hosts (ARP on-link; ICMP, TCP and UDP probes routed).
 
@@ -150,41 +187,60 @@ def sweep(
       recon sweep 10.0.0.0/24 --probe udp:53       a UDP reply, or port unreachable from the host, means up
       recon sweep 10.0.0.0/24 -PP                  ICMP timestamp (hosts that drop only echo)
     """
-    from recon.engine import Prober
     from recon.targets import build_targets, parse_shard
 
-    if json_out and csv_out:
-        raise InputError("--json and --csv cannot be combined", hint="pick one output format")
+    fmt = _sweep_format(json_out=json_out, csv_out=csv_out, grep=grep, alive=alive, numeric=numeric, resolve=resolve)
     shard_t = parse_shard(shard, shards)
     if seed is None and shard_t[1] > 1:
         seed = 0  # shards interleave over the same permutation; any fixed seed keeps them disjoint
     target_set = build_targets(targets or [], input_file=input_file, exclude=exclude or [], exclude_file=exclude_file, yes=yes)
     _target_warnings(target_set, no_ipv6="recon sweep --cluster" if cluster else "recon sweep --resume" if resume else None)
     options: dict[str, Any] = {"method": method, "probe": probe, "engine": engine, "interface": interface, "source": source, "rate": rate}
+    run = {"timeout": timeout, "retries": retries, "seed": seed, "shard": shard_t, "resolve": resolve}
+    result = _sweep_run(target_set, options, run, cluster=cluster, resume=resume, pcap=pcap)
+    return _sweep_output(result, show_all=show_all, fmt=fmt, probe=probe)
+
+
+def _sweep_run(target_set: TargetSet, options: dict[str, Any], run: dict[str, Any], *, cluster: str | None,
+               resume: str | None, pcap: str | None) -> SweepResult:
+    """One sweep, local (with the progress bar) or as shards on a cluster; ``options`` for the Prober, ``run`` for .sweep()."""
     if cluster is not None or resume is not None:
         from recon.cluster import cluster_sweep
 
         if pcap is not None:
             raise InputError("--pcap cannot be combined with --cluster or --resume", hint="drop --pcap")
-        result = cluster_sweep(target_set, cluster, timeout=timeout, retries=retries, seed=seed,
-                               shard=shard_t, resolve=resolve, resume=resume,
-                               on_shard=lambda s: render.err(render.shard_line(s)), **options)
-    else:
-        progress = render.SweepProgress()
-        with Prober(**options) as prober:
-            result = prober.sweep(target_set, timeout=timeout, retries=retries, seed=seed, shard=shard_t, pcap=pcap,
-                                  resolve=resolve, progress=progress)
-        progress.finish()
-    return _sweep_output(result, show_all=show_all, json_out=json_out, csv_out=csv_out, probe=probe)
+        return cluster_sweep(target_set, cluster, resume=resume, on_shard=lambda s: render.err(render.shard_line(s)),
+                             **run, **options)
+    from recon.engine import Prober
+
+    progress = render.SweepProgress()
+    with Prober(**options) as prober:
+        result = prober.sweep(target_set, pcap=pcap, progress=progress, **run)
+    progress.finish()
+    return result
 
 
-def _sweep_output(result: SweepResult, *, show_all: bool, json_out: bool, csv_out: bool, probe: list[str] | None) -> int:
-    """The hosts on stdout (table, JSON lines or CSV), the summary on stderr, and the exit status."""
+def _sweep_format(*, json_out: bool, csv_out: bool, grep: bool, alive: bool, numeric: bool, resolve: bool) -> str:
+    """The one output format asked for: --json, --csv, --grep, -a/--alive, or "" (the table)."""
+    formats = [name for name, on in (("--json", json_out), ("--csv", csv_out), ("--grep", grep), ("-a/--alive", alive)) if on]
+    if len(formats) > 1:
+        raise InputError(f"{' and '.join(formats)} cannot be combined", hint="pick one output format")
+    if numeric and resolve:
+        raise InputError("-n and -R exclude each other", hint="give one of them")
+    return formats[0] if formats else ""
+
+
+def _sweep_output(result: SweepResult, *, show_all: bool, fmt: str, probe: list[str] | None) -> int:
+    """The hosts on stdout (table, JSON lines, CSV, grepable or bare addresses), the summary on stderr, the exit status."""
     from recon.probes import parse_probes
 
-    if json_out:
+    if fmt == "--json":
         render.out_lines(render.sweep_json_lines(result, show_all))
-    elif csv_out:
+    elif fmt == "-a/--alive":
+        render.out_lines(render.sweep_alive_lines(result))
+    elif fmt == "--grep":
+        render.out_lines(render.sweep_grep_lines(result, show_all, ["recon", *_state["argv"]]))
+    elif fmt == "--csv":
         render.sweep_csv(result, show_all)
     else:
         text = render.sweep_table(result, show_all)
@@ -447,14 +503,17 @@ def watch(
     once: Annotated[bool, typer.Option("--once", help="One round: print the inventory, exit 0 if any device is up, else 1.")] = False,
     # the sweep engine's probe options, as in sweep (recon.watch.ProbeOptions is where new ones go)
     timeout: Annotated[float | None, typer.Option(
-        "--timeout", "-t", help="Seconds to wait for replies in a round, at most 3600 (default: 0.6 x period, 0.2 to 1).")] = None,
-    interface: Annotated[str | None, typer.Option("--interface", "-i", callback=_interface, help="Send on this interface.")] = None,
+        "--timeout", "-W", help="Seconds to wait for replies in a round, at most 3600 (default: 0.6 x period, 0.2 to 1; was -t).")] = None,
+    interface: Annotated[str | None, typer.Option(
+        "--interface", "-I", callback=_interface, help="Send on this interface (was -i).")] = None,
     rate: Annotated[float | None, typer.Option(
         "--rate", help="Probes per second (token bucket); default: as fast as the socket takes.")] = None,
     input_file: InputFileOpt = None,
     exclude: ExcludeOpt = None,
     exclude_file: ExcludeFileOpt = None,
     yes: YesOpt = False,
+    _t: RetiredT = None,
+    _i: RetiredI = None,
 ) -> int:
     """Report devices joining or leaving. Example: recon watch 192.168.1.0/24 --mac aa:bb:cc:dd:ee:ff"""
     from recon.targets import build_targets
@@ -641,6 +700,7 @@ def run(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stde
     commands in-process: ``run(["sweep", "--help"], stdout=buf, stderr=buf2)``.
     """
     args = nmap_probe_aliases(sys.argv[1:] if argv is None else list(argv))
+    _state["argv"] = list(sys.argv[1:] if argv is None else argv)
     with render.console(render.Console(stdout, stderr)), _click_streams(stdout, stderr):
         return _run(args)
 
@@ -681,10 +741,18 @@ def _click_streams(stdout: TextIO | None, stderr: TextIO | None) -> Iterator[Non
         yield
 
 
+_COMPLETE_VAR = "_RECON_COMPLETE"
+
+
 def _invoke(args: list[str]) -> object:
     """Parse and run one command. Typer's own main() would turn a closed stdout into exit 1 and
     Ctrl-C into Exit(130) before run() sees them, so recon drives the click command itself."""
     command = typer.main.get_command(app)
+    instruction = os.environ.get(_COMPLETE_VAR)
+    if instruction:  # the shell asks for completions (the script --install-completion wrote sets this variable)
+        from typer.completion import shell_complete
+
+        return shell_complete(command, {}, "recon", _COMPLETE_VAR, instruction)
     with command.make_context("recon", args) as ctx:
         return command.invoke(ctx)
 

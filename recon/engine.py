@@ -416,7 +416,11 @@ class _Run:
         raise NotImplementedError
 
     def results(self, names: dict[int, str]) -> tuple[HostResult, ...]:
+        """Every target in address order. The scanner's own addresses that are up get reason ``self`` (nmap counts
+        them up too; no reply on the wire found them: ARP is not answered for our own address, and an echo to it
+        comes back through the loopback)."""
         addrs, state, rtt, ttl, reply, code, extra = self.addrs, self.state, self.rtt, self.ttl, self.reply, self.code, self.extra
+        mine = {ip_to_int(a) for a in self.prober.transport.local_ipv4()} if self.answered else set()
         out = []
         for i in sorted(range(self.n), key=addrs.__getitem__):
             a = addrs[i]
@@ -430,14 +434,15 @@ class _Run:
             ms = round(float(rtt[i]), 3) if rtt[i] >= 0 else None
             if r >= _LOCALHOST:
                 mac = extra[i][0]
-                why = "arp-reply" if r == _ARP_REPLY else "localhost"
-                out.append(HostResult(address, "up", ms, None, why, mac, vendor(mac), name, reason=why))
+                why = "arp-reply" if r == _ARP_REPLY else "self"
+                out.append(HostResult(address, "up", ms, None, why, mac, vendor(mac), name, reason="self" if a in mine else why))
             elif st == _UP and r in _L4_NAMES:
                 why = _L4_NAMES[r]
-                out.append(HostResult(address, "up", ms, ttl[i], f"{why}/{extra[i][0]}", hostname=name, reason=why))
+                out.append(HostResult(address, "up", ms, ttl[i], f"{why}/{extra[i][0]}", hostname=name,
+                                      reason="self" if a in mine else why))
             elif st == _UP:
                 why = icmp_name(r, 0)
-                out.append(HostResult(address, "up", ms, ttl[i], why, hostname=name, reason=why))
+                out.append(HostResult(address, "up", ms, ttl[i], why, hostname=name, reason="self" if a in mine else why))
             else:
                 why = icmp_name(r, code[i])
                 out.append(HostResult(address, "unreachable", ms, ttl[i], why, hostname=name, reporter=extra[i][0], reason=why))

@@ -73,7 +73,7 @@ ALL_NODES = "ff02::1"
 LOCAL_PREFIX_LIMIT = 4096
 ND_REASON = "nd-advert"
 ECHO_REASON = "echo-reply"
-LOCAL_REASON = "localhost"  # our own address, as engine.py marks it for ARP
+LOCAL_REASON = "self"  # our own address, as engine.py marks it (ARP and ICMP)
 
 _ARPHRD_ETHER = 1
 _RTF_UP, _RTF_GATEWAY, _RTF_REJECT, _RTF_LOCAL = 0x1, 0x2, 0x200, 0x80000000  # linux/ipv6_route.h

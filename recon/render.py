@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import os
 import sys
 import time as _time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -117,8 +118,29 @@ def out(line: str = "", stream: TextIO | None = None) -> None:
     print(line, file=stream or stdout(), flush=True)
 
 
+# The prefixes err() colours: errors red, warnings and hints yellow (ANSI SGR).
+_COLOURED = (("recon: error:", "\033[1;31m"), ("recon: warning:", "\033[33m"), ("warning:", "\033[33m"), ("hint:", "\033[33m"))
+
+
+def colour(stream: TextIO) -> bool:
+    """Colour only on a terminal, never when NO_COLOR is set to anything but "" (https://no-color.org), nor for
+    TERM=dumb; so pipes, files, CI logs and tests get plain text."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a closed or unusual stream
+        return False
+
+
 def err(line: str) -> None:
-    print(line, file=stderr(), flush=True)
+    stream = stderr()
+    if line[:1] in "rwh" and colour(stream):
+        for prefix, sgr in _COLOURED:
+            if line.startswith(prefix):
+                line = f"{sgr}{prefix}\033[0m{line[len(prefix):]}"
+                break
+    print(line, file=stream, flush=True)
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
@@ -947,6 +969,37 @@ def sweep_csv(result: SweepResult, show_all: bool = False, stream: TextIO | None
     csv_rows(_host_rows(_sweep_hosts(result, show_all)), SWEEP_COLUMNS, stream)
 
 
+def sweep_alive_lines(result: SweepResult) -> Iterable[str]:
+    """``-a/--alive``: the addresses that are up, one per line, as ``fping -a`` prints them."""
+    return (h.address for h in result.up)
+
+
+_GREP_STATUS = {"up": "Up", "down": "Down", "unreachable": "Unreachable"}
+
+
+def sweep_grep_line(h: HostResult) -> str:
+    """One host for ``--grep``, in nmap's -oG layout: ``Host: ADDR (NAME)`` and ``Status: Up`` first, then
+    recon's fields as more TAB-separated ``Key: value`` fields, every one always present (``-`` when
+    empty), so ``awk -F'\t'`` columns never shift. Values never contain a TAB (``safe`` escapes it)."""
+    rtt = "-" if h.rtt_ms is None else f"{h.rtt_ms:.3f}"
+    fields = (f"Host: {h.address} ({safe(h.hostname or '')})", f"Status: {_GREP_STATUS.get(h.status, safe(h.status))}",
+              f"Reason: {safe(h.reason or '-')}", f"RTT-ms: {rtt}", f"TTL: {'-' if h.ttl is None else h.ttl}",
+              f"MAC: {h.mac or '-'}", f"Vendor: {safe(h.vendor or '-')}", f"Reporter: {h.reporter or '-'}")
+    return "\t".join(fields)
+
+
+def sweep_grep_lines(result: SweepResult, show_all: bool = False, argv: Sequence[str] = ("recon", "sweep")) -> Iterable[str]:
+    """``--grep``: nmap's grepable output (-oG) for a ping scan, one line per host between two ``#`` comment
+    lines (what ran, and the totals), so ``grep Up``, ``cut -d' ' -f2`` and nmap -oG parsers work."""
+    from recon import __version__
+
+    s = result.stats
+    yield f"# recon {__version__} sweep as: {safe(' '.join(argv))}"
+    yield from (sweep_grep_line(h) for h in _sweep_hosts(result, show_all))
+    up = len(result.up)
+    yield f"# recon done -- {s.targets} IP addresses ({up} host{'' if up == 1 else 's'} up) scanned in {s.duration_s:.2f} seconds"
+
+
 def out_lines(lines: Iterable[str], stream: TextIO | None = None, chunk: int = 4096) -> None:
     """Write many lines with few system calls (one print per line and flush costs a syscall each)."""
     target = stream or stdout()
@@ -996,22 +1049,31 @@ def shard_line(s: ShardStats) -> str:
 
 
 class SweepProgress:
-    """A one-line progress bar on stderr, shown only on a TTY and only once the sweep has run for a second."""
+    """A one-line progress bar on stderr, shown only on a TTY and only once the sweep has run for ``delay`` s.
 
-    def __init__(self, stream: TextIO | None = None, delay: float = 1.0) -> None:
+    The engine reports ``(done, total)``: targets probed while the first pass sends, then targets answered
+    while it waits and retries. The bar shows the most done so far, so it never moves backward when the
+    retries start, and an ETA from the rate so far (``ETA 3 s``), or ``waiting`` once every target was
+    probed and the sweep waits out its replies and retries. ``clock`` is ``time.monotonic`` unless a test
+    gives its own."""
+
+    WIDTH = 30
+
+    def __init__(self, stream: TextIO | None = None, delay: float = 1.0, clock: Callable[[], float] | None = None) -> None:
         self.stream = stream or stderr()
         self.enabled = self.stream.isatty()
-        self.start = _time.monotonic()
+        self.clock = clock or _time.monotonic
+        self.start = self.clock()
         self.delay = delay
         self.shown = False
+        self.best = 0
 
     def __call__(self, done: int, total: int) -> None:
-        if not self.enabled or _time.monotonic() - self.start < self.delay:
+        self.best = max(self.best, min(done, total))
+        elapsed = self.clock() - self.start
+        if not self.enabled or elapsed < self.delay:
             return
-        width = 30
-        frac = done / total if total else 1.0
-        bar = "#" * int(frac * width)
-        self.stream.write(f"\r[{bar:<{width}}] {done}/{total} {frac:4.0%}  {_time.monotonic() - self.start:5.1f} s")
+        self.stream.write("\r" + progress_line(self.best, total, elapsed) + "\033[K")
         self.stream.flush()
         self.shown = True
 
@@ -1019,6 +1081,19 @@ class SweepProgress:
         if self.shown:
             self.stream.write("\r\033[K")
             self.stream.flush()
+
+
+def progress_line(done: int, total: int, elapsed: float) -> str:
+    """``[#####     ] 1200/4096  29%  1.2 s  ETA 3 s``: the ETA assumes the rest goes at the rate so far."""
+    frac = done / total if total else 1.0
+    bar = "#" * int(frac * SweepProgress.WIDTH)
+    if done >= total:
+        eta = "waiting"
+    elif done:
+        eta = f"ETA {elapsed * (total - done) / done:.0f} s"
+    else:
+        eta = "ETA ?"
+    return f"[{bar:<{SweepProgress.WIDTH}}] {done}/{total} {frac:4.0%}  {elapsed:5.1f} s  {eta}"
 
 
 # --- watch ----------------------------------------------------------------------------------

@@ -66,6 +66,8 @@ _SO_SNDBUFFORCE = 32
 _SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 _SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 _SIOCGIFHWADDR = 0x8927
+_SIOCGIFCONF = 0x8912
+_IFREQ_SIZE = 40  # struct ifreq on 64-bit Linux: 16-byte name, 24-byte union (a sockaddr_in here)
 _MSG_ERRQUEUE = getattr(socket, "MSG_ERRQUEUE", 0x2000)
 _IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
 _IPV6_RECVERR = getattr(socket, "IPV6_RECVERR", 25)
@@ -201,6 +203,10 @@ class Transport:
         and duplicate (DAD-failed) addresses are left out. Empty when it has none."""
         raise NotImplementedError
 
+    def local_ipv4(self) -> frozenset[str]:
+        """This namespace's own IPv4 addresses (a sweep marks them ``self``); none unless a transport knows."""
+        return frozenset()
+
 
 class SystemTransport(Transport):
     """The kernel's sockets, in the calling thread's network namespace."""
@@ -274,6 +280,17 @@ class SystemTransport(Transport):
             addr = socket.inet_ntop(socket.AF_INET6, bytes.fromhex(f[0]))
             out.append((addr, int(f[2], 16), int(f[3], 16) == _IPV6_ADDR_LINKLOCAL))
         return tuple(out)
+
+    def local_ipv4(self) -> frozenset[str]:
+        """Every IPv4 address on an interface of this namespace, from SIOCGIFCONF (one ioctl, nothing sent)."""
+        import array
+
+        buf = array.array("B", bytes(_IFREQ_SIZE * 1024))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            res = fcntl.ioctl(probe.fileno(), _SIOCGIFCONF, struct.pack("iL", len(buf), buf.buffer_info()[0]))
+        size = struct.unpack("iL", res)[0]
+        data = buf.tobytes()[:size]
+        return frozenset(socket.inet_ntoa(data[off + 20:off + 24]) for off in range(0, size, _IFREQ_SIZE))
 
 
 _DEFAULT: Transport = SystemTransport()
@@ -696,6 +713,9 @@ class ReplayTransport(Transport):
     def route_source(self, dst: str, *, family: int = socket.AF_INET, interface: str | None = None,
                      source: str | None = None) -> str:
         return source or (self.source6 if family == socket.AF_INET6 or ":" in dst else self.source)
+
+    def local_ipv4(self) -> frozenset[str]:
+        return frozenset({self.source})
 
     def hardware(self, iface: str) -> tuple[int, bytes]:
         try:

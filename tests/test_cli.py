@@ -148,7 +148,7 @@ def test_a_closed_stdout_is_a_normal_end(args: list[str]) -> None:
 def test_closed_stdout_in_the_lab_sweep_ping_sniff(lab) -> None:
     """sweep, ping and a live sniff reach the same end through the real commands in the lab."""
     base = ["ip", "netns", "exec", lab.ns, sys.executable, "-m", "recon"]
-    for args in (["sweep", "-a", "198.18.0.8-15"], ["ping", "-c", "3", "-i", "0.2", "198.18.0.10"],
+    for args in (["sweep", "--all", "198.18.0.8-15"], ["ping", "-c", "3", "-i", "0.2", "198.18.0.10"],
                  ["sniff", "-i", lab.info.scanner_if, "-c", "1", "--timeout", "5"]):
         res = _closed_stdout_with_traffic(lab, base + args) if args[0] == "sniff" else _with_closed_stdout(base + args)
         assert res.returncode == 0 and b"Traceback" not in res.stderr, (args, res.stderr)
@@ -171,9 +171,9 @@ def _closed_stdout_with_traffic(lab, argv: list[str]) -> subprocess.CompletedPro
         os.close(w)
 
 
-@pytest.mark.parametrize("args", [["sweep", "-i", b"e\xffth0", "127.0.0.1"], ["ping", "-I", b"e\xffth0", "-c", "1", "127.0.0.1"],
+@pytest.mark.parametrize("args", [["sweep", "-I", b"e\xffth0", "127.0.0.1"], ["ping", "-I", b"e\xffth0", "-c", "1", "127.0.0.1"],
                                   ["sniff", "-i", b"e\xffth0", "-c", "1"], ["sniff", "-i", "a" * 16, "-c", "1"],
-                                  ["watch", "--once", "-i", b"e\xffth0", "127.0.0.1"],
+                                  ["watch", "--once", "-I", b"e\xffth0", "127.0.0.1"],
                                   ["craft", "--dst", "127.0.0.1", "--dry-run", "--data", b"caf\xe9"]])
 def test_non_utf8_interface_or_data_is_one_line_exit_2(args: list) -> None:
     """Bytes in argv that are not UTF-8 (or an impossible interface name): one line, exit 2, no traceback.

@@ -32,7 +32,7 @@ def test_solicit_finds_what_nmap_finds(lab) -> None:
     assert _up(result) == {a: m.lower() for a, m in nmap.items()}
     rows = {h.address: h for h in result.hosts}
     assert len(rows) == 32 and rows["2001:db8::1f"].status == "down" and rows["2001:db8::1f"].mac is None
-    assert rows[info.scanner_ipv6].reason == "localhost" and rows[info.scanner_ipv6].mac == info.scanner_mac
+    assert rows[info.scanner_ipv6].reason == "self" and rows[info.scanner_ipv6].mac == info.scanner_mac
     for h in info.hosts:
         row = rows[h.ipv6]
         assert (row.reason, row.reply, row.mac) == ("nd-advert", "nd-advert", h.mac)
@@ -99,7 +99,7 @@ def test_multicast_echo_matches_ping(lab) -> None:
     expected = {f"{a}%{iface}": m for a, m in macs.items()} | globals_
     assert _up(result) == expected
     rows = {h.address: h for h in result.hosts}
-    assert {a for a, h in rows.items() if h.reason == "localhost"} == {info.scanner_ipv6, f"{info.scanner_ipv6_ll}%{iface}"}
+    assert {a for a, h in rows.items() if h.reason == "self"} == {info.scanner_ipv6, f"{info.scanner_ipv6_ll}%{iface}"}
     assert all(rows[a].reason == rows[a].reply == "echo-reply" and rows[a].ttl == 64 and rows[a].vendor for a in expected)
     assert result.stats.method == "mcast-echo" and result.stats.sent == 4  # two sources, one retry round
 
@@ -142,7 +142,7 @@ def test_small_on_link_prefix_is_solicited(lab) -> None:
     assert result.stats.method == "mcast-echo+ndp" and capped.stats.method == "mcast-echo"
     rows = {h.address: h for h in result.hosts}
     assert rows[info.router_anycast6].reason == "nd-advert" and rows[info.router_anycast6].mac == info.router_mac
-    assert rows["2001:db8::1e"].reason == "localhost" and info.router_anycast6 not in {h.address for h in capped.hosts}
+    assert rows["2001:db8::1e"].reason == "self" and info.router_anycast6 not in {h.address for h in capped.hosts}
     assert len(result.hosts) == 32 + len(info.hosts) + 2  # the /123, and the fe80:: rows of the echo (hosts, router, us)
 
 

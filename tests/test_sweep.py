@@ -71,7 +71,7 @@ def test_arp_on_the_lan_gives_macs_and_vendors(lab) -> None:
         assert row["vendor"] and row["vendor"].startswith(h.vendor), (row, h)
     assert rows[lab.info.router_ipv4]["mac"] == lab.info.router_mac and "Cisco" in rows[lab.info.router_ipv4]["vendor"]
     assert rows[lab.info.scanner_ipv4]["mac"] == lab.info.scanner_mac
-    assert rows[lab.info.scanner_ipv4]["reply"] == "localhost"
+    assert rows[lab.info.scanner_ipv4]["reply"] == "self" and rows[lab.info.scanner_ipv4]["reason"] == "self"
 
 
 def test_icmp_method_on_the_lan_agrees_with_arp(lab) -> None:
@@ -113,7 +113,7 @@ def test_retries_find_every_host_under_loss(lab) -> None:
     with lab.impaired(loss=10):
         res = lab.recon("sweep", "198.18.1.0/24", "198.18.2.0/25", "--retries", "3", "--json")
         # one probe per target (the default sends four, which already rides out this loss in one pass)
-        lossy = lab.recon("sweep", "198.18.2.0/25", "--probe", "echo", "--retries", "0", "-t", "0.3", "--json")
+        lossy = lab.recon("sweep", "198.18.2.0/25", "--probe", "echo", "--retries", "0", "-W", "0.3", "--json")
     assert _up(_json(res)) == truth, res.stderr
     assert len(_up(_json(lossy))) < 128, "the loss is real: without retries some replies are lost"
 
@@ -123,7 +123,7 @@ def test_shards_partition_the_targets(lab) -> None:
     seen: list[set[str]] = []
     up: set[str] = set()
     for k in (1, 2, 3):
-        rows = _json(lab.recon("sweep", "198.18.1.0/24", "--shard", f"{k}/3", "--seed", "7", "--all", "--json", "-t", "0.3"))
+        rows = _json(lab.recon("sweep", "198.18.1.0/24", "--shard", f"{k}/3", "--seed", "7", "--all", "--json", "-W", "0.3"))
         seen.append({r["address"] for r in rows})
         up |= _up(rows)
     assert set().union(*seen) == _cidr("198.18.1.0/24")
@@ -133,7 +133,7 @@ def test_shards_partition_the_targets(lab) -> None:
 
 def test_json_and_csv_schema(lab) -> None:
     """JSON lines and CSV carry the DESIGN.md §5 fields with the right types; CSV has a header row."""
-    rows = _json(lab.recon("sweep", "198.18.0.10", "198.18.2.5", "198.18.1.0", "--all", "--json", "-t", "0.3"))
+    rows = _json(lab.recon("sweep", "198.18.0.10", "198.18.2.5", "198.18.1.0", "--all", "--json", "-W", "0.3"))
     assert [r["address"] for r in rows] == ["198.18.0.10", "198.18.1.0", "198.18.2.5"]
     for r in rows:
         assert set(SCHEMA) <= set(r)
@@ -142,7 +142,7 @@ def test_json_and_csv_schema(lab) -> None:
     assert isinstance(phone["rtt_ms"], float) and phone["mac"] == "3c:22:fb:12:34:56" and phone["ttl"] is None
     assert dead["status"] == "down" and dead["rtt_ms"] is None and dead["reply"] is None
     assert far["ttl"] == 63 and far["reply"] == "echo-reply"
-    res = lab.recon("sweep", "198.18.0.10", "198.18.2.5", "198.18.1.0", "--all", "--csv", "-t", "0.3")
+    res = lab.recon("sweep", "198.18.0.10", "198.18.2.5", "198.18.1.0", "--all", "--csv", "-W", "0.3")
     table = list(csv.DictReader(io.StringIO(res.stdout)))
     assert tuple(res.stdout.splitlines()[0].split(","))[: len(SCHEMA)] == SCHEMA
     assert [t["address"] for t in table] == [r["address"] for r in rows]
@@ -181,7 +181,7 @@ def test_pcap_holds_every_probe_and_reply(lab, tmp_path) -> None:
     need_tool("tshark")
     mixed = tmp_path / "mixed.pcap"
     # ICMP echo only: the default probe set (echo, SYN, ACK, timestamp) is test_pcap_holds_tcp_probes_and_answers's
-    res = lab.recon("sweep", "198.18.0.8/29", "198.18.2.0/29", "198.18.3.1", "--pcap", str(mixed), "-t", "0.3", "-r", "0",
+    res = lab.recon("sweep", "198.18.0.8/29", "198.18.2.0/29", "198.18.3.1", "--pcap", str(mixed), "-W", "0.3", "-r", "0",
                     "--probe", "echo")
     assert res.returncode == 0, res.stderr
     fields = subprocess.run(["tshark", "-r", str(mixed), "-T", "fields", "-e", "frame.protocols", "-e", "icmp.type",
@@ -348,7 +348,7 @@ def test_progress_bar_only_on_a_tty_and_only_for_long_sweeps(lab) -> None:
             os.close(master)
         return out, b"".join(chunks).decode(errors="replace")
 
-    out, err = stderr_on_pty("198.18.1.0/24", "-t", "1.5", "--json")
+    out, err = stderr_on_pty("198.18.1.0/24", "-W", "1.5", "--json")
     assert "\r[" in err and "%" in err and "16 hosts up of 256" in err
     assert "\r" not in out and len(out.splitlines()) == 16
     _, quick = stderr_on_pty("198.18.2.0/28")

@@ -62,7 +62,7 @@ def test_udp_probes_get_replies_or_port_unreachable_from_the_host(lab) -> None:
 
 def test_echo_only_finds_nothing_there_and_says_what_to_try(lab) -> None:
     """--probe echo on hosts that drop ICMP: nothing, exit 1, and one line saying to try TCP probes."""
-    res = lab.recon("sweep", lab.info.range("noicmp24").cidr, "--probe", "echo", "-t", "0.3")
+    res = lab.recon("sweep", lab.info.range("noicmp24").cidr, "--probe", "echo", "-W", "0.3")
     assert res.returncode == 1 and res.stdout == ""
     lines = res.stderr.strip().splitlines()
     assert lines[0].startswith("0 hosts up of 256") and len(lines) == 2
@@ -98,7 +98,7 @@ def test_pcap_holds_tcp_probes_and_answers(lab, tmp_path) -> None:
     live = [a for a in (r.up or ()) if a not in listening][:2]
     dead = [str(a) for a in ipaddress.ip_network(r.cidr).hosts() if str(a) not in (r.up or ())][:2]
     path = tmp_path / "tcp.pcap"
-    res = lab.recon("sweep", *live, *dead, "--pcap", str(path), "-t", "0.3", "-r", "0", "--json")
+    res = lab.recon("sweep", *live, *dead, "--pcap", str(path), "-W", "0.3", "-r", "0", "--json")
     assert res.returncode == 0, res.stderr
     assert {json.loads(line)["address"]: json.loads(line)["reason"] for line in res.stdout.splitlines()} == dict.fromkeys(live, "rst")
     fields = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-e", "tcp.flags.str", "-e", "tcp.dstport",

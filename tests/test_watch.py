@@ -645,16 +645,16 @@ def test_ctrl_c_works_when_started_with_sigint_ignored(lab) -> None:
 
 
 def test_rounds_take_sweeps_timeout_interface_rate_and_exclude_file(lab, tmp_path: Path) -> None:
-    """-t, -i, --rate and --exclude-file mean what they mean in sweep: the excluded tv is neither probed nor listed."""
+    """-W, -I, --rate and --exclude-file mean what they mean in sweep: the excluded tv is neither probed nor listed."""
     tv = lab.host("tv")
     excluded = tmp_path / "exclude.txt"
     excluded.write_text(f"# not this one\n{tv.ipv4}\n")
-    res = lab.recon("watch", LAN5, "--once", "--json", "-t", "0.5", "-i", lab.info.scanner_if, "--rate", "500",
+    res = lab.recon("watch", LAN5, "--once", "--json", "-W", "0.5", "-I", lab.info.scanner_if, "--rate", "500",
                     "--exclude-file", str(excluded))
     assert res.returncode == 0, res.stderr
     listed = {json.loads(x)["address"] for x in res.stdout.splitlines()}
     assert listed == {h.ipv4 for h in lab.info.hosts} - {tv.ipv4}
-    wrong = lab.recon("watch", LAN5, "--once", "-i", "nosuch0")
+    wrong = lab.recon("watch", LAN5, "--once", "-I", "nosuch0")
     assert wrong.returncode == 2 and "nosuch0" in wrong.stderr and len(wrong.stderr.strip().splitlines()) == 1
 
 
