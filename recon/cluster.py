@@ -114,16 +114,21 @@ def _worker_identity() -> str:
         return "local"
 
 
+def _small_number(text: str, digits: int) -> bool:
+    """ASCII digits only (str.isdigit also takes '١'), and few enough that int() cannot refuse them."""
+    return text.isascii() and text.isdigit() and len(text) <= digits
+
+
 def parse_cluster(text: str) -> tuple[str, int | None]:
     """``tcp://HOST:PORT`` → (address, None); ``local:N`` → ("local", N); anything else: InvalidOption."""
     if text.startswith("local:"):
         count = text[len("local:"):]
-        if count.isdigit() and 1 <= int(count) <= 256:
+        if _small_number(count, 3) and 1 <= int(count) <= 256:
             return "local", int(count)
         raise InvalidOption("--cluster", text, "local:N with N from 1 to 256 worker processes, e.g. local:2")
     scheme, sep, rest = text.partition("://")
     host, colon, port = rest.rpartition(":")
-    if sep and scheme in ("tcp", "tls") and host and colon and port.isdigit() and 0 < int(port) < 65536:
+    if sep and scheme in ("tcp", "tls") and host and colon and _small_number(port, 5) and 0 < int(port) < 65536:
         return text, None
     raise InvalidOption("--cluster", text, "a Dask scheduler address such as tcp://198.18.0.10:8786, or local:N")
 

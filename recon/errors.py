@@ -86,11 +86,16 @@ class InvalidTarget(InputError):
 class InvalidOption(InputError):
     """An option value outside its allowed range."""
 
+    SHOWN = InvalidTarget.SHOWN  # a longer value is cut in the message, so the error stays one short line
+
     def __init__(self, option: str, value: object, allowed: str) -> None:
         self.option = option
         self.value = value
         self.allowed = allowed
-        super().__init__(f"invalid {option} {value!r}: {allowed}")
+        shown = repr(value)
+        if len(shown) > self.SHOWN:
+            shown = f"{shown[:self.SHOWN]}… ({len(str(value)):,} characters)"
+        super().__init__(f"invalid {option} {shown}: {allowed}")
 
 
 def check_range(option: str, value: float | None, low: float, high: float, allowed: str, *,

@@ -45,7 +45,9 @@ def _recon(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 def test_parse_cluster_accepts_scheduler_addresses_and_local_counts() -> None:
     assert parse_cluster("tcp://198.18.0.10:8786") == ("tcp://198.18.0.10:8786", None)
     assert parse_cluster("local:2") == ("local", 2)
-    for bad in ("198.18.0.10:8786", "tcp://198.18.0.10", "tcp://:8786", "local:0", "local:x", "http://h:1", "tcp://h:70000"):
+    for bad in ("198.18.0.10:8786", "tcp://198.18.0.10", "tcp://:8786", "local:0", "local:x", "http://h:1", "tcp://h:70000",
+                "local:\u0662", "tcp://h:\u0668\u0667\u0668\u0666",  # Arabic-Indic digits: int() takes them, nothing else should
+                "local:" + "9" * 5000, "tcp://h:" + "9" * 5000):  # past int()'s 4,300-digit limit: a ValueError traceback
         with pytest.raises(InvalidOption):
             parse_cluster(bad)
 
