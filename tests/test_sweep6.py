@@ -219,7 +219,7 @@ def test_onlink_ipv6_targets_go_by_neighbor_discovery_as_nmap_6_sn(lab) -> None:
     rows = {r["address"]: r for r in map(json.loads, res.stdout.splitlines()) if r["status"] == "up"}
     onlink = {a for a in rows if a.startswith("2001:db8::")}
     assert onlink == _nmap6(lab, "-sn", "2001:db8::/120")
-    assert {rows[a]["reason"] for a in onlink} == {"nd-advert", "localhost"}
+    assert {rows[a]["reason"] for a in onlink} == {"nd-advert", "self"}
     macs = {h.ipv6: h.mac for h in lab.info.hosts}
     assert all(rows[a]["mac"] == mac for a, mac in macs.items())
     assert {rows[a]["reason"] for a in rows if a.startswith("2001:db8:1::")} == {"echo-reply"}, "routed: echo"
