@@ -86,8 +86,9 @@ def route_source(dst: str, transport: Transport | None = None) -> str:
     return (transport or default_transport()).route_source(dst)
 
 
-def routes() -> list[OnLinkRoute]:
-    """The IPv4 routing table of this thread's namespace, longest prefix first."""
+def routes(*, usable_only: bool = True) -> list[OnLinkRoute]:
+    """The IPv4 routing table of this thread's namespace, longest prefix first; ``usable_only=False`` keeps
+    reject routes and routes through lo too (where the sweep needs the table's prefixes, not its links)."""
     out: list[OnLinkRoute] = []
     try:
         lines = proc_net("route").read_text().splitlines()[1:]
@@ -98,7 +99,7 @@ def routes() -> list[OnLinkRoute]:
         if len(f) < 8:
             continue
         iface, dest, gw, flags, metric, mask = f[0], f[1], f[2], int(f[3], 16), int(f[6]), f[7]
-        if not flags & _RTF_UP or flags & _RTF_REJECT or iface in ("lo", "*"):
+        if usable_only and (not flags & _RTF_UP or flags & _RTF_REJECT or iface in ("lo", "*")):
             continue
         # /proc/net/route prints the addresses as host-order (little-endian) hex
         net, m, g = (struct.unpack("!I", struct.pack("<I", int(x, 16)))[0] for x in (dest, mask, gw))

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from recon.arp import ETH_P_ARP, Link, arp_request_template, link, onlink_routes, vendor, with_sender
+from recon.arp import ETH_P_ARP, Link, arp_request_template, link, onlink_routes, routes, vendor, with_sender
 from recon.engine6 import Prober6, probes_for_v6
 from recon.errors import InvalidOption, check_range
 from recon.icmp import REPLY_TO, icmp_name, quoted_probe
@@ -175,7 +175,8 @@ class Prober:
         return self._arp
 
     def _l4_sockets(self, source: str) -> dict[int, PacketSocket]:
-        """Raw TCP/UDP sockets bound to ``source`` (the address the probes' checksums are computed for)."""
+        """Raw TCP/UDP sockets bound to ``source`` (--source), or unbound for ``""``: then the kernel picks each
+        probe's source by its route, as for ICMP, and the probes' checksums are computed for that pick."""
         if self._l4_source != source:
             for sock in self._l4.values():
                 sock.close()
@@ -188,7 +189,8 @@ class Prober:
                 if self.interface:
                     bind_device(s, self.interface)
                 try:
-                    s.bind((source, 0))
+                    if source:
+                        s.bind((source, 0))
                 except OSError:
                     raise InvalidOption("--source", source, "not an address of this machine") from None
                 s.setblocking(False)
@@ -248,18 +250,59 @@ class Prober:
         specs = [p for p in self.specs if p.kind in L4_KINDS]
         if not specs:
             return None
-        source = self.source
-        if source is None:
-            first = next((i for i in range(len(addrs)) if kind is None or not kind[i]), None)
-            if first is None:
-                return None
-            try:
-                source = self.transport.route_source(int_to_ip(addrs[first]), interface=self.interface)
-            except OSError:
-                return None  # no route: the ICMP sends say so (send_errors)
-        socks = self._l4_sockets(source)
-        probes = l4_probes(specs, Cookies(), ip_to_int(source), self.sport)
-        return _L4Plan(probes, socks.get(socket.IPPROTO_TCP), socks.get(socket.IPPROTO_UDP))
+        if self.source is not None:
+            socks = self._l4_sockets(self.source)
+            probes = l4_probes(specs, Cookies(), ip_to_int(self.source), self.sport)
+            return _L4Plan(probes, socks.get(socket.IPPROTO_TCP), socks.get(socket.IPPROTO_UDP))
+        sources, source_of = self._route_sources(addrs, kind)
+        if not sources:
+            return None  # no route: the ICMP sends say so (send_errors)
+        socks = self._l4_sockets("")
+        cookies = Cookies()
+        by_source = tuple(l4_probes(specs, cookies, ip_to_int(src), self.sport) for src in sources)
+        return _L4Plan(by_source[0], socks.get(socket.IPPROTO_TCP), socks.get(socket.IPPROTO_UDP), by_source, source_of)
+
+    def _route_sources(self, addrs: array[int], kind: bytearray | None) -> tuple[list[str], bytearray | None]:
+        """The source address the kernel picks for each routed target (by its route), as a list of the distinct
+        ones and, when there are several, each target's index into it (``len(list)``: no route).
+
+        The routing table's prefixes cut the address space into stretches that one route covers; the kernel's
+        pick is asked once per stretch that holds a target (``route_source``: a UDP connect, nothing sent), so
+        a range behind one route costs one lookup. Policy rules that choose by destination within a stretch of
+        the main table are not seen (one lookup stands for the stretch)."""
+        edges = sorted({0, *(e for r in routes(usable_only=False) for e in (r.net, (r.net | (~r.mask & 0xFFFFFFFF)) + 1))})
+        sources: list[str] = []
+        picks: dict[int, int] = {}  # stretch → index into sources (255: no route)
+
+        def pick(address: int) -> int:
+            stretch = bisect.bisect_right(edges, address)
+            if stretch not in picks:
+                try:
+                    src = self.transport.route_source(int_to_ip(address), interface=self.interface)
+                except OSError:
+                    picks[stretch] = 255
+                else:
+                    if src not in sources:
+                        sources.append(src)
+                    picks[stretch] = sources.index(src)
+            return picks[stretch]
+
+        routed = addrs if kind is None else array("I", (addrs[i] for i in range(len(addrs)) if not kind[i]))
+        if not routed:
+            return [], None
+        lo, hi = min(routed), max(routed)
+        if bisect.bisect_right(edges, lo) == bisect.bisect_right(edges, hi):  # one stretch: the usual case
+            pick(lo)
+            return sources, None
+        of = bytearray(len(addrs))
+        for i, a in enumerate(addrs):  # per target only when the targets span several routes
+            if kind is None or not kind[i]:
+                of[i] = pick(a)
+        if len(sources) > 254:
+            raise InvalidOption("--source", "(none)", "the targets span more than 254 source addresses; choose one")
+        if len(sources) <= 1 and 255 not in of:
+            return sources, None
+        return sources, of.translate(bytes(range(255)) + bytes([len(sources)]))  # no route → len(sources)
 
     # -- the sweep ------------------------------------------------------------------
     def sweep(self, targets: TargetSet, *, timeout: float = 1.0, retries: int | None = 1, seed: int | None = None,
@@ -542,14 +585,15 @@ class _PcapTap:
         except OSError:
             return b"\0" * 4
 
-    def probe(self, data: bytes | bytearray, dst: int, is_frame: bool, sock: PacketSocket | None) -> None:
+    def probe(self, data: bytes | bytearray, dst: int, is_frame: bool, sock: PacketSocket | None,
+              src: bytes | None = None) -> None:
         if is_frame:
             self.writer.write(bytes(data))
             return
         l4 = self.run.l4 if isinstance(self.run, _RawReceive) else None
         proto = socket.IPPROTO_TCP if l4 is not None and sock is l4.tcp else (
             socket.IPPROTO_UDP if l4 is not None and sock is l4.udp else socket.IPPROTO_ICMP)
-        packet = ipv4_header(self.src_addr, dst.to_bytes(4, "big"), len(data), 64, True, proto) + bytes(data)
+        packet = ipv4_header(src or self.src_addr, dst.to_bytes(4, "big"), len(data), 64, True, proto) + bytes(data)
         if self.ethernet:
             packet = b"\0" * 6 + self.eth_src + b"\x08\x00" + packet
         self.writer.write(packet)
@@ -570,6 +614,8 @@ class _L4Plan:
     probes: tuple[L4Probe, ...]
     tcp: PacketSocket | None
     udp: PacketSocket | None
+    by_source: tuple[tuple[L4Probe, ...], ...] = ()  # the probes again for each source address, when there are several
+    source_of: bytearray | None = None  # each target's index into by_source (len(by_source): no route)
 
 
 class _AddressIndex:
@@ -597,6 +643,7 @@ class _Pass:
     partial: int
     type_code: int
     probe: L4Probe | None
+    variants: tuple[L4Probe | None, ...] | None = None  # the probe for each source address (None: no route)
 
 
 class _RawReceive(_Run):
@@ -894,7 +941,10 @@ class _RawSweep(_RawReceive):
                 out.append(_Pass(k, self.icmp, buf, p.partial + rnd_word, p.request << 8, None))
             elif spec.kind in L4_KINDS and self.l4 is not None:
                 k, q = next(l4)
-                out.append(_Pass(k, self.l4.tcp if q.proto == socket.IPPROTO_TCP else self.l4.udp, None, 0, 0, q))
+                variants = None
+                if self.l4.source_of is not None:  # several source addresses: the checksum differs for each
+                    variants = (*(ps[k - len(self.icmp_probes)] for ps in self.l4.by_source), None)
+                out.append(_Pass(k, self.l4.tcp if q.proto == socket.IPPROTO_TCP else self.l4.udp, None, 0, 0, q, variants))
         if rnd and self.kinds_answered:
             out = [x for x in out if x.kind in self.kinds_answered] or out
         return out or [_Pass(-1, None, None, 0, 0, None)]  # on-link targets only: the ARP pass
@@ -933,6 +983,7 @@ class _RawSweep(_RawReceive):
         next_at = time.monotonic()
         pack_into, clock, base, fam = struct.pack_into, time.monotonic, self.base, FAMILY4
         buf, partial, type_code, probe, routed = spec.buf, spec.partial, spec.type_code, spec.probe, spec.sock
+        variants, source_of = spec.variants, self.l4.source_of if self.l4 is not None else None
         flush, progress = self._flush, self.progress
         count = 0
         out = self._batch(routed) if routed is not None else None
@@ -978,8 +1029,11 @@ class _RawSweep(_RawReceive):
                 seq = i & 0xFFFF
                 pack_into("!HHI8xHHHH", area, k * slot, fam, 0, a, type_code, _fold(partial + ident + seq), ident, seq)
             elif probe is not None:
+                p = probe if variants is None or source_of is None else variants[source_of[i]]
+                if p is None:
+                    continue  # no route to this one: its ICMP probe says so
                 pack_into("!HHI8x", area, k * slot, fam, 0, a)
-                data = probe.build(a)
+                data = p.build(a)
                 area[k * slot + head:k * slot + head + len(data)] = data
             else:
                 continue
@@ -991,6 +1045,13 @@ class _RawSweep(_RawReceive):
                 if first and progress is not None and not count & 4095:
                     progress(min(self.n, count) if rnd == 0 else self.answered, self.n)
         return count + flush(out, held, k, rnd) + flush(link, lheld, lk, rnd)
+
+    def _source_of(self, i: int) -> bytes | None:
+        """Target ``i``'s source address when the sweep has several (by route), else None."""
+        l4 = self.l4
+        if l4 is None or l4.source_of is None or l4.source_of[i] >= len(l4.by_source):
+            return None
+        return l4.by_source[l4.source_of[i]][0].source.to_bytes(4, "big")
 
     def _flush(self, batch: SendBatch | None, held: array[int], count: int, rnd: int) -> int:
         """Send the ``count`` probes waiting in ``batch`` (sweep indices in ``held``), then drain; how many went."""
@@ -1021,7 +1082,7 @@ class _RawSweep(_RawReceive):
                 raise
         if tap is not None:
             for k in range(count):
-                tap.probe(batch.packet(k), self.addrs[held[k]], not batch.addressed, batch.sock)
+                tap.probe(batch.packet(k), self.addrs[held[k]], not batch.addressed, batch.sock, self._source_of(held[k]))
         self._drain()
         return count
 

@@ -7,6 +7,8 @@ import ipaddress
 import json
 import re
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from tests.conftest import need_tool
 
@@ -125,3 +127,47 @@ def test_the_default_probe_set_needs_no_retry_round_without_loss(lab) -> None:
         result = sweep(build_targets(["198.18.1.0/24"]), probe=None, retries=None, timeout=0.3)
     assert len(result.up) == 16 and {h.reason for h in result.up} == {"echo-reply"}
     assert result.stats.retries == 0 and result.stats.sent == 256 + 3 * 240
+
+
+@contextmanager
+def _two_sources(lab) -> Iterator[str]:
+    """For the block, the lab gets a target set reachable only from a second source address: the scanner holds
+    198.18.0.78 too and routes the ICMP-silent range (198.18.7.0/24) with 'src 198.18.0.78' (as a VPN or a
+    policy route would), and the firewalled hosts accept that range's packets only from .78 and the echo-dropping
+    range's (198.18.6.0/24) only from 198.18.0.2 (an ACL by source). The lab has no such set by itself:
+    its scanner has one address."""
+    second, fw = "198.18.0.78", lab.info.fw_ns
+    noecho, noicmp = lab.info.range("noecho24").cidr, lab.info.range("noicmp24").cidr
+    acl = ("table ip recontest {\n chain input { type filter hook input priority -10; policy accept;\n"
+           f"  ip daddr {noicmp} ip saddr != {second} drop\n  ip daddr {noecho} ip saddr != {lab.info.scanner_ipv4} drop\n"
+           " }\n}\n")
+    steps = [(["ip", "addr", "add", f"{second}/24", "dev", "eth0"], lab.ns, ["ip", "addr", "del", f"{second}/24", "dev", "eth0"]),
+             (["ip", "route", "add", noicmp, "via", lab.info.router_ipv4, "src", second], lab.ns,
+              ["ip", "route", "del", noicmp, "via", lab.info.router_ipv4]),
+             (["nft", "-f", "-"], fw, ["nft", "delete", "table", "ip", "recontest"])]
+    done = []
+    try:
+        for argv, ns, undo in steps:
+            res = lab.run(argv, ns=ns, input=acl if argv[0] == "nft" else None)
+            assert res.returncode == 0, res.stderr
+            done.append((undo, ns))
+        yield second
+    finally:
+        for undo, ns in reversed(done):
+            lab.run(undo, ns=ns)
+
+
+def test_tcp_probes_leave_from_the_source_address_of_each_targets_route(lab) -> None:
+    """The two halves of 198.18.6.0/23 are reachable only from different source addresses (by route). TCP
+    probes alone (-PS443 -PA80, so no ICMP probe can find a host) find every live host of both halves, so
+    each probe left from its route's source with a checksum for it (it was one source for the whole sweep,
+    the first target's: one half was lost); nmap, which picks the source by route too, finds the same."""
+    need_tool("nmap")
+    noecho, noicmp = lab.info.range("noecho24"), lab.info.range("noicmp24")
+    with _two_sources(lab):
+        res = lab.recon("sweep", "198.18.6.0/23", "-PS443", "-PA80", "--json", "-t", "0.5")
+        assert res.returncode == 0, res.stderr
+        up = _up(_rows(res))
+        assert set(up) == set(noecho.up) | set(noicmp.up)
+        assert set(up) == _nmap(lab, "-sn", "-PS443", "-PA80", "198.18.6.0/23")
+    assert set(up.values()) <= {"rst", "syn-ack"}
