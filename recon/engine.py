@@ -254,55 +254,13 @@ class Prober:
             socks = self._l4_sockets(self.source)
             probes = l4_probes(specs, Cookies(), ip_to_int(self.source), self.sport)
             return _L4Plan(probes, socks.get(socket.IPPROTO_TCP), socks.get(socket.IPPROTO_UDP))
-        sources, source_of = self._route_sources(addrs, kind)
+        sources, source_of = route_sources(addrs, kind, self.transport, self.interface)
         if not sources:
             return None  # no route: the ICMP sends say so (send_errors)
         socks = self._l4_sockets("")
         cookies = Cookies()
         by_source = tuple(l4_probes(specs, cookies, ip_to_int(src), self.sport) for src in sources)
         return _L4Plan(by_source[0], socks.get(socket.IPPROTO_TCP), socks.get(socket.IPPROTO_UDP), by_source, source_of)
-
-    def _route_sources(self, addrs: array[int], kind: bytearray | None) -> tuple[list[str], bytearray | None]:
-        """The source address the kernel picks for each routed target (by its route), as a list of the distinct
-        ones and, when there are several, each target's index into it (``len(list)``: no route).
-
-        The routing table's prefixes cut the address space into stretches that one route covers; the kernel's
-        pick is asked once per stretch that holds a target (``route_source``: a UDP connect, nothing sent), so
-        a range behind one route costs one lookup. Policy rules that choose by destination within a stretch of
-        the main table are not seen (one lookup stands for the stretch)."""
-        edges = sorted({0, *(e for r in routes(usable_only=False) for e in (r.net, (r.net | (~r.mask & 0xFFFFFFFF)) + 1))})
-        sources: list[str] = []
-        picks: dict[int, int] = {}  # stretch → index into sources (255: no route)
-
-        def pick(address: int) -> int:
-            stretch = bisect.bisect_right(edges, address)
-            if stretch not in picks:
-                try:
-                    src = self.transport.route_source(int_to_ip(address), interface=self.interface)
-                except OSError:
-                    picks[stretch] = 255
-                else:
-                    if src not in sources:
-                        sources.append(src)
-                    picks[stretch] = sources.index(src)
-            return picks[stretch]
-
-        routed = addrs if kind is None else array("I", (addrs[i] for i in range(len(addrs)) if not kind[i]))
-        if not routed:
-            return [], None
-        lo, hi = min(routed), max(routed)
-        if bisect.bisect_right(edges, lo) == bisect.bisect_right(edges, hi):  # one stretch: the usual case
-            pick(lo)
-            return sources, None
-        of = bytearray(len(addrs))
-        for i, a in enumerate(addrs):  # per target only when the targets span several routes
-            if kind is None or not kind[i]:
-                of[i] = pick(a)
-        if len(sources) > 254:
-            raise InvalidOption("--source", "(none)", "the targets span more than 254 source addresses; choose one")
-        if len(sources) <= 1 and 255 not in of:
-            return sources, None
-        return sources, of.translate(bytes(range(255)) + bytes([len(sources)]))  # no route → len(sources)
 
     # -- the sweep ------------------------------------------------------------------
     def sweep(self, targets: TargetSet, *, timeout: float = 1.0, retries: int | None = 1, seed: int | None = None,
@@ -388,6 +346,50 @@ def sweep(targets: TargetSet | Iterable[str] | str, *, method: str = "auto", pro
     with Prober(method=method, probe=probe, engine=engine, interface=interface, source=source, rate=rate,
                 transport=transport) as prober:
         return prober.sweep(targets, **kwargs)  # type: ignore[arg-type]  # a TargetSet by now; mypy does not narrow on hasattr
+
+
+def route_sources(addrs: array[int], kind: bytearray | None, transport: Transport,
+                  interface: str | None = None) -> tuple[list[str], bytearray | None]:
+    """The source address the kernel picks for each routed target (by its route), as a list of the distinct
+    ones and, when there are several, each target's index into it (``len(list)``: no route).
+
+    The routing table's prefixes cut the address space into stretches that one route covers; the kernel's
+    pick is asked once per stretch that holds a target (``route_source``: a UDP connect, nothing sent), so
+    a range behind one route costs one lookup. Policy rules that choose by destination within a stretch of
+    the main table are not seen (one lookup stands for the stretch)."""
+    edges = sorted({0, *(e for r in routes(usable_only=False) for e in (r.net, (r.net | (~r.mask & 0xFFFFFFFF)) + 1))})
+    sources: list[str] = []
+    picks: dict[int, int] = {}  # stretch → index into sources (255: no route)
+
+    def pick(address: int) -> int:
+        stretch = bisect.bisect_right(edges, address)
+        if stretch not in picks:
+            try:
+                src = transport.route_source(int_to_ip(address), interface=interface)
+            except OSError:
+                picks[stretch] = 255
+            else:
+                if src not in sources:
+                    sources.append(src)
+                picks[stretch] = sources.index(src)
+        return picks[stretch]
+
+    routed = addrs if kind is None else array("I", (addrs[i] for i in range(len(addrs)) if not kind[i]))
+    if not routed:
+        return [], None
+    lo, hi = min(routed), max(routed)
+    if bisect.bisect_right(edges, lo) == bisect.bisect_right(edges, hi):  # one stretch: the usual case
+        pick(lo)
+        return sources, None
+    of = bytearray(len(addrs))
+    for i, a in enumerate(addrs):  # per target only when the targets span several routes
+        if kind is None or not kind[i]:
+            of[i] = pick(a)
+    if len(sources) > 254:
+        raise InvalidOption("--source", "(none)", "the targets span more than 254 source addresses; choose one")
+    if len(sources) <= 1 and 255 not in of:
+        return sources, None
+    return sources, of.translate(bytes(range(255)) + bytes([len(sources)]))  # no route → len(sources)
 
 
 # --- internals ----------------------------------------------------------------------
