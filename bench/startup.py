@@ -42,8 +42,10 @@ def median_wall(argv: list[str], n: int) -> float:
 
 
 def slowest_imports(argv: list[str], top: int = 15) -> list[tuple[int, str]]:
-    """`python -X importtime`: the imports with the largest cumulative time (µs), outermost first."""
-    res = subprocess.run([argv[0], "-X", "importtime", *argv[1:]], capture_output=True, text=True, check=False)
+    """`python -X importtime`: the imports with the largest cumulative time (µs), outermost first. argv runs the
+    interpreter (PY) itself, or through a prefix such as `ip netns exec NS`."""
+    at = argv.index(PY) + 1
+    res = subprocess.run([*argv[:at], "-X", "importtime", *argv[at:]], capture_output=True, text=True, check=False)
     rows = []
     for line in res.stderr.splitlines():
         if line.startswith("import time:") and "|" in line and "cumulative" not in line:
@@ -94,9 +96,10 @@ def lab_rows(n: int, importtime: bool) -> None:
             row(f"nmap -sn -n {host}", median_wall([*inside, "nmap", "-sn", "-n", host], n))
         row(f"recon sweep {host}", median_wall([*recon, "sweep", host], n))
         if importtime:
-            print(f"\nslowest imports of recon ping -c 1 {host} (cumulative ms):")
-            for us, name in slowest_imports([*inside, PY, "-m", "recon", "ping", "-c", "1", host]):
-                print(f"  {us / 1000:6.1f}  {name}")
+            for argv in (["ping", "-c", "1", host], ["sweep", host]):
+                print(f"\nslowest imports of recon {' '.join(argv)} (cumulative ms):")
+                for us, name in slowest_imports([*recon, *argv]):
+                    print(f"  {us / 1000:6.1f}  {name}")
     finally:
         lab.down()
 
@@ -110,6 +113,8 @@ def main() -> int:
     compileall.compile_dir(str(ROOT / "recon"), quiet=1)
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"{os.cpu_count()} cores, load average {load} (other jobs slow every row alike)")
     print(f"{'command (median of ' + str(args.runs) + ' runs)':48} {'wall s':>7}")
     local_rows(args.runs, args.importtime)
     if not args.no_lab:
