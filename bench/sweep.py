@@ -2,11 +2,13 @@
 
 Rows: wall time and recall on the lab's dense and sparse ranges; the ranges whose hosts drop ICMP
 echo or all ICMP (recon's default probes and -PS443 -PA80 against nmap -sn and nmap -PS443 -PA80);
-and recall under 20 % loss on a dense /24 (three runs each, default options).
+recall under 20 % loss on a dense /24 (three runs each, default options); and the IPv6 ranges
+(routed sparse and dense /120s, the on-link LAN's first /120) against nmap -6 -sn.
 
     sudo .venv/bin/python bench/sweep.py            # references on the /24s only (they take minutes on the big ranges)
     sudo .venv/bin/python bench/sweep.py --full     # references on every range too (several minutes)
     sudo .venv/bin/python bench/sweep.py --cluster  # 1 process vs --cluster local:2 vs a running 2-worker cluster
+    sudo .venv/bin/python bench/sweep.py --ipv6     # only the IPv6 rows: recon against nmap -6 -sn
 
 Builds its own namespace lab (recon.lab.Lab) and always tears it down. Every tool runs as a fresh
 process inside the scanner namespace with a 1 s timeout; wall time includes interpreter start.
@@ -149,6 +151,10 @@ def truth_of(lab_info, name: str) -> set[str]:
 
 
 SILENT = [("noecho /24", "noecho24"), ("noicmp /24", "noicmp24")]
+# IPv6: routed sparse and dense /120s (ICMPv6 echo, TCP) and the on-link LAN's first /120 (Neighbor Discovery)
+IPV6 = [("sparse6 /120", "2001:db8:1::/120", "sparse6"), ("dense6 /120", "2001:db8:3::/120", "dense6"),
+        ("lan6 /120", "2001:db8::/120", "lan6")]
+IPV6_TOOLS = ["recon", "nmap -6 -sn"]
 SILENT_TOOLS = ["recon", "recon -PS443 -PA80", "nmap -sn", "nmap -sn -PS443 -PA80"]
 LOSS_TOOLS = ["recon", "nmap -sn", "fping -g"]
 
@@ -158,7 +164,7 @@ def run_tool(lab: Lab, ns: str, tool: str, cidr: str, timeout: float) -> tuple[f
         argv = [PY, "-m", "recon", "sweep", cidr, "--json", "-W", "1", "--yes", *tool.split()[1:]]
         wall, out, rss, note = measure(lab, ns, argv, timeout)
         found = {json.loads(line)["address"] for line in out.splitlines() if line.startswith("{")}
-    elif tool.startswith("nmap -sn") and tool != "nmap -sn -PE":
+    elif tool.startswith("nmap -6") or (tool.startswith("nmap -sn") and tool != "nmap -sn -PE"):
         wall, out, rss, note = measure(lab, ns, ["nmap", *tool.split()[1:], "-n", "-oG", "-", cidr], timeout)
         found = set(re.findall(r"Host: (\S+) \(\)\s+Status: Up", out))
     elif tool == "minimal loop":
@@ -187,6 +193,7 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=150.0, help="kill a tool after this many seconds (default 150)")
     ap.add_argument("--cluster", action="store_true", help="compare 1 process with --cluster local:2 (needs recon[cluster])")
     ap.add_argument("--repeat", type=int, default=3, help="runs per configuration with --cluster (default 3)")
+    ap.add_argument("--ipv6", action="store_true", help="only the IPv6 rows (recon against nmap -6 -sn)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench/sweep.py needs root (it builds a namespace lab)", file=sys.stderr)
@@ -194,6 +201,8 @@ def main() -> int:
     os.environ.setdefault("RECON_LAB_DIR", tempfile.mkdtemp(prefix="recon-bench-"))
     if args.cluster:
         return cluster_bench(args.repeat, args.timeout)
+    if args.ipv6:
+        return ipv6_bench(args.timeout)
     tools = ["recon", "recon --probe echo", "minimal loop", "scapy sr()", "nmap -sn -PE", "fping -g"]
     tools += ["zmap"] if shutil.which("zmap") else []
     lab = Lab()
@@ -222,6 +231,7 @@ def main() -> int:
         rows.append(Row("recon", "/15", wall, found, rss, note))
         truths = {label: truth_of(info, name) for label, _, name in RANGES} | {"/15": truth15}
         silent_rows(lab, ns, info, rows, truths, args.timeout)
+        ipv6_rows(lab, ns, info, rows, truths, args.timeout)
         loss = loss_rows(lab, ns, info, args.timeout)
         pps = pps_rows(ns, args.timeout)
     finally:
@@ -247,6 +257,33 @@ def silent_rows(lab: Lab, ns: str, info, rows: list[Row], truths: dict[str, set[
             wall, found, rss, note = run_tool(lab, ns, tool, r.cidr, timeout)
             rows.append(Row(tool, label, wall, found, rss, note))
             print(f"  {tool:14} {label:10} {'-' if wall is None else f'{wall:.2f} s'}", file=sys.stderr)
+
+
+def ipv6_rows(lab: Lab, ns: str, info, rows: list[Row], truths: dict[str, set[str]], timeout: float) -> None:
+    """The IPv6 ranges: recon's default (echo, SYN 443, ACK 80 routed; Neighbor Discovery on-link) against nmap -6 -sn."""
+    for label, cidr, name in IPV6:
+        truth = truth_of(info, name) if name != "lan6" else set(info.range(name).up)
+        if name == "lan6":  # the scanner itself and the router's subnet-router anycast answer ND too
+            truth |= {info.scanner_ipv6, info.router_anycast6}
+        truths[label] = {str(ipaddress.ip_address(a)) for a in truth}
+        for tool in IPV6_TOOLS:
+            wall, found, rss, note = run_tool(lab, ns, tool, cidr, timeout)
+            rows.append(Row(tool, label, wall, found, rss, note))
+            print(f"  {tool:14} {label:12} {'-' if wall is None else f'{wall:.2f} s'}", file=sys.stderr)
+
+
+def ipv6_bench(timeout: float) -> int:
+    """``--ipv6``: only the IPv6 rows, in a lab of their own."""
+    lab = Lab()
+    rows: list[Row] = []
+    truths: dict[str, set[str]] = {}
+    try:
+        info = lab.up()
+        ipv6_rows(lab, info.scanner_ns, info, rows, truths, timeout)
+    finally:
+        lab.down()
+    report(rows, truths)
+    return 0
 
 
 def loss_rows(lab: Lab, ns: str, info, timeout: float) -> dict[str, list[int]]:
@@ -316,6 +353,8 @@ def report(rows: list[Row], truths: dict[str, set[str]]) -> None:
         verdict = "met" if ours <= 1.3 * base else "MISSED"
         print(f"sparse /17 (default probes, default retries) within 1.3x of the minimal loop: {ours / base:.2f}x -> {verdict}")
         print()
+    if not any(r.rng in TARGETS for r in rows):
+        return  # --ipv6: none of the IPv4 targets was measured
     print("targets (1 s timeout):")
     for label, (kind, limit) in TARGETS.items():
         r = next((x for x in rows if x.tool == "recon" and x.rng == label), None)

@@ -111,8 +111,9 @@ InputFileOpt = Annotated[str | None, typer.Option(
     "--input-file", "-iL", help="Read targets from FILE, one per line ('-' for stdin, '#' comments).")]
 ExcludeOpt = Annotated[list[str] | None, typer.Option("--exclude", help="Leave out these targets (repeatable).")]
 ExcludeFileOpt = Annotated[str | None, typer.Option("--exclude-file", help="Leave out the targets listed in FILE.")]
-YesOpt = Annotated[bool, typer.Option(
-    "--yes", "-y", help="Allow more than 65,536 addresses (IPv4 and IPv6 together; one IPv6 range: a /96 at most).")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help=(
+    "Allow more than 65,536 addresses (IPv4 and IPv6 together; one IPv6 range: a /96 at most; one sweep or shard: "
+    "a /104 of IPv6 at most)."))]
 
 
 def _target_warnings(target_set: TargetSet, *, no_ipv6: str | None = None) -> None:
@@ -147,7 +148,7 @@ def sweep(
     method: Annotated[str, typer.Option("--method", help="auto: ARP on-link, ICMP routed (as nmap); or icmp, arp.")] = "auto",
     engine: Annotated[str, typer.Option("--engine", help="raw: batched raw sockets; scapy: Scapy sr() (slow reference).")] = "raw",
     source: Annotated[str | None, typer.Option(
-        "--source", help="Send from this local IPv4 address (also the sender of ARP requests).")] = None,
+        "--source", help="Send from this local address: IPv4 (also the sender of ARP requests), or IPv6 for IPv6 targets.")] = None,
     interface: Annotated[str | None, typer.Option(
         "--interface", "-I", callback=_interface, help="Send on this interface (ping's and fping's -I; was -i).")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Probe in this seeded pseudo-random order (default: address order).")] = None,
@@ -176,7 +177,7 @@ def sweep(
     _t: RetiredT = None,
     _i: RetiredI = None,
 ) -> int:
-    """Find live hosts (ARP on-link; ICMP, TCP and UDP probes routed).
+    """Find live hosts, IPv4 and IPv6 (ARP or Neighbor Discovery on-link; ICMP, TCP and UDP probes routed).
 
     \b
     Examples:
@@ -186,6 +187,8 @@ def sweep(
       recon sweep 10.0.0.0/24 -PA80                TCP ACK: an RST back means up, even through stateless filters
       recon sweep 10.0.0.0/24 --probe udp:53       a UDP reply, or port unreachable from the host, means up
       recon sweep 10.0.0.0/24 -PP                  ICMP timestamp (hosts that drop only echo)
+      recon sweep 2001:db8:1::/120 2001:db8::/120  IPv6: echo, SYN 443, ACK 80 routed; Neighbor Discovery on-link
+      recon sweep fe80::1%eth0 ff02::1%eth0        scoped: one address, or every member of a group, on eth0
     """
     from recon.targets import build_targets, parse_shard
 
