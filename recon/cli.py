@@ -176,8 +176,11 @@ def sweep(
                           "run the same command again to carry on where it stopped."))] = None,
     _t: RetiredT = None,
     _i: RetiredI = None,
+    local: Annotated[str | None, typer.Option("--local", metavar="IFACE", callback=_interface, show_default=False, help=(
+        "Every IPv6 host on this link (echo to ff02::1; NDP over an on-link prefix of at most 4,096), targets optional."))] = None,
 ) -> int:
-    """Find live hosts, IPv4 and IPv6 (ARP or Neighbor Discovery on-link; ICMP, TCP and UDP probes routed).
+    """Find live hosts, IPv4 and IPv6 (ARP or Neighbor Discovery on-link; ICMP, TCP and UDP probes routed;
+    multicast echo for a whole link).
 
     \b
     Examples:
@@ -189,24 +192,27 @@ def sweep(
       recon sweep 10.0.0.0/24 -PP                  ICMP timestamp (hosts that drop only echo)
       recon sweep 2001:db8:1::/120 2001:db8::/120  IPv6: echo, SYN 443, ACK 80 routed; Neighbor Discovery on-link
       recon sweep fe80::1%eth0 ff02::1%eth0        scoped: one address, or every member of a group, on eth0
+      recon sweep --local eth0                     every IPv6 host on eth0's link, with MAC and vendor
     """
-    from recon.targets import build_targets, parse_shard
+    from recon.targets import parse_shard
 
     fmt = _sweep_format(json_out=json_out, csv_out=csv_out, grep=grep, alive=alive, numeric=numeric, resolve=resolve)
     shard_t = parse_shard(shard, shards)
     if seed is None and shard_t[1] > 1:
         seed = 0  # shards interleave over the same permutation; any fixed seed keeps them disjoint
-    target_set = build_targets(targets or [], input_file=input_file, exclude=exclude or [], exclude_file=exclude_file, yes=yes)
+    target_set = _sweep_targets(targets, input_file, exclude, exclude_file, yes=yes, local=local)
     _target_warnings(target_set, no_ipv6="recon sweep --cluster" if cluster else "recon sweep --resume" if resume else None)
     options: dict[str, Any] = {"method": method, "probe": probe, "engine": engine, "interface": interface, "source": source, "rate": rate}
+    _local_alone(target_set, local, cluster=cluster, resume=resume, pcap=pcap)
     run = {"timeout": timeout, "retries": retries, "seed": seed, "shard": shard_t, "resolve": resolve}
-    result = _sweep_run(target_set, options, run, cluster=cluster, resume=resume, pcap=pcap)
+    result = _sweep_run(target_set, options, run, cluster=cluster, resume=resume, pcap=pcap, local=local)
     return _sweep_output(result, show_all=show_all, fmt=fmt, probe=probe)
 
 
 def _sweep_run(target_set: TargetSet, options: dict[str, Any], run: dict[str, Any], *, cluster: str | None,
-               resume: str | None, pcap: str | None) -> SweepResult:
-    """One sweep, local (with the progress bar) or as shards on a cluster; ``options`` for the Prober, ``run`` for .sweep()."""
+               resume: str | None, pcap: str | None, local: str | None = None) -> SweepResult:
+    """One sweep, local (with the progress bar) or as shards on a cluster; ``options`` for the Prober, ``run`` for .sweep();
+    with ``local`` (--local IFACE), ndp.discover's rows of that link merged in."""
     if cluster is not None or resume is not None:
         from recon.cluster import cluster_sweep
 
@@ -215,12 +221,18 @@ def _sweep_run(target_set: TargetSet, options: dict[str, Any], run: dict[str, An
         return cluster_sweep(target_set, cluster, resume=resume, on_shard=lambda s: render.err(render.shard_line(s)),
                              **run, **options)
     from recon.engine import Prober
+    from recon.ndp import merge
 
-    progress = render.SweepProgress()
-    with Prober(**options) as prober:
-        result = prober.sweep(target_set, pcap=pcap, progress=progress, **run)
-    progress.finish()
-    return result
+    parts = []
+    if target_set.total:
+        progress = render.SweepProgress()
+        with Prober(**options) as prober:
+            parts.append(prober.sweep(target_set, pcap=pcap, progress=progress, **run))
+        progress.finish()
+    if local:
+        parts.append(_local(local, timeout=run["timeout"], retries=run["retries"], rate=options["rate"],
+                            resolve=run["resolve"], pcap=pcap))
+    return parts[0] if len(parts) == 1 else merge(parts)
 
 
 def _sweep_format(*, json_out: bool, csv_out: bool, grep: bool, alive: bool, numeric: bool, resolve: bool) -> str:
@@ -253,6 +265,42 @@ def _sweep_output(result: SweepResult, *, show_all: bool, fmt: str, probe: list[
     if not result.up:
         render.err(render.sweep_hint(result, [str(p) for p in parse_probes(probe)]))
     return ExitStatus.OK if result.up else ExitStatus.NONE
+
+
+def _sweep_targets(targets: list[str] | None, input_file: str | None, exclude: list[str] | None, exclude_file: str | None,
+                   *, yes: bool, local: str | None) -> TargetSet:
+    """The targets for the engine; with --local none is needed."""
+    from recon.targets import TargetSet, build_targets
+
+    if not targets and not input_file and local is not None:
+        return TargetSet()
+    return build_targets(targets or [], input_file=input_file, exclude=exclude or [], exclude_file=exclude_file, yes=yes)
+
+
+def _local_alone(target_set: TargetSet, local: str | None, *, cluster: str | None, resume: str | None, pcap: str | None) -> None:
+    """--local runs in this process, and with -w only by itself."""
+    if local is None:
+        return
+    if cluster is not None or resume is not None:
+        raise InputError("--local cannot be combined with --cluster or --resume", hint="sweep the link apart")
+    if pcap is not None and target_set.total:
+        raise InputError("--pcap with --local takes no other targets", hint="sweep the link apart")
+
+
+def _local(local: str, *, timeout: float, retries: int | None, rate: float | None, resolve: bool,
+           pcap: str | None = None) -> SweepResult:
+    """--local IFACE through ndp.discover, the frames to ``pcap`` (Ethernet) when given."""
+    from recon.ndp import discover
+    from recon.pcap import LINKTYPE_ETHERNET, PcapWriter
+
+    writer = PcapWriter(pcap, LINKTYPE_ETHERNET) if pcap is not None else None
+    try:
+        result = discover(local=[local], timeout=timeout, retries=retries, rate=rate, resolve=resolve,
+                          tap=writer.write if writer is not None else None)
+    finally:
+        if writer is not None:
+            writer.close()
+    return result
 
 
 # --- ping -------------------------------------------------------------------------------

@@ -310,6 +310,23 @@ class _Wire:
             if frame[6:12] != mine:  # our own frames come back as outgoing copies
                 handle(frame, time.monotonic())
 
+    def end_round(self, since: float, *, timeout: float, final: bool, max_rtt_ms: float, adaptive: bool, before: int,
+                  found: Callable[[], int], handle: Callable[[bytes, float], None], done: Callable[[], bool]) -> bool:
+        """Wait after a round whose last frame left at ``since``; True when no round should follow.
+
+        After the final round the whole ``timeout``; between rounds only as long as answers have taken
+        (3 × the slowest + 20 ms, at least 50 ms, as the sweep engine waits between rounds). When an
+        ``adaptive`` retry round found no one (``found()`` is still ``before``), no sign of loss is left:
+        the ``timeout`` is waited out once and the rounds end."""
+        wait = timeout if final or max_rtt_ms <= 0 else min(timeout, max(0.05, 3 * max_rtt_ms / 1000 + 0.02))
+        self.wait(since + wait, handle, done)
+        if final or done():
+            return True
+        if adaptive and found() == before:
+            self.wait(since + timeout, handle, done)
+            return True
+        return False
+
     def wait(self, until: float, handle: Callable[[bytes, float], None], done: Callable[[], bool]) -> None:
         """Read until ``until`` (monotonic clock) or until ``done()``."""
         while True:
@@ -351,6 +368,7 @@ class _Solicit:
         self.sent_at = [0.0] * len(targets)
         self.found: dict[int, tuple[float, str, str]] = {}  # index → (rtt ms, mac, reason)
         self.duplicates = self.ignored = self.answers = 0
+        self.max_rtt = 0.0  # ms, the slowest answer so far
         for own in link.sources():
             if own in self.index:
                 self.found[self.index[own]] = (0.0, link.mac_str, LOCAL_REASON)
@@ -367,7 +385,9 @@ class _Solicit:
         if i in self.found:
             self.duplicates += 1
             return
-        self.found[i] = ((when - self.sent_at[i]) * 1000.0, advert[1].hex(":"), ND_REASON)
+        rtt = (when - self.sent_at[i]) * 1000.0
+        self.max_rtt = max(self.max_rtt, rtt)
+        self.found[i] = (rtt, advert[1].hex(":"), ND_REASON)
 
     def done(self) -> bool:
         return len(self.found) == len(self.targets)
@@ -388,7 +408,7 @@ def solicit(iface: str, addrs: Iterable[str | int], *, transport: Transport | No
             retries: int | None = 1, rate: float | None = None, tap: Tap | None = None) -> SweepResult:
     """Ask for each address in ``addrs`` (IPv6 text, scope allowed, or 128-bit ints) with a Neighbor
     Solicitation on Ethernet interface ``iface``; return every target, up (``reason`` nd-advert, with MAC
-    and vendor; our own addresses ``localhost``) or down, in address order, and the counters.
+    and vendor; our own addresses ``self``) or down, in address order, and the counters.
 
     Each round asks the silent again and waits ``timeout`` seconds after its last send. ``retries=None``
     adapts as the sweep engine does: again while the last retry still found hosts, at most 6 times.
@@ -423,9 +443,10 @@ def solicit(iface: str, addrs: Iterable[str | int], *, transport: Transport | No
                 a = targets[i]
                 run.sent_at[i] = wire.send(ns_frame(lnk, lnk.source_for(a), a))
                 wire.drain(handle)
-            wire.wait(time.monotonic() + timeout, handle, run.done)
-            if retries is None and rnd and len(run.found) == before:
-                break  # adaptive: this retry found nobody, so no sign of loss is left
+            if wire.end_round(time.monotonic(), timeout=timeout, final=rnd == rounds - 1, max_rtt_ms=run.max_rtt,
+                              adaptive=retries is None and rnd > 0, before=before, found=lambda: len(run.found),
+                              handle=handle, done=run.done):
+                break
         duration = max(time.monotonic() - wire.t0, 1e-9)
         stats = SweepStats(targets=len(targets), sent=wire.sent, received=run.answers, duplicates=run.duplicates,
                            retries=resent, ignored=run.ignored, send_errors=wire.send_errors,
@@ -445,7 +466,9 @@ class _Echo:
         self.nonce = os.urandom(8)
         self.sent_at: dict[int, float] = {}  # seq (round << 8 | source index) → when
         self.found: dict[bytes, tuple[float, int, str]] = {}  # responder → (rtt ms, hop limit, mac)
+        self.heard: set[tuple[bytes, int]] = set()  # (responder, seq): a second answer to one echo is a duplicate
         self.answers = self.duplicates = self.ignored = 0
+        self.max_rtt = 0.0
 
     def frame(self, seq: int) -> bytes:
         return echo_frame(self.link, self.sources[seq & 0xFF], self.group, self.ident, seq, self.nonce)
@@ -460,10 +483,14 @@ class _Echo:
             self.ignored += 1
             return
         self.answers += 1
-        if src in self.found:
+        if (src, seq) in self.heard:
             self.duplicates += 1
             return
-        self.found[src] = ((when - sent) * 1000.0, hops, frame[6:12].hex(":"))
+        self.heard.add((src, seq))
+        if src not in self.found:  # a later round's echo is answered again: the first answer stays
+            rtt = (when - sent) * 1000.0
+            self.max_rtt = max(self.max_rtt, rtt)
+            self.found[src] = (rtt, hops, frame[6:12].hex(":"))
 
     def hosts(self) -> tuple[HostResult, ...]:
         rows = {a: HostResult(self.link.show(a), "up", round(rtt, 3), hops, ECHO_REASON, mac, vendor(mac), reason=ECHO_REASON)
@@ -475,10 +502,13 @@ class _Echo:
 
 
 def multicast_echo(iface: str, *, transport: Transport | None = None, timeout: float = 1.0,
-                   group: str = ALL_NODES, retries: int | None = 1, tap: Tap | None = None) -> SweepResult:
-    """Send an ICMPv6 echo to multicast ``group`` on Ethernet interface ``iface`` from each of its addresses
-    (link-local first); return every responder (``reason`` echo-reply, with the MAC of its frame, vendor,
-    hop limit) and our own addresses (``localhost``), in address order.
+                   group: str = ALL_NODES, retries: int | None = 1, tap: Tap | None = None,
+                   every_source: bool = False) -> SweepResult:
+    """Send an ICMPv6 echo to multicast ``group`` on Ethernet interface ``iface`` from its link-local address,
+    as ping does (members answer from theirs), and with ``every_source`` from each of its other addresses too
+    (members answer from the address of the same scope, so their global addresses show as well); return every
+    responder (``reason`` echo-reply, with the MAC of its frame, vendor, hop limit) and our own addresses
+    used (``self``), in address order.
 
     Each round waits ``timeout`` seconds; a retry round echoes again (to hear who lost the first),
     and ``retries=None`` goes on while the last round found someone new, at most 6 times.
@@ -492,7 +522,7 @@ def multicast_echo(iface: str, *, transport: Transport | None = None, timeout: f
     if not target.is_multicast:
         raise InvalidTarget(group, "not an IPv6 multicast group", hint="ff02::1 is every node on the link")
     lnk = link6(iface, t)
-    run = _Echo(lnk, lnk.sources(), target.packed)
+    run = _Echo(lnk, lnk.sources() if every_source else [lnk.link_local], target.packed)
 
     def handle(frame: bytes, when: float) -> None:
         before = run.answers + run.ignored
@@ -507,8 +537,9 @@ def multicast_echo(iface: str, *, transport: Transport | None = None, timeout: f
                 seq = rnd << 8 | k
                 run.sent_at[seq] = wire.send(run.frame(seq))
                 wire.drain(handle)
-            wire.wait(time.monotonic() + timeout, handle, lambda: False)
-            if retries is None and rnd and len(run.found) == before:
+            if wire.end_round(time.monotonic(), timeout=timeout, final=rnd == rounds - 1, max_rtt_ms=run.max_rtt,
+                              adaptive=retries is None and rnd > 0, before=before, found=lambda: len(run.found),
+                              handle=handle, done=lambda: False):
                 break
         duration = max(time.monotonic() - wire.t0, 1e-9)
         hosts = run.hosts()
@@ -551,13 +582,19 @@ def _address_key(address: str) -> tuple[int, int]:
 
 def discover(scoped: Sequence[ScopedTarget] = (), local: Sequence[str] = (), *, transport: Transport | None = None,
              timeout: float = 1.0, retries: int | None = 1, rate: float | None = None, tap: Tap | None = None,
-             limit: int = LOCAL_PREFIX_LIMIT) -> SweepResult:
+             limit: int = LOCAL_PREFIX_LIMIT, resolve: bool = False) -> SweepResult:
     """On-link IPv6 discovery for a sweep: scoped unicast targets (``fe80::1%eth0``) by Neighbor Discovery,
-    scoped groups (``ff02::1%eth0``) by multicast echo, and each ``local`` interface (``sweep --local``) by
-    an echo to ff02::1 from each of its addresses plus a solicitation of every address of its on-link
-    prefixes that hold at most ``limit`` addresses. One merged result."""
+    scoped groups (``ff02::1%eth0``) by multicast echo from the link-local address (as ping), and each ``local``
+    interface (``sweep --local``) by an echo to ff02::1 from each of its addresses plus a solicitation of every address of its on-link
+    prefixes that hold at most ``limit`` addresses. One merged result; ``resolve`` looks up the names of
+    the hosts that are up (global addresses only: nothing names a link-local one)."""
     for iface in local:
-        link6(iface, transport, option="--local")  # every name checked before anything is sent
+        link6(iface, transport, option="--local")  # every interface checked before anything is sent
+    for s in scoped:
+        try:
+            link6(s.interface, transport)
+        except InvalidOption as exc:
+            raise InvalidTarget(str(s), exc.allowed, hint="the name after % is the interface to ask on") from None
     parts: list[SweepResult] = []
     by_iface: dict[str, list[ScopedTarget]] = {}
     for s in scoped:
@@ -569,9 +606,16 @@ def discover(scoped: Sequence[ScopedTarget] = (), local: Sequence[str] = (), *, 
         for g in dict.fromkeys(s.address for s in group if s.multicast):
             parts.append(multicast_echo(iface, transport=transport, timeout=timeout, group=g, retries=retries, tap=tap))
     for iface in dict.fromkeys(local):
-        parts.append(multicast_echo(iface, transport=transport, timeout=timeout, retries=retries, tap=tap))
+        parts.append(multicast_echo(iface, transport=transport, timeout=timeout, retries=retries, tap=tap, every_source=True))
         small = [n for n in link6(iface, transport).prefixes() if n.num_addresses <= limit]
         if small:
             addrs = [int(a) for n in small for a in n]
             parts.append(solicit(iface, addrs, transport=transport, timeout=timeout, retries=retries, rate=rate, tap=tap))
-    return merge(parts)
+    result = merge(parts)
+    if resolve:
+        from recon.engine import reverse_dns
+
+        names = reverse_dns([h.address for h in result.up if "%" not in h.address])
+        result = replace(result, hosts=tuple(replace(h, hostname=names[h.address]) if h.address in names else h
+                                             for h in result.hosts))
+    return result

@@ -1032,6 +1032,9 @@ def sweep_hint(result: SweepResult, probes: Sequence[str]) -> str:
     if s.method == "arp":
         return ("hint: nothing answered ARP; check --interface, or that the targets are on this segment "
                 "(routed targets take --method icmp)")
+    if s.method == "ndp":
+        return ("hint: nothing answered Neighbor Discovery; check the address and the interface after '%', "
+                "or hear every host on the link with ff02::1%IFACE or --local IFACE")
     if s.unreachable and s.unreachable == s.targets:
         return "hint: a router reported every target unreachable; the range is not reachable from here"
     if not any(p.startswith(("syn:", "ack:", "udp:")) for p in probes):
