@@ -146,6 +146,15 @@ def main() -> int:
         notes.append(f"`ipv6.pcap`: {sniff_eth} while `{'; '.join(cmds)}` ran (echo, neighbour discovery, "
                      "hop limit exceeded)")
 
+        # 8. on-link IPv6 discovery: multicast echo from each address, Neighbor Solicitations (recon/ndp.py)
+        scoped = [f"{h.ipv6_ll}%eth0" for h in info.hosts] + ["fe80::99%eth0"]
+        ndp = [(scan, [*RECON, "sweep", "--local", "eth0", "-W", "0.5", "-r", "0"]),
+               (scan, [*RECON, "sweep", *scoped, "2001:db8::/123", "-W", "1.2", "-r", "0"])]
+        cmds = record(scan, outdir / "ndp.pcap", ndp, iface="eth0")
+        notes.append(f"`ndp.pcap`: {sniff_eth} while `{'; '.join(cmds)}` ran (echo to ff02::1 from the link-local "
+                     "and the global address and every answer; Neighbor Solicitations to solicited-node groups and "
+                     "the advertisements, the router's subnet-router anycast 2001:db8:: among them; fe80::99 silent)")
+
         # 7. raw IP link type: the wan namespace's tun device
         cmds = record(wan, outdir / "wan-raw.pcap", [(scan, ["ping", "-c", "3", "-i", "0.2", "198.18.5.9"])], iface="tun0")
         notes.append("`wan-raw.pcap`: recon sniff -i tun0 -w FILE in the wan namespace (a tun device: raw IP, "

@@ -1,0 +1,260 @@
+"""recon/ndp.py without a lab: the frames of captures/ndp.pcap (recorded in the lab, see captures/README.md)
+answer what ndp sends through the replay transport (recon/transport.py). The truth is the lab's layout
+(recon/labbuild.py): which host has which MAC and which addresses."""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import struct
+
+import pytest
+
+from recon import ndp
+from recon.errors import InvalidOption, InvalidTarget
+from recon.labbuild import LAN_HOSTS, ROUTER_MAC, SCANNER_MAC, link_local
+from recon.models import ScopedTarget
+from recon.packets import inet_checksum
+from recon.pcap import read_frames
+from recon.transport import ReplaySocket, ReplayTransport, Sent
+from tests.conftest import CAPTURES, run_cli
+
+PCAP = CAPTURES / "ndp.pcap"
+SCANNER = bytes.fromhex(SCANNER_MAC.replace(":", ""))
+# address → MAC of everything on the lab's LAN but us: the five hosts (global and link-local) and the router
+# (2001:db8::1, its link-local, and its subnet-router anycast 2001:db8::)
+TRUTH = {f"2001:db8::{o}": m for _, o, m, _ in LAN_HOSTS} | {link_local(m): m for _, _, m, _ in LAN_HOSTS} | {
+    "2001:db8::1": ROUTER_MAC, link_local(ROUTER_MAC): ROUTER_MAC, "2001:db8::": ROUTER_MAC}
+
+
+def _frames() -> list[bytes]:
+    return [bytes(f.data) for f in read_frames(str(PCAP))]
+
+
+def _checksum(frame: bytearray) -> bytes:
+    """The frame with its ICMPv6 checksum made right again (after a field was rewritten)."""
+    size = int.from_bytes(frame[18:20], "big")
+    frame[56:58] = b"\0\0"
+    frame[56:58] = inet_checksum(bytes(frame[22:54]) + struct.pack("!I3xB", size, 58) + bytes(frame[54:54 + size])).to_bytes(2, "big")
+    return bytes(frame)
+
+
+class Link:
+    """The recorded LAN as a responder: a solicitation gets the recorded advertisement for its target, an echo
+    to a group gets every recorded reply to a source of the same scope, each fitted to the asker (addresses, id,
+    seq, payload, checksum) as the hosts' kernels answer. Nothing else in the frames changes."""
+
+    def __init__(self) -> None:
+        self.adverts: dict[bytes, bytes] = {}
+        self.replies: list[bytes] = []
+        for f in _frames():
+            if f[0:6] != SCANNER or f[12:14] != b"\x86\xdd" or f[20] != 58:
+                continue  # only what came to us
+            if f[54] == 136 and f[21] == 255:
+                self.adverts.setdefault(f[62:78], f)
+            elif f[54] == 129:
+                self.replies.append(f)
+
+    def __call__(self, sock: ReplaySocket, sent: Sent) -> list[bytes]:
+        frame = sent.data
+        if sent.kind != "packet" or len(frame) < 62 or frame[12:14] != b"\x86\xdd":
+            return []
+        if frame[54] == 135:
+            advert = self.adverts.get(frame[62:78])
+            if advert is None:
+                return []
+            out = bytearray(advert)
+            out[0:6], out[38:54] = frame[6:12], frame[22:38]
+            return [_checksum(out)]
+        if frame[54] == 128 and frame[38] == 0xFF:
+            link_local = frame[22:24] == b"\xfe\x80"
+            answers = []
+            for reply in self.replies:
+                if (reply[38:40] == b"\xfe\x80") != link_local:
+                    continue
+                size = len(frame) - 54
+                out = bytearray(reply[:54]) + bytearray(frame[54:])
+                out[0:6], out[38:54], out[54] = frame[6:12], frame[22:38], 129
+                out[18:20] = size.to_bytes(2, "big")
+                answers.append(_checksum(out))
+            return answers
+        return []
+
+
+@pytest.fixture(scope="module")
+def link() -> Link:
+    return Link()
+
+
+def _up(result) -> dict[str, str]:
+    return {h.address.split("%")[0]: h.mac for h in result.hosts if h.status == "up" and h.reason != "self"}
+
+
+def test_the_recording_holds_the_lab(link: Link) -> None:
+    """Every advertisement in the capture parses to its target and the MAC the lab gave it; the echo replies
+    came from every host's fe80:: and global address."""
+    parsed = {str(ipaddress.IPv6Address(t)): m.hex(":") for t, m in map(ndp.parse_advert, link.adverts.values())}
+    assert parsed == TRUTH
+    sources = {str(ipaddress.IPv6Address(r[22:38])) for r in link.replies}
+    assert sources == set(TRUTH) - {"2001:db8::"}  # an anycast address never sources an echo reply
+
+
+def test_parse_advert_refuses_what_rfc4861_discards(link: Link) -> None:
+    """A hop limit below 255 (it crossed a router), a bad checksum, a zero-length option, a short message and
+    a code other than 0 are not advertisements; neither is an echo reply."""
+    good = link.adverts[ipaddress.IPv6Address("2001:db8::10").packed]
+    assert ndp.parse_advert(good) is not None
+    hop = bytearray(good)
+    hop[21] = 64
+    assert ndp.parse_advert(bytes(hop)) is None
+    flipped = bytearray(good)
+    flipped[70] ^= 1
+    assert ndp.parse_advert(bytes(flipped)) is None
+    zero = bytearray(good)
+    zero[79] = 0  # the option's length
+    assert ndp.parse_advert(_checksum(zero)) is None
+    code = bytearray(good)
+    code[55] = 1
+    assert ndp.parse_advert(_checksum(code)) is None
+    assert ndp.parse_advert(good[:70]) is None
+    assert ndp.parse_advert(link.replies[0]) is None and ndp.parse_echo_reply(link.replies[0]) is not None
+
+
+def test_solicit_finds_the_recorded_hosts(link: Link) -> None:
+    """2001:db8::/123, the hosts' fe80:: addresses and a silent one: up with the lab's MACs and vendors, our
+    own address self, the rest down; one retry of the silent; every NS as RFC 4861 wants it (checked by Scapy)."""
+    transport = ReplayTransport(link)
+    targets = [f"2001:db8::{i:x}" for i in range(32)] + [link_local(m) for _, _, m, _ in LAN_HOSTS] + ["fe80::99"]
+    result = ndp.solicit("eth0", targets, transport=transport, timeout=0.05, retries=1)
+    assert _up(result) == {a: m for a, m in TRUTH.items() if a in {str(ipaddress.IPv6Address(t)) for t in targets}}
+    rows = {h.address: h for h in result.hosts}
+    assert rows["2001:db8::2"].reason == "self" and rows["2001:db8::2"].mac == SCANNER_MAC
+    assert rows["fe80::99%eth0"].status == "down" and rows["2001:db8::1f"].status == "down"
+    assert rows["2001:db8::10"].vendor == "Apple, Inc." and rows[f"{link_local(LAN_HOSTS[1][2])}%eth0"].vendor.startswith("Raspberry")
+    silent = len(targets) - len(_up(result)) - 1
+    assert result.stats.sent == len(targets) - 1 + silent and result.stats.retries == silent
+    from scapy.layers.inet6 import ICMPv6ND_NS, ICMPv6NDOptSrcLLAddr, IPv6
+    from scapy.layers.l2 import Ether
+
+    for sent in transport.sent:
+        frame = Ether(sent.data)
+        tgt = ipaddress.IPv6Address(frame[ICMPv6ND_NS].tgt)
+        group = ipaddress.IPv6Address(int(ipaddress.IPv6Address("ff02::1:ff00:0")) | int(tgt) & 0xFFFFFF)
+        assert frame[IPv6].dst == str(group) and frame.dst == "33:33:" + group.packed[12:].hex(":")
+        assert frame[IPv6].hlim == 255 and frame[ICMPv6NDOptSrcLLAddr].lladdr == SCANNER_MAC
+        assert frame[IPv6].src == ("fe80::52:45ff:fe43:2" if tgt.is_link_local else "2001:db8::2")
+        redone = Ether(sent.data)
+        redone[ICMPv6ND_NS].cksum = None
+        assert Ether(bytes(redone))[ICMPv6ND_NS].cksum == frame[ICMPv6ND_NS].cksum
+
+
+def test_solicit_retries_through_loss(link: Link) -> None:
+    """With half the answers lost, five retries find every host where none finds only some (same seed)."""
+    hosts = [f"2001:db8::{o}" for _, o, _, _ in LAN_HOSTS]
+    none = ndp.solicit("eth0", hosts, transport=ReplayTransport(link, loss=0.5, seed=3), timeout=0.02, retries=0)
+    five = ndp.solicit("eth0", hosts, transport=ReplayTransport(link, loss=0.5, seed=3), timeout=0.02, retries=5)
+    assert len(none.up) < len(hosts) and len(five.up) == len(hosts) and five.stats.retries > 0
+
+
+def test_solicit_paces_with_rate(link: Link) -> None:
+    """--rate 100: the solicitations leave 10 ms apart on average, never in a burst."""
+    transport = ReplayTransport(link)
+    ndp.solicit("eth0", [f"2001:db8::{i:x}" for i in range(0x20, 0x28)], transport=transport, timeout=0, retries=0, rate=100)
+    times = [s.time for s in transport.sent]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert len(times) == 8 and sum(gaps) / len(gaps) >= 0.0099 and min(gaps) >= 0.005  # a schedule, not a sleep each
+
+
+def test_multicast_echo_hears_the_link(link: Link) -> None:
+    """From our fe80:: address (as ping) the hosts and the router answer from theirs; with every_source, from
+    our global address too, their global addresses answer as well; every row has its MAC and hop limit."""
+    as_ping = ndp.multicast_echo("eth0", transport=ReplayTransport(link), timeout=0.02, retries=0)
+    every = ndp.multicast_echo("eth0", transport=ReplayTransport(link), timeout=0.02, retries=0, every_source=True)
+    fe80 = {a: m for a, m in TRUTH.items() if a.startswith("fe80::")}
+    assert _up(as_ping) == fe80 and all(h.address.endswith("%eth0") for h in as_ping.hosts)
+    assert _up(every) == {a: m for a, m in TRUTH.items() if a != "2001:db8::"}
+    assert {h.address for h in every.hosts if h.reason == "self"} == {"2001:db8::2", "fe80::52:45ff:fe43:2%eth0"}
+    assert {h.ttl for h in every.up if h.reason == "echo-reply"} == {64}
+    assert (as_ping.stats.sent, every.stats.sent, every.stats.duplicates) == (1, 2, 0)
+
+
+def test_a_retried_echo_is_no_duplicate(link: Link) -> None:
+    """Each round echoes again and everyone answers again: those answers are not duplicates, and the first
+    round's answer (its RTT) stays."""
+    result = ndp.multicast_echo("eth0", transport=ReplayTransport(link), timeout=0.02, retries=2)
+    assert result.stats.sent == 3 and result.stats.duplicates == 0 and result.stats.received == 3 * 6
+
+
+def test_discover_scoped_targets_and_merge(link: Link) -> None:
+    """discover(): a scoped unicast target by NDP, the group by echo; one row per address, methods joined."""
+    phone = link_local(LAN_HOSTS[0][2])
+    scoped = [ScopedTarget(phone, "eth0", 2), ScopedTarget("fe80::99", "eth0", 2), ScopedTarget("ff02::1", "eth0", 2, multicast=True)]
+    result = ndp.discover(scoped, transport=ReplayTransport(link), timeout=0.02, retries=0)
+    rows = [h.address for h in result.hosts]
+    assert len(rows) == len(set(rows)) and result.stats.method == "ndp+mcast-echo"
+    assert {h.address for h in result.hosts if h.status == "down"} == {"fe80::99%eth0"}
+    assert _up(result) == {a: m for a, m in TRUTH.items() if a.startswith("fe80::")}
+    assert result.stats.targets == len(rows)
+
+
+def test_local_solicits_only_a_small_prefix(link: Link) -> None:
+    """--local on a link whose prefix is a /123 solicits its 32 addresses (the anycast 2001:db8:: answers);
+    on a /64 it only echoes."""
+    small = ReplayTransport(link, addresses6={"eth0": (("2001:db8::2", 123, False), (link_local(SCANNER_MAC), 64, True))})
+    result = ndp.discover(local=["eth0"], transport=small, timeout=0.02, retries=0)
+    assert result.stats.method == "mcast-echo+ndp" and "2001:db8::" in _up(result)
+    wide = ndp.discover(local=["eth0"], transport=ReplayTransport(link), timeout=0.02, retries=0)
+    assert wide.stats.method == "mcast-echo" and "2001:db8::" not in _up(wide)
+
+
+@pytest.mark.parametrize(("transport", "message"), [
+    (ReplayTransport(), "no such interface"),
+    (ReplayTransport(interfaces={"tun0": (65534, bytes(6))}), "not an Ethernet interface"),
+    (ReplayTransport(addresses6={"tun0": ()}, interfaces={"tun0": (1, SCANNER)}), "no IPv6 link-local address"),
+])
+def test_interfaces_ndp_cannot_use(transport: ReplayTransport, message: str) -> None:
+    """No such interface, not Ethernet, no link-local address: InvalidOption naming the option, nothing sent."""
+    with pytest.raises(InvalidOption, match=message):
+        ndp.solicit("tun0", ["fe80::1"], transport=transport)
+    with pytest.raises(InvalidOption, match="--local"):
+        ndp.discover(local=["tun0"], transport=transport)
+    with pytest.raises(InvalidTarget, match=message):
+        ndp.discover([ScopedTarget("fe80::1", "tun0", 9)], transport=transport)
+    assert transport.sent == []
+
+
+def test_bad_targets_and_options() -> None:
+    """A group is no NS target, a unicast address no group; the timeout and retries have the engine's bounds."""
+    t = ReplayTransport()
+    with pytest.raises(InvalidTarget, match="unicast"):
+        ndp.solicit("eth0", ["ff02::1"], transport=t)
+    with pytest.raises(InvalidTarget, match="multicast group"):
+        ndp.multicast_echo("eth0", transport=t, group="fe80::1")
+    with pytest.raises(InvalidOption, match="--timeout"):
+        ndp.solicit("eth0", ["fe80::1"], transport=t, timeout=-1)
+    with pytest.raises(InvalidOption, match="--retries"):
+        ndp.multicast_echo("eth0", transport=t, retries=101)
+    assert t.sent == []
+
+
+def test_merge_keeps_one_row_per_address(link: Link) -> None:
+    """An address up in one part and down in another is up once; counters add up."""
+    t = ReplayTransport(link)
+    a = ndp.solicit("eth0", ["2001:db8::10", "2001:db8::99"], transport=t, timeout=0.02, retries=0)
+    b = ndp.solicit("eth0", ["2001:db8::99", "2001:db8::11"], transport=t, timeout=0.02, retries=0)
+    merged = ndp.merge([a, b])
+    assert [(h.address, h.status) for h in merged.hosts] == [("2001:db8::10", "up"), ("2001:db8::11", "up"),
+                                                             ("2001:db8::99", "down")]
+    assert merged.stats.sent == a.stats.sent + b.stats.sent == 4 and merged.stats.method == "ndp"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--local", "nosuch0"], "invalid --local 'nosuch0': no such interface"),
+    (["--local", "no/such"], "invalid --local 'no/such'"),
+    (["--local", "nosuch0", "--cluster", "local:1"], "--local cannot be combined with --cluster"),
+    (["--local", "nosuch0", "198.18.0.1", "-w", "x.pcap"], "--pcap with --local takes no other targets"),
+])
+def test_cli_refuses_bad_local_before_sending(args: list[str], message: str) -> None:
+    """One line, exit 2: each refusal comes before any socket opens (an interface that is nowhere)."""
+    res = run_cli("sweep", *args)
+    assert res.code == 2 and res.stdout == "" and res.stderr.count("\n") == 1 and message in res.stderr, res.stderr
