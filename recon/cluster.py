@@ -28,11 +28,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from recon.engine import check_sweep_options
-from recon.errors import ExitStatus, InvalidOption, ReconEnvironmentError, ReconError
-from recon.models import HostResult, ShardStats, SweepResult, SweepStats, as_dict
+from recon.errors import ExitStatus, InputError, InvalidOption, ReconEnvironmentError, ReconError
+from recon.models import HostResult, ShardStats, SweepResult, SweepStats, as_dict, from_dict
 
 if TYPE_CHECKING:
     from recon.resume import Journal
@@ -206,14 +206,30 @@ def _journal(resume: str, targets: TargetSet, seed: int, shard: tuple[int, int],
     options = {k: prober.get(k) for k in ("method", "probe", "engine", "interface", "source")}
     header = {"targets": targets.intervals, "seed": seed, "shard": list(shard), "parts": parts,
               "timeout": timeout, "retries": retries, "resolve": resolve, **options}
-    return Journal.open(resume, header, defaults=defaults)
+    journal = Journal.open(resume, header, defaults=defaults)
+    kept_seed, kept_parts = journal.header.get("seed"), journal.header.get("parts")  # the recorded ones win (``defaults``)
+    if not (_whole(kept_seed) and 0 <= kept_seed < 2**64 and _whole(kept_parts) and 1 <= kept_parts <= 65536):
+        journal.close()
+        raise InputError(f"{resume}: its header is damaged (seed {kept_seed!r}, parts {kept_parts!r})",
+                         hint="give a new --resume file to start over")
+    return journal
+
+
+def _whole(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _resumed(journal: Journal | None, on_shard: Callable[[ShardStats], None] | None) -> dict[tuple[int, int], ShardOutcome]:
     """The parts a previous run finished, from the journal (reported through ``on_shard`` as resumed)."""
     if journal is None:
         return {}
-    done = {part: _outcome_from_json(part, row) for part, row in sorted(journal.done.items())}
+    done = {}
+    for part, row in sorted(journal.done.items()):
+        try:
+            done[part] = _outcome_from_json(part, row)
+        except (KeyError, TypeError, ValueError):
+            raise InputError(f"{journal.path}: the record of part {part[0]}/{part[1]} is damaged",
+                             hint="give a new --resume file to start over") from None
     if on_shard is not None:
         for outcome in done.values():
             on_shard(replace(_shard_stats(outcome), resumed=True))
@@ -236,8 +252,16 @@ def _outcome_to_json(o: ShardOutcome) -> dict[str, Any]:
 
 
 def _outcome_from_json(part: tuple[int, int], row: dict[str, Any]) -> ShardOutcome:
-    stats = SweepStats(**row["stats"]) if row.get("stats") else None
-    return ShardOutcome(part, str(row["worker"]), str(row["host"]), tuple(HostResult(**h) for h in row["hosts"]), stats)
+    """A part the journal recorded (ValueError, KeyError or TypeError when it is not what ``record`` wrote)."""
+    from recon.targets import is_ipv4
+
+    stats = from_dict(SweepStats, row["stats"]) if row.get("stats") is not None else None
+    if not isinstance(row["hosts"], list):
+        raise ValueError("hosts: not a list")
+    hosts = tuple(from_dict(HostResult, h) for h in row["hosts"])
+    if not all(is_ipv4(h.address) and h.status in ("up", "down", "unreachable") for h in hosts):
+        raise ValueError("hosts: an address or status this sweep cannot have written")
+    return ShardOutcome(part, str(row["worker"]), str(row["host"]), hosts, stats)
 
 
 def _run(client: Any, tasks: list[ShardTask], record: Callable[[ShardOutcome], None]) -> list[ShardOutcome]:

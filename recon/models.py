@@ -5,8 +5,8 @@ Sections per capability keep parallel work apart; shared types come first.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, final
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, TypeVar, final
 
 __all__ = [
     "ChecksumCheck",
@@ -43,12 +43,36 @@ __all__ = [
     "WatchNote",
     "WatchRound",
     "as_dict",
+    "from_dict",
 ]
+
+_T = TypeVar("_T")
+_JSON_KINDS: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
 
 
 def as_dict(obj: Any) -> dict[str, Any]:
     """A dataclass as a plain dict (for JSON/CSV rendering)."""
     return asdict(obj)
+
+
+def from_dict(cls: type[_T], data: Any) -> _T:
+    """``as_dict``'s inverse for a flat dataclass of str, int, float and bool fields (``X | None`` too), read
+    back from a file: ValueError unless every key is a field and every value has its field's type."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{cls.__name__}: not an object")
+    kinds = {f.name: str(f.type).split(" | ") for f in fields(cls)}  # type: ignore[arg-type]  # cls is a dataclass; TypeVar cannot say so
+    for key, value in data.items():
+        allowed = kinds.get(key)
+        if allowed is None:
+            raise ValueError(f"{cls.__name__}: no field {key!r}")
+        if value is None and "None" in allowed:
+            continue
+        if (isinstance(value, bool) and "bool" not in allowed) or not any(isinstance(value, _JSON_KINDS.get(k, ())) for k in allowed):
+            raise ValueError(f"{cls.__name__}.{key}: {type(value).__name__} is not {' | '.join(allowed)}")
+    try:
+        return cls(**data)
+    except TypeError as exc:  # a required field is missing
+        raise ValueError(f"{cls.__name__}: {exc}") from None
 
 
 # --- shared: hosts -----------------------------------------------------------------

@@ -7,31 +7,42 @@ and nothing else. A torn last line (the process died mid-write) is cut off when 
 Opening an existing journal with a different sweep is refused: merging parts of two different sweeps
 would be wrong silently. Resume is shard-granular: a part that was running when the process stopped
 is swept again from its start (see ARCHITECTURE.md, cluster.py).
+
+The file is handled as the pcap writer and watch's state file are (issue 14): opened with
+``O_NOFOLLOW`` (a planted symbolic link is refused, never written through), only a regular file (a
+FIFO, a device or a directory is refused instead of hanging or writing into it), read line by line
+with a cap on a line, and a write that fails (a full disk) is cut back to the last whole line and
+reported as one environment error.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from recon.errors import InputError
+from recon.errors import InputError, ReconEnvironmentError
 
-__all__ = ["FORMAT", "Journal"]
+__all__ = ["FORMAT", "MAX_LINE", "Journal"]
 
 FORMAT = "recon-sweep-resume/1"
+MAX_LINE = 64 << 20  # the longest line read: a header of MAX_RUNS intervals, or one part's answered hosts, fit well
 
 
 class Journal:
     """An append-only journal; ``Journal.open`` returns it with the header in force and the parts already done."""
 
-    def __init__(self, path: Path, header: dict[str, Any], done: dict[tuple[int, int], dict[str, Any]]) -> None:
+    def __init__(self, path: Path, fd: int, header: dict[str, Any], done: dict[tuple[int, int], dict[str, Any]],
+                 size: int) -> None:
         self.path = path
         self.header = header
         self.done = done
-        self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close() / the context manager
+        self._fd = fd
+        self._size = size  # bytes of whole lines in the file
 
     @classmethod
     def open(cls, path: str, header: dict[str, Any], *, defaults: tuple[str, ...] = ()) -> Journal:
@@ -41,30 +52,56 @@ class Journal:
         keys named in ``defaults`` (values the caller chose, not the user: there the recorded value wins).
         """
         p = Path(path)
-        if not p.exists() or p.stat().st_size == 0:
-            with open(p, "w", encoding="utf-8") as fh:
-                fh.write(json.dumps({"format": FORMAT, **header}) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            return cls(p, header, {})
-        recorded, done, valid = _read(p)
-        for key, wanted in header.items():
-            if key not in defaults and _norm(recorded.get(key)) != _norm(wanted):
-                raise InputError(f"{path} records another sweep ({key} differs: {recorded.get(key)!r}, not {wanted!r})",
-                                 hint="run the same command to resume it, or give a new --resume file to start over")
-        if valid < p.stat().st_size:
-            os.truncate(p, valid)  # a torn last line from a process that died mid-write
-        return cls(p, recorded, done)
+        fd = _open(p)
+        try:
+            if os.fstat(fd).st_size == 0:
+                journal = cls(p, fd, header, {}, 0)
+                journal._append({"format": FORMAT, **header})
+                return journal
+            recorded, done, valid = _read(fd, p)
+            for key, wanted in header.items():
+                if key not in defaults and _norm(recorded.get(key)) != _norm(wanted):
+                    raise InputError(f"{path} records another sweep ({key} differs: {recorded.get(key)!r}, not {wanted!r})",
+                                     hint="run the same command to resume it, or give a new --resume file to start over")
+            if valid < os.fstat(fd).st_size:
+                os.ftruncate(fd, valid)  # a torn last line from a process that died mid-write
+            return cls(p, fd, recorded, done, valid)
+        except BaseException:
+            os.close(fd)
+            raise
 
     def record(self, part: tuple[int, int], payload: dict[str, Any]) -> None:
         """Append one finished part and make it durable before the sweep moves on."""
-        self._fh.write(json.dumps({"part": list(part), **payload}, separators=(",", ":")) + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        self._append({"part": list(part), **payload})
         self.done[part] = payload
 
+    def _append(self, row: dict[str, Any]) -> None:
+        """One whole line, fsynced, or none of it: a failed write is cut back and raised (exit 3)."""
+        data = (json.dumps(row, separators=(",", ":")) + "\n").encode()
+        try:
+            os.lseek(self._fd, self._size, os.SEEK_SET)
+            done = 0
+            while done < len(data):
+                more = os.write(self._fd, data[done:])
+                if more <= 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                done += more
+            os.fsync(self._fd)
+        except OSError as exc:
+            try:
+                os.ftruncate(self._fd, self._size)
+            except OSError:
+                pass
+            raise ReconEnvironmentError(
+                f"cannot write --resume file {str(self.path)!r}: {exc.strerror}; it holds the {len(self.done)} "
+                f"part{'s' if len(self.done) != 1 else ''} finished before",
+                hint="free some space; the same command then carries on from there") from None
+        self._size += done
+
     def close(self) -> None:
-        self._fh.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
     def __enter__(self) -> Journal:
         return self
@@ -73,33 +110,64 @@ class Journal:
         self.close()
 
 
-def _read(p: Path) -> tuple[dict[str, Any], dict[tuple[int, int], dict[str, Any]], int]:
-    """(header, parts done, byte length of the valid prefix)."""
-    try:
-        data = p.read_bytes()
+def _open(p: Path) -> int:
+    """The journal's descriptor: a regular file, created if missing, never through a symbolic link."""
+    try:  # O_NONBLOCK: a FIFO planted at the path must not hang the open
+        fd = os.open(p, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
     except OSError as exc:
-        raise InputError(f"cannot read --resume file {p}: {exc.strerror}", hint="check the path") from None
+        if exc.errno == errno.ELOOP and p.is_symlink():
+            raise InputError(f"will not use --resume file {str(p)!r}: it is a symbolic link",
+                             hint="remove the link, or give the path it points to") from None
+        raise InputError(f"cannot open --resume file {str(p)!r}: {exc.strerror}", hint="check the path") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InputError(f"--resume file {str(p)!r} is not a regular file", hint="give a new file name, or the file a sweep wrote")
+    return fd
+
+
+def _read(fd: int, p: Path) -> tuple[dict[str, Any], dict[tuple[int, int], dict[str, Any]], int]:
+    """(header, parts done, byte length of the valid prefix), reading line by line from the start."""
     done: dict[tuple[int, int], dict[str, Any]] = {}
     header: dict[str, Any] | None = None
     valid = 0
-    for raw in data.splitlines(keepends=True):
-        try:
-            if not raw.endswith(b"\n"):
-                raise ValueError("torn line")
-            row = json.loads(raw)
-        except ValueError:
-            break  # a torn or garbled tail: everything after it is dropped
-        if header is None:
-            header = row if isinstance(row, dict) and row.get("format") == FORMAT else None
+    os.lseek(fd, 0, os.SEEK_SET)
+    with os.fdopen(os.dup(fd), "rb") as fh:
+        while raw := fh.readline(MAX_LINE + 1):
+            row = _row(raw)
+            if row is None:
+                break  # a torn or garbled line: it and everything after it are dropped
             if header is None:
-                break
-        else:
-            k, m = row.pop("part")
-            done.setdefault((int(k), int(m)), row)
-        valid += len(raw)
+                if row.get("format") != FORMAT:
+                    break
+                header = row
+            else:
+                part = _part(row.pop("part", None))
+                if part is None:
+                    break
+                done.setdefault(part, row)
+            valid += len(raw)
     if header is None:
         raise InputError(f"{p} is not a recon sweep --resume file", hint="give a new file name, or the file a sweep wrote")
     return header, done, valid
+
+
+def _row(raw: bytes) -> dict[str, Any] | None:
+    """One whole line as a JSON object, or None (torn, too long, not UTF-8, nested too deep, not an object)."""
+    if not raw.endswith(b"\n"):
+        return None
+    try:
+        row = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return row if isinstance(row, dict) else None
+
+
+def _part(value: Any) -> tuple[int, int] | None:
+    """``[k, m]`` with 1 <= k <= m (a part is shard k/m of the permutation), else None."""
+    if (isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            and 1 <= value[0] <= value[1]):
+        return value[0], value[1]
+    return None
 
 
 def _norm(value: Any) -> Any:

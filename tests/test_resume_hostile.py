@@ -1,0 +1,114 @@
+"""A hostile or damaged `sweep --resume FILE` (issue 14, items 3, 6 and 9 for the journal that came after
+them): a planted symbolic link, a FIFO, a device, deep nesting, foreign lines, damaged parts and a full disk
+each end in one clean error or a cut-back file, never a traceback, a hang or a write through a link."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from recon.cluster import cluster_sweep
+from recon.errors import InputError, ReconEnvironmentError
+from recon.resume import FORMAT, Journal
+from recon.targets import build_targets
+from recon.transport import ReplayTransport
+from tests.conftest import ROOT, offline, small_tmpfs
+
+HEADER = {"targets": [[1, 9]], "seed": 4, "parts": 2}
+
+
+def _journal(path: Path, *lines: object, header: dict[str, object] | None = None) -> None:
+    rows = [{"format": FORMAT, **(header or HEADER)}, *lines]
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+
+
+@pytest.mark.parametrize("dangling", [True, False])
+def test_a_symbolic_link_at_the_path_is_refused_not_written_through(tmp_path: Path, dangling: bool) -> None:
+    target = tmp_path / "precious"
+    if not dangling:
+        target.write_text("")  # empty: the old code took it for a new journal and wrote its header into it
+    link = tmp_path / "run.resume"
+    link.symlink_to(target)
+    with pytest.raises(InputError, match="symbolic link"):
+        Journal.open(str(link), HEADER)
+    assert target.exists() is not dangling and (dangling or target.read_text() == "")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
+def test_a_fifo_device_or_directory_is_refused_at_once(tmp_path: Path, kind: str) -> None:
+    """In a child process with a deadline: the old code blocked forever opening a FIFO to write."""
+    path = {"fifo": tmp_path / "fifo", "device": Path("/dev/zero"), "directory": tmp_path}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)
+    code = ("import sys\nfrom recon.resume import Journal\nfrom recon.errors import InputError\n"
+            f"try:\n    Journal.open({str(path)!r}, {HEADER!r})\nexcept InputError as e:\n    print(e)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20, cwd=ROOT)
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+    assert "not a regular file" in res.stdout or "Is a directory" in res.stdout, res.stdout
+
+
+@pytest.mark.parametrize("bad", [
+    "[" * 100_000,  # nesting: RecursionError in json
+    json.dumps({"worker": "w"}),  # no part
+    json.dumps([1, 2]),  # not an object
+    json.dumps({"part": ["a", "b"], "hosts": []}),
+    json.dumps({"part": [3, 2], "hosts": []}),  # part 3 of 2
+    "\xff\xfe not UTF-8",
+])
+def test_a_garbled_line_ends_the_journal_there(tmp_path: Path, bad: str) -> None:
+    """What follows the last good part is dropped (those parts are swept again), never raised."""
+    path = tmp_path / "run.resume"
+    _journal(path, {"part": [1, 2], "hosts": []}, bad, {"part": [2, 2], "hosts": []})
+    good = len(path.read_bytes().split(b"\n", 2)[0]) + 1 + len(json.dumps({"part": [1, 2], "hosts": []})) + 1
+    with Journal.open(str(path), HEADER) as journal:
+        assert journal.done == {(1, 2): {"hosts": []}}
+    assert path.stat().st_size == good
+
+
+def test_a_deeply_nested_header_is_not_a_journal(tmp_path: Path) -> None:
+    path = tmp_path / "run.resume"
+    path.write_text("[" * 100_000 + "\n")
+    with pytest.raises(InputError, match="not a recon sweep --resume file"):
+        Journal.open(str(path), HEADER)
+
+
+@pytest.mark.parametrize(("row", "header"), [
+    ({"part": [1, 1], "worker": "w", "host": "h", "hosts": [{"address": "\x1b[2J", "status": "up"}], "stats": None}, None),
+    ({"part": [1, 1], "worker": "w", "host": "h", "hosts": [{"address": "198.18.0.1", "status": "up", "rtt_ms": "fast"}],
+      "stats": None}, None),
+    ({"part": [1, 1], "worker": "w", "host": "h", "hosts": [], "stats": {"sent": "many"}}, None),
+    ({"part": [1, 1], "worker": "w", "host": "h", "hosts": "198.18.0.1", "stats": None}, None),
+    ({"part": [1, 1], "hosts": []}, None),  # no worker
+    (None, {"seed": "x", "parts": 1}),  # recorded values that win when the user gave none
+    (None, {"seed": 0, "parts": 10**9}),
+])
+def test_a_damaged_record_is_one_input_error(tmp_path: Path, row: dict[str, object] | None,
+                                            header: dict[str, object] | None) -> None:
+    """Through the sweep that reads it (the old code raised TypeError, or built a host from any string)."""
+    targets = build_targets(["198.18.0.1"])
+    path = tmp_path / "run.resume"
+    with offline(ReplayTransport()) as transport:  # refused before a part is swept; were it not, nothing could leave
+        cluster_sweep(targets, None, timeout=0, retries=0, resume=str(path), probe="echo")  # writes a true header
+        recorded = json.loads(path.read_text().splitlines()[0])
+        _journal(path, *([row] if row else []), header={**{k: v for k, v in recorded.items() if k != "format"}, **(header or {})})
+        transport.sent.clear()
+        with pytest.raises(InputError, match="damaged"):
+            cluster_sweep(targets, None, timeout=0, retries=0, resume=str(path), probe="echo")
+        assert transport is not None and transport.sent == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_a_full_disk_is_one_environment_error_and_whole_lines(tmp_path: Path) -> None:
+    with small_tmpfs(tmp_path / "small", "16k") as where:
+        path = where / "run.resume"
+        with Journal.open(str(path), HEADER) as journal, pytest.raises(ReconEnvironmentError) as exc:
+            for k in range(1, 1000):
+                journal.record((k, 1000), {"hosts": [], "pad": "x" * 1000})
+        data = path.read_bytes()
+    assert "cannot write --resume file" in str(exc.value) and "parts finished before" in str(exc.value)
+    assert data.endswith(b"\n") and all(json.loads(line) for line in data.splitlines())
