@@ -149,7 +149,7 @@ def link6(iface: str, transport: Transport | None = None, *, option: str = "--in
                                            "at layer 2 need one (see 'ip link')")
     addresses = t.addresses6(iface)
     if not any(ll for _, _, ll in addresses):
-        raise InvalidOption(option, iface, "the interface has no IPv6 link-local address (is IPv6 off on it?)")
+        raise InvalidOption(option, iface, "the interface has no IPv6 link-local address (is it down, or IPv6 off on it?)")
     return Link6(iface, mac, addresses)
 
 

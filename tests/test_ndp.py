@@ -264,3 +264,23 @@ def test_cli_local_writes_a_pcap(lab, tmp_path) -> None:
     assert len(frames) == 2 + len(echoes) and len(echoes) == 2 * (len(lab.info.hosts) + 1)
     sniff = lab.recon("sniff", "-r", str(pcap), "-n")
     assert sniff.returncode == 0 and sniff.stdout.count("\n") == len(frames), sniff.stderr
+
+
+@pytest.mark.parametrize("target", ["ff02::1%lo", "fe80::1%lo", "ff02::2%eth0", "fe80::1%eth0"])
+def test_cli_other_scoped_targets_never_trace_back(lab, target: str) -> None:
+    """Scoped targets ndp cannot serve (lo: no link layer; goes by ICMPv6 echo) or that nobody answers: a
+    summary line and exit 0 or 1, never a traceback."""
+    res = lab.recon("sweep", target, "-W", "0.2", "-r", "0")
+    assert res.returncode in (0, 1) and "Traceback" not in res.stderr, res.stderr
+    assert re.search(r"\d+ hosts? up of \d+ scanned", res.stderr), res.stderr
+
+
+def test_an_interface_that_is_down_says_so(lab) -> None:
+    """A down Ethernet interface has no link-local address: one line that says it may be down, exit 2."""
+    lab.run(["ip", "link", "add", "ndpdown0", "type", "veth", "peer", "name", "ndpdown1"]).check_returncode()  # both ends down
+    try:
+        res = lab.recon("sweep", "--local", "ndpdown0")
+    finally:
+        lab.run(["ip", "link", "del", "ndpdown0"]).check_returncode()
+    assert res.returncode == 2 and "is it down" in res.stderr and res.stderr.count("\n") == 1, res.stderr
+
