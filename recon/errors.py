@@ -37,7 +37,7 @@ __all__ = [
 
 
 class ExitStatus(IntEnum):
-    """Process exit codes (DESIGN.md §5)."""
+    """Process exit codes (the README lists them under Commands)."""
 
     OK = 0  # at least one host up / one reply
     NONE = 1  # nothing answered

@@ -80,7 +80,7 @@ def from_dict(cls: type[_T], data: Any) -> _T:
 
 @dataclass(frozen=True, slots=True)
 class HostResult:
-    """One probed address. ``status`` is one of up, down, unreachable (DESIGN.md §5)."""
+    """One probed address. ``status`` is one of up, down, unreachable."""
 
     address: str
     status: str

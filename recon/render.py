@@ -960,7 +960,7 @@ def _host_rows(hosts: tuple[HostResult, ...]) -> Iterable[dict[str, Any]]:
 
 
 def sweep_json_lines(result: SweepResult, show_all: bool = False) -> Iterable[str]:
-    """One JSON object per host (DESIGN.md §5 fields, plus reporter)."""
+    """One JSON object per host: the columns of SWEEP_COLUMNS (the README shows an example)."""
     encode = json.JSONEncoder(separators=(", ", ": "), ensure_ascii=False).encode
     return (json_safe(encode(row)) for row in _host_rows(_sweep_hosts(result, show_all)))
 

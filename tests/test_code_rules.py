@@ -1,5 +1,6 @@
-"""The shape rules of ARCHITECTURE.md, checked on the source: no class over 250 lines, no function
-over 80 lines in recon/, and no ``# type: ignore`` without a reason on the same line.
+"""The code rules, checked on the source: no class over 250 lines, no function over 80 lines in
+recon/, no ``# type: ignore`` without a reason on the same line, and no citation of DESIGN.md
+(it is not in the repository).
 
 A size is counted from the ``def``/``class`` line to the last line of its body (decorators not
 counted), the way a reader scrolls it. Hot send and drain loops may stay inline where a call per
@@ -73,3 +74,11 @@ def test_every_type_ignore_says_why() -> None:
             if match and not re.match(r"\s*#\s*\S", match.group("rest")):
                 bare.append(f"{path.name}:{number}: {line.strip()}")
     assert not bare, "give these a reason on the same line:\n" + "\n".join(bare)
+
+
+def test_no_code_cites_the_design_notes() -> None:
+    """DESIGN.md is not part of the repository, so recon's code cites ARCHITECTURE.md (or the README) instead."""
+    citing = [f"{path.relative_to(ROOT)}:{number}" for path in [*SOURCES, *sorted((ROOT / "tests").glob("*.py"))]
+              if path.name != "test_code_rules.py"
+              for number, line in enumerate(path.read_text().splitlines(), 1) if "DESIGN.md" in line]
+    assert not citing, f"these lines cite DESIGN.md: {citing}"

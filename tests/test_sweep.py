@@ -132,7 +132,7 @@ def test_shards_partition_the_targets(lab) -> None:
 
 
 def test_json_and_csv_schema(lab) -> None:
-    """JSON lines and CSV carry the DESIGN.md §5 fields with the right types; CSV has a header row."""
+    """JSON lines and CSV carry the JSON fields (the README shows them) with the right types; CSV has a header row."""
     rows = _json(lab.recon("sweep", "198.18.0.10", "198.18.2.5", "198.18.1.0", "--all", "--json", "-W", "0.3"))
     assert [r["address"] for r in rows] == ["198.18.0.10", "198.18.1.0", "198.18.2.5"]
     for r in rows:
