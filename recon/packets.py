@@ -10,6 +10,7 @@ import socket
 import struct
 
 from recon.errors import InvalidOption
+from recon.icmp import TYPES4
 from recon.models import ChecksumCheck, CraftedPacket, CraftField, CraftSpec
 
 __all__ = [
@@ -43,8 +44,6 @@ TCP_FLAGS = "FSRPAUEC"  # bit 0 (0x01) first, as Scapy's FlagsField spells them
 PROTO_NAMES = {1: "icmp", 2: "igmp", 6: "tcp", 17: "udp", 41: "ipv6", 47: "gre", 50: "esp", 51: "ah",
                253: "experimental", 255: "reserved"}
 DEFAULT_PROTO = {"icmp": 1, "tcp": 6, "udp": 17, "raw": 253}  # 253: RFC 3692 experimentation
-ICMP_TYPES = {0: "echo-reply", 3: "dest-unreachable", 5: "redirect", 8: "echo-request", 11: "time-exceeded",
-              13: "timestamp", 14: "timestamp-reply"}
 
 FIELD_RANGES = {  # attribute: (option name, lowest, highest)
     "tos": ("--tos", 0, 0xFF),
@@ -186,7 +185,7 @@ def build_packet(spec: CraftSpec) -> CraftedPacket:
         fields.append(f("ip", "options", f"{len(spec.options)} bytes", None, spec.options.hex(), 20, len(spec.options)))
     at = hlen
     if spec.payload == "icmp":
-        kind = ICMP_TYPES.get(spec.icmp_type, "other")
+        kind = TYPES4.get(spec.icmp_type, "other")  # the one ICMP name table (recon/icmp.py)
         fields += [
             f("icmp", "type", f"{spec.icmp_type} ({kind})", spec.icmp_type, _hex(spec.icmp_type, 1), at, 1),
             f("icmp", "code", str(spec.icmp_code), spec.icmp_code, _hex(spec.icmp_code, 1), at + 1, 1),
