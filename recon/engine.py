@@ -136,8 +136,16 @@ class Prober:
         self._previous_bases: deque[int] = deque(maxlen=_LATE_MEMORY)
         self._v6: Prober6 | None = None
         self._closed = False
+        self._no_ipv4: InvalidOption | None = None  # --interface has no IPv4 address: fine for IPv6 targets only
         if interface is not None:
-            self._arp_link = link(interface, self.transport)  # validates the name in this namespace
+            try:
+                self._arp_link = link(interface, self.transport)  # validates the name in this namespace
+            except InvalidOption as exc:
+                try:
+                    self.transport.hardware(interface)
+                except OSError:
+                    raise exc from None
+                self._no_ipv4 = exc
 
     # -- sockets ---------------------------------------------------------------
     def _icmp_socket(self) -> PacketSocket:
@@ -275,6 +283,8 @@ class Prober:
             raise RuntimeError("this Prober is closed")
         check_sweep_options(timeout=timeout, retries=retries)
         addrs = array("I", targets.order(seed, shard))
+        if addrs and self._no_ipv4 is not None:
+            raise self._no_ipv4
         v6 = self._v6_prober(targets, len(addrs) > 0)
         if v6 is not None and not addrs:  # IPv6 only: the IPv4 engine has nothing to do
             writer = _pcap_writer(pcap, ethernet=False)

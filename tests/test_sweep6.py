@@ -242,3 +242,24 @@ def test_pcap_holds_the_ipv6_probes_and_answers_with_valid_checksums(tmp_path) -
         recorded = bytes(p[IPv6])
         p[IPv6].payload.cksum = None
         assert bytes(IPv6(bytes(p[IPv6]))) == recorded, "the checksum Scapy computes is the one recorded"
+
+
+def test_ipv6_targets_from_a_file_and_by_name(lab, tmp_path) -> None:
+    """-iL with IPv6 lines, comments and an AAAA-only name: each target swept once, the name kept in the row."""
+    listing = tmp_path / "targets6.txt"
+    listing.write_text("# routed IPv6\n2001:db8:1::2f\n2001:db8:1::2f-30\nfar6.lab\n")
+    res = lab.recon("sweep", "-iL", str(listing), "--probe", "echo", "--json", "--all")
+    assert res.returncode == 0, res.stderr
+    rows = {r["address"]: r for r in map(json.loads, res.stdout.splitlines())}
+    assert {a: r["status"] for a, r in rows.items()} == {"2001:db8:1::2f": "up", "2001:db8:1::30": "down",
+                                                         "2001:db8:2::1": "up"}
+    assert rows["2001:db8:2::1"]["hostname"] == "far6.lab"
+
+
+def test_an_interface_without_ipv4_is_fine_for_ipv6_targets(lab) -> None:
+    """-I lo (no IPv4 segment there): an IPv6 sweep runs (nothing is reachable through lo: exit 1, no error);
+    an IPv4 sweep is still refused in one line, since ARP and the IPv4 probes need an IPv4 address there."""
+    v6 = lab.recon("sweep", "2001:db8:1::/124", "-I", "lo", "-W", "0.2")
+    assert v6.returncode == 1 and "error" not in v6.stderr and "Traceback" not in v6.stderr, v6.stderr
+    v4 = lab.recon("sweep", "198.18.1.0/28", "-I", "lo")
+    assert v4.returncode == 2 and v4.stderr.startswith("recon: error: invalid --interface 'lo'"), v4.stderr
