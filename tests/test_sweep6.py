@@ -263,3 +263,20 @@ def test_an_interface_without_ipv4_is_fine_for_ipv6_targets(lab) -> None:
     assert v6.returncode == 1 and "error" not in v6.stderr and "Traceback" not in v6.stderr, v6.stderr
     v4 = lab.recon("sweep", "198.18.1.0/28", "-I", "lo")
     assert v4.returncode == 2 and v4.stderr.startswith("recon: error: invalid --interface 'lo'"), v4.stderr
+
+
+def test_adaptive_retries_recover_ipv6_answers_lost_at_30_percent() -> None:
+    """retries=None (the CLI default) over IPv6: with 30 % of answers lost, the silent are probed again while
+    a retry still finds hosts, so every live host of a dense /120 is found; loss-free, one retry round only."""
+    from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, IPv6
+
+    def everyone(sock: ReplaySocket, sent: Sent) -> list[bytes]:
+        req = ICMPv6EchoRequest(sent.data)
+        return [bytes(IPv6(src=sent.address[0], dst=LOCAL6, hlim=63) / ICMPv6EchoReply(id=req.id, seq=req.seq, data=req.data))]
+
+    lossy = sweep(build_targets(["2001:db8:3::/120"]), probe="echo", timeout=0.05, retries=None,
+                  transport=ReplayTransport(everyone, loss=0.3, seed=7))
+    assert len(lossy.up) == 256 and lossy.stats.retries > 0
+    clean = sweep(build_targets(["2001:db8:3::/120", "2001:db8:9::/120"]), probe="echo", timeout=0.05, retries=None,
+                  transport=ReplayTransport(lambda s, p: everyone(s, p) if p.address[0].startswith("2001:db8:3:") else []))
+    assert len(clean.up) == 256 and clean.stats.retries == 256, "one retry round, to the silent /120 only"
