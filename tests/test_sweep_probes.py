@@ -165,7 +165,7 @@ def test_tcp_probes_leave_from_the_source_address_of_each_targets_route(lab) -> 
     need_tool("nmap")
     noecho, noicmp = lab.info.range("noecho24"), lab.info.range("noicmp24")
     with _two_sources(lab):
-        res = lab.recon("sweep", "198.18.6.0/23", "-PS443", "-PA80", "--json", "-t", "0.5")
+        res = lab.recon("sweep", "198.18.6.0/23", "-PS443", "-PA80", "--json", "-W", "0.5")
         assert res.returncode == 0, res.stderr
         up = _up(_rows(res))
         assert set(up) == set(noecho.up) | set(noicmp.up)
