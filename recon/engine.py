@@ -986,7 +986,7 @@ class _RawSweep(_RawReceive):
         # because a function call per packet costs measurable speed on a /16. Each probe is
         # written in place into a SendBatch slot (its sockaddr and the patched header in one
         # pack_into) and a full batch goes out in one sendmmsg(2) (_flush). TCP/UDP probes
-        # are built by their probe object (one call each: they carry a keyed cookie).
+        # are written into the slot by their probe object (one call each: they carry a keyed cookie).
         kind, state, addrs = self.kind, self.state, self.addrs
         rate = self.prober.rate
         interval = 1.0 / rate if rate else 0.0
@@ -1045,8 +1045,7 @@ class _RawSweep(_RawReceive):
                 if p is None:
                     continue  # no route to this one: its ICMP probe says so
                 pack_into("!HHI8x", area, k * slot, fam, 0, a)
-                data = p.build(a)
-                area[k * slot + head:k * slot + head + len(data)] = data
+                p.build_into(area, k * slot + head, a)
             else:
                 continue
             held[k] = i

@@ -13,7 +13,7 @@ from recon.cli import nmap_probe_aliases, run
 from recon.engine import sweep
 from recon.errors import InvalidOption
 from recon.packets import inet_checksum, ipv4_header
-from recon.probes import DEFAULT_PROBES, Ack, Cookies, ProbeSpec, Syn, Udp, parse_probes
+from recon.probes import DEFAULT_PROBES, Ack, Ack6, Cookies, ProbeSpec, Syn, Syn6, Udp, Udp6, l4_probes, parse_probes
 from recon.targets import build_targets, ip_to_int
 from recon.transport import Recording, ReplaySocket, ReplayTransport, Sent
 from tests.conftest import CAPTURES, offline
@@ -205,3 +205,18 @@ def test_cookies_are_keyed_and_bind_destination_port_and_kind() -> None:
     assert answer is not None and answer.reason == "syn-ack" and answer.ttl == 61
     assert Ack(443, c, ip_to_int(ME), 40000).match(reply) is None
     assert Udp(53, c, ip_to_int(ME), 40000).match(reply) is None
+
+
+def test_build_into_writes_at_the_slot_what_build_returns() -> None:
+    """The sweep writes each TCP/UDP probe straight into its send batch's slot (build_into); the bytes at the
+    offset are build()'s, and the bytes around the slot stay as they were (v4 and v6 probes alike)."""
+    cookies = Cookies(b"k" * 16)
+    v4 = l4_probes([ProbeSpec("syn", 443), ProbeSpec("ack", 80), ProbeSpec("udp", 53)], cookies, 0xC6120002, 45000)
+    v6 = [cls(53 if cls is Udp6 else 443, cookies, 0x20010DB8 << 96 | 2, 45000) for cls in (Syn6, Ack6, Udp6)]
+    for probe in (*v4, *v6):
+        for target in (0xC6128001, 0xC6130000) if probe.family == 4 else (0x20010DB8 << 96 | 0x101, 0x20010DB8 << 96 | 7):
+            area = bytearray(b"\xa5" * 80)
+            probe.build_into(area, 16, target)
+            want = probe.build(target)
+            assert area[16:16 + len(want)] == want
+            assert area[:16] == b"\xa5" * 16 and area[16 + len(want):] == b"\xa5" * (64 - len(want))
