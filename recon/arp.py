@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 ETH_P_ARP = 0x0806
+ETH_P_IP = 0x0800
 ARP_TPA_OFFSET = 38  # Ether(14) + ARP fixed part(8) + sha(6) + spa(4) + tha(6)
 _RTF_UP = 0x1
 _RTF_GATEWAY = 0x2
@@ -157,23 +158,78 @@ def onlink_routes(interface: str | None = None) -> list[OnLinkRoute]:
 
 
 def arp_request_template(lnk: Link) -> bytes:
-    """A broadcast who-has frame from ``lnk``, target address zero (patched per probe)."""
-    from scapy.layers.l2 import ARP, Ether
+    """A broadcast who-has frame from ``lnk``, target address zero (patched per probe): the bytes Scapy's
+    ``Ether(dst=broadcast) / ARP(op=1)`` gives (tests check that), packed here because importing Scapy's
+    layers costs 0.2 to 0.4 s of start-up before the first packet (bench/startup.py)."""
+    ether = b"\xff" * 6 + lnk.mac + struct.pack("!H", ETH_P_ARP)
+    arp = struct.pack("!HHBBH", 1, ETH_P_IP, 6, 4, 1) + lnk.mac + lnk.spa.to_bytes(4, "big") + bytes(6) + bytes(4)
+    return ether + arp  # 42 bytes, no Ethernet padding: the kernel pads short frames
 
-    frame = bytes(Ether(dst="ff:ff:ff:ff:ff:ff", src=lnk.mac_str) / ARP(
-        op=1, hwsrc=lnk.mac_str, psrc=socket.inet_ntoa(lnk.spa.to_bytes(4, "big")), pdst="0.0.0.0"))
-    return frame[:42]  # no Ethernet padding: the kernel pads short frames
+
+# Where Scapy reads its manuf database from (scapy/data.py: MANUFDB): Wireshark's file when installed, else the
+# copy Scapy bundles (scapy/libs/manuf.py, the same format inside a string).
+_MANUF_DIRS = ("/usr", "/usr/local", "/opt", "/opt/wireshark", "/Applications/Wireshark.app/Contents/Resources")
+
+
+@lru_cache(maxsize=1)
+def _manuf_text() -> str:
+    """The manuf database Scapy would load, as text ("" when there is none), found without importing Scapy."""
+    import importlib.util
+
+    for directory in _MANUF_DIRS:
+        path = Path(directory, "share/wireshark/manuf")
+        if path.exists():
+            return "\n" + path.read_text(errors="backslashreplace")
+    spec = importlib.util.find_spec("scapy")  # finds the package without running its __init__
+    if spec is None or not spec.submodule_search_locations:
+        return ""
+    bundled = Path(next(iter(spec.submodule_search_locations)), "libs", "manuf.py")
+    return "\n" + bundled.read_text(errors="backslashreplace") if bundled.exists() else ""
+
+
+def _manuf_long(rest: str) -> str | None:
+    """A manuf line after its OUI as Scapy's ManufDA keeps it: the text after the short name (a leading '#'
+    dropped), or the short name when there is none."""
+    parts = rest.strip().split(None, 1)
+    if not parts:
+        return None
+    long_name = parts[1].lstrip("#").strip() if len(parts) > 1 else ""
+    return long_name or parts[0]
+
+
+@lru_cache(maxsize=1)
+def _manuf_table() -> dict[str, str | None]:
+    """Every 3-byte OUI of the database (a later line wins, as in Scapy's dict): for sweeps with many vendors."""
+    table: dict[str, str | None] = {}
+    for line in _manuf_text().splitlines():
+        parts = line.split(None, 1)
+        if len(parts) == 2 and len(parts[0]) == 8 and parts[0].count(":") == 2:
+            table[parts[0]] = _manuf_long(parts[1])
+    return table
+
+
+_SCANS_BEFORE_TABLE = 32  # a scan of the text costs ~1.5 ms, the whole table ~50 ms: few vendors scan, many build it
+
+
+@lru_cache(maxsize=4096)
+def _oui_name(oui: str) -> str | None:
+    """The name Scapy's ManufDA gives a 3-byte OUI (``00:00:0C``): its last line for that OUI."""
+    if _oui_name.cache_info().currsize >= _SCANS_BEFORE_TABLE:
+        return _manuf_table().get(oui)
+    text, found, at = _manuf_text(), None, 0
+    needle = "\n" + oui
+    while (at := text.find(needle, at)) >= 0:
+        at += len(needle)
+        if text[at:at + 1] in (" ", "\t"):
+            end = text.find("\n", at)
+            found = text[at:end if end >= 0 else len(text)]
+    return None if found is None else _manuf_long(found)
 
 
 @lru_cache(maxsize=4096)
 def vendor(mac: str) -> str | None:
-    """The vendor of a MAC from Scapy's bundled manuf database, e.g. 'Apple, Inc.'; None when unknown."""
-    from scapy.config import conf
-
-    db = conf.manufdb
-    if db is None:
-        return None
-    name = db._get_manuf(mac)
+    """The vendor of a MAC from the manuf database Scapy uses, e.g. 'Apple, Inc.'; None when unknown."""
+    name = _oui_name(":".join(mac.split(":")[:3]).upper())
     if not name or name == mac or (":" in name and name.lower().startswith(mac[:8].lower())):
         return None
     return name

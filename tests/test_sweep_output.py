@@ -135,3 +135,49 @@ def test_self_is_marked_by_icmp_too_and_down_hosts_in_grep(lab) -> None:
     assert down.returncode == 1
     (line,) = [x for x in down.stdout.splitlines() if not x.startswith("#")]
     assert line == "Host: 198.18.1.16 ()\tStatus: Down\tReason: -\tRTT-ms: -\tTTL: -\tMAC: -\tVendor: -\tReporter: -"
+
+
+# --- start-up: the ARP path needs no Scapy import (issue 13, item 9) --------------------------------------------
+
+
+@pytest.mark.parametrize("sender", [0, 0xC612004D])
+def test_arp_request_is_the_frame_scapy_builds(sender: int) -> None:
+    """The who-has frame packed by hand is byte for byte Scapy's Ether(dst=broadcast)/ARP(op=1) (--source: psrc)."""
+    from scapy.layers.l2 import ARP, Ether
+
+    from recon.arp import Link, arp_request_template
+
+    lnk = Link("eth0", bytes.fromhex("025245430002"), 0xC6120002, 0xFFFFFF00, sender)
+    psrc = "198.18.0.77" if sender else "198.18.0.2"
+    scapy = bytes(Ether(dst="ff:ff:ff:ff:ff:ff", src="02:52:45:43:00:02") / ARP(op=1, hwsrc="02:52:45:43:00:02", psrc=psrc,
+                                                                                pdst="0.0.0.0"))[:42]
+    assert arp_request_template(lnk) == scapy
+
+
+def test_vendor_names_are_scapys_without_importing_scapy() -> None:
+    """recon's manuf lookup reads the database Scapy reads and gives the same name for a sample of its OUIs, in
+    both modes (scanning the text for a few vendors, the whole table past 32); importing it loads no Scapy."""
+    import random
+    import subprocess
+    import sys
+
+    from scapy.config import conf
+
+    from recon import arp
+    from tests.conftest import ROOT
+
+    def scapys(mac: str) -> str | None:
+        name = conf.manufdb._get_manuf(mac)
+        return None if not name or name == mac or (":" in name and name.lower().startswith(mac[:8].lower())) else name
+
+    ouis = random.Random(13).sample(sorted(k for k in conf.manufdb.d if len(k) == 8), 200)
+    macs = [f"{oui.lower()}:00:11:22" for oui in ouis] + ["3c:22:fb:12:34:56", "02:52:45:43:00:02", "ff:ff:ff:ff:ff:ff"]
+    arp.vendor.cache_clear()
+    arp._oui_name.cache_clear()
+    assert [arp.vendor(m) for m in macs] == [scapys(m) for m in macs]
+    assert arp._manuf_table.cache_info().currsize == 1, "past 32 vendors the whole table was built"
+    assert arp.vendor("3c:22:fb:12:34:56") == "Apple, Inc." and arp.vendor("02:52:45:43:00:02") is None
+    code = ("import sys; from recon.arp import vendor, arp_request_template; vendor('3c:22:fb:12:34:56'); "
+            "print(sorted(m for m in sys.modules if m.startswith('scapy')))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert res.returncode == 0 and res.stdout.strip() == "[]", res.stdout + res.stderr
