@@ -39,11 +39,11 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from recon.arp import ETH_P_ARP, Link, arp_request_template, link, onlink_routes, routes, vendor, with_sender
 from recon.engine6 import Prober6, probes_for_v6
-from recon.errors import InvalidOption, check_range
+from recon.errors import InvalidOption, ReconEnvironmentError, check_range
 from recon.icmp import REPLY_TO, icmp_name, quoted_probe
 from recon.models import HostResult, SweepResult, SweepStats
 from recon.packets import ipv4_header
@@ -96,6 +96,29 @@ def check_sweep_options(*, timeout: float | None = None, retries: int | None = N
     check_range("--timeout", timeout, 0, MAX_TIMEOUT, f"seconds from 0 to {MAX_TIMEOUT}")
     check_range("--retries", retries, 0, 100, "a whole number from 0 to 100")
     check_range("--rate", rate, MIN_RATE, MAX_RATE, f"packets per second from {MIN_RATE:g} to {MAX_RATE:g}")
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_INTERFACE_LOST = (errno.ENODEV, errno.ENXIO, errno.ENETDOWN)
+
+
+def _interface_lost_ends_the_sweep(sweep: Callable[_P, _R]) -> Callable[_P, _R]:
+    """An interface that goes away or down mid-sweep ends it with one line, exit 3 (as tcpdump ends
+    cleanly when its interface goes), not an OSError traceback from a send or a receive; other OS
+    errors still surface."""
+
+    @functools.wraps(sweep)
+    def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return sweep(*args, **kwargs)
+        except OSError as exc:
+            if exc.errno not in _INTERFACE_LOST:
+                raise
+            raise ReconEnvironmentError(f"the sweep stopped: a network interface went away or down ({exc.strerror})",
+                                        hint="check 'ip link', then sweep again") from None
+
+    return guarded
 
 
 class Prober:
@@ -271,6 +294,7 @@ class Prober:
         return _L4Plan(by_source[0], socks.get(socket.IPPROTO_TCP), socks.get(socket.IPPROTO_UDP), by_source, source_of)
 
     # -- the sweep ------------------------------------------------------------------
+    @_interface_lost_ends_the_sweep
     def sweep(self, targets: TargetSet, *, timeout: float = 1.0, retries: int | None = 1, seed: int | None = None,
               shard: tuple[int, int] = (1, 1), pcap: str | None = None, resolve: bool = False,
               progress: Callable[[int, int], None] | None = None) -> SweepResult:
