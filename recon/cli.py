@@ -829,7 +829,10 @@ def _run(args: list[str]) -> int:
             traceback.print_exc(file=render.stderr())
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         command = getattr(getattr(exc, "ctx", None), "command_path", "recon")
-        render.err(f"recon: error: {' '.join(message.split())} (see '{command} --help')")
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `recon`, `recon lab` alone: the help as laid out, as click prints it
+            render.err(message)
+        else:
+            render.err(f"recon: error: {' '.join(message.split())} (see '{command} --help')")
         return int(getattr(exc, "exit_code", ExitStatus.USAGE))
     except BrokenPipeError:  # the reader went away (recon ... | head -1): a normal end, for every command
         _quiet_closed_stdout()

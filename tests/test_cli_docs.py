@@ -116,3 +116,15 @@ def test_errors_are_coloured_only_on_a_tty_without_no_color(monkeypatch: pytest.
     line = err.getvalue()
     assert ("\033[1;31mrecon: error:\033[0m " in line) is coloured, repr(line)
     assert ("\033" in line) is coloured and line.endswith("pick one output format\n")
+
+
+@pytest.mark.parametrize(("args", "listed"), [([], "sweep"), (["lab"], "down")])
+def test_no_subcommand_shows_the_help_as_laid_out(args: list[str], listed: str) -> None:
+    """`recon` (or `recon lab`) alone prints its help on stderr as --help lays it out, exit 2 as click does; it was
+    squeezed into one 'recon: error: Usage: ...' line."""
+    res = run_cli(*args)
+    lines = res.stderr.splitlines()
+    assert res.code == 2 and res.stdout == ""
+    assert lines[0].startswith(f"Usage: recon {' '.join(args)}".rstrip() + " [OPTIONS] COMMAND")
+    assert "Commands:" in [line.strip() for line in lines] and any(line.split()[:1] == [listed] for line in lines)
+    assert "recon: error:" not in res.stderr
