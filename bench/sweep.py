@@ -9,6 +9,7 @@ recall under 20 % loss on a dense /24 (three runs each, default options); and th
     sudo .venv/bin/python bench/sweep.py --full     # references on every range too (several minutes)
     sudo .venv/bin/python bench/sweep.py --cluster  # 1 process vs --cluster local:2 vs a running 2-worker cluster
     sudo .venv/bin/python bench/sweep.py --ipv6     # only the IPv6 rows: recon against nmap -6 -sn
+    sudo .venv/bin/python bench/sweep.py --send --repeat 5  # the send path: IPv4 ranges 5 times each, ratios, pps
 
 Builds its own namespace lab (recon.lab.Lab) and always tears it down. Every tool runs as a fresh
 process inside the scanner namespace with a 1 s timeout; wall time includes interpreter start.
@@ -90,18 +91,20 @@ MINIMAL_LOOP = (
     "while (left := end - time.monotonic()) > 0:\n"
     "    if select.select([s], [], [], left)[0]:\n"
     "        drain()\n"
+    "sys.stderr.write(f'done in {time.perf_counter() - t0:.6f}\\n')\n"
     "print('\\n'.join(sorted(socket.inet_ntoa(a) for a in up)))\n"
 )
-# The engine in-process with a 0 s timeout: how fast it sends (the CLI's defaults otherwise).
-ENGINE_PPS = (
+# The engine in-process (no interpreter start, imports or output): with a 0 s timeout, how fast it sends;
+# with 1 s, the sweep itself beside the minimal loop's. The CLI's defaults otherwise (adaptive retries).
+ENGINE_INPROC = (
     "import sys\n"
     "from recon.engine import Prober\n"
     "from recon.targets import build_targets\n"
-    "probe = None if sys.argv[2] == 'default' else sys.argv[2]\n"
+    "probe, wait = None if sys.argv[2] == 'default' else sys.argv[2], float(sys.argv[3])\n"
     "t = build_targets([sys.argv[1]], yes=True)\n"
     "with Prober(probe=probe) as p:\n"
-    "    p.sweep(t, timeout=0.0, retries=None)\n"
-    "    best = min((p.sweep(t, timeout=0.0, retries=None).stats for _ in range(3)), key=lambda s: s.duration_s)\n"
+    "    p.sweep(t, timeout=wait, retries=None)\n"
+    "    best = min((p.sweep(t, timeout=wait, retries=None).stats for _ in range(3)), key=lambda s: s.duration_s)\n"
     "print(best.sent, best.duration_s)\n"
 )
 
@@ -192,8 +195,10 @@ def main() -> int:
     ap.add_argument("--full", action="store_true", help="run the slow references on the big ranges too")
     ap.add_argument("--timeout", type=float, default=150.0, help="kill a tool after this many seconds (default 150)")
     ap.add_argument("--cluster", action="store_true", help="compare 1 process with --cluster local:2 (needs recon[cluster])")
-    ap.add_argument("--repeat", type=int, default=3, help="runs per configuration with --cluster (default 3)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per configuration with --cluster or --send (default 3)")
     ap.add_argument("--ipv6", action="store_true", help="only the IPv6 rows (recon against nmap -6 -sn)")
+    ap.add_argument("--send", action="store_true",
+                    help="only the send path: the IPv4 ranges --repeat times each (median), the ratios and packets per second")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench/sweep.py needs root (it builds a namespace lab)", file=sys.stderr)
@@ -203,6 +208,8 @@ def main() -> int:
         return cluster_bench(args.repeat, args.timeout)
     if args.ipv6:
         return ipv6_bench(args.timeout)
+    if args.send:
+        return send_bench(args.repeat, args.full, args.timeout)
     tools = ["recon", "recon --probe echo", "minimal loop", "scapy sr()", "nmap -sn -PE", "fping -g"]
     tools += ["zmap"] if shutil.which("zmap") else []
     lab = Lab()
@@ -233,18 +240,61 @@ def main() -> int:
         silent_rows(lab, ns, info, rows, truths, args.timeout)
         ipv6_rows(lab, ns, info, rows, truths, args.timeout)
         loss = loss_rows(lab, ns, info, args.timeout)
-        pps = pps_rows(ns, args.timeout)
+        pps, sweeps = inprocess_rows(ns, args.timeout, 0.0), inprocess_rows(ns, args.timeout, 1.0)
     finally:
         lab.down()
     report(rows, truths)
     print()
-    print("packets per second on one core (taskset -c 0; 0 s timeout, so send time only; best of 3):")
-    for label, tool, sent, seconds in pps:
-        print(f"  {label:10} {tool:20} {sent:7d} packets in {seconds:.3f} s = {sent / seconds:9,.0f} pps")
+    print_inprocess(pps, sweeps)
     print()
     print("recall under 20 % loss, dense /24 (256 up), three runs each:")
     for tool, counts in loss.items():
         print(f"  {tool:10} {', '.join(str(c) for c in counts)} of 256")
+    return 0
+
+
+def send_bench(repeat: int, full: bool, timeout: float) -> int:
+    """``--send``: the IPv4 ranges only, every tool ``repeat`` times in turn (a shared machine is noisy: the
+    median counts, the spread is printed), then packets per second on one core."""
+    from statistics import median
+
+    tools = ["recon", "recon --probe echo", "minimal loop", "scapy sr()", "nmap -sn -PE", "fping -g"]
+    lab = Lab()
+    rows: list[Row] = []
+    try:
+        info = lab.up()
+        ns = info.scanner_ns
+        subprocess.run(["ip", "netns", "exec", ns, PY, "-m", "recon", "sweep", "198.18.2.0/30", "--json"], capture_output=True)
+        for label, cidr, _ in RANGES:
+            big = label in ("sparse /17", "dense /16")
+            runs: dict[str, list[tuple[float | None, set[str], float | None, str]]] = {}
+            for _ in range(repeat):
+                for tool in tools:
+                    if big and not full and not tool.startswith("recon") and tool != "minimal loop":
+                        continue
+                    if tool in ("scapy sr()", "fping -g") and big and runs.get(tool):
+                        continue  # minutes each: once is enough
+                    runs.setdefault(tool, []).append(run_tool(lab, ns, tool, cidr, timeout))
+            for tool in tools:
+                done = [r for r in runs.get(tool, []) if r[0] is not None]
+                if not done:
+                    note = runs[tool][0][3] if runs.get(tool) else "skipped (slow; --full runs it)"
+                    rows.append(Row(tool, label, None, set(), None, note))
+                    continue
+                walls = sorted(w for w, _, _, _ in done if w is not None)
+                found = min((f for _, f, _, _ in done), key=len)
+                note = f"median of {len(walls)}: {walls[0]:.2f} .. {walls[-1]:.2f} s" if len(walls) > 1 else ""
+                rows.append(Row(tool, label, median(walls), found, max(r for _, _, r, _ in done if r is not None), note))
+                print(f"  {tool:20} {label:10} {median(walls):.2f} s ({note})", file=sys.stderr)
+        truths = {label: truth_of(info, name) for label, _, name in RANGES}
+        pps, sweeps = inprocess_rows(ns, timeout, 0.0), inprocess_rows(ns, timeout, 1.0)
+    finally:
+        lab.down()
+    print(f"{os.cpu_count()} cores, 1 s timeout; wall time of the whole process, median of {repeat} runs "
+          "(recall: the worst run)")
+    report(rows, truths)
+    print()
+    print_inprocess(pps, sweeps)
     return 0
 
 
@@ -302,24 +352,42 @@ def loss_rows(lab: Lab, ns: str, info, timeout: float) -> dict[str, list[int]]:
     return counts
 
 
-def pps_rows(ns: str, timeout: float) -> list[tuple[str, str, int, float]]:
-    """Send rate on one core: the engine in-process (default probes and echo alone) and the minimal loop."""
+def inprocess_rows(ns: str, timeout: float, wait: float) -> list[tuple[str, str, int, float]]:
+    """The engine in-process (default probes, echo alone) and the minimal loop on one core (taskset -c 0), best
+    of 3: with ``wait`` 0 the send time (packets per second), with 1 the whole sweep without interpreter start."""
     out = []
     for label, cidr, _ in RANGES[2:]:
         for tool in ("recon", "recon --probe echo", "minimal loop"):
             if tool == "minimal loop":
-                argv = [PY, "-c", MINIMAL_LOOP, cidr, "0"]
+                argv = [PY, "-c", MINIMAL_LOOP, cidr, str(wait)]
             else:
-                argv = [PY, "-c", ENGINE_PPS, cidr, "echo" if "echo" in tool else "default"]
-            res = subprocess.run(["ip", "netns", "exec", ns, "taskset", "-c", "0", *argv], capture_output=True, text=True,
-                                 timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT)})
-            if tool == "minimal loop":
-                sent, seconds = re.findall(r"sent (\d+) in ([\d.]+)", res.stderr)[-1]
-            else:
-                sent, seconds = res.stdout.split()
-            out.append((label, tool, int(sent), float(seconds)))
-            print(f"  pps {tool:20} {label:10} {int(sent) / float(seconds):,.0f}", file=sys.stderr)
+                argv = [PY, "-c", ENGINE_INPROC, cidr, "echo" if "echo" in tool else "default", str(wait)]
+            best: tuple[int, float] | None = None
+            for _ in range(3 if tool == "minimal loop" else 1):  # the engine takes its best of 3 itself
+                res = subprocess.run(["ip", "netns", "exec", ns, "taskset", "-c", "0", *argv], capture_output=True, text=True,
+                                     timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                if tool == "minimal loop":
+                    sent = int(re.findall(r"sent (\d+) in", res.stderr)[-1])
+                    seconds = float(re.findall(r"(?:sent \d+|done) in ([\d.]+)", res.stderr)[-1 if wait else 0])
+                else:
+                    sent, seconds = int(res.stdout.split()[0]), float(res.stdout.split()[1])
+                best = (sent, seconds) if best is None or seconds < best[1] else best
+            assert best is not None
+            out.append((label, tool, *best))
+            print(f"  in-process ({wait:g} s) {tool:20} {label:10} {best[1]:.3f} s, {best[0] / best[1]:,.0f} pps", file=sys.stderr)
     return out
+
+
+def print_inprocess(pps: list[tuple[str, str, int, float]], sweeps: list[tuple[str, str, int, float]]) -> None:
+    print("packets per second on one core (taskset -c 0; 0 s timeout, so send time only; best of 3):")
+    for label, tool, sent, seconds in pps:
+        print(f"  {label:10} {tool:20} {sent:7d} packets in {seconds:.3f} s = {sent / seconds:9,.0f} pps")
+    print()
+    print("the sweep in-process with a 1 s timeout (no interpreter start or imports; best of 3), against the minimal loop:")
+    floor = {label: seconds for label, tool, _, seconds in sweeps if tool == "minimal loop"}
+    for label, tool, sent, seconds in sweeps:
+        ratio = f"{seconds / floor[label]:.2f}x the minimal loop" if tool != "minimal loop" and floor.get(label) else ""
+        print(f"  {label:10} {tool:20} {sent:7d} packets, {seconds:.3f} s  {ratio}")
 
 
 def report(rows: list[Row], truths: dict[str, set[str]]) -> None:

@@ -1,7 +1,8 @@
 """The batched probe engine behind ``recon sweep`` (and ``recon watch``), ARCHITECTURE.md.
 
 Scapy builds each probe template once. The hot loop then only patches the
-per-target fields and hands bytes to a raw socket:
+per-target fields in place, in the slots of a ``transport.SendBatch``, and hands
+256 probes at a time to the kernel with one ``sendmmsg(2)``:
 
 * ICMP (routed targets): ``SOCK_RAW/IPPROTO_ICMP``; the probe's ICMP id and seq
   encode the target's index in this sweep (``id = base + index >> 16``,
@@ -14,8 +15,10 @@ per-target fields and hands bytes to a raw socket:
 * ARP (on-link targets): an ``AF_PACKET`` socket with a prebuilt who-has frame;
   replies are keyed by the sender's IPv4 address.
 
-Replies are drained between sends (the receive buffer is 64 MiB), the sweep
-stops as soon as every target has answered, and retries go only to the silent.
+Replies are drained after each batch, by ``recvmmsg(2)`` (the receive buffer is
+64 MiB), the sweep stops as soon as every target has answered, and retries go
+only to the silent. TCP/UDP probes leave from the source address the kernel
+picks for each target's route (``route_sources``), as ICMP probes do.
 ``engine="scapy"`` runs Scapy's ``sr()``/``srp()`` in one batched call instead:
 the slow reference the tests compare against.
 
