@@ -166,18 +166,27 @@ def test_bad_options_are_rejected_before_capturing() -> None:
 # --- live, in the lab ---------------------------------------------------------------------------------
 
 
-def _start(lab, *args: str) -> subprocess.Popen[str]:
-    proc = lab.popen([sys.executable, "-m", "recon", "sniff", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                     cwd=ROOT)
-    time.sleep(1.5)  # interpreter start + socket + filter; nothing in the lab talks meanwhile
+def _ready(proc: subprocess.Popen[str], out: Path) -> None:
+    """Wait for sniff's readiness signal: it creates the -w file once its socket is open, filtered and bound."""
+    deadline = time.monotonic() + 30
+    while not out.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)  # polling the signal (a file appearing)
+    assert out.exists(), proc.stderr.read() if proc.stderr and proc.poll() is not None else "sniff did not start"
+
+
+def _start(lab, out: Path, *args: str) -> subprocess.Popen[str]:
+    """`recon sniff -w OUT ARGS` in the scanner namespace, returned once it captures."""
+    proc = lab.popen([sys.executable, "-m", "recon", "sniff", "-w", str(out), *args], stdout=subprocess.PIPE,
+                     stderr=subprocess.PIPE, cwd=ROOT)
+    _ready(proc, out)
     return proc
 
 
-def test_live_proto_icmp_sees_exactly_the_ping(lab) -> None:
+def test_live_proto_icmp_sees_exactly_the_ping(lab, tmp_path: Path) -> None:
     """`recon sniff --proto icmp -c 10` started before `ping -c 5` sees its 5 requests and 5 replies, and only them."""
     need_tool("ping")
     phone = lab.host("phone").ipv4
-    proc = _start(lab, "--proto", "icmp", "-c", "10", "--timeout", "30", "--json")
+    proc = _start(lab, tmp_path / "icmp.pcap", "--proto", "icmp", "-c", "10", "--timeout", "30", "--json")
     ping = lab.run(["ping", "-c", "5", "-i", "0.2", phone])
     assert ping.returncode == 0
     out, err = proc.communicate(timeout=30)
@@ -189,10 +198,10 @@ def test_live_proto_icmp_sees_exactly_the_ping(lab) -> None:
     assert all(p["checksum_ok"] for p in pkts) and [p["frame"] for p in pkts] == list(range(1, 11))
 
 
-def test_live_bpf_filter_runs_in_the_kernel(lab) -> None:
+def test_live_bpf_filter_runs_in_the_kernel(lab, tmp_path: Path) -> None:
     """-f 'icmp and host PI' on eth0 shows only the pings to the pi, not those to the phone sent meanwhile."""
     pi, phone = lab.host("pi").ipv4, lab.host("phone").ipv4
-    proc = _start(lab, "-i", "eth0", "-f", f"icmp and host {pi}", "-c", "4", "--timeout", "30")
+    proc = _start(lab, tmp_path / "pi.pcap", "-i", "eth0", "-f", f"icmp and host {pi}", "-c", "4", "--timeout", "30")
     lab.run(["ping", "-c", "2", "-i", "0.2", phone])
     lab.run(["ping", "-c", "2", "-i", "0.2", pi])
     out, err = proc.communicate(timeout=30)
@@ -207,7 +216,7 @@ def test_live_bpf_filter_runs_in_the_kernel(lab) -> None:
 def test_written_pcap_survives_interruption(lab, tmp_path: Path, sig: signal.Signals) -> None:
     """`recon sniff -w x.pcap` stopped by SIGINT (exit 0, packets seen) or SIGKILL leaves a file tshark reads whole."""
     out = tmp_path / "x.pcap"
-    proc = _start(lab, "--proto", "icmp", "-w", str(out))
+    proc = _start(lab, out, "--proto", "icmp")
     lab.run(["ping", "-c", "3", "-i", "0.2", lab.host("tv").ipv4])
     time.sleep(0.3)
     proc.send_signal(sig)
@@ -227,7 +236,7 @@ def test_live_on_a_raw_ip_interface(lab, tmp_path: Path) -> None:
     wan = lab.info.wan_ns
     proc = lab.popen([sys.executable, "-m", "recon", "sniff", "-i", "tun0", "-c", "2", "--timeout", "30", "-w", str(out)],
                      ns=wan, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
-    time.sleep(1.5)
+    _ready(proc, out)
     lab.run(["ping", "-c", "1", "198.18.5.20"])
     stdout, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
