@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 declare -A pkg=([ip]=iproute2 [nft]=nftables [sysctl]=procps [setpriv]=util-linux [ping]=iputils-ping
-                [tcpdump]=tcpdump [tshark]=tshark [fping]=fping [nmap]=nmap [python3]=python3)
+                [tcpdump]=tcpdump [tshark]=tshark [fping]=fping [nmap]=nmap [python3]=python3
+                [groff]=groff-base)  # groff: tests/test_cli_docs.py renders the man page
 missing=()
 for tool in "${!pkg[@]}"; do command -v "$tool" >/dev/null 2>&1 || missing+=("${pkg[$tool]}"); done
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
