@@ -1019,7 +1019,8 @@ def sweep_summary(result: SweepResult) -> str:
     s = result.stats
     up = len(result.up)
     line = f"{up} host{'' if up == 1 else 's'} up of {s.targets} scanned in {s.duration_s:.2f} s"
-    extra = [f"{v} {k}" for k, v in (("unreachable", s.unreachable), ("duplicates", s.duplicates), ("late", s.late)) if v]
+    extra = [f"{v} {k}" for k, v in (("unreachable", s.unreachable), ("duplicates", s.duplicates), ("late", s.late),
+                                      ("probes the kernel refused to send", s.send_errors)) if v]
     if result.shards:
         workers = len({sh.worker for sh in result.shards})
         extra.append(f"{len(result.shards)} shards on {workers} worker{'' if workers == 1 else 's'}")
@@ -1037,6 +1038,9 @@ def sweep_hint(result: SweepResult, probes: Sequence[str]) -> str:
                 "or hear every host on the link with ff02::1%IFACE or --local IFACE")
     if s.unreachable and s.unreachable == s.targets:
         return "hint: a router reported every target unreachable; the range is not reachable from here"
+    if s.send_errors and s.send_errors >= s.sent:
+        return ("hint: the kernel refused to send every probe: this machine has no route to the targets (or a firewall "
+                "here drops them); check 'ip route get ADDRESS'")
     if not any(p.startswith(("syn:", "ack:", "udp:")) for p in probes):
         return ("hint: the hosts may drop ICMP; try TCP probes as nmap does: --probe syn:22,80,443 --probe ack:80 "
                 "(or -PS22,80,443 -PA80), or a longer --timeout")
