@@ -141,6 +141,8 @@ class Prober:
         check_sweep_options(rate=rate)
         if source is not None and not is_ipv4(source) and not _is_ipv6(source):
             raise InvalidOption("--source", source, "an IPv4 or IPv6 address of this machine")
+        if source is not None and is_ipv4(source):  # decimal octets, as targets are read: bind()'s inet_aton reads '010' as 8
+            source = ".".join(str(int(octet)) for octet in source.split("."))
         if engine == "scapy" and any(p.kind in L4_KINDS for p in specs):
             if probe is not None:
                 raise InvalidOption("--engine", engine, "the Scapy reference engine sends ICMP and ARP only; "

@@ -82,3 +82,12 @@ def test_a_source_the_scanner_cannot_send_from_is_refused_before_any_frame(lab, 
     assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
     assert f"invalid --source '{argv[1]}'" in res.stderr and "ip -4 addr" in res.stderr
     assert _requests(frames) == [("198.18.0.2", "198.18.0.11")]
+
+
+def test_a_source_with_leading_zeros_is_read_as_decimal_like_the_targets(lab) -> None:
+    """'198.018.000.002' is 198.18.0.2, as sweep reads its targets, for the routed probes' sockets as for ARP
+    (it was handed to bind(), whose inet_aton reads '018' as octal and refused it: exit 2)."""
+    res = lab.recon("sweep", "198.18.2.3", "198.18.0.10", "--source", "198.018.000.002", "--probe", "echo", "--json")
+    assert res.returncode == 0, res.stderr
+    rows = {r["address"]: r for r in map(json.loads, res.stdout.splitlines())}
+    assert rows["198.18.2.3"]["reason"] == "echo-reply" and rows["198.18.0.10"]["reason"] == "arp-reply"
