@@ -104,9 +104,13 @@ def _source(address: object) -> int:
 
 
 class _Targets6:
-    """A sweep's IPv6 targets by index: 128-bit addresses in two compact arrays, their scopes, and a sorted index."""
+    """A sweep's IPv6 targets by index: 128-bit addresses in two compact arrays (16 bytes a target), and their scopes.
 
-    def __init__(self, addrs: Iterable[int], scoped: Sequence[ScopedTarget]) -> None:
+    Index ``i`` is position ``i`` of ``v6.order(seed, shard)``, so ``V6Targets.position`` finds an address's
+    index without a table; scoped targets follow the unscoped ones."""
+
+    def __init__(self, v6: V6Targets, addrs: Iterable[int], scoped: Sequence[ScopedTarget],
+                 seed: int | None = None, shard: tuple[int, int] = (1, 1), *, in_order: bool = True) -> None:
         self.hi, self.lo = array("Q"), array("Q")
         for a in addrs:
             self.hi.append(a >> 64)
@@ -118,7 +122,9 @@ class _Targets6:
             self.hi.append(a >> 64)
             self.lo.append(a & 0xFFFFFFFFFFFFFFFF)
         self.n = len(self.hi)
-        self._sorted = array("I", sorted(range(self.n), key=self.__getitem__))
+        self.v6, self.seed, self.shard = v6, seed, shard
+        # ``addrs`` is v6.order(seed, shard) itself, unless on-link targets were taken out of it (a dict then)
+        self._where: dict[int, int] | None = None if in_order else {self[i]: i for i in range(self.unscoped)}
 
     def __getitem__(self, i: int) -> int:
         return (self.hi[i] << 64) | self.lo[i]
@@ -132,15 +138,11 @@ class _Targets6:
         return text, 0, 0, s.ifindex if s is not None else 0
 
     def index(self, address: int) -> int | None:
-        """The target index of ``address`` (an unscoped target first), by binary search over the sorted order."""
-        order, lo, hi = self._sorted, 0, self.n
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if self[order[mid]] < address:
-                lo = mid + 1
-            else:
-                hi = mid
-        return order[lo] if lo < self.n and self[order[lo]] == address else None
+        """The target index of ``address`` (an unscoped target first), None when it is not a target."""
+        i = self._where.get(address) if self._where is not None else self.v6.position(address, self.seed, self.shard)
+        if i is not None:
+            return i
+        return next((self.unscoped + k for k in range(len(self.scoped)) if self[self.unscoped + k] == address), None)
 
 
 class _PcapTap6:
@@ -268,7 +270,7 @@ class Prober6:
         parts = [self._ndp(iface, group, (), timeout, retries, pcap) for iface, group in onlink.items()]
         if scoped_l2:
             parts.append(self._ndp(None, [], scoped_l2, timeout, retries, pcap))
-        targets = _Targets6(addrs, here)
+        targets = _Targets6(v6, addrs, here, seed, shard, in_order=not onlink)
         if targets.n or not parts:
             run = _Run6(self, targets, timeout, retries, progress)
             if pcap is not None:

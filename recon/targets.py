@@ -633,6 +633,23 @@ class _Runs:
         return (self.int_at(i) for i in index_iter)
 
 
+    def position(self, value: int, seed: int | None = None, shard: tuple[int, int] = (1, 1)) -> int | None:
+        """The inverse of ``order``: where ``value`` comes in ``order(seed, shard)``; None when it is not there.
+
+        No table: the address's rank in the runs, then the affine walk undone (``a`` is a unit mod n).
+        """
+        i = bisect.bisect_right(self._starts, value) - 1
+        if i < 0 or value > self._intervals[i][1]:
+            return None
+        rank = self._cum[i] + value - self._intervals[i][0]
+        k, total = shard
+        pos = rank
+        if seed is not None:
+            a, b = _affine(self._size, seed)
+            pos = (rank - b) * pow(a, -1, self._size) % self._size
+        return pos // total if pos % total == k - 1 else None
+
+
 class V6Targets(_Runs, Sequence[int]):
     """The IPv6 part of a TargetSet: 128-bit ints as merged runs, ordered and sharded as IPv4 is."""
 

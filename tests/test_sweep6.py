@@ -280,3 +280,16 @@ def test_adaptive_retries_recover_ipv6_answers_lost_at_30_percent() -> None:
     clean = sweep(build_targets(["2001:db8:3::/120", "2001:db8:9::/120"]), probe="echo", timeout=0.05, retries=None,
                   transport=ReplayTransport(lambda s, p: everyone(s, p) if p.address[0].startswith("2001:db8:3:") else []))
     assert len(clean.up) == 256 and clean.stats.retries == 256, "one retry round, to the silent /120 only"
+
+
+def test_tcp_answers_find_their_target_in_a_seeded_shard() -> None:
+    """With --seed and --shard the targets go out permuted; a TCP answer carries no index, and still lands on its
+    target (V6Targets.position undoes the permutation); targets of other shards are not probed."""
+    up = {f"2001:db8:3::{i:x}" for i in range(1, 0x40, 3)}
+    respond, checked = _tcp_answers(up)
+    transport = ReplayTransport(respond)
+    with Prober(probe="syn:443", transport=transport) as prober:
+        result = prober.sweep(build_targets(["2001:db8:3::/122"]), timeout=0.05, retries=0, seed=9, shard=(2, 3))
+    probed = {p.address[0] for p in transport.sent}
+    assert len(probed) == 21 and {h.address for h in result.hosts} == probed
+    assert {h.address for h in result.up} == up & probed and all(checked)

@@ -526,3 +526,15 @@ def test_cli_ipv6_only_targets_are_refused_where_they_are_not_probed_yet() -> No
     code, out, err = run_recon("sweep", "2001:db8::1-ff", "--cluster", "local:1")
     assert code == 2 and out == ""
     assert err.startswith("recon: error: recon sweep --cluster does not probe IPv6 targets yet")
+
+
+@pytest.mark.parametrize("seed", [None, 0, 12345])
+@pytest.mark.parametrize("shard", [(1, 1), (2, 3), (4, 7)])
+def test_ipv6_position_is_the_inverse_of_order(seed: int | None, shard: tuple[int, int]) -> None:
+    """V6Targets.position(a, seed, shard) is a's index in order(seed, shard), None for addresses outside it
+    (other shards, other addresses): the IPv6 sweep finds a TCP answer's target with it, without a table."""
+    v6 = build_targets(["2001:db8::/120", "2001:db8:5::3-40", "2001:db8:9::7"]).v6
+    order = list(v6.order(seed, shard))
+    assert [v6.position(a, seed, shard) for a in order] == list(range(len(order)))
+    others = [a for a in v6.ints() if a not in set(order)] + [int(ipaddress.IPv6Address("2001:db8:5::41"))]
+    assert all(v6.position(a, seed, shard) is None for a in others)
