@@ -203,7 +203,7 @@ def sweep(
     target_set = _sweep_targets(targets, input_file, exclude, exclude_file, yes=yes, local=local)
     _target_warnings(target_set, no_ipv6="recon sweep --cluster" if cluster else "recon sweep --resume" if resume else None)
     options: dict[str, Any] = {"method": method, "probe": probe, "engine": engine, "interface": interface, "source": source, "rate": rate}
-    _local_alone(target_set, local, cluster=cluster, resume=resume, pcap=pcap)
+    _local_alone(target_set, local, cluster=cluster, resume=resume, pcap=pcap, source=source)
     run = {"timeout": timeout, "retries": retries, "seed": seed, "shard": shard_t, "resolve": resolve}
     result = _sweep_run(target_set, options, run, cluster=cluster, resume=resume, pcap=pcap, local=local)
     return _sweep_output(result, show_all=show_all, fmt=fmt, probe=probe)
@@ -230,8 +230,9 @@ def _sweep_run(target_set: TargetSet, options: dict[str, Any], run: dict[str, An
             parts.append(prober.sweep(target_set, pcap=pcap, progress=progress, **run))
         progress.finish()
     if local:
+        source6 = options["source"] if options["source"] and ":" in options["source"] else None
         parts.append(_local(local, timeout=run["timeout"], retries=run["retries"], rate=options["rate"],
-                            resolve=run["resolve"], pcap=pcap))
+                            resolve=run["resolve"], pcap=pcap, source=source6))
     return parts[0] if len(parts) == 1 else merge(parts)
 
 
@@ -277,18 +278,27 @@ def _sweep_targets(targets: list[str] | None, input_file: str | None, exclude: l
     return build_targets(targets or [], input_file=input_file, exclude=exclude or [], exclude_file=exclude_file, yes=yes)
 
 
-def _local_alone(target_set: TargetSet, local: str | None, *, cluster: str | None, resume: str | None, pcap: str | None) -> None:
-    """--local runs in this process, and with -w only by itself."""
+def _local_alone(target_set: TargetSet, local: str | None, *, cluster: str | None, resume: str | None, pcap: str | None,
+                 source: str | None = None) -> None:
+    """--local runs in this process, and with -w only by itself; an IPv6 --source must be one of its interface's
+    addresses (checked before anything is sent), an IPv4 one is for the other targets."""
     if local is None:
         return
     if cluster is not None or resume is not None:
         raise InputError("--local cannot be combined with --cluster or --resume", hint="sweep the link apart")
     if pcap is not None and target_set.total:
         raise InputError("--pcap with --local takes no other targets", hint="sweep the link apart")
+    if source is not None and ":" not in source and not target_set.total:
+        raise InvalidOption("--source", source, f"an IPv4 address cannot send to the IPv6 hosts --local finds; give an IPv6 "
+                            f"address of {local}, or leave --source out")
+    if source is not None and ":" in source:
+        from recon.ndp import link6
+
+        link6(local, option="--local").own(source)
 
 
 def _local(local: str, *, timeout: float, retries: int | None, rate: float | None, resolve: bool,
-           pcap: str | None = None) -> SweepResult:
+           pcap: str | None = None, source: str | None = None) -> SweepResult:
     """--local IFACE through ndp.discover, the frames to ``pcap`` (Ethernet) when given."""
     from recon.ndp import discover
     from recon.pcap import LINKTYPE_ETHERNET, PcapWriter
@@ -296,7 +306,7 @@ def _local(local: str, *, timeout: float, retries: int | None, rate: float | Non
     writer = PcapWriter(pcap, LINKTYPE_ETHERNET) if pcap is not None else None
     try:
         result = discover(local=[local], timeout=timeout, retries=retries, rate=rate, resolve=resolve,
-                          tap=writer.write if writer is not None else None)
+                          tap=writer.write if writer is not None else None, source=source)
     finally:
         if writer is not None:
             writer.close()

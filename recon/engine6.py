@@ -335,8 +335,10 @@ class Prober6:
                 pcap.write(frame if ethernet else frame[14:])
 
         if iface is not None:
-            return solicit(iface, addrs, transport=self.transport, timeout=timeout, retries=retries, rate=self.rate, tap=tap)
-        return discover(scoped, transport=self.transport, timeout=timeout, retries=retries, rate=self.rate, tap=tap)
+            return solicit(iface, addrs, transport=self.transport, timeout=timeout, retries=retries, rate=self.rate, tap=tap,
+                           source=self.source)
+        return discover(scoped, transport=self.transport, timeout=timeout, retries=retries, rate=self.rate, tap=tap,
+                        source=self.source)
 
 
 class _Receive6:

@@ -114,6 +114,18 @@ class Link6:
         nets = (ipaddress.IPv6Network(f"{a}/{p}", strict=False) for a, p, ll in self.addresses if not ll)
         return list(dict.fromkeys(nets))
 
+    def own(self, source: str) -> bytes:
+        """``source`` (``--source``) packed, when it is one of this interface's addresses: what is sent from it must
+        be (RFC 4861 7.2.2); InvalidOption otherwise."""
+        try:
+            packed = ipaddress.IPv6Address(source.split("%")[0]).packed
+        except ValueError:
+            packed = b""
+        if packed not in {_pack(a) for a, _, _ in self.addresses}:
+            raise InvalidOption("--source", source, f"not an IPv6 address of {self.name}, which these targets are asked on; "
+                                f"give one of its addresses (ip -6 addr show {self.name}), or leave --source out")
+        return packed
+
     def source_for(self, target: bytes) -> bytes:
         """The address to solicit ``target`` from: link-local for a link-local target, else the address whose
         prefix holds it (the kernel's choice too), else any non-link-local address, else the link-local one."""
@@ -405,7 +417,7 @@ class _Solicit:
 
 
 def solicit(iface: str, addrs: Iterable[str | int], *, transport: Transport | None = None, timeout: float = 1.0,
-            retries: int | None = 1, rate: float | None = None, tap: Tap | None = None) -> SweepResult:
+            retries: int | None = 1, rate: float | None = None, tap: Tap | None = None, source: str | None = None) -> SweepResult:
     """Ask for each address in ``addrs`` (IPv6 text, scope allowed, or 128-bit ints) with a Neighbor
     Solicitation on Ethernet interface ``iface``; return every target, up (``reason`` nd-advert, with MAC
     and vendor; our own addresses ``self``) or down, in address order, and the counters.
@@ -413,10 +425,12 @@ def solicit(iface: str, addrs: Iterable[str | int], *, transport: Transport | No
     Each round asks the silent again and waits ``timeout`` seconds after its last send. ``retries=None``
     adapts as the sweep engine does: again while the last retry still found hosts, at most 6 times.
     ``rate`` paces the sends (per second); ``tap`` sees every frame sent and every advertisement read.
+    ``source`` (one of the interface's addresses) sends every solicitation from it, as --source asks.
     """
     rounds = 1 + _check(timeout, retries, rate)
     t = transport or default_transport()
     lnk = link6(iface, t)
+    own = lnk.own(source) if source else None
     targets = list(dict.fromkeys(_target(a) for a in addrs))
     run = _Solicit(lnk, targets)
     gap = 1.0 / rate if rate else 0.0
@@ -441,7 +455,7 @@ def solicit(iface: str, addrs: Iterable[str | int], *, transport: Transport | No
                     wire.wait(next_at, handle, lambda: False)
                     next_at += gap
                 a = targets[i]
-                run.sent_at[i] = wire.send(ns_frame(lnk, lnk.source_for(a), a))
+                run.sent_at[i] = wire.send(ns_frame(lnk, own or lnk.source_for(a), a))
                 wire.drain(handle)
             if wire.end_round(time.monotonic(), timeout=timeout, final=rnd == rounds - 1, max_rtt_ms=run.max_rtt,
                               adaptive=retries is None and rnd > 0, before=before, found=lambda: len(run.found),
@@ -503,12 +517,13 @@ class _Echo:
 
 def multicast_echo(iface: str, *, transport: Transport | None = None, timeout: float = 1.0,
                    group: str = ALL_NODES, retries: int | None = 1, tap: Tap | None = None,
-                   every_source: bool = False) -> SweepResult:
+                   every_source: bool = False, source: str | None = None) -> SweepResult:
     """Send an ICMPv6 echo to multicast ``group`` on Ethernet interface ``iface`` from its link-local address,
     as ping does (members answer from theirs), and with ``every_source`` from each of its other addresses too
     (members answer from the address of the same scope, so their global addresses show as well); return every
     responder (``reason`` echo-reply, with the MAC of its frame, vendor, hop limit) and our own addresses
-    used (``self``), in address order.
+    used (``self``), in address order. ``source`` (one of the interface's addresses) is the only one echoed
+    from, as ``ping -I ADDR ff02::1%IF`` does.
 
     Each round waits ``timeout`` seconds; a retry round echoes again (to hear who lost the first),
     and ``retries=None`` goes on while the last round found someone new, at most 6 times.
@@ -522,7 +537,7 @@ def multicast_echo(iface: str, *, transport: Transport | None = None, timeout: f
     if not target.is_multicast:
         raise InvalidTarget(group, "not an IPv6 multicast group", hint="ff02::1 is every node on the link")
     lnk = link6(iface, t)
-    run = _Echo(lnk, lnk.sources() if every_source else [lnk.link_local], target.packed)
+    run = _Echo(lnk, [lnk.own(source)] if source else lnk.sources() if every_source else [lnk.link_local], target.packed)
 
     def handle(frame: bytes, when: float) -> None:
         before = run.answers + run.ignored
@@ -582,19 +597,24 @@ def _address_key(address: str) -> tuple[int, int]:
 
 def discover(scoped: Sequence[ScopedTarget] = (), local: Sequence[str] = (), *, transport: Transport | None = None,
              timeout: float = 1.0, retries: int | None = 1, rate: float | None = None, tap: Tap | None = None,
-             limit: int = LOCAL_PREFIX_LIMIT, resolve: bool = False) -> SweepResult:
+             limit: int = LOCAL_PREFIX_LIMIT, resolve: bool = False, source: str | None = None) -> SweepResult:
     """On-link IPv6 discovery for a sweep: scoped unicast targets (``fe80::1%eth0``) by Neighbor Discovery,
     scoped groups (``ff02::1%eth0``) by multicast echo from the link-local address (as ping), and each ``local``
     interface (``sweep --local``) by an echo to ff02::1 from each of its addresses plus a solicitation of every address of its on-link
     prefixes that hold at most ``limit`` addresses. One merged result; ``resolve`` looks up the names of
-    the hosts that are up (global addresses only: nothing names a link-local one)."""
+    the hosts that are up (global addresses only: nothing names a link-local one). ``source`` (``--source``, an
+    address of each interface asked on) is what every probe is sent from."""
     for iface in local:
-        link6(iface, transport, option="--local")  # every interface checked before anything is sent
+        lnk = link6(iface, transport, option="--local")  # every interface checked before anything is sent
+        if source:
+            lnk.own(source)
     for s in scoped:
         try:
-            link6(s.interface, transport)
+            lnk = link6(s.interface, transport)
         except InvalidOption as exc:
             raise InvalidTarget(str(s), exc.allowed, hint="the name after % is the interface to ask on") from None
+        if source:
+            lnk.own(source)
     parts: list[SweepResult] = []
     by_iface: dict[str, list[ScopedTarget]] = {}
     for s in scoped:
@@ -602,15 +622,19 @@ def discover(scoped: Sequence[ScopedTarget] = (), local: Sequence[str] = (), *, 
     for iface, group in by_iface.items():
         unicast = [s.address for s in group if not s.multicast]
         if unicast:
-            parts.append(solicit(iface, unicast, transport=transport, timeout=timeout, retries=retries, rate=rate, tap=tap))
+            parts.append(solicit(iface, unicast, transport=transport, timeout=timeout, retries=retries, rate=rate, tap=tap,
+                                 source=source))
         for g in dict.fromkeys(s.address for s in group if s.multicast):
-            parts.append(multicast_echo(iface, transport=transport, timeout=timeout, group=g, retries=retries, tap=tap))
+            parts.append(multicast_echo(iface, transport=transport, timeout=timeout, group=g, retries=retries, tap=tap,
+                                        source=source))
     for iface in dict.fromkeys(local):
-        parts.append(multicast_echo(iface, transport=transport, timeout=timeout, retries=retries, tap=tap, every_source=True))
+        parts.append(multicast_echo(iface, transport=transport, timeout=timeout, retries=retries, tap=tap, every_source=True,
+                                    source=source))
         small = [n for n in link6(iface, transport).prefixes() if n.num_addresses <= limit]
         if small:
             addrs = [int(a) for n in small for a in n]
-            parts.append(solicit(iface, addrs, transport=transport, timeout=timeout, retries=retries, rate=rate, tap=tap))
+            parts.append(solicit(iface, addrs, transport=transport, timeout=timeout, retries=retries, rate=rate, tap=tap,
+                                 source=source))
     result = merge(parts)
     if resolve:
         from recon.engine import reverse_dns

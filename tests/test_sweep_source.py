@@ -33,8 +33,8 @@ def _requests(frames: list[bytes]) -> list[tuple[str, str]]:
 
 @contextmanager
 def _extra_address(lab, cidr: str, dev: str) -> Iterator[str]:
-    """``cidr`` added to the scanner's ``dev`` for the block (the lab's scanner has one address)."""
-    subprocess.run(["ip", "-n", lab.ns, "addr", "add", cidr, "dev", dev], check=True)
+    """``cidr`` added to the scanner's ``dev`` for the block (the lab's scanner has one address of each family)."""
+    subprocess.run(["ip", "-n", lab.ns, "addr", "add", cidr, "dev", dev, *(["nodad"] if ":" in cidr else [])], check=True)
     try:
         yield cidr.split("/")[0]
     finally:
@@ -91,3 +91,41 @@ def test_a_source_with_leading_zeros_is_read_as_decimal_like_the_targets(lab) ->
     assert res.returncode == 0, res.stderr
     rows = {r["address"]: r for r in map(json.loads, res.stdout.splitlines())}
     assert rows["198.18.2.3"]["reason"] == "echo-reply" and rows["198.18.0.10"]["reason"] == "arp-reply"
+
+
+# --- IPv6 on the link: Neighbor Discovery and multicast echo send from --source too ----------------------------
+
+EXTRA6 = "2001:db8::77"
+
+
+def _probes6(frames: list[bytes]) -> list[tuple[str, int]]:
+    """(source address, ICMPv6 type) of the scanner's multicast probes: solicitations and echo requests."""
+    out = []
+    for f in frames:
+        if len(f) > 54 and f[6:12] == SCANNER and f[12:14] == b"\x86\xdd" and f[20] == 58 and f[38] == 0xFF and f[54] in (128, 135):
+            out.append((socket.inet_ntop(socket.AF_INET6, f[22:38]), f[54]))
+    return out
+
+
+@pytest.mark.parametrize("source", [EXTRA6, "2001:db8::2"])
+@pytest.mark.parametrize("where", ["global", "link-local", "group", "local"])
+def test_ipv6_probes_on_the_link_go_from_the_source(lab, tmp_path: Path, where: str, source: str) -> None:
+    """Solicitations and multicast echoes carry --source as their IPv6 source, whichever address the scanner would
+    pick by itself (they used to: the link-local one, or the one whose prefix holds the target)."""
+    phone = lab.host("phone")
+    args = {"global": [phone.ipv6], "link-local": [f"{phone.ipv6_ll}%eth0"], "group": ["ff02::1%eth0"],
+            "local": ["--local", "eth0"]}[where]
+    with _extra_address(lab, f"{EXTRA6}/64", "eth0"), lab.capture(phone.netns, "icmp6", tmp_path / "lan.pcap") as wire:
+        res = lab.recon("sweep", *args, "--source", source, "--json")
+        assert res.returncode == 0, res.stderr
+        frames = wire.wait_for(lambda f: _probes6(f) != [])
+    assert {s for s, _ in _probes6(frames)} == {source}, _probes6(frames)
+    assert any(json.loads(row)["status"] == "up" for row in res.stdout.splitlines())
+
+
+@pytest.mark.parametrize("args", [["--local", "eth0", "--source", "2001:db8::99"], ["--local", "eth0", "--source", "198.18.0.2"],
+                                  ["ff02::1%eth0", "--source", "2001:db8::99"]])
+def test_an_ipv6_source_the_link_lacks_is_refused(lab, args: list[str]) -> None:
+    res = lab.recon("sweep", *args)
+    assert res.returncode == 2 and res.stdout == "" and res.stderr.count("\n") == 1, res.stderr
+    assert f"invalid --source '{args[-1]}'" in res.stderr
