@@ -44,8 +44,8 @@ class Lab:
     def __init__(self, name: str | None = None) -> None:
         # RECON_LAB_PREFIX lets a test session (or CI) recognise every lab it made.
         self.name = name or f"{os.environ.get('RECON_LAB_PREFIX', 'rl')}{secrets.token_hex(3)}"
-        if not self.name.replace("-", "").isalnum() or len(self.name) > 24:
-            raise InvalidOption("lab name", self.name, "use up to 24 letters, digits or dashes")
+        if not (self.name.isascii() and self.name.replace("-", "").isalnum()) or len(self.name) > 24:  # '١٢٣' is alnum too
+            raise InvalidOption("lab name", self.name, "use up to 24 ASCII letters, digits or dashes")
 
     # names
     def ns(self, role: str) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from recon.lab import Lab
-from tests.conftest import NOBODY, ROOT, _namespaces, need_lab, need_tool
+from tests.conftest import NOBODY, ROOT, _namespaces, need_lab, need_tool, run_cli
 from tests.conftest import recon as _recon
 
 
@@ -344,3 +344,11 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "gone"
+
+
+@pytest.mark.parametrize("name", ["\u0661\u0662\u0663", "\ufb00", "lab\u202e", "a b", "x" * 25])
+def test_a_lab_name_is_ascii_letters_digits_and_dashes(name: str) -> None:
+    """Lab names become namespace names that `ip netns list` prints: Arabic-Indic digits, ligatures or a bidi
+    override are refused with the other bad names (str.isalnum took the first two), before anything is looked up."""
+    res = run_cli("lab", "status", "--name", name)
+    assert res.code == 2 and "invalid lab name" in res.stderr and "ASCII" in res.stderr, res.stderr
