@@ -284,3 +284,18 @@ def test_an_interface_that_is_down_says_so(lab) -> None:
         lab.run(["ip", "link", "del", "ndpdown0"]).check_returncode()
     assert res.returncode == 2 and "is it down" in res.stderr and res.stderr.count("\n") == 1, res.stderr
 
+
+
+def test_cli_source_for_on_link_ipv6(lab) -> None:
+    """--source 2001:db8::2 with a scoped fe80:: target (through the engine) and with --local: the hosts answer;
+    an IPv4 --source for --local alone is one line, exit 2."""
+    info = lab.info
+    phone = info.hosts[0]
+    res = lab.recon("sweep", f"{phone.ipv6_ll}%eth0", "--source", info.scanner_ipv6, "--json")
+    assert res.returncode == 0 and _rows(res.stdout)[f"{phone.ipv6_ll}%eth0"]["mac"] == phone.mac, res.stderr
+    local = lab.recon("sweep", "--local", "eth0", "--source", info.scanner_ipv6, "-W", "0.3", "--json")
+    rows = _rows(local.stdout)
+    assert {h.ipv6 for h in info.hosts} <= set(rows) and not any(a.startswith("fe80::") and r["reason"] != "self"
+                                                                 for a, r in rows.items())
+    v4 = lab.recon("sweep", "--local", "eth0", "--source", info.scanner_ipv4)
+    assert v4.returncode == 2 and "invalid --source" in v4.stderr and v4.stderr.count("\n") == 1, v4.stderr

@@ -258,3 +258,21 @@ def test_cli_refuses_bad_local_before_sending(args: list[str], message: str) -> 
     """One line, exit 2: each refusal comes before any socket opens (an interface that is nowhere)."""
     res = run_cli("sweep", *args)
     assert res.code == 2 and res.stdout == "" and res.stderr.count("\n") == 1 and message in res.stderr, res.stderr
+
+
+def test_source_sends_everything_from_that_address(link: Link) -> None:
+    """--source 2001:db8::2: the NS for a link-local target and the group echo go from it (the hosts answer it:
+    from their global addresses, for the echo); an address the interface lacks is InvalidOption, nothing sent."""
+    t = ReplayTransport(link)
+    phone = link_local(LAN_HOSTS[0][2])
+    result = ndp.solicit("eth0", [phone], transport=t, timeout=0.02, retries=0, source="2001:db8::2")
+    assert _up(result) == {phone: LAN_HOSTS[0][2]} and t.sent[0].data[22:38] == ipaddress.IPv6Address("2001:db8::2").packed
+    echo = ndp.multicast_echo("eth0", transport=ReplayTransport(link), timeout=0.02, retries=0, source="2001:db8::2")
+    assert _up(echo) == {a: m for a, m in TRUTH.items() if a.startswith("2001:db8::") and a != "2001:db8::"}
+    bad = ReplayTransport(link)
+    for call in (lambda: ndp.solicit("eth0", [phone], transport=bad, source="2001:db8::99"),
+                 lambda: ndp.multicast_echo("eth0", transport=bad, source="198.18.0.2"),
+                 lambda: ndp.discover(local=["eth0"], transport=bad, source="fe80::1")):
+        with pytest.raises(InvalidOption, match=r"--source .*an IPv6 address of eth0"):
+            call()
+    assert bad.sent == []
