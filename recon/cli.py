@@ -122,7 +122,8 @@ def _target_warnings(target_set: TargetSet, *, no_ipv6: str | None = None) -> No
         render.err(render.target_warning(warning))
     if target_set.total > len(target_set) and no_ipv6:
         if not len(target_set):
-            raise InputError(f"{no_ipv6} does not probe IPv6 targets yet", hint="use 'recon sweep' for IPv6 targets")
+            hint = "sweep them without --cluster and --resume" if no_ipv6.startswith("recon sweep") else "use 'recon sweep' for them"
+            raise InputError(f"{no_ipv6} does not probe IPv6 targets yet", hint=hint)
         render.err(render.unswept_ipv6(target_set.total - len(target_set), no_ipv6))
 
 

@@ -522,10 +522,10 @@ def test_cli_ipv6_only_targets_are_refused_where_they_are_not_probed_yet() -> No
     namespace); recon watch and sweep --cluster do not yet, and say so in one line (exit 2) before sending anything."""
     code, out, err = run_recon("watch", "2001:db8::1-ff", "fe80::1%lo", "--once")
     assert code == 2 and out == ""
-    assert err == "recon: error: recon watch does not probe IPv6 targets yet; use 'recon sweep' for IPv6 targets\n"
+    assert err == "recon: error: recon watch does not probe IPv6 targets yet; use 'recon sweep' for them\n"
     code, out, err = run_recon("sweep", "2001:db8::1-ff", "--cluster", "local:1")
     assert code == 2 and out == ""
-    assert err.startswith("recon: error: recon sweep --cluster does not probe IPv6 targets yet")
+    assert err == "recon: error: recon sweep --cluster does not probe IPv6 targets yet; sweep them without --cluster and --resume\n"
 
 
 @pytest.mark.parametrize("seed", [None, 0, 12345])
