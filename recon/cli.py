@@ -8,6 +8,7 @@ stays fast. Errors become one line on stderr and an exit code (``ExitStatus``);
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import subprocess
@@ -823,6 +824,7 @@ def _run(args: list[str]) -> int:
     debug = "--debug" in args
     try:
         result = _invoke(args)
+        render.stdout().flush()  # a full disk shows here, not in the interpreter's last flush after we return
     except typer.Exit as exc:
         return int(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
@@ -848,9 +850,19 @@ def _run(args: list[str]) -> int:
     except BrokenPipeError:  # the reader went away (recon ... | head -1): a normal end, for every command
         _quiet_closed_stdout()
         return ExitStatus.OK
+    except OSError as exc:  # stdout on a full disk (`recon ... > out`): one line, exit 3, as for the files recon writes
+        if exc.errno not in _OUTPUT_FULL:
+            raise
+        _quiet_closed_stdout()
+        render.err(render.error_line(ReconEnvironmentError(f"cannot write the output: {exc.strerror}",
+                                                           hint="free some space, or write it elsewhere")))
+        return ExitStatus.ENVIRONMENT
     if isinstance(result, int):
         return result
     return ExitStatus.OK
+
+
+_OUTPUT_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
 
 
 def _quiet_closed_stdout() -> None:

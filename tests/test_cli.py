@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, recon_offline, run_cli, run_cli_offline
+from tests.conftest import ROOT, offline_argv, recon_offline, run_cli, run_cli_offline
 
 BAD_SPECS = ["300.1.1.1", "1.2.3.4-2", "10.0.0.0/33", "1.2.3", "", "10.0.0.1-", "1.2.3.4/24/1"]
 
@@ -191,3 +191,17 @@ def test_sweep_numeric_options_have_bounds(option: str, value: str) -> None:
     res = run_cli("sweep", "127.0.0.1", "--probe", "echo", option, value)
     assert res.code == 2, res.stderr
     assert res.stderr.startswith(f"recon: error: invalid {option}") and res.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("args", [["--version"], ["sweep", "--help"], ["sniff", "-r", "captures/sweep.pcap"],
+                                  ["sniff", "-r", "captures/sweep.pcap", "--json"],
+                                  ["craft", "--dst", "127.0.0.1", "--src", "127.0.0.1", "--dry-run"]])
+def test_stdout_on_a_full_disk_is_one_line_exit_3(args: list[str]) -> None:
+    """`recon ... > file` on a full disk (/dev/full): one line and exit 3, as for the files recon writes itself
+    (issue 14 item 3); it was an OSError traceback, or 'Exception ignored' at the interpreter's last flush."""
+    with open("/dev/full", "w") as full:
+        res = subprocess.run(offline_argv([sys.executable, "-m", "recon", *args]), stdout=full, stderr=subprocess.PIPE,
+                             cwd=ROOT, timeout=60)
+    err = res.stderr.decode()
+    assert res.returncode == 3 and err.count("\n") == 1, err
+    assert err.startswith("recon: error: cannot write the output: No space left on device") and "Traceback" not in err
