@@ -48,6 +48,7 @@ from recon.transport import PacketSocket, Transport, default_transport
 
 __all__ = [
     "ALL_NODES",
+    "ANSWERS_FILTER",
     "ETH_P_IPV6",
     "LOCAL_PREFIX_LIMIT",
     "Link6",
@@ -83,6 +84,22 @@ _SNM_PREFIX = ipaddress.IPv6Address("ff02::1:ff00:0").packed[:13]  # the solicit
 _ECHO_HOPS = 1  # a multicast echo stays on the link (as ping's default IPV6_MULTICAST_HOPS)
 
 Tap = Callable[[bytes], None]  # called with every frame sent and every answer read (for a pcap)
+
+# What the packet socket lets through, decided in the kernel (classic BPF): IPv6 frames with no extension
+# header that carry an ICMPv6 echo reply or neighbor advertisement. The rest of a busy link (mDNS, our own
+# outgoing frames, other NDP) never reaches Python nor fills the socket's buffer. Hand-assembled; tests check
+# it keeps what ``tcpdump -ddd 'ip6[6] == 58 and (ip6[40] == 129 or ip6[40] == 136)'`` keeps.
+ANSWERS_FILTER: list[tuple[int, int, int, int]] = [
+    (0x28, 0, 0, 12),  # ldh [12]          the ethertype
+    (0x15, 0, 6, ETH_P_IPV6),  # jeq #0x86dd, else drop
+    (0x30, 0, 0, 20),  # ldb [20]          IPv6 next header
+    (0x15, 0, 4, 58),  # jeq #58 (ICMPv6), else drop
+    (0x30, 0, 0, 54),  # ldb [54]          ICMPv6 type
+    (0x15, 1, 0, _ECHO_REPLY),  # jeq #129: accept
+    (0x15, 0, 1, _NA),  # jeq #136: accept, else drop
+    (0x06, 0, 0, 0x40000),  # accept (the whole frame)
+    (0x06, 0, 0, 0),  # drop
+]
 
 
 # --- the interface -----------------------------------------------------------------------------
@@ -277,7 +294,13 @@ class _Wire:
 
     def __init__(self, link: Link6, transport: Transport, what: str, tap: Tap | None) -> None:
         self.link, self.tap = link, tap
+        from recon.bpf import attach_filter
+
         self.sock: PacketSocket = transport.packet(link.name, ETH_P_IPV6, what=what)
+        try:
+            attach_filter(self.sock, ANSWERS_FILTER)
+        except OSError:
+            pass  # a kernel without socket filters: Python reads past what it does not want, as before
         self.sock.setblocking(False)
         self.sent = self.received = self.send_errors = 0
         self.t0 = time.monotonic()

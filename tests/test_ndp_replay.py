@@ -276,3 +276,28 @@ def test_source_sends_everything_from_that_address(link: Link) -> None:
         with pytest.raises(InvalidOption, match=r"--source .*an IPv6 address of eth0"):
             call()
     assert bad.sent == []
+
+
+def test_the_kernel_filter_keeps_what_tcpdump_keeps() -> None:
+    """ndp's hand-assembled socket filter keeps, in every Ethernet capture, exactly the frames tcpdump's own
+    program for 'ICMPv6 echo reply or neighbor advertisement' keeps: the answers of ndp.pcap, no solicitation,
+    no echo request, no ARP."""
+    from recon.bpf import bpf_match, compile_bpf
+    from recon.decode import LINKTYPE_ETHERNET
+    from tests.conftest import need_tool
+
+    need_tool("tcpdump")
+    reference = compile_bpf("ip6[6] == 58 and (ip6[40] == 129 or ip6[40] == 136)", LINKTYPE_ETHERNET)
+    kept = 0
+    for path in sorted(CAPTURES.iterdir()):
+        if path.suffix not in (".pcap", ".pcapng"):
+            continue
+        for f in read_frames(str(path)):
+            if f.linktype != LINKTYPE_ETHERNET:
+                continue
+            ours = bpf_match(ndp.ANSWERS_FILTER, bytes(f.data))
+            assert ours == bpf_match(reference, bytes(f.data)), (path.name, bytes(f.data)[:60].hex())
+            kept += ours and path.name == "ndp.pcap"
+    frames = _frames()
+    answers = [f for f in frames if f[12:14] == b"\x86\xdd" and f[20] == 58 and f[54] in (129, 136)]
+    assert kept == len(answers) > 20 and len(frames) > kept
