@@ -3,7 +3,8 @@
 Rows: wall time and recall on the lab's dense and sparse ranges; the ranges whose hosts drop ICMP
 echo or all ICMP (recon's default probes and -PS443 -PA80 against nmap -sn and nmap -PS443 -PA80);
 recall under 20 % loss on a dense /24 (three runs each, default options); and the IPv6 ranges
-(routed sparse and dense /120s, the on-link LAN's first /120) against nmap -6 -sn.
+(routed sparse and dense /120s, the on-link LAN's first /120) against nmap -6 -sn, and the whole
+link (recon sweep --local against nmap's targets-ipv6-multicast-echo script).
 
     sudo .venv/bin/python bench/sweep.py            # references on the /24s only (they take minutes on the big ranges)
     sudo .venv/bin/python bench/sweep.py --full     # references on every range too (several minutes)
@@ -158,12 +159,21 @@ SILENT = [("noecho /24", "noecho24"), ("noicmp /24", "noicmp24")]
 IPV6 = [("sparse6 /120", "2001:db8:1::/120", "sparse6"), ("dense6 /120", "2001:db8:3::/120", "dense6"),
         ("lan6 /120", "2001:db8::/120", "lan6")]
 IPV6_TOOLS = ["recon", "nmap -6 -sn"]
+# the whole link, no targets: recon sweep --local against nmap's multicast echo script (which echoes from fe80:: only)
+LINK_TOOLS = ["recon --local", "nmap multicast-echo"]
 SILENT_TOOLS = ["recon", "recon -PS443 -PA80", "nmap -sn", "nmap -sn -PS443 -PA80"]
 LOSS_TOOLS = ["recon", "nmap -sn", "fping -g"]
 
 
 def run_tool(lab: Lab, ns: str, tool: str, cidr: str, timeout: float) -> tuple[float | None, set[str], float | None, str]:
-    if tool.startswith("recon"):
+    if tool == "recon --local":  # cidr is the interface here
+        wall, out, rss, note = measure(lab, ns, [PY, "-m", "recon", "sweep", "--local", cidr, "--json", "-W", "1"], timeout)
+        found = {json.loads(line)["address"].split("%")[0] for line in out.splitlines() if line.startswith("{")}
+    elif tool == "nmap multicast-echo":
+        wall, out, rss, note = measure(lab, ns, ["nmap", "-6", "-n", "-sn", "--script", "targets-ipv6-multicast-echo",
+                                                 "--script-args", f"interface={cidr}"], timeout)
+        found = set(re.findall(r"IP: (\S+)\s+MAC:", out))
+    elif tool.startswith("recon"):
         argv = [PY, "-m", "recon", "sweep", cidr, "--json", "-W", "1", "--yes", *tool.split()[1:]]
         wall, out, rss, note = measure(lab, ns, argv, timeout)
         found = {json.loads(line)["address"] for line in out.splitlines() if line.startswith("{")}
@@ -320,6 +330,13 @@ def ipv6_rows(lab: Lab, ns: str, info, rows: list[Row], truths: dict[str, set[st
             wall, found, rss, note = run_tool(lab, ns, tool, cidr, timeout)
             rows.append(Row(tool, label, wall, found, rss, note))
             print(f"  {tool:14} {label:12} {'-' if wall is None else f'{wall:.2f} s'}", file=sys.stderr)
+    label = f"link {info.scanner_if}"  # every address on the link: the hosts' and the router's fe80:: and global, ours
+    truths[label] = ({h.ipv6 for h in info.hosts} | {h.ipv6_ll for h in info.hosts} | {info.router_ipv6, info.router_ipv6_ll}
+                     | {info.scanner_ipv6, info.scanner_ipv6_ll})
+    for tool in LINK_TOOLS:
+        wall, found, rss, note = run_tool(lab, ns, tool, info.scanner_if, timeout)
+        rows.append(Row(tool, label, wall, found, rss, note))
+        print(f"  {tool:14} {label:12} {'-' if wall is None else f'{wall:.2f} s'}", file=sys.stderr)
 
 
 def ipv6_bench(timeout: float) -> int:
