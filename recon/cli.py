@@ -202,6 +202,7 @@ def sweep(
     shard_t = parse_shard(shard, shards)
     if seed is None and shard_t[1] > 1:
         seed = 0  # shards interleave over the same permutation; any fixed seed keeps them disjoint
+    _pcap_is_not_an_input(pcap, {"-iL/--input-file": input_file, "--exclude-file": exclude_file})
     target_set = _sweep_targets(targets, input_file, exclude, exclude_file, yes=yes, local=local)
     _target_warnings(target_set, no_ipv6="recon sweep --cluster" if cluster else "recon sweep --resume" if resume else None)
     options: dict[str, Any] = {"method": method, "probe": probe, "engine": engine, "interface": interface, "source": source, "rate": rate}
@@ -268,6 +269,26 @@ def _sweep_output(result: SweepResult, *, show_all: bool, fmt: str, probe: list[
     if not result.up:
         render.err(render.sweep_hint(result, [str(p) for p in parse_probes(probe)]))
     return ExitStatus.OK if result.up else ExitStatus.NONE
+
+
+def _pcap_is_not_an_input(pcap: str | None, inputs: dict[str, str | None]) -> None:
+    """--pcap naming a target file being read (same device and inode, so links and '-' count) would truncate it:
+    refused, as sniff -r F -w F is (issue 14 item 1)."""
+    if pcap is None:
+        return
+    try:
+        there = os.stat(pcap)
+    except OSError:
+        return  # not there yet: nothing to lose
+    for option, name in inputs.items():
+        if name is None:
+            continue
+        try:
+            here = os.fstat(sys.stdin.fileno()) if name == "-" else os.stat(name)
+        except (OSError, ValueError):
+            continue
+        if (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino):
+            raise InvalidOption("--pcap", pcap, f"is the target file {option} reads; write to another file")
 
 
 def _sweep_targets(targets: list[str] | None, input_file: str | None, exclude: list[str] | None, exclude_file: str | None,

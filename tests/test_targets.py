@@ -538,3 +538,25 @@ def test_ipv6_position_is_the_inverse_of_order(seed: int | None, shard: tuple[in
     assert [v6.position(a, seed, shard) for a in order] == list(range(len(order)))
     others = [a for a in v6.ints() if a not in set(order)] + [int(ipaddress.IPv6Address("2001:db8:5::41"))]
     assert all(v6.position(a, seed, shard) is None for a in others)
+
+
+@pytest.mark.parametrize("how", ["same", "hard link", "stdin", "exclude"])
+def test_cli_pcap_never_truncates_a_target_file_being_read(tmp_path, how: str) -> None:
+    """--pcap naming the -iL (or --exclude-file) file, by name, hard link or as stdin: one line, exit 2, the file
+    intact (it was read, then truncated to hold the pcap), as sniff -r F -w F is refused."""
+    spec = tmp_path / "targets.txt"
+    spec.write_text("198.18.0.10\n")
+    out = tmp_path / "link.txt" if how == "hard link" else spec
+    if how == "hard link":
+        out.hardlink_to(spec)
+    args = {"same": ["-iL", str(spec)], "hard link": ["-iL", str(spec)], "stdin": ["-iL", "-"],
+            "exclude": ["198.18.0.11", "--exclude-file", str(spec)]}[how]
+    import subprocess
+    import sys
+
+    with open(spec, "rb") as stdin:  # for "-": standard input is the file itself, not a copy through a pipe
+        res = subprocess.run(offline_argv([sys.executable, "-m", "recon", "sweep", *args, "--probe", "echo", "--pcap", str(out)]),
+                             stdin=stdin, capture_output=True, text=True, timeout=120)
+    code, stdout, err = res.returncode, res.stdout, res.stderr
+    assert code == 2 and stdout == "" and err.count("\n") == 1 and "invalid --pcap" in err and "target file" in err, err
+    assert spec.read_text() == "198.18.0.10\n"
