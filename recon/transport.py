@@ -435,7 +435,10 @@ class RecvBatch:
                 _MMSGHDR.pack_into(self._hdrs, k * _MMSGHDR.size, 0, 0, iov + k * _IOVEC.size, 1, 0, 0, 0, 0)
             self._hdr_base = _address_of(self._hdrs)
             self._fd = sock.fileno()
-            self._len_at = _MMSGHDR.size - 8  # msg_len's offset in each mmsghdr
+            at = (_MMSGHDR.size - 8) // 4  # msg_len's place in each mmsghdr, in 32-bit words
+            self._lengths = memoryview(self._hdrs).cast("I")[at::_MMSGHDR.size // 4]
+            self._view = memoryview(self.area)
+            self._offsets = range(0, size * bufsize, bufsize)
 
     def recv(self) -> list[bytes]:
         if self._own is not None:
@@ -454,13 +457,8 @@ class RecvBatch:
                 if err not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR):
                     raise OSError(err, os.strerror(err))
             return []
-        area, hdrs, size, bufsize, at = self.area, self._hdrs, _MMSGHDR.size, self.bufsize, self._len_at
-        unpack = struct.unpack_from
-        out = []
-        for k in range(got):
-            n = unpack("I", hdrs, k * size + at)[0]
-            out.append(bytes(area[k * bufsize:k * bufsize + n]))
-        return out
+        view = self._view
+        return [bytes(view[at:at + n]) for at, n in zip(self._offsets, self._lengths[:got].tolist())]
 
 
 # --- replay --------------------------------------------------------------------------------------
