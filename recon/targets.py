@@ -53,6 +53,7 @@ __all__ = [
     "MAX_WITHOUT_YES",
     "TargetSet",
     "V6Targets",
+    "Walk",
     "build_targets",
     "int_to_ip",
     "int_to_ip6",
@@ -632,22 +633,75 @@ class _Runs:
             return (base + i for i in index_iter)
         return (self.int_at(i) for i in index_iter)
 
-
     def position(self, value: int, seed: int | None = None, shard: tuple[int, int] = (1, 1)) -> int | None:
         """The inverse of ``order``: where ``value`` comes in ``order(seed, shard)``; None when it is not there.
 
         No table: the address's rank in the runs, then the affine walk undone (``a`` is a unit mod n).
         """
-        i = bisect.bisect_right(self._starts, value) - 1
-        if i < 0 or value > self._intervals[i][1]:
+        rank = self.rank(value)
+        if rank is None:
             return None
-        rank = self._cum[i] + value - self._intervals[i][0]
         k, total = shard
         pos = rank
         if seed is not None:
             a, b = _affine(self._size, seed)
             pos = (rank - b) * pow(a, -1, self._size) % self._size
         return pos // total if pos % total == k - 1 else None
+
+    def rank(self, value: int) -> int | None:
+        """The rank of ``value`` in the set (what ``int_at`` takes), or None when it is not a member."""
+        i = bisect.bisect_right(self._starts, value) - 1
+        if i < 0 or value > self._intervals[i][1]:
+            return None
+        return self._cum[i] + value - self._intervals[i][0]
+
+    def walk(self, seed: int | None = None, shard: tuple[int, int] = (1, 1)) -> Walk:
+        """``order(seed, shard)`` as an object that also maps an address back to its place in the walk."""
+        return Walk(self, seed, shard)
+
+
+class Walk:
+    """Shard k/N of a set's seeded order, both ways, in constant memory (no address table).
+
+    Iterating gives the addresses as ``order(seed, shard)`` does; ``index(value)`` is the place of an
+    address in that iteration (the affine step inverted: ``j = (p - b) * a⁻¹ mod n``), or None when the
+    address is not in this shard; ``by_address()`` gives (address, index) in address order.
+    """
+
+    __slots__ = ("_inv", "a", "b", "runs", "seed", "shard")
+
+    def __init__(self, runs: _Runs, seed: int | None, shard: tuple[int, int]) -> None:
+        k, total = shard
+        if not (1 <= k <= total):
+            raise InvalidOption("--shard", f"{k}/{total}", "use I/N with 1 <= I <= N")
+        self.runs, self.seed, self.shard = runs, seed, shard
+        n = len(runs)
+        self.a, self.b = (1, 0) if seed is None or n == 0 else _affine(n, seed)
+        self._inv = pow(self.a, -1, n) if n > 1 else 0
+
+    def __len__(self) -> int:
+        k, total = self.shard
+        return len(range(k - 1, len(self.runs), total))
+
+    def __iter__(self) -> Iterator[int]:
+        return self.runs.order(self.seed, self.shard)
+
+    def index(self, value: int) -> int | None:
+        p = self.runs.rank(value)
+        if p is None:
+            return None
+        j = p if self.seed is None else ((p - self.b) * self._inv) % len(self.runs)
+        k, total = self.shard
+        return j // total if j % total == k - 1 else None
+
+    def by_address(self) -> Iterator[tuple[int, int]]:
+        """(address, index in the walk) for every address of this shard, in address order."""
+        k, total = self.shard
+        n, b, inv, identity = len(self.runs), self.b, self._inv, self.seed is None
+        for p, value in enumerate(self.runs.ints()):
+            j = p if identity else ((p - b) * inv) % n
+            if j % total == k - 1:
+                yield value, j // total
 
 
 class V6Targets(_Runs, Sequence[int]):
