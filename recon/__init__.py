@@ -3,6 +3,7 @@
 The public API returns typed results (``recon.models``) and never prints:
 
     recon.sweep(targets, timeout=1.0, retries=1, ...) -> SweepResult   (recon.engine)
+    recon.sweep_iter(targets, ...) -> SweepStream       HostResults as they are decided; .stats at the end
     recon.Prober(...)                                  keeps sockets open between sweeps
     recon.ping(host, count=..., ...) -> Pinger          iterate for PingReply/PingError(/PingPending/PingSent), then PingStats
     recon.sniff(read=... | iface=..., bpf=..., ...)     decoded packets (recon.capture)
@@ -25,6 +26,8 @@ __version__ = "0.1.0"
 _LAZY = {
     # functions and classes
     "sweep": "recon.engine",
+    "sweep_iter": "recon.engine",
+    "SweepStream": "recon.engine",
     "Prober": "recon.engine",
     "ping": "recon.ping",
     "Pinger": "recon.ping",

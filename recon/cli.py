@@ -13,8 +13,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
@@ -208,6 +209,16 @@ def sweep(
     options: dict[str, Any] = {"method": method, "probe": probe, "engine": engine, "interface": interface, "source": source, "rate": rate}
     _local_alone(target_set, local, cluster=cluster, resume=resume, pcap=pcap, source=source)
     run = {"timeout": timeout, "retries": retries, "seed": seed, "shard": shard_t, "resolve": resolve}
+    return _sweep_and_print(target_set, options, run, cluster=cluster, resume=resume, pcap=pcap, local=local,
+                            show_all=show_all, fmt=fmt, probe=probe)
+
+
+def _sweep_and_print(target_set: TargetSet, options: dict[str, Any], run: dict[str, Any], *, cluster: str | None,
+                     resume: str | None, pcap: str | None, local: str | None, show_all: bool, fmt: str,
+                     probe: list[str] | None) -> int:
+    """A local sweep streams (``_stream_sweep``); a cluster, --resume or --local one is printed once it is merged."""
+    if cluster is None and resume is None and not local:
+        return _stream_sweep(target_set, options, run, pcap=pcap, show_all=show_all, fmt=fmt, probe=probe)
     result = _sweep_run(target_set, options, run, cluster=cluster, resume=resume, pcap=pcap, local=local)
     return _sweep_output(result, show_all=show_all, fmt=fmt, probe=probe)
 
@@ -237,6 +248,52 @@ def _sweep_run(target_set: TargetSet, options: dict[str, Any], run: dict[str, An
         parts.append(_local(local, timeout=run["timeout"], retries=run["retries"], rate=options["rate"],
                             resolve=run["resolve"], pcap=pcap, source=source6))
     return parts[0] if len(parts) == 1 else merge(parts)
+
+
+def _stream_sweep(target_set: TargetSet, options: dict[str, Any], run: dict[str, Any], *, pcap: str | None, show_all: bool,
+                  fmt: str, probe: list[str] | None) -> int:
+    """A local sweep, printed as it goes (rows as hosts are decided; the table, sorted, at the end), with the
+    progress bar. Ctrl-C stops it: what was decided is printed, then a line saying so; exit 130."""
+    from recon.engine import Prober
+    from recon.models import SweepResult
+    from recon.probes import parse_probes
+
+    progress = render.SweepProgress()
+    printer = render.SweepPrinter(fmt, show_all, progress, argv=["recon", *_state["argv"]])
+    with Prober(**options) as prober, prober.sweep_iter(target_set, pcap=pcap, progress=progress, down=show_all, **run) as stream, \
+            _sigint_calls(stream.stop):
+        for batch in stream.batches():
+            printer.add(batch)
+    progress.finish()
+    result = SweepResult(hosts=(), stats=stream.stats)
+    printer.finish(result.stats)
+    if stream.interrupted:
+        render.err(render.sweep_interrupted())
+    render.err(render.sweep_summary(result, up=printer.up))
+    if stream.interrupted:
+        return ExitStatus.INTERRUPTED
+    if not printer.up:
+        render.err(render.sweep_hint(result, [str(p) for p in parse_probes(probe)]))
+    return ExitStatus.OK if printer.up else ExitStatus.NONE
+
+
+@contextlib.contextmanager
+def _sigint_calls(stop: Callable[[], None]) -> Iterator[None]:
+    """While the block runs, the first SIGINT calls ``stop`` (the work ends cleanly at its next safe point and
+    its partial result is printed); a second one interrupts at once, as before. Main thread only (signals)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def first(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGINT, previous)
+        stop()
+
+    previous = signal.signal(signal.SIGINT, first) or signal.default_int_handler
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _sweep_format(*, json_out: bool, csv_out: bool, grep: bool, alive: bool, numeric: bool, resolve: bool) -> str:

@@ -96,13 +96,13 @@ def sweep_shard(task: ShardTask) -> ShardOutcome:
     worker, host = _worker_identity(), socket.gethostname()
     targets = TargetSet(task.intervals, dict(task.names))
     try:
-        with Prober(**dict(task.prober)) as prober:
-            result = prober.sweep(targets, timeout=task.timeout, retries=task.retries, seed=task.seed,
-                                  shard=task.shard, resolve=task.resolve)
+        with Prober(**dict(task.prober)) as prober, \
+                prober.sweep_iter(targets, timeout=task.timeout, retries=task.retries, seed=task.seed, shard=task.shard,
+                                  resolve=task.resolve, down=False) as stream:  # the silent are implied: no row each
+            answered = tuple(stream)
     except ReconError as exc:  # as data: retrying cannot fix it, and its exit code must survive
         return ShardOutcome(task.shard, worker, host, (), None, f"{worker} ({host}): {exc}", int(exc.exit_status))
-    answered = tuple(h for h in result.hosts if h.status != "down")
-    return ShardOutcome(task.shard, worker, host, answered, result.stats)
+    return ShardOutcome(task.shard, worker, host, answered, stream.stats)
 
 
 def _worker_identity() -> str:

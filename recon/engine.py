@@ -31,6 +31,7 @@ from __future__ import annotations
 import bisect
 import errno
 import functools
+import itertools
 import random
 import select
 import socket
@@ -39,7 +40,7 @@ import threading
 import time
 from array import array
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -56,9 +57,10 @@ from recon.transport import FAMILY4, PacketSocket, RecvBatch, SendBatch, Transpo
 
 if TYPE_CHECKING:
     from recon.pcap import PcapWriter
-    from recon.targets import TargetSet
+    from recon.targets import TargetSet, Walk
 
-__all__ = ["ENGINES", "METHODS", "PROBES", "IcmpMatcher", "Prober", "parse_shard", "probe_template", "reverse_dns", "sweep"]
+__all__ = ["ENGINES", "METHODS", "PROBES", "IcmpMatcher", "Prober", "SweepStream", "parse_shard", "probe_template", "reverse_dns",
+           "sweep", "sweep_iter"]
 
 METHODS = ("auto", "icmp", "arp")
 PROBES = {"echo": (8, 0), "timestamp": (13, 14), "mask": (17, 18)}  # request type, reply type
@@ -303,54 +305,57 @@ class Prober:
     def sweep(self, targets: TargetSet, *, timeout: float = 1.0, retries: int | None = 1, seed: int | None = None,
               shard: tuple[int, int] = (1, 1), pcap: str | None = None, resolve: bool = False,
               progress: Callable[[int, int], None] | None = None) -> SweepResult:
-        """Probe every target (of this shard); return every one with its status and the counters.
+        """Every target (of this shard) with its status (IPv4 in address order, then IPv6), and the counters.
 
-        ``retries=None`` adapts: the silent are probed again while the last retry round still found
-        hosts (a sign of loss), at most ``ADAPTIVE_RETRIES`` times; a loss-free sweep stops after one.
+        ``retries=None`` adapts: the silent are probed again while the last retry round still found hosts (a
+        sign of loss), at most ``ADAPTIVE_RETRIES`` times. Built on ``sweep_iter`` (a big range: use that).
+        """
+        with self.sweep_iter(targets, timeout=timeout, retries=retries, seed=seed, shard=shard, pcap=pcap,
+                             resolve=resolve, progress=progress) as stream:
+            hosts = _in_address_order(stream)
+        return SweepResult(hosts=hosts, stats=stream.stats)
+
+    def sweep_iter(self, targets: TargetSet, *, timeout: float = 1.0, retries: int | None = 1, seed: int | None = None,
+                   shard: tuple[int, int] = (1, 1), pcap: str | None = None, resolve: bool = False,
+                   progress: Callable[[int, int], None] | None = None, down: bool = True) -> SweepStream:
+        """The sweep of ``sweep()`` as a stream of ``HostResult``s, each yielded as soon as it is decided.
+
+        IPv4 hosts that are up come while probes still go out; unreachable and (with ``down``) down rows
+        follow, in address order, once the last wait ends; then the IPv6 part's rows (engine6.py). Per IPv4
+        target only compact arrays are kept. ``resolve`` holds the up hosts until their names are looked up.
+        Options are checked and sockets opened here, before the first packet; ``stream.stop()`` (safe in a
+        signal handler) ends the sweep early with what was decided.
         """
         if self._closed:
             raise RuntimeError("this Prober is closed")
         check_sweep_options(timeout=timeout, retries=retries)
-        addrs = array("I", targets.order(seed, shard))
+        walk = targets.walk(seed, shard)
+        addrs = array("I", walk)
         if addrs and self._no_ipv4 is not None:
             raise self._no_ipv4
         v6 = self._v6_prober(targets, len(addrs) > 0)
-        if v6 is not None and not addrs:  # IPv6 only: the IPv4 engine has nothing to do
-            writer = _pcap_writer(pcap, ethernet=False)
-            try:
-                hosts, stats6 = v6.sweep(targets.v6, targets.scoped, seed=seed, shard=shard, timeout=timeout,
-                                         retries=retries, progress=progress, pcap=writer)
-            finally:
-                if writer is not None:
-                    writer.close()
-            return SweepResult(hosts=_with_hostnames(hosts) if resolve else hosts, stats=stats6)
+        run = self._run(addrs, walk, timeout, retries, progress) if addrs or v6 is None else None
+        writer = _pcap_writer(pcap, ethernet=run is not None and run.kind is not None)
+        if run is not None:
+            run.pcap = writer
+        part6 = None
+        if v6 is not None:  # the IPv6 part runs after the IPv4 one, into the same stream (ARCHITECTURE.md: engine6.py)
+            part6 = functools.partial(v6.sweep, targets.v6, targets.scoped, seed=seed, shard=shard, timeout=timeout,
+                                      retries=retries, progress=progress, pcap=writer)
+        return SweepStream(run, targets.names, down=down, resolve=resolve, pcap=writer, part6=part6)
+
+    def _run(self, addrs: array[int], walk: Walk, timeout: float, retries: int | None,
+             progress: Callable[[int, int], None] | None) -> _Run:
+        """The IPv4 part's engine, its sockets open (no privileges → nothing sent)."""
         kind, lnk = self._plan(addrs)
-        # Open every socket before the first packet: no privileges → nothing sent.
-        run: _Run
         if self.engine == "scapy":
             require_raw("recon sweep", self.transport)
-            run = _ScapySweep(self, addrs, kind, lnk, timeout, 1 if retries is None else retries)
-        else:
-            routed = kind is None or 0 in kind
-            icmp = self._icmp_socket() if routed else None
-            arp = self._arp_socket(lnk.name) if kind is not None and 1 in kind and lnk is not None else None
-            l4 = self._l4_plan(addrs, kind) if routed else None
-            run = _RawSweep(self, addrs, kind, lnk, (icmp, arp, l4), timeout, retries, progress)
-        writer = _pcap_writer(pcap, ethernet=kind is not None)
-        try:
-            run.pcap = writer
-            run.execute()
-            hosts, stats = run.results(targets.names), run.stats()
-            if v6 is not None:  # then the IPv6 part, merged into one result (ARCHITECTURE.md: engine6.py)
-                hosts6, stats6 = v6.sweep(targets.v6, targets.scoped, seed=seed, shard=shard, timeout=timeout,
-                                          retries=retries, progress=progress, pcap=writer)
-                hosts, stats = hosts + hosts6, _merge_stats(stats, stats6)
-        finally:
-            if writer is not None:
-                writer.close()
-        if resolve:
-            hosts = _with_hostnames(hosts)
-        return SweepResult(hosts=hosts, stats=stats)
+            return _ScapySweep(self, addrs, walk, kind, lnk, timeout, 1 if retries is None else retries)
+        routed = kind is None or 0 in kind
+        icmp = self._icmp_socket() if routed else None
+        arp = self._arp_socket(lnk.name) if kind is not None and 1 in kind and lnk is not None else None
+        l4 = self._l4_plan(addrs, kind) if routed else None
+        return _RawSweep(self, addrs, walk, kind, lnk, (icmp, arp, l4), timeout, retries, progress)
 
     def _v6_prober(self, targets: TargetSet, has_v4: bool) -> Prober6 | None:
         """The IPv6 part's prober (engine6.py) when ``targets`` has IPv6 or scoped targets; checked before anything is sent."""
@@ -380,11 +385,39 @@ def sweep(targets: TargetSet | Iterable[str] | str, *, method: str = "auto", pro
           interface: str | None = None, source: str | None = None, rate: float | None = None,
           transport: Transport | None = None, **kwargs: Any) -> SweepResult:
     """One sweep: ``Prober(...)`` + ``.sweep(...)`` + close. Targets may be a TargetSet or specs."""
+    with sweep_iter(targets, method=method, probe=probe, engine=engine, interface=interface, source=source, rate=rate,
+                    transport=transport, **kwargs) as stream:
+        hosts = _in_address_order(stream)
+    return SweepResult(hosts=hosts, stats=stream.stats)
+
+
+def sweep_iter(targets: TargetSet | Iterable[str] | str, *, method: str = "auto", probe: str | Sequence[str] | None = "echo",
+               engine: str = "raw", interface: str | None = None, source: str | None = None, rate: float | None = None,
+               transport: Transport | None = None, **kwargs: Any) -> SweepStream:
+    """One sweep as a stream (``Prober(...).sweep_iter(...)``): hosts as they are decided, ``stream.stats`` at
+    the end; the sockets close when the stream is closed (use it as a context manager). Targets may be a
+    TargetSet or specs."""
     if not hasattr(targets, "order"):
         targets = build_targets([targets] if isinstance(targets, str) else list(targets), yes=True)
-    with Prober(method=method, probe=probe, engine=engine, interface=interface, source=source, rate=rate,
-                transport=transport) as prober:
-        return prober.sweep(targets, **kwargs)  # type: ignore[arg-type]  # a TargetSet by now; mypy does not narrow on hasattr
+    prober = Prober(method=method, probe=probe, engine=engine, interface=interface, source=source, rate=rate,
+                    transport=transport)
+    try:
+        stream = prober.sweep_iter(targets, **kwargs)  # type: ignore[arg-type]  # a TargetSet by now; mypy does not narrow on hasattr
+    except BaseException:
+        prober.close()
+        raise
+    stream.on_close(prober.close)
+    return stream
+
+
+def _in_address_order(hosts: Iterable[HostResult]) -> tuple[HostResult, ...]:
+    """IPv4 rows sorted by address, then the IPv6 part's rows as they came (already in its order)."""
+    v4: list[HostResult] = []
+    v6: list[HostResult] = []
+    for h in hosts:
+        (v6 if ":" in h.address else v4).append(h)
+    v4.sort(key=lambda h: ip_to_int(h.address))
+    return (*v4, *v6)
 
 
 def route_sources(addrs: array[int], kind: bytearray | None, transport: Transport,
@@ -457,18 +490,20 @@ def _merge_stats(a: SweepStats, b: SweepStats) -> SweepStats:
     counts = {f: getattr(a, f) + getattr(b, f) for f in ("targets", "sent", "received", "duplicates", "late", "retries",
                                                           "unreachable", "ignored", "send_errors")}
     return SweepStats(**counts, duration_s=round(duration, 6), pps=round(counts["sent"] / max(duration, 1e-9), 1),
-                      engine=a.engine, method=a.method)
+                      engine=a.engine, method=a.method, interrupted=a.interrupted or b.interrupted)
 
 
 class _Run:
-    """State shared by both engines: per-target arrays indexed by sweep position."""
+    """State shared by both engines: compact per-target arrays indexed by sweep position (about 20 bytes a
+    target), and the indices decided since the stream last looked (``fresh``): no object per target."""
 
     pcap: PcapWriter | None = None
 
-    def __init__(self, prober: Prober, addrs: array[int], kind: bytearray | None, lnk: Link | None,
+    def __init__(self, prober: Prober, addrs: array[int], walk: Walk, kind: bytearray | None, lnk: Link | None,
                  timeout: float, retries: int) -> None:
         self.prober = prober
         self.addrs = addrs
+        self.walk = walk  # address → index, without a table
         self.n = n = len(addrs)
         self.kind = kind
         self.link = lnk
@@ -479,7 +514,13 @@ class _Run:
         self.ttl = bytearray(n)
         self.reply = bytearray(n)  # ICMP type of the answer; 255 = ARP reply
         self.code = bytearray(n)
-        self.extra: dict[int, tuple[Any, ...]] = {}  # index → (reporter) or (mac)
+        self.macs: dict[int, str] = {}  # index → MAC (ARP answers and ourselves: on-link only), until streamed
+        self.reporter: array[int] | None = None  # who reported a target unreachable (allocated on the first one)
+        self.which = bytearray()  # 1 + the TCP/UDP probe that answered (n bytes when there are such probes)
+        self.l4_specs: tuple[str, ...] = ()
+        self.fresh: list[int] = []  # indices that turned up since the stream last looked
+        self.local: frozenset[int] | None = None  # this machine's IPv4 addresses, read when the first host is up
+        self.halt = False  # stop sending and waiting: the stream was stopped (Ctrl-C)
         self.sent = self.received = self.duplicates = self.late = self.resent = 0
         self.ignored = self.send_errors = 0
         self.t0 = self.t1 = 0.0
@@ -489,48 +530,78 @@ class _Run:
         """Our own address on the swept segment is up (as nmap reports it); no one answers our own ARP."""
         if self.kind is None or self.link is None:
             return
-        mine = {self.link.address, self.link.spa}  # the interface's address, and the ARP sender (--source)
-        for i in range(self.n):
-            if self.kind[i] and self.addrs[i] in mine:
+        for mine in {self.link.address, self.link.spa}:  # the interface's address, and the ARP sender (--source)
+            i = self.walk.index(mine)
+            if i is not None and self.kind[i] and not self.state[i]:
                 self.state[i], self.reply[i], self.rtt[i] = _UP, _LOCALHOST, 0.0
-                self.extra[i] = (self.link.mac_str,)
+                self.macs[i] = self.link.mac_str
                 self.answered += 1
+                self.fresh.append(i)
+
+    def set_reporter(self, i: int, address: int) -> None:
+        if self.reporter is None:
+            self.reporter = array("I", bytes(4 * self.n))
+        self.reporter[i] = address
 
     def execute(self) -> None:
         raise NotImplementedError
 
-    def results(self, names: dict[int, str]) -> tuple[HostResult, ...]:
-        """Every target in address order. The scanner's own addresses that are up get reason ``self`` (nmap counts
-        them up too; no reply on the wire found them: ARP is not answered for our own address, and an echo to it
-        comes back through the loopback)."""
-        addrs, state, rtt, ttl, reply, code, extra = self.addrs, self.state, self.rtt, self.ttl, self.reply, self.code, self.extra
-        mine = {ip_to_int(a) for a in self.prober.transport.local_ipv4()} if self.answered else set()
-        out = []
-        for i in sorted(range(self.n), key=addrs.__getitem__):
-            a = addrs[i]
-            st = state[i]
-            address = int_to_ip(a)
-            name = names.get(a) if names else None
-            if st == _PENDING:
-                out.append(HostResult(address, "down", hostname=name))
-                continue
-            r = reply[i]
-            ms = round(float(rtt[i]), 3) if rtt[i] >= 0 else None
-            if r >= _LOCALHOST:
-                mac = extra[i][0]
-                why = "arp-reply" if r == _ARP_REPLY else "self"
-                out.append(HostResult(address, "up", ms, None, why, mac, vendor(mac), name, reason="self" if a in mine else why))
-            elif st == _UP and r in _L4_NAMES:
-                why = _L4_NAMES[r]
-                out.append(HostResult(address, "up", ms, ttl[i], f"{why}/{extra[i][0]}", hostname=name,
-                                      reason="self" if a in mine else why))
-            elif st == _UP:
-                why = icmp_name(r, 0)
-                out.append(HostResult(address, "up", ms, ttl[i], why, hostname=name, reason="self" if a in mine else why))
-            else:
-                why = icmp_name(r, code[i])
-                out.append(HostResult(address, "unreachable", ms, ttl[i], why, hostname=name, reporter=extra[i][0], reason=why))
-        return tuple(out)
+    def steps(self) -> Generator[None, None, None]:
+        """Run the sweep, pausing (yielding) whenever hosts were decided, so they stream out while it runs.
+        This one runs it in one go; the raw engine pauses at its drain points."""
+        self.execute()
+        yield
+
+    def host(self, i: int, names: dict[int, str]) -> HostResult:
+        """Target ``i``'s row, from the arrays. The scanner's own addresses that are up get reason ``self`` (nmap
+        counts them up too; no reply on the wire found them: ARP is not answered for our own address, and an echo
+        to it comes back through the loopback)."""
+        a, st = self.addrs[i], self.state[i]
+        address = int_to_ip(a)
+        name = names.get(a) if names else None
+        if st == _PENDING:
+            return HostResult(address, "down", hostname=name)
+        r, rtt = self.reply[i], self.rtt[i]
+        ms = round(float(rtt), 3) if rtt >= 0 else None
+        if st == _UP and self.local is None:
+            self.local = frozenset(ip_to_int(x) for x in self.prober.transport.local_ipv4())
+        mine = st == _UP and self.local is not None and a in self.local
+        if r >= _LOCALHOST:
+            mac = self.macs.pop(i, None) or ""
+            why = "arp-reply" if r == _ARP_REPLY else "self"
+            return HostResult(address, "up", ms, None, why, mac, vendor(mac), name, reason="self" if mine else why)
+        if st == _UP and r in _L4_NAMES:
+            why = _L4_NAMES[r]
+            return HostResult(address, "up", ms, self.ttl[i], f"{why}/{self.l4_specs[self.which[i] - 1]}", hostname=name,
+                              reason="self" if mine else why)
+        if st == _UP:
+            why = icmp_name(r, 0)
+            return HostResult(address, "up", ms, self.ttl[i], why, hostname=name, reason="self" if mine else why)
+        why = icmp_name(r, self.code[i])
+        reporter = int_to_ip(self.reporter[i]) if self.reporter is not None else None
+        return HostResult(address, "unreachable", ms, self.ttl[i], why, hostname=name, reporter=reporter, reason=why)
+
+    def take_fresh(self, names: dict[int, str]) -> list[HostResult]:
+        """The rows of the hosts that turned up since the last call."""
+        batch = [self.host(i, names) for i in self.fresh]
+        self.fresh.clear()
+        return batch
+
+    def rest(self, names: dict[int, str], down: bool) -> Iterator[HostResult]:
+        """After the last wait: the unreachable (and with ``down`` the silent) targets, in address order."""
+        state = self.state
+        if down:
+            for _, i in self.walk.by_address():
+                if state[i] != _UP:
+                    yield self.host(i, names)
+            return
+        unreachable = []
+        i = state.find(_UNREACH)
+        while i >= 0:
+            unreachable.append(i)
+            i = state.find(_UNREACH, i + 1)
+        for i in sorted(unreachable, key=self.addrs.__getitem__):
+            yield self.host(i, names)
 
     def stats(self) -> SweepStats:
         duration = max(self.t1 - self.t0, 1e-9)
@@ -539,8 +610,105 @@ class _Run:
             targets=self.n, sent=self.sent, received=self.received, duplicates=self.duplicates, late=self.late,
             retries=self.resent, unreachable=self.state.count(_UNREACH), ignored=self.ignored,
             send_errors=self.send_errors, duration_s=round(duration, 6), pps=round(self.sent / duration, 1),
-            engine=self.prober.engine, method=method,
+            engine=self.prober.engine, method=method, interrupted=self.halt,
         )
+
+
+class SweepStream:
+    """The hosts of one sweep, each as soon as it is decided (``Prober.sweep_iter``, ``recon.sweep_iter``).
+
+    Iterate for ``HostResult``s, or ``batches()`` for lists (one per moment hosts were decided: a printer
+    writes and flushes once per batch). ``stats`` holds the counters, final once the iteration has ended.
+    ``stop()`` ends the sweep early and is safe to call from a signal handler: sending and waiting stop at
+    the next drain point, the hosts decided by then still come, the silent do not, and ``stats.interrupted``
+    is True. As a context manager, leaving it ends the sweep and closes the pcap file (and, from
+    ``recon.sweep_iter``, the sockets).
+    """
+
+    def __init__(self, run: _Run | None, names: dict[int, str], *, down: bool, resolve: bool, pcap: PcapWriter | None = None,
+                 part6: Callable[[], tuple[tuple[HostResult, ...], SweepStats]] | None = None) -> None:
+        self._run, self._part6, self._pcap = run, part6, pcap
+        self._stats6: SweepStats | None = None
+        self._halt = False
+        self._batches = self._generate(names, down, resolve)
+        self._closers: list[Callable[[], None]] = []
+
+    def _generate(self, names: dict[int, str], down: bool, resolve: bool) -> Generator[list[HostResult], None, None]:
+        try:
+            if self._run is not None:
+                yield from self._part4(self._run, names, down, resolve)
+            if self._part6 is not None and not self.interrupted:
+                hosts6, self._stats6 = self._part6()
+                if hosts6:
+                    yield list(_with_hostnames(hosts6) if resolve else hosts6)
+        finally:
+            if self._pcap is not None:
+                self._pcap.close()
+
+    @staticmethod
+    def _part4(run: _Run, names: dict[int, str], down: bool, resolve: bool) -> Generator[list[HostResult], None, None]:
+        held: list[HostResult] = []
+        steps = run.steps()
+        try:
+            for _ in steps:
+                if run.fresh:
+                    batch = run.take_fresh(names)
+                    if resolve:
+                        held += batch  # names are looked up together after the waits (bounded in time)
+                    else:
+                        yield batch
+        finally:
+            steps.close()
+        last = held + run.take_fresh(names)
+        if resolve and last:
+            last = list(_with_hostnames(tuple(last)))
+        if last:
+            yield last
+        if not run.halt:
+            rest = run.rest(names, down)
+            while chunk := list(itertools.islice(rest, 4096)):
+                yield chunk
+
+    def __iter__(self) -> Iterator[HostResult]:
+        return itertools.chain.from_iterable(self._batches)
+
+    def batches(self) -> Iterator[list[HostResult]]:
+        return self._batches
+
+    @property
+    def stats(self) -> SweepStats:
+        """The counters so far (final once the iteration has ended); both parts' when there was an IPv6 one."""
+        if self._run is None:
+            return self._stats6 if self._stats6 is not None else SweepStats(interrupted=self._halt)
+        stats = self._run.stats()
+        return stats if self._stats6 is None else _merge_stats(stats, self._stats6)
+
+    @property
+    def interrupted(self) -> bool:
+        return self._halt
+
+    def stop(self) -> None:
+        """End the sweep at the next drain point (from a signal handler too): no more probes, no more waiting.
+        The IPv6 part, when it is running, runs to its end (its size is bounded); it does not start after this."""
+        self._halt = True
+        if self._run is not None:
+            self._run.halt = True
+
+    def on_close(self, closer: Callable[[], None]) -> None:
+        self._closers.append(closer)
+
+    def close(self) -> None:
+        try:
+            self._batches.close()  # runs the generator's finally: the pcap file is closed
+        finally:
+            while self._closers:
+                self._closers.pop()()
+
+    def __enter__(self) -> SweepStream:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
 
 
 # What IcmpMatcher says about one packet.
@@ -659,21 +827,6 @@ class _L4Plan:
     source_of: bytearray | None = None  # each target's index into by_source (len(by_source): no route)
 
 
-class _AddressIndex:
-    """Address → sweep index for TCP/UDP answers, in two compact arrays (8 bytes a target, not a dict's ~100)."""
-
-    __slots__ = ("order", "sorted")
-
-    def __init__(self, addrs: array[int]) -> None:
-        order = sorted(range(len(addrs)), key=addrs.__getitem__)
-        self.order = array("I", order)
-        self.sorted = array("I", (addrs[i] for i in order))
-
-    def get(self, address: int) -> int | None:
-        j = bisect.bisect_left(self.sorted, address)
-        return self.order[j] if j < len(self.sorted) and self.sorted[j] == address else None
-
-
 @dataclass(frozen=True, slots=True)
 class _Pass:
     """One probe kind's pass over the targets: an ICMP template to patch, or a TCP/UDP probe to build."""
@@ -690,10 +843,10 @@ class _Pass:
 class _RawReceive(_Run):
     """The receiving half of a raw sweep: its sockets, waiting on them, draining and matching what they read."""
 
-    def __init__(self, prober: Prober, addrs: array[int], kind: bytearray | None, lnk: Link | None,
+    def __init__(self, prober: Prober, addrs: array[int], walk: Walk, kind: bytearray | None, lnk: Link | None,
                  socks: tuple[PacketSocket | None, PacketSocket | None, _L4Plan | None], timeout: float,
                  retries: int | None, progress: Callable[[int, int], None] | None) -> None:
-        super().__init__(prober, addrs, kind, lnk, timeout, 1 if retries is None else retries)
+        super().__init__(prober, addrs, walk, kind, lnk, timeout, 1 if retries is None else retries)
         self.adaptive = retries is None
         self.icmp, self.arp, self.l4 = socks
         self.progress = progress
@@ -712,14 +865,14 @@ class _RawReceive(_Run):
         self.first_kind, self.passes, self.later_finds = -1, 1, 0  # later_finds: hosts first found by a later kind
         self.slow_finds = 0  # hosts first found by an answer to an earlier round's echo
         self.match = IcmpMatcher(addrs, self.base, [p.reply for p in self.icmp_probes], prober._previous_bases)
-        self.arp_index: dict[int, int] = {}
         self.arp_frame = bytearray()
         self.my_addr = 0
         if self.arp is not None and lnk is not None and kind is not None:
             self.arp_frame = bytearray(arp_request_template(lnk))
-            self.arp_index = {addrs[i]: i for i in range(self.n) if kind[i]}
             self.my_addr = lnk.spa
-        self.where = _AddressIndex(addrs if self.l4 is not None else array("I"))  # for answers that carry no index
+        if self.l4 is not None:
+            self.which = bytearray(self.n)
+            self.l4_specs = tuple(f"{p.kind}:{p.port}" for p in self.l4.probes)
         self.multi = len(self.icmp_probes) + (len(self.l4.probes) if self.l4 else 0) > 1
         self.socks = [s for s in (self.icmp, self.arp, *((self.l4.tcp, self.l4.udp) if self.l4 else ())) if s is not None]
 
@@ -731,24 +884,28 @@ class _RawReceive(_Run):
                     self.late += 1
 
     def _wait_until(self, deadline: float) -> None:
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            ready, _, _ = select.select(self.socks, [], [], left)
-            if ready:
-                self._drain()
-
-    def _wait(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        last_progress = 0.0
-        while self.answered < self.n:
+        while not self.halt:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
             ready, _, _ = select.select(self.socks, [], [], min(left, 0.1))
             if ready:
                 self._drain()
+
+    def _wait(self, seconds: float) -> Generator[None, None, None]:
+        """Drain until ``seconds`` have passed (or every target answered, or the sweep was stopped); pause
+        whenever hosts were decided, so they stream out during the wait."""
+        deadline = time.monotonic() + seconds
+        last_progress = 0.0
+        while self.answered < self.n and not self.halt:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            ready, _, _ = select.select(self.socks, [], [], min(left, 0.1))
+            if ready:
+                self._drain()
+                if self.fresh:
+                    yield
             if self.progress is not None and time.monotonic() - last_progress > 0.1:
                 last_progress = time.monotonic()
                 self.progress(self.answered, self.n)
@@ -779,7 +936,7 @@ class _RawReceive(_Run):
         # A drain loop: IcmpMatcher decides from the bytes; the bookkeeping stays inline (one call per packet).
         match = self.match
         state, attempt, sent_at = self.state, self.attempt, self.sent_at
-        tap, l4, multi = self.tap, self.l4, self.multi
+        tap, l4, multi, fresh = self.tap, self.l4, self.multi, self.fresh
         clock = time.monotonic
         for data in self._received(sock):
             now = clock()
@@ -804,6 +961,7 @@ class _RawReceive(_Run):
                     self.kinds_answered.add(k)
                     self.slow_finds += try_attempt != attempt[i]  # an earlier round's probe: slow, not lost
                 state[i] = _UP
+                fresh.append(i)
                 self.ttl[i] = data[8]
                 self.reply[i] = data[(data[0] & 15) << 2]
                 if try_attempt == attempt[i]:
@@ -833,7 +991,7 @@ class _RawReceive(_Run):
         self.reply[i] = data[ihl]
         self.code[i] = data[ihl + 1]
         self.rtt[i] = (now - self.sent_at[i]) * 1000.0
-        self.extra[i] = (socket.inet_ntoa(data[12:16]),)
+        self.set_reporter(i, int.from_bytes(data[12:16], "big"))
 
     def _l4_error(self, data: bytes, now: float) -> bool:
         """An ICMP error about one of our TCP/UDP probes: port unreachable from the target itself means up,
@@ -845,7 +1003,7 @@ class _RawReceive(_Run):
         if quoted is None:
             return False
         probe = next((p for p in self.l4.probes if p.answers_quote(quoted)), None)
-        i = self.where.get(ip_to_int(quoted.dst)) if probe is not None else None
+        i = self.walk.index(ip_to_int(quoted.dst)) if probe is not None else None
         if probe is None or i is None:
             return False
         self.received += 1
@@ -857,7 +1015,7 @@ class _RawReceive(_Run):
 
     def _drain_l4(self, sock: PacketSocket) -> None:
         # One call per probe kind per packet: TCP/UDP answers are matched by cookie, not decoded from an index.
-        probes, where, tap = self.l4.probes if self.l4 else (), self.where, self.tap
+        probes, where, tap = self.l4.probes if self.l4 else (), self.walk, self.tap
         for data in self._received(sock):
             now = time.monotonic()
             for probe in probes:
@@ -867,7 +1025,7 @@ class _RawReceive(_Run):
             else:
                 self.ignored += 1
                 continue
-            i = where.get(answer.address)
+            i = where.index(answer.address)
             if i is None:
                 self.ignored += 1
                 continue
@@ -877,26 +1035,27 @@ class _RawReceive(_Run):
             self._answered(i, _L4_CODES[answer.reason], answer.ttl, probe, now)
 
     def _answered(self, i: int, code: int, ttl: int, probe: L4Probe, now: float) -> None:
+        which = 1 + (self.l4.probes.index(probe) if self.l4 is not None else 0)
         if self.state[i] == _UP:
-            spec = f"{probe.kind}:{probe.port}"
-            self.duplicates += self.reply[i] == code and self.extra.get(i) == (spec,)  # the same probe answered twice
+            self.duplicates += self.reply[i] == code and self.which[i] == which  # the same probe answered twice
             return
         if self.state[i] == _PENDING:
             self.answered += 1
-            k = len(self.icmp_probes) + (self.l4.probes.index(probe) if self.l4 is not None else 0)
+            k = len(self.icmp_probes) + which - 1
             self.later_finds += k != self.first_kind
             self.kinds_answered.add(k)
         self.state[i] = _UP
+        self.fresh.append(i)
         self.ttl[i] = ttl
         self.reply[i] = code
-        self.extra[i] = (f"{probe.kind}:{probe.port}",)
+        self.which[i] = which
         rtt = now - self.sent_at[i]
         self.rtt[i] = rtt * 1000.0
         if rtt > self.max_rtt:
             self.max_rtt = rtt
 
     def _drain_arp(self, sock: PacketSocket) -> None:
-        index, state, my = self.arp_index, self.state, self.my_addr
+        walk, kind, state, my = self.walk, self.kind, self.state, self.my_addr
         tap = self.tap
         clock = time.monotonic
         for frame in self._received(sock):
@@ -907,8 +1066,8 @@ class _RawReceive(_Run):
             if int.from_bytes(frame[38:42], "big") != my:
                 self.ignored += 1
                 continue
-            i = index.get(int.from_bytes(frame[28:32], "big"))
-            if i is None:
+            i = walk.index(int.from_bytes(frame[28:32], "big"))
+            if i is None or kind is None or not kind[i]:
                 self.ignored += 1
                 continue
             self.received += 1
@@ -919,14 +1078,17 @@ class _RawReceive(_Run):
             state[i] = _UP
             self.reply[i] = _ARP_REPLY
             self.rtt[i] = (clock() - self.sent_at[i]) * 1000.0
-            self.extra[i] = (frame[22:28].hex(":"),)
+            self.macs[i] = frame[22:28].hex(":")
+            self.fresh.append(i)
 
 
 class _RawSweep(_RawReceive):
     """Raw-socket hot loop: patch bytes, send, drain, match; retries go only to the silent."""
 
     # -- sending ---------------------------------------------------------------------
-    def execute(self) -> None:
+    def steps(self) -> Generator[None, None, None]:
+        """Send and wait, round after round. After a flush of probes (and a drain) or during a wait, pause
+        (yield) when hosts were decided, so they stream out; end at such a point when the sweep was stopped."""
         prober = self.prober
         if self.pcap is not None:
             self.tap = _PcapTap(self.pcap, prober, self)
@@ -939,7 +1101,9 @@ class _RawSweep(_RawReceive):
         try:
             for rnd in range(rounds):
                 before = self.answered - self.slow_finds
-                count = self._send_round(todo, rnd)
+                count = yield from self._send_round(todo, rnd)
+                if self.halt:
+                    break
                 if rnd:
                     self.resent += count
                 last = rnd == rounds - 1
@@ -948,14 +1112,14 @@ class _RawSweep(_RawReceive):
                 else:
                     # between rounds, wait only as long as replies have taken so far (adaptive, as nmap does)
                     wait = self.timeout if self.received == 0 else min(self.timeout, max(_MIN_ROUND_WAIT, 3 * self.max_rtt + 0.02))
-                self._wait(wait)
-                if self.answered >= self.n:
+                yield from self._wait(wait)
+                if self.answered >= self.n or self.halt:
                     break
                 # Adaptive: go on while the last retry found hosts. With several probe kinds, the later
                 # kinds of the first round are its retry: they reach who lost (or drops) the first kind.
                 found = self.later_finds if rnd == 0 and self.passes > 1 else self.answered - self.slow_finds - before
                 if self.adaptive and (last or ((rnd or self.passes > 1) and not found)):
-                    self._wait(self.timeout - wait)  # no sign of loss left: wait out the timeout once
+                    yield from self._wait(self.timeout - wait)  # no sign of loss left: wait out the timeout once
                     break
                 if not last:
                     todo = [i for i in range(self.n) if not state[i]]
@@ -990,7 +1154,7 @@ class _RawSweep(_RawReceive):
             out = [x for x in out if x.kind in self.kinds_answered] or out
         return out or [_Pass(-1, None, None, 0, 0, None)]  # on-link targets only: the ARP pass
 
-    def _send_round(self, todo: Iterable[int], rnd: int) -> int:
+    def _send_round(self, todo: Iterable[int], rnd: int) -> Generator[None, None, int]:
         """Every probe kind to every silent target of ``todo``, one kind after the other in one pass: by the
         time the second kind goes out, the first kind's answers have been drained, and who answered is skipped."""
         count = 0
@@ -998,7 +1162,9 @@ class _RawSweep(_RawReceive):
         if rnd == 0:
             self.first_kind, self.passes = passes[0].kind, len(passes)
         for n, spec in enumerate(passes):
-            count += self._send_pass(todo, rnd, spec, n == 0)
+            count += yield from self._send_pass(todo, rnd, spec, n == 0)
+            if self.halt:
+                break
         self.sent += count
         self._drain()
         return count
@@ -1010,35 +1176,41 @@ class _RawSweep(_RawReceive):
             batch = self.batches[id(sock)] = SendBatch(sock, _BATCH, addressed=sock is not self.arp)
         return batch
 
-    def _send_pass(self, todo: Iterable[int], rnd: int, spec: _Pass, first: bool) -> int:
+    def _pass_batches(self, spec: _Pass, first: bool) -> tuple[SendBatch | None, SendBatch | None]:
+        """A pass's send batches: the routed one (the ICMP template already in every slot, or the TCP/UDP probe's
+        length set) and, on the first pass, the ARP one (the who-has frame in every slot)."""
+        out = self._batch(spec.sock) if spec.sock is not None else None
+        if out is not None and spec.buf is not None:
+            out.set_length(len(spec.buf))
+            for k in range(_BATCH):  # the template's tail (echo's attempt byte) is the same for the whole pass
+                out.area[k * out.slot + out.head:k * out.slot + out.head + len(spec.buf)] = spec.buf
+        elif out is not None and spec.probe is not None:
+            out.set_length(len(spec.probe.template))
+        link = self._batch(self.arp) if first and self.arp is not None and self.kind is not None else None
+        if link is not None:
+            link.set_length(len(self.arp_frame))
+            for k in range(_BATCH):
+                link.area[k * link.slot + link.head:k * link.slot + link.head + len(self.arp_frame)] = self.arp_frame
+        return out, link
+
+    def _send_pass(self, todo: Iterable[int], rnd: int, spec: _Pass, first: bool) -> Generator[None, None, int]:
         # The hot loop: everything it touches is a local, and the per-target work is inline,
         # because a function call per packet costs measurable speed on a /16. Each probe is
         # written in place into a SendBatch slot (its sockaddr and the patched header in one
         # pack_into) and a full batch goes out in one sendmmsg(2) (_flush). TCP/UDP probes
-        # are written into the slot by their probe object (one call each: they carry a keyed cookie).
-        kind, state, addrs = self.kind, self.state, self.addrs
+        # are written into the slot by their probe object (one call each: they carry a keyed cookie). Yields: see steps().
+        kind, state, addrs, fresh = self.kind, self.state, self.addrs, self.fresh
         rate = self.prober.rate
         interval = 1.0 / rate if rate else 0.0
         burst = max(1.0, (rate or 0) / 200)  # allow 5 ms of burst
         limit = min(_BATCH, int(burst)) if rate else _BATCH  # a paced sweep never holds more than its burst
         next_at = time.monotonic()
         pack_into, clock, base, fam = struct.pack_into, time.monotonic, self.base, FAMILY4
-        buf, partial, type_code, probe, routed = spec.buf, spec.partial, spec.type_code, spec.probe, spec.sock
+        buf, partial, type_code, probe = spec.buf, spec.partial, spec.type_code, spec.probe
         variants, source_of = spec.variants, self.l4.source_of if self.l4 is not None else None
         flush, progress = self._flush, self.progress
         count = 0
-        out = self._batch(routed) if routed is not None else None
-        if out is not None and buf is not None:
-            out.set_length(len(buf))
-            for k in range(_BATCH):  # the template's tail (echo's attempt byte) is the same for the whole pass
-                out.area[k * out.slot + out.head:k * out.slot + out.head + len(buf)] = buf
-        elif out is not None and probe is not None:
-            out.set_length(len(probe.template))
-        link = self._batch(self.arp) if first and self.arp is not None and kind is not None else None
-        if link is not None:
-            link.set_length(len(self.arp_frame))
-            for k in range(_BATCH):
-                link.area[k * link.slot + link.head:k * link.slot + link.head + len(self.arp_frame)] = self.arp_frame
+        out, link = self._pass_batches(spec, first)
         area, slot, head = (out.area, out.slot, out.head) if out is not None else (bytearray(), 0, 0)
         larea, lslot, lhead = (link.area, link.slot, link.head) if link is not None else (bytearray(), 0, 0)
         held, lheld = array("I", bytes(4 * _BATCH)), array("I", bytes(4 * _BATCH))  # the sweep index in each slot
@@ -1052,6 +1224,10 @@ class _RawSweep(_RawReceive):
                     count += flush(out, held, k, rnd) + flush(link, lheld, lk, rnd)
                     k = lk = 0
                     self._wait_until(next_at)
+                    if fresh or self.halt:
+                        yield
+                        if self.halt:
+                            return count
                     now = clock()
                 next_at = max(next_at + interval, now - burst * interval)
             a = addrs[i]
@@ -1084,6 +1260,10 @@ class _RawSweep(_RawReceive):
                 k = 0
                 if first and progress is not None and not count & 4095:
                     progress(min(self.n, count) if rnd == 0 else self.answered, self.n)
+                if fresh or self.halt:
+                    yield
+                    if self.halt:
+                        break
         return count + flush(out, held, k, rnd) + flush(link, lheld, lk, rnd)
 
     def _source_of(self, i: int) -> bytes | None:
@@ -1176,17 +1356,18 @@ class _ScapySweep(_Run):
             self.t1 = time.monotonic()
         if self.pcap is not None:
             self._write_pcap([*(s for s, _ in answered), *silent, *(r for _, r in answered)], Ether)
-        where = {a: i for i, a in enumerate(self.addrs)}
+        where = self.walk
         for snd, rcv in answered:
             if snd.haslayer(ARP):
-                found = where.get(ip_to_int(rcv[ARP].psrc))
+                found = where.index(ip_to_int(rcv[ARP].psrc))
                 if found is None or self.state[found]:
                     continue
                 i = found
                 self.state[i], self.reply[i] = _UP, _ARP_REPLY
-                self.extra[i] = (rcv[ARP].hwsrc.lower(),)
+                self.macs[i] = rcv[ARP].hwsrc.lower()
+                self.fresh.append(i)
             else:
-                found = where.get(ip_to_int(snd[IP].dst))
+                found = where.index(ip_to_int(snd[IP].dst))
                 if found is None or self.state[found]:
                     continue
                 i = found
@@ -1196,9 +1377,10 @@ class _ScapySweep(_Run):
                 self.code[i] = icmp.code
                 if icmp.type == rep:
                     self.state[i] = _UP
+                    self.fresh.append(i)
                 elif icmp.type in (3, 11):
                     self.state[i] = _UNREACH
-                    self.extra[i] = (rcv[IP].src,)
+                    self.set_reporter(i, ip_to_int(rcv[IP].src))
                 else:
                     continue
             self.received += 1

@@ -593,6 +593,7 @@ class SweepStats:
     pps: float = 0.0  # probes sent per second of sweep time
     engine: str = "raw"
     method: str = "icmp"
+    interrupted: bool = False  # stopped early (Ctrl-C): only what was decided by then was reported
 
 
 @dataclass(frozen=True, slots=True)

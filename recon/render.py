@@ -45,7 +45,7 @@ from recon.models import (
 )
 
 if TYPE_CHECKING:
-    from recon.models import HostResult, ShardStats, SweepResult
+    from recon.models import HostResult, ShardStats, SweepResult, SweepStats
 
 __all__ = ["Console", "console", "csv_rows", "err", "error_line", "json_line", "json_safe", "lab_status", "out", "safe", "stderr",
            "stdout", "table"]
@@ -918,45 +918,124 @@ def _sweep_hosts(result: SweepResult, show_all: bool) -> tuple[HostResult, ...]:
 
 def sweep_table(result: SweepResult, show_all: bool = False) -> str:
     """address, rtt, ttl, reason (what answered), mac, vendor, hostname (+ status and reporter with --all)."""
-    hosts = _sweep_hosts(result, show_all)
-    if show_all:
-        headers = ["address", "status", "rtt", "ttl", "reason", "mac", "vendor", "hostname", "reporter"]
-        rows = [[h.address, h.status, _ms(h.rtt_ms), h.ttl, h.reason, h.mac, safe(h.vendor or ""), safe(h.hostname or ""),
-                 h.reporter] for h in hosts]
-    else:
-        headers = ["address", "rtt", "ttl", "reason", "mac", "vendor", "hostname"]
-        rows = [[h.address, _ms(h.rtt_ms), h.ttl, h.reason, h.mac, safe(h.vendor or ""), safe(h.hostname or "")]
-                for h in hosts]
-    if not rows:
-        return ""
-    if len(rows) > _TABULATE_MAX:
-        return _plain_table(rows, headers)
-    return table(rows, headers)
+    return "\n".join(_sweep_table_lines(_sweep_hosts(result, show_all), show_all))
+
+
+def _sweep_table_lines(hosts: Sequence[HostResult], show_all: bool) -> Iterable[str]:
+    headers, cells = (_ALL_HEADERS, _all_cells) if show_all else (_UP_HEADERS, _up_cells)
+    if not hosts:
+        return ()
+    if len(hosts) > _TABULATE_MAX:
+        return _plain_table(hosts, cells, headers)
+    return table([cells(h) for h in hosts], headers).split("\n")
+
+
+_UP_HEADERS = ["address", "rtt", "ttl", "reason", "mac", "vendor", "hostname"]
+_ALL_HEADERS = ["address", "status", "rtt", "ttl", "reason", "mac", "vendor", "hostname", "reporter"]
+
+
+def _up_cells(h: HostResult) -> list[Any]:
+    return [h.address, _ms(h.rtt_ms), h.ttl, h.reason, h.mac, safe(h.vendor or ""), safe(h.hostname or "")]
+
+
+def _all_cells(h: HostResult) -> list[Any]:
+    return [h.address, h.status, _ms(h.rtt_ms), h.ttl, h.reason, h.mac, safe(h.vendor or ""), safe(h.hostname or ""),
+            h.reporter]
 
 
 _TABULATE_MAX = 5000
 
 
-def _plain_table(rows: list[list[Any]], headers: list[str]) -> str:
-    """The same look as tabulate's "simple" format, in linear time for tens of thousands of rows."""
-    cells = [[("" if v is None else safe(v)) for v in row] for row in rows]
-    widths = [max(len(h), *(len(r[c]) for r in cells)) for c, h in enumerate(headers)]
+def _plain_table(hosts: Sequence[HostResult], cells: Callable[[HostResult], list[Any]], headers: list[str]) -> Iterator[str]:
+    """The same look as tabulate's "simple" format, in linear time for tens of thousands of rows; two passes over
+    the hosts (the widths, then the lines as they are written), so the cells are never all held at once."""
+    def text(v: Any) -> str:
+        return "" if v is None else safe(v)
+
+    widths = [len(h) for h in headers]
+    for host in hosts:
+        for c, v in enumerate(cells(host)):
+            widths[c] = max(widths[c], len(text(v)))
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    lines = [fmt.format(*headers).rstrip(), "  ".join("-" * w for w in widths)]
-    lines += [fmt.format(*r).rstrip() for r in cells]
-    return "\n".join(lines)
+    yield fmt.format(*headers).rstrip()
+    yield "  ".join("-" * w for w in widths)
+    for host in hosts:
+        yield fmt.format(*map(text, cells(host))).rstrip()
+
+
+class SweepPrinter:
+    """A sweep's hosts as they come (``recon.sweep_iter``), in the format ``fmt`` (``--json``, ``--csv``, ``--grep``,
+    ``-a/--alive``, or "" for the table): rows are written and flushed once per batch, as soon as the hosts are
+    decided; the table is sorted by address and printed by ``finish()``, so it holds only the rows it shows.
+    ``show_all``: down and unreachable rows too (not with ``-a/--alive``, which lists the hosts that are up)."""
+
+    def __init__(self, fmt: str, show_all: bool, progress: SweepProgress | None = None,
+                 argv: Sequence[str] = ("recon", "sweep")) -> None:
+        self.fmt, self.show_all, self.progress = fmt, show_all and fmt != "-a/--alive", progress
+        self.up = 0
+        self.rows: list[HostResult] = []
+        self.stream = stdout()
+        self.encode = json.JSONEncoder(separators=(", ", ": "), ensure_ascii=False).encode
+        self.csv = csv.writer(self.stream, lineterminator="\n") if fmt == "--csv" else None
+        if self.csv is not None:
+            self.csv.writerow(SWEEP_COLUMNS)
+        elif fmt == "--grep":
+            from recon import __version__
+
+            self.stream.write(f"# recon {__version__} sweep as: {safe(' '.join(argv))}\n")
+        self.stream.flush()
+
+    def add(self, hosts: Iterable[HostResult]) -> None:
+        shown = [h for h in hosts if (h.status == "up" or self.show_all)]
+        self.up += sum(1 for h in shown if h.status == "up")
+        if not shown:
+            return
+        if not self.fmt:
+            self.rows += shown
+            return
+        if self.progress is not None:
+            self.progress.finish()  # the bar's line is cleared before rows are printed under it
+        if self.csv is not None:
+            self.csv.writerows([("" if v is None else safe(v) if isinstance(v, str) else v) for v in row]
+                               for row in _host_values(shown))
+        elif self.fmt == "--json":
+            self.stream.write("".join(json_safe(self.encode(row)) + "\n" for row in _host_rows(shown)))
+        elif self.fmt == "--grep":
+            self.stream.write("".join(sweep_grep_line(h) + "\n" for h in shown))
+        else:
+            self.stream.write("".join(h.address + "\n" for h in shown))
+        self.stream.flush()
+
+    def finish(self, stats: SweepStats) -> None:
+        """Print the table (sorted by address; with the reporter and status columns when ``show_all``), or
+        ``--grep``'s closing line."""
+        if self.fmt == "--grep":
+            up = self.up
+            self.stream.write(f"# recon done -- {stats.targets} IP addresses ({up} host{'' if up == 1 else 's'} up) "
+                              f"scanned in {stats.duration_s:.2f} seconds\n")
+            self.stream.flush()
+        if self.fmt or not self.rows:
+            return
+        from recon.targets import ip_to_int
+
+        rows, self.rows = self.rows, []
+        rows.sort(key=lambda h: (1, 0) if ":" in h.address else (0, ip_to_int(h.address)))  # IPv6 after, as it came
+        out_lines(_sweep_table_lines(rows, self.show_all), self.stream)
 
 
 def _ms(value: float | None) -> str:
     return "" if value is None else f"{value:.2f} ms"
 
 
-def _host_rows(hosts: tuple[HostResult, ...]) -> Iterable[dict[str, Any]]:
+def _host_rows(hosts: Sequence[HostResult]) -> Iterable[dict[str, Any]]:
     """Hosts as plain dicts, fast (dataclasses.asdict deep-copies and costs ~30 µs a host)."""
+    return (dict(zip(SWEEP_COLUMNS, values, strict=True)) for values in _host_values(hosts))
+
+
+def _host_values(hosts: Sequence[HostResult]) -> Iterable[tuple[Any, ...]]:
     from operator import attrgetter
 
-    get = attrgetter(*SWEEP_COLUMNS)
-    return (dict(zip(SWEEP_COLUMNS, get(h), strict=False)) for h in hosts)
+    return map(attrgetter(*SWEEP_COLUMNS), hosts)
 
 
 def sweep_json_lines(result: SweepResult, show_all: bool = False) -> Iterable[str]:
@@ -1014,10 +1093,11 @@ def out_lines(lines: Iterable[str], stream: TextIO | None = None, chunk: int = 4
     target.flush()
 
 
-def sweep_summary(result: SweepResult) -> str:
-    """``12 hosts up of 120 scanned in 1.23 s`` (+ unreachable, duplicates, late when there were any)."""
+def sweep_summary(result: SweepResult, up: int | None = None) -> str:
+    """``12 hosts up of 120 scanned in 1.23 s`` (+ unreachable, duplicates, late when there were any).
+    ``up``: the count, when ``result`` does not hold the hosts (a streamed sweep)."""
     s = result.stats
-    up = len(result.up)
+    up = len(result.up) if up is None else up
     line = f"{up} host{'' if up == 1 else 's'} up of {s.targets} scanned in {s.duration_s:.2f} s"
     extra = [f"{v} {k}" for k, v in (("unreachable", s.unreachable), ("duplicates", s.duplicates), ("late", s.late),
                                       ("probes the kernel refused to send", s.send_errors)) if v]
@@ -1025,6 +1105,12 @@ def sweep_summary(result: SweepResult) -> str:
         workers = len({sh.worker for sh in result.shards})
         extra.append(f"{len(result.shards)} shards on {workers} worker{'' if workers == 1 else 's'}")
     return line + (f" ({', '.join(extra)})" if extra else "")
+
+
+def sweep_interrupted() -> str:
+    """The line after a sweep stopped by Ctrl-C: what was printed is what was decided by then."""
+    return ("recon: sweep interrupted: only the hosts decided before Ctrl-C are listed; "
+            "the other targets were not decided (not down)")
 
 
 def sweep_hint(result: SweepResult, probes: Sequence[str]) -> str:

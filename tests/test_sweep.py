@@ -14,7 +14,7 @@ import pytest
 from recon.engine import Prober, parse_shard, probe_template, sweep
 from recon.errors import InvalidOption
 from recon.lab import netns
-from recon.targets import build_targets
+from recon.targets import build_targets, ip_to_int
 from tests.conftest import NOBODY, need_tool
 
 SCHEMA = ("address", "status", "rtt_ms", "ttl", "reply", "mac", "vendor", "hostname")
@@ -134,6 +134,9 @@ def test_shards_partition_the_targets(lab) -> None:
 def test_json_and_csv_schema(lab) -> None:
     """JSON lines and CSV carry the JSON fields (the README shows them) with the right types; CSV has a header row."""
     rows = _json(lab.recon("sweep", "198.18.0.10", "198.18.2.5", "198.18.1.0", "--all", "--json", "-W", "0.3"))
+    # streamed: the hosts that are up come as they answer (ARP and ICMP race), the down one after the wait
+    assert [r["status"] for r in rows] == ["up", "up", "down"]
+    rows.sort(key=lambda r: ip_to_int(r["address"]))
     assert [r["address"] for r in rows] == ["198.18.0.10", "198.18.1.0", "198.18.2.5"]
     for r in rows:
         assert set(SCHEMA) <= set(r)
@@ -143,7 +146,7 @@ def test_json_and_csv_schema(lab) -> None:
     assert dead["status"] == "down" and dead["rtt_ms"] is None and dead["reply"] is None
     assert far["ttl"] == 63 and far["reply"] == "echo-reply"
     res = lab.recon("sweep", "198.18.0.10", "198.18.2.5", "198.18.1.0", "--all", "--csv", "-W", "0.3")
-    table = list(csv.DictReader(io.StringIO(res.stdout)))
+    table = sorted(csv.DictReader(io.StringIO(res.stdout)), key=lambda t: ip_to_int(t["address"]))
     assert tuple(res.stdout.splitlines()[0].split(","))[: len(SCHEMA)] == SCHEMA
     assert [t["address"] for t in table] == [r["address"] for r in rows]
     assert table[0]["vendor"].startswith("Apple") and table[1]["rtt_ms"] == ""
