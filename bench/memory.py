@@ -74,7 +74,7 @@ def main() -> int:
         run(ns, args.code, ["sweep", "198.18.2.0/30", "--json"])  # warm the page cache
         start = statistics.median(run(ns, args.code, ["sweep", "--help"])[0] for _ in range(3))
         for label, cidr, _, flags in ROWS:
-            runs = [run(ns, args.code, ["sweep", cidr, "-t", "1", "--yes", *flags]) for _ in range(args.repeat)]
+            runs = [run(ns, args.code, ["sweep", cidr, "--timeout", "1", "--yes", *flags]) for _ in range(args.repeat)]
             results[label] = (statistics.median(r[0] for r in runs), max(r[1] for r in runs), runs[-1][2])
             print(f"  {label:18} {results[label][0]:6.2f} s {results[label][1]:7.1f} MB  {results[label][2]} lines",
                   file=sys.stderr)
