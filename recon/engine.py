@@ -334,7 +334,7 @@ class Prober:
         if addrs and self._no_ipv4 is not None:
             raise self._no_ipv4
         v6 = self._v6_prober(targets, len(addrs) > 0)
-        run = self._run(addrs, walk, timeout, retries, progress) if addrs or v6 is None else None
+        run = _ipv4_run(self, addrs, walk, timeout, retries, progress) if addrs or v6 is None else None
         writer = _pcap_writer(pcap, ethernet=run is not None and run.kind is not None)
         if run is not None:
             run.pcap = writer
@@ -343,19 +343,6 @@ class Prober:
             part6 = functools.partial(v6.sweep, targets.v6, targets.scoped, seed=seed, shard=shard, timeout=timeout,
                                       retries=retries, progress=progress, pcap=writer)
         return SweepStream(run, targets.names, down=down, resolve=resolve, pcap=writer, part6=part6)
-
-    def _run(self, addrs: array[int], walk: Walk, timeout: float, retries: int | None,
-             progress: Callable[[int, int], None] | None) -> _Run:
-        """The IPv4 part's engine, its sockets open (no privileges → nothing sent)."""
-        kind, lnk = self._plan(addrs)
-        if self.engine == "scapy":
-            require_raw("recon sweep", self.transport)
-            return _ScapySweep(self, addrs, walk, kind, lnk, timeout, 1 if retries is None else retries)
-        routed = kind is None or 0 in kind
-        icmp = self._icmp_socket() if routed else None
-        arp = self._arp_socket(lnk.name) if kind is not None and 1 in kind and lnk is not None else None
-        l4 = self._l4_plan(addrs, kind) if routed else None
-        return _RawSweep(self, addrs, walk, kind, lnk, (icmp, arp, l4), timeout, retries, progress)
 
     def _v6_prober(self, targets: TargetSet, has_v4: bool) -> Prober6 | None:
         """The IPv6 part's prober (engine6.py) when ``targets`` has IPv6 or scoped targets; checked before anything is sent."""
@@ -408,6 +395,20 @@ def sweep_iter(targets: TargetSet | Iterable[str] | str, *, method: str = "auto"
         raise
     stream.on_close(prober.close)
     return stream
+
+
+def _ipv4_run(prober: Prober, addrs: array[int], walk: Walk, timeout: float, retries: int | None,
+              progress: Callable[[int, int], None] | None) -> _Run:
+    """The IPv4 part's engine, its sockets open (no privileges → nothing sent)."""
+    kind, lnk = prober._plan(addrs)
+    if prober.engine == "scapy":
+        require_raw("recon sweep", prober.transport)
+        return _ScapySweep(prober, addrs, walk, kind, lnk, timeout, 1 if retries is None else retries)
+    routed = kind is None or 0 in kind
+    icmp = prober._icmp_socket() if routed else None
+    arp = prober._arp_socket(lnk.name) if kind is not None and 1 in kind and lnk is not None else None
+    l4 = prober._l4_plan(addrs, kind) if routed else None
+    return _RawSweep(prober, addrs, walk, kind, lnk, (icmp, arp, l4), timeout, retries, progress)
 
 
 def _in_address_order(hosts: Iterable[HostResult]) -> tuple[HostResult, ...]:
