@@ -201,8 +201,7 @@ def sweep(
 
     fmt = _sweep_format(json_out=json_out, csv_out=csv_out, grep=grep, alive=alive, numeric=numeric, resolve=resolve)
     shard_t = parse_shard(shard, shards)
-    if seed is None and shard_t[1] > 1:
-        seed = 0  # shards interleave over the same permutation; any fixed seed keeps them disjoint
+    seed = 0 if seed is None and shard_t[1] > 1 else seed  # shards interleave over one permutation: any fixed seed
     _pcap_is_not_an_input(pcap, {"-iL/--input-file": input_file, "--exclude-file": exclude_file})
     target_set = _sweep_targets(targets, input_file, exclude, exclude_file, yes=yes, local=local)
     _target_warnings(target_set, no_ipv6="recon sweep --cluster" if cluster else "recon sweep --resume" if resume else None)

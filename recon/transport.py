@@ -458,7 +458,7 @@ class RecvBatch:
                     raise OSError(err, os.strerror(err))
             return []
         view = self._view
-        return [bytes(view[at:at + n]) for at, n in zip(self._offsets, self._lengths[:got].tolist())]
+        return [bytes(view[at:at + n]) for at, n in zip(self._offsets, self._lengths[:got].tolist(), strict=False)]
 
 
 # --- replay --------------------------------------------------------------------------------------
