@@ -293,9 +293,9 @@ class _Wire:
     """One AF_PACKET socket on the interface: send frames, read the frames other hosts send back."""
 
     def __init__(self, link: Link6, transport: Transport, what: str, tap: Tap | None) -> None:
-        self.link, self.tap = link, tap
         from recon.bpf import attach_filter
 
+        self.link, self.tap = link, tap
         self.sock: PacketSocket = transport.packet(link.name, ETH_P_IPV6, what=what)
         try:
             attach_filter(self.sock, ANSWERS_FILTER)
