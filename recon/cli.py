@@ -202,8 +202,7 @@ def sweep(
     fmt = _sweep_format(json_out=json_out, csv_out=csv_out, grep=grep, alive=alive, numeric=numeric, resolve=resolve)
     shard_t = parse_shard(shard, shards)
     seed = 0 if seed is None and shard_t[1] > 1 else seed  # shards interleave over one permutation: any fixed seed
-    _pcap_is_not_an_input(pcap, {"-iL/--input-file": input_file, "--exclude-file": exclude_file})
-    target_set = _sweep_targets(targets, input_file, exclude, exclude_file, yes=yes, local=local)
+    target_set = _sweep_targets(targets, input_file, exclude, exclude_file, yes=yes, local=local, pcap=pcap)
     _target_warnings(target_set, no_ipv6="recon sweep --cluster" if cluster else "recon sweep --resume" if resume else None)
     options: dict[str, Any] = {"method": method, "probe": probe, "engine": engine, "interface": interface, "source": source, "rate": rate}
     _local_alone(target_set, local, cluster=cluster, resume=resume, pcap=pcap, source=source)
@@ -348,10 +347,11 @@ def _pcap_is_not_an_input(pcap: str | None, inputs: dict[str, str | None]) -> No
 
 
 def _sweep_targets(targets: list[str] | None, input_file: str | None, exclude: list[str] | None, exclude_file: str | None,
-                   *, yes: bool, local: str | None) -> TargetSet:
-    """The targets for the engine; with --local none is needed."""
+                   *, yes: bool, local: str | None, pcap: str | None = None) -> TargetSet:
+    """The targets for the engine; with --local none is needed. A --pcap that is one of the files read is refused first."""
     from recon.targets import TargetSet, build_targets
 
+    _pcap_is_not_an_input(pcap, {"-iL/--input-file": input_file, "--exclude-file": exclude_file})
     if not targets and not input_file and local is not None:
         return TargetSet()
     return build_targets(targets or [], input_file=input_file, exclude=exclude or [], exclude_file=exclude_file, yes=yes)
