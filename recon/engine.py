@@ -43,7 +43,7 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from recon.arp import ETH_P_ARP, Link, arp_request_template, link, onlink_routes, routes, vendor, with_sender
 from recon.engine6 import Prober6, probes_for_v6
@@ -103,27 +103,16 @@ def check_sweep_options(*, timeout: float | None = None, retries: int | None = N
     check_range("--rate", rate, MIN_RATE, MAX_RATE, f"packets per second from {MIN_RATE:g} to {MAX_RATE:g}")
 
 
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
 _INTERFACE_LOST = (errno.ENODEV, errno.ENXIO, errno.ENETDOWN)
 
 
-def _interface_lost_ends_the_sweep(sweep: Callable[_P, _R]) -> Callable[_P, _R]:
-    """An interface that goes away or down mid-sweep ends it with one line, exit 3 (as tcpdump ends
-    cleanly when its interface goes), not an OSError traceback from a send or a receive; other OS
-    errors still surface."""
-
-    @functools.wraps(sweep)
-    def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return sweep(*args, **kwargs)
-        except OSError as exc:
-            if exc.errno not in _INTERFACE_LOST:
-                raise
-            raise ReconEnvironmentError(f"the sweep stopped: a network interface went away or down ({exc.strerror})",
-                                        hint="check 'ip link', then sweep again") from None
-
-    return guarded
+def _interface_lost(exc: OSError) -> Exception:
+    """An interface that went away or down mid-sweep as one line, exit 3 (as tcpdump ends cleanly when its
+    interface goes), not an OSError traceback from a send or a receive; any other OS error as it is."""
+    if exc.errno not in _INTERFACE_LOST:
+        return exc
+    return ReconEnvironmentError(f"the sweep stopped: a network interface went away or down ({exc.strerror})",
+                                 hint="check 'ip link', then sweep again")
 
 
 class Prober:
@@ -301,7 +290,6 @@ class Prober:
         return _L4Plan(by_source[0], socks.get(socket.IPPROTO_TCP), socks.get(socket.IPPROTO_UDP), by_source, source_of)
 
     # -- the sweep ------------------------------------------------------------------
-    @_interface_lost_ends_the_sweep
     def sweep(self, targets: TargetSet, *, timeout: float = 1.0, retries: int | None = 1, seed: int | None = None,
               shard: tuple[int, int] = (1, 1), pcap: str | None = None, resolve: bool = False,
               progress: Callable[[int, int], None] | None = None) -> SweepResult:
@@ -642,6 +630,11 @@ class SweepStream:
                 hosts6, self._stats6 = self._part6()
                 if hosts6:
                     yield list(_with_hostnames(hosts6) if resolve else hosts6)
+        except OSError as exc:
+            lost = _interface_lost(exc)
+            if lost is exc:
+                raise
+            raise lost from None
         finally:
             if self._pcap is not None:
                 self._pcap.close()
