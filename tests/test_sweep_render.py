@@ -1,0 +1,99 @@
+"""What `recon sweep` prints for a real sweep, in-process: the engine on the replay transport (answers
+recorded in captures/) and the CLI's output step (cli._sweep_output) writing to captured streams.
+Table, --all, JSON lines, CSV, the summary, the hint when nothing answered, and the exit status."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from recon import render
+from recon.cli import _sweep_output
+from recon.engine import sweep
+from recon.models import SweepResult
+from recon.targets import build_targets
+from recon.transport import ReplayTransport
+from tests.test_sweep_replay import REC, ROUTER, TARGETS, UP
+
+
+@pytest.fixture(scope="module")
+def result() -> SweepResult:
+    return sweep(build_targets(TARGETS), method="icmp", probe="echo", timeout=0.05, retries=0, transport=ReplayTransport(REC))
+
+
+def shown(result: SweepResult, **kw: object) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    options: dict[str, object] = {"show_all": False, "fmt": "", "probe": ["echo"], **kw}
+    with render.console(render.Console(out, err)):
+        code = _sweep_output(result, **options)
+    return code, out.getvalue(), err.getvalue()
+
+
+def _order(addresses: list[str]) -> list[tuple[int, ...]]:
+    return [tuple(int(x) for x in a.split(".")) for a in addresses]
+
+
+def test_the_table_lists_the_hosts_that_answered_in_address_order(result: SweepResult) -> None:
+    code, out, err = shown(result)
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split()[:4] == ["address", "rtt", "ttl", "reason"] and set(lines[1]) <= {"-", " "}
+    addresses = [line.split()[0] for line in lines[2:]]
+    assert set(addresses) == UP and _order(addresses) == sorted(_order(addresses))
+    assert all(" ms " in line and "echo-reply" in line for line in lines[2:])
+    assert err.splitlines() == [f"{len(UP)} hosts up of 49 scanned in {result.stats.duration_s:.2f} s (1 unreachable)"]
+
+
+def test_all_adds_the_down_and_the_unreachable_with_the_reporting_router(result: SweepResult) -> None:
+    _, out, _ = shown(result, show_all=True)
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[2:]}
+    assert len(rows) == 49 and out.splitlines()[0].split()[:2] == ["address", "status"]
+    assert rows["198.18.3.7"][0] == "unreachable" and "host-unreachable" in rows["198.18.3.7"] and rows["198.18.3.7"][-1] == ROUTER
+    assert rows["198.18.1.0"] == ["down"]
+    assert sum(1 for r in rows.values() if r[0] == "up") == len(UP)
+
+
+def test_json_lines_are_one_object_per_host_with_every_column(result: SweepResult) -> None:
+    _, out, err = shown(result, fmt="--json", show_all=True)
+    objects = [json.loads(line) for line in out.splitlines()]
+    assert len(objects) == 49 and all(tuple(o) == render.SWEEP_COLUMNS for o in objects)
+    by = {o["address"]: o for o in objects}
+    assert by["198.18.3.7"]["status"] == "unreachable" and by["198.18.3.7"]["reporter"] == ROUTER
+    assert by["198.18.2.9"]["status"] == "up" and isinstance(by["198.18.2.9"]["rtt_ms"], float) and by["198.18.2.9"]["ttl"] > 0
+    assert by["198.18.1.0"] == {**dict.fromkeys(render.SWEEP_COLUMNS), "address": "198.18.1.0", "status": "down"}
+    assert err.startswith(f"{len(UP)} hosts up of 49 scanned")
+
+
+def test_csv_carries_the_same_rows_as_json(result: SweepResult) -> None:
+    _, out, _ = shown(result, fmt="--csv", show_all=True)
+    _, js, _ = shown(result, fmt="--json", show_all=True)
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert out.splitlines()[0] == ",".join(render.SWEEP_COLUMNS)
+    as_text = [{k: "" if v is None else str(v) for k, v in json.loads(line).items()} for line in js.splitlines()]
+    assert rows == as_text
+
+
+def test_alive_prints_the_addresses_that_answered_one_a_line_as_fping_a(result: SweepResult) -> None:
+    code, out, _ = shown(result, fmt="-a/--alive")
+    assert code == 0 and sorted(out.splitlines(), key=lambda a: _order([a])) == sorted(UP, key=lambda a: _order([a]))
+    assert len(out.splitlines()) == len(UP)
+
+
+def test_nothing_up_exits_1_with_a_hint_that_fits_the_probes() -> None:
+    """Silent targets: exit 1, the summary, then one hint; with ICMP only it suggests TCP probes, with TCP
+    probes other ports; a range every router calls unreachable gets the unreachable hint."""
+    silent = sweep(build_targets(["198.18.1.200/30"]), method="icmp", probe="echo", timeout=0.05, retries=0,
+                   transport=ReplayTransport(REC))
+    code, out, err = shown(silent)
+    lines = err.splitlines()
+    assert code == 1 and out == "" and lines[0].startswith("0 hosts up of 4 scanned in ")
+    assert len(lines) == 2 and lines[1].startswith("hint: the hosts may drop ICMP; try TCP probes")
+    _, _, err = shown(silent, probe=["syn:443"])
+    assert err.splitlines()[1].startswith("hint: nothing answered these probes; try other ports")
+    dead = sweep(build_targets(["198.18.3.7"]), method="icmp", probe="echo", timeout=0.05, retries=0,
+                 transport=ReplayTransport(REC))
+    code, _, err = shown(dead)
+    assert code == 1 and err.splitlines() == ["0 hosts up of 1 scanned in " + f"{dead.stats.duration_s:.2f} s (1 unreachable)",
+                                              "hint: a router reported every target unreachable; the range is not reachable from here"]
