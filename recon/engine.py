@@ -69,6 +69,7 @@ MAX_TIMEOUT = 3600  # seconds, as ping caps its waits: a finite wait, whatever i
 MIN_RATE, MAX_RATE = 0.01, 1e8  # probes per second: below one per 100 s is a typo; above, no interface sends
 _REPLY_TYPES4 = frozenset(reply for request, reply in REPLY_TO.items() if request < 128)
 _PENDING, _UP, _UNREACH = 0, 1, 2
+_SILENT = bytes([1] + [0] * 255)  # state → 1 for the still silent (_PENDING), 0 for the decided
 _MIN_ROUND_WAIT = 0.05
 _BATCH = 256  # probes per sendmmsg(2): larger gains nothing measurable (bench/sweep.py)
 _RECV_BATCH = 64  # packets per recvmmsg(2)
@@ -1089,8 +1090,7 @@ class _RawSweep(_RawReceive):
         self._flush_stale()
         self.t0 = time.monotonic()
         self.mark_local()
-        state = self.state
-        todo: Iterable[int] = [i for i in range(self.n) if not state[i]] if self.answered else range(self.n)
+        todo: Iterable[int] = self._silent() if self.answered else range(self.n)
         rounds = 1 + (ADAPTIVE_RETRIES if self.adaptive else self.retries)
         try:
             for rnd in range(rounds):
@@ -1116,12 +1116,16 @@ class _RawSweep(_RawReceive):
                     yield from self._wait(self.timeout - wait)  # no sign of loss left: wait out the timeout once
                     break
                 if not last:
-                    todo = [i for i in range(self.n) if not state[i]]
+                    todo = self._silent()
         finally:
             self.t1 = time.monotonic()
             prober._previous_bases.append(self.base)
             if self.progress:
                 self.progress(self.n, self.n)
+
+    def _silent(self) -> array[int]:
+        """The indices of the targets still silent, 4 bytes each (a list would cost ~40 a target), made at C speed."""
+        return array("I", itertools.compress(range(self.n), self.state.translate(_SILENT)))
 
     def _passes(self, rnd: int) -> list[_Pass]:
         """One pass per probe kind for this round, in order. Retry rounds send only the kinds that were a
