@@ -70,8 +70,10 @@ def test_roff_escapes_what_would_be_a_request() -> None:
 
 def test_completion_script_installs_and_completes_subcommands_and_options(tmp_path: Path) -> None:
     """--install-completion bash writes the script under $HOME; sourced in bash, it completes through recon itself."""
+    # Typer finds the shell from the parent processes (shellingham), which a CI job started without a shell
+    # above it lacks ("Shell None is not supported"); this variable makes it take the shell named on the line.
     env = {**os.environ, "HOME": str(tmp_path), "SHELL": "/bin/bash", "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
-           "PYTHONPATH": str(ROOT)}
+           "PYTHONPATH": str(ROOT), "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
     installed = subprocess.run([sys.executable, "-m", "recon", "--install-completion", "bash"], capture_output=True,
                                text=True, env=env, cwd=tmp_path, timeout=60)
     assert installed.returncode == 0, installed.stderr
