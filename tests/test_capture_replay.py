@@ -46,7 +46,7 @@ def test_all_interfaces_rebuilds_the_sll2_frames_it_recorded() -> None:
     with LiveCapture(None, transport=transport) as live:
         assert live.linktype == LINKTYPE_LINUX_SLL2 and len(sockets) == 1
         _feed_cooked(sockets[0], recorded)
-        got = list(live.frames(timeout=0.3))
+        got = list(live.frames(timeout=2.0))  # frames are queued already; the timeout only ends the read
     assert len(got) == len(recorded)
     for mine, theirs in zip(got, recorded, strict=True):
         assert mine.data[:4] == theirs.data[:4] and mine.data[8:] == theirs.data[8:]
@@ -83,7 +83,7 @@ def test_proto_keeps_exactly_one_protocol() -> None:
     wanted = [fr.data[SLL2.size:] for fr in sll2 if fr.data[:2] == b"\x08\x00" and fr.data[SLL2.size + 9] == 1]
     wanted += [fr.data[14:] for fr in ether if fr.data[12:14] == b"\x08\x00" and fr.data[14 + 9] == 1]
     transport, sockets = _replay()
-    packets = sniff(proto="icmp", timeout=0.3, transport=transport)
+    packets = sniff(proto="icmp", timeout=2.0, transport=transport)
     assert sockets[0].options.get((socket.SOL_SOCKET, 26))  # SO_ATTACH_FILTER: the kernel got a program
     _feed_cooked(sockets[0], sll2)
     for fr in ether:
@@ -113,7 +113,7 @@ def test_a_quiet_capture_ends_at_its_timeout() -> None:
     transport, _ = _replay()
     began = time.monotonic()
     assert list(sniff(timeout=0.2, transport=transport)) == []
-    assert 0.15 < time.monotonic() - began < 2
+    assert 0.15 < time.monotonic() - began < 10  # ends, and not before its time (a loaded machine may be late)
 
 
 def test_an_interface_that_goes_away_ends_the_capture_with_one_error() -> None:

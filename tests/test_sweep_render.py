@@ -21,7 +21,7 @@ from tests.test_sweep_replay import REC, ROUTER, TARGETS, UP
 
 @pytest.fixture(scope="module")
 def result() -> SweepResult:
-    return sweep(build_targets(TARGETS), method="icmp", probe="echo", timeout=0.05, retries=0, transport=ReplayTransport(REC))
+    return sweep(build_targets(TARGETS), method="icmp", probe="echo", timeout=0.5, retries=0, transport=ReplayTransport(REC))
 
 
 def shown(result: SweepResult, **kw: object) -> tuple[int, str, str]:
@@ -84,7 +84,7 @@ def test_alive_prints_the_addresses_that_answered_one_a_line_as_fping_a(result: 
 def test_nothing_up_exits_1_with_a_hint_that_fits_the_probes() -> None:
     """Silent targets: exit 1, the summary, then one hint; with ICMP only it suggests TCP probes, with TCP
     probes other ports; a range every router calls unreachable gets the unreachable hint."""
-    silent = sweep(build_targets(["198.18.1.200/30"]), method="icmp", probe="echo", timeout=0.05, retries=0,
+    silent = sweep(build_targets(["198.18.1.200/30"]), method="icmp", probe="echo", timeout=0.5, retries=0,
                    transport=ReplayTransport(REC))
     code, out, err = shown(silent)
     lines = err.splitlines()
@@ -92,7 +92,7 @@ def test_nothing_up_exits_1_with_a_hint_that_fits_the_probes() -> None:
     assert len(lines) == 2 and lines[1].startswith("hint: the hosts may drop ICMP; try TCP probes")
     _, _, err = shown(silent, probe=["syn:443"])
     assert err.splitlines()[1].startswith("hint: nothing answered these probes; try other ports")
-    dead = sweep(build_targets(["198.18.3.7"]), method="icmp", probe="echo", timeout=0.05, retries=0,
+    dead = sweep(build_targets(["198.18.3.7"]), method="icmp", probe="echo", timeout=0.5, retries=0,
                  transport=ReplayTransport(REC))
     code, _, err = shown(dead)
     assert code == 1 and err.splitlines() == ["0 hosts up of 1 scanned in " + f"{dead.stats.duration_s:.2f} s (1 unreachable)",
