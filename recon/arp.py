@@ -19,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from recon.errors import InvalidOption
-from recon.transport import Transport, default_transport
+from recon.transport import Transport, default_transport, proc_net
 
 __all__ = [
     "ARP_TPA_OFFSET",
@@ -29,7 +29,6 @@ __all__ = [
     "arp_request_template",
     "link",
     "onlink_routes",
-    "proc_net",
     "route_source",
     "routes",
     "vendor",
@@ -74,12 +73,6 @@ class OnLinkRoute:
     onlink: bool
     gateway: int = 0
     metric: int = 0
-
-
-def proc_net(name: str) -> Path:
-    """/proc/…/net/NAME of this *thread's* network namespace (lab.netns switches threads, not processes)."""
-    thread = Path("/proc/thread-self/net") / name
-    return thread if thread.exists() else Path("/proc/self/net") / name
 
 
 def route_source(dst: str, transport: Transport | None = None) -> str:

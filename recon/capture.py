@@ -30,6 +30,7 @@ from recon.pcap import (
     read_frames,
     same_file,
 )
+from recon.protocols import NUMBERS
 from recon.transport import ETH_P_ALL
 
 if TYPE_CHECKING:
@@ -150,16 +151,14 @@ class LiveCapture:
 
 MAX_TIMEOUT = 31 * 86_400  # the longest --timeout, in seconds (a finite wait the socket timeout can hold)
 
-PROTO_NAMES = {"icmp": 1, "tcp": 6, "udp": 17, "icmp6": 58, "icmpv6": 58}
-
 
 def parse_proto(value: str | int | None) -> int | None:
     """``icmp``/``tcp``/``udp``/``icmp6`` or a protocol number 0-255 → the number (None stays None)."""
     if value is None:
         return None
     text = str(value).strip().lower()
-    if text in PROTO_NAMES:
-        return PROTO_NAMES[text]
+    if text in NUMBERS:
+        return NUMBERS[text]
     if text.isdigit() and 0 <= int(text) <= 255:
         return int(text)
     raise InvalidOption("--proto", value, "use icmp, tcp, udp, icmp6 or a protocol number 0-255")

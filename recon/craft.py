@@ -25,12 +25,12 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from recon.arp import ETH_P_ARP, proc_net, routes
+from recon.arp import ETH_P_ARP, routes
 from recon.errors import InputError, InvalidOption, InvalidTarget, PrivilegeError, ReconEnvironmentError, check_range
 from recon.models import CraftedPacket, CraftResult, CraftSpec, KernelRewrite
 from recon.packets import DEFAULT_PROTO, FIELD_RANGES, TCP_FLAGS, allowed, build_packet, check_spec, inet_checksum
 from recon.targets import resolve_host
-from recon.transport import PacketSocket, SystemTransport, Transport, default_transport
+from recon.transport import PacketSocket, SystemTransport, Transport, default_transport, proc_net
 
 __all__ = ["VIAS", "arp_request", "craft", "kernel_rewrites", "parse_spec"]
 

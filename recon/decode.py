@@ -19,10 +19,10 @@ from struct import Struct
 
 from recon.icmp import ERROR_TYPES4, ERROR_TYPES6, icmp_name
 from recon.models import DecodedPacket, IPHeader, IPOption, IPv6Header
+from recon.protocols import proto_name
 
 __all__ = [
     "IPOPT_NAMES",
-    "IP_PROTOCOLS",
     "LINKTYPES",
     "LINKTYPE_ETHERNET",
     "LINKTYPE_IPV4",
@@ -35,7 +35,6 @@ __all__ = [
     "TIME_NS_MAX",
     "decode",
     "icmp_name",
-    "proto_name",
     "quoted",
 ]
 
@@ -62,10 +61,6 @@ LINKTYPES = {
     LINKTYPE_IPV6: "ipv6",
     LINKTYPE_LINUX_SLL2: "linux-sll2",
 }
-
-IP_PROTOCOLS = {0: "HOPOPT", 1: "ICMP", 2: "IGMP", 4: "IPIP", 6: "TCP", 17: "UDP", 41: "IPv6", 43: "IPv6-Route",
-                44: "IPv6-Frag", 47: "GRE", 50: "ESP", 51: "AH", 58: "ICMPv6", 59: "IPv6-NoNxt", 60: "IPv6-Opts",
-                89: "OSPF", 103: "PIM", 112: "VRRP", 132: "SCTP", 136: "UDPLite"}
 
 IPOPT_NAMES = {0: "EOL", 1: "NOP", 7: "RR", 10: "ZSU", 11: "MTUP", 12: "MTUR", 15: "ENCODE", 25: "QS",
                30: "EXP", 68: "TS", 82: "TR", 94: "EXP", 130: "SEC", 131: "LSRR", 133: "ESEC", 134: "CIPSO",
@@ -107,10 +102,6 @@ def _packet(frame: int, time_ns: int, linktype: int, caplen: int, wirelen: int, 
                          "interface": interface, "data": data, "icmp_id": icmp_id, "icmp_seq": icmp_seq,
                          "l4_offset": l4_offset})
     return p
-
-
-def proto_name(proto: int) -> str:
-    return IP_PROTOCOLS.get(proto, str(proto))
 
 
 # --- link layers ---------------------------------------------------------------------------

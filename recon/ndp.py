@@ -40,11 +40,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
 
-from recon.arp import proc_net, vendor
+from recon.arp import vendor
 from recon.errors import InvalidOption, InvalidTarget
 from recon.models import HostResult, ScopedTarget, SweepResult, SweepStats
 from recon.packets import inet_checksum
-from recon.transport import PacketSocket, Transport, default_transport
+from recon.transport import PacketSocket, Transport, default_transport, proc_net
 
 __all__ = [
     "ALL_NODES",

@@ -12,11 +12,11 @@ import struct
 from recon.errors import InvalidOption
 from recon.icmp import TYPES4
 from recon.models import ChecksumCheck, CraftedPacket, CraftField, CraftSpec
+from recon.protocols import CRAFT_NAMES, EXPERIMENTAL, ICMP, TCP, UDP
 
 __all__ = [
     "DEFAULT_PROTO",
     "FIELD_RANGES",
-    "PROTO_NAMES",
     "TCP_FLAGS",
     "allowed",
     "build_packet",
@@ -41,9 +41,7 @@ def inet_checksum(data: bytes) -> int:
 # --- craft: hand-built IPv4 packets (struct, no Scapy) -------------------------------------------
 
 TCP_FLAGS = "FSRPAUEC"  # bit 0 (0x01) first, as Scapy's FlagsField spells them
-PROTO_NAMES = {1: "icmp", 2: "igmp", 6: "tcp", 17: "udp", 41: "ipv6", 47: "gre", 50: "esp", 51: "ah",
-               253: "experimental", 255: "reserved"}
-DEFAULT_PROTO = {"icmp": 1, "tcp": 6, "udp": 17, "raw": 253}  # 253: RFC 3692 experimentation
+DEFAULT_PROTO = {"icmp": ICMP, "tcp": TCP, "udp": UDP, "raw": EXPERIMENTAL}
 
 FIELD_RANGES = {  # attribute: (option name, lowest, highest)
     "tos": ("--tos", 0, 0xFF),
@@ -176,7 +174,7 @@ def build_packet(spec: CraftSpec) -> CraftedPacket:
         f("ip", "fragment offset", f"{spec.frag_offset} ({spec.frag_offset * 8} bytes)", spec.frag_offset,
           _hex(spec.frag_offset, 2), 6, 2, "3-15"),
         f("ip", "ttl", str(spec.ttl), spec.ttl, _hex(spec.ttl, 1), 8, 1),
-        f("ip", "protocol", f"{proto} ({PROTO_NAMES.get(proto, 'other')})", proto, _hex(proto, 1), 9, 1),
+        f("ip", "protocol", f"{proto} ({CRAFT_NAMES.get(proto, 'other')})", proto, _hex(proto, 1), 9, 1),
         f("ip", "header checksum", _csum_text(checks[0]), ip_csum, _hex(ip_csum, 2), 10, 2),
         f("ip", "source", spec.src, None, src.hex(), 12, 4),
         f("ip", "destination", spec.dst, None, dst.hex(), 16, 4),
@@ -231,7 +229,7 @@ def verify_checksums(data: bytes, proto_hint: str | None = None) -> tuple[Checks
     fragment = int.from_bytes(data[6:8], "big") & 0x3FFF  # MF or an offset: the header may be elsewhere
     if proto_hint is None and fragment:
         at = None
-    layer = proto_hint or PROTO_NAMES.get(proto)
+    layer = proto_hint or CRAFT_NAMES.get(proto)
     if at is None or len(l4) < at + 2:
         return tuple(checks)
     value = int.from_bytes(l4[at:at + 2], "big")

@@ -18,7 +18,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
-from recon.decode import LINKTYPES, icmp_name, proto_name, quoted
+from recon.decode import LINKTYPES, icmp_name, quoted
 from recon.models import (
     CraftedPacket,
     CraftField,
@@ -43,6 +43,7 @@ from recon.models import (
     WatchRound,
     as_dict,
 )
+from recon.protocols import proto_name
 
 if TYPE_CHECKING:
     from recon.models import HostResult, ShardStats, SweepResult, SweepStats

@@ -57,6 +57,7 @@ __all__ = [
     "is_root",
     "ping_group_allows",
     "privilege_hint",
+    "proc_net",
     "require_raw",
 ]
 
@@ -76,6 +77,12 @@ _IPV6_RECVHOPLIMIT = getattr(socket, "IPV6_RECVHOPLIMIT", 51)
 _IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
 _IFA_F_DADFAILED, _IFA_F_TENTATIVE = 0x08, 0x40  # linux/if_addr.h
 _IPV6_ADDR_LINKLOCAL = 0x20  # the scope column of if_inet6 (include/net/ipv6.h)
+
+
+def proc_net(name: str) -> Path:
+    """/proc/…/net/NAME of this *thread's* network namespace (lab.netns switches threads, not processes)."""
+    thread = Path("/proc/thread-self/net") / name
+    return thread if thread.exists() else Path("/proc/self/net") / name
 
 
 class PacketSocket(Protocol):
@@ -266,10 +273,9 @@ class SystemTransport(Transport):
         return hatype, bytes(res[18:24])
 
     def addresses6(self, iface: str) -> tuple[tuple[str, int, bool], ...]:
-        # /proc/…/net/if_inet6 of this *thread's* namespace: "addr ifindex plen scope flags name" in hex
-        path = Path("/proc/thread-self/net/if_inet6")
+        # if_inet6 of this thread's namespace: "addr ifindex plen scope flags name" in hex
         try:
-            lines = (path if path.exists() else Path("/proc/self/net/if_inet6")).read_text().splitlines()
+            lines = proc_net("if_inet6").read_text().splitlines()
         except OSError:
             return ()
         out = []
