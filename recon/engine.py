@@ -484,7 +484,7 @@ def _merge_stats(a: SweepStats, b: SweepStats) -> SweepStats:
 
 
 class _Run:
-    """State shared by both engines: compact per-target arrays indexed by sweep position (about 20 bytes a
+    """State shared by both engines: compact per-target arrays indexed by sweep position (about 25 bytes a
     target), and the indices decided since the stream last looked (``fresh``): no object per target."""
 
     pcap: PcapWriter | None = None
