@@ -514,6 +514,7 @@ class _Run:
         self.sent = self.received = self.duplicates = self.late = self.resent = 0
         self.ignored = self.send_errors = 0
         self.t0 = self.t1 = 0.0
+        self.paused = 0.0  # time the stream spent making rows and handing them out, mid-sweep
         self.answered = 0
 
     def mark_local(self) -> None:
@@ -594,7 +595,7 @@ class _Run:
             yield self.host(i, names)
 
     def stats(self) -> SweepStats:
-        duration = max(self.t1 - self.t0, 1e-9)
+        duration = max(self.t1 - self.t0 - self.paused, 1e-9)  # the engine's time, not the caller's with the hosts
         method = "icmp" if self.kind is None else ("arp" if 0 not in self.kind else "arp+icmp")
         return SweepStats(
             targets=self.n, sent=self.sent, received=self.received, duplicates=self.duplicates, late=self.late,
@@ -647,11 +648,13 @@ class SweepStream:
         try:
             for _ in steps:
                 if run.fresh:
+                    paused = time.monotonic()
                     batch = run.take_fresh(names)
                     if resolve:
                         held += batch  # names are looked up together after the waits (bounded in time)
                     else:
                         yield batch
+                    run.paused += time.monotonic() - paused
         finally:
             steps.close()
         last = held + run.take_fresh(names)
