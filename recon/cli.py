@@ -124,8 +124,7 @@ def _target_warnings(target_set: TargetSet, *, no_ipv6: str | None = None) -> No
         render.err(render.target_warning(warning))
     if target_set.total > len(target_set) and no_ipv6:
         if not len(target_set):
-            hint = "sweep them without --cluster and --resume" if no_ipv6.startswith("recon sweep") else "use 'recon sweep' for them"
-            raise InputError(f"{no_ipv6} does not probe IPv6 targets yet", hint=hint)
+            raise InputError(f"{no_ipv6} does not probe IPv6 targets yet", hint="sweep them without --cluster and --resume")
         render.err(render.unswept_ipv6(target_set.total - len(target_set), no_ipv6))
 
 
@@ -626,7 +625,7 @@ def craft(
 
 # --- watch ------------------------------------------------------------------------------
 
-@app.command(short_help="Report devices joining/leaving, as in: recon watch 192.168.1.0/24")
+@app.command(short_help="Report devices joining/leaving, as in: recon watch 192.168.1.0/24 2001:db8::/120")
 def watch(
     targets: TargetsArg = None,
     period: Annotated[float, typer.Option("--period", help="Seconds between rounds, 0 (back to back) to 86400.")] = 1.0,
@@ -655,13 +654,21 @@ def watch(
     _t: RetiredT = None,
     _i: RetiredI = None,
 ) -> int:
-    """Report devices joining or leaving. Example: recon watch 192.168.1.0/24 --mac aa:bb:cc:dd:ee:ff"""
+    """Report devices joining or leaving, IPv4 and IPv6 (ARP or Neighbor Discovery on-link, with MACs; ICMP,
+    TCP and UDP probes routed, as sweep).
+
+    \b
+    Examples:
+      recon watch 192.168.1.0/24 --mac aa:bb:cc:dd:ee:ff   alert only on this device
+      recon watch 2001:db8::/120                           IPv6: on-link hosts by Neighbor Discovery, with MACs
+      recon watch fe80::1%eth0 ff02::1%eth0                scoped: one address, or every member of a group, on eth0
+    """
     from recon.targets import build_targets
     from recon.watch import HookRunner, Watch, check_options, normalize_mac, parse_exec, require_privileges
 
     tset = build_targets(targets or host or [], input_file=input_file, exclude=exclude or [], exclude_file=exclude_file,
                          yes=yes)
-    _target_warnings(tset, no_ipv6="recon watch")
+    _target_warnings(tset)
     check_options(period=period, misses=misses, timeout=timeout, rate=rate, state=state)
     macs = [normalize_mac(x) for m in mac or [] for x in m.split(",") if x.strip()]
     hosts = build_targets(host, yes=yes) if host else None
@@ -678,7 +685,7 @@ def watch(
             if once:
                 return ExitStatus.OK if rnd.up else ExitStatus.NONE
             if rnd.number == 1:
-                render.err(render.watch_summary(len(tset), rnd.up, period, misses))
+                render.err(render.watch_summary(tset.total, rnd.up, period, misses))
     return ExitStatus.OK
 
 

@@ -45,6 +45,7 @@ from recon.errors import InputError, InvalidOption, InvalidTarget
 from recon.models import ScopedTarget, TargetWarning
 
 __all__ = [
+    "IFNAME",
     "MAX_FILE_BYTES",
     "MAX_LINE_BYTES",
     "MAX_RUNS",
@@ -81,7 +82,7 @@ _NUMERIC = re.compile(r"[0-9.,*/-]+")
 _LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"  # RFC 1123: no hyphen at either end
 _HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?")
 _LAST_LABEL_NUMERIC = re.compile(r"(?:[0-9]+|0[xX][0-9A-Fa-f]*)")  # WHATWG "ends in a number"
-_IFNAME = re.compile(r"[A-Za-z0-9_.:@-]{1,15}")  # Linux IFNAMSIZ - 1
+IFNAME = re.compile(r"[A-Za-z0-9_.:@-]{1,15}")  # an interface name: Linux IFNAMSIZ - 1
 
 Interval = tuple[int, int]  # inclusive bounds
 Resolver = Callable[[str], Sequence[str]]  # name -> addresses; raises socket.gaierror
@@ -230,7 +231,7 @@ def _interface(scope: str, token: str) -> tuple[str, int]:
     """``eth0`` or an index ``2`` → (name, index) of an interface that exists here."""
     if not scope:
         raise InvalidTarget(token, "the interface after '%' is empty")
-    if not _IFNAME.fullmatch(scope):
+    if not IFNAME.fullmatch(scope):
         raise InvalidTarget(token, f"{_short(scope)!r} is not an interface name")
     try:
         if scope.isdigit():

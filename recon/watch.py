@@ -6,6 +6,7 @@ The pieces, each usable alone:
   Devices are keyed by address and remember their MAC, so it sees a MAC at a new IP and an IP
   answering with a new MAC (both ``MOVED``). ``DOWN`` only after ``misses`` silent rounds in a row
   (hysteresis against packet loss); ``UP`` at the first answer of an offline device.
+  Addresses are IPv4 or IPv6, on-link link-local ones with their interface (``fe80::1%eth0``).
 - ``load_state``/``save_state``: the JSON state file (atomic: temp file + ``os.replace``). A corrupt
   file is moved aside (``FILE.corrupt-<ts>``) and reported, never fatal.
 - ``HookRunner``: ``--exec CMD`` and ``--notify``, run without a shell on worker threads so a slow or
@@ -52,7 +53,7 @@ from recon.models import (
     WatchNote,
     WatchRound,
 )
-from recon.targets import TargetSet, ip_to_int, is_ipv4
+from recon.targets import IFNAME, TargetSet, ip_to_int, is_ipv4
 
 __all__ = [
     "EVENTS",
@@ -60,6 +61,7 @@ __all__ = [
     "ProbeOptions",
     "Tracker",
     "Watch",
+    "covers",
     "default_round_source",
     "hook_env",
     "load_state",
@@ -131,7 +133,7 @@ class Tracker:
         if self.macs & macs:
             return True
         if self.hosts is not None:
-            return any(a is not None and is_ipv4(a) and self.hosts(a) for a in (event.address, event.previous))
+            return any(a is not None and self.hosts(a) for a in (event.address, event.previous))
         return False
 
     # -- the step ---------------------------------------------------------------------
@@ -184,11 +186,37 @@ class Tracker:
         return [e for e in events if self.watched(e)]
 
 
-def _addr_key(address: str) -> tuple[int, str]:
+def _addr_key(address: str) -> tuple[int, int, str]:
+    """IPv4 in address order, then IPv6 (scoped ones by address, then interface)."""
+    if is_ipv4(address):
+        return (4, ip_to_int(address), "")
+    text, _, scope = address.partition("%")
     try:
-        return (ip_to_int(address), address)
-    except OSError:
-        return (1 << 32, address)
+        return (6, int(ipaddress.IPv6Address(text)), scope)
+    except ValueError:
+        return (7, 0, address)
+
+
+def covers(targets: TargetSet) -> Callable[[str], bool]:
+    """Whether a row's address is one of ``targets``: an IPv4 or IPv6 address of theirs, a scoped target
+    (``fe80::1%eth0``), or any host of a multicast group target's link (``ff02::1%eth0``: its members answer
+    from their own addresses, link-local ones scoped with that interface)."""
+    scoped = {str(s) for s in targets.scoped if not s.multicast}
+    links = {s.interface for s in targets.scoped if s.multicast}
+
+    def inside(address: str) -> bool:
+        if is_ipv4(address):
+            return address in targets
+        text, _, scope = address.partition("%")
+        if scope:
+            return address in scoped or scope in links
+        try:
+            value = int(ipaddress.IPv6Address(text))
+        except ValueError:
+            return False
+        return targets.v6.contains_int(value) or bool(links)
+
+    return inside
 
 
 # --- the state file ----------------------------------------------------------------------
@@ -281,7 +309,7 @@ def _state_device(n: int, item: object) -> DeviceState:
     if not isinstance(item, dict):
         raise _Unusable("field", n)
     address = item.get("address")
-    if not isinstance(address, str) or not _exact_ipv4(address):
+    if not isinstance(address, str) or not _exact_address(address):
         raise _Unusable("field", n, "address")
     mac = item.get("mac")
     if mac is not None:
@@ -304,12 +332,25 @@ def _state_field(n: int, item: dict[str, object], key: str, ok: Callable[[str], 
     return value
 
 
-def _exact_ipv4(text: str) -> bool:
-    """Exactly a dotted quad (ipaddress: four ASCII decimal octets, no junk, no leading zeros)."""
+def _exact_address(text: str) -> bool:
+    """Exactly an address as rows carry it: a dotted quad (four ASCII decimal octets, no junk, no leading
+    zeros), or a unicast IPv6 address in its compressed form, optionally with the interface it was seen on
+    (``fe80::1%eth0``: an interface name, never a number or junk)."""
+    if len(text) > 64 or not text.isascii():
+        return False
+    if ":" not in text:
+        try:
+            return str(ipaddress.IPv4Address(text)) == text
+        except ValueError:
+            return False
+    addr, pct, scope = text.partition("%")
+    if pct and not (IFNAME.fullmatch(scope) and not scope.isdigit()):
+        return False
     try:
-        return str(ipaddress.IPv4Address(text)) == text
+        ip = ipaddress.IPv6Address(addr)
     except ValueError:
         return False
+    return str(ip) == addr and not ip.is_multicast
 
 
 def state_text_ok(text: str) -> bool:
@@ -514,7 +555,8 @@ class _EngineRound:
 
 
 def default_round_source(options: ProbeOptions | None = None, **fields: Any) -> RoundSource:
-    """Rounds on the sweep engine: one ``Prober`` (ARP on-link so MACs are known, ICMP beyond), kept open.
+    """Rounds on the sweep engine: one ``Prober`` (ARP or Neighbor Discovery on-link so MACs are known, ICMP,
+    TCP and UDP probes beyond; scoped IPv6 targets by ndp.discover), kept open.
     ``fields`` (timeout=, retries=, interface=, rate=) stand for a ``ProbeOptions``."""
     from recon.engine import Prober
 
@@ -533,7 +575,7 @@ class _Resolver:
         self.time_limit = time_limit
 
     def __call__(self, addresses: Sequence[str]) -> dict[str, str]:
-        todo = [a for a in addresses if a not in self.cache]
+        todo = [a for a in addresses if a not in self.cache and "%" not in a]  # nothing names a scoped address
         if todo:
             from recon.engine import reverse_dns
 
@@ -575,7 +617,7 @@ def require_privileges() -> None:
         require_raw("recon watch")
     except PrivilegeError:
         python = os.path.realpath(sys.executable)
-        raise PrivilegeError("recon watch (ARP and ICMP on raw sockets)", hint=(
+        raise PrivilegeError("recon watch (ARP, Neighbor Discovery and ICMP on raw sockets)", hint=(
             f"run it with sudo, or grant the capability once with 'sudo setcap cap_net_raw+ep {python}'")) from None
 
 
@@ -603,8 +645,8 @@ class Watch:
             known, note = load_state(state)
             if note:
                 self.notes.append(note)
-        self.tracker = Tracker(misses=misses, known=known, in_scope=targets.__contains__, macs=macs,
-                               hosts=hosts.__contains__ if hosts is not None else None)
+        self.tracker = Tracker(misses=misses, known=known, in_scope=covers(targets), macs=macs,
+                               hosts=covers(hosts) if hosts is not None else None)
         # a round must end well before the next is due, so DOWN comes within ~(misses+1) periods
         self.timeout = timeout if timeout is not None else min(1.0, max(0.2, period * 0.6))
         self.round_source = round_source or default_round_source(

@@ -24,7 +24,7 @@ from recon import render
 from recon.errors import InvalidOption
 from recon.models import DeviceState, HookFailed, HostResult, NotifierMissing, StateSetAside, WatchNote
 from recon.targets import build_targets
-from recon.watch import STATE_MAX_BYTES, HookRunner, Tracker, Watch, load_state, save_state
+from recon.watch import STATE_MAX_BYTES, HookRunner, Tracker, Watch, covers, load_state, save_state
 
 PHONE = ("198.18.0.10", "3c:22:fb:12:34:56")
 TV = ("198.18.0.14", "8c:79:f5:77:88:99")
@@ -140,6 +140,44 @@ def test_state_round_trips_and_a_restart_announces_nothing_new(tmp_path: Path) -
     assert again[PHONE[0]].first_seen == r1[0].time and again[PHONE[0]].hostname == "phone.lab"
 
 
+NAS6 = ("2001:db8::15", "00:11:32:aa:bb:cc")
+PRINTER_LL = ("fe80::211:32ff:feaa:bbcc%eth0", "00:11:32:aa:bb:cd")
+
+
+def test_ipv6_and_scoped_addresses_round_trip_through_the_state_file(tmp_path: Path) -> None:
+    """IPv6 rows (a global address, a scoped link-local one) are saved as rows carry them and load back as
+    known devices: a restart announces nothing NEW for them, and they go DOWN after the misses."""
+    state = tmp_path / "watch.json"
+    targets = build_targets(["2001:db8::/120", LAN5])
+    with Watch(targets, period=0, state=str(state), round_source=lambda _t: [up(NAS6), up(PRINTER_LL), up(PHONE)],
+               resolve=lambda _a: {}) as w:
+        first = next(w.rounds(once=True))
+    assert sorted(kinds(first.events)) == sorted([("NEW", PHONE[0]), ("NEW", NAS6[0]), ("NEW", PRINTER_LL[0])])
+    saved = [d["address"] for d in json.loads(state.read_text())["devices"]]
+    assert saved == [PHONE[0], NAS6[0], PRINTER_LL[0]], "IPv4 in address order, then IPv6"
+    known, note = load_state(state)
+    assert note is None and [(d.address, d.mac) for d in known] == [PHONE, NAS6, PRINTER_LL]
+    with Watch(targets, period=0, misses=1, state=str(state), round_source=lambda _t: [up(NAS6), up(PRINTER_LL)],
+               resolve=lambda _a: {}) as w2:
+        assert kinds(next(w2.rounds(once=True)).events) == []
+    t = Tracker(misses=2, in_scope=covers(build_targets(["2001:db8::/120"])))
+    t.observe([up(NAS6), up(PRINTER_LL)])
+    assert kinds(t.observe([down(NAS6[0])])) == []
+    assert kinds(t.observe([down(NAS6[0])])) == [("DOWN", NAS6[0])], "the scoped one is outside these targets"
+
+
+def test_covers_ipv6_ranges_scoped_targets_and_a_groups_link() -> None:
+    """What a watch covers (its DOWN scope, and the --host watch list): IPv4 and IPv6 addresses of its targets, a
+    scoped target exactly, and every address seen on the link of a multicast group target."""
+    inside = covers(build_targets(["198.18.0.0/30", "2001:db8::/126", "fe80::1%lo"]))
+    assert [inside(a) for a in ("198.18.0.1", "2001:db8::3", "fe80::1%lo")] == [True] * 3
+    assert [inside(a) for a in ("198.18.0.9", "2001:db8::9", "fe80::2%lo", "2001:db8::3%lo")] == [False] * 4
+    group = covers(build_targets(["ff02::1%lo"]))
+    assert group("fe80::2%lo") and not group("198.18.0.1")
+    t = Tracker(misses=1, hosts=covers(build_targets([NAS6[0]])))
+    assert kinds(t.observe([up(NAS6), up(PRINTER_LL)])) == [("NEW", NAS6[0])]
+
+
 def test_a_corrupt_state_file_is_moved_aside_not_fatal(tmp_path: Path) -> None:
     """Garbage in the state file: one note, the file renamed FILE.corrupt-<ts>, watching goes on."""
     state = tmp_path / "watch.json"
@@ -166,6 +204,11 @@ HOSTILE_FIELDS = [
     ("hostname", "x" * 300), ("hostname", 7), ("first_seen", "yesterday"),
     ("address", "198.18.0.10 \x1b[2J"), ("address", "198.18.0.010"), ("address", "198.18.10"),
     ("address", "0xc6.18.0.10"), ("address", "١٩٨.18.0.10"),
+    # IPv6: only the compressed form rows carry, a scope only as an interface name, never a group
+    ("address", "2001:DB8::10"), ("address", "2001:db8:0::10"), ("address", "2001:db8::10 \x1b[2J"),
+    ("address", "2001:db8::g"), ("address", "fe80::1%"), ("address", "fe80::1%eth0\x1b[2J"), ("address", "fe80::1%2"),
+    ("address", "fe80::1%a/b"), ("address", "fe80::1%" + "e" * 16), ("address", "fe80::1%eth0%eth1"),
+    ("address", "ff02::1%eth0"), ("address", "198.18.0.10%eth0"), ("address", "fe80::１%eth0"),
 ]
 
 
@@ -394,6 +437,21 @@ def test_without_privileges_the_advice_fits_watch_and_yes_is_accepted(tmp_path: 
     assert big.code == 2 and "--yes" in big.stderr
 
 
+def test_ipv6_and_scoped_targets_are_watched_and_a_bad_scope_is_one_line() -> None:
+    """IPv6 ranges and scoped targets used to be refused ("does not probe IPv6 targets yet"); now a round probes
+    them. In a network namespace of its own nothing answers: exit 1, no traceback. An interface that does not
+    exist after % is bad input: one line, exit 2."""
+    res = subprocess.run(offline_argv([*RECON, "watch", "2001:db8::1-ff", "fe80::1%lo", "--once"]), capture_output=True,
+                         text=True, timeout=60, cwd=ROOT)
+    assert res.returncode == 1 and res.stdout == "(no device answered)\n", res.stderr
+    assert "Traceback" not in res.stderr and "IPv6" not in res.stderr
+    bad = subprocess.run(offline_argv([*RECON, "watch", "fe80::1%nosuch0", "--once"]), capture_output=True, text=True,
+                         timeout=60, cwd=ROOT)
+    assert bad.returncode == 2 and bad.stdout == "", bad.stderr
+    assert bad.stderr.strip().splitlines() == ["recon: error: invalid target 'fe80::1%nosuch0': no interface 'nosuch0' here; "
+                                               "see 'ip link' for the names"]
+
+
 # --- live, in the lab ------------------------------------------------------------------------------------
 
 
@@ -426,6 +484,22 @@ class Running:
                 continue
             if obj["event"] == event and obj["address"] == address:
                 return at, obj
+
+    def wait_all(self, event: str, addresses: tuple[str, ...], timeout: float = 10) -> list[dict]:
+        """``event`` for each of ``addresses``, in whatever order they come; the lines, in the order asked."""
+        deadline = time.monotonic() + timeout
+        got: dict[str, dict] = {}
+        while len(got) < len(addresses):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no {event} {sorted(set(addresses) - set(got))} within {timeout} s")
+            try:
+                obj = self.lines.get(timeout=left)[1]
+            except queue.Empty:
+                continue
+            if obj["event"] == event and obj["address"] in addresses:
+                got[obj["address"]] = obj
+        return [got[a] for a in addresses]
 
     def drain(self) -> list[dict]:
         out = []
@@ -572,6 +646,48 @@ def test_down_and_up_within_2_seconds_of_a_link_toggle(lab) -> None:
     assert others == []
     for probe in (["ping", "-c1", "-W2", tv.ipv4], ["ping", "-6", "-c1", "-W2", tv.ipv6]):
         assert lab.run(probe).returncode == 0, f"the lab was not restored: {probe}"
+
+
+def test_once_over_ipv6_lists_onlink_hosts_with_mac_and_vendor_and_routed_ones(lab) -> None:
+    """--once over IPv6: the on-link range (lan6) by Neighbor Discovery, each LAN host with its MAC and vendor as
+    ARP rows have them; a scoped link-local target likewise; the routed range (sparse6) by echo: nmap's hosts."""
+    tv = lab.host("tv")
+    res = lab.recon("watch", LAN5, "2001:db8::/120", "2001:db8:1::/120", f"{tv.ipv6_ll}%{lab.info.scanner_if}", "--once",
+                    "--json")
+    assert res.returncode == 0, res.stderr
+    rows = {r["address"]: r for r in map(json.loads, res.stdout.splitlines())}
+    assert {r["event"] for r in rows.values()} == {"INVENTORY"}
+    for h in lab.info.hosts:
+        assert rows[h.ipv6]["mac"] == h.mac and rows[h.ipv6]["vendor"].startswith(h.vendor), h
+        assert (rows[h.ipv6]["mac"], rows[h.ipv6]["vendor"]) == (rows[h.ipv4]["mac"], rows[h.ipv4]["vendor"]), "as ARP's"
+    scoped = rows[f"{tv.ipv6_ll}%{lab.info.scanner_if}"]
+    assert (scoped["mac"], scoped["vendor"]) == (rows[tv.ipv4]["mac"], rows[tv.ipv4]["vendor"])
+    assert {a for a in rows if a.startswith("2001:db8:1::")} == set(lab.info.range("sparse6").up)
+
+
+def test_ipv6_down_and_up_of_a_link_toggle(lab) -> None:
+    """A watch over an IPv6 range and a scoped link-local address: the tv goes DOWN (both addresses, with its MAC)
+    after its link goes down, and UP again once it is back."""
+    tv = lab.host("tv")
+    ll = f"{tv.ipv6_ll}%{lab.info.scanner_if}"
+    # not the whole /64's start: the router's subnet-router anycast (2001:db8::) answers NS after a random
+    # delay (RFC 4861), so at a 0.5 s period it comes and goes
+    with watching(lab, "2001:db8::10-1f", ll, "--period", "0.5", "--misses", "2") as w:
+        inventory = w.wait_all("INVENTORY", (tv.ipv6, ll), timeout=15)
+        assert all(ev["mac"] == tv.mac and ev["vendor"].startswith(tv.vendor) for ev in inventory)
+        time.sleep(0.6)
+        try:
+            lab.run(["ip", "link", "set", "eth0", "down"], ns=tv.netns)
+            gone = w.wait_all("DOWN", (tv.ipv6, ll), timeout=10)
+            assert [ev["mac"] for ev in gone] == [tv.mac, tv.mac]
+        finally:
+            lab.run(["ip", "link", "set", "eth0", "up"], ns=tv.netns)
+            _restore_routes(lab, tv)
+        back = w.wait_all("UP", (tv.ipv6, ll), timeout=15)  # the link-local address passes DAD first (~1 s)
+        assert [ev["mac"] for ev in back] == [tv.mac, tv.mac]
+        others = [e for e in w.drain() if e["address"] not in (tv.ipv6, ll)]
+    assert others == []
+    assert lab.run(["ping", "-6", "-c1", "-W2", tv.ipv6]).returncode == 0, "the lab was not restored"
 
 
 def _restore_routes(lab, host) -> None:
