@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from recon.errors import InvalidOption
 from recon.models import CraftSpec
 from recon.packets import TCP_FLAGS, build_packet, inet_checksum
-from tests.conftest import NOBODY, need_tool, run_cli, run_cli_offline
+from tests.conftest import NOBODY, Wire, need_tool, run_cli, run_cli_offline
 
 PI, PHONE, PRINTER = "198.18.0.11", "198.18.0.10", "198.18.0.12"
 
@@ -208,14 +208,23 @@ def test_dry_run_json_and_pcap_open_in_tshark(tmp_path: Path) -> None:
 # --- the lab: real packets ------------------------------------------------------------------------
 
 
+def _ipv4(frames: list[bytes]) -> list[bytes]:
+    return [raw[14:] for raw in frames if raw[12:14] == b"\x08\x00"]
+
+
 @contextmanager
-def tcpdump(lab, ns: str, bpf: str, path: Path) -> Iterator[list[bytes]]:
-    """Capture IPv4 packets on ``ns``'s eth0 for the block; the yielded list fills when the block ends."""
+def tcpdump(lab, ns: str, bpf: str, path: Path,
+            until: Callable[[list[bytes]], bool] | None = None) -> Iterator[list[bytes]]:
+    """Capture IPv4 packets on ``ns``'s eth0 for the block; the yielded list fills when the block ends,
+    once ``until(packets)`` holds (tcpdump -U writes each frame as it comes)."""
     packets: list[bytes] = []
     with lab.capture(ns, bpf, path) as wire:
         yield packets
-        time.sleep(1.0)  # replies (or their absence) have time to show
-    packets.extend(raw[14:] for raw in wire.frames() if raw[12:14] == b"\x08\x00")
+        if until is None:
+            time.sleep(1.0)  # the test checks that nothing shows: an absence has no signal to wait for
+        else:
+            wire.wait_for(lambda frames: until(_ipv4(frames)))
+    packets.extend(_ipv4(wire.frames()))
 
 
 @pytest.fixture(scope="module")
@@ -239,8 +248,12 @@ def test_spoofed_echo_arrives_as_printed_and_the_reply_goes_to_the_spoofed_sourc
     args = ["craft", "--src", PI, "--dst", PHONE, "--tos", "0x28", "--id", "4242", "--ttl", "33", "--df",
             "--options", "01010100", "--icmp-id", "0x5151", "--icmp-seq", "3", "--data", "recon craft",
             "--count", "2", "--interval", "0.2", "--json"]
-    with tcpdump(lab, lab.host("phone").netns, "icmp", tmp_path / "phone.pcap") as at_phone, \
-         tcpdump(lab, lab.host("pi").netns, "icmp", tmp_path / "pi.pcap") as at_pi:
+    # the phone's capture ends once it holds both requests and both replies, the pi's once both replies came
+    phone_done = (lambda pkts: sum(_icmp(p)[2] == 8 for p in pkts) >= 2
+                  and sum(_icmp(p)[:3] == (PHONE, PI, 0) for p in pkts) >= 2)
+    pi_done = (lambda pkts: sum(_icmp(p) == (PHONE, PI, 0, 0x5151, 3) for p in pkts) >= 2)
+    with tcpdump(lab, lab.host("phone").netns, "icmp", tmp_path / "phone.pcap", phone_done) as at_phone, \
+         tcpdump(lab, lab.host("pi").netns, "icmp", tmp_path / "pi.pcap", pi_done) as at_pi:
         res = lab.recon(*args)
         assert res.returncode == 0, res.stderr
     shown = json.loads(res.stdout)
@@ -266,7 +279,10 @@ def test_bad_checksum_reaches_the_target_which_drops_it(wire, tmp_path: Path) ->
     the phone does not answer. The same packet with a correct checksum is answered."""
     lab = wire
     base = ["craft", "--src", lab.info.scanner_ipv4, "--dst", PHONE, "--icmp-id", "0x0bad", "--data", "bad sum", "--json"]
-    with tcpdump(lab, lab.host("phone").netns, "icmp", tmp_path / "bad.pcap") as at_phone:
+    # the good packet goes out after the bad one: once its reply is there, one to the bad one would be too
+    good_answered = (lambda pkts: any(_icmp(p)[:3] == (PHONE, lab.info.scanner_ipv4, 0) and _icmp(p)[4] == 2
+                                      for p in pkts))
+    with tcpdump(lab, lab.host("phone").netns, "icmp", tmp_path / "bad.pcap", good_answered) as at_phone:
         bad = lab.recon(*base, "--checksum", "0xdead", "--icmp-seq", "1")
         good = lab.recon(*base, "--icmp-seq", "2")
     assert bad.returncode == 0 and good.returncode == 0, bad.stderr + good.stderr
@@ -283,7 +299,8 @@ def test_linux_rewrites_checksum_and_length_on_the_raw_path(wire, tmp_path: Path
     """What --help claims, on the wire: through IP_HDRINCL the kernel replaces --checksum 0xdead and
     --len 999 with correct values and fills an id of 0; craft warns that the wire differs."""
     lab = wire
-    with tcpdump(lab, lab.host("phone").netns, "icmp", tmp_path / "raw.pcap") as at_phone:
+    answered = (lambda pkts: any(_icmp(p)[2:4] == (0, 0x0DD) for p in pkts))
+    with tcpdump(lab, lab.host("phone").netns, "icmp", tmp_path / "raw.pcap", answered) as at_phone:
         res = lab.recon("craft", "--src", PI, "--dst", PHONE, "--icmp-id", "0x0dd", "--checksum", "0xdead", "--len", "999",
                         "--id", "0", "--via", "raw", "--json")
     assert res.returncode == 0, res.stderr
@@ -301,7 +318,8 @@ def test_linux_rewrites_checksum_and_length_on_the_raw_path(wire, tmp_path: Path
 def test_scapy_send_puts_the_same_bytes_on_the_wire(wire, tmp_path: Path) -> None:
     """--via scapy sends the built bytes untouched (a wrong checksum included)."""
     lab = wire
-    with tcpdump(lab, lab.host("phone").netns, "icmp", tmp_path / "scapy.pcap") as at_phone:
+    arrived = (lambda pkts: any(_icmp(p)[2:4] == (8, 0x5CA) for p in pkts))
+    with tcpdump(lab, lab.host("phone").netns, "icmp", tmp_path / "scapy.pcap", arrived) as at_phone:
         res = lab.recon("craft", "--dst", PHONE, "--icmp-id", "0x5ca", "--checksum", "0xbeef", "--via", "scapy", "--json")
     assert res.returncode == 0, res.stderr
     shown = json.loads(res.stdout)
@@ -321,7 +339,8 @@ def test_dry_run_and_bad_input_put_nothing_on_the_wire(wire, tmp_path: Path) -> 
     assert big.returncode == 2 and "MTU" in big.stderr and "--frag-offset" in big.stderr
     assert seen == []
     # the capture itself works: a real send to the printer is seen
-    with tcpdump(lab, lab.info.scanner_ns, f"host {PRINTER}", tmp_path / "real.pcap") as seen:
+    sent = (lambda pkts: any(_icmp(p)[1] == PRINTER for p in pkts))
+    with tcpdump(lab, lab.info.scanner_ns, f"host {PRINTER}", tmp_path / "real.pcap", sent) as seen:
         assert lab.recon("craft", "--dst", PRINTER).returncode == 0
     assert any(_icmp(p)[1] == PRINTER for p in seen)
 
@@ -346,7 +365,8 @@ def test_ctrl_c_stops_a_count_run_and_reports_what_went_out(wire, tmp_path: Path
     out = tmp_path / "int.pcap"
     proc = lab.popen([sys.executable, "-m", "recon", "craft", "--dst", PHONE, "--count", "100", "--interval", "0.1",
                       "--pcap", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    time.sleep(2.0)
+    # craft appends each packet to --pcap as it goes out (one write each): two there, the send loop runs
+    Wire(out).wait_for(lambda frames: len(frames) >= 2, timeout=30)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
@@ -374,7 +394,9 @@ def test_hand_made_fragments_are_reassembled_and_answered(wire, tmp_path: Path) 
     icmp[2:4] = inet_checksum(bytes(icmp)).to_bytes(2, "big")
     first, rest = bytes(icmp[:24]), bytes(icmp[24:])  # 24 bytes = fragment offset 3 (8-byte units)
     common = ["craft", "--dst", PHONE, "--proto", "1", "--id", "0x7777"]
-    with tcpdump(lab, lab.host("phone").netns, "icmp or (ip[6:2] & 0x1fff != 0)", tmp_path / "frag.pcap") as at_phone:
+    answered = (lambda pkts: any(p[12:16] == bytes([198, 18, 0, 10]) and p[20] == 0 for p in pkts))
+    with tcpdump(lab, lab.host("phone").netns, "icmp or (ip[6:2] & 0x1fff != 0)", tmp_path / "frag.pcap",
+                 answered) as at_phone:
         one = lab.recon(*common, "--mf", "--raw-hex", first.hex())
         two = lab.recon(*common, "--frag-offset", "3", "--raw-hex", rest.hex())
     assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr

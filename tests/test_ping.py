@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -420,12 +421,17 @@ def _interrupted(lab, host: str, wait_lines: int, *, quit_first: bool = False) -
     watchdog.start()
     try:
         head = _wait_for_lines(proc, wait_lines)
+        # a few more probes go out (-i 0.2) before the signal; to a dead address nothing is printed
+        # after the header, so no line could say they went: time is the only signal there is
         time.sleep(0.5)
+        quit_line = ""
         if quit_first:
             proc.send_signal(signal.SIGQUIT)
-            time.sleep(0.3)
+            ready, _, _ = select.select([proc.stderr], [], [], 10)  # SIGQUIT's own signal: its statistics line
+            quit_line = proc.stderr.readline() if ready else ""
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=10)
+        err = quit_line + err
     finally:
         watchdog.cancel()
         if proc.poll() is None:

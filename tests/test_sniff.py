@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from recon.pcap import PcapWriter, read_frames
-from tests.conftest import CAPTURES, NOBODY, RECON, ROOT, need_lab, need_tool, run_cli
+from tests.conftest import CAPTURES, NOBODY, RECON, ROOT, Wire, need_lab, need_tool, run_cli
 from tests.test_decode import CONTROL, ether, ipv4, tshark_rows
 
 CAPTURE_FILES = sorted(p for p in CAPTURES.iterdir() if p.suffix in (".pcap", ".pcapng"))
@@ -218,7 +218,7 @@ def test_written_pcap_survives_interruption(lab, tmp_path: Path, sig: signal.Sig
     out = tmp_path / "x.pcap"
     proc = _start(lab, out, "--proto", "icmp")
     lab.run(["ping", "-c", "3", "-i", "0.2", lab.host("tv").ipv4])
-    time.sleep(0.3)
+    Wire(out).wait_for(lambda frames: len(frames) >= 6)  # sniff writes each packet as it comes: the file is the signal
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=20)
     if sig == signal.SIGINT:

@@ -6,6 +6,7 @@ import csv
 import io
 import ipaddress
 import json
+import select
 import subprocess
 import time
 
@@ -269,6 +270,8 @@ def test_prober_reuses_sockets_and_counts_late_replies(lab) -> None:
     """A Prober sweeps repeatedly; replies that arrive after a sweep ended count as late in the next, never as hosts."""
     with lab.impaired(delay_ms=80), netns(lab.ns), Prober() as prober:
         first = prober.sweep(build_targets(["198.18.5.0/29"]), timeout=0, retries=0)
+        # the first sweep's replies (80 ms late) must reach the socket before the second sweep starts; only
+        # reading that socket would show they have, and that read is what the second sweep is tested on
         time.sleep(0.4)
         second = prober.sweep(build_targets(["198.18.2.0/29"]), timeout=0.5, retries=0)
         third = prober.sweep(build_targets(["198.18.5.0/29"]), timeout=1.0, retries=0)
@@ -281,14 +284,16 @@ def test_prober_reuses_sockets_and_counts_late_replies(lab) -> None:
 def test_other_processes_icmp_is_ignored(lab) -> None:
     """A ping(8) running beside the sweep is neither counted as a host nor as a duplicate."""
     need_tool("ping")
-    pinger = lab.popen(["ping", "-q", "-i", "0.002", "-c", "400", "198.18.2.200"], stdout=subprocess.DEVNULL,
+    pinger = lab.popen(["ping", "-q", "-i", "0.002", "-c", "400", "198.18.2.200"], stdout=subprocess.PIPE,
                        stderr=subprocess.DEVNULL)
     try:
-        time.sleep(0.1)
+        assert pinger.stdout is not None
+        ready, _, _ = select.select([pinger.stdout], [], [], 10)  # ping prints its "PING ..." line, then sends
+        assert ready and pinger.stdout.readline().startswith("PING"), "ping did not start"
         with netns(lab.ns):
             result = sweep(build_targets(["198.18.1.0/24"]), timeout=0.3, retries=0)
     finally:
-        pinger.wait(timeout=10)
+        pinger.communicate(timeout=10)
     assert {h.address for h in result.up} == _truth(lab, "sparse24")
     assert result.stats.ignored > 0 and result.stats.duplicates == 0
 

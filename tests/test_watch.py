@@ -627,6 +627,8 @@ def test_down_and_up_within_2_seconds_of_a_link_toggle(lab) -> None:
     tv = lab.host("tv")
     with watching(lab, LAN5, "--period", "0.5", "--misses", "2") as w:
         w.wait_for("INVENTORY", tv.ipv4)
+        # one more round (--period 0.5) with the tv up; a round in which nothing changes prints nothing,
+        # so there is no line to wait for
         time.sleep(0.6)
         try:
             lab.run(["ip", "link", "set", "eth0", "down"], ns=tv.netns)
@@ -723,7 +725,7 @@ def test_moved_when_an_address_changes_hands_between_namespaces(lab) -> None:
 def test_no_false_down_under_5_percent_loss(lab) -> None:
     """5 % loss for ~12 s at --period 0.5 --misses 3: every host stays up, no DOWN event."""
     with lab.impaired(loss=5), watching(lab, LAN5, "--period", "0.5", "--misses", "3") as w:
-        time.sleep(12)
+        time.sleep(12)  # what is tested: ~24 rounds under loss pass with no DOWN (an absence has no signal)
         events = w.drain()
     assert [e for e in events if e["event"] == "DOWN"] == []
     seen = {e["address"] for e in events if e["event"] in ("INVENTORY", "UP")}
@@ -738,7 +740,9 @@ def test_ctrl_c_exits_130_with_the_state_saved(lab, tmp_path: Path, signum: int,
     run = Running(lab, LAN5, "--period", "0.5", "--state", str(state))
     try:
         run.wait_for("INVENTORY", "198.18.0.14")
-        time.sleep(1.2)
+        deadline = time.monotonic() + 10
+        while not state.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling the signal: the state file written after a round
         state.unlink()  # what is there after the signal was written on the way out
     finally:
         rc = run.stop(signum)
@@ -779,19 +783,23 @@ def test_watch_list_alerts_only_for_the_listed_mac_in_the_lab(lab) -> None:
     tv, pi = lab.host("tv"), lab.host("pi")
     with watching(lab, LAN5, "--period", "0.5", "--misses", "2", "--mac", tv.mac.upper()) as w:
         w.wait_for("INVENTORY", tv.ipv4)
+        # one more round (--period 0.5) with the tv up; a round in which nothing changes prints nothing,
+        # so there is no line to wait for
         time.sleep(0.6)
         try:
             for host in (pi, tv):
                 lab.run(["ip", "link", "set", "eth0", "down"], ns=host.netns)
             _, ev = w.wait_for("DOWN", tv.ipv4, timeout=10)
             assert ev["mac"] == tv.mac
-            time.sleep(1.0)  # the pi has been silent for well over 2 rounds by now
+            # the pi has been silent for well over 2 rounds by now: what is tested is that no DOWN
+            # comes for it, and an event that must not come has no signal to wait for
+            time.sleep(1.0)
         finally:
             for host in (pi, tv):
                 lab.run(["ip", "link", "set", "eth0", "up"], ns=host.netns)
                 _restore_routes(lab, host)
         w.wait_for("UP", tv.ipv4, timeout=10)
-        time.sleep(1.0)
+        time.sleep(1.0)  # two rounds in which the pi's UP must not come: an absence, so no signal to wait for
         events = w.drain()
     assert not [e for e in events if e["address"] == pi.ipv4], events
     assert lab.run(["ping", "-c1", "-W2", pi.ipv4]).returncode == 0, "the lab was not restored"
