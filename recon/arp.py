@@ -5,18 +5,20 @@ The routing table comes from the kernel of the *current* network namespace
 import and may describe another namespace. An interface's MAC and the address the
 kernel uses on its segment come through the transport (recon/transport.py), which
 owns every socket and ioctl. Scapy builds the ARP request template once; the engine patches the
-target address per probe. Vendors come from Scapy's bundled manuf database.
+target address per probe. Vendors come from the manuf database Scapy reads, looked up on disk.
 """
 
 from __future__ import annotations
 
 import errno
+import io
 import ipaddress
 import socket
 import struct
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import BinaryIO
 
 from recon.errors import InvalidOption
 from recon.transport import Transport, default_transport, proc_net
@@ -160,24 +162,42 @@ def arp_request_template(lnk: Link) -> bytes:
 
 
 # Where Scapy reads its manuf database from (scapy/data.py: MANUFDB): Wireshark's file when installed, else the
-# copy Scapy bundles (scapy/libs/manuf.py, the same format inside a string).
+# copy Scapy bundles (scapy/libs/manuf.py: the same file gzipped and base85-encoded in a string).
 _MANUF_DIRS = ("/usr", "/usr/local", "/opt", "/opt/wireshark", "/Applications/Wireshark.app/Contents/Resources")
 
 
-@lru_cache(maxsize=1)
-def _manuf_text() -> str:
-    """The manuf database Scapy would load, as text ("" when there is none), found without importing Scapy."""
-    import importlib.util
-
+def _manuf_file() -> BinaryIO | None:
+    """The manuf database Scapy would load, opened as bytes (None when there is none), found without importing
+    Scapy. Wireshark's file is read from disk by each lookup, never held: the whole of it as a dict cost ~9 MB
+    of peak RSS on every sweep that reached an on-link segment (issue 12)."""
     for directory in _MANUF_DIRS:
         path = Path(directory, "share/wireshark/manuf")
         if path.exists():
-            return "\n" + path.read_text(errors="backslashreplace")
+            return path.open("rb")
+    bundled = _bundled_manuf()
+    return io.BytesIO(bundled) if bundled else None
+
+
+@lru_cache(maxsize=1)
+def _bundled_manuf() -> bytes:
+    """Scapy's bundled copy, decoded as scapy/libs/manuf.py does (b85 then gzip) but without running it; b""
+    when Scapy or the copy is missing. Only machines without Wireshark's file hold it (~2.3 MB)."""
+    import base64
+    import gzip
+    import importlib.util
+
     spec = importlib.util.find_spec("scapy")  # finds the package without running its __init__
     if spec is None or not spec.submodule_search_locations:
-        return ""
+        return b""
     bundled = Path(next(iter(spec.submodule_search_locations)), "libs", "manuf.py")
-    return "\n" + bundled.read_text(errors="backslashreplace") if bundled.exists() else ""
+    if not bundled.exists():
+        return b""
+    text = bundled.read_text(errors="replace")
+    start = text.find('DATA = _d("""')
+    end = text.find('""")', start)
+    if start < 0 or end < 0:
+        return b""
+    return gzip.decompress(base64.b85decode(text[start + 13:end].replace("\n", "").replace("\r", "")))
 
 
 def _manuf_long(rest: str) -> str | None:
@@ -190,33 +210,46 @@ def _manuf_long(rest: str) -> str | None:
     return long_name or parts[0]
 
 
-@lru_cache(maxsize=1)
-def _manuf_table() -> dict[str, str | None]:
-    """Every 3-byte OUI of the database (a later line wins, as in Scapy's dict): for sweeps with many vendors."""
-    table: dict[str, str | None] = {}
-    for line in _manuf_text().splitlines():
-        parts = line.split(None, 1)
-        if len(parts) == 2 and len(parts[0]) == 8 and parts[0].count(":") == 2:
-            table[parts[0]] = _manuf_long(parts[1])
-    return table
+def _line_at(f: BinaryIO, pos: int) -> bytes:
+    """The first non-blank line that starts at or after byte ``pos`` (b"" at the end of the file)."""
+    f.seek(max(pos - 1, 0))
+    if pos > 0:
+        f.readline()  # the rest of the line holding byte pos-1: the next line starts at or after pos
+    while (line := f.readline()) and not line.strip():
+        pass
+    return line
 
 
-_SCANS_BEFORE_TABLE = 32  # a scan of the text costs ~1.5 ms, the whole table ~50 ms: few vendors scan, many build it
+def _oui_line(f: BinaryIO, oui: bytes) -> bytes | None:
+    """The last line of ``f`` whose first field is exactly ``oui`` (a later line wins, as in Scapy's dict), by
+    bisection over byte offsets: manuf is sorted by its first field (Wireshark's make-manuf.py writes it so; its
+    leading comments sort first, '#' < '0'), so a lookup reads ~20 short stretches, not 2.3 MB."""
+    lo, hi = 0, f.seek(0, io.SEEK_END)
+    while lo < hi:  # the smallest offset whose next line has a key >= oui (or is the end)
+        mid = (lo + hi) // 2
+        line = _line_at(f, mid)
+        if not line or line[:8] >= oui:
+            hi = mid
+        else:
+            lo = mid + 1
+    found, line = None, _line_at(f, lo)
+    while line[:8] == oui:  # this OUI's line, then its /28 and /36 blocks (same first 8 bytes)
+        if line[8:9] in (b" ", b"\t"):
+            found = line[9:]
+        while (line := f.readline()) and not line.strip():
+            pass
+    return found
 
 
 @lru_cache(maxsize=4096)
 def _oui_name(oui: str) -> str | None:
     """The name Scapy's ManufDA gives a 3-byte OUI (``00:00:0C``): its last line for that OUI."""
-    if _oui_name.cache_info().currsize >= _SCANS_BEFORE_TABLE:
-        return _manuf_table().get(oui)
-    text, found, at = _manuf_text(), None, 0
-    needle = "\n" + oui
-    while (at := text.find(needle, at)) >= 0:
-        at += len(needle)
-        if text[at:at + 1] in (" ", "\t"):
-            end = text.find("\n", at)
-            found = text[at:end if end >= 0 else len(text)]
-    return None if found is None else _manuf_long(found)
+    f = _manuf_file()
+    if f is None:
+        return None
+    with f:
+        found = _oui_line(f, oui.encode("ascii", "replace"))
+    return None if found is None else _manuf_long(found.decode(errors="backslashreplace"))
 
 
 @lru_cache(maxsize=4096)

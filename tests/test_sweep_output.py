@@ -155,12 +155,33 @@ def test_arp_request_is_the_frame_scapy_builds(sender: int) -> None:
     assert arp_request_template(lnk) == scapy
 
 
+def test_vendor_names_from_scapys_bundled_copy_when_wireshark_has_none(monkeypatch) -> None:
+    """Without Wireshark's manuf file the lookup reads the copy Scapy bundles (gzipped, base85 in a .py file) and
+    names vendors as Scapy's own parse of that copy does."""
+    from scapy.libs.manuf import DATA
+
+    from recon import arp
+
+    rows = [line.split(None, 1) for line in DATA.split("\n")]
+    table = {p[0]: arp._manuf_long(p[1]) for p in rows if len(p) == 2 and len(p[0]) == 8 and p[0].count(":") == 2}
+    monkeypatch.setattr(arp, "_MANUF_DIRS", ())
+    arp._oui_name.cache_clear()
+    try:
+        for oui in ("3C:22:FB", "00:00:0C", *sorted(table)[::997]):
+            assert arp._oui_name(oui) == table[oui], oui
+        assert arp._oui_name("02:52:45") is None
+    finally:
+        arp._oui_name.cache_clear()
+
+
 def test_vendor_names_are_scapys_without_importing_scapy() -> None:
-    """recon's manuf lookup reads the database Scapy reads and gives the same name for a sample of its OUIs, in
-    both modes (scanning the text for a few vendors, the whole table past 32); importing it loads no Scapy."""
+    """recon's manuf lookup reads the database Scapy reads and gives the same name for a sample of its OUIs
+    without holding the database (200 lookups allocate well under the ~9 MB the whole file as a dict took, issue
+    12); importing it loads no Scapy."""
     import random
     import subprocess
     import sys
+    import tracemalloc
 
     from scapy.config import conf
 
@@ -173,10 +194,17 @@ def test_vendor_names_are_scapys_without_importing_scapy() -> None:
 
     ouis = random.Random(13).sample(sorted(k for k in conf.manufdb.d if len(k) == 8), 200)
     macs = [f"{oui.lower()}:00:11:22" for oui in ouis] + ["3c:22:fb:12:34:56", "02:52:45:43:00:02", "ff:ff:ff:ff:ff:ff"]
+    expected = [scapys(m) for m in macs]
     arp.vendor.cache_clear()
     arp._oui_name.cache_clear()
-    assert [arp.vendor(m) for m in macs] == [scapys(m) for m in macs]
-    assert arp._manuf_table.cache_info().currsize == 1, "past 32 vendors the whole table was built"
+    tracemalloc.start()
+    try:
+        names = [arp.vendor(m) for m in macs]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert names == expected
+    assert peak < 512 * 1024, f"200 vendor lookups peaked at {peak} bytes: the database is held in memory"
     assert arp.vendor("3c:22:fb:12:34:56") == "Apple, Inc." and arp.vendor("02:52:45:43:00:02") is None
     code = ("import sys; from recon.arp import vendor, arp_request_template; vendor('3c:22:fb:12:34:56'); "
             "print(sorted(m for m in sys.modules if m.startswith('scapy')))")
