@@ -9,7 +9,7 @@ namespace under GNU time (%M: peak RSS of the process, %e: wall time including i
 
 The lab holds no range bigger than a /15 (198.18.0.0/15), so a /8 is not swept: it is extrapolated
 from the lab's rows. RSS: the routed /15 row (the whole lab but the scanner's own /24, whose ARP
-answers load the MAC vendor database once, about 11 MB whatever the range) minus the /16 row gives the
+answers add the packet socket's batches, about 1 MB whatever the range) minus the /16 row gives the
 bytes each extra target costs; a /8 costs that times 2**24 on top of the /16 row. Time: a sparse /8 is taken at the sparse /17's seconds
 per target, a dense /8 at the dense /16's; interpreter start is subtracted once and added back once.
 Both assume one core keeps the same rate for a whole /8 (no receive-buffer overflow, no ARP), so the
