@@ -667,6 +667,18 @@ def test_once_over_ipv6_lists_onlink_hosts_with_mac_and_vendor_and_routed_ones(l
     assert {a for a in rows if a.startswith("2001:db8:1::")} == set(lab.info.range("sparse6").up)
 
 
+def test_once_over_a_multicast_group_lists_every_member_with_its_mac(lab) -> None:
+    """A group target (ff02::1%eth0) is one echo; every member that answers is a device of its own, scoped
+    with the interface and with its MAC, as `ping ff02::1%eth0` would list them (lan6ll)."""
+    iface = lab.info.scanner_if
+    res = lab.recon("watch", f"ff02::1%{iface}", "--once", "--json")
+    assert res.returncode == 0, res.stderr
+    rows = {r["address"]: r["mac"] for r in map(json.loads, res.stdout.splitlines())}
+    want = {f"{h.ipv6_ll}%{iface}": h.mac for h in lab.info.hosts}
+    want[f"{lab.info.router_ipv6_ll}%{iface}"] = lab.info.router_mac
+    assert {a: rows.get(a) for a in want} == want
+
+
 def test_ipv6_down_and_up_of_a_link_toggle(lab) -> None:
     """A watch over an IPv6 range and a scoped link-local address: the tv goes DOWN (both addresses, with its MAC)
     after its link goes down, and UP again once it is back."""
