@@ -654,8 +654,8 @@ def watch(
     _t: RetiredT = None,
     _i: RetiredI = None,
 ) -> int:
-    """Report devices joining or leaving, IPv4 and IPv6 (ARP or Neighbor Discovery on-link, with MACs; ICMP,
-    TCP and UDP probes routed, as sweep).
+    """Report devices joining or leaving, IPv4 and IPv6 (ARP or Neighbor Discovery on-link, with MACs; ICMP
+    echo routed).
 
     \b
     Examples:

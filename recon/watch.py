@@ -555,8 +555,8 @@ class _EngineRound:
 
 
 def default_round_source(options: ProbeOptions | None = None, **fields: Any) -> RoundSource:
-    """Rounds on the sweep engine: one ``Prober`` (ARP or Neighbor Discovery on-link so MACs are known, ICMP,
-    TCP and UDP probes beyond; scoped IPv6 targets by ndp.discover), kept open.
+    """Rounds on the sweep engine: one ``Prober`` (ARP or Neighbor Discovery on-link so MACs are known, ICMP
+    echo beyond; scoped IPv6 targets by ndp.discover), kept open.
     ``fields`` (timeout=, retries=, interface=, rate=) stand for a ``ProbeOptions``."""
     from recon.engine import Prober
 
