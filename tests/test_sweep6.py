@@ -143,9 +143,11 @@ def test_mixed_targets_are_merged_into_one_result() -> None:
 def test_an_ipv6_sweep_has_a_size_limit_even_with_yes() -> None:
     """A /96 parses with --yes, but one sweep takes at most a /104 of IPv6 (a shard of it is fine); nothing is sent."""
     transport = ReplayTransport(REC)
-    with Prober(transport=transport) as prober, pytest.raises(InputError, match="at most 16,777,216"):
+    with Prober(transport=transport) as prober, pytest.raises(InputError, match="at most 16,777,216") as refused:
         prober.sweep(build_targets(["2001:db8::/96"], yes=True))
     assert transport.sent == []
+    # the advice names what works: --shard; --cluster refuses IPv6, so it is not offered as the way out
+    assert "--shard I/N" in refused.value.hint and "(or --cluster)" not in refused.value.hint
 
 
 # --- in the lab, beside nmap -6 -------------------------------------------------------------
