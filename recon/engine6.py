@@ -106,8 +106,8 @@ def _source(address: object) -> int:
 class _Targets6:
     """A sweep's IPv6 targets by index: 128-bit addresses in two compact arrays (16 bytes a target), and their scopes.
 
-    Index ``i`` is position ``i`` of ``v6.order(seed, shard)``, so ``V6Targets.position`` finds an address's
-    index without a table; scoped targets follow the unscoped ones."""
+    Index ``i`` is position ``i`` of ``v6.order(seed, shard)``, so ``V6Targets.walk(seed, shard).index`` finds an
+    address's index without a table; scoped targets follow the unscoped ones."""
 
     def __init__(self, v6: V6Targets, addrs: Iterable[int], scoped: Sequence[ScopedTarget],
                  seed: int | None = None, shard: tuple[int, int] = (1, 1), *, in_order: bool = True) -> None:
@@ -125,6 +125,7 @@ class _Targets6:
         self.v6, self.seed, self.shard = v6, seed, shard
         # ``addrs`` is v6.order(seed, shard) itself, unless on-link targets were taken out of it (a dict then)
         self._where: dict[int, int] | None = None if in_order else {self[i]: i for i in range(self.unscoped)}
+        self._walk = v6.walk(seed, shard)  # the affine step inverted once, not per answer
 
     def __getitem__(self, i: int) -> int:
         return (self.hi[i] << 64) | self.lo[i]
@@ -139,7 +140,7 @@ class _Targets6:
 
     def index(self, address: int) -> int | None:
         """The target index of ``address`` (an unscoped target first), None when it is not a target."""
-        i = self._where.get(address) if self._where is not None else self.v6.position(address, self.seed, self.shard)
+        i = self._where.get(address) if self._where is not None else self._walk.index(address)
         if i is not None:
             return i
         return next((self.unscoped + k for k in range(len(self.scoped)) if self[self.unscoped + k] == address), None)

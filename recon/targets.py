@@ -637,17 +637,10 @@ class _Runs:
     def position(self, value: int, seed: int | None = None, shard: tuple[int, int] = (1, 1)) -> int | None:
         """The inverse of ``order``: where ``value`` comes in ``order(seed, shard)``; None when it is not there.
 
-        No table: the address's rank in the runs, then the affine walk undone (``a`` is a unit mod n).
+        No table: the address's rank in the runs, then the affine walk undone (``Walk.index``). Callers that
+        ask for many addresses keep one ``walk(seed, shard)`` instead, which inverts the step once.
         """
-        rank = self.rank(value)
-        if rank is None:
-            return None
-        k, total = shard
-        pos = rank
-        if seed is not None:
-            a, b = _affine(self._size, seed)
-            pos = (rank - b) * pow(a, -1, self._size) % self._size
-        return pos // total if pos % total == k - 1 else None
+        return self.walk(seed, shard).index(value)
 
     def rank(self, value: int) -> int | None:
         """The rank of ``value`` in the set (what ``int_at`` takes), or None when it is not a member."""
