@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 from recon.errors import InputError, InvalidOption
 from recon.icmp import icmp_name, quoted_probe
 from recon.models import HostResult, ScopedTarget, SweepResult, SweepStats
+from recon.packets import inet_checksum
 from recon.probes import Cookies, ProbeSpec, TcpProbe6, Udp6, l4_probes6
 from recon.targets import int_to_ip6
 from recon.transport import PacketSocket, Transport, big_buffers, bind_device
@@ -160,11 +161,8 @@ class _PcapTap6:
     def write(self, payload: bytes | bytearray, src: bytes, dst: bytes, proto: int, hops: int) -> None:
         data = bytearray(payload)
         if proto == socket.IPPROTO_ICMPV6 and len(data) >= 4 and data[2:4] == b"\0\0":
-            total = sum(struct.unpack(f"!{(len(data) + 1) // 2}H", bytes(data) + b"\0" * (len(data) % 2)))
-            total += sum(struct.unpack("!16H", src + dst)) + len(data) + proto
-            while total >> 16:
-                total = (total & 0xFFFF) + (total >> 16)
-            struct.pack_into("!H", data, 2, ~total & 0xFFFF)
+            pseudo = src + dst + struct.pack("!I3xB", len(data), proto)  # RFC 8200 8.1
+            struct.pack_into("!H", data, 2, inet_checksum(pseudo + bytes(data)))
         packet = struct.pack("!IHBB", 6 << 28, len(data), proto, hops) + src + dst + data
         self.writer.write(b"\0" * 12 + b"\x86\xdd" + packet if self.ethernet else packet)
 
