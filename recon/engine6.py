@@ -97,11 +97,7 @@ def _source(address: object) -> int:
     """The int of a recvmsg source address (``('fe80::1%eth0', 0, 0, 2)``), scope stripped; -1 when absent."""
     if not isinstance(address, tuple) or not address:
         return -1
-    text = str(address[0]).partition("%")[0]
-    try:
-        return int.from_bytes(socket.inet_pton(socket.AF_INET6, text), "big")
-    except OSError:
-        return -1
+    return _text_int(str(address[0]))
 
 
 class _Targets6:
@@ -291,7 +287,8 @@ class Prober6:
         for ndp), read from the IPv6 routing table as arp.py reads IPv4's. Nothing on-link: ``addrs`` untouched."""
         from recon.ndp import routes6
 
-        routes = [(int(net.network_address), int(net.netmask), iface) for net, iface, onlink in routes6()
+        table = routes6()  # one read of the routing table for the whole split
+        routes = [(int(net.network_address), int(net.netmask), iface) for net, iface, onlink in table
                   if onlink and not net.is_link_local and (self.interface is None or iface == self.interface)]
         ether = {iface: self._ethernet(iface) for iface in {r[2] for r in routes} | {t.interface for t in scoped}}
         routes = [r for r in routes if ether[r[2]]]
@@ -302,7 +299,7 @@ class Prober6:
             return addrs, {}, scoped_l3, scoped_l2
         routed: list[int] = []
         onlink: dict[str, list[int]] = {}
-        all_routes = [(int(net.network_address), int(net.netmask), iface, on) for net, iface, on in routes6()]
+        all_routes = [(int(net.network_address), int(net.netmask), iface, on) for net, iface, on in table]
         for a in addrs:
             hit = next((r for r in all_routes if a & r[1] == r[0]), None)  # longest prefix first
             if hit is not None and hit[3] and any(hit[:3] == r for r in touching):
