@@ -439,6 +439,16 @@ class _Solicit:
         return tuple(out)
 
 
+
+def _tapped(run: _Solicit | _Echo, tap: Tap | None) -> Callable[[bytes, float], None]:
+    """``run.handle``, and every frame it counted (an answer, or one it ignored) also to ``tap`` (the pcap)."""
+    def handle(frame: bytes, when: float) -> None:
+        before = run.answers + run.ignored
+        run.handle(frame, when)
+        if tap is not None and run.answers + run.ignored != before:
+            tap(frame)
+    return handle
+
 def solicit(iface: str, addrs: Iterable[str | int], *, transport: Transport | None = None, timeout: float = 1.0,
             retries: int | None = 1, rate: float | None = None, tap: Tap | None = None, source: str | None = None) -> SweepResult:
     """Ask for each address in ``addrs`` (IPv6 text, scope allowed, or 128-bit ints) with a Neighbor
@@ -459,11 +469,7 @@ def solicit(iface: str, addrs: Iterable[str | int], *, transport: Transport | No
     gap = 1.0 / rate if rate else 0.0
     resent = 0
 
-    def handle(frame: bytes, when: float) -> None:
-        before = run.answers + run.ignored
-        run.handle(frame, when)
-        if tap is not None and run.answers + run.ignored != before:
-            tap(frame)
+    handle = _tapped(run, tap)
 
     with _Wire(lnk, t, "recon sweep (Neighbor Discovery)", tap) as wire:
         for rnd in range(rounds):
@@ -562,11 +568,7 @@ def multicast_echo(iface: str, *, transport: Transport | None = None, timeout: f
     lnk = link6(iface, t)
     run = _Echo(lnk, [lnk.own(source)] if source else lnk.sources() if every_source else [lnk.link_local], target.packed)
 
-    def handle(frame: bytes, when: float) -> None:
-        before = run.answers + run.ignored
-        run.handle(frame, when)
-        if tap is not None and run.answers + run.ignored != before:
-            tap(frame)
+    handle = _tapped(run, tap)
 
     with _Wire(lnk, t, "recon sweep (multicast echo)", tap) as wire:
         for rnd in range(rounds):
