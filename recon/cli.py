@@ -307,41 +307,20 @@ def _sweep_output(result: SweepResult, *, show_all: bool, fmt: str, probe: list[
     """The hosts on stdout (table, JSON lines, CSV, grepable or bare addresses), the summary on stderr, the exit status."""
     from recon.probes import parse_probes
 
-    if fmt == "--json":
-        render.out_lines(render.sweep_json_lines(result, show_all))
-    elif fmt == "-a/--alive":
-        render.out_lines(render.sweep_alive_lines(result))
-    elif fmt == "--grep":
-        render.out_lines(render.sweep_grep_lines(result, show_all, ["recon", *_state["argv"]]))
-    elif fmt == "--csv":
-        render.sweep_csv(result, show_all)
-    else:
-        text = render.sweep_table(result, show_all)
-        if text:
-            render.out(text)
+    up = render.print_sweep(result, fmt, show_all, ["recon", *_state["argv"]])
     render.err(render.sweep_summary(result))
-    if not result.up:
+    if not up:
         render.err(render.sweep_hint(result, [str(p) for p in parse_probes(probe)]))
-    return ExitStatus.OK if result.up else ExitStatus.NONE
+    return ExitStatus.OK if up else ExitStatus.NONE
 
 
 def _pcap_is_not_an_input(pcap: str | None, inputs: dict[str, str | None]) -> None:
-    """--pcap naming a target file being read (same device and inode, so links and '-' count) would truncate it:
+    """--pcap naming a target file being read (``pcap.same_file``: links and '-' count) would truncate it:
     refused, as sniff -r F -w F is (issue 14 item 1)."""
-    if pcap is None:
-        return
-    try:
-        there = os.stat(pcap)
-    except OSError:
-        return  # not there yet: nothing to lose
+    from recon.pcap import same_file
+
     for option, name in inputs.items():
-        if name is None:
-            continue
-        try:
-            here = os.fstat(sys.stdin.fileno()) if name == "-" else os.stat(name)
-        except (OSError, ValueError):
-            continue
-        if (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino):
+        if pcap is not None and name is not None and same_file(sys.stdin if name == "-" else name, pcap):
             raise InvalidOption("--pcap", pcap, f"is the target file {option} reads; write to another file")
 
 

@@ -52,7 +52,7 @@ from recon.icmp import REPLY_TO, icmp_name, quoted_probe
 from recon.models import HostResult, SweepResult, SweepStats
 from recon.packets import ipv4_header
 from recon.probes import ICMP_KINDS, L4_KINDS, Cookies, L4Probe, ProbeSpec, icmp_probes, l4_probes, parse_probes
-from recon.targets import build_targets, int_to_ip, ip_to_int, is_ipv4, parse_shard
+from recon.targets import address_key, build_targets, int_to_ip, ip_to_int, is_ipv4, parse_shard
 from recon.transport import FAMILY4, PacketSocket, RecvBatch, SendBatch, Transport, big_buffers, bind_device, default_transport, require_raw
 
 if TYPE_CHECKING:
@@ -401,13 +401,8 @@ def _ipv4_run(prober: Prober, addrs: array[int], walk: Walk, timeout: float, ret
 
 
 def _in_address_order(hosts: Iterable[HostResult]) -> tuple[HostResult, ...]:
-    """IPv4 rows sorted by address, then the IPv6 part's rows as they came (already in its order)."""
-    v4: list[HostResult] = []
-    v6: list[HostResult] = []
-    for h in hosts:
-        (v6 if ":" in h.address else v4).append(h)
-    v4.sort(key=lambda h: ip_to_int(h.address))
-    return (*v4, *v6)
+    """The rows in the one address order (``targets.address_key``: IPv4, then IPv6, scope as tiebreak)."""
+    return tuple(sorted(hosts, key=lambda h: address_key(h.address)))
 
 
 def route_sources(addrs: array[int], kind: bytearray | None, transport: Transport,

@@ -44,6 +44,7 @@ from recon.arp import vendor
 from recon.errors import InvalidOption, InvalidTarget
 from recon.models import HostResult, ScopedTarget, SweepResult, SweepStats
 from recon.packets import inet_checksum
+from recon.targets import address_key
 from recon.transport import PacketSocket, Transport, default_transport, proc_net
 
 __all__ = [
@@ -610,14 +611,9 @@ def merge(results: Sequence[SweepResult]) -> SweepResult:
                         unreachable=total.unreachable + s.unreachable, ignored=total.ignored + s.ignored,
                         send_errors=total.send_errors + s.send_errors, duration_s=total.duration_s + s.duration_s)
         methods += [m for m in s.method.split("+") if m not in methods]
-    hosts = tuple(rows[a] for a in sorted(rows, key=_address_key))
+    hosts = tuple(rows[a] for a in sorted(rows, key=address_key))
     pps = round(total.sent / total.duration_s, 1) if total.duration_s else 0.0
     return SweepResult(hosts=hosts, stats=replace(total, targets=len(hosts), pps=pps, method="+".join(methods) or "ndp"))
-
-
-def _address_key(address: str) -> tuple[int, int]:
-    ip = ipaddress.ip_address(address.split("%")[0])
-    return ip.version, int(ip)
 
 
 def discover(scoped: Sequence[ScopedTarget] = (), local: Sequence[str] = (), *, transport: Transport | None = None,

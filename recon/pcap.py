@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, NamedTuple
+from typing import IO, Any, BinaryIO, NamedTuple
 
 from recon.decode import LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW, TIME_NS_MAX
 from recon.decode import LINKTYPES as SUPPORTED_LINKTYPES
@@ -360,11 +360,12 @@ def _read_pcapng(fh: BinaryIO, buf: bytes, name: str) -> Iterator[Frame]:
 
 
 
-def same_file(source: BinaryIO, path: str | os.PathLike[str]) -> bool:
-    """True when ``path`` names the file ``source`` reads (same device and inode: through links and other names)."""
+def same_file(source: IO[Any] | str | os.PathLike[str], path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` names the file ``source`` (an open file, or another name) is (same device and inode:
+    through links and other names); False when either is not there."""
     try:
         there = os.stat(path)
-    except OSError:
+        here = os.stat(source) if isinstance(source, (str, os.PathLike)) else os.fstat(source.fileno())
+    except (OSError, ValueError):
         return False
-    here = os.fstat(source.fileno())
     return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)

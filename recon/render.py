@@ -148,7 +148,7 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
     """A "simple" table; every string cell goes through ``safe()``."""
     from tabulate import tabulate
 
-    cells = [["" if v is None else safe(v) if isinstance(v, str) else v for v in row] for row in rows]
+    cells = [[_cell(v) for v in row] for row in rows]
     text: str = tabulate(cells, headers=list(headers), tablefmt="simple", disable_numparse=True)
     return text
 
@@ -157,11 +157,16 @@ def json_line(obj: Mapping[str, Any]) -> str:
     return json_safe(json.dumps(obj, separators=(", ", ": "), ensure_ascii=False))
 
 
+def _cell(v: Any) -> Any:
+    """A table or CSV cell: None as empty, strings through ``safe()``, numbers as they are."""
+    return "" if v is None else safe(v) if isinstance(v, str) else v
+
+
 def csv_rows(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], stream: TextIO | None = None) -> None:
     writer = csv.DictWriter(stream or stdout(), fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: ("" if v is None else safe(v) if isinstance(v, str) else v) for k, v in row.items()})
+        writer.writerow({k: _cell(v) for k, v in row.items()})
 
 
 def error_line(exc: BaseException) -> str:
@@ -913,16 +918,9 @@ def sniff_emitter(live: bool) -> Any:
 SWEEP_COLUMNS = ("address", "status", "rtt_ms", "ttl", "reply", "mac", "vendor", "hostname", "reporter", "reason")
 
 
-def _sweep_hosts(result: SweepResult, show_all: bool) -> tuple[HostResult, ...]:
-    return result.hosts if show_all else result.up
-
-
-def sweep_table(result: SweepResult, show_all: bool = False) -> str:
-    """address, rtt, ttl, reason (what answered), mac, vendor, hostname (+ status and reporter with --all)."""
-    return "\n".join(_sweep_table_lines(_sweep_hosts(result, show_all), show_all))
-
-
-def _sweep_table_lines(hosts: Sequence[HostResult], show_all: bool) -> Iterable[str]:
+def sweep_table_lines(hosts: Sequence[HostResult], show_all: bool) -> Iterable[str]:
+    """The table's lines: address, rtt, ttl, reason (what answered), mac, vendor, hostname (+ status and reporter
+    with ``show_all``), for ``hosts`` in the order given; nothing when there are none."""
     headers, cells = (_ALL_HEADERS, _all_cells) if show_all else (_UP_HEADERS, _up_cells)
     if not hosts:
         return ()
@@ -965,17 +963,19 @@ def _plain_table(hosts: Sequence[HostResult], cells: Callable[[HostResult], list
 
 
 class SweepPrinter:
-    """A sweep's hosts as they come (``recon.sweep_iter``), in the format ``fmt`` (``--json``, ``--csv``, ``--grep``,
-    ``-a/--alive``, or "" for the table): rows are written and flushed once per batch, as soon as the hosts are
-    decided; the table is sorted by address and printed by ``finish()``, so it holds only the rows it shows.
-    ``show_all``: down and unreachable rows too (not with ``-a/--alive``, which lists the hosts that are up)."""
+    """The one sweep renderer. A sweep's hosts as they come (``recon.sweep_iter``), or a finished result
+    (``print_sweep``), in the format ``fmt`` (``--json``, ``--csv``, ``--grep``, ``-a/--alive``, or "" for the
+    table): rows are written and flushed once per ``add()``, as soon as the hosts are decided; the table is
+    sorted by address (``targets.address_key``: IPv4, then IPv6, scope as tiebreak) and printed by
+    ``finish()``, so it holds only the rows it shows. ``show_all``: down and unreachable rows too (not with
+    ``-a/--alive``, which lists the hosts that are up). ``stream``: stdout of the current ``Console`` unless given."""
 
     def __init__(self, fmt: str, show_all: bool, progress: SweepProgress | None = None,
-                 argv: Sequence[str] = ("recon", "sweep")) -> None:
+                 argv: Sequence[str] = ("recon", "sweep"), stream: TextIO | None = None) -> None:
         self.fmt, self.show_all, self.progress = fmt, show_all and fmt != "-a/--alive", progress
         self.up = 0
         self.rows: list[HostResult] = []
-        self.stream = stdout()
+        self.stream = stream or stdout()
         self.encode = json.JSONEncoder(separators=(", ", ": "), ensure_ascii=False).encode
         self.csv = csv.writer(self.stream, lineterminator="\n") if fmt == "--csv" else None
         if self.csv is not None:
@@ -997,8 +997,7 @@ class SweepPrinter:
         if self.progress is not None:
             self.progress.finish()  # the bar's line is cleared before rows are printed under it
         if self.csv is not None:
-            self.csv.writerows([("" if v is None else safe(v) if isinstance(v, str) else v) for v in row]
-                               for row in _host_values(shown))
+            self.csv.writerows([_cell(v) for v in row] for row in _host_values(shown))
         elif self.fmt == "--json":
             self.stream.write("".join(json_safe(self.encode(row)) + "\n" for row in _host_rows(shown)))
         elif self.fmt == "--grep":
@@ -1017,11 +1016,20 @@ class SweepPrinter:
             self.stream.flush()
         if self.fmt or not self.rows:
             return
-        from recon.targets import ip_to_int
+        from recon.targets import address_key
 
         rows, self.rows = self.rows, []
-        rows.sort(key=lambda h: (1, 0) if ":" in h.address else (0, ip_to_int(h.address)))  # IPv6 after, as it came
-        out_lines(_sweep_table_lines(rows, self.show_all), self.stream)
+        rows.sort(key=lambda h: address_key(h.address))
+        out_lines(sweep_table_lines(rows, self.show_all), self.stream)
+
+
+def print_sweep(result: SweepResult, fmt: str = "", show_all: bool = False, argv: Sequence[str] = ("recon", "sweep"),
+                stream: TextIO | None = None) -> int:
+    """A finished sweep through the same ``SweepPrinter`` a streamed one goes through; the number of hosts up."""
+    printer = SweepPrinter(fmt, show_all, argv=argv, stream=stream)
+    printer.add(result.hosts)
+    printer.finish(result.stats)
+    return printer.up
 
 
 def _ms(value: float | None) -> str:
@@ -1039,45 +1047,20 @@ def _host_values(hosts: Sequence[HostResult]) -> Iterable[tuple[Any, ...]]:
     return map(attrgetter(*SWEEP_COLUMNS), hosts)
 
 
-def sweep_json_lines(result: SweepResult, show_all: bool = False) -> Iterable[str]:
-    """One JSON object per host: the columns of SWEEP_COLUMNS (the README shows an example)."""
-    encode = json.JSONEncoder(separators=(", ", ": "), ensure_ascii=False).encode
-    return (json_safe(encode(row)) for row in _host_rows(_sweep_hosts(result, show_all)))
-
-
-def sweep_csv(result: SweepResult, show_all: bool = False, stream: TextIO | None = None) -> None:
-    csv_rows(_host_rows(_sweep_hosts(result, show_all)), SWEEP_COLUMNS, stream)
-
-
-def sweep_alive_lines(result: SweepResult) -> Iterable[str]:
-    """``-a/--alive``: the addresses that are up, one per line, as ``fping -a`` prints them."""
-    return (h.address for h in result.up)
-
-
 _GREP_STATUS = {"up": "Up", "down": "Down", "unreachable": "Unreachable"}
 
 
 def sweep_grep_line(h: HostResult) -> str:
     """One host for ``--grep``, in nmap's -oG layout: ``Host: ADDR (NAME)`` and ``Status: Up`` first, then
     recon's fields as more TAB-separated ``Key: value`` fields, every one always present (``-`` when
-    empty), so ``awk -F'\t'`` columns never shift. Values never contain a TAB (``safe`` escapes it)."""
+    empty), so ``awk -F'\t'`` columns never shift. Values never contain a TAB (``safe`` escapes it).
+    The file starts with ``# recon VERSION sweep as: ARGV`` and ends with ``# recon done -- N IP addresses
+    (U hosts up) scanned in S seconds``, as nmap's -oG does (``SweepPrinter``)."""
     rtt = "-" if h.rtt_ms is None else f"{h.rtt_ms:.3f}"
     fields = (f"Host: {h.address} ({safe(h.hostname or '')})", f"Status: {_GREP_STATUS.get(h.status, safe(h.status))}",
               f"Reason: {safe(h.reason or '-')}", f"RTT-ms: {rtt}", f"TTL: {'-' if h.ttl is None else h.ttl}",
               f"MAC: {h.mac or '-'}", f"Vendor: {safe(h.vendor or '-')}", f"Reporter: {h.reporter or '-'}")
     return "\t".join(fields)
-
-
-def sweep_grep_lines(result: SweepResult, show_all: bool = False, argv: Sequence[str] = ("recon", "sweep")) -> Iterable[str]:
-    """``--grep``: nmap's grepable output (-oG) for a ping scan, one line per host between two ``#`` comment
-    lines (what ran, and the totals), so ``grep Up``, ``cut -d' ' -f2`` and nmap -oG parsers work."""
-    from recon import __version__
-
-    s = result.stats
-    yield f"# recon {__version__} sweep as: {safe(' '.join(argv))}"
-    yield from (sweep_grep_line(h) for h in _sweep_hosts(result, show_all))
-    up = len(result.up)
-    yield f"# recon done -- {s.targets} IP addresses ({up} host{'' if up == 1 else 's'} up) scanned in {s.duration_s:.2f} seconds"
 
 
 def out_lines(lines: Iterable[str], stream: TextIO | None = None, chunk: int = 4096) -> None:

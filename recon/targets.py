@@ -55,6 +55,7 @@ __all__ = [
     "TargetSet",
     "V6Targets",
     "Walk",
+    "address_key",
     "build_targets",
     "int_to_ip",
     "int_to_ip6",
@@ -102,6 +103,18 @@ def is_ipv4(text: str) -> bool:
     if not isinstance(text, str) or not text.isascii() or not _DOTTED.fullmatch(text):
         return False
     return all(len(p) <= 3 and int(p) <= 255 for p in text.split("."))
+
+
+def address_key(address: str) -> tuple[int, int, str]:
+    """The one sort order of addresses in text (tables, inventories, merged results): IPv4, then IPv6, each by
+    number, a scoped address (``fe80::1%eth0``) by address and then by interface; text that is neither last."""
+    try:
+        if ":" not in address:
+            return (4, int.from_bytes(socket.inet_aton(address), "big"), "")
+        text, _, scope = address.partition("%")
+        return (6, int.from_bytes(socket.inet_pton(socket.AF_INET6, text), "big"), scope)
+    except (OSError, ValueError):
+        return (7, 0, address)
 
 
 def int_to_ip(value: int) -> str:

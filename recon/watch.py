@@ -53,7 +53,7 @@ from recon.models import (
     WatchNote,
     WatchRound,
 )
-from recon.targets import IFNAME, TargetSet, ip_to_int, is_ipv4
+from recon.targets import IFNAME, TargetSet, address_key, is_ipv4
 
 __all__ = [
     "EVENTS",
@@ -120,7 +120,7 @@ class Tracker:
     # -- queries --------------------------------------------------------------------
     def inventory(self, *, only_up: bool = False) -> tuple[DeviceState, ...]:
         devs = (d for d in self.devices.values() if d.up or not only_up)
-        return tuple(sorted(devs, key=lambda d: _addr_key(d.address)))
+        return tuple(sorted(devs, key=lambda d: address_key(d.address)))
 
     def up_count(self) -> int:
         return sum(1 for d in self.devices.values() if d.up)
@@ -184,17 +184,6 @@ class Tracker:
             if gone:
                 events.append(Event("DOWN", when, dev.address, dev.mac, dev.vendor, dev.hostname))
         return [e for e in events if self.watched(e)]
-
-
-def _addr_key(address: str) -> tuple[int, int, str]:
-    """IPv4 in address order, then IPv6 (scoped ones by address, then interface)."""
-    if is_ipv4(address):
-        return (4, ip_to_int(address), "")
-    text, _, scope = address.partition("%")
-    try:
-        return (6, int(ipaddress.IPv6Address(text)), scope)
-    except ValueError:
-        return (7, 0, address)
 
 
 def covers(targets: TargetSet) -> Callable[[str], bool]:

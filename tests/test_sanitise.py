@@ -29,15 +29,21 @@ def hostile_sweep() -> SweepResult:
     return SweepResult(hosts, SweepStats(targets=2))
 
 
+def printed(result: SweepResult, fmt: str, show_all: bool = False) -> str:
+    """What the one sweep renderer (render.SweepPrinter, through print_sweep) writes for ``result``."""
+    buf = io.StringIO()
+    render.print_sweep(result, fmt, show_all, stream=buf)
+    return buf.getvalue()
+
+
 @pytest.mark.parametrize("show_all", [False, True])
 def test_sweep_table_and_csv_escape_every_control(show_all: bool) -> None:
     """`sweep -R` with a hostile reverse name (and vendor): table and CSV show escapes, never raw controls."""
     result = hostile_sweep()
-    text = render.sweep_table(result, show_all)
+    text = printed(result, "", show_all)
     assert raw_controls(text) == set()
     assert "\\x1b[2J" in text and "\\x9b31m" in text and "\\u202e" in text
-    buf = io.StringIO()
-    render.sweep_csv(result, show_all, stream=buf)
+    buf = io.StringIO(printed(result, "--csv", show_all))
     assert raw_controls(buf.getvalue()) == set()
     rows = list(csv.DictReader(io.StringIO(buf.getvalue())))
     assert rows[0]["hostname"] == render.safe(HOSTILE)
@@ -47,13 +53,13 @@ def test_sweep_table_past_tabulate_size_escapes_too() -> None:
     """The linear-time table used for very large sweeps sanitises the same way."""
     host = hostile_sweep().hosts[0]
     result = SweepResult((host,) * (render._TABULATE_MAX + 1), SweepStats(targets=render._TABULATE_MAX + 1))
-    text = render.sweep_table(result)
-    assert raw_controls(text) == set()
+    text = printed(result, "")
+    assert raw_controls(text) == set() and len(text.splitlines()) == render._TABULATE_MAX + 3
 
 
 def test_json_lines_escape_del_c1_and_bidi_and_stay_valid_json() -> None:
     """--json: C0 was escaped by json already; DEL, C1 and bidi controls are \\uXXXX now; the value round-trips."""
-    for line in render.sweep_json_lines(hostile_sweep(), True):
+    for line in printed(hostile_sweep(), "--json", True).splitlines():
         assert raw_controls(line) == set()
         obj = json.loads(line)
         if obj["status"] == "up":

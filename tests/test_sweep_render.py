@@ -13,7 +13,7 @@ import pytest
 from recon import render
 from recon.cli import _sweep_output
 from recon.engine import sweep
-from recon.models import SweepResult
+from recon.models import HostResult, SweepResult, SweepStats
 from recon.targets import build_targets
 from recon.transport import ReplayTransport
 from tests.test_sweep_replay import REC, ROUTER, TARGETS, UP
@@ -97,3 +97,33 @@ def test_nothing_up_exits_1_with_a_hint_that_fits_the_probes() -> None:
     code, _, err = shown(dead)
     assert code == 1 and err.splitlines() == ["0 hosts up of 1 scanned in " + f"{dead.stats.duration_s:.2f} s (1 unreachable)",
                                               "hint: a router reported every target unreachable; the range is not reachable from here"]
+
+
+def test_the_streamed_table_sorts_ipv6_rows_too_ipv4_first_scope_as_tiebreak() -> None:
+    """SweepPrinter's table: rows as they came (IPv6 and scoped ones out of order, mixed with IPv4) are printed
+    IPv4 then IPv6, each by number, a scoped address after the unscoped ones and by interface (it kept IPv6 rows
+    in arrival order)."""
+    came = [["2001:db8::10", "198.18.0.10"], ["fe80::1%eth1", "2001:db8::2", "198.18.0.2"], ["fe80::1%eth0", "2001:db8::1:0"]]
+    out = io.StringIO()
+    printer = render.SweepPrinter("", False, stream=out)
+    for batch in came:
+        printer.add([HostResult(a, "up", 0.5, 64, "echo-reply", reason="echo-reply") for a in batch])
+    printer.finish(SweepStats(targets=7))
+    rows = [line.split()[0] for line in out.getvalue().splitlines()[2:]]
+    assert rows == ["198.18.0.2", "198.18.0.10", "2001:db8::2", "2001:db8::10", "2001:db8::1:0", "fe80::1%eth0", "fe80::1%eth1"]
+
+
+@pytest.mark.parametrize("fmt", ["", "--json", "--csv", "--grep", "-a/--alive"])
+def test_a_finished_result_prints_as_the_same_rows_streamed(result: SweepResult, fmt: str) -> None:
+    """The batch path is the streaming printer fed the finished result: the same text as the rows streamed in
+    batches as they were decided (up first, then the rest), for every format."""
+    whole, streamed = io.StringIO(), io.StringIO()
+    render.print_sweep(result, fmt, True, stream=whole)
+    printer = render.SweepPrinter(fmt, True, stream=streamed)
+    printer.add(result.up)
+    printer.add(h for h in result.hosts if h.status != "up")
+    printer.finish(result.stats)
+    if fmt:
+        assert sorted(whole.getvalue().splitlines()) == sorted(streamed.getvalue().splitlines())
+    else:
+        assert whole.getvalue() == streamed.getvalue()

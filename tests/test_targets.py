@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recon.errors import InputError, InvalidTarget
-from recon.targets import TargetSet, build_targets, int_to_ip, ip_to_int
+from recon.targets import TargetSet, address_key, build_targets, int_to_ip, ip_to_int
 from tests.conftest import offline_argv
 
 
@@ -557,3 +557,11 @@ def test_cli_pcap_never_truncates_a_target_file_being_read(tmp_path, how: str) -
     code, stdout, err = res.returncode, res.stdout, res.stderr
     assert code == 2 and stdout == "" and err.count("\n") == 1 and "invalid --pcap" in err and "target file" in err, err
     assert spec.read_text() == "198.18.0.10\n"
+
+
+def test_address_key_is_the_one_order_ipv4_then_ipv6_numeric_scope_as_tiebreak() -> None:
+    """One sort key for every list of addresses (sweep table, merged IPv6 rows, watch inventory)."""
+    addresses = ["fe80::1%eth1", "2001:db8::a", "198.18.0.10", "fe80::1", "fe80::1%eth0", "2001:db8::9", "198.18.0.9",
+                 "not an address", "::ffff:198.18.0.1"]
+    assert sorted(addresses, key=address_key) == ["198.18.0.9", "198.18.0.10", "::ffff:198.18.0.1", "2001:db8::9",
+                                                  "2001:db8::a", "fe80::1", "fe80::1%eth0", "fe80::1%eth1", "not an address"]
