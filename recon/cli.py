@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 
-from recon import __version__, render
+from recon import __version__, render, scapyload
 from recon.errors import ExitStatus, InputError, InvalidOption, ReconEnvironmentError, ReconError
 
 if TYPE_CHECKING:
@@ -816,6 +816,7 @@ def main(argv: list[str] | None = None) -> None:
     # runners that start them so) inherit SIGINT ignored, and Python keeps an inherited SIG_IGN,
     # so Ctrl-C / kill -INT would otherwise not stop sniff, ping, craft or sweep.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    scapyload.own_process()  # Scapy's route tables are read only if something routes by them (start-up time)
     sys.exit(run(argv))
 
 

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
+from recon import scapyload
 from recon.arp import ETH_P_ARP, routes
 from recon.errors import InputError, InvalidOption, InvalidTarget, PrivilegeError, ReconEnvironmentError, check_range
 from recon.models import CraftedPacket, CraftResult, CraftSpec, KernelRewrite
@@ -357,6 +358,7 @@ class _ScapySender:
             raise InputError(f"--via scapy sends through Scapy's own sockets, not the {transport.name} transport",
                              hint="use --via raw or --via l2")
         transport.raw_ip(socket.AF_INET, socket.IPPROTO_RAW, what="recon craft --via scapy", hint=_HINT).close()
+        scapyload.route_tables()  # send() picks the interface by Scapy's routes
         from scapy.layers.inet import IP
 
         self.packet = IP(data)

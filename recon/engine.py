@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from recon import scapyload
 from recon.arp import ETH_P_ARP, Link, arp_request_template, link, onlink_routes, routes, vendor, with_sender
 from recon.engine6 import Prober6, probes_for_v6
 from recon.errors import InvalidOption, ReconEnvironmentError, check_range
@@ -1307,6 +1308,7 @@ class _ScapySweep(_Run):
     """The reference: Scapy's sr() (routed, ICMP) and srp() (on-link, ARP), each one batched call."""
 
     def execute(self) -> None:
+        scapyload.route_tables()  # sr() and srp() pick the interface by Scapy's routes
         from scapy.config import conf
         from scapy.layers.inet import ICMP, IP
         from scapy.layers.l2 import ARP, Ether

@@ -39,6 +39,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
+from recon import scapyload
 from recon.errors import InvalidOption
 from recon.icmp import Quoted, icmp_name
 
@@ -186,9 +187,7 @@ class IcmpProbe(Probe):
     reply: ClassVar[int] = 0
 
     def __init__(self) -> None:
-        from scapy.layers.inet import ICMP
-
-        icmp = ICMP(type=self.request, code=0, id=0, seq=0, chksum=0)
+        icmp = scapyload.inet().ICMP(type=self.request, code=0, id=0, seq=0, chksum=0)
         if self.kind == "timestamp":
             icmp.ts_ori = icmp.ts_rx = icmp.ts_tx = 0
         raw = bytes(icmp)
@@ -266,9 +265,7 @@ class TcpProbe(L4Probe):
         self._flags_word, self._window = struct.unpack_from("!HH", self.template, 12)  # as Scapy built them
 
     def _template(self) -> bytes:
-        from scapy.layers.inet import TCP
-
-        return bytes(TCP(sport=self.sport, dport=self.port, seq=0, ack=0, flags=self.flags, window=1024, chksum=0))
+        return bytes(scapyload.inet().TCP(sport=self.sport, dport=self.port, seq=0, ack=0, flags=self.flags, window=1024, chksum=0))
 
     def build_into(self, buf: bytearray, offset: int, target: int, cookie: int | None = None) -> None:
         c = self.cookie(target) if cookie is None else cookie
@@ -323,9 +320,7 @@ class Udp(L4Probe):
     kind, proto, tag = "udp", socket.IPPROTO_UDP, 3
 
     def _template(self) -> bytes:
-        from scapy.layers.inet import UDP
-
-        return bytes(UDP(sport=0, dport=self.port, chksum=0) / (b"\0" * 4))
+        return bytes(scapyload.inet().UDP(sport=0, dport=self.port, chksum=0) / (b"\0" * 4))
 
     def source_port(self, cookie: int) -> int:
         return 0x8000 | (cookie >> 17)
