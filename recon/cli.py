@@ -204,53 +204,31 @@ def sweep(
     target_set = _sweep_targets(targets, input_file, exclude, exclude_file, yes=yes, local=local, pcap=pcap)
     _target_warnings(target_set, no_ipv6="recon sweep --cluster" if cluster else "recon sweep --resume" if resume else None)
     options: dict[str, Any] = {"method": method, "probe": probe, "engine": engine, "interface": interface, "source": source, "rate": rate}
-    _local_alone(target_set, local, cluster=cluster, resume=resume, pcap=pcap, source=source)
     run = {"timeout": timeout, "retries": retries, "seed": seed, "shard": shard_t, "resolve": resolve}
-    return _sweep_and_print(target_set, options, run, cluster=cluster, resume=resume, pcap=pcap, local=local,
-                            show_all=show_all, fmt=fmt, probe=probe)
-
-
-def _sweep_and_print(target_set: TargetSet, options: dict[str, Any], run: dict[str, Any], *, cluster: str | None,
-                     resume: str | None, pcap: str | None, local: str | None, show_all: bool, fmt: str,
-                     probe: list[str] | None) -> int:
-    """A local sweep streams (``_stream_sweep``); a cluster, --resume or --local one is printed once it is merged."""
-    if cluster is None and resume is None and not local:
-        return _stream_sweep(target_set, options, run, pcap=pcap, show_all=show_all, fmt=fmt, probe=probe)
+    if cluster is None and resume is None:
+        return _stream_sweep(target_set, options, {**run, "local": local or ()}, pcap=pcap, show_all=show_all, fmt=fmt, probe=probe)
     result = _sweep_run(target_set, options, run, cluster=cluster, resume=resume, pcap=pcap, local=local)
     return _sweep_output(result, show_all=show_all, fmt=fmt, probe=probe)
 
 
 def _sweep_run(target_set: TargetSet, options: dict[str, Any], run: dict[str, Any], *, cluster: str | None,
                resume: str | None, pcap: str | None, local: str | None = None) -> SweepResult:
-    """One sweep, local (with the progress bar) or as shards on a cluster; ``options`` for the Prober, ``run`` for .sweep();
-    with ``local`` (--local IFACE), ndp.discover's rows of that link merged in."""
-    if cluster is not None or resume is not None:
-        from recon.cluster import cluster_sweep
+    """One sweep as shards, on a cluster or recorded for --resume; ``options`` for the Prober, ``run`` for .sweep()."""
+    from recon.cluster import cluster_sweep
 
-        if pcap is not None:
-            raise InputError("--pcap cannot be combined with --cluster or --resume", hint="drop --pcap")
-        return cluster_sweep(target_set, cluster, resume=resume, on_shard=lambda s: render.err(render.shard_line(s)),
-                             **run, **options)
-    from recon.engine import Prober
-    from recon.ndp import merge
-
-    parts = []
-    if target_set.total:
-        progress = render.SweepProgress()
-        with Prober(**options) as prober:
-            parts.append(prober.sweep(target_set, pcap=pcap, progress=progress, **run))
-        progress.finish()
-    if local:
-        source6 = options["source"] if options["source"] and ":" in options["source"] else None
-        parts.append(_local(local, timeout=run["timeout"], retries=run["retries"], rate=options["rate"],
-                            resolve=run["resolve"], pcap=pcap, source=source6))
-    return parts[0] if len(parts) == 1 else merge(parts)
+    if local is not None:
+        raise InputError("--local cannot be combined with --cluster or --resume", hint="sweep the link apart")
+    if pcap is not None:
+        raise InputError("--pcap cannot be combined with --cluster or --resume", hint="drop --pcap")
+    return cluster_sweep(target_set, cluster, resume=resume, on_shard=lambda s: render.err(render.shard_line(s)),
+                         **run, **options)
 
 
 def _stream_sweep(target_set: TargetSet, options: dict[str, Any], run: dict[str, Any], *, pcap: str | None, show_all: bool,
                   fmt: str, probe: list[str] | None) -> int:
-    """A local sweep, printed as it goes (rows as hosts are decided; the table, sorted, at the end), with the
-    progress bar. Ctrl-C stops it: what was decided is printed, then a line saying so; exit 130."""
+    """A sweep in this process (with --local IFACE's link too, ``run["local"]``), printed as it goes (rows as hosts
+    are decided; the table, sorted, at the end), with the progress bar. Ctrl-C stops it: what was decided is
+    printed, then a line saying so; exit 130."""
     from recon.engine import Prober
     from recon.models import SweepResult
     from recon.probes import parse_probes
@@ -333,41 +311,6 @@ def _sweep_targets(targets: list[str] | None, input_file: str | None, exclude: l
     if not targets and not input_file and local is not None:
         return TargetSet()
     return build_targets(targets or [], input_file=input_file, exclude=exclude or [], exclude_file=exclude_file, yes=yes)
-
-
-def _local_alone(target_set: TargetSet, local: str | None, *, cluster: str | None, resume: str | None, pcap: str | None,
-                 source: str | None = None) -> None:
-    """--local runs in this process, and with -w only by itself; an IPv6 --source must be one of its interface's
-    addresses (checked before anything is sent), an IPv4 one is for the other targets."""
-    if local is None:
-        return
-    if cluster is not None or resume is not None:
-        raise InputError("--local cannot be combined with --cluster or --resume", hint="sweep the link apart")
-    if pcap is not None and target_set.total:
-        raise InputError("--pcap with --local takes no other targets", hint="sweep the link apart")
-    if source is not None and ":" not in source and not target_set.total:
-        raise InvalidOption("--source", source, f"an IPv4 address cannot send to the IPv6 hosts --local finds; give an IPv6 "
-                            f"address of {local}, or leave --source out")
-    if source is not None and ":" in source:
-        from recon.ndp import link6
-
-        link6(local, option="--local").own(source)
-
-
-def _local(local: str, *, timeout: float, retries: int | None, rate: float | None, resolve: bool,
-           pcap: str | None = None, source: str | None = None) -> SweepResult:
-    """--local IFACE through ndp.discover, the frames to ``pcap`` (Ethernet) when given."""
-    from recon.ndp import discover
-    from recon.pcap import LINKTYPE_ETHERNET, PcapWriter
-
-    writer = PcapWriter(pcap, LINKTYPE_ETHERNET) if pcap is not None else None
-    try:
-        result = discover(local=[local], timeout=timeout, retries=retries, rate=rate, resolve=resolve,
-                          tap=writer.write if writer is not None else None, source=source)
-    finally:
-        if writer is not None:
-            writer.close()
-    return result
 
 
 # --- ping -------------------------------------------------------------------------------

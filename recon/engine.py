@@ -41,7 +41,7 @@ import time
 from array import array
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -294,27 +294,31 @@ class Prober:
     # -- the sweep ------------------------------------------------------------------
     def sweep(self, targets: TargetSet, *, timeout: float = 1.0, retries: int | None = 1, seed: int | None = None,
               shard: tuple[int, int] = (1, 1), pcap: str | None = None, resolve: bool = False,
-              progress: Callable[[int, int], None] | None = None) -> SweepResult:
+              progress: Callable[[int, int], None] | None = None, local: str | Sequence[str] = ()) -> SweepResult:
         """Every target (of this shard) with its status (IPv4 in address order, then IPv6), and the counters.
 
         ``retries=None`` adapts: the silent are probed again while the last retry round still found hosts (a
         sign of loss), at most ``ADAPTIVE_RETRIES`` times. Built on ``sweep_iter`` (a big range: use that).
         """
         with self.sweep_iter(targets, timeout=timeout, retries=retries, seed=seed, shard=shard, pcap=pcap,
-                             resolve=resolve, progress=progress) as stream:
+                             resolve=resolve, progress=progress, local=local) as stream:
             hosts = _in_address_order(stream)
         return SweepResult(hosts=hosts, stats=stream.stats)
 
     def sweep_iter(self, targets: TargetSet, *, timeout: float = 1.0, retries: int | None = 1, seed: int | None = None,
                    shard: tuple[int, int] = (1, 1), pcap: str | None = None, resolve: bool = False,
-                   progress: Callable[[int, int], None] | None = None, down: bool = True) -> SweepStream:
+                   progress: Callable[[int, int], None] | None = None, down: bool = True,
+                   local: str | Sequence[str] = ()) -> SweepStream:
         """The sweep of ``sweep()`` as a stream of ``HostResult``s, each yielded as soon as it is decided.
 
         IPv4 hosts that are up come while probes still go out; unreachable and (with ``down``) down rows
-        follow, in address order, once the last wait ends; then the IPv6 part's rows (engine6.py). Per IPv4
-        target only compact arrays are kept. ``resolve`` holds the up hosts until their names are looked up.
-        Options are checked and sockets opened here, before the first packet; ``stream.stop()`` (safe in a
-        signal handler) ends the sweep early with what was decided.
+        follow, in address order, once the last wait ends; then the IPv6 part's rows (engine6.py). ``local``
+        (``sweep --local IFACE``, one interface or several) adds every IPv6 host on each one's link
+        (``ndp.discover_parts``): its hosts come after the IPv4 part's, as each part of it ends, an address
+        once. Per IPv4 target only compact arrays are kept. ``resolve`` holds the up hosts until their names
+        are looked up. Options and interfaces are checked and sockets opened here, before the first packet
+        (``pcap`` is then Ethernet when ``local`` or ARP puts frames in it, the IP packets framed);
+        ``stream.stop()`` (safe in a signal handler) ends the sweep early with what was decided.
         """
         if self._closed:
             raise RuntimeError("this Prober is closed")
@@ -324,15 +328,23 @@ class Prober:
         if addrs and self._no_ipv4 is not None:
             raise self._no_ipv4
         v6 = self._v6_prober(targets, len(addrs) > 0)
-        run = _ipv4_run(self, addrs, walk, timeout, retries, progress) if addrs or v6 is None else None
-        writer = _pcap_writer(pcap, ethernet=run is not None and run.kind is not None)
+        ifaces = _local_links(self, local, targets.total)
+        run = _ipv4_run(self, addrs, walk, timeout, retries, progress) if addrs or (v6 is None and not ifaces) else None
+        writer = _pcap_writer(pcap, ethernet=bool(ifaces) or (run is not None and run.kind is not None))
         if run is not None:
             run.pcap = writer
         part6 = None
         if v6 is not None:  # the IPv6 part runs after the IPv4 one, into the same stream (ARCHITECTURE.md: engine6.py)
             part6 = functools.partial(v6.sweep, targets.v6, targets.scoped, seed=seed, shard=shard, timeout=timeout,
                                       retries=retries, progress=progress, pcap=writer)
-        return SweepStream(run, targets.names, down=down, resolve=resolve, pcap=writer, part6=part6)
+        onlink = None
+        if ifaces:
+            from recon.ndp import discover_parts
+
+            onlink = discover_parts(local=ifaces, transport=self.transport, timeout=timeout, retries=retries, rate=self.rate,
+                                    tap=writer.write if writer is not None else None,
+                                    source=self.source if self.source is not None and _is_ipv6(self.source) else None)
+        return SweepStream(run, targets.names, down=down, resolve=resolve, pcap=writer, part6=part6, local=onlink)
 
     def _v6_prober(self, targets: TargetSet, has_v4: bool) -> Prober6 | None:
         """The IPv6 part's prober (engine6.py) when ``targets`` has IPv6 or scoped targets; checked before anything is sent."""
@@ -399,6 +411,25 @@ def _ipv4_run(prober: Prober, addrs: array[int], walk: Walk, timeout: float, ret
     arp = prober._arp_socket(lnk.name) if kind is not None and 1 in kind and lnk is not None else None
     l4 = prober._l4_plan(addrs, kind) if routed else None
     return _RawSweep(prober, addrs, walk, kind, lnk, (icmp, arp, l4), timeout, retries, progress)
+
+
+def _local_links(prober: Prober, local: str | Sequence[str], targets: int) -> tuple[str, ...]:
+    """``local``'s interfaces, each checked (an Ethernet interface with IPv6 here; an IPv6 ``--source`` one of its
+    addresses) before anything is sent; an IPv4 ``--source`` only with other targets, which it is for."""
+    ifaces = tuple(dict.fromkeys((local,) if isinstance(local, str) else local))
+    if not ifaces:
+        return ()
+    from recon.ndp import link6
+
+    source = prober.source
+    if source is not None and not _is_ipv6(source) and not targets:
+        raise InvalidOption("--source", source, f"an IPv4 address cannot send to the IPv6 hosts --local finds; give an "
+                            f"IPv6 address of {ifaces[0]}, or leave --source out")
+    for iface in ifaces:
+        lnk = link6(iface, prober.transport, option="--local")
+        if source is not None and _is_ipv6(source):
+            lnk.own(source)
+    return ifaces
 
 
 def _in_address_order(hosts: Iterable[HostResult]) -> tuple[HostResult, ...]:
@@ -613,9 +644,10 @@ class SweepStream:
     """
 
     def __init__(self, run: _Run | None, names: dict[int, str], *, down: bool, resolve: bool, pcap: PcapWriter | None = None,
-                 part6: Callable[[], tuple[tuple[HostResult, ...], SweepStats]] | None = None) -> None:
-        self._run, self._part6, self._pcap = run, part6, pcap
-        self._stats6: SweepStats | None = None
+                 part6: Callable[[], tuple[tuple[HostResult, ...], SweepStats]] | None = None,
+                 local: Iterator[SweepResult] | None = None) -> None:
+        self._run, self._pcap = run, pcap
+        self._v6 = _OnLinkRows(part6, local, down) if part6 is not None or local is not None else None
         self._halt = False
         self._batches = self._generate(names, down, resolve)
         self._closers: list[Callable[[], None]] = []
@@ -624,10 +656,9 @@ class SweepStream:
         try:
             if self._run is not None:
                 yield from self._part4(self._run, names, down, resolve)
-            if self._part6 is not None and not self.interrupted:
-                hosts6, self._stats6 = self._part6()
-                if hosts6:
-                    yield list(_with_hostnames(hosts6) if resolve else hosts6)
+            if self._v6 is not None and not self.interrupted:
+                for batch in self._v6.batches(lambda: self._halt):
+                    yield list(_with_hostnames(tuple(batch))) if resolve else batch
         except OSError as exc:
             lost = _interface_lost(exc)
             if lost is exc:
@@ -672,10 +703,11 @@ class SweepStream:
     @property
     def stats(self) -> SweepStats:
         """The counters so far (final once the iteration has ended); both parts' when there was an IPv6 one."""
+        stats6 = self._v6.stats() if self._v6 is not None else None
         if self._run is None:
-            return self._stats6 if self._stats6 is not None else SweepStats(interrupted=self._halt)
+            return stats6 if stats6 is not None else SweepStats(interrupted=self._halt)
         stats = self._run.stats()
-        return stats if self._stats6 is None else _merge_stats(stats, self._stats6)
+        return stats if stats6 is None else _merge_stats(stats, stats6)
 
     @property
     def interrupted(self) -> bool:
@@ -703,6 +735,57 @@ class SweepStream:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
+
+
+class _OnLinkRows:
+    """The IPv6 part of a sweep (engine6) and its ``--local`` part (``ndp.discover_parts``) as batches of rows,
+    an address once, as ``ndp.merge`` keeps it (up wins, the first answer stays): each ``--local`` part's hosts
+    that are up as soon as that part ends, then the IPv6 part's rows but those, then (with ``down``) the
+    ``--local`` rows nobody found up. Only on-link rows are held: a link's hosts and a prefix of 4,096 at most."""
+
+    def __init__(self, part6: Callable[[], tuple[tuple[HostResult, ...], SweepStats]] | None,
+                 local: Iterator[SweepResult] | None, down: bool) -> None:
+        self.part6, self.local, self.down = part6, local, down
+        self.stats6: SweepStats | None = None
+        self.stats_local: list[SweepStats] = []
+        self.local_rows = self.overlap = 0  # addresses --local reported; of those, how many the IPv6 part did too
+
+    def batches(self, stopped: Callable[[], bool]) -> Iterator[list[HostResult]]:
+        up: set[str] = set()
+        held: dict[str, HostResult] = {}  # --local's down rows, until no one else has found them up
+        for part in self.local or ():
+            self.stats_local.append(part.stats)
+            fresh = [h for h in part.hosts if h.status == "up" and h.address not in up]
+            up.update(h.address for h in fresh)
+            held.update((h.address, h) for h in part.hosts if h.status != "up" and h.address not in up and h.address not in held)
+            for h in fresh:
+                held.pop(h.address, None)
+            self.local_rows = len(up) + len(held)
+            if fresh:
+                yield fresh
+            if stopped():
+                return
+        if self.part6 is not None:
+            hosts6, self.stats6 = self.part6()
+            rows = [h for h in hosts6 if h.address not in up]
+            self.overlap = len(hosts6) - len(rows) + sum(1 for h in rows if held.pop(h.address, None) is not None)
+            if rows:
+                yield rows
+        if self.down and held:
+            yield sorted(held.values(), key=lambda h: address_key(h.address))
+
+    def stats(self) -> SweepStats | None:
+        """Both parts' counters (targets: each address once), or None before either has run."""
+        parts = [self.stats6] if self.stats6 is not None else []
+        if self.stats_local:
+            from recon.ndp import merge
+
+            local = merge([SweepResult((), s) for s in self.stats_local]).stats
+            parts.append(replace(local, targets=self.local_rows))
+        if not parts:
+            return None
+        total = parts[0] if len(parts) == 1 else _merge_stats(parts[0], parts[1])
+        return total if not self.overlap else replace(total, targets=total.targets - self.overlap)
 
 
 # What IcmpMatcher says about one packet.
@@ -770,8 +853,10 @@ class _PcapTap:
     """Writes a raw sweep's probes and replies to ``--pcap`` (synthetic IP/Ethernet headers where the socket has none)."""
 
     def __init__(self, writer: PcapWriter, prober: Prober, run: _Run) -> None:
+        from recon.pcap import LINKTYPE_ETHERNET
+
         self.writer, self.prober, self.run = writer, prober, run
-        self.ethernet = run.kind is not None
+        self.ethernet = writer.linktype == LINKTYPE_ETHERNET  # ARP or --local frames go in it too: IP packets framed
         self.eth_src = run.link.mac if run.link is not None else b"\0" * 6
 
     @functools.cached_property
@@ -1387,11 +1472,13 @@ class _ScapySweep(_Run):
 
     def _write_pcap(self, packets: list[Any], ether: Any) -> None:
         """Every probe (with its retries' last send time) and reply, in time order; IP-level packets get a
-        synthetic Ethernet header when the capture is Ethernet (ARP was used)."""
+        synthetic Ethernet header when the capture is Ethernet (ARP or --local frames go in it)."""
+        from recon.pcap import LINKTYPE_ETHERNET
+
         records = []
         for p in packets:
             data = bytes(p)
-            if self.kind is not None and not p.haslayer(ether):
+            if self.pcap.linktype == LINKTYPE_ETHERNET and not p.haslayer(ether):  # type: ignore[union-attr]  # only called when a pcap was asked for
                 data = b"\0" * 12 + b"\x08\x00" + data
             records.append((int((getattr(p, "sent_time", None) or p.time) * 1e9), data))
         for stamp, data in sorted(records):
@@ -1434,8 +1521,6 @@ def reverse_dns(addresses: Iterable[str], *, time_limit: float = 2.0, workers: i
 
 
 def _with_hostnames(hosts: tuple[HostResult, ...]) -> tuple[HostResult, ...]:
-    from dataclasses import replace
-
     names = reverse_dns(h.address for h in hosts if h.status == "up" and not h.hostname)
     if not names:
         return hosts

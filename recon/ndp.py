@@ -36,7 +36,7 @@ import os
 import select
 import struct
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
 
@@ -54,6 +54,7 @@ __all__ = [
     "LOCAL_PREFIX_LIMIT",
     "Link6",
     "discover",
+    "discover_parts",
     "echo_frame",
     "link6",
     "merge",
@@ -618,13 +619,23 @@ def merge(results: Sequence[SweepResult]) -> SweepResult:
 
 def discover(scoped: Sequence[ScopedTarget] = (), local: Sequence[str] = (), *, transport: Transport | None = None,
              timeout: float = 1.0, retries: int | None = 1, rate: float | None = None, tap: Tap | None = None,
-             limit: int = LOCAL_PREFIX_LIMIT, resolve: bool = False, source: str | None = None) -> SweepResult:
-    """On-link IPv6 discovery for a sweep: scoped unicast targets (``fe80::1%eth0``) by Neighbor Discovery,
-    scoped groups (``ff02::1%eth0``) by multicast echo from the link-local address (as ping), and each ``local``
-    interface (``sweep --local``) by an echo to ff02::1 from each of its addresses plus a solicitation of every address of its on-link
-    prefixes that hold at most ``limit`` addresses. One merged result; ``resolve`` looks up the names of
-    the hosts that are up (global addresses only: nothing names a link-local one). ``source`` (``--source``, an
-    address of each interface asked on) is what every probe is sent from."""
+             limit: int = LOCAL_PREFIX_LIMIT, source: str | None = None) -> SweepResult:
+    """On-link IPv6 discovery for a sweep (``discover_parts``), its parts merged into one result."""
+    return merge(list(discover_parts(scoped, local, transport=transport, timeout=timeout, retries=retries, rate=rate,
+                                     tap=tap, limit=limit, source=source)))
+
+
+def discover_parts(scoped: Sequence[ScopedTarget] = (), local: Sequence[str] = (), *, transport: Transport | None = None,
+                   timeout: float = 1.0, retries: int | None = 1, rate: float | None = None, tap: Tap | None = None,
+                   limit: int = LOCAL_PREFIX_LIMIT, source: str | None = None) -> Iterator[SweepResult]:
+    """On-link IPv6 discovery: scoped unicast targets (``fe80::1%eth0``) by Neighbor Discovery, scoped groups
+    (``ff02::1%eth0``) by multicast echo from the link-local address (as ping), and each ``local`` interface
+    (``sweep --local``) by an echo to ff02::1 from each of its addresses plus a solicitation of every address of
+    its on-link prefixes that hold at most ``limit`` addresses. Each part's result as soon as that part ends (an
+    address may come in several: ``merge`` keeps one row). ``source`` (``--source``, an address of each
+    interface asked on) is what every probe is sent from. The options and interfaces are checked here, before
+    the first part sends anything."""
+    _check(timeout, retries, rate)
     for iface in local:
         lnk = link6(iface, transport, option="--local")  # every interface checked before anything is sent
         if source:
@@ -636,31 +647,27 @@ def discover(scoped: Sequence[ScopedTarget] = (), local: Sequence[str] = (), *, 
             raise InvalidTarget(str(s), exc.allowed, hint="the name after % is the interface to ask on") from None
         if source:
             lnk.own(source)
-    parts: list[SweepResult] = []
+    return _parts(scoped, local, transport=transport, timeout=timeout, retries=retries, rate=rate, tap=tap, limit=limit,
+                  source=source)
+
+
+def _parts(scoped: Sequence[ScopedTarget], local: Sequence[str], *, transport: Transport | None, timeout: float,
+           retries: int | None, rate: float | None, tap: Tap | None, limit: int, source: str | None) -> Iterator[SweepResult]:
     by_iface: dict[str, list[ScopedTarget]] = {}
     for s in scoped:
         by_iface.setdefault(s.interface, []).append(s)
     for iface, group in by_iface.items():
         unicast = [s.address for s in group if not s.multicast]
         if unicast:
-            parts.append(solicit(iface, unicast, transport=transport, timeout=timeout, retries=retries, rate=rate, tap=tap,
-                                 source=source))
+            yield solicit(iface, unicast, transport=transport, timeout=timeout, retries=retries, rate=rate, tap=tap,
+                          source=source)
         for g in dict.fromkeys(s.address for s in group if s.multicast):
-            parts.append(multicast_echo(iface, transport=transport, timeout=timeout, group=g, retries=retries, tap=tap,
-                                        source=source))
+            yield multicast_echo(iface, transport=transport, timeout=timeout, group=g, retries=retries, tap=tap, source=source)
     for iface in dict.fromkeys(local):
-        parts.append(multicast_echo(iface, transport=transport, timeout=timeout, retries=retries, tap=tap, every_source=True,
-                                    source=source))
+        yield multicast_echo(iface, transport=transport, timeout=timeout, retries=retries, tap=tap, every_source=True,
+                             source=source)
         small = [n for n in link6(iface, transport).prefixes() if n.num_addresses <= limit]
         if small:
             addrs = [int(a) for n in small for a in n]
-            parts.append(solicit(iface, addrs, transport=transport, timeout=timeout, retries=retries, rate=rate, tap=tap,
-                                 source=source))
-    result = merge(parts)
-    if resolve:
-        from recon.engine import reverse_dns
-
-        names = reverse_dns([h.address for h in result.up if "%" not in h.address])
-        result = replace(result, hosts=tuple(replace(h, hostname=names[h.address]) if h.address in names else h
-                                             for h in result.hosts))
-    return result
+            yield solicit(iface, addrs, transport=transport, timeout=timeout, retries=retries, rate=rate, tap=tap,
+                          source=source)

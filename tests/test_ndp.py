@@ -4,7 +4,10 @@ compared with nmap -6 -sn and ping -6 ff02::1 on the same link."""
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -243,7 +246,6 @@ def test_cli_scoped_targets_with_ipv4(lab) -> None:
     (["--local", "lo"], "invalid --local 'lo': not an Ethernet interface"),
     (["fe80::1%nosuch0"], "no interface 'nosuch0' here"),
     (["--local", "eth0", "--cluster", "local:1"], "cannot be combined with --cluster"),
-    (["--local", "eth0", "198.18.0.10", "-w", "x.pcap"], "--pcap with --local takes no other targets"),
 ])
 def test_cli_bad_local_input_is_one_line(lab, args: list[str], message: str) -> None:
     """Bad interfaces and clashing options: one line on stderr, exit 2, nothing sent, no traceback."""
@@ -262,6 +264,40 @@ def test_cli_local_writes_a_pcap(lab, tmp_path) -> None:
     frames = [bytes(f.data) for f in read_frames(str(pcap))]
     echoes = [f for f in frames if ndp.parse_echo_reply(f)]
     assert len(frames) == 2 + len(echoes) and len(echoes) == 2 * (len(lab.info.hosts) + 1)
+    sniff = lab.recon("sniff", "-r", str(pcap), "-n")
+    assert sniff.returncode == 0 and sniff.stdout.count("\n") == len(frames), sniff.stderr
+
+
+def test_cli_local_with_other_targets_streams_and_writes_one_pcap(lab, tmp_path) -> None:
+    """--local eth0 beside ARP and routed targets, with -w (refused before, and printed only at the end): the
+    IPv4 rows come while the link is still being asked (a whole -W before the end), the link's rows follow,
+    each address once; one Ethernet pcap holds the ARP frames, the routed probes framed and the link's frames."""
+    import time
+
+    info = lab.info
+    pcap = tmp_path / "all.pcap"
+    t0 = time.monotonic()
+    proc = lab.popen([sys.executable, "-m", "recon", "sweep", "--local", info.scanner_if, "198.18.0.10-11", "198.18.2.0/29",
+                      "-W", "1", "-r", "0", "--probe", "echo", "--json", "-w", str(pcap)],
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = proc.stdout.readline()  # type: ignore[union-attr]  # stdout=PIPE
+    at_first = time.monotonic() - t0
+    out = proc.stdout.read()  # type: ignore[union-attr]  # through the reader readline() used: nothing lost (stderr is a line)
+    total = time.monotonic() - t0
+    err = proc.stderr.read()  # type: ignore[union-attr]  # stderr=PIPE
+    proc.wait(timeout=60)
+    assert proc.returncode == 0, err
+    rows = _rows(first + out)
+    assert len(rows) == len((first + out).splitlines())
+    assert json.loads(first)["address"].startswith("198.18.") and at_first < total - 0.9, (at_first, total)
+    assert rows["198.18.0.10"]["reason"] == "arp-reply" and rows["198.18.2.1"]["reason"] == "echo-reply"
+    for h in info.hosts:
+        assert rows[h.ipv6]["mac"] == rows[f"{h.ipv6_ll}%{info.scanner_if}"]["mac"] == h.mac
+    from recon.pcap import LINKTYPE_ETHERNET, read_frames
+
+    frames = list(read_frames(str(pcap)))
+    kinds = {bytes(f.data)[12:14] for f in frames}
+    assert {f.linktype for f in frames} == {LINKTYPE_ETHERNET} and kinds == {b"\x08\x06", b"\x08\x00", b"\x86\xdd"}
     sniff = lab.recon("sniff", "-r", str(pcap), "-n")
     assert sniff.returncode == 0 and sniff.stdout.count("\n") == len(frames), sniff.stderr
 

@@ -252,7 +252,7 @@ def test_merge_keeps_one_row_per_address(link: Link) -> None:
     (["--local", "nosuch0"], "invalid --local 'nosuch0': no such interface"),
     (["--local", "no/such"], "invalid --local 'no/such'"),
     (["--local", "nosuch0", "--cluster", "local:1"], "--local cannot be combined with --cluster"),
-    (["--local", "nosuch0", "198.18.0.1", "-w", "x.pcap"], "--pcap with --local takes no other targets"),
+    (["--local", "nosuch0", "198.18.0.1", "-w", "x.pcap"], "invalid --local 'nosuch0': no such interface"),
 ])
 def test_cli_refuses_bad_local_before_sending(args: list[str], message: str) -> None:
     """One line, exit 2: each refusal comes before any socket opens (an interface that is nowhere)."""
@@ -301,3 +301,82 @@ def test_the_kernel_filter_keeps_what_tcpdump_keeps() -> None:
     frames = _frames()
     answers = [f for f in frames if f[12:14] == b"\x86\xdd" and f[20] == 58 and f[54] in (129, 136)]
     assert kept == len(answers) > 20 and len(frames) > kept
+
+
+# --- --local through the sweep engine (Prober.sweep_iter(local=...)), and the CLI on top of it ------------------
+
+
+def _link_and_rec(link: Link):  # -> Responder
+    """The recorded LAN (NDP) and the recorded routed replies of captures/sweep.pcap, as one network."""
+    from tests.test_sweep_replay import REC
+
+    return lambda sock, sent: link(sock, sent) or REC(sock, sent)
+
+
+def test_local_streams_after_the_ipv4_part_and_each_of_its_parts_as_it_ends(link: Link) -> None:
+    """sweep_iter(local="eth0"): the IPv4 hosts come before anything is asked on the link, the multicast echo's
+    hosts before the solicitation of the small prefix is sent, then the prefix's other answers (the anycast
+    2001:db8::) and, with down, its silent addresses last; an address once, the counters of both parts."""
+    import recon
+    from recon.targets import build_targets
+
+    small = ReplayTransport(_link_and_rec(link), addresses6={"eth0": (("2001:db8::2", 123, False),
+                                                                      (link_local(SCANNER_MAC), 64, True))})
+    seen: list[tuple[list[str], int, int]] = []  # (addresses, NDP frames sent by then, of which solicitations)
+    with recon.sweep_iter(build_targets(["198.18.2.0/29"]), method="icmp", probe="echo", timeout=0.02, retries=0,
+                          transport=small, local="eth0") as stream:
+        for batch in stream.batches():
+            frames = [s.data for s in small.sent if s.kind == "packet"]
+            seen.append(([h.address for h in batch], len(frames), sum(1 for f in frames if f[54] == 135)))
+    v4, echo, prefix, down = seen
+    assert v4 == ([f"198.18.2.{i}" for i in range(8)], 0, 0)
+    assert echo[1:] == (2, 0) and set(echo[0]) == {a + "%eth0" if a.startswith("fe80::") else a for a in TRUTH} - {"2001:db8::"} | {
+        "2001:db8::2", link_local(SCANNER_MAC) + "%eth0"}
+    assert prefix[0] == ["2001:db8::"] and prefix[2] == 31  # the prefix's 32 addresses but our own
+    addresses = v4[0] + echo[0] + prefix[0] + down[0]
+    assert len(addresses) == len(set(addresses)) == 8 + 14 + 1 + 32 - 8
+    assert stream.stats.targets == len(addresses) and stream.stats.method == "icmp"
+
+
+def test_cli_local_with_other_targets_writes_one_ethernet_pcap(link: Link, tmp_path) -> None:
+    """recon sweep --local eth0 198.18.2.0/29 -w F (refused before: one line, exit 2): every row, and one pcap
+    of link type Ethernet holding the framed IPv4 probes and replies and the link's frames, which sniff reads."""
+    import json
+
+    from recon.decode import LINKTYPE_ETHERNET
+    from tests.conftest import offline
+
+    pcap = tmp_path / "both.pcap"
+    with offline(ReplayTransport(_link_and_rec(link))) as transport:
+        res = run_cli("sweep", "--local", "eth0", "198.18.2.0/29", "--method", "icmp", "--probe", "echo", "-W", "0.05",
+                      "-r", "0", "--json", "-w", str(pcap))
+    assert res.code == 0, res.stderr
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [r["address"] for r in rows[:8]] == [f"198.18.2.{i}" for i in range(8)]
+    assert {r["address"].split("%")[0] for r in rows[8:]} == set(TRUTH) - {"2001:db8::"} | {"2001:db8::2", link_local(SCANNER_MAC)}
+    assert res.stderr.startswith(f"{len(rows)} hosts up of {len(rows)} scanned")
+    frames = list(read_frames(str(pcap)))
+    assert {f.linktype for f in frames} == {LINKTYPE_ETHERNET}
+    types = [bytes(f.data)[12:14] for f in frames]
+    assert types.count(b"\x08\x00") == 16 and types.count(b"\x86\xdd") == 2 + 6 + 6  # 8 echoes, 8 replies; 2 + 12 on the link
+    sent = [s for s in transport.sent if s.kind == "packet"]
+    assert [bytes(f.data) for f in frames if f.data[12:14] == b"\x86\xdd" and f.data[6:12] == SCANNER] == [s.data for s in sent]
+    sniff = run_cli("sniff", "-r", str(pcap), "-n")
+    assert sniff.code == 0 and sniff.stdout.count("\n") == len(frames), sniff.stderr
+
+
+def test_local_is_checked_before_anything_is_sent(link: Link) -> None:
+    """sweep_iter(local=...): an interface ndp cannot use, an IPv4 --source with nothing IPv4 to sweep, an IPv6
+    --source the link lacks: InvalidOption before the first packet, and no pcap file made."""
+    import recon
+    from recon.targets import TargetSet, build_targets
+
+    t = ReplayTransport(link)
+    calls = [(lambda: recon.sweep_iter(build_targets(["198.18.2.0/29"]), transport=t, local="nosuch0", pcap="/nonexistent/x"),
+              "invalid --local 'nosuch0'"),
+             (lambda: recon.sweep_iter(TargetSet(), transport=t, local=["eth0"], source="198.18.0.2"), "IPv4 address cannot send"),
+             (lambda: recon.sweep_iter(TargetSet(), transport=t, local=["eth0"], source="2001:db8::99"), "an IPv6 address of eth0")]
+    for call, message in calls:
+        with pytest.raises(InvalidOption, match=message):
+            call()
+    assert t.sent == []
