@@ -29,7 +29,6 @@ Every socket comes from a ``Transport`` (recon/transport.py): the kernel's by de
 from __future__ import annotations
 
 import bisect
-import errno
 import functools
 import itertools
 import random
@@ -48,13 +47,24 @@ from typing import TYPE_CHECKING, Any
 from recon import scapyload
 from recon.arp import ETH_P_ARP, Link, arp_request_template, link, onlink_routes, routes, vendor, with_sender
 from recon.engine6 import Prober6, probes_for_v6
-from recon.errors import InvalidOption, ReconEnvironmentError, check_range
+from recon.errors import InvalidOption, check_range
 from recon.icmp import REPLY_TO, icmp_name, quoted_probe
 from recon.models import HostResult, SweepResult, SweepStats
 from recon.packets import ipv4_header
 from recon.probes import ICMP_KINDS, L4_KINDS, Cookies, L4Probe, ProbeSpec, icmp_probes, l4_probes, parse_probes
 from recon.targets import address_key, build_targets, int_to_ip, ip_to_int, is_ipv4, parse_shard
-from recon.transport import FAMILY4, PacketSocket, RecvBatch, SendBatch, Transport, big_buffers, bind_device, default_transport, require_raw
+from recon.transport import (
+    FAMILY4,
+    PacketSocket,
+    RecvBatch,
+    SendBatch,
+    Transport,
+    big_buffers,
+    bind_device,
+    default_transport,
+    interface_lost,
+    require_raw,
+)
 
 if TYPE_CHECKING:
     from recon.pcap import PcapWriter
@@ -103,18 +113,6 @@ def check_sweep_options(*, timeout: float | None = None, retries: int | None = N
     check_range("--timeout", timeout, 0, MAX_TIMEOUT, f"seconds from 0 to {MAX_TIMEOUT}")
     check_range("--retries", retries, 0, 100, "a whole number from 0 to 100")
     check_range("--rate", rate, MIN_RATE, MAX_RATE, f"packets per second from {MIN_RATE:g} to {MAX_RATE:g}")
-
-
-_INTERFACE_LOST = (errno.ENODEV, errno.ENXIO, errno.ENETDOWN)
-
-
-def _interface_lost(exc: OSError) -> Exception:
-    """An interface that went away or down mid-sweep as one line, exit 3 (as tcpdump ends cleanly when its
-    interface goes), not an OSError traceback from a send or a receive; any other OS error as it is."""
-    if exc.errno not in _INTERFACE_LOST:
-        return exc
-    return ReconEnvironmentError(f"the sweep stopped: a network interface went away or down ({exc.strerror})",
-                                 hint="check 'ip link', then sweep again")
 
 
 class Prober:
@@ -660,7 +658,7 @@ class SweepStream:
                 for batch in self._v6.batches(lambda: self._halt):
                     yield list(_with_hostnames(tuple(batch))) if resolve else batch
         except OSError as exc:
-            lost = _interface_lost(exc)
+            lost = interface_lost(exc)
             if lost is exc:
                 raise
             raise lost from None
@@ -1365,23 +1363,7 @@ class _RawSweep(_RawReceive):
             i = held[k]
             sent_at[i] = now
             attempt[i] = rnd
-        done = 0
-        while done < count:
-            try:
-                done += batch.send(done, count - done)
-            except (BlockingIOError, InterruptedError):
-                self._drain()
-                time.sleep(0.0005)
-            except OSError as exc:
-                if exc.errno == errno.ENOBUFS:
-                    self._drain()
-                    time.sleep(0.0005)
-                    continue
-                self.send_errors += 1  # e.g. EHOSTUNREACH/ENETUNREACH: the kernel has no route to this one
-                if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EACCES, errno.EPERM):
-                    done += 1
-                    continue
-                raise
+        self.send_errors += batch.send_all(count, self._drain)  # the one send policy (transport.SEND_AGAIN)
         if tap is not None:
             for k in range(count):
                 tap.probe(batch.packet(k), self.addrs[held[k]], not batch.addressed, batch.sock, self._source_of(held[k]))

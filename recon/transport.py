@@ -31,6 +31,7 @@ import random
 import select
 import socket
 import struct
+import sys
 import threading
 import time
 from collections import deque
@@ -42,6 +43,9 @@ from typing import Any, Protocol
 from recon.errors import InvalidOption, PrivilegeError, ReconEnvironmentError
 
 __all__ = [
+    "INTERFACE_LOST",
+    "SEND_AGAIN",
+    "SEND_REFUSED",
     "PacketSocket",
     "Recording",
     "RecvBatch",
@@ -51,14 +55,17 @@ __all__ = [
     "Sent",
     "SystemTransport",
     "Transport",
+    "ancillary",
     "big_buffers",
     "bind_device",
     "default_transport",
+    "interface_lost",
     "is_root",
     "ping_group_allows",
     "privilege_hint",
     "proc_net",
     "require_raw",
+    "scope_word",
 ]
 
 ETH_P_ALL = 0x0003
@@ -318,8 +325,41 @@ def require_raw(what: str, transport: Transport | None = None) -> None:
 _MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0x40)
 _MMSGHDR = struct.Struct("PI4xPNPNi4xI4x")  # struct mmsghdr: msghdr (name, namelen, iov, iovlen, control, controllen, flags), msg_len
 _IOVEC = struct.Struct("PN")
-_SOCKADDR = 16  # a sockaddr_in's size; every slot of a SendBatch starts with one
+_CMSGHDR = struct.Struct("Nii")  # struct cmsghdr: len, level, type (then the data, aligned)
+_SOCKADDR = 16  # a sockaddr_in's size: the address part of an IPv4 SendBatch slot
+_SOCKADDR6 = 28  # a sockaddr_in6's: family, port, flow info, address, scope id
 FAMILY4 = int.from_bytes(struct.pack("=H", socket.AF_INET), "big")  # sin_family as a '!H' field writes it (host order)
+FAMILY6 = int.from_bytes(struct.pack("=H", socket.AF_INET6), "big")  # sin6_family, likewise
+
+
+def scope_word(ifindex: int) -> int:
+    """``ifindex`` as a ``!I`` field must be given to land in sin6_scope_id in host order (0 stays 0)."""
+    return int.from_bytes(ifindex.to_bytes(4, sys.byteorder), "big")
+
+
+# The one policy for a send the kernel refuses (SendBatch.send_all; the sweep engines and ndp.py send through it):
+# * SEND_AGAIN: the queue is full (ENOBUFS from the device queue, EAGAIN from the socket's) or a signal came:
+#   the caller drains its replies, and the same probe goes again a moment later. Still refused after
+#   SEND_STALL seconds without one probe going: ReconEnvironmentError (a queue that never empties).
+# * SEND_REFUSED: the kernel refused this probe and only it (no route to its destination, a firewall here,
+#   broadcast without SO_BROADCAST, an IPv6 source or scope that does not fit it): the probe counts as
+#   sent and failed (SweepStats.send_errors), and the batch goes on with the next one.
+# * INTERFACE_LOST: the interface went away or down: ReconEnvironmentError, one line (exit 3).
+# * Anything else is a bug or a surprise: the OSError is raised as it is.
+SEND_AGAIN = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS, errno.EINTR})
+SEND_REFUSED = frozenset({errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EACCES, errno.EPERM, errno.EADDRNOTAVAIL,
+                          errno.EINVAL})
+INTERFACE_LOST = frozenset({errno.ENODEV, errno.ENXIO, errno.ENETDOWN})
+SEND_STALL = 2.0
+
+
+def interface_lost(exc: OSError) -> Exception:
+    """An interface that went away or down mid-sweep as one line, exit 3 (as tcpdump ends cleanly when its
+    interface goes), not an OSError traceback from a send or a receive; any other OS error as it is."""
+    if exc.errno not in INTERFACE_LOST:
+        return exc
+    return ReconEnvironmentError(f"the sweep stopped: a network interface went away or down ({exc.strerror})",
+                                 hint="check 'ip link', then sweep again")
 
 
 @functools.cache
@@ -346,20 +386,25 @@ def _address_of(buf: bytearray) -> int:
 class SendBatch:
     """Up to ``size`` datagrams written in place and handed to the kernel by one ``sendmmsg(2)``.
 
-    Slot ``k`` starts at ``k * slot`` in ``area``: a ``sockaddr_in`` (16 bytes: family as ``FAMILY4``
-    in a ``!H`` field, port, address, 8 zero bytes) and then the packet, ``length(k)`` bytes of it. The
-    caller writes both with one ``struct.pack_into`` per packet, because a call per packet more costs
-    speed; ``send(start, count)`` sends slots ``start .. start+count-1``. With ``addressed=False``
-    (a bound AF_PACKET socket) the address part is ignored and the kernel sends to the binding.
+    Slot ``k`` starts at ``k * slot`` in ``area``: the destination's sockaddr (``head`` bytes) and then the
+    packet, ``length(k)`` bytes of it. IPv4 (``family`` AF_INET): a ``sockaddr_in``, 16 bytes: family as
+    ``FAMILY4`` in a ``!H`` field, port, address, 8 zero bytes. IPv6: a ``sockaddr_in6``, 28 bytes: family as
+    ``FAMILY6``, port, flow info, the 16-byte address, and the scope id (the interface index, for link-local
+    and multicast destinations) in host order (``scope_word``). The caller writes both with one
+    ``struct.pack_into`` per packet, because a call per packet more costs speed; ``send(start, count)`` sends
+    slots ``start .. start+count-1``, ``send_all(count, drain)`` sends the first ``count`` under the one send
+    policy (``SEND_AGAIN``, above). With ``addressed=False`` (a bound AF_PACKET socket) the address part is
+    ignored and the kernel sends to the binding.
 
     A socket that implements ``sendmmsg(messages)`` itself (``ReplaySocket``) gets the messages as
     ``(bytes, address)`` pairs; where libc has no sendmmsg, the messages go one ``sendto`` each.
     """
 
-    def __init__(self, sock: PacketSocket, size: int = 256, mtu: int = 112, *, addressed: bool = True) -> None:
-        self.sock, self.size, self.addressed = sock, size, addressed
-        self.head = _SOCKADDR
-        self.slot = _SOCKADDR + mtu
+    def __init__(self, sock: PacketSocket, size: int = 256, mtu: int = 112, *, addressed: bool = True,
+                 family: int = socket.AF_INET) -> None:
+        self.sock, self.size, self.addressed, self.family = sock, size, addressed, family
+        self.head = _SOCKADDR6 if family == socket.AF_INET6 else _SOCKADDR
+        self.slot = self.head + mtu
         self.area = bytearray(size * self.slot)
         self._lengths = [0] * size
         self._own = getattr(sock, "sendmmsg", None)
@@ -370,9 +415,9 @@ class SendBatch:
             iov = _address_of(self._iov)
             self._hdrs = bytearray(size * _MMSGHDR.size)
             for k in range(size):
-                _IOVEC.pack_into(self._iov, k * _IOVEC.size, base + k * self.slot + _SOCKADDR, 0)
+                _IOVEC.pack_into(self._iov, k * _IOVEC.size, base + k * self.slot + self.head, 0)
                 _MMSGHDR.pack_into(self._hdrs, k * _MMSGHDR.size, base + k * self.slot if addressed else 0,
-                                   _SOCKADDR if addressed else 0, iov + k * _IOVEC.size, 1, 0, 0, 0, 0)
+                                   self.head if addressed else 0, iov + k * _IOVEC.size, 1, 0, 0, 0, 0)
             self._hdr_base = _address_of(self._hdrs)
             self._fd = sock.fileno()
 
@@ -387,17 +432,27 @@ class SendBatch:
     def length(self, k: int) -> int:
         return self._lengths[k]
 
+    def put(self, k: int, data: bytes | bytearray) -> None:
+        """Slot ``k``'s packet is ``data`` (its length set too): for packets built whole, not patched in place."""
+        off = k * self.slot + self.head
+        self.area[off:off + len(data)] = data
+        self.set_length(len(data), k, k + 1)
+
     def packet(self, k: int) -> bytearray:
         """A copy of slot ``k``'s packet."""
-        off = k * self.slot + _SOCKADDR
+        off = k * self.slot + self.head
         return self.area[off:off + self._lengths[k]]
 
-    def address(self, k: int) -> tuple[str, int] | None:
+    def address(self, k: int) -> tuple[str, int] | tuple[str, int, int, int] | None:
         """Slot ``k``'s destination as sendto takes it (None when the batch is not addressed)."""
         if not self.addressed:
             return None
         off = k * self.slot
-        return socket.inet_ntoa(self.area[off + 4:off + 8]), int.from_bytes(self.area[off + 2:off + 4], "big")
+        port = int.from_bytes(self.area[off + 2:off + 4], "big")
+        if self.family == socket.AF_INET6:
+            flow, scope = struct.unpack_from("=I16xI", self.area, off + 4)
+            return socket.inet_ntop(socket.AF_INET6, self.area[off + 8:off + 24]), port, socket.ntohl(flow), scope
+        return socket.inet_ntoa(self.area[off + 4:off + 8]), port
 
     def send(self, start: int, count: int) -> int:
         """Send slots ``start ..``; how many went (at least one). OSError: the first of them failed (as sendto fails)."""
@@ -420,31 +475,116 @@ class SendBatch:
             raise OSError(err, os.strerror(err))
         return int(sent)
 
+    def send_all(self, count: int, drain: Callable[[], object]) -> int:
+        """Send slots ``0 .. count-1`` under the send policy (``SEND_AGAIN``, above): while the kernel's queue is
+        full, ``drain()`` (read the replies waiting) and try again; a probe the kernel refuses is skipped. How many
+        it refused (each counts as sent and failed)."""
+        done = refused = 0
+        stalled: float | None = None
+        while done < count:
+            try:
+                done += self.send(done, count - done)
+                stalled = None
+            except OSError as exc:
+                if exc.errno in SEND_AGAIN:
+                    now = time.monotonic()
+                    if stalled is None:
+                        stalled = now
+                    elif now - stalled > SEND_STALL:
+                        raise ReconEnvironmentError(f"the kernel refused to queue a probe for {SEND_STALL:g} s "
+                                                    f"({exc.strerror})", hint="check 'ip link' and the interface's queue") from None
+                    drain()
+                    time.sleep(0.0005)
+                elif exc.errno in SEND_REFUSED:
+                    refused += 1
+                    done += 1
+                else:
+                    raise interface_lost(exc) from None
+        return refused
+
+
+def ancillary(control: bytes) -> list[tuple[int, int, bytes]]:
+    """The control messages of a ``recvmsg``/``recvmmsg`` control buffer as ``recvmsg`` lists them: (level, type, data)."""
+    out: list[tuple[int, int, bytes]] = []
+    at, align = 0, struct.calcsize("N")
+    while at + _CMSGHDR.size <= len(control):
+        length, level, kind = _CMSGHDR.unpack_from(control, at)
+        if length < _CMSGHDR.size or at + length > len(control):
+            break
+        out.append((level, kind, bytes(control[at + _CMSGHDR.size:at + length])))
+        at += (length + align - 1) & -align
+    return out
+
+
+def _control_bytes(anc: Iterable[tuple[int, int, bytes]]) -> bytes:
+    """``recvmsg``'s ancillary list as the kernel lays it out in a control buffer (the inverse of ``ancillary``)."""
+    out = bytearray()
+    for level, kind, data in anc:
+        out += _CMSGHDR.pack(_CMSGHDR.size + len(data), level, kind) + data
+        out += bytes(-len(out) % struct.calcsize("N"))
+    return bytes(out)
+
+
+def _sockaddr_bytes(address: Any) -> bytes:
+    """A Python socket address as the kernel writes it into msg_name (IPv4 and IPv6; other families: empty)."""
+    if isinstance(address, tuple) and len(address) == 4 and isinstance(address[0], str):
+        host, port, flow, scope = address
+        packed = socket.inet_pton(socket.AF_INET6, host.partition("%")[0])
+        return struct.pack("=H", socket.AF_INET6) + struct.pack("!HI", port, flow) + packed + struct.pack("=I", scope)
+    if isinstance(address, tuple) and len(address) == 2 and isinstance(address[0], str):
+        return struct.pack("=H", socket.AF_INET) + struct.pack("!H", address[1]) + socket.inet_aton(address[0]) + bytes(8)
+    return b""
+
 
 class RecvBatch:
     """Reads up to ``size`` waiting datagrams with one ``recvmmsg(2)`` (non-blocking); ``recv()`` returns them
-    as bytes, ``[]`` when none waits. A socket with its own ``recvmmsg(size)`` (``ReplaySocket``) is asked
-    directly; without libc's recvmmsg it reads one datagram per call."""
+    as bytes, ``[]`` when none waits. With ``name`` and ``control`` (buffer sizes: a raw IPv6 socket reads no IP
+    header, so its source and hop limit come from there), ``recv_msgs()`` returns ``(data, sockaddr bytes, control
+    bytes)`` for each: the source as the kernel wrote it (a ``sockaddr_in6``: address at 8..24, scope id at 24..28)
+    and the control messages (``ancillary()`` lists them). A socket with its own ``recvmmsg(size)``
+    (``ReplaySocket``) is asked directly (``recvmsg`` for ``recv_msgs``, its answers laid out as the kernel's);
+    without libc's recvmmsg it reads one datagram per call."""
 
-    def __init__(self, sock: PacketSocket, size: int = 64, bufsize: int = 2048) -> None:
-        self.sock, self.size, self.bufsize = sock, size, bufsize
+    def __init__(self, sock: PacketSocket, size: int = 64, bufsize: int = 2048, *, name: int = 0, control: int = 0) -> None:
+        self.sock, self.size, self.bufsize, self.name, self.control = sock, size, bufsize, name, control
         self._own = getattr(sock, "recvmmsg", None)
         self._libc = None if self._own is not None else _libc()
         if self._libc is not None:
             self.area = bytearray(size * bufsize)
-            base = _address_of(self.area)
+            self._names = bytearray(max(1, size * name))
+            self._controls = bytearray(max(1, size * control))
+            base, names, controls = _address_of(self.area), _address_of(self._names), _address_of(self._controls)
             self._iov = bytearray(size * _IOVEC.size)
             iov = _address_of(self._iov)
             self._hdrs = bytearray(size * _MMSGHDR.size)
             for k in range(size):
                 _IOVEC.pack_into(self._iov, k * _IOVEC.size, base + k * bufsize, bufsize)
-                _MMSGHDR.pack_into(self._hdrs, k * _MMSGHDR.size, 0, 0, iov + k * _IOVEC.size, 1, 0, 0, 0, 0)
+                _MMSGHDR.pack_into(self._hdrs, k * _MMSGHDR.size, names + k * name if name else 0, name,
+                                   iov + k * _IOVEC.size, 1, controls + k * control if control else 0, control, 0, 0)
+            self._fresh = bytes(self._hdrs)  # the kernel writes back namelen, controllen and flags: reset after each read
             self._hdr_base = _address_of(self._hdrs)
             self._fd = sock.fileno()
-            at = (_MMSGHDR.size - 8) // 4  # msg_len's place in each mmsghdr, in 32-bit words
-            self._lengths = memoryview(self._hdrs).cast("I")[at::_MMSGHDR.size // 4]
+            words = memoryview(self._hdrs).cast("I")
+            step = _MMSGHDR.size // 4
+            self._lengths = words[(_MMSGHDR.size - 8) // 4::step]  # msg_len of each mmsghdr
+            self._namelens = words[struct.calcsize("P") // 4::step]  # msg_namelen
+            pointer = struct.calcsize("P")  # msg_controllen is a size_t: a pointer's size here
+            self._controllens = memoryview(self._hdrs).cast("P")[40 // pointer::_MMSGHDR.size // pointer]
             self._view = memoryview(self.area)
             self._offsets = range(0, size * bufsize, bufsize)
+
+    def _read(self) -> int:
+        """One recvmmsg(2): how many datagrams it read (0: none waits)."""
+        got = self._libc.recvmmsg(self._fd, self._hdr_base, self.size, _MSG_DONTWAIT, None) if self._libc else 0
+        if got <= 0:
+            if got < 0:
+                import ctypes
+
+                err = ctypes.get_errno()
+                if err not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR):
+                    raise OSError(err, os.strerror(err))
+            return 0
+        return int(got)
 
     def recv(self) -> list[bytes]:
         if self._own is not None:
@@ -454,17 +594,30 @@ class RecvBatch:
                 return [self.sock.recv(self.bufsize, _MSG_DONTWAIT)]
             except (BlockingIOError, InterruptedError):
                 return []
-        got = self._libc.recvmmsg(self._fd, self._hdr_base, self.size, _MSG_DONTWAIT, None)
-        if got <= 0:
-            if got < 0:
-                import ctypes
-
-                err = ctypes.get_errno()
-                if err not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR):
-                    raise OSError(err, os.strerror(err))
-            return []
+        got = self._read()
         view = self._view
         return [bytes(view[at:at + n]) for at, n in zip(self._offsets, self._lengths[:got].tolist(), strict=False)]
+
+    def recv_msgs(self) -> list[tuple[bytes, bytes, bytes]]:
+        """Every waiting datagram (up to ``size``) with its source sockaddr and control messages, as bytes."""
+        if self._libc is None:
+            out: list[tuple[bytes, bytes, bytes]] = []
+            while len(out) < self.size:
+                try:
+                    data, anc, _, address = self.sock.recvmsg(self.bufsize, self.control, _MSG_DONTWAIT)
+                except (BlockingIOError, InterruptedError):
+                    break
+                out.append((data, _sockaddr_bytes(address)[:self.name], _control_bytes(anc)[:self.control]))
+            return out
+        got = self._read()
+        if not got:
+            return []
+        view, names, controls, name, control = self._view, self._names, self._controls, self.name, self.control
+        out = [(bytes(view[at:at + n]), bytes(names[k * name:k * name + nl]), bytes(controls[k * control:k * control + cl]))
+               for k, (at, n, nl, cl) in enumerate(zip(self._offsets, self._lengths[:got].tolist(), self._namelens[:got].tolist(),
+                                                       self._controllens[:got].tolist(), strict=False))]
+        self._hdrs[:got * _MMSGHDR.size] = self._fresh[:got * _MMSGHDR.size]
+        return out
 
 
 # --- replay --------------------------------------------------------------------------------------
@@ -513,16 +666,25 @@ class ReplaySocket:
         return self._r
 
     def sendto(self, data: bytes | bytearray | memoryview, address: Any, /) -> int:
+        self.transport.send_calls += 1
         return self._send(bytes(data), address)
 
     def send(self, data: bytes | bytearray | memoryview, flags: int = 0, /) -> int:
+        self.transport.send_calls += 1
         return self._send(bytes(data), None)
 
     def sendmmsg(self, messages: Iterable[tuple[bytes, Any]]) -> int:
-        """What ``SendBatch`` calls: every ``(data, address)`` sent in order (address None: ``send``); how many."""
+        """What ``SendBatch`` calls: every ``(data, address)`` sent in order (address None: ``send``); how many.
+        As sendmmsg(2): a refusal after the first message ends the call with the count so far."""
+        self.transport.send_calls += 1
         count = 0
         for data, address in messages:
-            self._send(bytes(data), address)
+            try:
+                self._send(bytes(data), address)
+            except OSError:
+                if count:
+                    return count
+                raise
             count += 1
         return count
 
@@ -539,6 +701,9 @@ class ReplaySocket:
     def _send(self, data: bytes, address: Any) -> int:
         if self.closed:
             raise OSError(errno.EBADF, "socket is closed")
+        refused = self.transport.refuse(self, data, address) if self.transport.refuse is not None else 0
+        if refused:
+            raise OSError(refused, os.strerror(refused))
         sent = Sent(self.kind, data, address, self.dgram, time.monotonic())
         self.transport.sent.append(sent)
         for reply in self.transport.respond(self, sent):
@@ -653,15 +818,19 @@ class ReplayTransport(Transport):
 
     ``responder(sock, sent)`` returns the packets (whole IP packets or frames) that answer
     ``sent``; ``loss`` drops that fraction of answers (seeded by ``seed``), so retries and
-    loss statistics can be tested without a network. ``sent`` lists every packet sent.
+    loss statistics can be tested without a network. ``sent`` lists every packet sent, and
+    ``send_calls`` counts the calls that sent them (``sendmmsg`` is one call for a batch).
+    ``refuse(sock, data, address)`` plays the kernel refusing a send: an errno (the send raises
+    it, as the kernel's would, and nothing is recorded) or 0.
     """
 
     name = "replay"
 
     def __init__(self, responder: Responder | None = None, *, loss: float = 0.0, seed: int = 0,
                  source: str = "198.18.0.2", source6: str = "2001:db8::2", interfaces: dict[str, tuple[int, bytes]] | None = None,
-                 dgram_only: bool = False, addresses6: dict[str, tuple[tuple[str, int, bool], ...]] | None = None) -> None:
-        self.responder = responder
+                 dgram_only: bool = False, addresses6: dict[str, tuple[tuple[str, int, bool], ...]] | None = None,
+                 refuse: Callable[[ReplaySocket, bytes, Any], int] | None = None) -> None:
+        self.responder, self.refuse = responder, refuse
         self.loss = loss
         self._rng = random.Random(seed)
         self.source, self.source6 = source, source6
@@ -673,6 +842,7 @@ class ReplayTransport(Transport):
             if hatype == 1}
         self.dgram_ident = 0x4242
         self.sent: list[Sent] = []
+        self.send_calls = 0
         self.overflows = 0
         self.sockets: list[ReplaySocket] = []
 

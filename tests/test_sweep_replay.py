@@ -4,6 +4,7 @@ Classification, duplicates, late replies, foreign ICMP and retries under loss, a
 
 from __future__ import annotations
 
+import errno
 import socket
 import struct
 from array import array
@@ -202,3 +203,14 @@ def test_matcher_reads_errors_through_the_quoted_probe_and_knows_previous_sweeps
     old = fit_reply(REC.replies["198.18.2.1"][0], _probe(0x2000, 0), "198.18.0.2")
     assert old is not None and m(old)[0] == LATE
     assert m(b"\x45" + b"\0" * 10)[0] == FOREIGN
+
+
+def test_a_probe_the_kernel_refuses_counts_as_sent_and_failed_and_the_sweep_goes_on() -> None:
+    """The one send policy (transport.SEND_REFUSED): EADDRNOTAVAIL for one destination (its source address went
+    away) is that probe's failure, counted in sent and send_errors; the other targets are still probed and found.
+    Before, only four errnos were per-probe and this one ended the sweep with an OSError."""
+    transport = ReplayTransport(REC, refuse=lambda sock, data, address: errno.EADDRNOTAVAIL if address[0] == "198.18.2.3" else 0)
+    result = sweep(build_targets(["198.18.2.0/29"]), method="icmp", probe="echo", timeout=0.05, retries=0, transport=transport)
+    assert {h.address for h in result.up} == {f"198.18.2.{i}" for i in range(8)} - {"198.18.2.3"}
+    assert (result.stats.sent, result.stats.send_errors) == (8, 1)
+    assert "198.18.2.3" not in {p.address[0] for p in transport.sent}

@@ -7,13 +7,15 @@ import errno
 import select
 import socket
 import struct
+import sys
 
 import pytest
 
 from recon import icmp
-from recon.errors import PrivilegeError
+from recon import transport as transport_module
+from recon.errors import PrivilegeError, ReconEnvironmentError
 from recon.packets import inet_checksum
-from recon.transport import FAMILY4, Recording, RecvBatch, ReplayTransport, SendBatch, SystemTransport
+from recon.transport import FAMILY4, FAMILY6, Recording, RecvBatch, ReplayTransport, SendBatch, SystemTransport, ancillary, scope_word
 from tests.conftest import CAPTURES
 
 _SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
@@ -255,3 +257,133 @@ def test_replay_sockets_take_the_same_batches() -> None:
     got = RecvBatch(sock, 8).recv()
     assert [icmp.parse(d, 4, ip_header=True).seq for d in got] == [1, 2]
     assert RecvBatch(sock, 8).recv() == []
+
+
+def _fill6(batch: SendBatch, k: int, data: bytes, address: str, port: int = 0, scope: int = 0) -> None:
+    """Slot k of an IPv6 batch: sockaddr_in6 (family as FAMILY6, port, flow 0, address, scope id) and the packet."""
+    struct.pack_into("!HHI16sI", batch.area, k * batch.slot, FAMILY6, port, 0, socket.inet_pton(socket.AF_INET6, address),
+                     scope_word(scope))
+    batch.put(k, data)
+
+
+def test_an_ipv6_batch_carries_sockaddr_in6_and_recv_msgs_reads_source_and_hop_limit() -> None:
+    """Loopback UDP over IPv6: one sendmmsg(2) of sockaddr_in6 slots; one recvmmsg(2) reads each datagram with the
+    source the kernel wrote (a sockaddr_in6) and the hop limit as a control message; the next read finds the
+    buffers' sizes reset (the kernel writes the lengths back)."""
+    rx = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    tx = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    try:
+        rx.bind(("::1", 0))
+        rx.setblocking(False)
+        rx.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
+        port = rx.getsockname()[1]
+        batch = SendBatch(tx, 4, family=socket.AF_INET6)
+        for k, data in enumerate([b"one", b"two!!", b"three" * 9]):
+            _fill6(batch, k, data, "::1", port)
+        assert batch.address(1) == ("::1", port, 0, 0)
+        assert batch.send_all(3, lambda: None) == 0
+        reader = RecvBatch(rx, 8, name=28, control=socket.CMSG_SPACE(4))
+        for expected in ([b"one", b"two!!", b"three" * 9], [b"again"]):
+            assert select.select([rx], [], [], 2)[0]
+            got = reader.recv_msgs()
+            assert [d for d, _, _ in got] == expected
+            for _, name, control in got:
+                assert socket.inet_ntop(socket.AF_INET6, name[8:24]) == "::1" and len(name) == 28
+                assert [(level, kind) for level, kind, _ in ancillary(control)] == [(socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT)]
+            tx.sendto(b"again", ("::1", port))
+    finally:
+        rx.close()
+        tx.close()
+
+
+def test_replay_sockets_read_back_as_the_kernel_lays_messages_out() -> None:
+    """recv_msgs on a replay socket: the source as a sockaddr_in6 and the hop limit as a control message, the
+    layout the engine reads from the kernel's recvmmsg(2)."""
+    transport = ReplayTransport(Recording.from_pcap(CAPTURES / "ipv6.pcap"))
+    sock, _ = transport.icmp(socket.AF_INET6, what="test")
+    sock.setblocking(False)
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
+    batch = SendBatch(sock, 2, family=socket.AF_INET6)
+    _fill6(batch, 0, struct.pack("!BBHHH", 128, 0, 0, 77, 3) + b"nonce123", "2001:db8:2::1")
+    assert batch.send(0, 1) == 1 and transport.send_calls == 1
+    assert transport.sent[0].address == ("2001:db8:2::1", 0, 0, 0)
+    ((data, name, control),) = RecvBatch(sock, 8, name=28, control=socket.CMSG_SPACE(4)).recv_msgs()
+    assert data[0] == 129 and socket.inet_ntop(socket.AF_INET6, name[8:24]) == "2001:db8:2::1"
+    ((level, kind, hops),) = ancillary(control)
+    recorded = Recording.from_pcap(CAPTURES / "ipv6.pcap").replies["2001:db8:2::1"][0]
+    assert (level, kind, int.from_bytes(hops, sys.byteorder)) == (socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT, recorded[7])
+
+
+# --- the one send policy (transport.SEND_AGAIN, SEND_REFUSED, INTERFACE_LOST) ----------------------------
+
+
+def test_send_all_skips_a_refused_probe_counts_it_and_sends_the_rest() -> None:
+    """A broadcast without SO_BROADCAST is refused (EACCES) for that probe alone: the ones after it still go."""
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        rx.bind(("127.0.0.1", 0))
+        rx.setblocking(False)
+        port = rx.getsockname()[1]
+        batch = SendBatch(tx, 3)
+        _fill(batch, 0, b"first", port=port)
+        _fill(batch, 1, b"x", "255.255.255.255", port)
+        _fill(batch, 2, b"third", port=port)
+        assert batch.send_all(3, lambda: None) == 1
+        assert select.select([rx], [], [], 2)[0]
+        got = RecvBatch(rx, 8).recv()
+        if len(got) < 2:
+            select.select([rx], [], [], 2)
+            got += RecvBatch(rx, 8).recv()
+        assert got == [b"first", b"third"]
+    finally:
+        tx.close()
+        rx.close()
+
+
+def _replay_batch(refuse, count: int = 3) -> tuple[ReplayTransport, SendBatch]:
+    transport = ReplayTransport(refuse=refuse)
+    sock, _ = transport.icmp(socket.AF_INET, what="test")
+    batch = SendBatch(sock, count)
+    for k in range(count):
+        _fill(batch, k, _echo(1, k), f"198.18.1.{k + 1}")
+    return transport, batch
+
+
+def test_send_all_drains_and_tries_again_while_the_queue_is_full() -> None:
+    """ENOBUFS (a full device queue) and EAGAIN are waited out: the caller's drain runs, and every probe goes once."""
+    refusals = [errno.ENOBUFS, errno.ENOBUFS, errno.EAGAIN]
+    transport, batch = _replay_batch(lambda sock, data, address: refusals.pop() if refusals else 0)
+    drains: list[int] = []
+    assert batch.send_all(3, lambda: drains.append(1)) == 0
+    assert len(drains) == 3 and [s.data for s in transport.sent] == [_echo(1, k) for k in range(3)]
+
+
+@pytest.mark.parametrize("code", [errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EACCES, errno.EPERM, errno.EADDRNOTAVAIL,
+                                  errno.EINVAL])
+def test_each_refusal_of_one_destination_counts_as_sent_and_failed(code: int) -> None:
+    transport, batch = _replay_batch(lambda sock, data, address: code if address[0] == "198.18.1.2" else 0)
+    assert batch.send_all(3, lambda: None) == 1
+    assert [s.address[0] for s in transport.sent] == ["198.18.1.1", "198.18.1.3"]
+
+
+@pytest.mark.parametrize("code", [errno.ENETDOWN, errno.ENODEV, errno.ENXIO])
+def test_an_interface_gone_mid_send_is_one_environment_error(code: int) -> None:
+    _, batch = _replay_batch(lambda sock, data, address: code)
+    with pytest.raises(ReconEnvironmentError, match="went away or down"):
+        batch.send_all(3, lambda: None)
+
+
+def test_a_queue_that_never_empties_ends_in_an_environment_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not a hang: after SEND_STALL seconds without one probe accepted, one line (exit 3)."""
+    monkeypatch.setattr(transport_module, "SEND_STALL", 0.02)
+    _, batch = _replay_batch(lambda sock, data, address: errno.ENOBUFS)
+    with pytest.raises(ReconEnvironmentError, match="refused to queue"):
+        batch.send_all(3, lambda: None)
+
+
+def test_an_unexpected_errno_is_raised_as_it_is() -> None:
+    _, batch = _replay_batch(lambda sock, data, address: errno.EMSGSIZE)
+    with pytest.raises(OSError) as err:
+        batch.send_all(3, lambda: None)
+    assert err.value.errno == errno.EMSGSIZE
