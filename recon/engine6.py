@@ -21,7 +21,6 @@ Retries follow the IPv4 engine (``retries=None`` adapts; see ``engine._RawSweep.
 
 from __future__ import annotations
 
-import errno
 import random
 import select
 import socket
@@ -39,7 +38,7 @@ from recon.models import HostResult, ScopedTarget, SweepResult, SweepStats
 from recon.packets import inet_checksum
 from recon.probes import Cookies, ProbeSpec, TcpProbe6, Udp6, l4_probes6
 from recon.targets import int_to_ip6
-from recon.transport import PacketSocket, Transport, big_buffers, bind_device
+from recon.transport import FAMILY6, PacketSocket, RecvBatch, SendBatch, Transport, ancillary, big_buffers, bind_device, scope_word
 
 if TYPE_CHECKING:
     from recon.pcap import PcapWriter
@@ -57,7 +56,12 @@ _ECHO_REQUEST, _ECHO_REPLY = 128, 129
 _UNREACH, _TOO_BIG, _TIME_EXCEEDED = 1, 2, 3
 _PENDING, _UP, _DOWN_UNREACH = 0, 1, 2
 _MIN_ROUND_WAIT = 0.05
-_ANC = socket.CMSG_SPACE(4)
+_ANC = socket.CMSG_SPACE(4)  # one control message: the hop limit
+_HOPLIMIT_CMSG = struct.pack("ii", socket.IPPROTO_IPV6, _IPV6_HOPLIMIT)  # its level and type, as they lie in the buffer
+_SOCKADDR6 = 28
+_BATCH = 256  # probes per sendmmsg(2), as engine.py
+_RECV_BATCH = 64  # datagrams per recvmmsg(2)
+_ECHO6 = bytes([_ECHO_REQUEST]) + bytes(15)  # type, code, checksum (the kernel's), id, seq, 8 bytes of payload
 _ALL128 = (1 << 128) - 1
 
 
@@ -86,18 +90,14 @@ def _text_int(address: str) -> int:
         return -1
 
 
-def _hops(anc: Iterable[tuple[int, int, bytes]]) -> int:
-    for level, kind, data in anc:
+def _hops(control: bytes) -> int:
+    """The hop limit in a control buffer (the only control message these sockets ask for; 0 when absent)."""
+    if control[8:16] == _HOPLIMIT_CMSG and len(control) >= 20:
+        return int.from_bytes(control[16:20], sys.byteorder)
+    for level, kind, data in ancillary(control):
         if level == socket.IPPROTO_IPV6 and kind == _IPV6_HOPLIMIT and len(data) >= 4:
             return int.from_bytes(data[:4], sys.byteorder)
     return 0
-
-
-def _source(address: object) -> int:
-    """The int of a recvmsg source address (``('fe80::1%eth0', 0, 0, 2)``), scope stripped; -1 when absent."""
-    if not isinstance(address, tuple) or not address:
-        return -1
-    return _text_int(str(address[0]))
 
 
 class _Targets6:
@@ -365,9 +365,17 @@ class _Receive6:
         self.icmp = prober.icmp_socket() if n else None  # echo replies, and errors about every probe kind
         self.l4: tuple[TcpProbe6 | Udp6, ...] = ()
         self.l4_socks: dict[TcpProbe6 | Udp6, PacketSocket] = {}
+        self.kind_of: dict[TcpProbe6 | Udp6, int] = {}  # each TCP/UDP probe's kind (its place among the specs)
         if n and any(p.kind != "echo" for p in prober.specs):
             self._plan_l4()
+        # what every answer would otherwise look up again: the echo's kind, each socket's protocol
+        self.echo_kind = next((k for k, p in enumerate(prober.specs) if p.kind == "echo"), -1)
         self.socks = [s for s in (self.icmp, *prober._l4.values()) if s is not None] if self.l4 or self.icmp else []
+        self.proto_of: dict[int, int] = {id(s): proto for proto, s in prober._l4.items()}
+        if self.icmp is not None:
+            self.proto_of[id(self.icmp)] = socket.IPPROTO_ICMPV6
+        self.batches: dict[int, SendBatch] = {}  # the send batch of each socket
+        self.recv_batches = {id(s): RecvBatch(s, _RECV_BATCH, name=_SOCKADDR6, control=_ANC) for s in self.socks}
 
     def _plan_l4(self) -> None:
         prober = self.prober
@@ -385,6 +393,7 @@ class _Receive6:
         src = int.from_bytes(socket.inet_pton(socket.AF_INET6, source), "big")
         self.l4 = l4_probes6(prober.specs, Cookies(), src, prober.sport)
         self.l4_socks = {p: socks[p.proto] for p in self.l4}
+        self.kind_of = {p: prober.specs.index(ProbeSpec(p.kind, p.port)) for p in self.l4}
 
     def _is_group(self, i: int) -> bool:
         s = self.t.scope(i)
@@ -406,21 +415,26 @@ class _Receive6:
 
     # -- receiving -----------------------------------------------------------------
     def _drain(self) -> None:
+        # A drain loop: each socket's datagrams read by recvmmsg(2), RECV_BATCH at a time (transport.RecvBatch); the
+        # source comes from the sockaddr_in6 the kernel wrote (a raw IPv6 socket reads no IP header), the hop limit
+        # from the control message.
+        tap, icmp = self.tap, self.icmp
         for sock in self.socks:
+            batch, proto = self.recv_batches[id(sock)], self.proto_of[id(sock)]
             while True:
-                try:
-                    data, anc, _, address = sock.recvmsg(65535, _ANC)
-                except (BlockingIOError, InterruptedError):
-                    break
+                got = batch.recv_msgs()
                 now = time.monotonic()
-                src = _source(address)
-                if self.tap is not None and src >= 0:
-                    proto = 58 if sock is self.icmp else 17 if sock is self.prober._l4.get(17) else 6
-                    self.tap.write(data, src.to_bytes(16, "big"), self.tap.local, proto, _hops(anc))
-                if sock is self.icmp:
-                    self._icmp(data, src, _hops(anc), address, now)
-                else:
-                    self._l4_answer(data, src, _hops(anc), now)
+                for data, name, control in got:
+                    src = int.from_bytes(name[8:24], "big") if len(name) >= 24 else -1
+                    hops = _hops(control)
+                    if tap is not None and src >= 0:
+                        tap.write(data, name[8:24], tap.local, proto, hops)
+                    if sock is icmp:
+                        self._icmp(data, src, hops, now)
+                    else:
+                        self._l4_answer(data, src, hops, now)
+                if len(got) < _RECV_BATCH:
+                    break
 
     def _found(self, i: int, kind: int, reason: str, reply: str, hops: int, now: float, rtt_ok: bool = True) -> None:
         if self.state[i] != _PENDING:
@@ -435,10 +449,7 @@ class _Receive6:
         self.rtt[i] = rtt * 1000.0 if rtt_ok else -1.0
         self.max_rtt = max(self.max_rtt, rtt if rtt_ok else 0.0)
 
-    def _echo_kind(self) -> int:
-        return next((k for k, p in enumerate(self.prober.specs) if p.kind == "echo"), -1)
-
-    def _icmp(self, data: bytes, src: int, hops: int, address: object, now: float) -> None:
+    def _icmp(self, data: bytes, src: int, hops: int, now: float) -> None:
         if len(data) < 8:
             self.ignored += 1
             return
@@ -454,31 +465,31 @@ class _Receive6:
                 return
             self.received += 1
             if self._is_group(i):
-                self._member(i, address, hops, now)
+                self._member(i, src, hops, now)
             elif self.t[i] != src:
                 self.received -= 1
                 self.ignored += 1
             else:
                 got = data[8] if len(data) > 8 else self.attempt[i]
                 self.late += got != self.attempt[i] and self.state[i] == _PENDING  # an earlier round's probe: slow, not lost
-                self._found(i, self._echo_kind(), "echo-reply", "echo-reply", hops, now, got == self.attempt[i])
+                self._found(i, self.echo_kind, "echo-reply", "echo-reply", hops, now, got == self.attempt[i])
             return
         if data[0] in (_UNREACH, _TOO_BIG, _TIME_EXCEEDED, 4):
             self._error(data, src, hops, now)
             return
         self.ignored += 1
 
-    def _member(self, i: int, address: object, hops: int, now: float) -> None:
+    def _member(self, i: int, src: int, hops: int, now: float) -> None:
         """An answer to the echo sent to multicast group ``i``: its source is a host on that link."""
         scope = self.t.scope(i)
         assert scope is not None  # only groups are members' targets
-        name = f"{str(address[0]).partition('%')[0]}%{scope.interface}" if isinstance(address, tuple) else "?"
+        name = f"{int_to_ip6(src)}%{scope.interface}" if src >= 0 else "?"
         if name in self.members:
             self.duplicates += 1
             return
         if self.state[i] == _PENDING:
             self.answered += 1
-            self.kinds_answered.add(self._echo_kind())
+            self.kinds_answered.add(self.echo_kind)
             self.state[i] = _UP
         self.members[name] = (i, (now - self.sent_at[i]) * 1000.0, hops)
 
@@ -497,11 +508,11 @@ class _Receive6:
             i = (blk << 16) | quoted.seq
             if blk >= self.blocks or i >= self.n or self.t[i] != dst:
                 i = None
-            kind = self._echo_kind() if i is not None else -1
+            kind = self.echo_kind if i is not None else -1
         else:
             probe = next((p for p in self.l4 if p.answers_quote(quoted)), None)
             i = self.t.index(dst) if probe is not None else None
-            kind = self.prober.specs.index(ProbeSpec(probe.kind, probe.port)) if probe is not None else -1
+            kind = self.kind_of[probe] if probe is not None else -1
             if i is not None and isinstance(probe, Udp6) and data[0] == _UNREACH and data[1] == 4 and src == dst:
                 self.received += 1
                 self._found(i, kind, "port-unreachable", f"port-unreachable/udp:{probe.port}", hops, now)
@@ -531,8 +542,7 @@ class _Receive6:
             self.ignored += 1
             return
         self.received += 1
-        kind = self.prober.specs.index(ProbeSpec(probe.kind, probe.port))
-        self._found(i, kind, answer.reason, f"{answer.reason}/{probe.kind}:{probe.port}", hops, now)
+        self._found(i, self.kind_of[probe], answer.reason, f"{answer.reason}/{probe.kind}:{probe.port}", hops, now)
 
 
 class _Run6(_Receive6):
@@ -589,58 +599,80 @@ class _Run6(_Receive6):
         self.sent += count
         return count
 
+    def _batch(self, spec: _Pass6, rnd: int) -> SendBatch:
+        """The pass's send batch (one per socket for the sweep): the echo template, attempt byte set, in every slot;
+        for a TCP/UDP probe its length (the probe writes itself)."""
+        batch = self.batches.get(id(spec.sock))
+        if batch is None:
+            batch = self.batches[id(spec.sock)] = SendBatch(spec.sock, _BATCH, family=socket.AF_INET6)
+        if spec.probe is None:
+            echo = bytearray(_ECHO6)
+            echo[8] = rnd  # the attempt: the payload's first byte
+            for at in range(batch.head, _BATCH * batch.slot, batch.slot):
+                batch.area[at:at + len(echo)] = echo
+            batch.set_length(len(echo))
+        else:
+            batch.set_length(len(spec.probe.template))
+        return batch
+
     def _send_pass(self, todo: Iterable[int], rnd: int, spec: _Pass6) -> int:
-        # The send loop: the echo is patched in place and sent inline (a call per packet costs speed).
-        state, sent_at, attempt, t = self.state, self.sent_at, self.attempt, self.t
+        # The send loop: each probe written in place into a SendBatch slot (its sockaddr_in6 and the echo's id/seq in
+        # one pack_into, or the TCP/UDP probe by its build_into), 256 to a sendmmsg(2): a call per packet costs speed.
+        state, hi, lo, unscoped = self.state, self.t.hi, self.t.lo, self.t.unscoped
+        scopes = [scope_word(s.ifindex) for s in self.t.scoped]
         interval = 1.0 / self.prober.rate if self.prober.rate else 0.0
+        limit = 1 if interval else _BATCH
         next_at = time.monotonic()
-        buf = bytearray(struct.pack("!BBHHH8x", _ECHO_REQUEST, 0, 0, 0, 0))
-        sock, probe, base, clock = spec.sock, spec.probe, self.base, time.monotonic
-        count = 0
+        probe, base, clock, pack_into, fam = spec.probe, self.base, time.monotonic, struct.pack_into, FAMILY6
+        batch = self._batch(spec, rnd)
+        area, slot, head = batch.area, batch.slot, batch.head
+        held = array("I", bytes(4 * _BATCH))  # the target index in each slot
+        count = k = 0
         for i in todo:
             if state[i]:
                 continue
-            if probe is not None and t.scope(i) is not None:
-                continue  # TCP/UDP go to unscoped targets only
+            if i >= unscoped:
+                if probe is not None:
+                    continue  # TCP/UDP go to unscoped targets only
+                scope = scopes[i - unscoped]
+            else:
+                scope = 0
             if interval:
                 now = clock()
                 if now < next_at:
                     self._wait(next_at - now)
                 next_at = max(next_at + interval, clock() - interval)
             if probe is None:
-                struct.pack_into("!HHB", buf, 4, (base + (i >> 16)) & 0xFFFF, i & 0xFFFF, rnd)
-                data: bytes | bytearray = buf
+                pack_into("!HHIQQIHHHH", area, k * slot, fam, 0, 0, hi[i], lo[i], scope, _ECHO_REQUEST << 8, 0,
+                          (base + (i >> 16)) & 0xFFFF, i & 0xFFFF)  # the checksum is the kernel's (RFC 3542 3.1)
             else:
-                data = probe.build(t[i])
-            sent_at[i] = clock()
-            if not self._sendto(sock, data, t.sockaddr(i)):
-                continue
-            if self.tap is not None:
-                self.tap.write(data, self.tap.local, t[i].to_bytes(16, "big"), probe.proto if probe else 58, 64)
-            attempt[i] = rnd
-            count += 1
-            if not count & 31:
-                self._drain()
-        return count
+                pack_into("!HHIQQI", area, k * slot, fam, 0, 0, hi[i], lo[i], 0)
+                probe.build_into(area, k * slot + head, (hi[i] << 64) | lo[i])
+            held[k] = i
+            k += 1
+            if k >= limit:
+                count += self._flush(batch, held, k, rnd, spec)
+                k = 0
+        return count + self._flush(batch, held, k, rnd, spec)
 
-    def _sendto(self, sock: PacketSocket, data: bytes | bytearray, dst: tuple[str, int, int, int]) -> bool:
-        while True:
-            try:
-                sock.sendto(data, dst)
-                return True
-            except (BlockingIOError, InterruptedError):
-                self._drain()
-                time.sleep(0.0005)
-            except OSError as exc:
-                if exc.errno == errno.ENOBUFS:
-                    self._drain()
-                    time.sleep(0.0005)
-                    continue
-                self.send_errors += 1
-                if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EACCES, errno.EPERM, errno.EADDRNOTAVAIL,
-                                 errno.EINVAL):
-                    return False
-                raise
+    def _flush(self, batch: SendBatch, held: array[int], count: int, rnd: int, spec: _Pass6) -> int:
+        """Send the ``count`` probes waiting in ``batch`` (target indices in ``held``) under the one send policy
+        (transport.SendBatch.send_all: a probe the kernel refuses counts as sent and failed), then drain."""
+        if not count:
+            return 0
+        sent_at, attempt = self.sent_at, self.attempt
+        now = time.monotonic()
+        for k in range(count):
+            i = held[k]
+            sent_at[i] = now
+            attempt[i] = rnd
+        self.send_errors += batch.send_all(count, self._drain)
+        if self.tap is not None:
+            proto = spec.probe.proto if spec.probe is not None else 58
+            for k in range(count):
+                self.tap.write(batch.packet(k), self.tap.local, self.t[held[k]].to_bytes(16, "big"), proto, 64)
+        self._drain()
+        return count
 
     # -- results ------------------------------------------------------------------------
     def results(self, names: dict[int, str]) -> tuple[HostResult, ...]:

@@ -4,6 +4,7 @@ side with nmap -6 (sparse6 2001:db8:1::/120, dense6 2001:db8:3::/120)."""
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 import socket
@@ -295,3 +296,23 @@ def test_tcp_answers_find_their_target_in_a_seeded_shard() -> None:
     probed = {p.address[0] for p in transport.sent}
     assert len(probed) == 21 and {h.address for h in result.hosts} == probed
     assert {h.address for h in result.up} == up & probed and all(checked)
+
+
+def test_ipv6_probes_go_out_256_to_a_sendmmsg_call() -> None:
+    """The IPv6 send path batches as the IPv4 one does (transport.SendBatch over sockaddr_in6): 600 echoes take
+    three calls, not 600 sendto(2)s; every target still gets its own probe (id/seq) and address."""
+    transport = ReplayTransport(REC)
+    result = sweep(build_targets(["2001:db8:5::/120", "2001:db8:6::/120", "2001:db8:7::0-57"]), probe="echo", timeout=0,
+                   retries=0, transport=transport)
+    assert result.stats.sent == 600 == len(transport.sent)
+    assert transport.send_calls == 3
+    assert len({p.address for p in transport.sent}) == 600 and len({p.data[4:8] for p in transport.sent}) == 600
+
+
+def test_an_ipv6_probe_the_kernel_refuses_counts_as_sent_and_failed() -> None:
+    """The one send policy: EHOSTUNREACH for one destination is that probe's failure, counted in sent (as the IPv4
+    engine counts it; before, the IPv6 part left it out of sent) and in send_errors; the others are found."""
+    transport = ReplayTransport(REC, refuse=lambda sock, data, address: errno.EHOSTUNREACH if address[0] == "2001:db8::f" else 0)
+    result = sweep(build_targets(["2001:db8::e-11"]), probe="echo", timeout=0.05, retries=0, transport=transport)
+    assert [h.address for h in result.up] == ["2001:db8::10"]
+    assert (result.stats.sent, result.stats.send_errors) == (4, 1)
