@@ -536,6 +536,7 @@ class _Run:
         self.fresh: list[int] = []  # indices that turned up since the stream last looked
         self.local: frozenset[int] | None = None  # this machine's IPv4 addresses, read when the first host is up
         self.halt = False  # stop sending and waiting: the stream was stopped (Ctrl-C)
+        self.pause: Callable[[], bool] | None = None  # the waits pause when this says so (names looked up, -R)
         self.sent = self.received = self.duplicates = self.late = self.resent = 0
         self.ignored = self.send_errors = 0
         self.t0 = self.t1 = 0.0
@@ -652,11 +653,17 @@ class SweepStream:
 
     def _generate(self, names: dict[int, str], down: bool, resolve: bool) -> Generator[list[HostResult], None, None]:
         try:
+            namer = _Names() if resolve else None
             if self._run is not None:
-                yield from self._part4(self._run, names, down, resolve)
+                yield from self._part4(self._run, names, down, namer)
             if self._v6 is not None and not self.interrupted:
                 for batch in self._v6.batches(lambda: self._halt):
-                    yield list(_with_hostnames(tuple(batch))) if resolve else batch
+                    if namer is not None:
+                        batch = namer.add(batch) + namer.ready()
+                    if batch:
+                        yield batch
+                if namer is not None:
+                    yield from namer.rest()
         except OSError as exc:
             lost = interface_lost(exc)
             if lost is exc:
@@ -667,26 +674,31 @@ class SweepStream:
                 self._pcap.close()
 
     @staticmethod
-    def _part4(run: _Run, names: dict[int, str], down: bool, resolve: bool) -> Generator[list[HostResult], None, None]:
-        held: list[HostResult] = []
+    def _part4(run: _Run, names: dict[int, str], down: bool, namer: _Names | None) -> Generator[list[HostResult], None, None]:
+        """The IPv4 part: hosts as they are decided (with ``namer``, each once its name is known or its lookup's time
+        is up: the waits pause for that too), then the unreachable and down rows."""
         steps = run.steps()
+        if namer is not None:
+            run.pause = namer.has_ready
         try:
             for _ in steps:
-                if run.fresh:
-                    paused = time.monotonic()
-                    batch = run.take_fresh(names)
-                    if resolve:
-                        held += batch  # names are looked up together after the waits (bounded in time)
-                    else:
-                        yield batch
-                    run.paused += time.monotonic() - paused
+                paused = time.monotonic()
+                batch = run.take_fresh(names) if run.fresh else []
+                if namer is not None:
+                    batch = namer.add(batch) + namer.ready()
+                if batch:
+                    yield batch
+                run.paused += time.monotonic() - paused
         finally:
             steps.close()
-        last = held + run.take_fresh(names)
-        if resolve and last:
-            last = list(_with_hostnames(tuple(last)))
+            run.pause = None
+        last = run.take_fresh(names)
+        if namer is not None:
+            last = namer.add(last) + namer.ready()
         if last:
             yield last
+        if namer is not None:
+            yield from namer.rest()
         if not run.halt:
             rest = run.rest(names, down)
             while chunk := list(itertools.islice(rest, 4096)):
@@ -981,8 +993,8 @@ class _RawReceive(_Run):
             ready, _, _ = select.select(self.socks, [], [], min(left, 0.1))
             if ready:
                 self._drain()
-                if self.fresh:
-                    yield
+            if self.fresh or (self.pause is not None and self.pause()):
+                yield
             if self.progress is not None and time.monotonic() - last_progress > 0.1:
                 last_progress = time.monotonic()
                 self.progress(self.answered, self.n)
@@ -1502,9 +1514,77 @@ def reverse_dns(addresses: Iterable[str], *, time_limit: float = 2.0, workers: i
         return dict(names)
 
 
-def _with_hostnames(hosts: tuple[HostResult, ...]) -> tuple[HostResult, ...]:
-    names = reverse_dns(h.address for h in hosts if h.status == "up" and not h.hostname)
-    if not names:
-        return hosts
-    return tuple(replace(h, hostname=names[h.address]) if h.address in names else h for h in hosts)
+class _Names:
+    """``-R``: reverse lookups (the system resolver, /etc/hosts first) of the hosts that are up, as they come,
+    on at most ``workers`` threads. Each row is handed back as soon as its lookup ends (with its name when one
+    came), or once its own ``time_limit`` has passed (a lookup still running then is abandoned, never waited
+    for). Rows that are not up, already named or scoped (nothing names fe80::1%eth0) pass at once."""
 
+    def __init__(self, time_limit: float = 2.0, workers: int = 32) -> None:
+        self.time_limit, self.workers = time_limit, workers
+        self.lock = threading.Condition()
+        self.todo: deque[str] = deque()
+        self.waiting: dict[str, tuple[float, HostResult]] = {}  # address → (deadline, row), deadlines in order
+        self.ended: dict[str, str | None] = {}  # address → name (None: no name), lookups that ended
+        self.alive = 0
+
+    def add(self, hosts: Iterable[HostResult]) -> list[HostResult]:
+        """Start the lookups of ``hosts``; the rows that need none."""
+        now, passed = time.monotonic(), []
+        with self.lock:
+            for h in hosts:
+                if h.status != "up" or h.hostname or "%" in h.address or h.address in self.waiting:
+                    passed.append(h)
+                    continue
+                self.waiting[h.address] = (now + self.time_limit, h)
+                self.todo.append(h.address)
+            start = max(0, min(self.workers - self.alive, len(self.todo)))
+            self.alive += start
+        for _ in range(start):
+            threading.Thread(target=self._work, daemon=True, name="recon-rdns").start()
+        return passed
+
+    def _work(self) -> None:
+        while True:
+            with self.lock:
+                if not self.todo:
+                    self.alive -= 1
+                    return
+                address = self.todo.popleft()
+            try:
+                name: str | None = socket.gethostbyaddr(address)[0]
+            except (OSError, UnicodeError):
+                name = None
+            with self.lock:
+                if address in self.waiting:
+                    self.ended[address] = name
+                    self.lock.notify_all()
+
+    def has_ready(self) -> bool:
+        """True when a row can be handed back now (cheap: the waits of the sweep ask often)."""
+        with self.lock:
+            return bool(self.ended) or (bool(self.waiting) and next(iter(self.waiting.values()))[0] <= time.monotonic())
+
+    def ready(self) -> list[HostResult]:
+        """The rows whose lookup ended (named when a name came) or whose time is up."""
+        now, out = time.monotonic(), []
+        with self.lock:
+            for address, name in self.ended.items():
+                row = self.waiting.pop(address)[1]
+                out.append(replace(row, hostname=name) if name else row)
+            self.ended.clear()
+            while self.waiting and next(iter(self.waiting.values()))[0] <= now:
+                out.append(self.waiting.pop(next(iter(self.waiting)))[1])
+        return out
+
+    def rest(self) -> Iterator[list[HostResult]]:
+        """The rows still waiting, each as soon as it is ready (within ``time_limit`` of its ``add``)."""
+        while True:
+            with self.lock:
+                if not self.waiting:
+                    return
+                if not self.ended:
+                    self.lock.wait(max(0.0, next(iter(self.waiting.values()))[0] - time.monotonic()))
+            batch = self.ready()
+            if batch:
+                yield batch

@@ -18,6 +18,7 @@ import pytest
 
 import recon
 from recon.lab import netns
+from recon.render import SWEEP_COLUMNS
 from recon.targets import build_targets, ip_to_int
 
 DENSE16 = "198.19.0.0/16"
@@ -83,6 +84,51 @@ def test_json_prints_hosts_while_the_sweep_still_runs(lab) -> None:
     rows = [json.loads(first)] + [json.loads(line) for line in out.splitlines()]
     assert {r["address"] for r in rows} == _truth(lab, "dense24")
     assert at_first < total - 1.2, f"the first host came at {at_first:.2f} s of {total:.2f} s: not streamed"
+
+
+def test_resolve_json_prints_each_named_host_while_the_sweep_still_waits(lab) -> None:
+    """-R --json: each host is printed once its name is known (here from the scanner's hosts file), not after
+    every name of the sweep: the named LAN hosts come long before the 2 s wait for the silent ends; the rows
+    keep the JSON shape, named or not."""
+    t0 = time.monotonic()
+    proc = _sweep(lab, "198.18.0.10-14", "198.18.1.0/24", "-R", "--json", "--probe", "echo", "-r", "0", "-W", "2")
+    first = proc.stdout.readline()  # type: ignore[union-attr]  # stdout=PIPE
+    at_first = time.monotonic() - t0
+    out, err = _finish(proc)
+    total = time.monotonic() - t0
+    assert proc.returncode == 0, err
+    rows = {r["address"]: r for r in map(json.loads, [first, *out.splitlines()])}
+    assert set(rows) == {f"198.18.0.{i}" for i in range(10, 15)} | _truth(lab, "sparse24")
+    assert {a: rows[a]["hostname"] for a in rows if a.startswith("198.18.0.")} == {h.ipv4: h.hostname for h in lab.info.hosts}
+    assert all(tuple(r) == SWEEP_COLUMNS for r in rows.values())
+    assert at_first < total - 1.5, f"the first host came at {at_first:.2f} s of {total:.2f} s: held for the names"
+
+
+_SILENT_DNS = """
+import socket, sys, time
+from recon.engine import _Names
+from recon.models import HostResult
+dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+dns.bind(("127.0.0.1", 53))  # the namespace's resolver (resolv.conf): it hears the PTR query and never answers
+names = _Names(time_limit=0.4)
+t0 = time.monotonic()
+print(0.0, [(h.address, h.hostname) for h in names.add([HostResult("198.18.1.17", "up"), HostResult("198.18.0.10", "up"),
+                                                        HostResult("198.18.1.1", "down")])], flush=True)
+for batch in names.rest():
+    print(round(time.monotonic() - t0, 2), [(h.address, h.hostname) for h in batch], flush=True)
+"""
+
+
+def test_resolve_hands_a_row_back_when_its_lookup_time_is_up(lab) -> None:
+    """A lookup that hangs (a resolver that never answers, in the lab's scanner namespace) does not hold its row
+    past the time limit, and does not hold the others: the named host comes at once, the down one passes
+    untouched, the hanging one comes unnamed when its 0.4 s are up (the resolver's own timeout is 1 s)."""
+    res = lab.run([sys.executable, "-c", _SILENT_DNS], timeout=30)
+    assert res.returncode == 0, res.stderr
+    lines = [line.split(" ", 1) for line in res.stdout.splitlines()]
+    assert lines[0][1] == "[('198.18.1.1', None)]"
+    assert lines[1][1] == "[('198.18.0.10', 'phone.lab')]" and float(lines[1][0]) < 0.3
+    assert lines[2][1] == "[('198.18.1.17', None)]" and 0.35 <= float(lines[2][0]) < 0.9 and len(lines) == 3
 
 
 def test_all_lists_up_hosts_first_then_the_rest_in_address_order(lab) -> None:
