@@ -1289,8 +1289,10 @@ class _RawSweep(_RawReceive):
         # The hot loop: everything it touches is a local, and the per-target work is inline,
         # because a function call per packet costs measurable speed on a /16. Each probe is
         # written in place into a SendBatch slot (its sockaddr and the patched header in one
-        # pack_into) and a full batch goes out in one sendmmsg(2) (_flush). TCP/UDP probes
-        # are written into the slot by their probe object (one call each: they carry a keyed cookie). Yields: see steps().
+        # pack_into) and a full batch goes out in one sendmmsg(2) (_flush). TCP/UDP probes carry
+        # a keyed cookie: their probe object writes a whole batch of them just before it goes
+        # (L4Probe.write_slots, one call per batch), or, when targets have different source
+        # addresses, each one into its slot (build_into). Yields: see steps().
         kind, state, addrs, fresh = self.kind, self.state, self.addrs, self.fresh
         rate = self.prober.rate
         interval = 1.0 / rate if rate else 0.0
@@ -1300,6 +1302,7 @@ class _RawSweep(_RawReceive):
         pack_into, clock, base, fam = struct.pack_into, time.monotonic, self.base, FAMILY4
         buf, partial, type_code, probe = spec.buf, spec.partial, spec.type_code, spec.probe
         variants, source_of = spec.variants, self.l4.source_of if self.l4 is not None else None
+        write = probe.write_slots if probe is not None and variants is None else None
         flush, progress = self._flush, self.progress
         count = 0
         out, link = self._pass_batches(spec, first)
@@ -1313,7 +1316,7 @@ class _RawSweep(_RawReceive):
             if interval:
                 now = clock()
                 if now < next_at:
-                    count += flush(out, held, k, rnd) + flush(link, lheld, lk, rnd)
+                    count += flush(out, held, k, rnd, write) + flush(link, lheld, lk, rnd)
                     k = lk = 0
                     self._wait_until(next_at)
                     if fresh or self.halt:
@@ -1337,6 +1340,8 @@ class _RawSweep(_RawReceive):
                 ident = (base + (i >> 16)) & 0xFFFF
                 seq = i & 0xFFFF
                 pack_into("!HHI8xHHHH", area, k * slot, fam, 0, a, type_code, _fold(partial + ident + seq), ident, seq)
+            elif write is not None:
+                pass  # the whole batch is written at its flush
             elif probe is not None:
                 p = probe if variants is None or source_of is None else variants[source_of[i]]
                 if p is None:
@@ -1348,7 +1353,7 @@ class _RawSweep(_RawReceive):
             held[k] = i
             k += 1
             if k >= limit:
-                count += flush(out, held, k, rnd)
+                count += flush(out, held, k, rnd, write)
                 k = 0
                 if first and progress is not None and not count & 4095:
                     progress(min(self.n, count) if rnd == 0 else self.answered, self.n)
@@ -1356,7 +1361,7 @@ class _RawSweep(_RawReceive):
                     yield
                     if self.halt:
                         break
-        return count + flush(out, held, k, rnd) + flush(link, lheld, lk, rnd)
+        return count + flush(out, held, k, rnd, write) + flush(link, lheld, lk, rnd)
 
     def _source_of(self, i: int) -> bytes | None:
         """Target ``i``'s source address when the sweep has several (by route), else None."""
@@ -1365,10 +1370,14 @@ class _RawSweep(_RawReceive):
             return None
         return l4.by_source[l4.source_of[i]][0].source.to_bytes(4, "big")
 
-    def _flush(self, batch: SendBatch | None, held: array[int], count: int, rnd: int) -> int:
-        """Send the ``count`` probes waiting in ``batch`` (sweep indices in ``held``), then drain; how many went."""
+    def _flush(self, batch: SendBatch | None, held: array[int], count: int, rnd: int,
+               write: Callable[[bytearray, int, array[int], array[int], int], None] | None = None) -> int:
+        """Send the ``count`` probes waiting in ``batch`` (sweep indices in ``held``; ``write`` writes them first,
+        as ``L4Probe.write_slots``), then drain; how many went."""
         if batch is None or not count:
             return 0
+        if write is not None:
+            write(batch.area, batch.slot, self.addrs, held, count)
         sent_at, attempt, tap = self.sent_at, self.attempt, self.tap
         now = time.monotonic()
         for k in range(count):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import socket
 import struct
+from array import array
 
 import pytest
 
@@ -15,7 +16,7 @@ from recon.errors import InvalidOption
 from recon.packets import inet_checksum, ipv4_header
 from recon.probes import DEFAULT_PROBES, Ack, Ack6, Cookies, ProbeSpec, Syn, Syn6, Udp, Udp6, l4_probes, parse_probes
 from recon.targets import build_targets, ip_to_int
-from recon.transport import Recording, ReplaySocket, ReplayTransport, Sent
+from recon.transport import FAMILY4, Recording, ReplaySocket, ReplayTransport, Sent
 from tests.conftest import CAPTURES, offline
 
 ME = "198.18.0.2"
@@ -220,3 +221,22 @@ def test_build_into_writes_at_the_slot_what_build_returns() -> None:
             want = probe.build(target)
             assert area[16:16 + len(want)] == want
             assert area[:16] == b"\xa5" * 16 and area[16 + len(want):] == b"\xa5" * (64 - len(want))
+
+
+def test_write_slots_writes_each_slot_as_build_into_and_a_sockaddr() -> None:
+    """A sweep's TCP/UDP pass writes a whole batch at its flush (write_slots, build_into's arithmetic inline): each slot
+    is the target's sockaddr_in and build()'s bytes, for the targets the held indices name, and nothing else moves."""
+    cookies = Cookies(b"k" * 16)
+    addrs = array("I", [0xC6128001, 0xC6130000, 0xC612FFFF, 0xC6120101])
+    held = array("I", [2, 0, 3, 1])
+    slot = 16 + 48
+    for probe in l4_probes([ProbeSpec("syn", 443), ProbeSpec("ack", 80), ProbeSpec("udp", 53)], cookies, 0xC6120002, 45000):
+        area = bytearray(b"\xa5" * (5 * slot))
+        probe.write_slots(area, slot, addrs, held, 3)
+        for k in range(3):
+            target = addrs[held[k]]
+            want = probe.build(target)
+            assert area[k * slot:k * slot + 16] == struct.pack("!HHI8x", FAMILY4, 0, target)
+            assert area[k * slot + 16:k * slot + 16 + len(want)] == want
+            assert area[k * slot + 16 + len(want):(k + 1) * slot] == b"\xa5" * (48 - len(want))
+        assert area[3 * slot:] == b"\xa5" * (2 * slot)  # the fourth held target was not asked for
