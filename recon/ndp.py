@@ -30,10 +30,10 @@ Link-local addresses are reported with their scope (``fe80::1%eth0``), as ping d
 
 from __future__ import annotations
 
-import errno
 import ipaddress
 import os
 import select
+import socket
 import struct
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -45,7 +45,7 @@ from recon.errors import InvalidOption, InvalidTarget
 from recon.models import HostResult, ScopedTarget, SweepResult, SweepStats
 from recon.packets import inet_checksum
 from recon.targets import address_key
-from recon.transport import PacketSocket, Transport, default_transport, proc_net
+from recon.transport import PacketSocket, RecvBatch, SendBatch, Transport, default_transport, proc_net
 
 __all__ = [
     "ALL_NODES",
@@ -84,6 +84,12 @@ _NS, _NA, _ECHO, _ECHO_REPLY = 135, 136, 128, 129
 _ICMP = 14 + 40  # the ICMPv6 header's offset in an Ethernet frame (no extension headers)
 _SNM_PREFIX = ipaddress.IPv6Address("ff02::1:ff00:0").packed[:13]  # the solicited-node prefix, ff02::1:ff00:0/104
 _ECHO_HOPS = 1  # a multicast echo stays on the link (as ping's default IPV6_MULTICAST_HOPS)
+_BATCH = 64  # frames to a sendmmsg(2), and read by one recvmmsg(2)
+_FRAME = 128  # bytes a send slot holds: a solicitation is 86, our echo 70
+_FRAME_READ = 2048  # bytes read of an answer (ours are under 100; a longer frame is not one)
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+_STAMP_SPACE = socket.CMSG_SPACE(16)  # one control message: the receive time, a struct timespec
+_STAMP_CMSG = struct.pack("ii", socket.SOL_SOCKET, _SO_TIMESTAMPNS)  # its level and type (SCM_TIMESTAMPNS), as in the buffer
 
 Tap = Callable[[bytes], None]  # called with every frame sent and every answer read (for a pcap)
 
@@ -292,18 +298,30 @@ def parse_echo_reply(frame: bytes) -> tuple[bytes, bytes, int, int, int, bytes] 
 
 
 class _Wire:
-    """One AF_PACKET socket on the interface: send frames, read the frames other hosts send back."""
+    """One AF_PACKET socket on the interface: send frames (``_BATCH`` to a ``sendmmsg(2)``, under transport's send
+    policy), read the frames other hosts send back (``recvmmsg(2)``) with the kernel's receive time.
 
-    def __init__(self, link: Link6, transport: Transport, what: str, tap: Tap | None) -> None:
+    Round trip times are the kernel's receive timestamp (``SO_TIMESTAMPNS``: when the frame reached the
+    interface) less the wall-clock time taken right before the send: not inflated by how late Python reads
+    the frame. Both are wall-clock nanoseconds; the waits run on the monotonic clock."""
+
+    def __init__(self, link: Link6, transport: Transport, what: str, tap: Tap | None,
+                 handle: Callable[[bytes, int], None]) -> None:
         from recon.bpf import attach_filter
 
-        self.link, self.tap = link, tap
+        self.link, self.tap, self.handle = link, tap, handle
         self.sock: PacketSocket = transport.packet(link.name, ETH_P_IPV6, what=what)
         try:
             attach_filter(self.sock, ANSWERS_FILTER)
         except OSError:
             pass  # a kernel without socket filters: Python reads past what it does not want, as before
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        except OSError:
+            pass  # no kernel timestamps: an answer's time is when it is read
         self.sock.setblocking(False)
+        self.batch = SendBatch(self.sock, _BATCH, _FRAME, addressed=False)
+        self.reader = RecvBatch(self.sock, _BATCH, _FRAME_READ, control=_STAMP_SPACE)
         self.sent = self.received = self.send_errors = 0
         self.t0 = time.monotonic()
 
@@ -313,42 +331,37 @@ class _Wire:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.sock.close()
 
-    def send(self, frame: bytes) -> float:
-        """Send one frame (waiting for room when the queue is full); return when it was handed over.
-
-        The time is taken before the send: on a veth the whole exchange can run inside it."""
-        start = time.monotonic()
-        for _ in range(50):
-            try:
-                self.sock.send(frame)
-                break
-            except OSError as e:
-                if e.errno not in (errno.ENOBUFS, errno.EAGAIN):
-                    self.send_errors += 1
-                    return start
-                select.select([], [self.sock], [], 0.01)
-                start = time.monotonic()
-        else:
-            self.send_errors += 1
-            return start
-        self.sent += 1
+    def send(self, frames: Sequence[bytes]) -> int:
+        """Send ``frames``, ``_BATCH`` to a sendmmsg(2); a frame the kernel refuses counts as sent and failed
+        (transport.SendBatch.send_all). The wall-clock time in ns taken right before the first send, which the
+        answers' kernel timestamps are measured from (on a veth the whole exchange can run inside the send)."""
+        start = 0
+        for at in range(0, len(frames), _BATCH):
+            chunk = frames[at:at + _BATCH]
+            for k, frame in enumerate(chunk):
+                self.batch.put(k, frame)
+            start = start or time.time_ns()
+            self.send_errors += self.batch.send_all(len(chunk), self.drain)
+        self.sent += len(frames)
         if self.tap is not None:
-            self.tap(frame)
+            for frame in frames:
+                self.tap(frame)
         return start
 
-    def drain(self, handle: Callable[[bytes, float], None]) -> None:
-        """Hand every waiting IPv6 frame that another host sent to ``handle(frame, when)``."""
+    def drain(self) -> None:
+        """Hand every waiting IPv6 frame that another host sent to ``handle(frame, when)`` (``when``: the kernel's
+        receive time in wall-clock ns, or the time it is read where the kernel gives none)."""
         mine = self.link.mac
         while True:
-            try:
-                frame = self.sock.recv(65535)
-            except (BlockingIOError, InterruptedError):
+            got = self.reader.recv_msgs()
+            for frame, _, control in got:
+                if frame[6:12] != mine:  # our own frames come back as outgoing copies
+                    self.handle(frame, _received_at(control))
+            if len(got) < _BATCH:
                 return
-            if frame[6:12] != mine:  # our own frames come back as outgoing copies
-                handle(frame, time.monotonic())
 
     def end_round(self, since: float, *, timeout: float, final: bool, max_rtt_ms: float, adaptive: bool, before: int,
-                  found: Callable[[], int], handle: Callable[[bytes, float], None], done: Callable[[], bool]) -> bool:
+                  found: Callable[[], int], done: Callable[[], bool]) -> bool:
         """Wait after a round whose last frame left at ``since``; True when no round should follow.
 
         After the final round the whole ``timeout``; between rounds only as long as answers have taken
@@ -356,22 +369,30 @@ class _Wire:
         ``adaptive`` retry round found no one (``found()`` is still ``before``), no sign of loss is left:
         the ``timeout`` is waited out once and the rounds end."""
         wait = timeout if final or max_rtt_ms <= 0 else min(timeout, max(0.05, 3 * max_rtt_ms / 1000 + 0.02))
-        self.wait(since + wait, handle, done)
+        self.wait(since + wait, done)
         if final or done():
             return True
         if adaptive and found() == before:
-            self.wait(since + timeout, handle, done)
+            self.wait(since + timeout, done)
             return True
         return False
 
-    def wait(self, until: float, handle: Callable[[bytes, float], None], done: Callable[[], bool]) -> None:
+    def wait(self, until: float, done: Callable[[], bool]) -> None:
         """Read until ``until`` (monotonic clock) or until ``done()``."""
         while True:
-            self.drain(handle)
+            self.drain()
             left = until - time.monotonic()
             if left <= 0 or done():
                 return
             select.select([self.sock], [], [], left)
+
+
+def _received_at(control: bytes) -> int:
+    """The kernel's receive time (SO_TIMESTAMPNS, wall-clock ns) in a control buffer; now when it holds none."""
+    if control[8:16] == _STAMP_CMSG and len(control) >= 32:
+        seconds, nanoseconds = struct.unpack_from("qq", control, 16)
+        return int(seconds * 1_000_000_000 + nanoseconds)
+    return time.time_ns()
 
 
 def _check(timeout: float, retries: int | None, rate: float | None) -> int:
@@ -402,7 +423,7 @@ class _Solicit:
     def __init__(self, link: Link6, targets: list[bytes]) -> None:
         self.link, self.targets = link, targets
         self.index = {a: i for i, a in enumerate(targets)}
-        self.sent_at = [0.0] * len(targets)
+        self.sent_at = [0] * len(targets)  # wall-clock ns of the last solicitation of each (0: not yet asked)
         self.found: dict[int, tuple[float, str, str]] = {}  # index → (rtt ms, mac, reason)
         self.duplicates = self.ignored = self.answers = 0
         self.max_rtt = 0.0  # ms, the slowest answer so far
@@ -410,7 +431,7 @@ class _Solicit:
             if own in self.index:
                 self.found[self.index[own]] = (0.0, link.mac_str, LOCAL_REASON)
 
-    def handle(self, frame: bytes, when: float) -> None:
+    def handle(self, frame: bytes, when: int) -> None:
         advert = parse_advert(frame)
         if advert is None:
             return
@@ -422,7 +443,7 @@ class _Solicit:
         if i in self.found:
             self.duplicates += 1
             return
-        rtt = (when - self.sent_at[i]) * 1000.0
+        rtt = (when - self.sent_at[i]) / 1e6
         self.max_rtt = max(self.max_rtt, rtt)
         self.found[i] = (rtt, advert[1].hex(":"), ND_REASON)
 
@@ -442,9 +463,9 @@ class _Solicit:
 
 
 
-def _tapped(run: _Solicit | _Echo, tap: Tap | None) -> Callable[[bytes, float], None]:
+def _tapped(run: _Solicit | _Echo, tap: Tap | None) -> Callable[[bytes, int], None]:
     """``run.handle``, and every frame it counted (an answer, or one it ignored) also to ``tap`` (the pcap)."""
-    def handle(frame: bytes, when: float) -> None:
+    def handle(frame: bytes, when: int) -> None:
         before = run.answers + run.ignored
         run.handle(frame, when)
         if tap is not None and run.answers + run.ignored != before:
@@ -473,7 +494,7 @@ def solicit(iface: str, addrs: Iterable[str | int], *, transport: Transport | No
 
     handle = _tapped(run, tap)
 
-    with _Wire(lnk, t, "recon sweep (Neighbor Discovery)", tap) as wire:
+    with _Wire(lnk, t, "recon sweep (Neighbor Discovery)", tap, handle) as wire:
         for rnd in range(rounds):
             todo = [i for i in range(len(targets)) if i not in run.found]
             if not todo:
@@ -481,16 +502,19 @@ def solicit(iface: str, addrs: Iterable[str | int], *, transport: Transport | No
             before = len(run.found)
             resent += len(todo) if rnd else 0
             next_at = time.monotonic()
-            for i in todo:
-                if gap:  # paced: read while waiting for the next slot
-                    wire.wait(next_at, handle, lambda: False)
+            step = 1 if gap else _BATCH  # paced: one frame at a time, reading while waiting for the next slot
+            for at in range(0, len(todo), step):
+                if gap:
+                    wire.wait(next_at, lambda: False)
                     next_at += gap
-                a = targets[i]
-                run.sent_at[i] = wire.send(ns_frame(lnk, own or lnk.source_for(a), a))
-                wire.drain(handle)
+                chunk = todo[at:at + step]
+                when = wire.send([ns_frame(lnk, own or lnk.source_for(targets[i]), targets[i]) for i in chunk])
+                for i in chunk:
+                    run.sent_at[i] = when
+                wire.drain()
             if wire.end_round(time.monotonic(), timeout=timeout, final=rnd == rounds - 1, max_rtt_ms=run.max_rtt,
                               adaptive=retries is None and rnd > 0, before=before, found=lambda: len(run.found),
-                              handle=handle, done=run.done):
+                              done=run.done):
                 break
         duration = max(time.monotonic() - wire.t0, 1e-9)
         stats = SweepStats(targets=len(targets), sent=wire.sent, received=run.answers, duplicates=run.duplicates,
@@ -509,7 +533,7 @@ class _Echo:
         self.link, self.sources, self.group = link, sources, group
         self.ident = int.from_bytes(os.urandom(2), "big")
         self.nonce = os.urandom(8)
-        self.sent_at: dict[int, float] = {}  # seq (round << 8 | source index) → when
+        self.sent_at: dict[int, int] = {}  # seq (round << 8 | source index) → when (wall-clock ns)
         self.found: dict[bytes, tuple[float, int, str]] = {}  # responder → (rtt ms, hop limit, mac)
         self.heard: set[tuple[bytes, int]] = set()  # (responder, seq): a second answer to one echo is a duplicate
         self.answers = self.duplicates = self.ignored = 0
@@ -518,7 +542,7 @@ class _Echo:
     def frame(self, seq: int) -> bytes:
         return echo_frame(self.link, self.sources[seq & 0xFF], self.group, self.ident, seq, self.nonce)
 
-    def handle(self, frame: bytes, when: float) -> None:
+    def handle(self, frame: bytes, when: int) -> None:
         reply = parse_echo_reply(frame)
         if reply is None:
             return
@@ -533,7 +557,7 @@ class _Echo:
             return
         self.heard.add((src, seq))
         if src not in self.found:  # a later round's echo is answered again: the first answer stays
-            rtt = (when - sent) * 1000.0
+            rtt = (when - sent) / 1e6
             self.max_rtt = max(self.max_rtt, rtt)
             self.found[src] = (rtt, hops, frame[6:12].hex(":"))
 
@@ -572,16 +596,17 @@ def multicast_echo(iface: str, *, transport: Transport | None = None, timeout: f
 
     handle = _tapped(run, tap)
 
-    with _Wire(lnk, t, "recon sweep (multicast echo)", tap) as wire:
+    with _Wire(lnk, t, "recon sweep (multicast echo)", tap, handle) as wire:
         for rnd in range(rounds):
             before = len(run.found)
-            for k in range(len(run.sources)):
-                seq = rnd << 8 | k
-                run.sent_at[seq] = wire.send(run.frame(seq))
-                wire.drain(handle)
+            seqs = [rnd << 8 | k for k in range(len(run.sources))]  # one echo from each source: one sendmmsg(2)
+            when = wire.send([run.frame(seq) for seq in seqs])
+            for seq in seqs:
+                run.sent_at[seq] = when
+            wire.drain()
             if wire.end_round(time.monotonic(), timeout=timeout, final=rnd == rounds - 1, max_rtt_ms=run.max_rtt,
                               adaptive=retries is None and rnd > 0, before=before, found=lambda: len(run.found),
-                              handle=handle, done=lambda: False):
+                              done=lambda: False):
                 break
         duration = max(time.monotonic() - wire.t0, 1e-9)
         hosts = run.hosts()

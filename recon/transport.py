@@ -434,6 +434,8 @@ class SendBatch:
 
     def put(self, k: int, data: bytes | bytearray) -> None:
         """Slot ``k``'s packet is ``data`` (its length set too): for packets built whole, not patched in place."""
+        if len(data) > self.slot - self.head:
+            raise ValueError(f"a {len(data)}-byte packet does not fit a {self.slot - self.head}-byte slot")
         off = k * self.slot + self.head
         self.area[off:off + len(data)] = data
         self.set_length(len(data), k, k + 1)
@@ -527,6 +529,13 @@ def _control_bytes(anc: Iterable[tuple[int, int, bytes]]) -> bytes:
 
 def _sockaddr_bytes(address: Any) -> bytes:
     """A Python socket address as the kernel writes it into msg_name (IPv4 and IPv6; other families: empty)."""
+    try:
+        return _sockaddr_ip(address)
+    except (OSError, ValueError, TypeError):  # an AF_PACKET address, ('eth0', 0x86dd)
+        return b""
+
+
+def _sockaddr_ip(address: Any) -> bytes:
     if isinstance(address, tuple) and len(address) == 4 and isinstance(address[0], str):
         host, port, flow, scope = address
         packed = socket.inet_pton(socket.AF_INET6, host.partition("%")[0])
@@ -607,7 +616,8 @@ class RecvBatch:
                     data, anc, _, address = self.sock.recvmsg(self.bufsize, self.control, _MSG_DONTWAIT)
                 except (BlockingIOError, InterruptedError):
                     break
-                out.append((data, _sockaddr_bytes(address)[:self.name], _control_bytes(anc)[:self.control]))
+                source = _sockaddr_bytes(address)[:self.name] if self.name else b""
+                out.append((data, source, _control_bytes(anc)[:self.control]))
             return out
         got = self._read()
         if not got:

@@ -4,13 +4,15 @@ answer what ndp sends through the replay transport (recon/transport.py). The tru
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import struct
+import time
 
 import pytest
 
 from recon import ndp
-from recon.errors import InvalidOption, InvalidTarget
+from recon.errors import InvalidOption, InvalidTarget, ReconEnvironmentError
 from recon.labbuild import LAN_HOSTS, ROUTER_MAC, SCANNER_MAC, link_local
 from recon.models import ScopedTarget
 from recon.packets import inet_checksum
@@ -380,3 +382,43 @@ def test_local_is_checked_before_anything_is_sent(link: Link) -> None:
         with pytest.raises(InvalidOption, match=message):
             call()
     assert t.sent == []
+
+
+def _stamped(link: Link, late_ns: int):
+    """The recorded link, each answer carrying the kernel receive time (SO_TIMESTAMPNS) ``late_ns`` after the
+    moment it is queued, which is inside the send: Python reads it at once, the kernel says it came later."""
+    def respond(sock: ReplaySocket, sent: Sent) -> list[bytes]:
+        for frame in link(sock, sent):
+            sock.deliver(frame, stamp_ns=time.time_ns() + late_ns)
+        return []
+    return respond
+
+
+def test_ndp_rtts_are_the_kernel_receive_time_less_the_send_time(link: Link) -> None:
+    """An advertisement (and an echo reply) the kernel stamped 40 ms after the frame left reads 40 ms, though
+    Python reads it at once: the RTT is SO_TIMESTAMPNS less the time taken at the send, not when Python got to
+    the frame (before, it was the read time, here well under a millisecond)."""
+    hosts = [f"2001:db8::{o}" for _, o, _, _ in LAN_HOSTS]
+    solicited = ndp.solicit("eth0", hosts, transport=ReplayTransport(_stamped(link, 40_000_000)), timeout=0.02, retries=0)
+    echoed = ndp.multicast_echo("eth0", transport=ReplayTransport(_stamped(link, 40_000_000)), timeout=0.02, retries=0)
+    rtts = [h.rtt_ms for h in (*solicited.up, *echoed.up) if h.reason != "self"]
+    assert len(rtts) == len(hosts) + 6 and all(40.0 <= r < 80.0 for r in rtts), rtts
+
+
+def test_ndp_frames_go_out_in_batches(link: Link) -> None:
+    """A prefix's solicitations go 64 to a sendmmsg(2), not one send each; the echo from every source is one call."""
+    transport = ReplayTransport(link)
+    ndp.solicit("eth0", [f"2001:db8::{i:x}" for i in range(200)], transport=transport, timeout=0, retries=0)
+    assert (len(transport.sent), transport.send_calls) == (199, 4)  # our own 2001:db8::2 is not asked
+    echo = ReplayTransport(link)
+    ndp.multicast_echo("eth0", transport=echo, timeout=0, retries=0, every_source=True)
+    assert (len(echo.sent), echo.send_calls) == (2, 1)
+
+
+def test_an_interface_that_goes_down_mid_ndp_is_one_line_not_a_silent_link(link: Link) -> None:
+    """The one send policy (transport.INTERFACE_LOST): ENETDOWN on the send ends the run with a ReconEnvironmentError
+    (exit 3, one line), as the sweep engines do; before, each frame counted as a send error and every target read
+    as down."""
+    transport = ReplayTransport(link, refuse=lambda sock, data, address: errno.ENETDOWN)
+    with pytest.raises(ReconEnvironmentError, match="went away or down"):
+        ndp.solicit("eth0", ["2001:db8::10"], transport=transport, timeout=0.02, retries=0)
