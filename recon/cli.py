@@ -602,7 +602,7 @@ def watch(
         for rnd in w.rounds(once=once):
             for note in rnd.notes:
                 render.err(render.watch_note(note))
-            for line in render.watch_round(rnd, as_json=json_):
+            for line in render.watch_round(rnd, as_json=json_, width=w.address_width):
                 render.out(line)
             if once:
                 return ExitStatus.OK if rnd.up else ExitStatus.NONE

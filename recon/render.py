@@ -1183,9 +1183,10 @@ def watch_inventory(devices: Sequence[DeviceState], new: frozenset[str] | set[st
     return table(rows, ["address", "mac", "vendor", "hostname", "first seen", ""]) if rows else "(no device answered)"
 
 
-def watch_round(rnd: WatchRound, *, as_json: bool = False) -> list[str]:
+def watch_round(rnd: WatchRound, *, as_json: bool = False, width: int = 15) -> list[str]:
     """A round's stdout lines. The first round starts with the inventory, each device once: its NEW
-    events are marked in the table (JSON: ``"new": true`` on the INVENTORY line), not repeated."""
+    events are marked in the table (JSON: ``"new": true`` on the INVENTORY line), not repeated.
+    ``width``: the event lines' address column (``Watch.address_width``)."""
     lines: list[str] = []
     events = list(rnd.events)
     if rnd.inventory is not None:
@@ -1196,7 +1197,7 @@ def watch_round(rnd: WatchRound, *, as_json: bool = False) -> list[str]:
             lines.extend(watch_inventory_json(rnd.inventory, rnd.time, new))
         else:
             lines.append(watch_inventory(rnd.inventory, new))
-    lines.extend(watch_event_json(e) if as_json else watch_event(e) for e in events)
+    lines.extend(watch_event_json(e) if as_json else watch_event(e, width) for e in events)
     return lines
 
 
@@ -1207,9 +1208,10 @@ def watch_inventory_json(devices: Sequence[DeviceState], when: str, new: frozens
                        "new": d.address in new}) for d in devices]
 
 
-def watch_event(event: Event) -> str:
-    """One event as a text line: time, kind, address, MAC, vendor, hostname (and what it moved from)."""
-    parts = [event.time, f"{event.event:<5}", f"{event.address:<15}", event.mac or "-", event.vendor or "-",
+def watch_event(event: Event, width: int = 15) -> str:
+    """One event as a text line: time, kind, address (padded to ``width``, the watch's widest address, so the
+    columns after it line up for IPv6 too), MAC, vendor, hostname (and what it moved from)."""
+    parts = [event.time, f"{event.event:<5}", f"{event.address:<{width}}", event.mac or "-", event.vendor or "-",
              event.hostname or "-"]
     if event.previous:
         parts.append(f"(was {event.previous})")

@@ -799,6 +799,18 @@ class TargetSet(_Runs, Sequence[str]):
         for value in self.ints():
             yield int_to_ip(value)
 
+    def widest_address(self) -> int:
+        """The length of the widest address a list of this set's hosts can hold (a column's width): 15, the widest
+        IPv4 address, or more for IPv6: a range's widest compressed text (39 for a range over 65,536 addresses,
+        not walked), a scoped address as written, a group's members as their link-local addresses with the
+        scope (``fe80::ffff:ffff:ffff:ffff%IFACE``)."""
+        width = 15
+        for lo, hi in self.v6.intervals:
+            width = max(width, 39 if hi - lo >= 1 << 16 else max(len(int_to_ip6(a)) for a in range(lo, hi + 1)))
+        for s in self.scoped:
+            width = max(width, (len("fe80::ffff:ffff:ffff:ffff") if s.multicast else len(s.address)) + 1 + len(s.interface))
+        return width
+
     def exclude(self, other: TargetSet) -> TargetSet:
         """This set without ``other``'s IPv4 and IPv6 addresses and scoped targets."""
         cut = {(s.address, s.ifindex) for s in other.scoped}

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import ipaddress
 import json
 import os
@@ -644,6 +645,11 @@ class Watch:
         self._saved_at = 0.0
         self._save_failed = False
         self._save_due = False
+
+    @functools.cached_property
+    def address_width(self) -> int:
+        """The address column's width for this watch's event lines: its widest address (``TargetSet.widest_address``)."""
+        return self.targets.widest_address()
 
     def __enter__(self) -> Watch:
         return self

@@ -565,3 +565,17 @@ def test_address_key_is_the_one_order_ipv4_then_ipv6_numeric_scope_as_tiebreak()
                  "not an address", "::ffff:198.18.0.1"]
     assert sorted(addresses, key=address_key) == ["198.18.0.9", "198.18.0.10", "::ffff:198.18.0.1", "2001:db8::9",
                                                   "2001:db8::a", "fe80::1", "fe80::1%eth0", "fe80::1%eth1", "not an address"]
+
+
+@pytest.mark.parametrize(("specs", "width"), [
+    (["198.18.0.0/15"], 15),  # IPv4 only: 15, the widest dotted quad, as watch always padded
+    (["2001:db8::/120"], 15),  # 2001:db8::ff is narrower than 15
+    (["2001:db8:aaaa:bbbb:cccc:dddd:eeee:0-ff"], len("2001:db8:aaaa:bbbb:cccc:dddd:eeee:ff")),
+    (["2001:db8:1:2:3:4:5:0/112"], len("2001:db8:1:2:3:4:5:ffff")),  # walked: 65,536 addresses
+    (["2001:db8::/96"], 39),  # too many to walk: the widest IPv6 text
+    (["fe80::1%lo"], 15),
+    (["fe80::1234:5678:9abc:def0%lo"], len("fe80::1234:5678:9abc:def0%lo")),
+    (["ff02::1%lo", "198.18.0.1"], len("fe80::ffff:ffff:ffff:ffff%lo")),  # a group's members answer from fe80::
+])
+def test_widest_address_is_the_widest_a_list_of_the_hosts_can_hold(specs: list[str], width: int) -> None:
+    assert build_targets(specs, yes=True).widest_address() == width

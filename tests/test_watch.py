@@ -22,7 +22,7 @@ from conftest import NOBODY, RECON, ROOT, need_lab, offline_argv, run_cli_offlin
 
 from recon import render
 from recon.errors import InvalidOption
-from recon.models import DeviceState, HookFailed, HostResult, NotifierMissing, StateSetAside, WatchNote
+from recon.models import DeviceState, Event, HookFailed, HostResult, NotifierMissing, StateSetAside, WatchNote
 from recon.targets import build_targets
 from recon.watch import STATE_MAX_BYTES, HookRunner, Tracker, Watch, covers, load_state, save_state
 
@@ -164,6 +164,23 @@ def test_ipv6_and_scoped_addresses_round_trip_through_the_state_file(tmp_path: P
     t.observe([up(NAS6), up(PRINTER_LL)])
     assert kinds(t.observe([down(NAS6[0])])) == []
     assert kinds(t.observe([down(NAS6[0])])) == [("DOWN", NAS6[0])], "the scoped one is outside these targets"
+
+
+def test_event_lines_line_up_when_ipv6_addresses_are_watched() -> None:
+    """Event lines pad the address to the watch's widest address (a group's members are link-local addresses
+    with the scope), so the MAC column starts at the same place on IPv4 and IPv6 lines; an IPv4 watch keeps
+    its 15 (it was 15 always, and an IPv6 address pushed the columns out)."""
+    phone_ll = ("fe80::3e22:fbff:fe12:3456%lo", PHONE[1])
+    rounds = iter([[up(PHONE)], [up(PHONE), up(TV), up(NAS6), up(phone_ll)]])
+    with Watch(build_targets([LAN5, "2001:db8::/120", "ff02::1%lo"]), period=0, round_source=lambda _t: next(rounds),
+               resolve=lambda _a: {}) as w:
+        lines = render.watch_round(list(w.rounds(count=2))[1], width=w.address_width)
+    assert w.address_width == len("fe80::ffff:ffff:ffff:ffff%lo")
+    assert [line.split()[2] for line in lines] == [TV[0], NAS6[0], phone_ll[0]]
+    assert len({line.index(mac) for line, mac in zip(lines, [TV[1], NAS6[1], phone_ll[1]], strict=True)}) == 1, lines
+    with Watch(build_targets([LAN5]), period=0, round_source=lambda _t: [up(PHONE)], resolve=lambda _a: {}) as v4:
+        assert v4.address_width == 15
+    assert render.watch_event(Event("NEW", "t", TV[0], TV[1])).index(TV[1]) == len("t  NEW    ") + 15 + 2
 
 
 def test_covers_ipv6_ranges_scoped_targets_and_a_groups_link() -> None:
