@@ -114,18 +114,22 @@ InputFileOpt = Annotated[str | None, typer.Option(
 ExcludeOpt = Annotated[list[str] | None, typer.Option("--exclude", help="Leave out these targets (repeatable).")]
 ExcludeFileOpt = Annotated[str | None, typer.Option("--exclude-file", help="Leave out the targets listed in FILE.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help=(
-    "Allow more than 65,536 addresses (IPv4 and IPv6 together; one IPv6 range: a /96 at most; one sweep or shard: "
-    "a /104 of IPv6 at most)."))]
+    "Allow more than 65,536 addresses (IPv4 and IPv6 together; one IPv6 range: a /96 at most; one sweep or --shard: "
+    "a /104 of IPv6 at most, and --cluster and --resume cut more into shards that small)."))]
 
 
-def _target_warnings(target_set: TargetSet, *, no_ipv6: str | None = None) -> None:
-    """Names skipped; and the IPv6 targets skipped by a command (``no_ipv6``) that does not probe IPv6 yet."""
+ClusterOpt = Annotated[str | None, typer.Option("--cluster", help=(
+    "Run shards (IPv4, IPv6 and scoped targets) as tasks on a Dask cluster: tcp://SCHEDULER:8786, or local:N "
+    "worker processes (needs recon[cluster]); each shard's hosts are printed as it arrives."))]
+ResumeOpt = Annotated[str | None, typer.Option("--resume", help=(
+    "Record the targets, the seed, the shards and each finished shard (its hosts printed then) in FILE; "
+    "run the same command again to carry on where it stopped."))]
+
+
+def _target_warnings(target_set: TargetSet) -> None:
+    """The names skipped (they did not resolve), one line each."""
     for warning in target_set.warnings:
         render.err(render.target_warning(warning))
-    if target_set.total > len(target_set) and no_ipv6:
-        if not len(target_set):
-            raise InputError(f"{no_ipv6} does not probe IPv6 targets yet", hint="sweep them without --cluster and --resume")
-        render.err(render.unswept_ipv6(target_set.total - len(target_set), no_ipv6))
 
 
 @app.command(short_help="Find live hosts (ICMP/ARP), as in: recon sweep 192.168.1.1-120")
@@ -170,12 +174,8 @@ def sweep(
     json_out: Annotated[bool, typer.Option("--json", help="JSON lines, one object per host.")] = False,
     csv_out: Annotated[bool, typer.Option("--csv", help="CSV with a header row.")] = False,
     pcap: Annotated[str | None, typer.Option("--write", "-w", "--pcap", help="Write every probe and reply to this pcap file.")] = None,
-    cluster: Annotated[str | None, typer.Option(
-        "--cluster",
-        help="Run shards as tasks on a Dask cluster: tcp://SCHEDULER:8786, or local:N worker processes (needs recon[cluster]).")] = None,
-    resume: Annotated[str | None, typer.Option(
-        "--resume", help=("Record the seed, the shards and each finished shard in FILE; "
-                          "run the same command again to carry on where it stopped."))] = None,
+    cluster: ClusterOpt = None,
+    resume: ResumeOpt = None,
     _t: RetiredT = None,
     _i: RetiredI = None,
     local: Annotated[str | None, typer.Option("--local", metavar="IFACE", callback=_interface, show_default=False, help=(
@@ -195,6 +195,7 @@ def sweep(
       recon sweep 2001:db8:1::/120 2001:db8::/120  IPv6: echo, SYN 443, ACK 80 routed; Neighbor Discovery on-link
       recon sweep fe80::1%eth0 ff02::1%eth0        scoped: one address, or every member of a group, on eth0
       recon sweep --local eth0                     every IPv6 host on eth0's link, with MAC and vendor
+      recon sweep 10.0.0.0/16 --cluster local:2    in shards on 2 processes (IPv6 too); with --resume FILE, resumable
     """
     from recon.targets import parse_shard
 
@@ -202,26 +203,50 @@ def sweep(
     shard_t = parse_shard(shard, shards)
     seed = 0 if seed is None and shard_t[1] > 1 else seed  # shards interleave over one permutation: any fixed seed
     target_set = _sweep_targets(targets, input_file, exclude, exclude_file, yes=yes, local=local, pcap=pcap)
-    _target_warnings(target_set, no_ipv6="recon sweep --cluster" if cluster else "recon sweep --resume" if resume else None)
+    _target_warnings(target_set)
     options: dict[str, Any] = {"method": method, "probe": probe, "engine": engine, "interface": interface, "source": source, "rate": rate}
     run = {"timeout": timeout, "retries": retries, "seed": seed, "shard": shard_t, "resolve": resolve}
     if cluster is None and resume is None:
         return _stream_sweep(target_set, options, {**run, "local": local or ()}, pcap=pcap, show_all=show_all, fmt=fmt, probe=probe)
-    result = _sweep_run(target_set, options, run, cluster=cluster, resume=resume, pcap=pcap, local=local)
-    return _sweep_output(result, show_all=show_all, fmt=fmt, probe=probe)
-
-
-def _sweep_run(target_set: TargetSet, options: dict[str, Any], run: dict[str, Any], *, cluster: str | None,
-               resume: str | None, pcap: str | None, local: str | None = None) -> SweepResult:
-    """One sweep as shards, on a cluster or recorded for --resume; ``options`` for the Prober, ``run`` for .sweep()."""
-    from recon.cluster import cluster_sweep
-
     if local is not None:
         raise InputError("--local cannot be combined with --cluster or --resume", hint="sweep the link apart")
     if pcap is not None:
         raise InputError("--pcap cannot be combined with --cluster or --resume", hint="drop --pcap")
-    return cluster_sweep(target_set, cluster, resume=resume, on_shard=lambda s: render.err(render.shard_line(s)),
-                         **run, **options)
+    return _shard_sweep(target_set, options, run, cluster=cluster, resume=resume, show_all=show_all, fmt=fmt, probe=probe)
+
+
+def _shard_sweep(target_set: TargetSet, options: dict[str, Any], run: dict[str, Any], *, cluster: str | None,
+                 resume: str | None, show_all: bool, fmt: str, probe: list[str] | None) -> int:
+    """A sweep in shards (``--cluster``, ``--resume``), printed as each shard arrives: a line per shard on stderr,
+    its hosts on stdout (the table sorted at the end), then the summary and a line per worker. Ctrl-C ends it
+    with the shards that arrived (the running ones are dropped, and swept again by a --resume run); exit 130."""
+    from recon.cluster import ClusterStream, worker_stats
+    from recon.models import ShardStats, SweepResult
+    from recon.probes import parse_probes
+
+    interrupted = False
+    with ClusterStream(target_set, cluster, resume=resume, down=show_all and fmt != "-a/--alive", **run, **options) as stream:
+        printer = render.SweepPrinter(fmt, show_all, argv=["recon", *_state["argv"]])
+        try:
+            for item in stream:
+                if isinstance(item, ShardStats):
+                    render.err(render.shard_line(item))
+                else:
+                    printer.add(item)
+        except KeyboardInterrupt:
+            interrupted = True
+    printer.finish(stream.stats)
+    result = SweepResult(hosts=(), stats=stream.stats, shards=stream.shards)
+    if interrupted:
+        render.err(render.shards_interrupted(len(result.shards), resume))
+    render.err(render.sweep_summary(result, up=printer.up))
+    if interrupted:
+        return ExitStatus.INTERRUPTED
+    for worker in worker_stats(result.shards):
+        render.err(render.worker_line(worker))
+    if not printer.up:
+        render.err(render.sweep_hint(result, [str(p) for p in parse_probes(probe)]))
+    return ExitStatus.OK if printer.up else ExitStatus.NONE
 
 
 def _stream_sweep(target_set: TargetSet, options: dict[str, Any], run: dict[str, Any], *, pcap: str | None, show_all: bool,

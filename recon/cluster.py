@@ -2,18 +2,27 @@
 
 ``recon sweep ... --cluster tcp://SCHEDULER:8786`` (or ``--cluster local:N``) splits the targets with
 ``TargetSet.order(seed, (i, N))``, which is disjoint and complete, and submits one task per shard.
-Each task (``sweep_shard``) runs on a worker: it imports recon there and sweeps its shard with the
-ordinary raw-socket engine (``Prober.sweep``) from that worker's host and network namespace, so a
-shard is seen from that worker's vantage point. Results come back through ``as_completed`` and are
-merged into one ``SweepResult`` (the same rows as a local sweep, in address order) plus one
-``ShardStats`` per shard.
+A shard is the positions ≡ i-1 (mod N) of the IPv4 walk and of the IPv6 walk (each its own seeded
+permutation, as ``engine.Prober.sweep`` shards them), plus the scoped targets (``fe80::1%eth0``,
+``ff02::1%eth0``) in shard 1. Each task (``sweep_shard``) runs on a worker: it imports recon there and
+sweeps its shard with the ordinary raw-socket engine (``Prober.sweep_iter``: ARP and Neighbor Discovery
+on-link, ICMP/ICMPv6 and TCP/UDP routed) from that worker's host and network namespace, so a shard is
+seen from that worker's vantage point. A task is small: intervals, never address lists; a scoped target
+travels as text and is bound to the worker's interface of that name.
+
+``ClusterStream`` hands the results back as each shard arrives (``as_completed``): the shard's
+``ShardStats``, then its answered hosts, then (with ``down``) its silent targets as down rows, so a
+printer can write them at once. ``cluster_sweep`` collects the same into one ``SweepResult`` in address
+order. The merge (``_Merge``) is keyed by shard and by address (family, value, scope:
+``targets.address_key``): a shard that arrives twice is dropped before anything of it is recorded or
+returned, a host is returned once, and shards that do not add up to the target set are an error, never
+a silent gap.
 
 Failure model: a task is pure and idempotent (a shard is a pure function of the target set, the
 seed and the shard number), so when its worker dies the scheduler simply runs it again elsewhere;
-``retries`` on submit covers a task that raises unexpectedly. The merge is keyed by shard and by
-address: a shard that arrives twice is dropped, and a sweep whose shards do not add up to the
-target set is an error, never a silent gap. Errors recon raises on purpose (bad options, no
-CAP_NET_RAW on a worker) come back as data, so they are not retried and keep their exit code.
+``retries`` on submit covers a task that raises unexpectedly. Errors recon raises on purpose (bad
+options, no CAP_NET_RAW on a worker, no such interface there) come back as data, so they are not
+retried and keep their exit code.
 
 Dask is an optional dependency (``pip install 'recon[cluster]'``) and is imported only here,
 only when a cluster sweep starts. See ARCHITECTURE.md.
@@ -25,14 +34,15 @@ import logging
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Generator, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, fields, replace
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from recon.engine import check_sweep_options
 from recon.errors import ExitStatus, InputError, InvalidOption, ReconEnvironmentError, ReconError
-from recon.models import HostResult, ShardStats, SweepResult, SweepStats, as_dict, from_dict
+from recon.models import HostResult, ShardStats, SweepResult, SweepStats, WorkerStats, as_dict, from_dict
 
 if TYPE_CHECKING:
     from recon.resume import Journal
@@ -41,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = [
     "INSTALL_HINT",
     "ClusterError",
+    "ClusterStream",
     "ShardOutcome",
     "ShardTask",
     "cluster_sweep",
@@ -49,12 +60,19 @@ __all__ = [
     "shard_plan",
     "shard_size",
     "sweep_shard",
+    "worker_stats",
 ]
 
 INSTALL_HINT = "pip install 'recon[cluster]'"
 TASK_RETRIES = 2  # reruns of a task that raised; a dead worker's tasks are rerun by the scheduler on its own
 CONNECT_TIMEOUT = 10.0
 RESUME_PART = 65536  # with --resume, at most this many targets per part: what a stopped run can lose
+MAX_PARTS = 65536
+SORTED_SILENT = 1 << 20  # a shard's down rows come in address order up to this many targets, else in its walk's order
+BATCH = 4096  # down rows handed back at a time
+
+Key = tuple[int, int, str]  # targets.address_key: (family, value, scope)
+_HOST_FIELDS = tuple(f.name for f in fields(HostResult))
 
 
 class ClusterError(ReconEnvironmentError):
@@ -73,6 +91,16 @@ class ShardTask:
     timeout: float
     retries: int | None
     resolve: bool
+    v6: tuple[tuple[int, int], ...] = ()  # IPv6 runs, 128-bit ints
+    names6: tuple[tuple[int, str], ...] = ()
+    scoped: tuple[str, ...] = ()  # "fe80::1%eth0": bound on the worker to its interface of that name
+
+    def target_set(self) -> TargetSet:
+        """The whole target set, as the worker rebuilds it (InvalidTarget when a scope's interface is not here)."""
+        from recon.targets import TargetSet, V6Targets, scoped_target
+
+        return TargetSet(self.intervals, dict(self.names), v6=V6Targets(self.v6, dict(self.names6)),
+                         scoped=[scoped_target(s) for s in self.scoped])
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,24 +110,30 @@ class ShardOutcome:
     shard: tuple[int, int]
     worker: str
     host: str
-    hosts: tuple[HostResult, ...]  # up and unreachable only: the merge fills in the silent as down
+    hosts: tuple[HostResult, ...]  # up and unreachable, and scoped rows: the merge fills in the other silent as down
     stats: SweepStats | None
     error: str | None = None
     error_exit: int = int(ExitStatus.ENVIRONMENT)
 
 
+def _task(targets: TargetSet, seed: int, shard: tuple[int, int], prober: dict[str, Any], timeout: float,
+          retries: int | None, resolve: bool) -> ShardTask:
+    return ShardTask(tuple(targets.intervals), tuple(targets.names.items()), seed, shard, tuple(sorted(prober.items())),
+                     timeout, retries, resolve, tuple(targets.v6.intervals), tuple(targets.v6.names.items()),
+                     tuple(str(s) for s in targets.scoped))
+
+
 def sweep_shard(task: ShardTask) -> ShardOutcome:
     """Sweep one shard from this host (runs on a Dask worker; also callable directly)."""
     from recon.engine import Prober
-    from recon.targets import TargetSet
 
     worker, host = _worker_identity(), socket.gethostname()
-    targets = TargetSet(task.intervals, dict(task.names))
     try:
+        targets = task.target_set()
         with Prober(**dict(task.prober)) as prober, \
                 prober.sweep_iter(targets, timeout=task.timeout, retries=task.retries, seed=task.seed, shard=task.shard,
                                   resolve=task.resolve, down=False) as stream:  # the silent are implied: no row each
-            answered = tuple(stream)
+            answered = tuple(h for h in stream if h.status != "down" or "%" in h.address)  # IPv6's down rows too
     except ReconError as exc:  # as data: retrying cannot fix it, and its exit code must survive
         return ShardOutcome(task.shard, worker, host, (), None, f"{worker} ({host}): {exc}", int(exc.exit_status))
     return ShardOutcome(task.shard, worker, host, answered, stream.stats)
@@ -137,7 +171,8 @@ def shard_plan(parts: int, shard: tuple[int, int] = (1, 1)) -> list[tuple[int, i
     """Split shard I/N of the permutation into ``parts`` shards of it: (I + N·(j-1)) / (N·parts), j = 1..parts.
 
     ``order`` gives shard k/M the positions ≡ k-1 (mod M); the positions ≡ I-1 (mod N) are exactly the
-    union of these ``parts`` residues mod N·parts, so the split is disjoint and complete.
+    union of these ``parts`` residues mod N·parts, so the split is disjoint and complete (for the IPv4 and
+    the IPv6 walk alike; the scoped targets go with the one part whose k is 1, as they go with shard 1).
     """
     k, n = shard
     return [(k + n * j, n * parts) for j in range(parts)]
@@ -149,47 +184,138 @@ def shard_size(size: int, shard: tuple[int, int]) -> int:
     return len(range(k - 1, size, m))
 
 
-def cluster_sweep(targets: TargetSet, cluster: str | None, *, shards: int | None = None, timeout: float = 1.0,
-                  retries: int | None = 1, seed: int | None = None, shard: tuple[int, int] = (1, 1), resolve: bool = False,
-                  resume: str | None = None, on_shard: Callable[[ShardStats], None] | None = None,
-                  **prober: Any) -> SweepResult:
-    """Sweep ``targets`` (or shard I/N of them) in parts, on a Dask cluster or here; one merged SweepResult.
+def _parts(targets: TargetSet, shard: tuple[int, int], threads: int, shards: int | None, resume: bool) -> int:
+    """How many parts to cut shard I/N into: one per worker thread (each part ends with its own reply wait), with
+    ``resume`` at least one per RESUME_PART targets, and always enough that no part holds more IPv6 addresses
+    than one sweep may (engine6.MAX_V6_SWEEP, a /104); ``shards`` (given) is checked against that instead."""
+    from recon.engine6 import MAX_V6_SWEEP
 
-    ``cluster``: ``tcp://SCHEDULER:PORT``, ``local:N``, or None to sweep the parts one after another in this
-    process. ``shards``: how many parts (default: one per worker thread, since every part ends with its own
-    reply wait; with ``resume`` at least one per RESUME_PART targets). ``resume``: a journal file (recon.resume)
-    that records the seed, the parts and each finished part, so a stopped run carries on where it stopped.
-    ``on_shard`` is called with each part's statistics as it arrives. ``prober``: Prober options (method,
-    probe, engine, interface, source, rate), applied wherever a part runs.
+    v6 = shard_size(len(targets.v6), shard)
+    least = -(-v6 // MAX_V6_SWEEP)
+    if least > MAX_PARTS:
+        raise InputError(f"{v6:,} IPv6 addresses is more than {MAX_PARTS:,} shards of {MAX_V6_SWEEP:,} (a /104) each",
+                         hint="give fewer or longer IPv6 prefixes")
+    if shards is not None:
+        if shards < least:
+            raise InvalidOption("shards", shards, f"at least {least} for {v6:,} IPv6 addresses (a /104 a shard at most)")
+        return shards
+    parts = max(threads, -(-targets.count(shard) // RESUME_PART)) if resume else threads
+    return min(MAX_PARTS, max(parts, least))
+
+
+class ClusterStream:
+    """A sweep cut into shards, on a Dask cluster or here one after another, handed back as each shard arrives.
+
+    Iterating gives, per shard: its ``ShardStats`` (``resumed`` for a shard read back from the ``--resume``
+    journal), then lists of its ``HostResult``s: the answered hosts, then (with ``down``) its silent targets as
+    down rows. A shard that arrives twice is dropped; a missing one ends the iteration with a ClusterError.
+    ``stats`` and ``shards`` are final once the iteration has ended. The options are checked, the cluster is
+    reached (or started) and the journal opened here, before anything is swept; ``close()`` (or leaving the
+    ``with`` block) cancels what is still running and closes them.
     """
-    check_sweep_options(timeout=timeout, retries=retries)  # retries None: the engine's adaptive retries
-    if shards is not None and not 1 <= shards <= 65536:
-        raise InvalidOption("shards", shards, "a whole number from 1 to 65536")
-    if cluster is not None:
-        parse_cluster(cluster)  # a bad address is refused before anything else happens
-    _check_prober(prober)
-    given_seed = seed
-    journal: Journal | None = None
-    try:
-        with _client(cluster) if cluster is not None else nullcontext(None) as client:
+
+    def __init__(self, targets: TargetSet, cluster: str | None, *, shards: int | None = None, timeout: float = 1.0,
+                 retries: int | None = 1, seed: int | None = None, shard: tuple[int, int] = (1, 1), resolve: bool = False,
+                 resume: str | None = None, down: bool = True, **prober: Any) -> None:
+        check_sweep_options(timeout=timeout, retries=retries)  # retries None: the engine's adaptive retries
+        if shards is not None and not 1 <= shards <= MAX_PARTS:
+            raise InvalidOption("shards", shards, "a whole number from 1 to 65536")
+        if cluster is not None:
+            parse_cluster(cluster)  # a bad address is refused before anything else happens
+        _check_prober(prober)
+        _parts(targets, shard, 1, shards, False)  # too much IPv6 for any number of parts: refused before a cluster starts
+        self._stack = ExitStack()
+        self.wall = 0.0
+        try:
+            client = self._stack.enter_context(_client(cluster)) if cluster is not None else None
             threads = max(1, sum(client.nthreads().values())) if client is not None else 1
-            parts = shards or (max(threads, -(-shard_size(len(targets), shard) // RESUME_PART)) if resume else threads)
-            seed = 0 if seed is None else seed  # every part must walk the same permutation
+            parts = _parts(targets, shard, threads, shards, resume is not None)
+            journal: Journal | None = None
+            given_seed, seed = seed, 0 if seed is None else seed  # every part must walk the same permutation
             if resume is not None:
                 journal = _journal(resume, targets, seed, shard, parts, timeout, retries, resolve, prober,
                                    defaults=tuple(k for k, v in (("seed", given_seed), ("parts", shards)) if v is None))
+                self._stack.callback(journal.close)
                 seed, parts = int(journal.header["seed"]), int(journal.header["parts"])
-            base = ShardTask(tuple(targets.intervals), tuple(targets.names.items()), seed, shard,
-                             tuple(sorted(prober.items())), timeout, retries, resolve)
-            done = _resumed(journal, on_shard)
-            plan = [s for s in shard_plan(parts, shard) if shard_size(len(targets), s) and s not in done]
-            t0 = time.monotonic()
-            outcomes = _run(client, [replace(base, shard=s) for s in plan], _recorder(journal, on_shard))
-            wall = time.monotonic() - t0
-    finally:
-        if journal is not None:
-            journal.close()
-    return merge_outcomes(targets, seed, shard, [*done.values(), *outcomes], wall)
+            plan = [s for s in shard_plan(parts, shard) if targets.count(s)]
+            self._merge = _Merge(targets, seed, shard, plan, down)
+            done = _resumed(journal, targets)
+            base = _task(targets, seed, shard, prober, timeout, retries, resolve)
+            tasks = [replace(base, shard=s) for s in plan if s not in done]
+        except BaseException:
+            self._stack.close()
+            raise
+        self._items = self._generate(client, tasks, done, journal)
+
+    def _generate(self, client: Any, tasks: list[ShardTask], done: dict[tuple[int, int], ShardOutcome],
+                  journal: Journal | None) -> Generator[ShardStats | list[HostResult], None, None]:
+        t0 = time.monotonic()
+        arriving = _outcomes(client, tasks)
+        try:
+            for outcome in done.values():
+                yield from self._merge.add(outcome, resumed=True)
+            for outcome in arriving:
+                if self._merge.has(outcome.shard):
+                    continue  # arrived twice: dropped before it is recorded or handed back
+                if journal is not None:
+                    journal.record(outcome.shard, _outcome_to_json(outcome))
+                yield from self._merge.add(outcome)
+        finally:
+            arriving.close()
+            self.wall = time.monotonic() - t0  # also when it ends early (Ctrl-C): the time until then
+        self._merge.check()
+
+    def __iter__(self) -> Iterator[ShardStats | list[HostResult]]:
+        return self._items
+
+    @property
+    def stats(self) -> SweepStats:
+        """The shards' counters added up; duration is the run's wall time (submit to last result)."""
+        return self._merge.stats(self.wall)
+
+    @property
+    def shards(self) -> tuple[ShardStats, ...]:
+        return self._merge.shard_stats()
+
+    def close(self) -> None:
+        try:
+            self._items.close()  # cancels the tasks still running (their generator's finally)
+        finally:
+            self._stack.close()
+
+    def __enter__(self) -> ClusterStream:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+def cluster_sweep(targets: TargetSet, cluster: str | None, *, on_shard: Callable[[ShardStats], None] | None = None,
+                  **options: Any) -> SweepResult:
+    """Sweep ``targets`` (or shard I/N of them) in parts, on a Dask cluster or here; one merged SweepResult.
+
+    ``cluster``: ``tcp://SCHEDULER:PORT``, ``local:N``, or None to sweep the parts one after another in this
+    process. ``options``: those of ``ClusterStream`` (``shards``: how many parts, default one per worker thread;
+    ``resume``: a journal file, recon.resume, so a stopped run carries on where it stopped; ``timeout``,
+    ``retries``, ``seed``, ``shard``, ``resolve``) and the Prober's (method, probe, engine, interface, source,
+    rate), applied wherever a part runs. ``on_shard`` is called with each part's statistics as it arrives.
+    The hosts come in address order (IPv4, then IPv6 and scoped ones), every target once.
+    """
+    hosts: list[HostResult] = []
+    with ClusterStream(targets, cluster, down=True, **options) as stream:
+        for item in stream:
+            if isinstance(item, ShardStats):
+                if on_shard is not None:
+                    on_shard(item)
+            else:
+                hosts += item
+    return SweepResult(hosts=_in_address_order(hosts), stats=stream.stats, shards=stream.shards)
+
+
+def _in_address_order(hosts: Iterable[HostResult]) -> tuple[HostResult, ...]:
+    from recon.targets import address_key
+
+    return tuple(sorted(hosts, key=lambda h: address_key(h.address)))
 
 
 def _check_prober(prober: dict[str, Any]) -> None:
@@ -199,94 +325,13 @@ def _check_prober(prober: dict[str, Any]) -> None:
     Prober(**{k: v for k, v in prober.items() if k != "interface"}).close()  # validates; opens no socket
 
 
-def _journal(resume: str, targets: TargetSet, seed: int, shard: tuple[int, int], parts: int, timeout: float,
-             retries: int | None, resolve: bool, prober: dict[str, Any], defaults: tuple[str, ...]) -> Journal:
-    from recon.resume import Journal
-
-    options = {k: prober.get(k) for k in ("method", "probe", "engine", "interface", "source")}
-    header = {"targets": targets.intervals, "seed": seed, "shard": list(shard), "parts": parts,
-              "timeout": timeout, "retries": retries, "resolve": resolve, **options}
-    journal = Journal.open(resume, header, defaults=defaults)
-    kept_seed, kept_parts = journal.header.get("seed"), journal.header.get("parts")  # the recorded ones win (``defaults``)
-    if not (_whole(kept_seed) and 0 <= kept_seed < 2**64 and _whole(kept_parts) and 1 <= kept_parts <= 65536):
-        journal.close()
-        raise InputError(f"{resume}: its header is damaged (seed {kept_seed!r}, parts {kept_parts!r})",
-                         hint="give a new --resume file to start over")
-    return journal
-
-
-def _whole(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _resumed(journal: Journal | None, on_shard: Callable[[ShardStats], None] | None) -> dict[tuple[int, int], ShardOutcome]:
-    """The parts a previous run finished, from the journal (reported through ``on_shard`` as resumed)."""
-    if journal is None:
-        return {}
-    done = {}
-    for part, row in sorted(journal.done.items()):
-        try:
-            done[part] = _outcome_from_json(part, row)
-        except (KeyError, TypeError, ValueError):
-            raise InputError(f"{journal.path}: the record of part {part[0]}/{part[1]} is damaged",
-                             hint="give a new --resume file to start over") from None
-    if on_shard is not None:
-        for outcome in done.values():
-            on_shard(replace(_shard_stats(outcome), resumed=True))
-    return done
-
-
-def _recorder(journal: Journal | None, on_shard: Callable[[ShardStats], None] | None) -> Callable[[ShardOutcome], None]:
-    def record(outcome: ShardOutcome) -> None:
-        if journal is not None:
-            journal.record(outcome.shard, _outcome_to_json(outcome))
-        if on_shard is not None:
-            on_shard(_shard_stats(outcome))
-
-    return record
-
-
-def _outcome_to_json(o: ShardOutcome) -> dict[str, Any]:
-    return {"worker": o.worker, "host": o.host, "hosts": [as_dict(h) for h in o.hosts],
-            "stats": as_dict(o.stats) if o.stats is not None else None}
-
-
-def _outcome_from_json(part: tuple[int, int], row: dict[str, Any]) -> ShardOutcome:
-    """A part the journal recorded (ValueError, KeyError or TypeError when it is not what ``record`` wrote)."""
-    from recon.targets import is_ipv4
-
-    stats = from_dict(SweepStats, row["stats"]) if row.get("stats") is not None else None
-    if not isinstance(row["hosts"], list):
-        raise ValueError("hosts: not a list")
-    hosts = tuple(from_dict(HostResult, h) for h in row["hosts"])
-    if not all(is_ipv4(h.address) and h.status in ("up", "down", "unreachable") for h in hosts):
-        raise ValueError("hosts: an address or status this sweep cannot have written")
-    return ShardOutcome(part, str(row["worker"]), str(row["host"]), hosts, stats)
-
-
-def _run(client: Any, tasks: list[ShardTask], record: Callable[[ShardOutcome], None]) -> list[ShardOutcome]:
-    """Run every part (on the cluster, or here one after another when ``client`` is None); ``record`` each as it arrives."""
-    outcomes: dict[tuple[int, int], ShardOutcome] = {}
-
-    def accept(outcome: ShardOutcome) -> None:
-        if outcome.error is not None:
-            err = ClusterError(outcome.error)
-            err.exit_status = ExitStatus(outcome.error_exit)
-            raise err
-        if outcome.shard not in outcomes:  # a part that arrives twice is dropped
-            outcomes[outcome.shard] = outcome
-            record(outcome)
-
+def _outcomes(client: Any, tasks: list[ShardTask]) -> Generator[ShardOutcome, None, None]:
+    """Each part's outcome as it completes (on the cluster, or here one after another when ``client`` is None);
+    a part that failed on purpose raises its error, and closing the iterator cancels the parts still running."""
     if client is None:
         for task in tasks:
-            accept(sweep_shard(task))
-    else:
-        _run_on(client, tasks, accept)
-    return [outcomes[s] for s in sorted(outcomes)]
-
-
-def _run_on(client: Any, tasks: list[ShardTask], accept: Callable[[ShardOutcome], None]) -> None:
-    """Submit every part to the cluster and accept them as they complete; the first error cancels the rest."""
+            yield _checked(sweep_shard(task))
+        return
     from distributed import as_completed
 
     run_id = uuid.uuid4().hex[:12]
@@ -299,66 +344,204 @@ def _run_on(client: Any, tasks: list[ShardTask], accept: Callable[[ShardOutcome]
             except Exception as exc:  # KilledWorker after too many worker deaths, or a task that kept raising
                 raise ClusterError(f"a shard failed on every worker that tried it: {type(exc).__name__}: {exc}",
                                    hint="check the workers' logs; each needs recon installed and CAP_NET_RAW") from None
-            accept(outcome)
+            yield _checked(outcome)
     finally:
         client.cancel([f for f in futures if not f.done()])
 
 
-def _shard_stats(o: ShardOutcome) -> ShardStats:
-    s = o.stats if o.stats is not None else SweepStats()
-    up = sum(1 for h in o.hosts if h.status == "up")
-    return ShardStats(o.shard[0], o.shard[1], o.worker, o.host, s.targets, up, s.sent, s.received, s.duration_s)
+def _checked(outcome: ShardOutcome) -> ShardOutcome:
+    if outcome.error is not None:
+        err = ClusterError(outcome.error)
+        err.exit_status = ExitStatus(outcome.error_exit)
+        raise err
+    return outcome
+
+
+class _Merge:
+    """Shards' outcomes → rows, keyed by shard and by address (family, value, scope), each target once.
+
+    ``add`` hands back a shard's statistics and rows (its answered hosts, then with ``down`` its silent
+    targets as down, from the shard's own walk: nothing is kept per target); ``check`` says whether every
+    planned shard arrived. Per shard only its answered hosts' keys are held, and across shards the keys of
+    the hosts already handed back (bounded by the hosts that answered, as a table is)."""
+
+    def __init__(self, targets: TargetSet, seed: int, shard: tuple[int, int], plan: list[tuple[int, int]], down: bool) -> None:
+        self.targets, self.seed, self.shard, self.down = targets, seed, shard, down
+        self.plan = set(plan)
+        self.outcomes: dict[tuple[int, int], ShardOutcome] = {}
+        self.resumed: set[tuple[int, int]] = set()
+        self.seen: set[Key] = set()
+
+    def has(self, part: tuple[int, int]) -> bool:
+        return part in self.outcomes
+
+    def add(self, outcome: ShardOutcome, *, resumed: bool = False) -> Iterator[ShardStats | list[HostResult]]:
+        """The shard's ShardStats and its rows; nothing when the shard was here already or is not in the plan."""
+        from recon.targets import address_key
+
+        if outcome.shard in self.outcomes or outcome.shard not in self.plan:
+            return
+        self.outcomes[outcome.shard] = outcome
+        if resumed:
+            self.resumed.add(outcome.shard)
+        yield self._shard_stats(outcome)
+        answered: set[Key] = set()
+        rows = []
+        for h in outcome.hosts:
+            key = address_key(h.address)
+            answered.add(key)
+            if key not in self.seen:
+                self.seen.add(key)
+                rows.append(h)
+        if rows:
+            yield rows
+        if self.down:
+            yield from self._silent(outcome.shard, answered)
+
+    def _silent(self, part: tuple[int, int], answered: set[Key]) -> Iterator[list[HostResult]]:
+        """The shard's unscoped targets that did not answer, as down rows (scoped ones come from the worker)."""
+        from recon.targets import int_to_ip, int_to_ip6
+
+        for family, runs, text in ((4, self.targets, int_to_ip), (6, self.targets.v6, int_to_ip6)):
+            names = runs.names
+            walk: Iterable[int] = runs.order(self.seed, part)
+            if shard_size(len(runs), part) <= SORTED_SILENT:
+                walk = sorted(walk)
+            batch: list[HostResult] = []
+            for value in walk:
+                if (family, value, "") not in answered:
+                    batch.append(HostResult(text(value), "down", hostname=names.get(value)))
+                    if len(batch) >= BATCH:
+                        yield batch
+                        batch = []
+            if batch:
+                yield batch
+
+    def check(self) -> None:
+        """A ClusterError when a planned shard is missing: never a silent gap."""
+        if self.plan - set(self.outcomes):
+            covered = sum(self.targets.count(p) for p in self.outcomes)
+            raise ClusterError(f"the shards covered {covered} of {self.targets.count(self.shard)} targets",
+                               hint="run the sweep again")
+
+    def _shard_stats(self, o: ShardOutcome) -> ShardStats:
+        s = o.stats if o.stats is not None else SweepStats()
+        up = sum(1 for h in o.hosts if h.status == "up")
+        return ShardStats(o.shard[0], o.shard[1], o.worker, o.host, self.targets.count(o.shard), up, s.sent, s.received,
+                          s.duration_s, resumed=o.shard in self.resumed)
+
+    def shard_stats(self) -> tuple[ShardStats, ...]:
+        return tuple(self._shard_stats(self.outcomes[s]) for s in sorted(self.outcomes))
+
+    def stats(self, wall: float) -> SweepStats:
+        """The arrived shards' counters added up: ``targets`` those they hold, ``interrupted`` when some are missing."""
+        stats = _sum_stats([o.stats for o in self.outcomes.values() if o.stats is not None],
+                           sum(self.targets.count(p) for p in self.outcomes), wall)
+        return replace(stats, interrupted=bool(self.plan - set(self.outcomes)))
 
 
 def merge_outcomes(targets: TargetSet, seed: int, shard: tuple[int, int], outcomes: list[ShardOutcome],
                    wall: float) -> SweepResult:
     """One SweepResult from the shards' outcomes, keyed by address; every target of ``shard`` exactly once.
 
-    A duplicate outcome (same shard twice) is dropped; a missing shard, or shards whose target counts
-    do not add up to the size of ``shard``, is a ClusterError rather than a silent gap.
+    The plan is read from the outcomes' shard count. A duplicate outcome (same shard twice) is dropped; a
+    missing shard is a ClusterError rather than a silent gap.
     """
-    unique: dict[tuple[int, int], ShardOutcome] = {}
-    for o in outcomes:
-        unique.setdefault(o.shard, o)
-    expected = shard_size(len(targets), shard)
-    counted = sum(o.stats.targets for o in unique.values() if o.stats is not None)
-    if counted != expected:
-        raise ClusterError(f"the shards covered {counted} of {expected} targets", hint="run the sweep again")
-    from recon.targets import ip_to_int
-
-    answered: dict[int, HostResult] = {}
-    for o in unique.values():
-        for h in o.hosts:
-            answered.setdefault(ip_to_int(h.address), h)
-    hosts = tuple(_rows(targets, seed, shard, answered))
-    stats = [o.stats for o in unique.values() if o.stats is not None]
-    return SweepResult(hosts=hosts, stats=_sum_stats(stats, expected, wall),
-                       shards=tuple(_shard_stats(unique[s]) for s in sorted(unique)))
+    total = outcomes[0].shard[1] if outcomes else shard[1]
+    plan = [s for s in shard_plan(max(1, total // shard[1]), shard) if targets.count(s)]
+    merge = _Merge(targets, seed, shard, plan, down=True)
+    hosts = [h for o in outcomes for item in merge.add(o) if not isinstance(item, ShardStats) for h in item]
+    merge.check()
+    return SweepResult(hosts=_in_address_order(hosts), stats=merge.stats(wall), shards=merge.shard_stats())
 
 
-def _rows(targets: TargetSet, seed: int, shard: tuple[int, int], answered: dict[int, HostResult]) -> Iterator[HostResult]:
-    """Every target of the shard in address order (as a local sweep lists them); the unanswered are down."""
-    from recon.targets import int_to_ip
-
-    members = targets.ints() if shard == (1, 1) else iter(sorted(targets.order(seed, shard)))
-    names = targets.names
-    for a in members:
-        hit = answered.get(a)
-        yield hit if hit is not None else HostResult(int_to_ip(a), "down", hostname=names.get(a))
+def worker_stats(shards: Iterable[ShardStats]) -> tuple[WorkerStats, ...]:
+    """Per worker (address and host), the shards it swept in this run added up (resumed shards are left out)."""
+    by: dict[tuple[str, str], list[ShardStats]] = {}
+    for s in shards:
+        if not s.resumed:
+            by.setdefault((s.worker, s.host), []).append(s)
+    return tuple(WorkerStats(w, h, len(ss), sum(s.targets for s in ss), sum(s.up for s in ss), sum(s.sent for s in ss),
+                             sum(s.received for s in ss), round(sum(s.duration_s for s in ss), 6))
+                 for (w, h), ss in sorted(by.items()))
 
 
 def _sum_stats(stats: list[SweepStats], targets: int, wall: float) -> SweepStats:
     """The shards' counters added up; duration is the cluster run's wall time (submit to last result)."""
     duration = max(wall, 1e-9)
     sent = sum(s.sent for s in stats)
-    methods = {s.method for s in stats}
+    methods = list(dict.fromkeys(m for s in stats for m in s.method.split("+")))
     return SweepStats(
         targets=targets, sent=sent, received=sum(s.received for s in stats), duplicates=sum(s.duplicates for s in stats),
         late=sum(s.late for s in stats), retries=sum(s.retries for s in stats), unreachable=sum(s.unreachable for s in stats),
         ignored=sum(s.ignored for s in stats), send_errors=sum(s.send_errors for s in stats), duration_s=round(duration, 6),
         pps=round(sent / duration, 1), engine=stats[0].engine if stats else "raw",
-        method=methods.pop() if len(methods) == 1 else "arp+icmp",
+        method="+".join(methods) if methods else "icmp",
     )
+
+
+# --- the --resume journal ---------------------------------------------------------------------------
+
+
+def _journal(resume: str, targets: TargetSet, seed: int, shard: tuple[int, int], parts: int, timeout: float,
+             retries: int | None, resolve: bool, prober: dict[str, Any], defaults: tuple[str, ...]) -> Journal:
+    from recon.resume import Journal
+    from recon.targets import int_to_ip6
+
+    options = {k: prober.get(k) for k in ("method", "probe", "engine", "interface", "source")}
+    header = {"targets": targets.intervals, "targets6": [[int_to_ip6(lo), int_to_ip6(hi)] for lo, hi in targets.v6.intervals],
+              "scoped": [str(s) for s in targets.scoped], "seed": seed, "shard": list(shard), "parts": parts,
+              "timeout": timeout, "retries": retries, "resolve": resolve, **options}
+    journal = Journal.open(resume, header, defaults=defaults)
+    kept_seed, kept_parts = journal.header.get("seed"), journal.header.get("parts")  # the recorded ones win (``defaults``)
+    if not (_whole(kept_seed) and 0 <= kept_seed < 2**64 and _whole(kept_parts) and 1 <= kept_parts <= MAX_PARTS):
+        journal.close()
+        raise InputError(f"{resume}: its header is damaged (seed {kept_seed!r}, parts {kept_parts!r})",
+                         hint="give a new --resume file to start over")
+    return journal
+
+
+def _whole(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _resumed(journal: Journal | None, targets: TargetSet) -> dict[tuple[int, int], ShardOutcome]:
+    """The parts a previous run finished, from the journal."""
+    if journal is None:
+        return {}
+    done = {}
+    for part, row in sorted(journal.done.items()):
+        try:
+            done[part] = _outcome_from_json(part, row, targets)
+        except (KeyError, TypeError, ValueError):
+            raise InputError(f"{journal.path}: the record of part {part[0]}/{part[1]} is damaged",
+                             hint="give a new --resume file to start over") from None
+    return done
+
+
+def _outcome_to_json(o: ShardOutcome) -> dict[str, Any]:
+    names = _HOST_FIELDS  # flat fields: read directly (dataclasses.asdict deep-copies, ~80 µs a host)
+    return {"worker": o.worker, "host": o.host, "hosts": [{k: getattr(h, k) for k in names} for h in o.hosts],
+            "stats": as_dict(o.stats) if o.stats is not None else None}
+
+
+def _outcome_from_json(part: tuple[int, int], row: dict[str, Any], targets: TargetSet) -> ShardOutcome:
+    """A part the journal recorded (ValueError, KeyError or TypeError when it is not what ``record`` wrote)."""
+    from recon.targets import exact_address
+
+    stats = from_dict(SweepStats, row["stats"]) if row.get("stats") is not None else None
+    if not isinstance(row["hosts"], list):
+        raise ValueError("hosts: not a list")
+    hosts = tuple(from_dict(HostResult, h) for h in row["hosts"])
+    for h in hosts:
+        family, value, scope = exact_address(h.address)  # a dotted quad, or compressed IPv6 (+ an interface name)
+        ours = scope or (targets.contains_int(value) if family == 4 else targets.v6.contains_int(value))
+        if not ours or h.status not in ("up", "down", "unreachable"):
+            raise ValueError("hosts: an address or status this sweep cannot have written")
+    return ShardOutcome(part, str(row["worker"]), str(row["host"]), hosts, stats)
+
+
+# --- the cluster ------------------------------------------------------------------------------------
 
 
 @contextmanager

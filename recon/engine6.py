@@ -255,7 +255,8 @@ class Prober6:
         count = len(range(shard[0] - 1, len(v6), shard[1]))
         if count > MAX_V6_SWEEP:
             raise InputError(f"{count:,} IPv6 addresses in one sweep; at most {MAX_V6_SWEEP:,} (a /104) at a time",
-                             hint="split it with --shard I/N (--cluster takes IPv4 only), or give a longer prefix")
+                             hint="split it with --shard I/N, or let --cluster or --resume cut it into parts that "
+                                   "small, or give a longer prefix")
         addrs: Iterable[int] = v6.order(seed, shard)
         here = tuple(scoped) if shard[0] == 1 else ()
         onlink: dict[str, list[int]] = {}

@@ -42,6 +42,7 @@ __all__ = [
     "TargetWarning",
     "WatchNote",
     "WatchRound",
+    "WorkerStats",
     "as_dict",
     "from_dict",
 ]
@@ -614,6 +615,21 @@ class ShardStats:
     received: int
     duration_s: float
     resumed: bool = False  # read back from a --resume journal, not swept in this run
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerStats:
+    """One worker's share of a cluster sweep (``recon sweep --cluster``): the shards it swept in this run, added up.
+    ``duration_s`` is the time it spent sweeping them (the sum of its shards' times)."""
+
+    worker: str
+    host: str
+    shards: int
+    targets: int
+    up: int
+    sent: int
+    received: int
+    duration_s: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,7 +46,7 @@ from recon.models import (
 from recon.protocols import proto_name
 
 if TYPE_CHECKING:
-    from recon.models import HostResult, ShardStats, SweepResult, SweepStats
+    from recon.models import HostResult, ShardStats, SweepResult, SweepStats, WorkerStats
 
 __all__ = ["Console", "console", "csv_rows", "err", "error_line", "json_line", "json_safe", "lab_status", "out", "safe", "stderr",
            "stdout", "table"]
@@ -176,10 +176,6 @@ def error_line(exc: BaseException) -> str:
 def target_warning(warning: TargetWarning) -> str:
     """A skipped target (a name that does not resolve), as one stderr line; the rest is still swept."""
     return f"recon: warning: skipping {safe(repr(warning.target))}: {safe(warning.reason)}"
-
-
-def unswept_ipv6(count: int, what: str) -> str:
-    return f"recon: warning: skipping {count:,} IPv6 target{'' if count == 1 else 's'}: {what} does not probe IPv6 yet"
 
 
 # --- lab and demo -------------------------------------------------------------------------
@@ -1087,7 +1083,8 @@ def sweep_summary(result: SweepResult, up: int | None = None) -> str:
                                       ("probes the kernel refused to send", s.send_errors)) if v]
     if result.shards:
         workers = len({sh.worker for sh in result.shards})
-        extra.append(f"{len(result.shards)} shards on {workers} worker{'' if workers == 1 else 's'}")
+        count = len(result.shards)
+        extra.append(f"{count} shard{'' if count == 1 else 's'} on {workers} worker{'' if workers == 1 else 's'}")
     return line + (f" ({', '.join(extra)})" if extra else "")
 
 
@@ -1095,6 +1092,13 @@ def sweep_interrupted() -> str:
     """The line after a sweep stopped by Ctrl-C: what was printed is what was decided by then."""
     return ("recon: sweep interrupted: only the hosts decided before Ctrl-C are listed; "
             "the other targets were not decided (not down)")
+
+
+def shards_interrupted(done: int, resume: str | None) -> str:
+    """The line after a sweep in shards stopped by Ctrl-C: the hosts of the shards that arrived are listed."""
+    then = (f"the same command carries on from {safe(resume)}" if resume is not None
+            else "the other targets were not decided (not down)")
+    return f"recon: sweep interrupted: only the hosts of the {done} shard{'' if done == 1 else 's'} done are listed; {then}"
 
 
 def sweep_hint(result: SweepResult, probes: Sequence[str]) -> str:
@@ -1123,6 +1127,12 @@ def shard_line(s: ShardStats) -> str:
     done = " (done before, from the --resume file)" if s.resumed else ""
     return (f"shard {s.shard}/{s.shards}: {s.up} up of {s.targets}, {s.sent} sent, {s.received} received "
             f"in {s.duration_s:.2f} s by {safe(s.worker)} ({safe(s.host)}){done}")
+
+
+def worker_line(w: WorkerStats) -> str:
+    """One worker of a cluster sweep, after the summary: the shards it swept in this run, added up."""
+    return (f"worker {safe(w.worker)} ({safe(w.host)}): {w.shards} shard{'' if w.shards == 1 else 's'}, {w.up} up of "
+            f"{w.targets}, {w.sent} sent, {w.received} received, {w.duration_s:.2f} s sweeping")
 
 
 class SweepProgress:

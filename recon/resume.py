@@ -1,9 +1,11 @@
 """The ``--resume FILE`` journal of a sharded sweep: what was asked, and each shard once it is done.
 
-JSON lines. The first line is the header: the sweep's identity (target intervals, seed, shard, number
-of parts, probe options). Every later line is one finished part, appended and fsynced as soon as the
-part's result is known, so after Ctrl-C, SIGKILL or a crash the file holds every part that finished
-and nothing else. A torn last line (the process died mid-write) is cut off when the file is reopened.
+JSON lines. The first line is the header: the format version (``FORMAT``) and the sweep's identity
+(IPv4 target intervals, IPv6 runs as address pairs, scoped targets as text, seed, shard, number of parts,
+probe options). A file of another format version is refused with one line that says what to do.
+Every later line is one finished part (its answered hosts, IPv4, IPv6 and scoped, and its counters),
+appended and fsynced as soon as the part's result is known, so after Ctrl-C, SIGKILL or a crash the
+file holds every part that finished and nothing else. A torn last line (the process died mid-write) is cut off when the file is reopened.
 Opening an existing journal with a different sweep is refused: merging parts of two different sweeps
 would be wrong silently. Resume is shard-granular: a part that was running when the process stopped
 is swept again from its start (see ARCHITECTURE.md, cluster.py).
@@ -29,7 +31,8 @@ from recon.errors import InputError, ReconEnvironmentError
 
 __all__ = ["FORMAT", "MAX_LINE", "Journal"]
 
-FORMAT = "recon-sweep-resume/1"
+FORMAT = "recon-sweep-resume/2"  # 2: the header holds the IPv6 runs and the scoped targets; rows may be IPv6
+_FAMILY = "recon-sweep-resume/"
 MAX_LINE = 64 << 20  # the longest line read: a header of MAX_RUNS intervals, or one part's answered hosts, fit well
 
 
@@ -138,6 +141,7 @@ def _read(fd: int, p: Path) -> tuple[dict[str, Any], dict[tuple[int, int], dict[
                 break  # a torn or garbled line: it and everything after it are dropped
             if header is None:
                 if row.get("format") != FORMAT:
+                    _other_format(row.get("format"), p)
                     break
                 header = row
             else:
@@ -149,6 +153,14 @@ def _read(fd: int, p: Path) -> tuple[dict[str, Any], dict[tuple[int, int], dict[
     if header is None:
         raise InputError(f"{p} is not a recon sweep --resume file", hint="give a new file name, or the file a sweep wrote")
     return header, done, valid
+
+
+def _other_format(fmt: object, p: Path) -> None:
+    """A journal of another format version is refused with what to do (its parts cannot be merged with this one's)."""
+    if isinstance(fmt, str) and fmt.startswith(_FAMILY) and fmt != FORMAT:
+        shown = fmt[:60].encode("ascii", "backslashreplace").decode()
+        raise InputError(f"{p} is a --resume file of another recon version ({shown}; this one reads {FORMAT})",
+                         hint="give a new --resume file to start over, or finish it with the recon that wrote it")
 
 
 def _row(raw: bytes) -> dict[str, Any] | None:

@@ -57,6 +57,7 @@ __all__ = [
     "Walk",
     "address_key",
     "build_targets",
+    "exact_address",
     "int_to_ip",
     "int_to_ip6",
     "ip_to_int",
@@ -65,6 +66,7 @@ __all__ = [
     "parse_specs",
     "read_spec_file",
     "resolve_host",
+    "scoped_target",
     "system_resolver",
 ]
 
@@ -252,6 +254,34 @@ def _interface(scope: str, token: str) -> tuple[str, int]:
         return scope, socket.if_nametoindex(scope)
     except (OSError, OverflowError, ValueError):
         raise InvalidTarget(token, f"no interface {scope!r} here", hint="see 'ip link' for the names") from None
+
+
+def scoped_target(text: str) -> ScopedTarget:
+    """``fe80::1%eth0`` or ``ff02::1%eth0`` → a ScopedTarget on this machine's interface of that name (InvalidTarget
+    when it is not one, or no such interface is here): what a cluster worker rebuilds a scoped target from."""
+    return _scoped(text)
+
+
+def exact_address(text: str) -> tuple[int, int, str]:
+    """``address_key`` of an address read back from a file, strictly: (family, value, scope) of a dotted quad, or of
+    IPv6 in its compressed form with at most an interface name after ``%`` (``fe80::1%eth0`` → (6, int, "eth0"));
+    anything else, which no sweep writes, is a ValueError (the ``--resume`` journal's rows are checked with it)."""
+    if not isinstance(text, str) or not text.isascii() or len(text) > 64:
+        raise ValueError("not an address")
+    if ":" not in text:
+        if not is_ipv4(text) or int_to_ip(ip_to_int(text)) != text:
+            raise ValueError(f"{text!r} is not a dotted quad")
+        return 4, ip_to_int(text), ""
+    addr, pct, scope = text.partition("%")
+    if pct and not IFNAME.fullmatch(scope):
+        raise ValueError(f"{text!r}: not an interface name after '%'")
+    try:
+        value = int.from_bytes(socket.inet_pton(socket.AF_INET6, addr), "big")
+    except OSError:
+        raise ValueError(f"{text!r} is not an IPv6 address") from None
+    if int_to_ip6(value) != addr:
+        raise ValueError(f"{text!r} is not in compressed form")
+    return 6, value, scope
 
 
 def _scoped(token: str) -> ScopedTarget:
@@ -778,6 +808,12 @@ class TargetSet(_Runs, Sequence[str]):
     def total(self) -> int:
         """IPv4 addresses + IPv6 addresses + scoped targets."""
         return self._size + len(self.v6) + len(self.scoped)
+
+    def count(self, shard: tuple[int, int] = (1, 1)) -> int:
+        """How many targets a sweep of shard k/N holds: its IPv4 and IPv6 positions (``order``), and the scoped
+        targets, which go with shard 1 (as ``engine6.Prober6.sweep`` takes them)."""
+        k, n = shard
+        return len(range(k - 1, self._size, n)) + len(range(k - 1, len(self.v6), n)) + (len(self.scoped) if k == 1 else 0)
 
     def __contains__(self, address: object) -> bool:
         if isinstance(address, int):

@@ -7,9 +7,11 @@ merged result with the lab's truth. Every process a test starts is killed in a f
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -26,9 +28,10 @@ from hypothesis import strategies as st
 from recon.cluster import ClusterError, ShardOutcome, merge_outcomes, parse_cluster, shard_plan, shard_size, sweep_shard
 from recon.errors import InvalidOption
 from recon.lab import netns
-from recon.models import HostResult, SweepStats
-from recon.targets import TargetSet, build_targets, int_to_ip, ip_to_int
-from tests.conftest import ROOT, LabHandle, offline_argv
+from recon.models import HostResult, ScopedTarget, ShardStats, SweepStats
+from recon.targets import TargetSet, V6Targets, build_targets, int_to_ip, int_to_ip6, ip_to_int
+from recon.transport import ReplaySocket, ReplayTransport, Sent
+from tests.conftest import ROOT, LabHandle, offline, offline_argv, run_cli, run_cli_offline
 
 SPARSE17 = "198.18.128.0/17"
 DASK = Path(sys.executable).with_name("dask")  # the venv's dask, next to its python
@@ -82,6 +85,170 @@ def test_merge_drops_a_duplicate_shard_and_refuses_a_missing_one() -> None:
     assert merged.stats.targets == 4 and merged.stats.sent == 4 and len(merged.shards) == 2
     with pytest.raises(ClusterError, match="covered 2 of 4"):
         merge_outcomes(targets, 7, (1, 1), [first], 1.0)
+
+
+def _v6(text: str) -> int:
+    return int(ipaddress.IPv6Address(text))
+
+
+def test_merge_is_keyed_by_family_value_and_scope() -> None:
+    """IPv4 198.18.1.17 and IPv6 ::c612:111 (::198.18.1.17) share a value, 2001:db8::10 and the group member 2001:db8::10%lo an
+    address: four rows, none lost to another's key; a shard that arrives twice adds nothing, a missing one is an
+    error. (The old merge keyed by the IPv4 integer: IPv6 rows raised.)"""
+    v4, compat, ten = ip_to_int("198.18.1.17"), _v6("::c612:111"), _v6("2001:db8::10")
+    assert v4 == compat
+    group = ScopedTarget("ff02::1", "lo", socket.if_nametoindex("lo"), multicast=True)
+    targets = TargetSet([(v4, v4)], v6=V6Targets([(compat, compat), (ten, ten)]), scoped=[group])
+    plan = shard_plan(2)
+    answered = {"198.18.1.17": HostResult("198.18.1.17", "up", 1.0, 63, "echo-reply", reason="echo-reply")}
+    members = (HostResult("2001:db8::10%lo", "up", 0.5, 64, "echo-reply", reason="echo-reply"),
+               HostResult("fe80::1%lo", "up", 0.5, 64, "echo-reply", reason="echo-reply"))
+    outcomes = []
+    for part in plan:
+        mine = {int_to_ip(a) for a in targets.order(3, part)}
+        hosts = tuple(h for a, h in answered.items() if a in mine) + (members if part[0] == 1 else ())
+        outcomes.append(_outcome(part, targets.count(part), hosts))
+    merged = merge_outcomes(targets, 3, (1, 1), [outcomes[1], outcomes[0], outcomes[1], outcomes[0]], 1.0)
+    assert [(h.address, h.status) for h in merged.hosts] == [
+        ("198.18.1.17", "up"), ("::198.18.1.17", "down"), ("2001:db8::10", "down"), ("2001:db8::10%lo", "up"),
+        ("fe80::1%lo", "up")]
+    assert merged.stats.targets == 4 and [(s.shard, s.targets) for s in merged.shards] == [
+        (1, targets.count(plan[0])), (2, targets.count(plan[1]))]
+    with pytest.raises(ClusterError, match=f"covered {targets.count(plan[1])} of 4"):
+        merge_outcomes(targets, 3, (1, 1), [outcomes[1]], 1.0)
+
+
+def _mixed_answers(sock: ReplaySocket, sent: Sent) -> list[bytes]:
+    """Recorded IPv4 and IPv6 answers (tests/test_sweep_replay.py, tests/test_sweep6.py), and two members of
+    ff02::1 answering its echo."""
+    from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, IPv6
+
+    from tests.test_sweep6 import REC as REC6
+    from tests.test_sweep_replay import REC as REC4
+
+    if not sent.kind.endswith("6"):
+        return REC4(sock, sent)
+    if sent.address[0] != "ff02::1":
+        return REC6(sock, sent)
+    req = ICMPv6EchoRequest(sent.data)
+    return [bytes(IPv6(src=m, dst="fe80::99", hlim=64) / ICMPv6EchoReply(id=req.id, seq=req.seq, data=req.data))
+            for m in ("fe80::1", "fe80::2")]
+
+
+MIXED = ["198.18.1.16/28", "198.18.2.0/29", "2001:db8::e-11", "2001:db8:2::1-5", "ff02::1%lo"]
+
+
+def test_shards_of_mixed_targets_stream_and_merge_to_the_plain_sweep() -> None:
+    """IPv4, routed IPv6 and a scoped group in 3 parts, swept here on recorded answers: each part comes back
+    as its ShardStats and then its rows, no row twice, and together they are the plain sweep's rows."""
+    from recon.cluster import ClusterStream
+    from recon.engine import sweep
+
+    targets = build_targets(MIXED)
+    options = {"method": "icmp", "probe": "echo", "timeout": 0.05, "retries": 0}
+    plain = sweep(targets, transport=ReplayTransport(_mixed_answers), **options)  # type: ignore[arg-type]  # a dict of options
+    items = list(ClusterStream(targets, None, shards=3, seed=9, transport=ReplayTransport(_mixed_answers), **options))
+    stats = [i for i in items if isinstance(i, ShardStats)]
+    rows = [h for i in items if not isinstance(i, ShardStats) for h in i]
+    assert [s.shard for s in stats] == [1, 2, 3] and sum(s.targets for s in stats) == targets.total == 16 + 8 + 4 + 5 + 1
+    first_rows = items.index(stats[1])  # part 1's rows come before part 2's statistics: each part as it arrives
+    assert {h.address for i in items[1:first_rows] for h in i} == {
+        int_to_ip(a) for a in targets.order(9, (1, 3))} | {int_to_ip6(a) for a in targets.v6.order(9, (1, 3))} | {
+        "fe80::1%lo", "fe80::2%lo"}
+    key = lambda h: (h.address, h.status, h.reason, h.reply, h.ttl)
+    assert len(rows) == len({h.address for h in rows})
+    assert sorted(map(key, rows), key=str) == sorted(map(key, plain.hosts), key=str)
+    assert {h.address for h in rows if h.status == "up"} >= {"198.18.1.17", "2001:db8::10", "2001:db8:2::1", "fe80::1%lo"}
+
+
+def test_cli_resume_takes_ipv6_and_prints_each_part_as_it_is_done(tmp_path: Path) -> None:
+    """sweep --resume with IPv4, IPv6 and a scoped group, in-process on recorded answers: the JSON rows, then
+    the same command again prints them all from the file (every part "done before"), nothing twice. The old
+    CLI refused IPv6 with --resume (exit 2)."""
+    journal = tmp_path / "run.resume"
+    argv = ["sweep", *MIXED, "--json", "--all", "--resume", str(journal), "--method", "icmp", "--probe", "echo",
+            "-W", "0.05", "-r", "0"]
+    with offline(ReplayTransport(_mixed_answers)):
+        first = run_cli(*argv)
+        again = run_cli(*argv)
+    assert first.code == 0, first.stderr
+    rows = [json.loads(line) for line in first.stdout.splitlines()]
+    assert len(rows) == len({r["address"] for r in rows}) == 16 + 8 + 4 + 5 + 2  # the group is its two members
+    assert {r["address"] for r in rows if r["status"] == "up"} >= {"2001:db8::10", "fe80::1%lo", "fe80::2%lo"}
+    assert again.code == 0 and "done before" in again.stderr
+    assert not [line for line in again.stderr.splitlines() if line.startswith("worker ")]  # no worker swept anything
+    assert sorted(again.stdout.splitlines()) == sorted(first.stdout.splitlines())
+
+
+def test_ctrl_c_in_a_resumed_sweep_lists_the_parts_done_and_the_same_command_carries_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C (KeyboardInterrupt from the first probe of part 2) ends a --resume sweep of two parts with part 1's
+    hosts listed, one line saying so, the summary of what was done, exit 130; the same command then sweeps part 2
+    only, and the two runs together print every target once."""
+    import recon.cluster
+
+    monkeypatch.setattr(recon.cluster, "RESUME_PART", 20)  # 34 targets: two parts
+    targets = build_targets(MIXED)
+    second = {int_to_ip(a) for a in targets.order(0, (2, 2))} | {int_to_ip6(a) for a in targets.v6.order(0, (2, 2))}
+    stopped: list[str] = []
+
+    def answers(sock: ReplaySocket, sent: Sent) -> list[bytes]:
+        if not stopped and sent.address[0] in second:
+            stopped.append(sent.address[0])
+            raise KeyboardInterrupt
+        return _mixed_answers(sock, sent)
+
+    journal = tmp_path / "run.resume"
+    argv = ["sweep", *MIXED, "--json", "--all", "--resume", str(journal), "--method", "icmp", "--probe", "echo",
+            "-W", "0.05", "-r", "0"]
+    with offline(ReplayTransport(answers)):
+        first = run_cli(*argv)
+        rest = run_cli(*argv)
+    assert first.code == 130 and stopped, first.stderr
+    lines = first.stderr.splitlines()
+    assert lines[0].startswith("shard 1/2: ") and lines[1] == (
+        f"recon: sweep interrupted: only the hosts of the 1 shard done are listed; the same command carries on from {journal}")
+    assert lines[2].endswith(" of 18 scanned in " + lines[2].split(" scanned in ")[1]) and len(lines) == 3
+    assert {json.loads(r)["address"] for r in first.stdout.splitlines()}.isdisjoint(second)
+    assert rest.code == 0 and "shard 1/2" in rest.stderr and "done before" in rest.stderr.splitlines()[0]
+    again = [json.loads(r)["address"] for r in rest.stdout.splitlines()]
+    assert len(again) == len(set(again)) == 16 + 8 + 4 + 5 + 2 and second <= set(again)
+
+
+def _printed_addresses(fmt: str, stdout: str) -> list[str]:
+    lines = stdout.splitlines()
+    if fmt == "--json":
+        return [json.loads(line)["address"] for line in lines]
+    if fmt == "--csv":
+        return [line.split(",")[0] for line in lines[1:]]
+    if fmt == "--grep":
+        return [line.split()[1] for line in lines if line.startswith("Host: ")]
+    return lines
+
+
+@pytest.mark.parametrize("fmt", ["--json", "--csv", "--grep", "-a"])
+def test_every_output_format_of_a_resumed_sweep_lists_what_a_plain_sweep_lists(tmp_path: Path, fmt: str) -> None:
+    """--json, --csv, --grep and -a with --resume (printed part by part) name the same hosts as the plain
+    sweep's streamed output, each once."""
+    argv = ["sweep", *MIXED, fmt, "--method", "icmp", "--probe", "echo", "-W", "0.05", "-r", "0"]
+    with offline(ReplayTransport(_mixed_answers)):
+        plain = run_cli(*argv)
+        parts = run_cli(*argv, "--resume", str(tmp_path / "run.resume"))
+    assert plain.code == parts.code == 0, parts.stderr
+    printed = _printed_addresses(fmt, parts.stdout)
+    assert len(printed) == len(set(printed)) >= 14 and sorted(printed) == sorted(_printed_addresses(fmt, plain.stdout))
+
+
+def test_a_resume_file_of_the_old_format_is_one_line_that_says_what_to_do(tmp_path: Path) -> None:
+    from recon.errors import InputError
+    from recon.resume import Journal
+
+    path = tmp_path / "old.resume"
+    path.write_text(json.dumps({"format": "recon-sweep-resume/1", "targets": [[1, 9]], "seed": 0, "parts": 1}) + "\n")
+    with pytest.raises(InputError, match=r"another recon version .*recon-sweep-resume/1.*give a new --resume file"):
+        Journal.open(str(path), {"targets": [[1, 9]], "seed": 0, "parts": 1})
+    res = run_cli_offline("sweep", "198.18.1.0/30", "--resume", str(path))
+    assert res.code == 2 and res.stderr.count("\n") == 1 and "recon-sweep-resume/1" in res.stderr, res.stderr
 
 
 def test_cluster_without_dask_is_one_line_exit_3() -> None:
@@ -252,6 +419,82 @@ def test_local_cluster_of_two_processes(lab: LabHandle) -> None:
     assert res.returncode == 0, res.stderr
     rows, shard_lines = _parse(res.stdout, res.stderr)
     _check_sparse17(lab, rows, shard_lines, shards=2)
+
+
+def _mixed_lab_targets(lab: LabHandle) -> list[str]:
+    """IPv4, routed IPv6 (sparse6), on-link IPv6 by Neighbor Discovery (lan6 without the router's anycast
+    2001:db8::, whose advertisements RFC 4861 delays at random by up to a second), a scoped host, a silent
+    scoped address and the all-nodes group on the scanner's link."""
+    iface, phone = lab.info.scanner_if, lab.info.hosts[0]
+    return ["198.18.1.0/24", "2001:db8:1::/120", "2001:db8::1-ff", f"{phone.ipv6_ll}%{iface}", f"fe80::dead:1%{iface}",
+            f"ff02::1%{iface}"]
+
+
+def _by_address(stdout: str) -> dict[str, tuple[object, ...]]:
+    rows = [json.loads(line) for line in stdout.splitlines()]
+    table = {str(r["address"]): (r["status"], r["reason"], r["mac"], r["reporter"]) for r in rows}
+    assert len(table) == len(rows), "an address twice"
+    return table
+
+
+def test_local_cluster_with_ipv6_and_scoped_targets_equals_a_plain_sweep(lab: LabHandle) -> None:
+    """--cluster local:2 over IPv4, routed and on-link IPv6 and scoped targets: the same rows as one plain sweep
+    of the same targets (status, reason, MAC, reporter); the shards add up to every target once. The old CLI
+    refused IPv6 with --cluster."""
+    targets = _mixed_lab_targets(lab)
+    plain = lab.recon("sweep", *targets, "--json", "--all", timeout=120)
+    shards = lab.recon("sweep", *targets, "--json", "--all", "--cluster", "local:2", timeout=180)
+    assert plain.returncode == 0 and shards.returncode == 0, plain.stderr + shards.stderr
+    assert "Traceback" not in shards.stderr
+    assert _by_address(shards.stdout) == _by_address(plain.stdout)
+    rows = _by_address(shards.stdout)
+    assert {rows[f"{h.ipv6_ll}%{lab.info.scanner_if}"][2] for h in lab.info.hosts} == {h.mac for h in lab.info.hosts}
+    assert {a for a, r in rows.items() if a.startswith("2001:db8:1::") and r[0] == "up"} == set(lab.info.range("sparse6").up or ())
+    _, shard_lines = _parse(shards.stdout, shards.stderr)
+    assert sorted(line.split()[1] for line in shard_lines) == ["1/2:", "2/2:"]
+    assert sum(int(line.split(" up of ")[1].split(",")[0]) for line in shard_lines) == 256 + 256 + 255 + 3
+    assert len([line for line in shards.stderr.splitlines() if line.startswith("worker ")]) == 2
+
+
+def test_resume_with_ipv6_killed_mid_run_equals_an_uninterrupted_run(lab: LabHandle, tmp_path: Path) -> None:
+    """SIGKILL `sweep --resume` of IPv4 and IPv6 targets once its first part is recorded: by then that part's
+    rows are already printed (streamed as the part is done, not after the merge); the same command then sweeps
+    only the other part, and its output equals an uninterrupted sweep's, row for row."""
+    journal, killed_out = tmp_path / "sweep.resume", tmp_path / "killed.json"
+    targets = [SPARSE17, "2001:db8:1::/113", *_mixed_lab_targets(lab)[2:]]  # 32768 + 32768 + 255 + 3: two parts
+    argv = [sys.executable, "-m", "recon", "sweep", *targets, "--yes", "--json", "--all", "--rate", "20000"]
+    with open(killed_out, "w") as out:
+        first = lab.popen([*argv, "--resume", str(journal)], stdout=out, stderr=subprocess.PIPE, env=os.environ.copy())
+    try:
+        _wait_for(lambda: (journal.exists() and journal.read_text().count("\n") >= 2) or first.poll() is not None,
+                  "the first part in the journal")
+        part = json.loads(journal.read_text().splitlines()[1])
+        answered = {h["address"] for h in part["hosts"]}
+        _wait_for(lambda: answered <= set(_whole_rows(killed_out)) or first.poll() is not None, "the first part's rows")
+        assert first.poll() is None, "the sweep ended before it could be killed"
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+        first.communicate()
+    assert journal.read_text().count("\n") == 2  # header + one part: the killed run got no further
+    printed = _whole_rows(killed_out)
+    assert {a for a, st in printed.items() if st == "up"} == {h["address"] for h in part["hosts"] if h["status"] == "up"}
+    second = lab.run([*argv, "--resume", str(journal)], timeout=180)
+    assert second.returncode == 0, second.stderr
+    shard_lines = [line for line in second.stderr.splitlines() if line.startswith("shard ")]
+    assert len(shard_lines) == 2 and sum("done before" in line for line in shard_lines) == 1, second.stderr
+    plain = lab.run(argv, timeout=180)
+    assert plain.returncode == 0, plain.stderr
+    assert _by_address(second.stdout) == _by_address(plain.stdout)
+    assert len(_by_address(plain.stdout)) == 32768 + 32768 + 255 + 2 + 7 - 1  # the group is its 7 members, not a row
+
+
+def _whole_rows(path: Path) -> dict[str, str]:
+    """address → status of the whole JSON lines in ``path`` (a process killed mid-write leaves a torn last line)."""
+    lines = path.read_text().split("\n")[:-1]
+    return {r["address"]: r["status"] for r in map(json.loads, lines)}
 
 
 def test_shards_swept_directly_merge_to_the_local_sweep(lab: LabHandle) -> None:

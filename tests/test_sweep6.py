@@ -147,8 +147,8 @@ def test_an_ipv6_sweep_has_a_size_limit_even_with_yes() -> None:
     with Prober(transport=transport) as prober, pytest.raises(InputError, match="at most 16,777,216") as refused:
         prober.sweep(build_targets(["2001:db8::/96"], yes=True))
     assert transport.sent == []
-    # the advice names what works: --shard; --cluster refuses IPv6, so it is not offered as the way out
-    assert "--shard I/N" in refused.value.hint and "(or --cluster)" not in refused.value.hint
+    # the advice names what works: --shard, and --cluster or --resume, which cut a /96 into parts of a /104
+    assert "--shard I/N" in refused.value.hint and "--cluster or --resume" in refused.value.hint
 
 
 # --- in the lab, beside nmap -6 -------------------------------------------------------------

@@ -517,14 +517,6 @@ def test_all_specs_share_one_run_budget() -> None:
         build_targets(["10.0-255.0-255.1,3,5", "11.0-255.0-255.1", "12.0.0.1,3"], yes=True)
 
 
-def test_cli_ipv6_only_targets_are_refused_where_they_are_not_probed_yet() -> None:
-    """recon sweep and recon watch probe IPv6 targets now (tests/test_sweep6.py, tests/test_watch.py); sweep
-    --cluster does not yet, and says so in one line (exit 2) before sending anything."""
-    code, out, err = run_recon("sweep", "2001:db8::1-ff", "--cluster", "local:1")
-    assert code == 2 and out == ""
-    assert err == "recon: error: recon sweep --cluster does not probe IPv6 targets yet; sweep them without --cluster and --resume\n"
-
-
 @pytest.mark.parametrize("seed", [None, 0, 12345])
 @pytest.mark.parametrize("shard", [(1, 1), (2, 3), (4, 7)])
 def test_ipv6_position_is_the_inverse_of_order(seed: int | None, shard: tuple[int, int]) -> None:
