@@ -209,9 +209,9 @@ class ClusterStream:
     Iterating gives, per shard: its ``ShardStats`` (``resumed`` for a shard read back from the ``--resume``
     journal), then lists of its ``HostResult``s: the answered hosts, then (with ``down``) its silent targets as
     down rows. A shard that arrives twice is dropped; a missing one ends the iteration with a ClusterError.
-    ``stats`` and ``shards`` are final once the iteration has ended. The options are checked, the cluster is
-    reached (or started) and the journal opened here, before anything is swept; ``close()`` (or leaving the
-    ``with`` block) cancels what is still running and closes them.
+    ``plan`` lists the shards (k, M) of the sweep; ``stats`` and ``shards`` are final once the iteration has
+    ended. The options are checked, the cluster is reached (or started) and the journal opened here, before
+    anything is swept; ``close()`` (or leaving the ``with`` block) cancels what is still running and closes them.
     """
 
     def __init__(self, targets: TargetSet, cluster: str | None, *, shards: int | None = None, timeout: float = 1.0,
@@ -238,6 +238,7 @@ class ClusterStream:
                 self._stack.callback(journal.close)
                 seed, parts = int(journal.header["seed"]), int(journal.header["parts"])
             plan = [s for s in shard_plan(parts, shard) if targets.count(s)]
+            self.plan: tuple[tuple[int, int], ...] = tuple(plan)  # every shard of the sweep, done before or not
             self._merge = _Merge(targets, seed, shard, plan, down)
             done = _resumed(journal, targets)
             base = _task(targets, seed, shard, prober, timeout, retries, resolve)

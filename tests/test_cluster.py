@@ -251,6 +251,28 @@ def test_a_resume_file_of_the_old_format_is_one_line_that_says_what_to_do(tmp_pa
     assert res.code == 2 and res.stderr.count("\n") == 1 and "recon-sweep-resume/1" in res.stderr, res.stderr
 
 
+def test_a_96_of_ipv6_is_cut_into_shards_of_at_most_a_104(tmp_path: Path) -> None:
+    """One sweep takes at most a /104 of IPv6 (engine6.MAX_V6_SWEEP); a sweep in shards cuts a /96 into enough
+    of them by itself (256 here, one per 65,536 targets with --resume), and a --shards count too small for that
+    is refused before anything runs. Nothing is swept: the plan is made when the stream opens."""
+    from recon.cluster import ClusterStream
+    from recon.engine6 import MAX_V6_SWEEP
+
+    targets = build_targets(["198.18.1.0/24", "2001:db8::/96"], yes=True)
+    with offline(ReplayTransport()) as transport:
+        here = ClusterStream(targets, None, probe="echo")
+        journal = tmp_path / "run.resume"
+        resumable = ClusterStream(targets, None, probe="echo", resume=str(journal))
+        with pytest.raises(InvalidOption, match="at least 256"):
+            ClusterStream(targets, None, probe="echo", shards=255)
+        here.close()
+        resumable.close()
+    assert transport is not None and transport.sent == []
+    assert len(here.plan) == 256 and max(shard_size(len(targets.v6), s) for s in here.plan) == MAX_V6_SWEEP
+    assert sum(targets.count(s) for s in here.plan) == targets.total
+    assert len(resumable.plan) == json.loads(journal.read_text().splitlines()[0])["parts"] == 65536
+
+
 def test_cluster_without_dask_is_one_line_exit_3() -> None:
     """With dask/distributed absent (blocked in sys.modules), --cluster says how to install them.
 
