@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -140,6 +141,8 @@ def sweep_shard(task: ShardTask) -> ShardOutcome:
 
 
 def _worker_identity() -> str:
+    if "distributed" not in sys.modules:  # not on a Dask worker (--resume here): do not pay for importing it
+        return "local"
     try:
         from distributed import get_worker
 

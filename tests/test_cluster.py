@@ -161,6 +161,23 @@ def test_shards_of_mixed_targets_stream_and_merge_to_the_plain_sweep() -> None:
     assert {h.address for h in rows if h.status == "up"} >= {"198.18.1.17", "2001:db8::10", "2001:db8:2::1", "fe80::1%lo"}
 
 
+@pytest.mark.parametrize("outer", [(1, 2), (2, 3)])
+def test_the_shards_of_one_shard_of_mixed_targets_merge_to_its_plain_sweep(outer: tuple[int, int]) -> None:
+    """--shard I/N with shards: the parts of shard I/N, IPv6 and scoped targets too (these in shard 1 only), are
+    what a plain sweep of shard I/N finds, no more and no less."""
+    from recon.cluster import cluster_sweep
+    from recon.engine import sweep
+
+    targets = build_targets(MIXED)
+    options = {"method": "icmp", "probe": "echo", "timeout": 0.05, "retries": 0, "seed": 4, "shard": outer}
+    plain = sweep(targets, transport=ReplayTransport(_mixed_answers), **options)  # type: ignore[arg-type]  # a dict of options
+    merged = cluster_sweep(targets, None, shards=2, transport=ReplayTransport(_mixed_answers), **options)
+    key = lambda h: (h.address, h.status, h.reason, h.reply, h.ttl)
+    assert [key(h) for h in merged.hosts] == [key(h) for h in plain.hosts]
+    assert merged.stats.targets == targets.count(outer) and len(merged.shards) == 2
+    assert ("fe80::1%lo" in {h.address for h in merged.hosts}) is (outer[0] == 1)
+
+
 def test_cli_resume_takes_ipv6_and_prints_each_part_as_it_is_done(tmp_path: Path) -> None:
     """sweep --resume with IPv4, IPv6 and a scoped group, in-process on recorded answers: the JSON rows, then
     the same command again prints them all from the file (every part "done before"), nothing twice. The old
