@@ -31,6 +31,7 @@ from __future__ import annotations
 import bisect
 import functools
 import itertools
+import queue
 import random
 import select
 import socket
@@ -339,9 +340,9 @@ class Prober:
         if ifaces:
             from recon.ndp import discover_parts
 
-            onlink = discover_parts(local=ifaces, transport=self.transport, timeout=timeout, retries=retries, rate=self.rate,
-                                    tap=writer.write if writer is not None else None,
-                                    source=self.source if self.source is not None and _is_ipv6(self.source) else None)
+            onlink = functools.partial(discover_parts, local=ifaces, transport=self.transport, timeout=timeout, retries=retries,
+                                       rate=self.rate, tap=writer.write if writer is not None else None,
+                                       source=self.source if self.source is not None and _is_ipv6(self.source) else None)
         return SweepStream(run, targets.names, down=down, resolve=resolve, pcap=writer, part6=part6, local=onlink)
 
     def _v6_prober(self, targets: TargetSet, has_v4: bool) -> Prober6 | None:
@@ -644,7 +645,7 @@ class SweepStream:
 
     def __init__(self, run: _Run | None, names: dict[int, str], *, down: bool, resolve: bool, pcap: PcapWriter | None = None,
                  part6: Callable[[], tuple[tuple[HostResult, ...], SweepStats]] | None = None,
-                 local: Iterator[SweepResult] | None = None) -> None:
+                 local: Callable[..., Iterator[SweepResult]] | None = None) -> None:
         self._run, self._pcap = run, pcap
         self._v6 = _OnLinkRows(part6, local, down) if part6 is not None or local is not None else None
         self._halt = False
@@ -749,40 +750,84 @@ class SweepStream:
 
 class _OnLinkRows:
     """The IPv6 part of a sweep (engine6) and its ``--local`` part (``ndp.discover_parts``) as batches of rows,
-    an address once, as ``ndp.merge`` keeps it (up wins, the first answer stays): each ``--local`` part's hosts
-    that are up as soon as that part ends, then the IPv6 part's rows but those, then (with ``down``) the
-    ``--local`` rows nobody found up. Only on-link rows are held: a link's hosts and a prefix of 4,096 at most."""
+    an address once, as ``ndp.merge`` keeps it (up wins, the first answer stays): each host ``--local`` finds as
+    soon as it answers (its parts run on a thread of their own, which hands the rows over), then the IPv6 part's
+    rows but those, then (with ``down``) the ``--local`` rows nobody found up. Only on-link rows are held: a
+    link's hosts and a prefix of 4,096 at most."""
 
     def __init__(self, part6: Callable[[], tuple[tuple[HostResult, ...], SweepStats]] | None,
-                 local: Iterator[SweepResult] | None, down: bool) -> None:
+                 local: Callable[..., Iterator[SweepResult]] | None, down: bool) -> None:
         self.part6, self.local, self.down = part6, local, down
         self.stats6: SweepStats | None = None
         self.stats_local: list[SweepStats] = []
         self.local_rows = self.overlap = 0  # addresses --local reported; of those, how many the IPv6 part did too
+        self.up: set[str] = set()
+        self.held: dict[str, HostResult] = {}  # --local's down rows, until no one else has found them up
 
     def batches(self, stopped: Callable[[], bool]) -> Iterator[list[HostResult]]:
-        up: set[str] = set()
-        held: dict[str, HostResult] = {}  # --local's down rows, until no one else has found them up
-        for part in self.local or ():
-            self.stats_local.append(part.stats)
-            fresh = [h for h in part.hosts if h.status == "up" and h.address not in up]
-            up.update(h.address for h in fresh)
-            held.update((h.address, h) for h in part.hosts if h.status != "up" and h.address not in up and h.address not in held)
-            for h in fresh:
-                held.pop(h.address, None)
-            self.local_rows = len(up) + len(held)
-            if fresh:
-                yield fresh
-            if stopped():
-                return
-        if self.part6 is not None:
+        if self.local is not None:
+            yield from self._local(self.local, stopped)
+        if self.part6 is not None and not stopped():
             hosts6, self.stats6 = self.part6()
-            rows = [h for h in hosts6 if h.address not in up]
-            self.overlap = len(hosts6) - len(rows) + sum(1 for h in rows if held.pop(h.address, None) is not None)
+            rows = [h for h in hosts6 if h.address not in self.up]
+            self.overlap = len(hosts6) - len(rows) + sum(1 for h in rows if self.held.pop(h.address, None) is not None)
             if rows:
                 yield rows
-        if self.down and held:
-            yield sorted(held.values(), key=lambda h: address_key(h.address))
+        if self.down and self.held:
+            yield sorted(self.held.values(), key=lambda h: address_key(h.address))
+
+    def _local(self, local: Callable[..., Iterator[SweepResult]], stopped: Callable[[], bool]) -> Iterator[list[HostResult]]:
+        """The ``--local`` parts on a thread: each host found as it answers, each part's result as it ends (its
+        own addresses, its down rows, its counters); after ``stop()`` no part starts. The thread is waited for,
+        so nothing writes the pcap after the stream closes it."""
+        inbox: queue.SimpleQueue[HostResult | SweepResult | BaseException | None] = queue.SimpleQueue()
+
+        def work() -> None:
+            try:
+                for part in local(found=inbox.put):
+                    inbox.put(part)
+                    if stopped():
+                        break
+            except BaseException as exc:  # handed to the stream's thread, which raises it
+                inbox.put(exc)
+            finally:
+                inbox.put(None)
+
+        worker = threading.Thread(target=work, daemon=True, name="recon-local")
+        worker.start()
+        try:
+            end = False
+            while not end:
+                items = [inbox.get()]
+                while not inbox.empty():
+                    items.append(inbox.get())
+                rows = []
+                for item in items:
+                    end = end or item is None
+                    if isinstance(item, BaseException):
+                        raise item
+                    rows += self._take(item)
+                self.local_rows = len(self.up) + len(self.held)
+                if rows:
+                    yield rows
+        finally:
+            worker.join()
+
+    def _take(self, item: HostResult | SweepResult | None) -> list[HostResult]:
+        """The rows of ``item`` (a host just found, or a part's result) that are new."""
+        if item is None:
+            return []
+        if isinstance(item, HostResult):
+            hosts: tuple[HostResult, ...] = (item,)
+        else:
+            self.stats_local.append(item.stats)
+            hosts = item.hosts
+        fresh = [h for h in hosts if h.status == "up" and h.address not in self.up]
+        self.up.update(h.address for h in fresh)
+        for h in fresh:
+            self.held.pop(h.address, None)
+        self.held.update((h.address, h) for h in hosts if h.status != "up" and h.address not in self.up and h.address not in self.held)
+        return fresh
 
     def stats(self) -> SweepStats | None:
         """Both parts' counters (targets: each address once), or None before either has run."""

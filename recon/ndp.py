@@ -92,6 +92,7 @@ _STAMP_SPACE = socket.CMSG_SPACE(16)  # one control message: the receive time, a
 _STAMP_CMSG = struct.pack("ii", socket.SOL_SOCKET, _SO_TIMESTAMPNS)  # its level and type (SCM_TIMESTAMPNS), as in the buffer
 
 Tap = Callable[[bytes], None]  # called with every frame sent and every answer read (for a pcap)
+Found = Callable[[HostResult], None]  # called with each host's row as soon as it answers (a streamed sweep)
 
 # What the packet socket lets through, decided in the kernel (classic BPF): IPv6 frames with no extension
 # header that carry an ICMPv6 echo reply or neighbor advertisement. The rest of a busy link (mDNS, our own
@@ -450,30 +451,33 @@ class _Solicit:
     def done(self) -> bool:
         return len(self.found) == len(self.targets)
 
+    def row(self, i: int) -> HostResult:
+        address = self.link.show(self.targets[i])
+        if i not in self.found:
+            return HostResult(address, "down")
+        rtt, mac, why = self.found[i]
+        return HostResult(address, "up", round(rtt, 3), None, why, mac, vendor(mac), reason=why)
+
     def hosts(self) -> tuple[HostResult, ...]:
-        out = []
-        for i in sorted(range(len(self.targets)), key=self.targets.__getitem__):
-            address = self.link.show(self.targets[i])
-            if i not in self.found:
-                out.append(HostResult(address, "down"))
-                continue
-            rtt, mac, why = self.found[i]
-            out.append(HostResult(address, "up", round(rtt, 3), None, why, mac, vendor(mac), reason=why))
-        return tuple(out)
+        return tuple(self.row(i) for i in sorted(range(len(self.targets)), key=self.targets.__getitem__))
 
 
 
-def _tapped(run: _Solicit | _Echo, tap: Tap | None) -> Callable[[bytes, int], None]:
-    """``run.handle``, and every frame it counted (an answer, or one it ignored) also to ``tap`` (the pcap)."""
+def _tapped(run: _Solicit | _Echo, tap: Tap | None, found: Found | None = None) -> Callable[[bytes, int], None]:
+    """``run.handle``, and every frame it counted (an answer, or one it ignored) also to ``tap`` (the pcap); the
+    row of each host it found, as it is found, to ``found``."""
     def handle(frame: bytes, when: int) -> None:
-        before = run.answers + run.ignored
+        before, known = run.answers + run.ignored, len(run.found)
         run.handle(frame, when)
         if tap is not None and run.answers + run.ignored != before:
             tap(frame)
+        if found is not None and len(run.found) != known:
+            found(run.row(next(reversed(run.found))))  # type: ignore[arg-type]  # the key type of run.found is run.row's
     return handle
 
 def solicit(iface: str, addrs: Iterable[str | int], *, transport: Transport | None = None, timeout: float = 1.0,
-            retries: int | None = 1, rate: float | None = None, tap: Tap | None = None, source: str | None = None) -> SweepResult:
+            retries: int | None = 1, rate: float | None = None, tap: Tap | None = None, source: str | None = None,
+            found: Found | None = None) -> SweepResult:
     """Ask for each address in ``addrs`` (IPv6 text, scope allowed, or 128-bit ints) with a Neighbor
     Solicitation on Ethernet interface ``iface``; return every target, up (``reason`` nd-advert, with MAC
     and vendor; our own addresses ``self``) or down, in address order, and the counters.
@@ -482,6 +486,7 @@ def solicit(iface: str, addrs: Iterable[str | int], *, transport: Transport | No
     adapts as the sweep engine does: again while the last retry still found hosts, at most 6 times.
     ``rate`` paces the sends (per second); ``tap`` sees every frame sent and every advertisement read.
     ``source`` (one of the interface's addresses) sends every solicitation from it, as --source asks.
+    ``found`` gets each answering host's row as soon as it answers.
     """
     rounds = 1 + _check(timeout, retries, rate)
     t = transport or default_transport()
@@ -492,7 +497,7 @@ def solicit(iface: str, addrs: Iterable[str | int], *, transport: Transport | No
     gap = 1.0 / rate if rate else 0.0
     resent = 0
 
-    handle = _tapped(run, tap)
+    handle = _tapped(run, tap, found)
 
     with _Wire(lnk, t, "recon sweep (Neighbor Discovery)", tap, handle) as wire:
         for rnd in range(rounds):
@@ -561,9 +566,12 @@ class _Echo:
             self.max_rtt = max(self.max_rtt, rtt)
             self.found[src] = (rtt, hops, frame[6:12].hex(":"))
 
+    def row(self, responder: bytes) -> HostResult:
+        rtt, hops, mac = self.found[responder]
+        return HostResult(self.link.show(responder), "up", round(rtt, 3), hops, ECHO_REASON, mac, vendor(mac), reason=ECHO_REASON)
+
     def hosts(self) -> tuple[HostResult, ...]:
-        rows = {a: HostResult(self.link.show(a), "up", round(rtt, 3), hops, ECHO_REASON, mac, vendor(mac), reason=ECHO_REASON)
-                for a, (rtt, hops, mac) in self.found.items()}
+        rows = {a: self.row(a) for a in self.found}
         for own in self.sources:  # we are on the link too (ping ff02::1 hears itself); the wire does not echo us
             rows.setdefault(own, HostResult(self.link.show(own), "up", 0.0, None, LOCAL_REASON, self.link.mac_str,
                                             vendor(self.link.mac_str), reason=LOCAL_REASON))
@@ -572,7 +580,7 @@ class _Echo:
 
 def multicast_echo(iface: str, *, transport: Transport | None = None, timeout: float = 1.0,
                    group: str = ALL_NODES, retries: int | None = 1, tap: Tap | None = None,
-                   every_source: bool = False, source: str | None = None) -> SweepResult:
+                   every_source: bool = False, source: str | None = None, found: Found | None = None) -> SweepResult:
     """Send an ICMPv6 echo to multicast ``group`` on Ethernet interface ``iface`` from its link-local address,
     as ping does (members answer from theirs), and with ``every_source`` from each of its other addresses too
     (members answer from the address of the same scope, so their global addresses show as well); return every
@@ -581,7 +589,8 @@ def multicast_echo(iface: str, *, transport: Transport | None = None, timeout: f
     from, as ``ping -I ADDR ff02::1%IF`` does.
 
     Each round waits ``timeout`` seconds; a retry round echoes again (to hear who lost the first),
-    and ``retries=None`` goes on while the last round found someone new, at most 6 times.
+    and ``retries=None`` goes on while the last round found someone new, at most 6 times. ``found`` gets each
+    responder's row as soon as it answers.
     """
     rounds = 1 + _check(timeout, retries, None)
     t = transport or default_transport()
@@ -594,7 +603,7 @@ def multicast_echo(iface: str, *, transport: Transport | None = None, timeout: f
     lnk = link6(iface, t)
     run = _Echo(lnk, [lnk.own(source)] if source else lnk.sources() if every_source else [lnk.link_local], target.packed)
 
-    handle = _tapped(run, tap)
+    handle = _tapped(run, tap, found)
 
     with _Wire(lnk, t, "recon sweep (multicast echo)", tap, handle) as wire:
         for rnd in range(rounds):
@@ -652,14 +661,15 @@ def discover(scoped: Sequence[ScopedTarget] = (), local: Sequence[str] = (), *, 
 
 def discover_parts(scoped: Sequence[ScopedTarget] = (), local: Sequence[str] = (), *, transport: Transport | None = None,
                    timeout: float = 1.0, retries: int | None = 1, rate: float | None = None, tap: Tap | None = None,
-                   limit: int = LOCAL_PREFIX_LIMIT, source: str | None = None) -> Iterator[SweepResult]:
+                   limit: int = LOCAL_PREFIX_LIMIT, source: str | None = None, found: Found | None = None) -> Iterator[SweepResult]:
     """On-link IPv6 discovery: scoped unicast targets (``fe80::1%eth0``) by Neighbor Discovery, scoped groups
     (``ff02::1%eth0``) by multicast echo from the link-local address (as ping), and each ``local`` interface
     (``sweep --local``) by an echo to ff02::1 from each of its addresses plus a solicitation of every address of
     its on-link prefixes that hold at most ``limit`` addresses. Each part's result as soon as that part ends (an
     address may come in several: ``merge`` keeps one row). ``source`` (``--source``, an address of each
-    interface asked on) is what every probe is sent from. The options and interfaces are checked here, before
-    the first part sends anything."""
+    interface asked on) is what every probe is sent from; ``found`` gets each host's row as soon as it answers
+    (the part's result still holds it). The options and interfaces are checked here, before the first part
+    sends anything."""
     _check(timeout, retries, rate)
     for iface in local:
         lnk = link6(iface, transport, option="--local")  # every interface checked before anything is sent
@@ -673,11 +683,12 @@ def discover_parts(scoped: Sequence[ScopedTarget] = (), local: Sequence[str] = (
         if source:
             lnk.own(source)
     return _parts(scoped, local, transport=transport, timeout=timeout, retries=retries, rate=rate, tap=tap, limit=limit,
-                  source=source)
+                  source=source, found=found)
 
 
 def _parts(scoped: Sequence[ScopedTarget], local: Sequence[str], *, transport: Transport | None, timeout: float,
-           retries: int | None, rate: float | None, tap: Tap | None, limit: int, source: str | None) -> Iterator[SweepResult]:
+           retries: int | None, rate: float | None, tap: Tap | None, limit: int, source: str | None,
+           found: Found | None) -> Iterator[SweepResult]:
     by_iface: dict[str, list[ScopedTarget]] = {}
     for s in scoped:
         by_iface.setdefault(s.interface, []).append(s)
@@ -685,14 +696,14 @@ def _parts(scoped: Sequence[ScopedTarget], local: Sequence[str], *, transport: T
         unicast = [s.address for s in group if not s.multicast]
         if unicast:
             yield solicit(iface, unicast, transport=transport, timeout=timeout, retries=retries, rate=rate, tap=tap,
-                          source=source)
+                          source=source, found=found)
         for g in dict.fromkeys(s.address for s in group if s.multicast):
-            yield multicast_echo(iface, transport=transport, timeout=timeout, group=g, retries=retries, tap=tap, source=source)
+            yield multicast_echo(iface, transport=transport, timeout=timeout, group=g, retries=retries, tap=tap, source=source, found=found)
     for iface in dict.fromkeys(local):
         yield multicast_echo(iface, transport=transport, timeout=timeout, retries=retries, tap=tap, every_source=True,
-                             source=source)
+                             source=source, found=found)
         small = [n for n in link6(iface, transport).prefixes() if n.num_addresses <= limit]
         if small:
             addrs = [int(a) for n in small for a in n]
             yield solicit(iface, addrs, transport=transport, timeout=timeout, retries=retries, rate=rate, tap=tap,
-                          source=source)
+                          source=source, found=found)

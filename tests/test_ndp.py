@@ -302,6 +302,26 @@ def test_cli_local_with_other_targets_streams_and_writes_one_pcap(lab, tmp_path)
     assert sniff.returncode == 0 and sniff.stdout.count("\n") == len(frames), sniff.stderr
 
 
+def test_cli_local_alone_prints_each_host_as_it_answers(lab) -> None:
+    """--local eth0 --json: the first host on the link is printed as it answers the multicast echo, long before
+    the echo's 1 s wait ends (it was printed after the whole discovery)."""
+    import time
+
+    t0 = time.monotonic()
+    proc = lab.popen([sys.executable, "-m", "recon", "sweep", "--local", lab.info.scanner_if, "-W", "1", "-r", "0", "--json"],
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = proc.stdout.readline()  # type: ignore[union-attr]  # stdout=PIPE
+    at_first = time.monotonic() - t0
+    out = proc.stdout.read()  # type: ignore[union-attr]  # through the reader readline() used
+    total = time.monotonic() - t0
+    err = proc.stderr.read()  # type: ignore[union-attr]  # stderr=PIPE
+    proc.wait(timeout=60)
+    assert proc.returncode == 0, err
+    rows = _rows(first + out)
+    assert json.loads(first)["reason"] == "echo-reply" and len(rows) == 2 * (len(lab.info.hosts) + 2)
+    assert at_first < total - 0.8, (at_first, total)
+
+
 @pytest.mark.parametrize("target", ["ff02::1%lo", "fe80::1%lo", "ff02::2%eth0", "fe80::1%eth0"])
 def test_cli_other_scoped_targets_never_trace_back(lab, target: str) -> None:
     """Scoped targets ndp cannot serve (lo: no link layer; goes by ICMPv6 echo) or that nobody answers: a

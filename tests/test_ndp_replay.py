@@ -14,7 +14,7 @@ import pytest
 from recon import ndp
 from recon.errors import InvalidOption, InvalidTarget, ReconEnvironmentError
 from recon.labbuild import LAN_HOSTS, ROUTER_MAC, SCANNER_MAC, link_local
-from recon.models import ScopedTarget
+from recon.models import HostResult, ScopedTarget
 from recon.packets import inet_checksum
 from recon.pcap import read_frames
 from recon.transport import ReplaySocket, ReplayTransport, Sent
@@ -315,29 +315,35 @@ def _link_and_rec(link: Link):  # -> Responder
     return lambda sock, sent: link(sock, sent) or REC(sock, sent)
 
 
-def test_local_streams_after_the_ipv4_part_and_each_of_its_parts_as_it_ends(link: Link) -> None:
-    """sweep_iter(local="eth0"): the IPv4 hosts come before anything is asked on the link, the multicast echo's
-    hosts before the solicitation of the small prefix is sent, then the prefix's other answers (the anycast
-    2001:db8::) and, with down, its silent addresses last; an address once, the counters of both parts."""
+def test_local_streams_each_host_as_it_answers_after_the_ipv4_part(link: Link) -> None:
+    """sweep_iter(local="eth0"): the IPv4 hosts come before anything is asked on the link; each host on the link
+    comes as soon as it answers the multicast echo, not when the echo's 0.5 s wait ends; then the small prefix's
+    other answers (the anycast 2001:db8::) and, with down, its silent addresses last; an address once, and the
+    counters of both parts."""
+    import time
+
     import recon
     from recon.targets import build_targets
 
     small = ReplayTransport(_link_and_rec(link), addresses6={"eth0": (("2001:db8::2", 123, False),
                                                                       (link_local(SCANNER_MAC), 64, True))})
-    seen: list[tuple[list[str], int, int]] = []  # (addresses, NDP frames sent by then, of which solicitations)
-    with recon.sweep_iter(build_targets(["198.18.2.0/29"]), method="icmp", probe="echo", timeout=0.02, retries=0,
+    came: list[tuple[HostResult, int, float]] = []  # (row, NDP frames sent by then, when)
+    with recon.sweep_iter(build_targets(["198.18.2.0/29"]), method="icmp", probe="echo", timeout=0.5, retries=0,
                           transport=small, local="eth0") as stream:
         for batch in stream.batches():
-            frames = [s.data for s in small.sent if s.kind == "packet"]
-            seen.append(([h.address for h in batch], len(frames), sum(1 for f in frames if f[54] == 135)))
-    v4, echo, prefix, down = seen
-    assert v4 == ([f"198.18.2.{i}" for i in range(8)], 0, 0)
-    assert echo[1:] == (2, 0) and set(echo[0]) == {a + "%eth0" if a.startswith("fe80::") else a for a in TRUTH} - {"2001:db8::"} | {
-        "2001:db8::2", link_local(SCANNER_MAC) + "%eth0"}
-    assert prefix[0] == ["2001:db8::"] and prefix[2] == 31  # the prefix's 32 addresses but our own
-    addresses = v4[0] + echo[0] + prefix[0] + down[0]
-    assert len(addresses) == len(set(addresses)) == 8 + 14 + 1 + 32 - 8
-    assert stream.stats.targets == len(addresses) and stream.stats.method == "icmp"
+            frames = sum(1 for s in small.sent if s.kind == "packet")
+            came += [(h, frames, time.monotonic()) for h in batch]
+    rows = [h for h, _, _ in came]
+    assert [(h.address, n) for h, n, _ in came[:8]] == [(f"198.18.2.{i}", 0) for i in range(8)]
+    echo_sent = next(s.time for s in small.sent if s.kind == "packet")
+    heard = [(h, at) for h, _, at in came if h.reason == "echo-reply" and ":" in h.address]
+    assert {h.address.split("%")[0] for h, _ in heard} == set(TRUTH) - {"2001:db8::"}
+    assert heard[0][1] - echo_sent < 0.25, "the first echo answer was held until the echo's wait ended"
+    assert rows[-24:] == sorted(rows[-24:], key=lambda h: ipaddress.IPv6Address(h.address)) and all(
+        h.status == "down" for h in rows[-24:])  # the prefix's silent: 32 but 2001:db8::, ::1, ::2 and ::10-14
+    assert "2001:db8::" in {h.address for h in rows if h.status == "up"}
+    assert len(rows) == len({h.address for h in rows}) == 8 + 14 + 1 + 24
+    assert stream.stats.targets == len(rows) and stream.stats.method == "icmp"
 
 
 def test_cli_local_with_other_targets_writes_one_ethernet_pcap(link: Link, tmp_path) -> None:
