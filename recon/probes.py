@@ -172,11 +172,6 @@ def _words(data: bytes) -> int:
     return sum(struct.unpack(f"!{len(data) // 2}H", data))
 
 
-def _words6(address: int) -> int:
-    """The sum of an IPv6 address's eight 16-bit words (its share of a pseudo-header checksum)."""
-    return sum(struct.unpack("!8H", address.to_bytes(16, "big")))
-
-
 def _address_int(text: str) -> int:
     """A quoted destination (IPv4 or IPv6 text) as the int the cookies are keyed by."""
     return int(ipaddress.ip_address(text))
@@ -247,8 +242,10 @@ class L4Probe(Probe):
     def __init__(self, port: int, cookies: Cookies, source: int, sport: int) -> None:
         self.port, self.cookies, self.source, self.sport = port, cookies, source, sport
         self.template = self._template()
-        # pseudo-header (source, protocol, length) + the template with checksum 0
-        self.partial = (source >> 16) + (source & 0xFFFF) + self.proto + len(self.template) + _words(self.template)
+        # pseudo-header (source, protocol, length) + the template with checksum 0. An address's 16-bit words sum to
+        # the address itself mod 0xFFFF (2**16 is 1 there), so ``% 0xFFFF`` is its share for IPv4 and IPv6 alike
+        # (RFC 1071: the one's complement sum is the sum mod 0xFFFF; the total is never 0, so it folds the same)
+        self.partial = source % 0xFFFF + self.proto + len(self.template) + _words(self.template)
 
     def _template(self) -> bytes:
         raise NotImplementedError
@@ -291,7 +288,7 @@ class TcpProbe(L4Probe):
     def build_into(self, buf: bytearray, offset: int, target: int, cookie: int | None = None) -> None:
         c = self.cookie(target) if cookie is None else cookie
         seq, ack = (c, 0) if self.flags == _TCP_SYN else (0, c)
-        total = self.partial + (target >> 16) + (target & 0xFFFF) + (c >> 16) + (c & 0xFFFF)
+        total = self.partial + target % 0xFFFF + (c >> 16) + (c & 0xFFFF)  # target: IPv4 or IPv6 (see partial)
         _TCP_HEADER.pack_into(buf, offset, self.sport, self.port, seq, ack, self._flags_word, self._window, _csum_fold(total), 0)
 
     def write_slots(self, area: bytearray, slot: int, addrs: array[int], held: array[int], count: int) -> None:
@@ -361,7 +358,8 @@ class Udp(L4Probe):
     def build_into(self, buf: bytearray, offset: int, target: int, cookie: int | None = None) -> None:
         c = self.cookie(target) if cookie is None else cookie
         sport = self.source_port(c)
-        total = self.partial + (target >> 16) + (target & 0xFFFF) + sport + (c >> 16) + (c & 0xFFFF)
+        total = self.partial + target % 0xFFFF + sport + (c >> 16) + (c & 0xFFFF)  # target: IPv4 or IPv6 (see partial)
+        # 0 is "no checksum": allowed over IPv4, forbidden over IPv6 (RFC 8200 8.1); 0xFFFF is the same sum for both
         _UDP_PROBE.pack_into(buf, offset, sport, self.port, len(self.template), _csum_fold(total) or 0xFFFF, c)
 
     def write_slots(self, area: bytearray, slot: int, addrs: array[int], held: array[int], count: int) -> None:
@@ -398,26 +396,15 @@ class Udp(L4Probe):
 
 
 class _Over6:
-    """What makes a TCP/UDP probe an IPv6 one: the pseudo-header sums 128-bit addresses, and a reply is
-    read without its IP header (raw IPv6 sockets strip it; the caller passes source and hop limit)."""
+    """What makes a TCP/UDP probe an IPv6 one: a reply is read without its IP header (raw IPv6 sockets strip it;
+    the caller passes source and hop limit). Built as the IPv4 probe is (``build_into``: the pseudo-header's
+    addresses are summed for either width), with 128-bit source and target."""
 
     family: ClassVar[int] = 6
-    template: bytes
     proto: ClassVar[int]
-    partial: int
-
-    if TYPE_CHECKING:
-        def build(self, target: int, cookie: int | None = None) -> bytes: ...  # TcpProbe6's or Udp6's
-
-    def build_into(self, buf: bytearray, offset: int, target: int, cookie: int | None = None) -> None:
-        data = self.build(target, cookie)
-        buf[offset:offset + len(data)] = data
 
     def write_slots(self, area: bytearray, slot: int, addrs: array[int], held: array[int], count: int) -> None:
         raise NotImplementedError("IPv6 probes go through build_into")  # engine6 sends them one by one
-
-    def _partial6(self, source: int) -> int:
-        return _words6(source) + self.proto + len(self.template) + _words(self.template)
 
     if TYPE_CHECKING:
         def _answer(self, data: bytes, at: int, src: int, ttl: int) -> Answer | None: ...  # TcpProbe's or Udp's
@@ -428,17 +415,7 @@ class _Over6:
 
 
 class TcpProbe6(_Over6, TcpProbe):
-    def __init__(self, port: int, cookies: Cookies, source: int, sport: int) -> None:
-        super().__init__(port, cookies, source, sport)
-        self.partial = self._partial6(source)
-
-    def build(self, target: int, cookie: int | None = None) -> bytes:
-        c = self.cookie(target) if cookie is None else cookie
-        seq, ack = (c, 0) if self.flags == _TCP_SYN else (0, c)
-        seg = bytearray(self.template)
-        struct.pack_into("!II", seg, 4, seq, ack)
-        struct.pack_into("!H", seg, 16, _csum_fold(self.partial + _words6(target) + (c >> 16) + (c & 0xFFFF)))
-        return bytes(seg)
+    pass
 
 
 class Syn6(TcpProbe6):
@@ -450,19 +427,7 @@ class Ack6(TcpProbe6):
 
 
 class Udp6(_Over6, Udp):
-    def __init__(self, port: int, cookies: Cookies, source: int, sport: int) -> None:
-        super().__init__(port, cookies, source, sport)
-        self.partial = self._partial6(source)
-
-    def build(self, target: int, cookie: int | None = None) -> bytes:
-        c = self.cookie(target) if cookie is None else cookie
-        sport = self.source_port(c)
-        dgram = bytearray(self.template)
-        struct.pack_into("!H", dgram, 0, sport)
-        struct.pack_into("!I", dgram, 8, c)
-        total = self.partial + _words6(target) + sport + (c >> 16) + (c & 0xFFFF)
-        struct.pack_into("!H", dgram, 6, _csum_fold(total) or 0xFFFF)  # 0 means "no checksum", forbidden in IPv6
-        return bytes(dgram)
+    pass
 
 
 class Arp(Probe):

@@ -240,3 +240,26 @@ def test_write_slots_writes_each_slot_as_build_into_and_a_sockaddr() -> None:
             assert area[k * slot + 16:k * slot + 16 + len(want)] == want
             assert area[k * slot + 16 + len(want):(k + 1) * slot] == b"\xa5" * (48 - len(want))
         assert area[3 * slot:] == b"\xa5" * (2 * slot)  # the fourth held target was not asked for
+
+
+def test_ipv6_probes_carry_the_checksum_scapy_computes_over_the_ipv6_pseudo_header() -> None:
+    """One build for both families: the IPv6 probes' checksums (TCP SYN/ACK, UDP) are what Scapy computes over the RFC
+    8200 pseudo-header, for targets and sources whose words wrap the 16-bit sum; a UDP sum of 0 is sent as 0xFFFF."""
+    import random
+
+    from scapy.layers.inet6 import IPv6, in6_chksum
+
+    rng = random.Random(7)
+    cookies = Cookies(b"k" * 16)
+    sources = [0x20010DB8 << 96 | 2, (1 << 128) - 2, 0xFE80 << 112 | rng.getrandbits(64)]
+    for source in sources:
+        probes = [cls(53 if cls is Udp6 else 443, cookies, source, 45000) for cls in (Syn6, Ack6, Udp6)]
+        for target in [0x20010DB8 << 96 | 7, (1 << 128) - 1, *(rng.getrandbits(128) for _ in range(50))]:
+            for probe in probes:
+                data = bytearray(probe.build(target))
+                at = 6 if probe.proto == socket.IPPROTO_UDP else 16
+                sent = int.from_bytes(data[at:at + 2], "big")
+                data[at:at + 2] = b"\0\0"
+                src, dst = (socket.inet_ntop(socket.AF_INET6, a.to_bytes(16, "big")) for a in (source, target))
+                want = in6_chksum(probe.proto, IPv6(src=src, dst=dst), bytes(data))
+                assert sent == (want or 0xFFFF if probe.proto == socket.IPPROTO_UDP else want), (probe, hex(target))
