@@ -57,13 +57,14 @@ from recon.targets import address_key, build_targets, int_to_ip, ip_to_int, is_i
 from recon.transport import (
     FAMILY4,
     PacketSocket,
+    ProbeSockets,
     RecvBatch,
     SendBatch,
     Transport,
     big_buffers,
-    bind_device,
     default_transport,
     interface_lost,
+    prepare_probe_socket,
     require_raw,
 )
 
@@ -145,10 +146,9 @@ class Prober:
         icmp_kinds = [p.kind for p in specs if p.kind in ICMP_KINDS]
         self.method, self.probe, self.engine = method, (icmp_kinds[0] if icmp_kinds else ""), engine
         self.interface, self.source, self.rate = interface, source, rate
-        self._l4: dict[int, PacketSocket] = {}
-        self._l4_source: str | None = None
         self.sport = random.randint(40000, 60999)  # TCP probes' source port (the kernel RSTs what comes back)
         self.transport = transport if transport is not None else default_transport()
+        self._l4 = ProbeSockets(self.transport, socket.AF_INET, interface, "recon sweep (TCP/UDP probes)")
         self._icmp: PacketSocket | None = None
         self._arp: PacketSocket | None = None
         self._arp_iface: str | None = None
@@ -171,20 +171,7 @@ class Prober:
     def _icmp_socket(self) -> PacketSocket:
         if self._icmp is None:
             s, _ = self.transport.icmp(socket.AF_INET, what="recon sweep")  # raw only: sweep has no datagram fallback
-            try:
-                big_buffers(s)
-                if self.interface:
-                    bind_device(s, self.interface)
-                if self.source:
-                    try:
-                        s.bind((self.source, 0))
-                    except OSError:
-                        raise InvalidOption("--source", self.source, "not an address of this machine") from None
-                s.setblocking(False)
-            except BaseException:
-                s.close()
-                raise
-            self._icmp = s
+            self._icmp = prepare_probe_socket(s, socket.AF_INET, interface=self.interface, source=self.source)
         return self._icmp
 
     def _arp_socket(self, iface: str) -> PacketSocket:
@@ -205,38 +192,17 @@ class Prober:
     def _l4_sockets(self, source: str) -> dict[int, PacketSocket]:
         """Raw TCP/UDP sockets bound to ``source`` (--source), or unbound for ``""``: then the kernel picks each
         probe's source by its route, as for ICMP, and the probes' checksums are computed for that pick."""
-        if self._l4_source != source:
-            for sock in self._l4.values():
-                sock.close()
-            self._l4 = {}
-        protos = {socket.IPPROTO_UDP if p.kind == "udp" else socket.IPPROTO_TCP for p in self.specs if p.kind in L4_KINDS}
-        for proto in sorted(protos - set(self._l4)):
-            s = self.transport.raw_ip(socket.AF_INET, proto, what="recon sweep (TCP/UDP probes)")
-            try:
-                big_buffers(s)
-                if self.interface:
-                    bind_device(s, self.interface)
-                try:
-                    if source:
-                        s.bind((source, 0))
-                except OSError:
-                    raise InvalidOption("--source", source, "not an address of this machine") from None
-                s.setblocking(False)
-            except BaseException:
-                s.close()
-                raise
-            self._l4[proto] = s
-        self._l4_source = source
-        return self._l4
+        return self._l4.get(source, (socket.IPPROTO_UDP if p.kind == "udp" else socket.IPPROTO_TCP
+                                     for p in self.specs if p.kind in L4_KINDS))
 
     def close(self) -> None:
-        for s in (self._icmp, self._arp, *self._l4.values()):
+        for s in (self._icmp, self._arp):
             if s is not None:
                 s.close()
+        self._l4.close()
         if self._v6 is not None:
             self._v6.close()
         self._icmp = self._arp = None
-        self._l4 = {}
         self._closed = True
 
     def __enter__(self) -> Prober:

@@ -38,7 +38,17 @@ from recon.models import HostResult, ScopedTarget, SweepResult, SweepStats
 from recon.packets import inet_checksum
 from recon.probes import Cookies, ProbeSpec, TcpProbe6, Udp6, l4_probes6
 from recon.targets import int_to_ip6
-from recon.transport import FAMILY6, PacketSocket, RecvBatch, SendBatch, Transport, ancillary, big_buffers, bind_device, scope_word
+from recon.transport import (
+    FAMILY6,
+    PacketSocket,
+    ProbeSockets,
+    RecvBatch,
+    SendBatch,
+    Transport,
+    ancillary,
+    prepare_probe_socket,
+    scope_word,
+)
 
 if TYPE_CHECKING:
     from recon.pcap import PcapWriter
@@ -50,7 +60,6 @@ MAX_V6_SWEEP = 1 << 24  # IPv6 addresses in one sweep (or shard), even with --ye
 PROBES6 = ("echo", "syn", "ack", "udp")  # the probe kinds that have an IPv6 form (ICMPv6 has no timestamp or mask)
 ADAPTIVE_RETRIES = 6  # as engine.ADAPTIVE_RETRIES
 _ICMP6_FILTER = 1  # <netinet/icmp6.h>; Python has no constant for it
-_IPV6_RECVHOPLIMIT = getattr(socket, "IPV6_RECVHOPLIMIT", 51)
 _IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
 _ECHO_REQUEST, _ECHO_REPLY = 128, 129
 _UNREACH, _TOO_BIG, _TIME_EXCEEDED = 1, 2, 3
@@ -179,27 +188,14 @@ class Prober6:
         self.method = method  # icmp: on-link targets too go by ICMPv6 (as --method icmp skips ARP)
         self.transport, self.sport = transport, sport
         self._icmp: PacketSocket | None = None
-        self._l4: dict[int, PacketSocket] = {}
-        self._l4_source: str | None = None
+        self._l4 = ProbeSockets(transport, socket.AF_INET6, interface, "recon sweep (IPv6 TCP/UDP probes)")
         self.previous: list[int] = []  # earlier sweeps' id bases (their late replies are not ours)
-
-    def _prepare(self, s: PacketSocket, bind_to: str | None) -> None:
-        big_buffers(s)
-        if self.interface:
-            bind_device(s, self.interface)
-        if bind_to:
-            try:
-                s.bind((bind_to, 0))
-            except OSError:
-                raise InvalidOption("--source", bind_to, "not an IPv6 address of this machine") from None
-        s.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVHOPLIMIT, 1)
-        s.setblocking(False)
 
     def icmp_socket(self) -> PacketSocket:
         if self._icmp is None:
             s, _ = self.transport.icmp(socket.AF_INET6, what="recon sweep (IPv6)")
+            prepare_probe_socket(s, socket.AF_INET6, interface=self.interface, source=self.source)
             try:
-                self._prepare(s, self.source)
                 s.setsockopt(socket.IPPROTO_ICMPV6, _ICMP6_FILTER,
                              _icmp6_filter(_ECHO_REPLY, _UNREACH, _TOO_BIG, _TIME_EXCEEDED, 4))
             except BaseException:
@@ -209,19 +205,8 @@ class Prober6:
         return self._icmp
 
     def l4_sockets(self, source: str) -> dict[int, PacketSocket]:
-        if self._l4_source != source:
-            self.close_l4()
-        protos = {socket.IPPROTO_UDP if p.kind == "udp" else socket.IPPROTO_TCP for p in self.specs if p.kind != "echo"}
-        for proto in sorted(protos - set(self._l4)):
-            s = self.transport.raw_ip(socket.AF_INET6, proto, what="recon sweep (IPv6 TCP/UDP probes)")
-            try:
-                self._prepare(s, source)
-            except BaseException:
-                s.close()
-                raise
-            self._l4[proto] = s
-        self._l4_source = source
-        return self._l4
+        return self._l4.get(source, (socket.IPPROTO_UDP if p.kind == "udp" else socket.IPPROTO_TCP
+                                     for p in self.specs if p.kind != "echo"))
 
     def _local(self, targets: _Targets6) -> bytes:
         """The source address the kernel picks for the first target (for the pcap's headers only; sends nothing)."""
@@ -233,16 +218,11 @@ class Prober6:
         except (OSError, IndexError):
             return bytes(16)
 
-    def close_l4(self) -> None:
-        for s in self._l4.values():
-            s.close()
-        self._l4 = {}
-
     def close(self) -> None:
         if self._icmp is not None:
             self._icmp.close()
             self._icmp = None
-        self.close_l4()
+        self._l4.close()
 
     def sweep(self, v6: V6Targets, scoped: Sequence[ScopedTarget], *, seed: int | None, shard: tuple[int, int],
               timeout: float, retries: int | None, progress: Callable[[int, int], None] | None = None,
@@ -371,8 +351,8 @@ class _Receive6:
             self._plan_l4()
         # what every answer would otherwise look up again: the echo's kind, each socket's protocol
         self.echo_kind = next((k for k, p in enumerate(prober.specs) if p.kind == "echo"), -1)
-        self.socks = [s for s in (self.icmp, *prober._l4.values()) if s is not None] if self.l4 or self.icmp else []
-        self.proto_of: dict[int, int] = {id(s): proto for proto, s in prober._l4.items()}
+        self.socks = [s for s in (self.icmp, *prober._l4.socks.values()) if s is not None] if self.l4 or self.icmp else []
+        self.proto_of: dict[int, int] = {id(s): proto for proto, s in prober._l4.socks.items()}
         if self.icmp is not None:
             self.proto_of[id(self.icmp)] = socket.IPPROTO_ICMPV6
         self.batches: dict[int, SendBatch] = {}  # the send batch of each socket

@@ -47,6 +47,7 @@ __all__ = [
     "SEND_AGAIN",
     "SEND_REFUSED",
     "PacketSocket",
+    "ProbeSockets",
     "Recording",
     "RecvBatch",
     "ReplaySocket",
@@ -62,6 +63,7 @@ __all__ = [
     "interface_lost",
     "is_root",
     "ping_group_allows",
+    "prepare_probe_socket",
     "privilege_hint",
     "proc_net",
     "require_raw",
@@ -172,6 +174,54 @@ def bind_device(sock: PacketSocket, iface: str, option: str = "--interface") -> 
         raise PrivilegeError(f"binding to an interface ({option})") from None
     except OSError:
         raise InvalidOption(option, iface, "no such network interface here") from None
+
+
+def prepare_probe_socket(sock: PacketSocket, family: int, *, interface: str | None, source: str | None) -> PacketSocket:
+    """A sweep's raw probe socket made ready, or closed again when that fails: large buffers, bound to ``interface``
+    (--interface) and to ``source`` (--source; None or "": unbound, so the kernel picks each probe's source by its
+    route), IPv6 answers with their hop limit, non-blocking. An address this machine does not have is InvalidOption."""
+    try:
+        big_buffers(sock)
+        if interface:
+            bind_device(sock, interface)
+        if source:
+            try:
+                sock.bind((source, 0))
+            except OSError:
+                mine = "an IPv6 address" if family == socket.AF_INET6 else "an address"
+                raise InvalidOption("--source", source, f"not {mine} of this machine") from None
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVHOPLIMIT, 1)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class ProbeSockets:
+    """A sweep's raw TCP and UDP sockets of one family, by IP protocol: kept open between sweeps (watch sweeps every
+    round), opened again when the source they are bound to changes (``prepare_probe_socket``)."""
+
+    def __init__(self, transport: Transport, family: int, interface: str | None, what: str) -> None:
+        self.transport, self.family, self.interface, self.what = transport, family, interface, what
+        self.socks: dict[int, PacketSocket] = {}
+        self.source: str | None = None
+
+    def get(self, source: str, protos: Iterable[int]) -> dict[int, PacketSocket]:
+        """The sockets for ``protos`` bound to ``source`` ("" for unbound), opened as needed."""
+        if self.source != source:
+            self.close()
+        for proto in sorted(set(protos) - set(self.socks)):
+            sock = self.transport.raw_ip(self.family, proto, what=self.what)
+            self.socks[proto] = prepare_probe_socket(sock, self.family, interface=self.interface, source=source)
+        self.source = source
+        return self.socks
+
+    def close(self) -> None:
+        for sock in self.socks.values():
+            sock.close()
+        self.socks = {}
 
 
 # --- transports --------------------------------------------------------------------------------
