@@ -24,7 +24,6 @@ from recon import __version__, render, scapyload
 from recon.errors import ExitStatus, InputError, InvalidOption, ReconEnvironmentError, ReconError
 
 if TYPE_CHECKING:
-    from recon.models import SweepResult
     from recon.targets import TargetSet
 
 app = typer.Typer(
@@ -304,17 +303,6 @@ def _sweep_format(*, json_out: bool, csv_out: bool, grep: bool, alive: bool, num
     if numeric and resolve:
         raise InputError("-n and -R exclude each other", hint="give one of them")
     return formats[0] if formats else ""
-
-
-def _sweep_output(result: SweepResult, *, show_all: bool, fmt: str, probe: list[str] | None) -> int:
-    """The hosts on stdout (table, JSON lines, CSV, grepable or bare addresses), the summary on stderr, the exit status."""
-    from recon.probes import parse_probes
-
-    up = render.print_sweep(result, fmt, show_all, ["recon", *_state["argv"]])
-    render.err(render.sweep_summary(result))
-    if not up:
-        render.err(render.sweep_hint(result, [str(p) for p in parse_probes(probe)]))
-    return ExitStatus.OK if up else ExitStatus.NONE
 
 
 def _pcap_is_not_an_input(pcap: str | None, inputs: dict[str, str | None]) -> None:
