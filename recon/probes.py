@@ -297,7 +297,7 @@ class TcpProbe(L4Probe):
         sport, port, flags_word, window, partial = self.sport, self.port, self._flags_word, self._window, self.partial
         syn, pack_into = self.flags == _TCP_SYN, _TCP_SLOT.pack_into
         for k, (a, c) in enumerate(zip(dsts, self.cookies.batch(dsts, port, self.tag), strict=True)):
-            total = partial + (a >> 16) + (a & 0xFFFF) + (c >> 16) + (c & 0xFFFF)
+            total = partial + a % 0xFFFF + (c >> 16) + (c & 0xFFFF)
             total = (total & 0xFFFF) + (total >> 16)
             total = (total & 0xFFFF) + (total >> 16)
             pack_into(area, k * slot, FAMILY4, 0, a, sport, port, c if syn else 0, 0 if syn else c, flags_word, window,
@@ -368,7 +368,7 @@ class Udp(L4Probe):
         port, length, partial, pack_into = self.port, len(self.template), self.partial, _UDP_SLOT.pack_into
         for k, (a, c) in enumerate(zip(dsts, self.cookies.batch(dsts, port, self.tag), strict=True)):
             sport = 0x8000 | (c >> 17)  # source_port(c)
-            total = partial + (a >> 16) + (a & 0xFFFF) + sport + (c >> 16) + (c & 0xFFFF)
+            total = partial + a % 0xFFFF + sport + (c >> 16) + (c & 0xFFFF)
             total = (total & 0xFFFF) + (total >> 16)
             total = (total & 0xFFFF) + (total >> 16)
             pack_into(area, k * slot, FAMILY4, 0, a, sport, port, length, (total ^ 0xFFFF) or 0xFFFF, c)
@@ -404,7 +404,7 @@ class _Over6:
     proto: ClassVar[int]
 
     def write_slots(self, area: bytearray, slot: int, addrs: array[int], held: array[int], count: int) -> None:
-        raise NotImplementedError("IPv6 probes go through build_into")  # engine6 sends them one by one
+        raise NotImplementedError("IPv6 probes are written by build_into")  # engine6.py writes each into its slot
 
     if TYPE_CHECKING:
         def _answer(self, data: bytes, at: int, src: int, ttl: int) -> Answer | None: ...  # TcpProbe's or Udp's
