@@ -18,14 +18,14 @@ import time
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from recon.cluster import ClusterError, ShardOutcome, merge_outcomes, parse_cluster, shard_plan, shard_size, sweep_shard
+from recon.cluster import ClusterError, ShardOutcome, ShardTask, merge_outcomes, parse_cluster, shard_plan, shard_size, sweep_shard
 from recon.errors import InvalidOption
 from recon.lab import netns
 from recon.models import HostResult, ScopedTarget, ShardStats, SweepStats
@@ -290,6 +290,19 @@ def test_a_96_of_ipv6_is_cut_into_shards_of_at_most_a_104(tmp_path: Path) -> Non
     assert len(resumable.plan) == json.loads(journal.read_text().splitlines()[0])["parts"] == 65536
 
 
+def test_a_scoped_target_is_bound_on_the_worker_and_a_missing_interface_is_exit_2() -> None:
+    """A ShardTask carries fe80::1%IFACE as text; the worker binds it to its own interface of that name. Where
+    there is none, the shard comes back as an error with exit 2 (bad input: retrying cannot fix it)."""
+    task = ShardTask((), (), 0, (1, 1), (("probe", "echo"),), 0.05, 0, False, scoped=("fe80::1%lo", "ff02::1%lo"))
+    assert [(s.address, s.ifindex, s.multicast) for s in task.target_set().scoped] == [
+        ("fe80::1", socket.if_nametoindex("lo"), False), ("ff02::1", socket.if_nametoindex("lo"), True)]
+    with offline(ReplayTransport()) as transport:
+        outcome = sweep_shard(replace(task, scoped=("fe80::1%nosuch0",)))
+    assert transport is not None and transport.sent == []
+    assert outcome.error_exit == 2 and outcome.error is not None and "no interface 'nosuch0' here" in outcome.error
+    assert outcome.error.startswith("local (") and "\n" not in outcome.error
+
+
 def test_cluster_without_dask_is_one_line_exit_3() -> None:
     """With dask/distributed absent (blocked in sys.modules), --cluster says how to install them.
 
@@ -538,7 +551,6 @@ def _whole_rows(path: Path) -> dict[str, str]:
 
 def test_shards_swept_directly_merge_to_the_local_sweep(lab: LabHandle) -> None:
     """sweep_shard over every part (one part twice) merges to what one local sweep reports, row for row."""
-    from recon.cluster import ShardTask
     from recon.engine import Prober
 
     targets = build_targets(["198.18.1.0/24", "198.18.2.0/28"])
