@@ -466,6 +466,38 @@ def test_killed_worker_loses_nothing(lab: LabHandle, tmp_path: Path) -> None:
     assert len(set(sweepers)) == 1
 
 
+def test_killed_worker_loses_no_ipv6_or_scoped_host(lab: LabHandle, tmp_path: Path) -> None:
+    """The same with IPv6 in the sweep (routed, on-link, a scoped host and the all-nodes group, on `dask worker`
+    processes): the shard of the killed worker is rerun by the survivor and every target comes back exactly once,
+    the hosts up being the lab's truth."""
+    iface, info = lab.info.scanner_if, lab.info
+    targets = [SPARSE17, *_mixed_lab_targets(lab)[1:]]
+    with dask_cluster(lab, tmp_path, workers=2) as cluster:
+        victim_addr, victim = next(iter(cluster.workers.items()))
+        sweep = lab.popen([sys.executable, "-m", "recon", "sweep", *targets, "--cluster", cluster.address, "--json", "--all",
+                           "--rate", "10000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
+        try:
+            _wait_for(lambda: _has_raw_socket(victim.pid) or sweep.poll() is not None, "the victim to start sweeping")
+            assert sweep.poll() is None, "the sweep ended before the victim worker started its shard"
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(timeout=10)
+            stdout, stderr = sweep.communicate(timeout=180)
+        finally:
+            if sweep.poll() is None:
+                sweep.kill()
+                sweep.communicate()
+    assert sweep.returncode == 0, stderr
+    rows = _by_address(stdout)  # every address once
+    members = {f"{h.ipv6_ll}%{iface}" for h in info.hosts} | {f"{info.router_ipv6_ll}%{iface}", f"{info.scanner_ipv6_ll}%{iface}"}
+    assert len(rows) == 32768 + 256 + 255 + 1 + len(members)  # fe80::dead:1 down; the phone's address is a member too
+    up = {a for a, r in rows.items() if r[0] == "up"}
+    assert up == (set(info.range("sparse17").up or ()) | set(info.range("sparse6").up or ()) | members
+                  | {h.ipv6 for h in info.hosts} | {info.router_ipv6, info.scanner_ipv6})
+    _, shard_lines = _parse(stdout, stderr)
+    assert sorted(line.split()[1] for line in shard_lines) == ["1/2:", "2/2:"]
+    assert victim_addr not in {line.split(" by ")[1].split()[0] for line in shard_lines}
+
+
 def test_local_cluster_of_two_processes(lab: LabHandle) -> None:
     res = lab.recon("sweep", SPARSE17, "--cluster", "local:2", "--json", "--all", timeout=180)
     assert res.returncode == 0, res.stderr
