@@ -280,9 +280,10 @@ class Prober:
         IPv4 hosts that are up come while probes still go out; unreachable and (with ``down``) down rows
         follow, in address order, once the last wait ends; then the IPv6 part's rows (engine6.py). ``local``
         (``sweep --local IFACE``, one interface or several) adds every IPv6 host on each one's link
-        (``ndp.discover_parts``): its hosts come after the IPv4 part's, as each part of it ends, an address
-        once. Per IPv4 target only compact arrays are kept. ``resolve`` holds the up hosts until their names
-        are looked up. Options and interfaces are checked and sockets opened here, before the first packet
+        (``ndp.discover_parts``): its hosts come after the IPv4 part's, each as it answers, an address once.
+        Per IPv4 target only compact arrays are kept. ``resolve`` names the hosts that are up: each comes once
+        its name is known or its lookup's 2 s are up (``_Names``). Options and interfaces are checked and
+        sockets opened here, before the first packet
         (``pcap`` is then Ethernet when ``local`` or ARP puts frames in it, the IP packets framed);
         ``stream.stop()`` (safe in a signal handler) ends the sweep early with what was decided.
         """
