@@ -278,7 +278,9 @@ class Prober:
         """The sweep of ``sweep()`` as a stream of ``HostResult``s, each yielded as soon as it is decided.
 
         IPv4 hosts that are up come while probes still go out; unreachable and (with ``down``) down rows
-        follow, in address order, once the last wait ends; then the IPv6 part's rows (engine6.py). ``local``
+        follow, in address order, once the last wait ends; then the IPv6 part's rows (engine6.py), which ran
+        beside the IPv4 part (on a thread of its own: a mixed sweep takes the longer part's time, not the
+        sum). ``local``
         (``sweep --local IFACE``, one interface or several) adds every IPv6 host on each one's link
         (``ndp.discover_parts``): its hosts come after the IPv4 part's, each as it answers, an address once.
         Per IPv4 target only compact arrays are kept. ``resolve`` names the hosts that are up: each comes once
@@ -296,14 +298,17 @@ class Prober:
             raise self._no_ipv4
         v6 = self._v6_prober(targets, len(addrs) > 0)
         ifaces = _local_links(self, local, targets.total)
-        run = _ipv4_run(self, addrs, walk, timeout, retries, progress) if addrs or (v6 is None and not ifaces) else None
+        progress4 = progress6 = progress
+        if progress is not None and addrs and v6 is not None:  # both parts run at once: one bar for the two
+            progress4, progress6 = _Progress(progress).parts()
+        run = _ipv4_run(self, addrs, walk, timeout, retries, progress4) if addrs or (v6 is None and not ifaces) else None
         writer = _pcap_writer(pcap, ethernet=bool(ifaces) or (run is not None and run.kind is not None))
         if run is not None:
             run.pcap = writer
         part6 = None
-        if v6 is not None:  # the IPv6 part runs after the IPv4 one, into the same stream (ARCHITECTURE.md: engine6.py)
+        if v6 is not None:  # the IPv6 part runs beside the IPv4 one, into the same stream (ARCHITECTURE.md: engine6.py)
             part6 = functools.partial(v6.sweep, targets.v6, targets.scoped, seed=seed, shard=shard, timeout=timeout,
-                                      retries=retries, progress=progress, pcap=writer)
+                                      retries=retries, progress=progress6, pcap=writer)
         onlink = None
         if ifaces:
             from recon.ndp import discover_parts
@@ -468,9 +473,10 @@ def _pcap_writer(path: str | None, *, ethernet: bool) -> PcapWriter | None:
     return PcapWriter(path, LINKTYPE_ETHERNET if ethernet else LINKTYPE_RAW)
 
 
-def _merge_stats(a: SweepStats, b: SweepStats) -> SweepStats:
-    """The counters of the IPv4 and IPv6 parts of one sweep, which ran one after the other."""
-    duration = a.duration_s + b.duration_s
+def _merge_stats(a: SweepStats, b: SweepStats, *, together: bool = False) -> SweepStats:
+    """The counters of two parts of one sweep, which ran one after the other (or ``together``: the IPv4 and IPv6
+    parts, side by side, take the longer one's time)."""
+    duration = max(a.duration_s, b.duration_s) if together else a.duration_s + b.duration_s
     counts = {f: getattr(a, f) + getattr(b, f) for f in ("targets", "sent", "received", "duplicates", "late", "retries",
                                                           "unreachable", "ignored", "send_errors")}
     return SweepStats(**counts, duration_s=round(duration, 6), pps=round(counts["sent"] / max(duration, 1e-9), 1),
@@ -623,6 +629,8 @@ class SweepStream:
     def _generate(self, names: dict[int, str], down: bool, resolve: bool) -> Generator[list[HostResult], None, None]:
         try:
             namer = _Names() if resolve else None
+            if self._v6 is not None:
+                self._v6.start(lambda: self._halt)  # on its own thread, beside the IPv4 part
             if self._run is not None:
                 yield from self._part4(self._run, names, down, namer)
             if self._v6 is not None and not self.interrupted:
@@ -639,6 +647,8 @@ class SweepStream:
                 raise
             raise lost from None
         finally:
+            if self._v6 is not None:
+                self._v6.finish(self.stop)  # a stream closed early ends its IPv6 side too, before the pcap closes
             if self._pcap is not None:
                 self._pcap.close()
 
@@ -686,7 +696,7 @@ class SweepStream:
         if self._run is None:
             return stats6 if stats6 is not None else SweepStats(interrupted=self._halt)
         stats = self._run.stats()
-        return stats if stats6 is None else _merge_stats(stats, stats6)
+        return stats if stats6 is None else _merge_stats(stats, stats6, together=True)
 
     @property
     def interrupted(self) -> bool:
@@ -694,7 +704,8 @@ class SweepStream:
 
     def stop(self) -> None:
         """End the sweep at the next drain point (from a signal handler too): no more probes, no more waiting.
-        The IPv6 part, when it is running, runs to its end (its size is bounded); it does not start after this."""
+        The IPv6 part's probes stop at their next batch or wait slice; its on-link parts (Neighbor Discovery)
+        run to their end (their size is bounded), and none starts after this."""
         self._halt = True
         if self._run is not None:
             self._run.halt = True
@@ -716,14 +727,40 @@ class SweepStream:
         self.close()
 
 
-class _OnLinkRows:
-    """The IPv6 part of a sweep (engine6) and its ``--local`` part (``ndp.discover_parts``) as batches of rows,
-    an address once, as ``ndp.merge`` keeps it (up wins, the first answer stays): each host ``--local`` finds as
-    soon as it answers (its parts run on a thread of their own, which hands the rows over), then the IPv6 part's
-    rows but those, then (with ``down``) the ``--local`` rows nobody found up. Only on-link rows are held: a
-    link's hosts and a prefix of 4,096 at most."""
+@dataclass(frozen=True, slots=True)
+class _Part6Done:
+    """The IPv6 part's result, as its thread hands it over."""
 
-    def __init__(self, part6: Callable[[], tuple[tuple[HostResult, ...], SweepStats]] | None,
+    hosts: tuple[HostResult, ...]
+    stats: SweepStats
+
+
+class _Progress:
+    """One progress callback for two parts that run at once (IPv4 and IPv6, each on its thread): each reports its
+    own (done, total), the callback gets their sums."""
+
+    def __init__(self, progress: Callable[[int, int], None]) -> None:
+        self.progress, self.counts, self.lock = progress, [(0, 0), (0, 0)], threading.Lock()
+
+    def parts(self) -> tuple[Callable[[int, int], None], Callable[[int, int], None]]:
+        return functools.partial(self._report, 0), functools.partial(self._report, 1)
+
+    def _report(self, part: int, done: int, total: int) -> None:
+        with self.lock:
+            self.counts[part] = (done, total)
+            self.progress(sum(d for d, _ in self.counts), sum(t for _, t in self.counts))
+
+
+class _OnLinkRows:
+    """The IPv6 side of a sweep, the IPv6 part (engine6) and the ``--local`` part (``ndp.discover_parts``), as
+    batches of rows, an address once, as ``ndp.merge`` keeps it (up wins, the first answer stays): each host
+    ``--local`` finds as soon as it answers (its parts run on a thread of their own after the IPv4 part, which
+    hands the rows over), then the IPv6 part's rows but those, then (with ``down``) the ``--local`` rows nobody
+    found up. The IPv6 part runs on a thread of its own from ``start()``, beside the IPv4 part; its rows are
+    yielded in their place, so the output is as when the parts ran one after the other. Only on-link rows are
+    held: a link's hosts and a prefix of 4,096 at most."""
+
+    def __init__(self, part6: Callable[..., tuple[tuple[HostResult, ...], SweepStats]] | None,
                  local: Callable[..., Iterator[SweepResult]] | None, down: bool) -> None:
         self.part6, self.local, self.down = part6, local, down
         self.stats6: SweepStats | None = None
@@ -731,14 +768,43 @@ class _OnLinkRows:
         self.local_rows = self.overlap = 0  # addresses --local reported; of those, how many the IPv6 part did too
         self.up: set[str] = set()
         self.held: dict[str, HostResult] = {}  # --local's down rows, until no one else has found them up
+        self.done6: queue.SimpleQueue[_Part6Done | BaseException] = queue.SimpleQueue()
+        self.worker: threading.Thread | None = None
+
+    def start(self, stopped: Callable[[], bool]) -> None:
+        """Run the IPv6 part on a thread of its own from now (its result to ``done6``); after ``stop()`` its probes
+        stop at their next batch or wait slice."""
+        if self.part6 is None:
+            return
+        part6 = self.part6
+
+        def work() -> None:
+            try:
+                self.done6.put(_Part6Done(*part6(stopped=stopped)))
+            except BaseException as exc:  # handed to the stream's thread, which raises it
+                self.done6.put(exc)
+
+        self.worker = threading.Thread(target=work, daemon=True, name="recon-ipv6")
+        self.worker.start()
+
+    def finish(self, stop: Callable[[], None]) -> None:
+        """Wait for the IPv6 part's thread (stopping it first when it still runs: the stream was closed early), so
+        nothing is sent, or written to the pcap, after the stream ends."""
+        if self.worker is not None and self.worker.is_alive():
+            stop()
+            self.worker.join()
 
     def batches(self, stopped: Callable[[], bool]) -> Iterator[list[HostResult]]:
         if self.local is not None:
             yield from self._local(self.local, stopped)
-        if self.part6 is not None and not stopped():
-            hosts6, self.stats6 = self.part6()
-            rows = [h for h in hosts6 if h.address not in self.up]
-            self.overlap = len(hosts6) - len(rows) + sum(1 for h in rows if self.held.pop(h.address, None) is not None)
+        if self.worker is None and not stopped():
+            self.start(stopped)
+        if self.worker is not None:
+            done = self.done6.get()
+            self.worker.join()
+            if isinstance(done, BaseException):
+                raise done
+            rows = self._take6(done)
             if rows:
                 yield rows
         if self.down and self.held:
@@ -780,6 +846,13 @@ class _OnLinkRows:
                     yield rows
         finally:
             worker.join()
+
+    def _take6(self, done: _Part6Done) -> list[HostResult]:
+        """The IPv6 part's rows but those ``--local`` reported up (their down rows it decides)."""
+        self.stats6 = done.stats
+        rows = [h for h in done.hosts if h.address not in self.up]
+        self.overlap = len(done.hosts) - len(rows) + sum(1 for h in rows if self.held.pop(h.address, None) is not None)
+        return rows
 
     def _take(self, item: HostResult | SweepResult | None) -> list[HostResult]:
         """The rows of ``item`` (a host just found, or a part's result) that are new."""

@@ -226,12 +226,15 @@ class Prober6:
 
     def sweep(self, v6: V6Targets, scoped: Sequence[ScopedTarget], *, seed: int | None, shard: tuple[int, int],
               timeout: float, retries: int | None, progress: Callable[[int, int], None] | None = None,
-              pcap: PcapWriter | None = None) -> tuple[tuple[HostResult, ...], SweepStats]:
+              pcap: PcapWriter | None = None, stopped: Callable[[], bool] = lambda: False,
+              ) -> tuple[tuple[HostResult, ...], SweepStats]:
         """Probe the IPv6 targets of this shard (scoped ones go with shard 1); their rows and the counters.
 
         On-link targets on an Ethernet interface go by Neighbor Discovery and scoped ones by ``ndp.discover``
         (recon/ndp.py: rows with MACs), as on-link IPv4 goes by ARP, unless ``method`` is icmp; the rest by
-        ICMPv6 echo and the TCP/UDP probes."""
+        ICMPv6 echo and the TCP/UDP probes. Once ``stopped()`` (the stream was stopped, or closed) the ICMPv6
+        and TCP/UDP probes stop at their next batch or wait slice (the sweep runs on a thread of its own
+        beside the IPv4 part: engine.SweepStream)."""
         count = len(range(shard[0] - 1, len(v6), shard[1]))
         if count > MAX_V6_SWEEP:
             raise InputError(f"{count:,} IPv6 addresses in one sweep; at most {MAX_V6_SWEEP:,} (a /104) at a time",
@@ -249,6 +252,7 @@ class Prober6:
         targets = _Targets6(v6, addrs, here, seed, shard, in_order=not onlink)
         if targets.n or not parts:
             run = _Run6(self, targets, timeout, retries, progress)
+            run.stopped = stopped
             if pcap is not None:
                 run.tap = _PcapTap6(pcap, self._local(targets))
             run.execute()
@@ -326,6 +330,7 @@ class _Receive6:
         self.prober, self.t, self.n = prober, targets, targets.n
         self.timeout, self.adaptive, self.retries = timeout, retries is None, 1 if retries is None else retries
         self.progress = progress
+        self.stopped: Callable[[], bool] = lambda: False  # the stream was stopped: send and wait no more
         self.tap: _PcapTap6 | None = None
         n = self.n
         self.state, self.hops, self.attempt = bytearray(n), bytearray(n), bytearray(n)
@@ -383,7 +388,7 @@ class _Receive6:
     def _wait(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         last = 0.0
-        while self.answered < self.n or self.groups:
+        while (self.answered < self.n or self.groups) and not self.stopped():
             left = deadline - time.monotonic()
             if left <= 0:
                 return
@@ -545,7 +550,7 @@ class _Run6(_Receive6):
                 else:
                     wait = self.timeout if self.received == 0 else min(self.timeout, max(_MIN_ROUND_WAIT, 3 * self.max_rtt + 0.02))
                 self._wait(wait)
-                if self.answered >= self.n and not self.groups:
+                if (self.answered >= self.n and not self.groups) or self.stopped():
                     break
                 found = self.later_finds if rnd == 0 and self.passes > 1 else self.answered - before
                 if self.adaptive and (last or ((rnd or self.passes > 1) and not found)):
@@ -577,6 +582,8 @@ class _Run6(_Receive6):
         for p in passes:  # one kind after the other; who answered an earlier kind is skipped by the later ones
             count += self._send_pass(todo, rnd, p)
             self._drain()
+            if self.stopped():
+                break
         self.sent += count
         return count
 
@@ -634,6 +641,8 @@ class _Run6(_Receive6):
             if k >= limit:
                 count += self._flush(batch, held, k, rnd, spec)
                 k = 0
+                if self.stopped():
+                    return count
         return count + self._flush(batch, held, k, rnd, spec)
 
     def _flush(self, batch: SendBatch, held: array[int], count: int, rnd: int, spec: _Pass6) -> int:
@@ -685,4 +694,4 @@ class _Run6(_Receive6):
         return SweepStats(targets=self.n, sent=self.sent, received=self.received, duplicates=self.duplicates,
                           late=self.late, retries=self.resent, unreachable=unreachable, ignored=self.ignored,
                           send_errors=self.send_errors, duration_s=round(duration, 6),
-                          pps=round(self.sent / duration, 1), engine="raw", method="icmp")
+                          pps=round(self.sent / duration, 1), engine="raw", method="icmp", interrupted=self.stopped())

@@ -20,6 +20,7 @@ import os
 import stat
 import struct
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,13 +74,15 @@ class PcapWriter:
     every packet, also after Ctrl-C or SIGKILL. A short or failed write (a full disk, a quota, an
     I/O error) is cut back to the last whole record and raised as ``ReconEnvironmentError``, so the
     file never ends in the middle of a packet. The path is opened with ``O_NOFOLLOW``: a symbolic
-    link planted at the output path is refused, never written through.
+    link planted at the output path is refused, never written through. Writes from several threads (a
+    sweep's IPv4 and IPv6 parts run at once) go one whole record at a time.
     """
 
     def __init__(self, path: str | os.PathLike[str], linktype: int = LINKTYPE_RAW) -> None:
         self.path = Path(path)
         self.linktype = linktype
         self.count = 0
+        self._lock = threading.Lock()
         self._size = 0  # bytes of whole records (and the header) in the file
         try:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
@@ -100,8 +103,9 @@ class PcapWriter:
             timestamp_ns = time.time_ns()
         sec, nsec = divmod(min(max(timestamp_ns, 0), _TS_MAX_NS), 1_000_000_000)
         caplen = min(len(data), SNAPLEN)
-        self._append(struct.pack("<IIII", sec, nsec, caplen, len(data)) + data[:caplen])
-        self.count += 1
+        with self._lock:
+            self._append(struct.pack("<IIII", sec, nsec, caplen, len(data)) + data[:caplen])
+            self.count += 1
 
     def _append(self, record: bytes) -> None:
         """Write one whole record, or none of it: a short or failed write is cut back and raised."""

@@ -5,6 +5,7 @@ side with nmap -6 (sparse6 2001:db8:1::/120, dense6 2001:db8:3::/120)."""
 from __future__ import annotations
 
 import errno
+import ipaddress
 import json
 import re
 import socket
@@ -13,6 +14,7 @@ import pytest
 
 from recon.engine import Prober, sweep
 from recon.errors import InputError, InvalidOption
+from recon.pcap import read_frames
 from recon.targets import build_targets
 from recon.transport import Recording, ReplaySocket, ReplayTransport, Sent
 from tests.conftest import CAPTURES, need_tool
@@ -316,3 +318,22 @@ def test_an_ipv6_probe_the_kernel_refuses_counts_as_sent_and_failed() -> None:
     result = sweep(build_targets(["2001:db8::e-11"]), probe="echo", timeout=0.05, retries=0, transport=transport)
     assert [h.address for h in result.up] == ["2001:db8::10"]
     assert (result.stats.sent, result.stats.send_errors) == (4, 1)
+
+
+def test_a_mixed_sweep_runs_its_ipv6_part_beside_the_ipv4_one(lab, tmp_path) -> None:
+    """IPv4 and IPv6 targets in one sweep: the IPv6 probes go out while the IPv4 part still runs (the pcap, in the
+    order its records were written, has IPv4 probes after the first IPv6 one; when the parts ran one after the
+    other, every IPv6 record followed the IPv4 part's last wait), and the hosts found are those of the two apart."""
+    pcap = tmp_path / "mixed.pcap"
+    v4, v6 = lab.info.range("sparse24"), lab.info.range("sparse6")
+    res = lab.recon("sweep", v4.cidr, v6.cidr, "--probe", "echo", "--json", "-w", str(pcap))
+    assert res.returncode == 0, res.stderr
+    found = {json.loads(line)["address"] for line in res.stdout.splitlines()}
+    assert found == set(v4.up) | {str(ipaddress.ip_address(a)) for a in v6.up}
+    scanner = {socket.inet_aton(lab.info.scanner_ipv4), socket.inet_pton(socket.AF_INET6, lab.info.scanner_ipv6)}
+    order = [f.data[0] >> 4 for f in read_frames(str(pcap))
+             if (f.data[12:16] if f.data[0] >> 4 == 4 else f.data[8:24]) in scanner]  # our probes, as written
+    first6 = order.index(6)
+    assert 4 in order[first6:], "no IPv4 probe went out after the first IPv6 one: the parts ran one after the other"
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [":" in r["address"] for r in rows] == sorted(":" in r["address"] for r in rows), "IPv6 rows still follow IPv4's"
