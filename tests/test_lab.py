@@ -87,12 +87,16 @@ def test_lab_names_resolve_inside_and_dns_stays_inside(lab) -> None:
 
 
 def test_impairments(lab) -> None:
-    """Delay on the wan link shows in the RTT; 100 % loss silences the LAN."""
+    """Delay on the wan link shows in the RTT; 100 % loss silences the LAN.
+
+    The relay (recon/labrelay.py) holds each packet 40 ms, then forwards it when it next runs, which a loaded
+    machine delays: 40 ms is a floor, and the fastest of the replies, the one the scheduler touched least,
+    stays under 60 ms, where a delay applied twice (80 ms) or not at all (well under 1 ms) would not."""
     need_tool("ping")
     with lab.impaired(delay_ms=40):
         res = lab.run(["ping", "-c3", "-i0.2", "-W2", "198.18.5.7"])
-        avg = float(res.stdout.strip().splitlines()[-1].split("=")[1].split("/")[1])
-        assert 39 <= avg <= 45, res.stdout
+        fastest = float(res.stdout.strip().splitlines()[-1].split("=")[1].split("/")[0])
+        assert 39.9 <= fastest < 60, res.stdout
     with lab.impaired(loss=100):
         assert lab.run(["ping", "-c2", "-i0.2", "-W1", "198.18.0.11"]).returncode != 0
     assert lab.run(["ping", "-c1", "-W2", "198.18.0.11"]).returncode == 0

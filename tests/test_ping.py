@@ -12,6 +12,7 @@ import math
 import re
 import select
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -244,20 +245,37 @@ def test_loss_within_binomial_bounds(lab) -> None:
 
 
 def test_rtt_follows_a_50ms_delay(lab) -> None:
-    """With 50 ms of delay on the wan link, every RTT is within ±2 ms of 50 ms, as ping measures it."""
+    """With 50 ms of delay on the wan link, recon's RTTs start at the delay and read what iputils ping reads
+    on the same path at the same moment.
+
+    The delay is made by the lab's relay (recon/labrelay.py), a process that wakes to forward each packet:
+    on a loaded machine it wakes late, so RTTs can exceed 50 ms by whatever the scheduler adds (52.1 ms on
+    average once, in a full run). That makes 50 ms a floor, not a centre. Above, recon is held to ping run
+    beside it (the first reply of ours is ping's start signal, so ping's probes go out inside our run and
+    cross the same late relay): medians, which a descheduled moment or two cannot move, within 3 ms. A real
+    fault crosses that: an RTT taken when Python reads the reply instead of the kernel's time, a send time
+    from the probe before (+50 ms, the interval), a unit slip.
+    """
     need_tool("ping")
     with lab.impaired(delay_ms=50):
-        res = lab.recon("ping", "-c", "8", "-i", "0.05", "--json", "198.18.5.7")
-        ref = lab.run(["ping", "-c", "8", "-i", "0.05", "198.18.5.8"])
-    lines = [json.loads(x) for x in res.stdout.splitlines()]
+        ours = lab.popen([*RECON, "-c", "20", "-i", "0.05", "--json", "198.18.5.7"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        first = ours.stdout.readline()  # our first reply: ping starts now, inside our second of probes
+        ref = lab.run(["ping", "-c", "10", "-i", "0.05", "198.18.5.8"])
+        rest, err = ours.communicate(timeout=30)
+    lines = [json.loads(x) for x in (first + rest).splitlines()]
+    assert ours.returncode == 0, err
     rtts = [x["rtt_ms"] for x in lines if x["type"] == "reply"]
-    assert len(rtts) == 8 == counts(ref.stdout)[1]
-    assert all(r >= 49 for r in rtts), rtts  # the delay is a floor: nothing can come back sooner
-    assert abs(sorted(rtts)[len(rtts) // 2] - 50) <= 2, rtts
-    summary = lines[-1]
-    assert abs(summary["rtt_avg_ms"] - 50) <= 2
-    ref_avg = float(re.search(r"= [\d.]+/([\d.]+)/", ref.stdout)[1])
-    assert abs(summary["rtt_avg_ms"] - ref_avg) <= 2
+    theirs = [float(t) for t in re.findall(r"time=([\d.]+) ms", ref.stdout)]
+    assert len(rtts) == 20 and len(theirs) == 10 == counts(ref.stdout)[1], (rtts, ref.stdout)
+    # The relay holds each packet 50 ms after reading it, which is after our send time was taken: nothing can
+    # come back sooner (a tenth of a millisecond for the wall and monotonic clocks' slew, no more).
+    assert min(rtts) >= 49.9 and min(theirs) >= 49.9, (rtts, theirs)
+    assert statistics.median(rtts) <= statistics.median(theirs) + 3, (rtts, theirs)
+    summary = lines[-1]  # the summary is the replies' own arithmetic, whatever the load did to them
+    assert summary["rtt_min_ms"] == pytest.approx(min(rtts), abs=0.001)
+    assert summary["rtt_max_ms"] == pytest.approx(max(rtts), abs=0.001)
+    assert summary["rtt_avg_ms"] == pytest.approx(statistics.fmean(rtts), abs=0.002)
 
 
 def test_json_schema(lab) -> None:
