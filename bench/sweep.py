@@ -9,7 +9,8 @@ link (recon sweep --local against nmap's targets-ipv6-multicast-echo script).
     sudo .venv/bin/python bench/sweep.py            # references on the /24s only (they take minutes on the big ranges)
     sudo .venv/bin/python bench/sweep.py --full     # references on every range too (several minutes)
     sudo .venv/bin/python bench/sweep.py --cluster  # 1 process vs --cluster local:2 vs a running 2-worker cluster
-    sudo .venv/bin/python bench/sweep.py --ipv6     # only the IPv6 rows: recon against nmap -6 -sn
+    sudo .venv/bin/python bench/sweep.py --ipv6     # only the IPv6 rows: recon against nmap -6 -sn, the IPv6 send
+                                                    # path in-process, and a mixed IPv4 + IPv6 sweep
     sudo .venv/bin/python bench/sweep.py --send --repeat 5  # the send path: IPv4 ranges 5 times each, ratios, pps
 
 Builds its own namespace lab (recon.lab.Lab) and always tears it down. Every tool runs as a fresh
@@ -353,10 +354,52 @@ def ipv6_bench(timeout: float) -> int:
     try:
         info = lab.up()
         ipv6_rows(lab, info.scanner_ns, info, rows, truths, timeout)
+        send = ipv6_send_rows(info.scanner_ns, timeout)
+        mixed = mixed_rows(lab, info.scanner_ns, info, timeout)
     finally:
         lab.down()
     report(rows, truths)
+    print("the IPv6 send path in-process on one core (taskset -c 0; 0 s timeout, so send time only; best of 3):")
+    for label, tool, sent, seconds in send:
+        print(f"  {label:18} {tool:20} {sent:7d} packets in {seconds:.3f} s = {sent / seconds:9,.0f} pps")
+    print()
+    print("a mixed sweep (the IPv6 part runs beside the IPv4 one): the engine's time and the whole process's wall time")
+    for label, engine_s, wall in mixed:
+        print(f"  {label:34} {engine_s:.2f} s engine, {wall:.2f} s wall")
     return 0
+
+
+IPV6_SEND = [("dense6 /112", "2001:db8:2::/112"), ("unreachable6 /112", "2001:db8:1::/112")]
+
+
+def ipv6_send_rows(ns: str, timeout: float) -> list[tuple[str, str, int, float]]:
+    """The IPv6 engine in-process on 65,536 addresses: anyip6's (every one answers) and sparse6's /112, where the
+    router reports all but the /120's 256 unreachable. Default probes and echo alone, 0 s timeout."""
+    out = []
+    for label, cidr in IPV6_SEND:
+        for tool in ("recon", "recon --probe echo"):
+            argv = [PY, "-c", ENGINE_INPROC, cidr, "echo" if "echo" in tool else "default", "0"]
+            res = subprocess.run(["ip", "netns", "exec", ns, "taskset", "-c", "0", *argv], capture_output=True, text=True,
+                                 timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+            sent, seconds = int(res.stdout.split()[0]), float(res.stdout.split()[1])
+            out.append((label, tool, sent, seconds))
+            print(f"  in-process (0 s) {tool:20} {label:18} {seconds:.3f} s, {sent / seconds:,.0f} pps", file=sys.stderr)
+    return out
+
+
+def mixed_rows(lab: Lab, ns: str, info, timeout: float) -> list[tuple[str, float, float]]:
+    """sparse24 and sparse6 (/24 and /120, 1 s timeout, default probes) apart and in one sweep: the summary's time
+    (the engine's) and the process's wall time. Parts side by side: the mixed sweep takes the longer, not the sum."""
+    specs = [(info.range("sparse24").cidr,), (info.range("sparse6").cidr,), (info.range("sparse24").cidr, info.range("sparse6").cidr)]
+    out = []
+    for spec in specs:
+        wall, _, _, _ = measure(lab, ns, [PY, "-m", "recon", "sweep", *spec, "-W", "1", "--yes", "--json"], timeout)
+        res = subprocess.run(["ip", "netns", "exec", ns, PY, "-m", "recon", "sweep", *spec, "-W", "1", "--yes"],
+                             capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+        engine_s = float(re.findall(r"scanned in ([\d.]+) s", res.stdout + res.stderr)[-1])
+        out.append((" + ".join(spec), engine_s, wall or 0.0))
+        print(f"  mixed {' + '.join(spec):34} {engine_s:.2f} s engine, {wall or 0:.2f} s wall", file=sys.stderr)
+    return out
 
 
 def loss_rows(lab: Lab, ns: str, info, timeout: float) -> dict[str, list[int]]:
