@@ -213,8 +213,9 @@ class ClusterStream:
     journal), then lists of its ``HostResult``s: the answered hosts, then (with ``down``) its silent targets as
     down rows. A shard that arrives twice is dropped; a missing one ends the iteration with a ClusterError.
     ``plan`` lists the shards (k, M) of the sweep; ``stats`` and ``shards`` are final once the iteration has
-    ended. The options are checked, the cluster is reached (or started) and the journal opened here, before
-    anything is swept; ``close()`` (or leaving the ``with`` block) cancels what is still running and closes them.
+    ended. The options are checked, the journal opened and the cluster reached (or started) here, before anything
+    is swept; a journal that already holds every part needs no cluster, and none is reached or started. ``close()``
+    (or leaving the ``with`` block) cancels what is still running and closes them.
     """
 
     def __init__(self, targets: TargetSet, cluster: str | None, *, shards: int | None = None, timeout: float = 1.0,
@@ -230,15 +231,15 @@ class ClusterStream:
         self._stack = ExitStack()
         self.wall = 0.0
         try:
-            client = self._stack.enter_context(_client(cluster)) if cluster is not None else None
+            journal = self._stack.enter_context(_load(resume)) if resume is not None else None
+            # A cluster only for parts still to do: a journal that holds every part is printed without one.
+            client = self._connect(cluster) if cluster is not None and (journal is None or journal.fresh) else None
             threads = max(1, sum(client.nthreads().values())) if client is not None else 1
-            parts = _parts(targets, shard, threads, shards, resume is not None)
-            journal: Journal | None = None
+            parts = _parts(targets, shard, threads, shards, resume is not None)  # a journal's own count wins (below)
             given_seed, seed = seed, 0 if seed is None else seed  # every part must walk the same permutation
-            if resume is not None:
-                journal = _journal(resume, targets, seed, shard, parts, timeout, retries, resolve, prober,
-                                   defaults=tuple(k for k, v in (("seed", given_seed), ("parts", shards)) if v is None))
-                self._stack.callback(journal.close)
+            if journal is not None:
+                _start(journal, targets, seed, shard, parts, timeout, retries, resolve, prober,
+                       defaults=tuple(k for k, v in (("seed", given_seed), ("parts", shards)) if v is None))
                 seed, parts = int(journal.header["seed"]), int(journal.header["parts"])
             plan = [s for s in shard_plan(parts, shard) if targets.count(s)]
             self.plan: tuple[tuple[int, int], ...] = tuple(plan)  # every shard of the sweep, done before or not
@@ -246,10 +247,16 @@ class ClusterStream:
             done = _resumed(journal, targets)
             base = _task(targets, seed, shard, prober, timeout, retries, resolve)
             tasks = [replace(base, shard=s) for s in plan if s not in done]
+            if tasks and cluster is not None and client is None:
+                client = self._connect(cluster)  # a journal with parts left: they run there
         except BaseException:
             self._stack.close()
             raise
         self._items = self._generate(client, tasks, done, journal)
+
+    def _connect(self, cluster: str) -> Any:
+        """A Dask client on ``cluster`` (a LocalCluster started for ``local:N``), closed with the stream."""
+        return self._stack.enter_context(_client(cluster))
 
     def _generate(self, client: Any, tasks: list[ShardTask], done: dict[tuple[int, int], ShardOutcome],
                   journal: Journal | None) -> Generator[ShardStats | list[HostResult], None, None]:
@@ -487,22 +494,27 @@ def _sum_stats(stats: list[SweepStats], targets: int, wall: float) -> SweepStats
 # --- the --resume journal ---------------------------------------------------------------------------
 
 
-def _journal(resume: str, targets: TargetSet, seed: int, shard: tuple[int, int], parts: int, timeout: float,
-             retries: int | None, resolve: bool, prober: dict[str, Any], defaults: tuple[str, ...]) -> Journal:
+def _load(resume: str) -> Journal:
     from recon.resume import Journal
+
+    return Journal.load(resume)
+
+
+def _start(journal: Journal, targets: TargetSet, seed: int, shard: tuple[int, int], parts: int, timeout: float,
+           retries: int | None, resolve: bool, prober: dict[str, Any], defaults: tuple[str, ...]) -> None:
+    """Write the sweep's identity to a fresh journal, or check it against the one recorded (whose seed and number
+    of parts win where the user gave none: ``defaults``)."""
     from recon.targets import int_to_ip6
 
     options = {k: prober.get(k) for k in ("method", "probe", "engine", "interface", "source")}
     header = {"targets": targets.intervals, "targets6": [[int_to_ip6(lo), int_to_ip6(hi)] for lo, hi in targets.v6.intervals],
               "scoped": [str(s) for s in targets.scoped], "seed": seed, "shard": list(shard), "parts": parts,
               "timeout": timeout, "retries": retries, "resolve": resolve, **options}
-    journal = Journal.open(resume, header, defaults=defaults)
+    journal.start(header, defaults=defaults)
     kept_seed, kept_parts = journal.header.get("seed"), journal.header.get("parts")  # the recorded ones win (``defaults``)
     if not (_whole(kept_seed) and 0 <= kept_seed < 2**64 and _whole(kept_parts) and 1 <= kept_parts <= MAX_PARTS):
-        journal.close()
-        raise InputError(f"{resume}: its header is damaged (seed {kept_seed!r}, parts {kept_parts!r})",
+        raise InputError(f"{journal.path}: its header is damaged (seed {kept_seed!r}, parts {kept_parts!r})",
                          hint="give a new --resume file to start over")
-    return journal
 
 
 def _whole(value: object) -> TypeGuard[int]:

@@ -42,36 +42,64 @@ class Journal:
     def __init__(self, path: Path, fd: int, header: dict[str, Any], done: dict[tuple[int, int], dict[str, Any]],
                  size: int) -> None:
         self.path = path
-        self.header = header
+        self.header = header  # {} until ``start`` (a new file) or the recorded one (a journal there before)
         self.done = done
         self._fd = fd
         self._size = size  # bytes of whole lines in the file
+        self._valid = size  # bytes of the valid prefix read back (a torn tail past it is cut by ``start``)
 
     @classmethod
     def open(cls, path: str, header: dict[str, Any], *, defaults: tuple[str, ...] = ()) -> Journal:
-        """Start a journal at ``path`` with ``header``, or continue the one there.
+        """Start a journal at ``path`` with ``header``, or continue the one there (``load``, then ``start``)."""
+        journal = cls.load(path)
+        try:
+            journal.start(header, defaults=defaults)
+        except BaseException:
+            journal.close()
+            raise
+        return journal
 
-        Continuing requires the same sweep: every key of ``header`` must match the recorded one, except the
-        keys named in ``defaults`` (values the caller chose, not the user: there the recorded value wins).
-        """
+    @classmethod
+    def load(cls, path: str) -> Journal:
+        """The journal at ``path`` as it was left: its header and the parts done, both empty for a new (or empty)
+        file (``fresh``). Nothing is written until ``start``, so a caller can see what is done before it decides
+        what the sweep needs (a cluster only for parts still to do)."""
         p = Path(path)
         fd = _open(p)
         try:
             if os.fstat(fd).st_size == 0:
-                journal = cls(p, fd, header, {}, 0)
-                journal._append({"format": FORMAT, **header})
-                return journal
+                return cls(p, fd, {}, {}, 0)
             recorded, done, valid = _read(fd, p)
-            for key, wanted in header.items():
-                if key not in defaults and _norm(recorded.get(key)) != _norm(wanted):
-                    raise InputError(f"{path} records another sweep ({key} differs: {recorded.get(key)!r}, not {wanted!r})",
-                                     hint="run the same command to resume it, or give a new --resume file to start over")
-            if valid < os.fstat(fd).st_size:
-                os.ftruncate(fd, valid)  # a torn last line from a process that died mid-write
-            return cls(p, fd, recorded, done, valid)
+            journal = cls(p, fd, recorded, done, 0)
+            journal._valid = valid
+            return journal
         except BaseException:
             os.close(fd)
             raise
+
+    @property
+    def fresh(self) -> bool:
+        """Whether the file holds no sweep yet: ``start`` writes its header."""
+        return not self.header
+
+    def start(self, header: dict[str, Any], *, defaults: tuple[str, ...] = ()) -> None:
+        """Write ``header`` to a fresh journal, or check it against the recorded one.
+
+        Continuing requires the same sweep: every key of ``header`` must match the recorded one, except the
+        keys named in ``defaults`` (values the caller chose, not the user: there the recorded value wins).
+        """
+        if self.fresh:
+            self.header = header
+            self._append({"format": FORMAT, **header})
+            return
+        recorded = self.header
+        for key, wanted in header.items():
+            if key not in defaults and _norm(recorded.get(key)) != _norm(wanted):
+                raise InputError(f"{self.path} records another sweep ({key} differs: {recorded.get(key)!r}, not {wanted!r})",
+                                 hint="run the same command to resume it, or give a new --resume file to start over")
+        if self._valid < os.fstat(self._fd).st_size:
+            os.ftruncate(self._fd, self._valid)  # a torn last line from a process that died mid-write
+        self._size = self._valid
 
     def record(self, part: tuple[int, int], payload: dict[str, Any]) -> None:
         """Append one finished part and make it durable before the sweep moves on."""

@@ -197,6 +197,29 @@ def test_cli_resume_takes_ipv6_and_prints_each_part_as_it_is_done(tmp_path: Path
     assert sorted(again.stdout.splitlines()) == sorted(first.stdout.splitlines())
 
 
+def test_a_finished_journal_is_printed_without_a_cluster(tmp_path: Path) -> None:
+    """`--cluster local:2 --resume FILE` with every part of FILE done prints the merged result from the file:
+    no cluster is started (here `distributed` cannot even be imported: the old code's LocalCluster made that
+    exit 3, and took seconds where it can), and nothing is sent (the replay transport's record is empty)."""
+    journal = tmp_path / "run.resume"
+    argv = ["sweep", *MIXED, "--json", "--all", "--resume", str(journal), "--method", "icmp", "--probe", "echo",
+            "-W", "0.05", "-r", "0"]
+    with offline(ReplayTransport(_mixed_answers)):
+        first = run_cli(*argv)
+    assert first.code == 0, first.stderr
+    code = ("import sys\nsys.modules['distributed'] = None\nsys.modules['dask'] = None\n"
+            "import recon.transport\nrecon.transport._DEFAULT = replay = recon.transport.ReplayTransport()\n"
+            "from recon.cli import run\ncode = run(sys.argv[1:])\n"
+            "print('sent', len(replay.sent), file=sys.stderr)\nsys.exit(code)")
+    again = subprocess.run(offline_argv([sys.executable, "-c", code, *argv, "--cluster", "local:2"]),
+                           capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.splitlines()[-1] == "sent 0"
+    shard_lines = [line for line in again.stderr.splitlines() if line.startswith("shard ")]
+    assert shard_lines and all("done before" in line for line in shard_lines), again.stderr
+    assert sorted(again.stdout.splitlines()) == sorted(first.stdout.splitlines())
+
+
 def test_ctrl_c_in_a_resumed_sweep_lists_the_parts_done_and_the_same_command_carries_on(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Ctrl-C (KeyboardInterrupt from the first probe of part 2) ends a --resume sweep of two parts with part 1's
