@@ -21,9 +21,7 @@ Peak RSS comes from GNU time (%M) of that process. Recall is measured against th
 The minimal loop (MINIMAL_LOOP) is the floor: one echo per address from one raw socket, one pass, no
 retries, a 1 s wait; every tool's time is also given as a ratio to it and to recon, measured in the
 same run. Packets per second on one core: the engine in-process under `taskset -c 0` with a 0 s
-timeout (send time only; --retries as the CLI's default), beside the minimal loop's send rate. The
-in-process sweep with a 1 s timeout runs on every core (recon's send-ahead thread takes a second one
-for the sendmmsg calls; the minimal loop has one thread), as the whole-process rows do.
+timeout (send time only; --retries as the CLI's default), beside the minimal loop's send rate.
 """
 
 from __future__ import annotations
@@ -419,11 +417,9 @@ def loss_rows(lab: Lab, ns: str, info, timeout: float) -> dict[str, list[int]]:
 
 
 def inprocess_rows(ns: str, timeout: float, wait: float) -> list[tuple[str, str, int, float]]:
-    """The engine in-process (default probes, echo alone) and the minimal loop, best of 3: with ``wait`` 0 the send
-    time on one core (taskset -c 0: packets per second), with 1 the whole sweep without interpreter start, on
-    every core."""
+    """The engine in-process (default probes, echo alone) and the minimal loop on one core (taskset -c 0), best
+    of 3: with ``wait`` 0 the send time (packets per second), with 1 the whole sweep without interpreter start."""
     out = []
-    pin = ["taskset", "-c", "0"] if not wait else []
     for label, cidr, _ in RANGES[2:]:
         for tool in ("recon", "recon --probe echo", "minimal loop"):
             if tool == "minimal loop":
@@ -432,7 +428,7 @@ def inprocess_rows(ns: str, timeout: float, wait: float) -> list[tuple[str, str,
                 argv = [PY, "-c", ENGINE_INPROC, cidr, "echo" if "echo" in tool else "default", str(wait)]
             best: tuple[int, float] | None = None
             for _ in range(3 if tool == "minimal loop" else 1):  # the engine takes its best of 3 itself
-                res = subprocess.run(["ip", "netns", "exec", ns, *pin, *argv], capture_output=True, text=True,
+                res = subprocess.run(["ip", "netns", "exec", ns, "taskset", "-c", "0", *argv], capture_output=True, text=True,
                                      timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT)})
                 if tool == "minimal loop":
                     sent = int(re.findall(r"sent (\d+) in", res.stderr)[-1])
@@ -451,8 +447,7 @@ def print_inprocess(pps: list[tuple[str, str, int, float]], sweeps: list[tuple[s
     for label, tool, sent, seconds in pps:
         print(f"  {label:10} {tool:20} {sent:7d} packets in {seconds:.3f} s = {sent / seconds:9,.0f} pps")
     print()
-    print(f"the sweep in-process with a 1 s timeout ({os.cpu_count()} cores; no interpreter start or imports; best of 3), "
-          "against the minimal loop:")
+    print("the sweep in-process with a 1 s timeout (no interpreter start or imports; best of 3), against the minimal loop:")
     floor = {label: seconds for label, tool, _, seconds in sweeps if tool == "minimal loop"}
     for label, tool, sent, seconds in sweeps:
         ratio = f"{seconds / floor[label]:.2f}x the minimal loop" if tool != "minimal loop" and floor.get(label) else ""

@@ -31,7 +31,6 @@ from __future__ import annotations
 import bisect
 import functools
 import itertools
-import os
 import queue
 import random
 import select
@@ -1026,8 +1025,7 @@ class _RawReceive(_Run):
         self.icmp, self.arp, self.l4 = socks
         self.progress = progress
         self.tap: _PcapTap | None = None
-        self.batches: dict[tuple[int, int], SendBatch] = {}  # (socket, buffer): two per socket with a send-ahead thread
-        self.ahead: _SendAhead | None = None
+        self.batches: dict[int, SendBatch] = {}
         self.recv_batches: dict[int, RecvBatch] = {}
         self.sent_at = array("d", bytes(8 * self.n))
         self.attempt = bytearray(self.n)
@@ -1258,60 +1256,6 @@ class _RawReceive(_Run):
             self.fresh.append(i)
 
 
-class _SendAhead:
-    """A thread that makes the sweep's sendmmsg(2) calls, one batch at a time, while the hot loop writes the next
-    batch into a second buffer. ctypes releases the GIL for the call, so on a second core the kernel's work on one
-    batch (route lookup, the trip through the veth or NIC driver: most of what a probe costs) overlaps Python's on
-    the next. What a call leaves unsent (a full queue, a refused probe) the sweep sends itself under the one send
-    policy (``_RawSweep._settle``, ``SendBatch.send_all``).
-
-    ``submit`` returns once the thread has taken the batch: the thread needs the GIL for a moment to start the
-    call, and the hot loop, which never blocks while it writes, would keep it until the next ``wait`` (Python
-    hands the GIL over only every 5 ms, sys.getswitchinterval()): the two would take turns instead of overlapping."""
-
-    def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[tuple[SendBatch, int] | None] = queue.SimpleQueue()
-        self._taken: queue.SimpleQueue[None] = queue.SimpleQueue()
-        self._results: queue.SimpleQueue[int | BaseException] = queue.SimpleQueue()
-        self._pending: tuple[SendBatch, int] | None = None
-        self._thread = threading.Thread(target=self._run, name="recon-sendmmsg", daemon=True)
-        self._thread.start()
-
-    @staticmethod
-    def wanted(socks: Iterable[PacketSocket]) -> bool:
-        """Worth a thread: the process may use a second core, and the batches go to the kernel (libc's sendmmsg, not
-        a replay socket's own)."""
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-        return cores > 1 and not any(hasattr(s, "sendmmsg") for s in socks)
-
-    def _run(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            batch, count = job
-            self._taken.put(None)
-            try:
-                self._results.put(batch.send(0, count))
-            except BaseException as exc:  # handed to the sweep's thread (an OSError: it sends the batch itself)
-                self._results.put(exc)
-
-    def submit(self, batch: SendBatch, count: int) -> None:
-        """Send slots 0 .. count-1 of ``batch`` (the caller waited for the previous batch first)."""
-        self._pending = (batch, count)
-        self._jobs.put((batch, count))
-        self._taken.get()
-
-    def wait(self) -> tuple[SendBatch, int, int | BaseException] | None:
-        """The batch in flight, its size and what its sendmmsg returned or raised, once done; None when none is."""
-        if self._pending is None:
-            return None
-        batch, count = self._pending
-        self._pending = None
-        return batch, count, self._results.get()
-
-    def close(self) -> None:
-        self._jobs.put(None)
-        self._thread.join()
-
-
 class _RawSweep(_RawReceive):
     """Raw-socket hot loop: patch bytes, send, drain, match; retries go only to the silent."""
 
@@ -1322,8 +1266,6 @@ class _RawSweep(_RawReceive):
         prober = self.prober
         if self.pcap is not None:
             self.tap = _PcapTap(self.pcap, prober, self)
-        elif _SendAhead.wanted(self.socks):
-            self.ahead = _SendAhead()
         self._flush_stale()
         self.t0 = time.monotonic()
         self.mark_local()
@@ -1355,9 +1297,6 @@ class _RawSweep(_RawReceive):
                 if not last:
                     todo = self._silent()
         finally:
-            if self.ahead is not None:
-                self.ahead.close()
-                self.ahead = None
             self.t1 = time.monotonic()
             prober._previous_bases.append(self.base)
             if self.progress:
@@ -1407,38 +1346,38 @@ class _RawSweep(_RawReceive):
         self._drain()
         return count
 
-    def _batch(self, sock: PacketSocket, buffer: int = 0) -> SendBatch:
-        """A send batch of ``sock`` (one per socket and buffer for the whole sweep)."""
-        batch = self.batches.get((id(sock), buffer))
+    def _batch(self, sock: PacketSocket) -> SendBatch:
+        """The send batch of ``sock`` (one per socket for the whole sweep)."""
+        batch = self.batches.get(id(sock))
         if batch is None:
-            batch = self.batches[id(sock), buffer] = SendBatch(sock, _BATCH, addressed=sock is not self.arp)
+            batch = self.batches[id(sock)] = SendBatch(sock, _BATCH, addressed=sock is not self.arp)
         return batch
 
-    def _pass_batches(self, spec: _Pass, first: bool) -> tuple[SendBatch | None, SendBatch | None, SendBatch | None]:
+    def _pass_batches(self, spec: _Pass, first: bool) -> tuple[SendBatch | None, SendBatch | None]:
         """A pass's send batches: the routed one (the ICMP template already in every slot, or the TCP/UDP probe's
-        length set), its spare (the buffer the loop writes while the send-ahead thread sends the other; None
-        without that thread) and, on the first pass, the ARP one (the who-has frame in every slot)."""
-        routed = [self._batch(spec.sock, b) for b in range(1 + (self.ahead is not None))] if spec.sock is not None else []
-        for out in routed:
-            if spec.buf is not None:
-                out.set_length(len(spec.buf))
-                for k in range(_BATCH):  # the template's tail (echo's attempt byte) is the same for the whole pass
-                    out.area[k * out.slot + out.head:k * out.slot + out.head + len(spec.buf)] = spec.buf
-            elif spec.probe is not None:
-                out.set_length(len(spec.probe.template))
+        length set) and, on the first pass, the ARP one (the who-has frame in every slot)."""
+        out = self._batch(spec.sock) if spec.sock is not None else None
+        if out is not None and spec.buf is not None:
+            out.set_length(len(spec.buf))
+            for k in range(_BATCH):  # the template's tail (echo's attempt byte) is the same for the whole pass
+                out.area[k * out.slot + out.head:k * out.slot + out.head + len(spec.buf)] = spec.buf
+        elif out is not None and spec.probe is not None:
+            out.set_length(len(spec.probe.template))
         link = self._batch(self.arp) if first and self.arp is not None and self.kind is not None else None
         if link is not None:
             link.set_length(len(self.arp_frame))
             for k in range(_BATCH):
                 link.area[k * link.slot + link.head:k * link.slot + link.head + len(self.arp_frame)] = self.arp_frame
-        return (routed[0] if routed else None), (routed[1] if len(routed) > 1 else None), link
+        return out, link
 
     def _send_pass(self, todo: Iterable[int], rnd: int, spec: _Pass, first: bool) -> Generator[None, None, int]:
-        # The hot loop: everything it touches is a local, and the per-target work is inline, because a function call
-        # per packet costs measurable speed on a /16. Each probe is written in place into a SendBatch slot (its sockaddr
-        # and the patched header in one pack_into) and a full batch goes out in one sendmmsg(2) (_flush). TCP/UDP probes
-        # carry a keyed cookie: their probe object writes a whole batch just before it goes (L4Probe.write_slots), or,
-        # when targets have different source addresses, each one into its slot (build_into). Yields: see steps().
+        # The hot loop: everything it touches is a local, and the per-target work is inline,
+        # because a function call per packet costs measurable speed on a /16. Each probe is
+        # written in place into a SendBatch slot (its sockaddr and the patched header in one
+        # pack_into) and a full batch goes out in one sendmmsg(2) (_flush). TCP/UDP probes carry
+        # a keyed cookie: their probe object writes a whole batch of them just before it goes
+        # (L4Probe.write_slots, one call per batch), or, when targets have different source
+        # addresses, each one into its slot (build_into). Yields: see steps().
         kind, state, addrs, fresh = self.kind, self.state, self.addrs, self.fresh
         rate = self.prober.rate
         interval = 1.0 / rate if rate else 0.0
@@ -1449,8 +1388,9 @@ class _RawSweep(_RawReceive):
         buf, partial, type_code, probe = spec.buf, spec.partial, spec.type_code, spec.probe
         variants, source_of = spec.variants, self.l4.source_of if self.l4 is not None else None
         write = probe.write_slots if probe is not None and variants is None else None
-        flush, progress, count = self._flush, self.progress, 0
-        out, spare, link = self._pass_batches(spec, first)
+        flush, progress = self._flush, self.progress
+        count = 0
+        out, link = self._pass_batches(spec, first)
         area, slot, head = (out.area, out.slot, out.head) if out is not None else (bytearray(), 0, 0)
         larea, lslot, lhead = (link.area, link.slot, link.head) if link is not None else (bytearray(), 0, 0)
         held, lheld = array("I", bytes(4 * _BATCH)), array("I", bytes(4 * _BATCH))  # the sweep index in each slot
@@ -1462,8 +1402,6 @@ class _RawSweep(_RawReceive):
                 now = clock()
                 if now < next_at:
                     count += flush(out, held, k, rnd, write) + flush(link, lheld, lk, rnd)
-                    if k and spare is not None:  # the send-ahead thread has that buffer now: write the other
-                        out, spare, area = spare, out, spare.area
                     k = lk = 0
                     self._wait_until(next_at)
                     if fresh or self.halt:
@@ -1502,31 +1440,13 @@ class _RawSweep(_RawReceive):
             if k >= limit:
                 count += flush(out, held, k, rnd, write)
                 k = 0
-                if spare is not None:  # the send-ahead thread has that buffer now: write the other
-                    out, spare, area = spare, out, spare.area
                 if first and progress is not None and not count & 4095:
                     progress(min(self.n, count) if rnd == 0 else self.answered, self.n)
                 if fresh or self.halt:
                     yield
                     if self.halt:
                         break
-        count += flush(out, held, k, rnd, write) + flush(link, lheld, lk, rnd)
-        self._settle()  # the next pass starts with no batch in flight
-        return count
-
-    def _settle(self) -> None:
-        """Wait for the batch the send-ahead thread has in flight; what its call left unsent goes from here."""
-        got = self.ahead.wait() if self.ahead is not None else None
-        if got is None:
-            return
-        batch, count, first = got
-        if isinstance(first, BaseException) and not isinstance(first, OSError):
-            raise first
-        # a refused first call (OSError): send_all makes it again, and the send policy decides
-        self.send_errors += batch.send_all(count, self._drain, start=first if isinstance(first, int) else 0)
-        # drained as after a send of our own, so the next pass skips who answered this batch (nearby hosts answer
-        # within the sendmmsg call: their replies wait on the socket by the time it returns)
-        self._drain()
+        return count + flush(out, held, k, rnd, write) + flush(link, lheld, lk, rnd)
 
     def _source_of(self, i: int) -> bytes | None:
         """Target ``i``'s source address when the sweep has several (by route), else None."""
@@ -1549,11 +1469,6 @@ class _RawSweep(_RawReceive):
             i = held[k]
             sent_at[i] = now
             attempt[i] = rnd
-        if self.ahead is not None and batch.addressed:
-            self._settle()
-            self.ahead.submit(batch, count)  # sent on the other core while the loop writes the next batch
-            self._drain()
-            return count
         self.send_errors += batch.send_all(count, self._drain)  # the one send policy (transport.SEND_AGAIN)
         if tap is not None:
             for k in range(count):

@@ -527,12 +527,11 @@ class SendBatch:
             raise OSError(err, os.strerror(err))
         return int(sent)
 
-    def send_all(self, count: int, drain: Callable[[], object], start: int = 0) -> int:
-        """Send slots ``start .. count-1`` under the send policy (``SEND_AGAIN``, above): while the kernel's queue is
+    def send_all(self, count: int, drain: Callable[[], object]) -> int:
+        """Send slots ``0 .. count-1`` under the send policy (``SEND_AGAIN``, above): while the kernel's queue is
         full, ``drain()`` (read the replies waiting) and try again; a probe the kernel refuses is skipped. How many
-        it refused (each counts as sent and failed). ``start``: the slots before it went already (a first ``send``
-        made elsewhere, as the sweep's send-ahead thread does)."""
-        done, refused = start, 0
+        it refused (each counts as sent and failed)."""
+        done = refused = 0
         stalled: float | None = None
         while done < count:
             try:
