@@ -53,6 +53,7 @@ from recon.icmp import REPLY_TO, icmp_name, quoted_probe
 from recon.models import HostResult, SweepResult, SweepStats
 from recon.packets import ipv4_header
 from recon.probes import ICMP_KINDS, L4_KINDS, Cookies, L4Probe, ProbeSpec, icmp_probes, l4_probes, parse_probes
+from recon.rounds import ADAPTIVE_RETRIES, MIN_ROUND_WAIT
 from recon.targets import address_key, build_targets, int_to_ip, ip_to_int, is_ipv4, parse_shard
 from recon.transport import (
     FAMILY4,
@@ -83,11 +84,10 @@ MIN_RATE, MAX_RATE = 0.01, 1e8  # probes per second: below one per 100 s is a ty
 _REPLY_TYPES4 = frozenset(reply for request, reply in REPLY_TO.items() if request < 128)
 _PENDING, _UP, _UNREACH = 0, 1, 2
 _SILENT = bytes([1] + [0] * 255)  # state → 1 for the still silent (_PENDING), 0 for the decided
-_MIN_ROUND_WAIT = 0.05
+_MIN_ROUND_WAIT = MIN_ROUND_WAIT  # rounds.py holds the retry policy; _RawSweep.steps is its reference
 _BATCH = 256  # probes per sendmmsg(2): larger gains nothing measurable (bench/sweep.py)
 _RECV_BATCH = 64  # packets per recvmmsg(2)
 _LATE_MEMORY = 8  # previous sweeps whose ids still count as "late", not "ignored"
-ADAPTIVE_RETRIES = 6  # the cap on retry rounds when retries adapt (retries=None)
 # reply codes beyond ICMP types: answers to TCP/UDP probes, ARP, ourselves
 _SYN_ACK, _RST, _UDP_REPLY, _PORT_UNREACH, _LOCALHOST, _ARP_REPLY = 250, 251, 252, 253, 254, 255
 _L4_NAMES = {_SYN_ACK: "syn-ack", _RST: "rst", _UDP_REPLY: "udp-reply", _PORT_UNREACH: "port-unreachable"}

@@ -37,6 +37,7 @@ from recon.icmp import icmp_name, quoted_probe
 from recon.models import HostResult, ScopedTarget, SweepResult, SweepStats
 from recon.packets import inet_checksum
 from recon.probes import Cookies, ProbeSpec, TcpProbe6, Udp6, l4_probes6
+from recon.rounds import Rounds
 from recon.targets import int_to_ip6
 from recon.transport import (
     FAMILY6,
@@ -58,13 +59,11 @@ __all__ = ["MAX_V6_SWEEP", "PROBES6", "Prober6", "probes_for_v6"]
 
 MAX_V6_SWEEP = 1 << 24  # IPv6 addresses in one sweep (or shard), even with --yes: about 33 bytes each in memory
 PROBES6 = ("echo", "syn", "ack", "udp")  # the probe kinds that have an IPv6 form (ICMPv6 has no timestamp or mask)
-ADAPTIVE_RETRIES = 6  # as engine.ADAPTIVE_RETRIES
 _ICMP6_FILTER = 1  # <netinet/icmp6.h>; Python has no constant for it
 _IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
 _ECHO_REQUEST, _ECHO_REPLY = 128, 129
 _UNREACH, _TOO_BIG, _TIME_EXCEEDED = 1, 2, 3
 _PENDING, _UP, _DOWN_UNREACH = 0, 1, 2
-_MIN_ROUND_WAIT = 0.05
 _ANC = socket.CMSG_SPACE(4)  # one control message: the hop limit
 _HOPLIMIT_CMSG = struct.pack("ii", socket.IPPROTO_IPV6, _IPV6_HOPLIMIT)  # its level and type, as they lie in the buffer
 _SOCKADDR6 = 28
@@ -339,7 +338,7 @@ class _Receive6:
         self.why: dict[int, tuple[str, str | None, str | None]] = {}  # index → (reason, reply, reporter)
         self.members: dict[str, tuple[int, float, int]] = {}  # multicast members: address%iface → (group, rtt ms, hops)
         self.sent = self.received = self.duplicates = self.late = self.resent = self.ignored = self.send_errors = 0
-        self.answered = self.later_finds = 0
+        self.answered = self.later_finds = self.slow_finds = 0  # slow_finds: first found by an earlier round's echo
         self.kinds_answered: set[int] = set()
         self.first_kind, self.passes, self.max_rtt = -1, 1, 0.0
         self.base = random.getrandbits(16)
@@ -457,7 +456,9 @@ class _Receive6:
                 self.ignored += 1
             else:
                 got = data[8] if len(data) > 8 else self.attempt[i]
-                self.late += got != self.attempt[i] and self.state[i] == _PENDING  # an earlier round's probe: slow, not lost
+                slow = got != self.attempt[i] and self.state[i] == _PENDING  # an earlier round's probe: slow, not lost
+                self.late += slow
+                self.slow_finds += slow
                 self._found(i, self.echo_kind, "echo-reply", "echo-reply", hops, now, got == self.attempt[i])
             return
         if data[0] in (_UNREACH, _TOO_BIG, _TIME_EXCEEDED, 4):
@@ -536,24 +537,21 @@ class _Run6(_Receive6):
 
     # -- rounds ---------------------------------------------------------------------
     def execute(self) -> None:
+        # The rounds as engine.py runs them (rounds.Rounds): a slow answer (to an earlier round's echo) is no sign of loss
         self.t0 = time.monotonic()
-        rounds = 1 + (ADAPTIVE_RETRIES if self.adaptive else self.retries)
+        rounds = Rounds(self.timeout, None if self.adaptive else self.retries)
         todo: list[int] | range = range(self.n)
         try:
-            for rnd in range(rounds if self.socks else 0):
-                before = self.answered
+            for rnd in range(rounds.count if self.socks else 0):
+                before = self.answered - self.slow_finds
                 count = self._send_round(todo, rnd)
                 self.resent += count if rnd else 0
-                last = rnd == rounds - 1
-                if last and not self.adaptive:
-                    wait = self.timeout
-                else:
-                    wait = self.timeout if self.received == 0 else min(self.timeout, max(_MIN_ROUND_WAIT, 3 * self.max_rtt + 0.02))
+                wait = rounds.wait(rnd, self.received > 0, self.max_rtt)
                 self._wait(wait)
                 if (self.answered >= self.n and not self.groups) or self.stopped():
                     break
-                found = self.later_finds if rnd == 0 and self.passes > 1 else self.answered - before
-                if self.adaptive and (last or ((rnd or self.passes > 1) and not found)):
+                found = self.later_finds if rnd == 0 and self.passes > 1 else self.answered - self.slow_finds - before
+                if rounds.ends(rnd, found, self.passes):
                     self._wait(self.timeout - wait)
                     break
                 todo = [i for i in range(self.n) if not self.state[i]]  # a group is silent until one member answers

@@ -44,6 +44,7 @@ from recon.arp import vendor
 from recon.errors import InvalidOption, InvalidTarget
 from recon.models import HostResult, ScopedTarget, SweepResult, SweepStats
 from recon.packets import inet_checksum
+from recon.rounds import Rounds
 from recon.targets import address_key
 from recon.transport import PacketSocket, RecvBatch, SendBatch, Transport, default_transport, proc_net
 
@@ -361,20 +362,17 @@ class _Wire:
             if len(got) < _BATCH:
                 return
 
-    def end_round(self, since: float, *, timeout: float, final: bool, max_rtt_ms: float, adaptive: bool, before: int,
+    def end_round(self, rounds: Rounds, rnd: int, since: float, *, answered: bool, max_rtt_ms: float, before: int,
                   found: Callable[[], int], done: Callable[[], bool]) -> bool:
-        """Wait after a round whose last frame left at ``since``; True when no round should follow.
-
-        After the final round the whole ``timeout``; between rounds only as long as answers have taken
-        (3 × the slowest + 20 ms, at least 50 ms, as the sweep engine waits between rounds). When an
-        ``adaptive`` retry round found no one (``found()`` is still ``before``), no sign of loss is left:
-        the ``timeout`` is waited out once and the rounds end."""
-        wait = timeout if final or max_rtt_ms <= 0 else min(timeout, max(0.05, 3 * max_rtt_ms / 1000 + 0.02))
+        """Wait after round ``rnd``, whose last frame left at ``since``, as the sweep engine does (rounds.Rounds: as
+        long as answers have taken, the whole timeout before any, after a last fixed round, and once when adaptive
+        retries end); True when no round should follow."""
+        wait = rounds.wait(rnd, answered, max_rtt_ms / 1000)
         self.wait(since + wait, done)
-        if final or done():
+        if done() or (rounds.last(rnd) and not rounds.adaptive):
             return True
-        if adaptive and found() == before:
-            self.wait(since + timeout, done)
+        if rounds.ends(rnd, found() - before):
+            self.wait(since + rounds.timeout, done)
             return True
         return False
 
@@ -396,12 +394,12 @@ def _received_at(control: bytes) -> int:
     return time.time_ns()
 
 
-def _check(timeout: float, retries: int | None, rate: float | None) -> int:
-    """Validate the options as the sweep engine does; return the most retry rounds."""
-    from recon.engine import ADAPTIVE_RETRIES, check_sweep_options
+def _check(timeout: float, retries: int | None, rate: float | None) -> Rounds:
+    """Validate the options as the sweep engine does; the rounds they make."""
+    from recon.engine import check_sweep_options
 
     check_sweep_options(timeout=timeout, retries=retries, rate=rate)
-    return ADAPTIVE_RETRIES if retries is None else retries
+    return Rounds(timeout, retries)
 
 
 def _target(value: str | int) -> bytes:
@@ -488,7 +486,7 @@ def solicit(iface: str, addrs: Iterable[str | int], *, transport: Transport | No
     ``source`` (one of the interface's addresses) sends every solicitation from it, as --source asks.
     ``found`` gets each answering host's row as soon as it answers.
     """
-    rounds = 1 + _check(timeout, retries, rate)
+    rounds = _check(timeout, retries, rate)
     t = transport or default_transport()
     lnk = link6(iface, t)
     own = lnk.own(source) if source else None
@@ -500,7 +498,7 @@ def solicit(iface: str, addrs: Iterable[str | int], *, transport: Transport | No
     handle = _tapped(run, tap, found)
 
     with _Wire(lnk, t, "recon sweep (Neighbor Discovery)", tap, handle) as wire:
-        for rnd in range(rounds):
+        for rnd in range(rounds.count):
             todo = [i for i in range(len(targets)) if i not in run.found]
             if not todo:
                 break
@@ -517,9 +515,8 @@ def solicit(iface: str, addrs: Iterable[str | int], *, transport: Transport | No
                 for i in chunk:
                     run.sent_at[i] = when
                 wire.drain()
-            if wire.end_round(time.monotonic(), timeout=timeout, final=rnd == rounds - 1, max_rtt_ms=run.max_rtt,
-                              adaptive=retries is None and rnd > 0, before=before, found=lambda: len(run.found),
-                              done=run.done):
+            if wire.end_round(rounds, rnd, time.monotonic(), answered=run.answers > 0, max_rtt_ms=run.max_rtt,
+                              before=before, found=lambda: len(run.found), done=run.done):
                 break
         duration = max(time.monotonic() - wire.t0, 1e-9)
         stats = SweepStats(targets=len(targets), sent=wire.sent, received=run.answers, duplicates=run.duplicates,
@@ -592,7 +589,7 @@ def multicast_echo(iface: str, *, transport: Transport | None = None, timeout: f
     and ``retries=None`` goes on while the last round found someone new, at most 6 times. ``found`` gets each
     responder's row as soon as it answers.
     """
-    rounds = 1 + _check(timeout, retries, None)
+    rounds = _check(timeout, retries, None)
     t = transport or default_transport()
     try:
         target = ipaddress.IPv6Address(group.split("%")[0])
@@ -606,16 +603,15 @@ def multicast_echo(iface: str, *, transport: Transport | None = None, timeout: f
     handle = _tapped(run, tap, found)
 
     with _Wire(lnk, t, "recon sweep (multicast echo)", tap, handle) as wire:
-        for rnd in range(rounds):
+        for rnd in range(rounds.count):
             before = len(run.found)
             seqs = [rnd << 8 | k for k in range(len(run.sources))]  # one echo from each source: one sendmmsg(2)
             when = wire.send([run.frame(seq) for seq in seqs])
             for seq in seqs:
                 run.sent_at[seq] = when
             wire.drain()
-            if wire.end_round(time.monotonic(), timeout=timeout, final=rnd == rounds - 1, max_rtt_ms=run.max_rtt,
-                              adaptive=retries is None and rnd > 0, before=before, found=lambda: len(run.found),
-                              done=lambda: False):
+            if wire.end_round(rounds, rnd, time.monotonic(), answered=run.answers > 0, max_rtt_ms=run.max_rtt,
+                              before=before, found=lambda: len(run.found), done=lambda: False):
                 break
         duration = max(time.monotonic() - wire.t0, 1e-9)
         hosts = run.hosts()

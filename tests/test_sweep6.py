@@ -337,3 +337,27 @@ def test_a_mixed_sweep_runs_its_ipv6_part_beside_the_ipv4_one(lab, tmp_path) -> 
     assert 4 in order[first6:], "no IPv4 probe went out after the first IPv6 one: the parts ran one after the other"
     rows = [json.loads(line) for line in res.stdout.splitlines()]
     assert [":" in r["address"] for r in rows] == sorted(":" in r["address"] for r in rows), "IPv6 rows still follow IPv4's"
+
+
+def test_an_answer_to_an_earlier_rounds_echo_is_slow_not_a_sign_of_loss() -> None:
+    """Adaptive retries as engine.py runs them (rounds.Rounds): 2001:db8::10's answer to the first echo arrives only
+    while the retry round goes out. It is up (no RTT: which probe it answered is the first's), and the find does
+    not count as loss, so no further round follows (before, the IPv6 part counted it and sent another round)."""
+    held: list[tuple[ReplaySocket, bytes]] = []
+
+    def slow(sock: ReplaySocket, sent: Sent) -> list[bytes]:
+        if sent.kind != "icmp6" or len(sent.data) < 9:
+            return []
+        if sent.data[8] == 0:  # the first round's echo: answered, but late
+            held.extend((sock, reply) for reply in REC(sock, sent))
+            return []
+        while held:
+            s, reply = held.pop()
+            s.deliver(reply)
+        return []
+
+    result = sweep(build_targets(["2001:db8::e-11"]), probe="echo", timeout=0.05, retries=None, transport=ReplayTransport(slow))
+    (up,) = result.up
+    assert (up.address, up.rtt_ms) == ("2001:db8::10", None)
+    assert result.stats.retries <= 4, "one retry round (the slow answer is no sign of loss), not another for the silent"
+    assert result.stats.sent == 4 + result.stats.retries
