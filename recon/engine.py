@@ -703,8 +703,9 @@ class SweepStream:
 
     def stop(self) -> None:
         """End the sweep at the next drain point (from a signal handler too): no more probes, no more waiting.
-        The IPv6 part's probes stop at their next batch or wait slice; its on-link parts (Neighbor Discovery)
-        run to their end (their size is bounded), and none starts after this."""
+        The IPv6 part's probes stop at their next batch or wait slice, and so do ``--local``'s parts (Neighbor
+        Discovery and multicast echo, on their thread); none starts after this. The IPv6 part's own on-link
+        targets (by Neighbor Discovery) run to their end (their size is bounded)."""
         self._halt = True
         if self._run is not None:
             self._run.halt = True
@@ -806,18 +807,19 @@ class _OnLinkRows:
             rows = self._take6(done)
             if rows:
                 yield rows
-        if self.down and self.held:
+        if self.down and self.held and not stopped():  # after a stop the silent are undecided, as in the IPv4 part
             yield sorted(self.held.values(), key=lambda h: address_key(h.address))
 
     def _local(self, local: Callable[..., Iterator[SweepResult]], stopped: Callable[[], bool]) -> Iterator[list[HostResult]]:
         """The ``--local`` parts on a thread: each host found as it answers, each part's result as it ends (its
-        own addresses, its down rows, its counters); after ``stop()`` no part starts. The thread is waited for,
-        so nothing writes the pcap after the stream closes it."""
+        own addresses, its down rows, its counters); after ``stop()`` the running part ends at its next wait slice
+        (ndp.STOP_SLICE) and no part starts. The thread is waited for, so nothing writes the pcap after the stream
+        closes it."""
         inbox: queue.SimpleQueue[HostResult | SweepResult | BaseException | None] = queue.SimpleQueue()
 
         def work() -> None:
             try:
-                for part in local(found=inbox.put):
+                for part in local(found=inbox.put, stopped=stopped):  # a stop ends the running part within a slice
                     inbox.put(part)
                     if stopped():
                         break

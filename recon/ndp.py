@@ -94,6 +94,12 @@ _STAMP_CMSG = struct.pack("ii", socket.SOL_SOCKET, _SO_TIMESTAMPNS)  # its level
 
 Tap = Callable[[bytes], None]  # called with every frame sent and every answer read (for a pcap)
 Found = Callable[[HostResult], None]  # called with each host's row as soon as it answers (a streamed sweep)
+Stopped = Callable[[], bool]  # True once the sweep was stopped (Ctrl-C): send and wait no more
+STOP_SLICE = 0.1  # seconds: the longest a wait sleeps before it looks at its stop signal (engine6's wait slice)
+
+
+def _never() -> bool:
+    return False
 
 # What the packet socket lets through, decided in the kernel (classic BPF): IPv6 frames with no extension
 # header that carry an ICMPv6 echo reply or neighbor advertisement. The rest of a busy link (mDNS, our own
@@ -308,10 +314,11 @@ class _Wire:
     the frame. Both are wall-clock nanoseconds; the waits run on the monotonic clock."""
 
     def __init__(self, link: Link6, transport: Transport, what: str, tap: Tap | None,
-                 handle: Callable[[bytes, int], None]) -> None:
+                 handle: Callable[[bytes, int], None], stopped: Stopped | None = None) -> None:
         from recon.bpf import attach_filter
 
         self.link, self.tap, self.handle = link, tap, handle
+        self.stopped: Stopped = stopped or _never  # looked at in every wait slice and after every round
         self.sock: PacketSocket = transport.packet(link.name, ETH_P_IPV6, what=what)
         try:
             attach_filter(self.sock, ANSWERS_FILTER)
@@ -366,10 +373,10 @@ class _Wire:
                   found: Callable[[], int], done: Callable[[], bool]) -> bool:
         """Wait after round ``rnd``, whose last frame left at ``since``, as the sweep engine does (rounds.Rounds: as
         long as answers have taken, the whole timeout before any, after a last fixed round, and once when adaptive
-        retries end); True when no round should follow."""
+        retries end); True when no round should follow (also once ``stopped()``)."""
         wait = rounds.wait(rnd, answered, max_rtt_ms / 1000)
         self.wait(since + wait, done)
-        if done() or (rounds.last(rnd) and not rounds.adaptive):
+        if done() or self.stopped() or (rounds.last(rnd) and not rounds.adaptive):
             return True
         if rounds.ends(rnd, found() - before):
             self.wait(since + rounds.timeout, done)
@@ -377,13 +384,14 @@ class _Wire:
         return False
 
     def wait(self, until: float, done: Callable[[], bool]) -> None:
-        """Read until ``until`` (monotonic clock) or until ``done()``."""
+        """Read until ``until`` (monotonic clock), until ``done()``, or until ``stopped()`` (seen within a
+        ``STOP_SLICE``: a stop comes from another thread, which cannot wake the select)."""
         while True:
             self.drain()
             left = until - time.monotonic()
-            if left <= 0 or done():
+            if left <= 0 or done() or self.stopped():
                 return
-            select.select([self.sock], [], [], left)
+            select.select([self.sock], [], [], min(left, STOP_SLICE))
 
 
 def _received_at(control: bytes) -> int:
@@ -475,7 +483,7 @@ def _tapped(run: _Solicit | _Echo, tap: Tap | None, found: Found | None = None) 
 
 def solicit(iface: str, addrs: Iterable[str | int], *, transport: Transport | None = None, timeout: float = 1.0,
             retries: int | None = 1, rate: float | None = None, tap: Tap | None = None, source: str | None = None,
-            found: Found | None = None) -> SweepResult:
+            found: Found | None = None, stopped: Stopped | None = None) -> SweepResult:
     """Ask for each address in ``addrs`` (IPv6 text, scope allowed, or 128-bit ints) with a Neighbor
     Solicitation on Ethernet interface ``iface``; return every target, up (``reason`` nd-advert, with MAC
     and vendor; our own addresses ``self``) or down, in address order, and the counters.
@@ -484,7 +492,8 @@ def solicit(iface: str, addrs: Iterable[str | int], *, transport: Transport | No
     adapts as the sweep engine does: again while the last retry still found hosts, at most 6 times.
     ``rate`` paces the sends (per second); ``tap`` sees every frame sent and every advertisement read.
     ``source`` (one of the interface's addresses) sends every solicitation from it, as --source asks.
-    ``found`` gets each answering host's row as soon as it answers.
+    ``found`` gets each answering host's row as soon as it answers. Once ``stopped()`` (Ctrl-C, from another
+    thread) nothing more is sent and the waits end within ``STOP_SLICE``: the result holds what answered.
     """
     rounds = _check(timeout, retries, rate)
     t = transport or default_transport()
@@ -497,7 +506,7 @@ def solicit(iface: str, addrs: Iterable[str | int], *, transport: Transport | No
 
     handle = _tapped(run, tap, found)
 
-    with _Wire(lnk, t, "recon sweep (Neighbor Discovery)", tap, handle) as wire:
+    with _Wire(lnk, t, "recon sweep (Neighbor Discovery)", tap, handle, stopped) as wire:
         for rnd in range(rounds.count):
             todo = [i for i in range(len(targets)) if i not in run.found]
             if not todo:
@@ -510,6 +519,8 @@ def solicit(iface: str, addrs: Iterable[str | int], *, transport: Transport | No
                 if gap:
                     wire.wait(next_at, lambda: False)
                     next_at += gap
+                if wire.stopped():
+                    break
                 chunk = todo[at:at + step]
                 when = wire.send([ns_frame(lnk, own or lnk.source_for(targets[i]), targets[i]) for i in chunk])
                 for i in chunk:
@@ -577,7 +588,8 @@ class _Echo:
 
 def multicast_echo(iface: str, *, transport: Transport | None = None, timeout: float = 1.0,
                    group: str = ALL_NODES, retries: int | None = 1, tap: Tap | None = None,
-                   every_source: bool = False, source: str | None = None, found: Found | None = None) -> SweepResult:
+                   every_source: bool = False, source: str | None = None, found: Found | None = None,
+                   stopped: Stopped | None = None) -> SweepResult:
     """Send an ICMPv6 echo to multicast ``group`` on Ethernet interface ``iface`` from its link-local address,
     as ping does (members answer from theirs), and with ``every_source`` from each of its other addresses too
     (members answer from the address of the same scope, so their global addresses show as well); return every
@@ -587,7 +599,8 @@ def multicast_echo(iface: str, *, transport: Transport | None = None, timeout: f
 
     Each round waits ``timeout`` seconds; a retry round echoes again (to hear who lost the first),
     and ``retries=None`` goes on while the last round found someone new, at most 6 times. ``found`` gets each
-    responder's row as soon as it answers.
+    responder's row as soon as it answers. Once ``stopped()`` the waits end within ``STOP_SLICE`` and no round
+    follows.
     """
     rounds = _check(timeout, retries, None)
     t = transport or default_transport()
@@ -602,7 +615,7 @@ def multicast_echo(iface: str, *, transport: Transport | None = None, timeout: f
 
     handle = _tapped(run, tap, found)
 
-    with _Wire(lnk, t, "recon sweep (multicast echo)", tap, handle) as wire:
+    with _Wire(lnk, t, "recon sweep (multicast echo)", tap, handle, stopped) as wire:
         for rnd in range(rounds.count):
             before = len(run.found)
             seqs = [rnd << 8 | k for k in range(len(run.sources))]  # one echo from each source: one sendmmsg(2)
@@ -657,15 +670,17 @@ def discover(scoped: Sequence[ScopedTarget] = (), local: Sequence[str] = (), *, 
 
 def discover_parts(scoped: Sequence[ScopedTarget] = (), local: Sequence[str] = (), *, transport: Transport | None = None,
                    timeout: float = 1.0, retries: int | None = 1, rate: float | None = None, tap: Tap | None = None,
-                   limit: int = LOCAL_PREFIX_LIMIT, source: str | None = None, found: Found | None = None) -> Iterator[SweepResult]:
+                   limit: int = LOCAL_PREFIX_LIMIT, source: str | None = None, found: Found | None = None,
+                   stopped: Stopped | None = None) -> Iterator[SweepResult]:
     """On-link IPv6 discovery: scoped unicast targets (``fe80::1%eth0``) by Neighbor Discovery, scoped groups
     (``ff02::1%eth0``) by multicast echo from the link-local address (as ping), and each ``local`` interface
     (``sweep --local``) by an echo to ff02::1 from each of its addresses plus a solicitation of every address of
     its on-link prefixes that hold at most ``limit`` addresses. Each part's result as soon as that part ends (an
     address may come in several: ``merge`` keeps one row). ``source`` (``--source``, an address of each
     interface asked on) is what every probe is sent from; ``found`` gets each host's row as soon as it answers
-    (the part's result still holds it). The options and interfaces are checked here, before the first part
-    sends anything."""
+    (the part's result still holds it). Once ``stopped()`` (Ctrl-C) the running part ends within ``STOP_SLICE``
+    with what answered, and no part starts after it. The options and interfaces are checked here, before the
+    first part sends anything."""
     _check(timeout, retries, rate)
     for iface in local:
         lnk = link6(iface, transport, option="--local")  # every interface checked before anything is sent
@@ -679,27 +694,33 @@ def discover_parts(scoped: Sequence[ScopedTarget] = (), local: Sequence[str] = (
         if source:
             lnk.own(source)
     return _parts(scoped, local, transport=transport, timeout=timeout, retries=retries, rate=rate, tap=tap, limit=limit,
-                  source=source, found=found)
+                  source=source, found=found, stopped=stopped or _never)
 
 
 def _parts(scoped: Sequence[ScopedTarget], local: Sequence[str], *, transport: Transport | None, timeout: float,
            retries: int | None, rate: float | None, tap: Tap | None, limit: int, source: str | None,
-           found: Found | None) -> Iterator[SweepResult]:
+           found: Found | None, stopped: Stopped) -> Iterator[SweepResult]:
+    """Each part's result in turn; none starts once ``stopped()``."""
     by_iface: dict[str, list[ScopedTarget]] = {}
     for s in scoped:
         by_iface.setdefault(s.interface, []).append(s)
     for iface, group in by_iface.items():
         unicast = [s.address for s in group if not s.multicast]
-        if unicast:
+        if unicast and not stopped():
             yield solicit(iface, unicast, transport=transport, timeout=timeout, retries=retries, rate=rate, tap=tap,
-                          source=source, found=found)
+                          source=source, found=found, stopped=stopped)
         for g in dict.fromkeys(s.address for s in group if s.multicast):
-            yield multicast_echo(iface, transport=transport, timeout=timeout, group=g, retries=retries, tap=tap, source=source, found=found)
+            if stopped():
+                return
+            yield multicast_echo(iface, transport=transport, timeout=timeout, group=g, retries=retries, tap=tap, source=source,
+                                 found=found, stopped=stopped)
     for iface in dict.fromkeys(local):
+        if stopped():
+            return
         yield multicast_echo(iface, transport=transport, timeout=timeout, retries=retries, tap=tap, every_source=True,
-                             source=source, found=found)
+                             source=source, found=found, stopped=stopped)
         small = [n for n in link6(iface, transport).prefixes() if n.num_addresses <= limit]
-        if small:
+        if small and not stopped():
             addrs = [int(a) for n in small for a in n]
             yield solicit(iface, addrs, transport=transport, timeout=timeout, retries=retries, rate=rate, tap=tap,
-                          source=source, found=found)
+                          source=source, found=found, stopped=stopped)

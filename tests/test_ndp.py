@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import signal
 import subprocess
 import sys
 
@@ -320,6 +321,40 @@ def test_cli_local_alone_prints_each_host_as_it_answers(lab) -> None:
     rows = _rows(first + out)
     assert json.loads(first)["reason"] == "echo-reply" and len(rows) == 2 * (len(lab.info.hosts) + 2)
     assert at_first < total - 0.8, (at_first, total)
+
+
+def test_cli_ctrl_c_ends_local_at_once(lab, tmp_path) -> None:
+    """SIGINT once the first host on the link is printed (the multicast echo has answered and now waits out its
+    -W 5, then Neighbor Discovery would wait 5 more): exit 130, whole JSON lines, the 'interrupted' line, a pcap
+    of whole records, and the end well inside the echo's wait, where before the running part waited it out
+    (and the IPv4 engine already stopped at once)."""
+    import time
+
+    from recon.pcap import read_frames
+
+    pcap = tmp_path / "cut.pcap"
+    proc = lab.popen([sys.executable, "-m", "recon", "sweep", "--local", lab.info.scanner_if, "-W", "5", "-r", "0", "--json",
+                      "--all", "-w", str(pcap)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = proc.stdout.readline()  # type: ignore[union-attr]  # the readiness signal: a host answered
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert took < 5 / 2, (took, err)  # half the part's own wait: it stopped, it did not wait out its timeout
+    lines = (first + out).splitlines(keepends=True)
+    rows = [json.loads(line) for line in lines]
+    assert all(line.endswith("\n") for line in lines) and rows
+    assert all(r["status"] == "up" for r in rows)  # after a stop the silent are undecided, as in the IPv4 part: no down rows
+    assert len({r["address"] for r in rows}) == len(rows)
+    assert "sweep interrupted" in err and f"{len(rows)} hosts up" in err, err
+    frames = list(read_frames(str(pcap)))  # whole records only, or it raises
+    assert frames and all(bytes(f.data)[12:14] == b"\x86\xdd" for f in frames)
+    solicitations = [f for f in map(bytes, (f.data for f in frames)) if f[20] == 58 and f[54] == 135]  # ICMPv6 NS
+    assert not solicitations  # the next part (Neighbor Discovery) never started
 
 
 @pytest.mark.parametrize("target", ["ff02::1%lo", "fe80::1%lo", "ff02::2%eth0", "fe80::1%eth0"])

@@ -210,6 +210,28 @@ def test_local_solicits_only_a_small_prefix(link: Link) -> None:
     assert wide.stats.method == "mcast-echo" and "2001:db8::" not in _up(wide)
 
 
+def test_a_stop_ends_the_running_part_within_a_slice_and_starts_no_other(link: Link) -> None:
+    """stopped() turning True (Ctrl-C: the stream's flag, set from the main thread) ends --local's multicast echo
+    in its 5 s wait at the next STOP_SLICE, with what answered; no retry round and no solicitation of the small
+    prefix follow. A paced solicitation sends nothing more either (its schedule's waits end at once then, and
+    must not turn into a burst)."""
+    small = ReplayTransport(link, addresses6={"eth0": (("2001:db8::2", 123, False), (link_local(SCANNER_MAC), 64, True))})
+    found: list[HostResult] = []
+    start = time.monotonic()
+    parts = list(ndp.discover_parts(local=["eth0"], transport=small, timeout=5, retries=2, found=found.append,
+                                    stopped=lambda: bool(found)))
+    took = time.monotonic() - start
+    assert took < 5 / 2 and found, took
+    assert [p.stats.method for p in parts] == ["mcast-echo"] and {h.address for h in found} <= {h.address for h in parts[0].up}
+    assert [bytes(s.data)[54] for s in small.sent] == [128, 128]  # the first round's echo from each source, and no more
+    paced = ReplayTransport(link)
+    hosts = [f"2001:db8::{o}" for _, o, _, _ in LAN_HOSTS] + [f"2001:db8::{i:x}" for i in range(0x20, 0x28)]
+    heard: list[HostResult] = []
+    result = ndp.solicit("eth0", hosts, transport=paced, timeout=5, retries=2, rate=50, found=heard.append,
+                         stopped=lambda: bool(heard))
+    assert len(paced.sent) == 1 and len(result.up) == 1 and result.stats.retries == 0
+
+
 @pytest.mark.parametrize(("transport", "message"), [
     (ReplayTransport(), "no such interface"),
     (ReplayTransport(interfaces={"tun0": (65534, bytes(6))}), "not an Ethernet interface"),
