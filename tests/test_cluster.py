@@ -16,10 +16,11 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -178,13 +179,18 @@ def test_the_shards_of_one_shard_of_mixed_targets_merge_to_its_plain_sweep(outer
     assert ("fe80::1%lo" in {h.address for h in merged.hosts}) is (outer[0] == 1)
 
 
+def _resume_argv(journal: Path) -> list[str]:
+    """What the in-process --resume tests run: sweep MIXED --json --all --resume JOURNAL, echo only, a short wait."""
+    return ["sweep", *MIXED, "--json", "--all", "--resume", str(journal), "--method", "icmp", "--probe", "echo",
+            "-W", "0.05", "-r", "0"]
+
+
 def test_cli_resume_takes_ipv6_and_prints_each_part_as_it_is_done(tmp_path: Path) -> None:
     """sweep --resume with IPv4, IPv6 and a scoped group, in-process on recorded answers: the JSON rows, then
     the same command again prints them all from the file (every part "done before"), nothing twice. The old
     CLI refused IPv6 with --resume (exit 2)."""
     journal = tmp_path / "run.resume"
-    argv = ["sweep", *MIXED, "--json", "--all", "--resume", str(journal), "--method", "icmp", "--probe", "echo",
-            "-W", "0.05", "-r", "0"]
+    argv = _resume_argv(journal)
     with offline(ReplayTransport(_mixed_answers)):
         first = run_cli(*argv)
         again = run_cli(*argv)
@@ -202,8 +208,7 @@ def test_a_finished_journal_is_printed_without_a_cluster(tmp_path: Path) -> None
     no cluster is started (here `distributed` cannot even be imported: the old code's LocalCluster made that
     exit 3, and took seconds where it can), and nothing is sent (the replay transport's record is empty)."""
     journal = tmp_path / "run.resume"
-    argv = ["sweep", *MIXED, "--json", "--all", "--resume", str(journal), "--method", "icmp", "--probe", "echo",
-            "-W", "0.05", "-r", "0"]
+    argv = _resume_argv(journal)
     with offline(ReplayTransport(_mixed_answers)):
         first = run_cli(*argv)
     assert first.code == 0, first.stderr
@@ -239,8 +244,7 @@ def test_ctrl_c_in_a_resumed_sweep_lists_the_parts_done_and_the_same_command_car
         return _mixed_answers(sock, sent)
 
     journal = tmp_path / "run.resume"
-    argv = ["sweep", *MIXED, "--json", "--all", "--resume", str(journal), "--method", "icmp", "--probe", "echo",
-            "-W", "0.05", "-r", "0"]
+    argv = _resume_argv(journal)
     with offline(ReplayTransport(answers)):
         first = run_cli(*argv)
         rest = run_cli(*argv)
@@ -465,23 +469,30 @@ def test_cluster_sweep_of_sparse17_equals_the_truth(lab: LabHandle, tmp_path: Pa
     assert "2 shards on" in res.stderr
 
 
-def test_killed_worker_loses_nothing(lab: LabHandle, tmp_path: Path) -> None:
-    """SIGKILL one of two workers while it sweeps its shard: the scheduler reruns it; the result is still exactly the truth."""
+def _sweep_killing_a_worker(lab: LabHandle, tmp_path: Path, targets: list[str], timeout: float) -> tuple[str, str, str]:
+    """`recon sweep TARGETS --cluster` on a real 2-worker cluster, one worker SIGKILLed as soon as it holds a raw
+    socket (it is sweeping its shard); the sweep must still end with exit 0. (victim's address, stdout, stderr)"""
     with dask_cluster(lab, tmp_path, workers=2) as cluster:
         victim_addr, victim = next(iter(cluster.workers.items()))
-        sweep = lab.popen([sys.executable, "-m", "recon", "sweep", SPARSE17, "--cluster", cluster.address, "--json", "--all",
+        sweep = lab.popen([sys.executable, "-m", "recon", "sweep", *targets, "--cluster", cluster.address, "--json", "--all",
                            "--rate", "10000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
         try:
             _wait_for(lambda: _has_raw_socket(victim.pid) or sweep.poll() is not None, "the victim to start sweeping")
             assert sweep.poll() is None, "the sweep ended before the victim worker started its shard"
             victim.send_signal(signal.SIGKILL)
             victim.wait(timeout=10)
-            stdout, stderr = sweep.communicate(timeout=120)
+            stdout, stderr = sweep.communicate(timeout=timeout)
         finally:
             if sweep.poll() is None:
                 sweep.kill()
                 sweep.communicate()
     assert sweep.returncode == 0, stderr
+    return victim_addr, stdout, stderr
+
+
+def test_killed_worker_loses_nothing(lab: LabHandle, tmp_path: Path) -> None:
+    """SIGKILL one of two workers while it sweeps its shard: the scheduler reruns it; the result is still exactly the truth."""
+    victim_addr, stdout, stderr = _sweep_killing_a_worker(lab, tmp_path, [SPARSE17], timeout=120)
     rows, shard_lines = _parse(stdout, stderr)
     _check_sparse17(lab, rows, shard_lines, shards=2)
     sweepers = [line.split(" by ")[1].split()[0] for line in shard_lines]
@@ -494,22 +505,7 @@ def test_killed_worker_loses_no_ipv6_or_scoped_host(lab: LabHandle, tmp_path: Pa
     processes): the shard of the killed worker is rerun by the survivor and every target comes back exactly once,
     the hosts up being the lab's truth."""
     iface, info = lab.info.scanner_if, lab.info
-    targets = [SPARSE17, *_mixed_lab_targets(lab)[1:]]
-    with dask_cluster(lab, tmp_path, workers=2) as cluster:
-        victim_addr, victim = next(iter(cluster.workers.items()))
-        sweep = lab.popen([sys.executable, "-m", "recon", "sweep", *targets, "--cluster", cluster.address, "--json", "--all",
-                           "--rate", "10000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
-        try:
-            _wait_for(lambda: _has_raw_socket(victim.pid) or sweep.poll() is not None, "the victim to start sweeping")
-            assert sweep.poll() is None, "the sweep ended before the victim worker started its shard"
-            victim.send_signal(signal.SIGKILL)
-            victim.wait(timeout=10)
-            stdout, stderr = sweep.communicate(timeout=180)
-        finally:
-            if sweep.poll() is None:
-                sweep.kill()
-                sweep.communicate()
-    assert sweep.returncode == 0, stderr
+    victim_addr, stdout, stderr = _sweep_killing_a_worker(lab, tmp_path, [SPARSE17, *_mixed_lab_targets(lab)[1:]], timeout=180)
     rows = _by_address(stdout)  # every address once
     members = {f"{h.ipv6_ll}%{iface}" for h in info.hosts} | {f"{info.router_ipv6_ll}%{iface}", f"{info.scanner_ipv6_ll}%{iface}"}
     assert len(rows) == 32768 + 256 + 255 + 1 + len(members)  # fe80::dead:1 down; the phone's address is a member too
@@ -570,22 +566,14 @@ def test_resume_with_ipv6_killed_mid_run_equals_an_uninterrupted_run(lab: LabHan
     journal, killed_out = tmp_path / "sweep.resume", tmp_path / "killed.json"
     targets = [SPARSE17, "2001:db8:1::/113", *_mixed_lab_targets(lab)[2:]]  # 32768 + 32768 + 255 + 3: two parts
     argv = [sys.executable, "-m", "recon", "sweep", *targets, "--yes", "--json", "--all", "--rate", "20000"]
+
+    def first_part() -> dict[str, Any]:
+        return json.loads(journal.read_text().splitlines()[1])
+
     with open(killed_out, "w") as out:
-        first = lab.popen([*argv, "--resume", str(journal)], stdout=out, stderr=subprocess.PIPE, env=os.environ.copy())
-    try:
-        _wait_for(lambda: (journal.exists() and journal.read_text().count("\n") >= 2) or first.poll() is not None,
-                  "the first part in the journal")
-        part = json.loads(journal.read_text().splitlines()[1])
-        answered = {h["address"] for h in part["hosts"]}
-        _wait_for(lambda: answered <= set(_whole_rows(killed_out)) or first.poll() is not None, "the first part's rows")
-        assert first.poll() is None, "the sweep ended before it could be killed"
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=10)
-    finally:
-        if first.poll() is None:
-            first.kill()
-        first.communicate()
-    assert journal.read_text().count("\n") == 2  # header + one part: the killed run got no further
+        _kill_once_a_part_is_recorded(lab, [*argv, "--resume", str(journal)], journal, out, "the first part's rows",
+                                      lambda: {h["address"] for h in first_part()["hosts"]} <= set(_whole_rows(killed_out)))
+    part = first_part()
     printed = _whole_rows(killed_out)
     assert {a for a, st in printed.items() if st == "up"} == {h["address"] for h in part["hosts"] if h["status"] == "up"}
     second = lab.run([*argv, "--resume", str(journal)], timeout=180)
@@ -596,6 +584,25 @@ def test_resume_with_ipv6_killed_mid_run_equals_an_uninterrupted_run(lab: LabHan
     assert plain.returncode == 0, plain.stderr
     assert _by_address(second.stdout) == _by_address(plain.stdout)
     assert len(_by_address(plain.stdout)) == 32768 + 32768 + 255 + 2 + 7 - 1  # the group is its 7 members, not a row
+
+
+def _kill_once_a_part_is_recorded(lab: LabHandle, argv: list[str], journal: Path, stdout: Any, what: str = "",
+                                  ready: Callable[[], bool] = lambda: True) -> None:
+    """Run the --resume sweep ``argv`` (stdout to ``stdout``) and SIGKILL it as soon as ``journal`` holds its first
+    part (and then ``ready()``, ``what`` it waits for); the journal must hold that part and no other."""
+    first = lab.popen(argv, stdout=stdout, stderr=subprocess.PIPE, env=os.environ.copy())
+    try:
+        _wait_for(lambda: (journal.exists() and journal.read_text().count("\n") >= 2) or first.poll() is not None,
+                  "the first part in the journal")
+        _wait_for(lambda: ready() or first.poll() is not None, what)
+        assert first.poll() is None, "the sweep ended before it could be killed"
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+        first.communicate()
+    assert journal.read_text().count("\n") == 2  # header + one part: the killed run got no further
 
 
 def _whole_rows(path: Path) -> dict[str, str]:
@@ -649,18 +656,7 @@ def test_resume_after_a_kill_carries_on_and_equals_the_truth(lab: LabHandle, tmp
     journal = tmp_path / "sweep.resume"
     argv = [sys.executable, "-m", "recon", "sweep", SPARSE17, "198.19.0.0/16", "--yes", "--json", "--resume", str(journal),
             "--rate", "20000"]
-    first = lab.popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())
-    try:
-        _wait_for(lambda: (journal.exists() and journal.read_text().count("\n") >= 2) or first.poll() is not None,
-                  "the first part in the journal")
-        assert first.poll() is None, "the sweep ended before it could be killed"
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=10)
-    finally:
-        if first.poll() is None:
-            first.kill()
-        first.communicate()
-    assert journal.read_text().count("\n") == 2  # header + one part: the killed run got no further
+    _kill_once_a_part_is_recorded(lab, argv, journal, subprocess.DEVNULL)
     second = lab.run(argv, timeout=120)
     assert second.returncode == 0, second.stderr
     shard_lines = [line for line in second.stderr.splitlines() if line.startswith("shard ")]
