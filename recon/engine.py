@@ -53,7 +53,8 @@ from recon.icmp import REPLY_TO, icmp_name, quoted_probe
 from recon.models import HostResult, SweepResult, SweepStats
 from recon.packets import ipv4_header
 from recon.probes import ICMP_KINDS, L4_KINDS, Cookies, L4Probe, ProbeSpec, icmp_probes, l4_probes, parse_probes
-from recon.rounds import ADAPTIVE_RETRIES, MIN_ROUND_WAIT
+from recon.rounds import ADAPTIVE_RETRIES as ADAPTIVE_RETRIES  # the retry cap, where callers have found it
+from recon.rounds import Rounds
 from recon.targets import address_key, build_targets, int_to_ip, ip_to_int, is_ipv4, parse_shard
 from recon.transport import (
     FAMILY4,
@@ -84,7 +85,6 @@ MIN_RATE, MAX_RATE = 0.01, 1e8  # probes per second: below one per 100 s is a ty
 _REPLY_TYPES4 = frozenset(reply for request, reply in REPLY_TO.items() if request < 128)
 _PENDING, _UP, _UNREACH = 0, 1, 2
 _SILENT = bytes([1] + [0] * 255)  # state → 1 for the still silent (_PENDING), 0 for the decided
-_MIN_ROUND_WAIT = MIN_ROUND_WAIT  # rounds.py holds the retry policy; _RawSweep.steps is its reference
 _BATCH = 256  # probes per sendmmsg(2): larger gains nothing measurable (bench/sweep.py)
 _RECV_BATCH = 64  # packets per recvmmsg(2)
 _LATE_MEMORY = 8  # previous sweeps whose ids still count as "late", not "ignored"
@@ -1272,31 +1272,26 @@ class _RawSweep(_RawReceive):
         self.t0 = time.monotonic()
         self.mark_local()
         todo: Iterable[int] = self._silent() if self.answered else range(self.n)
-        rounds = 1 + (ADAPTIVE_RETRIES if self.adaptive else self.retries)
+        rounds = Rounds(self.timeout, None if self.adaptive else self.retries)  # the retry policy (rounds.py)
         try:
-            for rnd in range(rounds):
+            for rnd in range(rounds.count):
                 before = self.answered - self.slow_finds
                 count = yield from self._send_round(todo, rnd)
                 if self.halt:
                     break
                 if rnd:
                     self.resent += count
-                last = rnd == rounds - 1
-                if last and not self.adaptive:
-                    wait = self.timeout
-                else:
-                    # between rounds, wait only as long as replies have taken so far (adaptive, as nmap does)
-                    wait = self.timeout if self.received == 0 else min(self.timeout, max(_MIN_ROUND_WAIT, 3 * self.max_rtt + 0.02))
+                wait = rounds.wait(rnd, self.received > 0, self.max_rtt)  # as long as replies have taken (as nmap)
                 yield from self._wait(wait)
                 if self.answered >= self.n or self.halt:
                     break
                 # Adaptive: go on while the last retry found hosts. With several probe kinds, the later
                 # kinds of the first round are its retry: they reach who lost (or drops) the first kind.
                 found = self.later_finds if rnd == 0 and self.passes > 1 else self.answered - self.slow_finds - before
-                if self.adaptive and (last or ((rnd or self.passes > 1) and not found)):
+                if rounds.ends(rnd, found, self.passes):
                     yield from self._wait(self.timeout - wait)  # no sign of loss left: wait out the timeout once
                     break
-                if not last:
+                if not rounds.last(rnd):
                     todo = self._silent()
         finally:
             self.t1 = time.monotonic()

@@ -1,6 +1,7 @@
 """The retry policy of a sweep, once (ARCHITECTURE.md): how many rounds, how long to wait after each, when to stop.
 
-The semantics are engine.py's (``_RawSweep.steps``), which engine6.py and ndp.py follow through this object:
+The semantics are engine.py's (``_RawSweep.steps``, where they were first written); it, engine6.py and ndp.py
+run them through this object:
 
 * ``retries=N`` sends N retry rounds to the targets still silent; ``retries=None`` adapts: a retry round
   follows while the last one still found hosts (a sign of loss), at most ``ADAPTIVE_RETRIES``.
