@@ -64,7 +64,9 @@ _IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
 _ECHO_REQUEST, _ECHO_REPLY = 128, 129
 _UNREACH, _TOO_BIG, _TIME_EXCEEDED = 1, 2, 3
 _PENDING, _UP, _DOWN_UNREACH = 0, 1, 2
-_ANC = socket.CMSG_SPACE(4)  # one control message: the hop limit
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+_ANC = socket.CMSG_SPACE(16) + socket.CMSG_SPACE(4)  # two control messages: the receive time, then the hop limit
+_STAMP_CMSG = struct.pack("ii", socket.SOL_SOCKET, _SO_TIMESTAMPNS)  # its level and type (SCM_TIMESTAMPNS), as in the buffer
 _HOPLIMIT_CMSG = struct.pack("ii", socket.IPPROTO_IPV6, _IPV6_HOPLIMIT)  # its level and type, as they lie in the buffer
 _SOCKADDR6 = 28
 _BATCH = 256  # probes per sendmmsg(2), as engine.py
@@ -98,14 +100,19 @@ def _text_int(address: str) -> int:
         return -1
 
 
-def _hops(control: bytes) -> int:
-    """The hop limit in a control buffer (the only control message these sockets ask for; 0 when absent)."""
-    if control[8:16] == _HOPLIMIT_CMSG and len(control) >= 20:
-        return int.from_bytes(control[16:20], sys.byteorder)
+def _meta(control: bytes) -> tuple[int, float]:
+    """(hop limit, the kernel's receive time in wall-clock seconds) from a control buffer; 0 for what is absent."""
+    if control[8:16] == _STAMP_CMSG and control[40:48] == _HOPLIMIT_CMSG and len(control) >= 52:  # as the kernel lays them
+        seconds, nanoseconds = struct.unpack_from("qq", control, 16)
+        return int.from_bytes(control[48:52], sys.byteorder), seconds + nanoseconds / 1e9
+    hops, stamp = 0, 0.0
     for level, kind, data in ancillary(control):
         if level == socket.IPPROTO_IPV6 and kind == _IPV6_HOPLIMIT and len(data) >= 4:
-            return int.from_bytes(data[:4], sys.byteorder)
-    return 0
+            hops = int.from_bytes(data[:4], sys.byteorder)
+        elif level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= 16:
+            seconds, nanoseconds = struct.unpack_from("qq", data)
+            stamp = seconds + nanoseconds / 1e9
+    return hops, stamp
 
 
 class _Targets6:
@@ -334,7 +341,7 @@ class _Receive6:
         n = self.n
         self.state, self.hops, self.attempt = bytearray(n), bytearray(n), bytearray(n)
         self.rtt = array("f", bytes(4 * n))
-        self.sent_at = array("d", bytes(8 * n))
+        self.sent_at = array("d", bytes(8 * n))  # wall-clock seconds, as the kernel's receive times
         self.why: dict[int, tuple[str, str | None, str | None]] = {}  # index → (reason, reply, reporter)
         self.members: dict[str, tuple[int, float, int]] = {}  # multicast members: address%iface → (group, rtt ms, hops)
         self.sent = self.received = self.duplicates = self.late = self.resent = self.ignored = self.send_errors = 0
@@ -408,10 +415,11 @@ class _Receive6:
             batch, proto = self.recv_batches[id(sock)], self.proto_of[id(sock)]
             while True:
                 got = batch.recv_msgs()
-                now = time.monotonic()
+                read = time.time()
                 for data, name, control in got:
                     src = int.from_bytes(name[8:24], "big") if len(name) >= 24 else -1
-                    hops = _hops(control)
+                    hops, now = _meta(control)  # RTTs from the kernel's receive time: not how late Python read it
+                    now = now or read
                     if tap is not None and src >= 0:
                         tap.write(data, name[8:24], tap.local, proto, hops)
                     if sock is icmp:
@@ -649,7 +657,7 @@ class _Run6(_Receive6):
         if not count:
             return 0
         sent_at, attempt = self.sent_at, self.attempt
-        now = time.monotonic()
+        now = time.time()  # wall clock, as the answers' kernel timestamps
         for k in range(count):
             i = held[k]
             sent_at[i] = now

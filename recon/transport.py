@@ -179,7 +179,8 @@ def bind_device(sock: PacketSocket, iface: str, option: str = "--interface") -> 
 def prepare_probe_socket(sock: PacketSocket, family: int, *, interface: str | None, source: str | None) -> PacketSocket:
     """A sweep's raw probe socket made ready, or closed again when that fails: large buffers, bound to ``interface``
     (--interface) and to ``source`` (--source; None or "": unbound, so the kernel picks each probe's source by its
-    route), IPv6 answers with their hop limit, non-blocking. An address this machine does not have is InvalidOption."""
+    route), IPv6 answers with their hop limit and kernel receive time, non-blocking. An address this machine
+    does not have is InvalidOption."""
     try:
         big_buffers(sock)
         if interface:
@@ -190,8 +191,9 @@ def prepare_probe_socket(sock: PacketSocket, family: int, *, interface: str | No
             except OSError:
                 mine = "an IPv6 address" if family == socket.AF_INET6 else "an address"
                 raise InvalidOption("--source", source, f"not {mine} of this machine") from None
-        if family == socket.AF_INET6:
+        if family == socket.AF_INET6:  # a raw IPv6 socket reads no IP header: the hop limit, and the receive time
             sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVHOPLIMIT, 1)
+            sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
         sock.setblocking(False)
     except BaseException:
         sock.close()

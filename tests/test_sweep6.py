@@ -9,6 +9,7 @@ import ipaddress
 import json
 import re
 import socket
+import time
 
 import pytest
 
@@ -361,3 +362,17 @@ def test_an_answer_to_an_earlier_rounds_echo_is_slow_not_a_sign_of_loss() -> Non
     assert (up.address, up.rtt_ms) == ("2001:db8::10", None)
     assert result.stats.retries <= 4, "one retry round (the slow answer is no sign of loss), not another for the silent"
     assert result.stats.sent == 4 + result.stats.retries
+
+
+def test_ipv6_rtts_are_the_kernel_receive_time_less_the_send_time() -> None:
+    """An echo reply the kernel stamped 40 ms after the probe left reads 40 ms though Python reads it at once: the
+    IPv6 part's RTTs are SO_TIMESTAMPNS less the send time, so a busy interpreter (the IPv4 part runs beside it, on
+    another thread) does not inflate them (before, an RTT was when Python got to the reply)."""
+    def stamped(sock: ReplaySocket, sent: Sent) -> list[bytes]:
+        for reply in REC(sock, sent):
+            sock.deliver(reply, stamp_ns=time.time_ns() + 40_000_000)
+        return []
+
+    result = sweep(build_targets(["2001:db8::10", "2001:db8:2::1"]), probe="echo", timeout=0.05, retries=0,
+                   transport=ReplayTransport(stamped))
+    assert len(result.up) == 2 and all(40.0 <= h.rtt_ms < 80.0 for h in result.up), [h.rtt_ms for h in result.up]
