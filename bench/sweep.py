@@ -130,7 +130,7 @@ def measure(lab: Lab, ns: str, argv: list[str], timeout: float) -> tuple[float |
         full = ["ip", "netns", "exec", ns, TIME, "-f", "%M", "-o", tf.name, *argv]
         t0 = time.perf_counter()
         try:
-            res = subprocess.run(full, capture_output=True, text=True, timeout=timeout)
+            res = subprocess.run(full, capture_output=True, text=True, timeout=timeout, cwd=ROOT)  # `-m recon` finds this checkout first
         except subprocess.TimeoutExpired as exc:
             out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
             return None, out, None, f"killed after {timeout:.0f} s"
@@ -240,7 +240,7 @@ def main() -> int:
         info = lab.up()
         ns = info.scanner_ns
         # warm the neighbour cache and page cache so the first tool is not penalised
-        subprocess.run(["ip", "netns", "exec", ns, PY, "-m", "recon", "sweep", "198.18.2.0/30", "--json"], capture_output=True)
+        subprocess.run(["ip", "netns", "exec", ns, PY, "-m", "recon", "sweep", "198.18.2.0/30", "--json"], capture_output=True, cwd=ROOT)
         for label, cidr, _ in RANGES:
             for tool in tools:
                 big = label in ("sparse /17", "dense /16")
@@ -286,7 +286,7 @@ def send_bench(repeat: int, full: bool, timeout: float) -> int:
     try:
         info = lab.up()
         ns = info.scanner_ns
-        subprocess.run(["ip", "netns", "exec", ns, PY, "-m", "recon", "sweep", "198.18.2.0/30", "--json"], capture_output=True)
+        subprocess.run(["ip", "netns", "exec", ns, PY, "-m", "recon", "sweep", "198.18.2.0/30", "--json"], capture_output=True, cwd=ROOT)
         for label, cidr, _ in RANGES:
             big = label in ("sparse /17", "dense /16")
             runs: dict[str, list[tuple[float | None, set[str], float | None, str]]] = {}
@@ -528,7 +528,7 @@ def cluster_bench(repeat: int, timeout: float) -> int:
     try:
         info = lab.up()
         ns = info.scanner_ns
-        subprocess.run(["ip", "netns", "exec", ns, PY, "-m", "recon", "sweep", "198.18.2.0/30", "--json"], capture_output=True)
+        subprocess.run(["ip", "netns", "exec", ns, PY, "-m", "recon", "sweep", "198.18.2.0/30", "--json"], capture_output=True, cwd=ROOT)
         address = start_dask(ns, procs, workers=2)
         configs = [("1 process", []), ("--cluster local:2", ["--cluster", "local:2"]),
                    ("running 2-worker cluster", ["--cluster", address])]
