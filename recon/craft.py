@@ -110,6 +110,9 @@ def _address(option: str, text: str) -> str:
             return str(ipaddress.IPv4Address(text))
         except ValueError:
             raise InvalidOption(option, text, "an IPv4 address (four octets 0..255) or a host name") from None
+    if ":" in text:  # an IPv6 address (scoped or not): said as such, not as a name that does not resolve
+        raise InvalidOption(option, text, "craft builds IPv4 headers only; give an IPv4 address or a host name "
+                                          "(IPv6 hosts: recon ping or recon sweep)")
     try:  # as sweep and ping take names: never a number in disguise ('0xc612000a', '0x7f.1') for inet_aton
         return resolve_host(text)
     except InvalidTarget as exc:

@@ -138,6 +138,9 @@ BAD = [
     (["--dst", "0xc612000a"], "--dst", "looks like a numeric address"),  # inet_aton's hex: 198.18.0.10
     (["--dst", "127.0.0.1", "--src", "0x7f.1"], "--src", "looks like a numeric address"),  # and its short forms
     (["--dst", "phone.lab\x1b[2J"], "--dst", "host name"),
+    (["--dst", "2001:db8::1"], "--dst", "IPv4 headers only"),  # was: 'a host name that resolves (not ... hostname)'
+    (["--dst", "fe80::1%eth0"], "--dst", "IPv4 headers only"),
+    (["--dst", "127.0.0.1", "--src", "::1"], "--src", "IPv4 headers only"),
     (["--dst", "127.0.0.1", "--ttl", "256"], "--ttl", "0..255"),
     (["--dst", "127.0.0.1", "--tos", "-1"], "--tos", "0..255"),
     (["--dst", "127.0.0.1", "--id", "65536"], "--id", "0..65535"),
