@@ -703,9 +703,9 @@ class SweepStream:
 
     def stop(self) -> None:
         """End the sweep at the next drain point (from a signal handler too): no more probes, no more waiting.
-        The IPv6 part's probes stop at their next batch or wait slice, and so do ``--local``'s parts (Neighbor
-        Discovery and multicast echo, on their thread); none starts after this. The IPv6 part's own on-link
-        targets (by Neighbor Discovery) run to their end (their size is bounded)."""
+        The IPv6 part's probes stop at their next batch or wait slice, and so do its on-link targets' Neighbor
+        Discovery and ``--local``'s parts (Neighbor Discovery and multicast echo, on their thread); none starts
+        after this."""
         self._halt = True
         if self._run is not None:
             self._run.halt = True

@@ -239,8 +239,9 @@ class Prober6:
         On-link targets on an Ethernet interface go by Neighbor Discovery and scoped ones by ``ndp.discover``
         (recon/ndp.py: rows with MACs), as on-link IPv4 goes by ARP, unless ``method`` is icmp; the rest by
         ICMPv6 echo and the TCP/UDP probes. Once ``stopped()`` (the stream was stopped, or closed) the ICMPv6
-        and TCP/UDP probes stop at their next batch or wait slice (the sweep runs on a thread of its own
-        beside the IPv4 part: engine.SweepStream)."""
+        and TCP/UDP probes stop at their next batch or wait slice, and Neighbor Discovery at its next send or
+        ndp.STOP_SLICE, and no part starts after it (the sweep runs on a thread of its own beside the IPv4 part:
+        engine.SweepStream)."""
         count = len(range(shard[0] - 1, len(v6), shard[1]))
         if count > MAX_V6_SWEEP:
             raise InputError(f"{count:,} IPv6 addresses in one sweep; at most {MAX_V6_SWEEP:,} (a /104) at a time",
@@ -252,9 +253,9 @@ class Prober6:
         scoped_l2: list[ScopedTarget] = []
         if self.method != "icmp":
             addrs, onlink, here, scoped_l2 = self._split(v6, addrs, here)
-        parts = [self._ndp(iface, group, (), timeout, retries, pcap) for iface, group in onlink.items()]
+        parts = [self._ndp(iface, group, (), timeout, retries, pcap, stopped) for iface, group in onlink.items()]
         if scoped_l2:
-            parts.append(self._ndp(None, [], scoped_l2, timeout, retries, pcap))
+            parts.append(self._ndp(None, [], scoped_l2, timeout, retries, pcap, stopped))
         targets = _Targets6(v6, addrs, here, seed, shard, in_order=not onlink)
         if targets.n or not parts:
             run = _Run6(self, targets, timeout, retries, progress)
@@ -310,7 +311,9 @@ class Prober6:
         return True
 
     def _ndp(self, iface: str | None, addrs: list[int], scoped: Sequence[ScopedTarget], timeout: float,
-             retries: int | None, pcap: PcapWriter | None) -> SweepResult:
+             retries: int | None, pcap: PcapWriter | None, stopped: Callable[[], bool]) -> SweepResult:
+        """Neighbor Discovery of ``addrs`` on ``iface`` (or of the ``scoped`` targets); once ``stopped()`` it sends
+        no more and its wait ends within ndp.STOP_SLICE, with what answered."""
         from recon.ndp import discover, solicit
         from recon.pcap import LINKTYPE_ETHERNET
 
@@ -323,9 +326,9 @@ class Prober6:
 
         if iface is not None:
             return solicit(iface, addrs, transport=self.transport, timeout=timeout, retries=retries, rate=self.rate, tap=tap,
-                           source=self.source)
+                           source=self.source, stopped=stopped)
         return discover(scoped, transport=self.transport, timeout=timeout, retries=retries, rate=self.rate, tap=tap,
-                        source=self.source)
+                        source=self.source, stopped=stopped)
 
 
 class _Receive6:

@@ -662,10 +662,10 @@ def merge(results: Sequence[SweepResult]) -> SweepResult:
 
 def discover(scoped: Sequence[ScopedTarget] = (), local: Sequence[str] = (), *, transport: Transport | None = None,
              timeout: float = 1.0, retries: int | None = 1, rate: float | None = None, tap: Tap | None = None,
-             limit: int = LOCAL_PREFIX_LIMIT, source: str | None = None) -> SweepResult:
+             limit: int = LOCAL_PREFIX_LIMIT, source: str | None = None, stopped: Stopped | None = None) -> SweepResult:
     """On-link IPv6 discovery for a sweep (``discover_parts``), its parts merged into one result."""
     return merge(list(discover_parts(scoped, local, transport=transport, timeout=timeout, retries=retries, rate=rate,
-                                     tap=tap, limit=limit, source=source)))
+                                     tap=tap, limit=limit, source=source, stopped=stopped)))
 
 
 def discover_parts(scoped: Sequence[ScopedTarget] = (), local: Sequence[str] = (), *, transport: Transport | None = None,

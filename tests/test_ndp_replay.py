@@ -232,6 +232,36 @@ def test_a_stop_ends_the_running_part_within_a_slice_and_starts_no_other(link: L
     assert len(paced.sent) == 1 and len(result.up) == 1 and result.stats.retries == 0
 
 
+def test_a_stop_ends_the_ipv6_parts_neighbor_discovery_too(link: Link) -> None:
+    """Scoped link-local targets in a sweep (not --local) go to ndp from engine6, on the IPv6 part's thread: the
+    stream's stop() (Ctrl-C), here as soon as the first solicitations leave, ends their 5 s wait within a slice,
+    with no retry round (the old code did not pass the stop on: 5.1 s, the whole wait)."""
+    from recon.engine import Prober
+    from recon.targets import build_targets
+
+    streams: list = []
+
+    def respond(sock: ReplaySocket, sent: Sent) -> list[bytes]:
+        answers = link(sock, sent)
+        streams[0].stop()  # from the ndp thread, as the signal handler does from the main one
+        return answers
+
+    transport = ReplayTransport(respond)
+    targets = [f"{link_local(m)}%eth0" for _, _, m, _ in LAN_HOSTS] + ["fe80::99%eth0"]
+    prober = Prober(transport=transport)
+    try:
+        start = time.monotonic()
+        with prober.sweep_iter(build_targets(targets), timeout=5, retries=2) as stream:
+            streams.append(stream)
+            list(stream)
+        took = time.monotonic() - start
+    finally:
+        prober.close()
+    assert stream.interrupted and took < 5 / 2, took
+    assert len(transport.sent) == len(targets), "one round's solicitations, no retry of the silent"
+    assert all(bytes(s.data)[54] == 135 for s in transport.sent)
+
+
 @pytest.mark.parametrize(("transport", "message"), [
     (ReplayTransport(), "no such interface"),
     (ReplayTransport(interfaces={"tun0": (65534, bytes(6))}), "not an Ethernet interface"),
