@@ -277,9 +277,10 @@ class Prober:
         """The sweep of ``sweep()`` as a stream of ``HostResult``s, each yielded as soon as it is decided.
 
         IPv4 hosts that are up come while probes still go out; unreachable and (with ``down``) down rows
-        follow, in address order, once the last wait ends; then the IPv6 part's rows (engine6.py), which ran
+        follow, in address order, once the last wait ends; then the IPv6 part's (engine6.py), which runs
         beside the IPv4 part (on a thread of its own: a mixed sweep takes the longer part's time, not the
-        sum). ``local``
+        sum): the hosts it found up meanwhile at once, each later one as soon as its answer is matched, its
+        other rows when its wait ends. ``local``
         (``sweep --local IFACE``, one interface or several) adds every IPv6 host on each one's link
         (``ndp.discover_parts``): its hosts come after the IPv4 part's, each as it answers, an address once.
         Per IPv4 target only compact arrays are kept. ``resolve`` names the hosts that are up: each comes once
@@ -756,8 +757,10 @@ class _OnLinkRows:
     batches of rows, an address once, as ``ndp.merge`` keeps it (up wins, the first answer stays): each host
     ``--local`` finds as soon as it answers (its parts run on a thread of their own after the IPv4 part, which
     hands the rows over), then the IPv6 part's rows but those, then (with ``down``) the ``--local`` rows nobody
-    found up. The IPv6 part runs on a thread of its own from ``start()``, beside the IPv4 part; its rows are
-    yielded in their place, so the output is as when the parts ran one after the other. Only on-link rows are
+    found up. The IPv6 part runs on a thread of its own from ``start()``, beside the IPv4 part, and hands over
+    each host it finds up (``found=``) as ``--local``'s do; its rows are yielded in their place (the hosts it
+    found while the parts before it were yielded at once, then each as it is found, then its other rows when it
+    ends), so the rows keep the order they had when the parts ran one after the other. Only on-link rows are
     held: a link's hosts and a prefix of 4,096 at most."""
 
     def __init__(self, part6: Callable[..., tuple[tuple[HostResult, ...], SweepStats]] | None,
@@ -768,19 +771,21 @@ class _OnLinkRows:
         self.local_rows = self.overlap = 0  # addresses --local reported; of those, how many the IPv6 part did too
         self.up: set[str] = set()
         self.held: dict[str, HostResult] = {}  # --local's down rows, until no one else has found them up
-        self.done6: queue.SimpleQueue[_Part6Done | BaseException] = queue.SimpleQueue()
+        self.shown6: set[str] = set()  # the IPv6 part's hosts yielded as it found them up
+        # the IPv6 part's thread hands over each host it finds up, then its result (or what it raised)
+        self.done6: queue.SimpleQueue[HostResult | _Part6Done | BaseException] = queue.SimpleQueue()
         self.worker: threading.Thread | None = None
 
     def start(self, stopped: Callable[[], bool]) -> None:
-        """Run the IPv6 part on a thread of its own from now (its result to ``done6``); after ``stop()`` its probes
-        stop at their next batch or wait slice."""
+        """Run the IPv6 part on a thread of its own from now (each host it finds up, then its result, to ``done6``);
+        after ``stop()`` its probes stop at their next batch or wait slice."""
         if self.part6 is None:
             return
         part6 = self.part6
 
         def work() -> None:
             try:
-                self.done6.put(_Part6Done(*part6(stopped=stopped)))
+                self.done6.put(_Part6Done(*part6(stopped=stopped, found=self.done6.put)))
             except BaseException as exc:  # handed to the stream's thread, which raises it
                 self.done6.put(exc)
 
@@ -800,13 +805,7 @@ class _OnLinkRows:
         if self.worker is None and not stopped():
             self.start(stopped)
         if self.worker is not None:
-            done = self.done6.get()
-            self.worker.join()
-            if isinstance(done, BaseException):
-                raise done
-            rows = self._take6(done)
-            if rows:
-                yield rows
+            yield from self._part6(self.worker)
         if self.down and self.held and not stopped():  # after a stop the silent are undecided, as in the IPv4 part
             yield sorted(self.held.values(), key=lambda h: address_key(h.address))
 
@@ -848,11 +847,44 @@ class _OnLinkRows:
         finally:
             worker.join()
 
+    def _part6(self, worker: threading.Thread) -> Iterator[list[HostResult]]:
+        """The IPv6 part's hosts as its thread finds them up (all it found while the IPv4 and ``--local`` parts
+        were yielded come at once), then its other rows when it ends."""
+        done = None
+        while done is None:
+            items = [self.done6.get()]
+            while not self.done6.empty():
+                items.append(self.done6.get())
+            rows = []
+            for item in items:
+                if isinstance(item, BaseException):
+                    worker.join()
+                    raise item
+                if isinstance(item, HostResult):
+                    rows += self._found6(item)
+                else:
+                    done = item
+            if done is not None:
+                worker.join()
+                rows += self._take6(done)
+            if rows:
+                yield rows
+
+    def _found6(self, host: HostResult) -> list[HostResult]:
+        """``host``, found up by the IPv6 part, unless it was yielded already (by ``--local`` too)."""
+        if host.address in self.up or host.address in self.shown6:
+            return []
+        self.shown6.add(host.address)
+        self.overlap += self.held.pop(host.address, None) is not None
+        return [host]
+
     def _take6(self, done: _Part6Done) -> list[HostResult]:
-        """The IPv6 part's rows but those ``--local`` reported up (their down rows it decides)."""
+        """The IPv6 part's rows but those yielded already (found up by ``--local``, or by the IPv6 part as it ran;
+        their down rows it decides)."""
         self.stats6 = done.stats
-        rows = [h for h in done.hosts if h.address not in self.up]
-        self.overlap = len(done.hosts) - len(rows) + sum(1 for h in rows if self.held.pop(h.address, None) is not None)
+        rows = [h for h in done.hosts if h.address not in self.up and h.address not in self.shown6]
+        self.overlap += sum(1 for h in done.hosts if h.address in self.up) + sum(
+            1 for h in rows if self.held.pop(h.address, None) is not None)
         return rows
 
     def _take(self, item: HostResult | SweepResult | None) -> list[HostResult]:

@@ -233,7 +233,7 @@ class Prober6:
     def sweep(self, v6: V6Targets, scoped: Sequence[ScopedTarget], *, seed: int | None, shard: tuple[int, int],
               timeout: float, retries: int | None, progress: Callable[[int, int], None] | None = None,
               pcap: PcapWriter | None = None, stopped: Callable[[], bool] = lambda: False,
-              ) -> tuple[tuple[HostResult, ...], SweepStats]:
+              found: Callable[[HostResult], None] | None = None) -> tuple[tuple[HostResult, ...], SweepStats]:
         """Probe the IPv6 targets of this shard (scoped ones go with shard 1); their rows and the counters.
 
         On-link targets on an Ethernet interface go by Neighbor Discovery and scoped ones by ``ndp.discover``
@@ -241,7 +241,8 @@ class Prober6:
         ICMPv6 echo and the TCP/UDP probes. Once ``stopped()`` (the stream was stopped, or closed) the ICMPv6
         and TCP/UDP probes stop at their next batch or wait slice, and Neighbor Discovery at its next send or
         ndp.STOP_SLICE, and no part starts after it (the sweep runs on a thread of its own beside the IPv4 part:
-        engine.SweepStream)."""
+        engine.SweepStream). ``found`` (called on this thread) gets each host's row as soon as it is known up,
+        as the result has it (the result holds it too)."""
         count = len(range(shard[0] - 1, len(v6), shard[1]))
         if count > MAX_V6_SWEEP:
             raise InputError(f"{count:,} IPv6 addresses in one sweep; at most {MAX_V6_SWEEP:,} (a /104) at a time",
@@ -253,13 +254,20 @@ class Prober6:
         scoped_l2: list[ScopedTarget] = []
         if self.method != "icmp":
             addrs, onlink, here, scoped_l2 = self._split(v6, addrs, here)
-        parts = [self._ndp(iface, group, (), timeout, retries, pcap, stopped) for iface, group in onlink.items()]
+        named = None
+        if found is not None:
+            report = found
+
+            def named(h: HostResult) -> None:  # ndp's rows, named as the merged rows are below
+                report(replace(h, hostname=v6.names.get(_text_int(h.address))) if h.hostname is None else h)
+
+        parts = [self._ndp(iface, group, (), timeout, retries, pcap, stopped, named) for iface, group in onlink.items()]
         if scoped_l2:
-            parts.append(self._ndp(None, [], scoped_l2, timeout, retries, pcap, stopped))
+            parts.append(self._ndp(None, [], scoped_l2, timeout, retries, pcap, stopped, named))
         targets = _Targets6(v6, addrs, here, seed, shard, in_order=not onlink)
         if targets.n or not parts:
             run = _Run6(self, targets, timeout, retries, progress)
-            run.stopped = stopped
+            run.stopped, run.found, run.names = stopped, found, v6.names
             if pcap is not None:
                 run.tap = _PcapTap6(pcap, self._local(targets))
             run.execute()
@@ -311,9 +319,11 @@ class Prober6:
         return True
 
     def _ndp(self, iface: str | None, addrs: list[int], scoped: Sequence[ScopedTarget], timeout: float,
-             retries: int | None, pcap: PcapWriter | None, stopped: Callable[[], bool]) -> SweepResult:
-        """Neighbor Discovery of ``addrs`` on ``iface`` (or of the ``scoped`` targets); once ``stopped()`` it sends
-        no more and its wait ends within ndp.STOP_SLICE, with what answered."""
+             retries: int | None, pcap: PcapWriter | None, stopped: Callable[[], bool],
+             found: Callable[[HostResult], None] | None) -> SweepResult:
+        """Neighbor Discovery of ``addrs`` on ``iface`` (or of the ``scoped`` targets), each host that answers to
+        ``found`` as it answers; once ``stopped()`` it sends no more and its wait ends within ndp.STOP_SLICE, with
+        what answered."""
         from recon.ndp import discover, solicit
         from recon.pcap import LINKTYPE_ETHERNET
 
@@ -326,9 +336,9 @@ class Prober6:
 
         if iface is not None:
             return solicit(iface, addrs, transport=self.transport, timeout=timeout, retries=retries, rate=self.rate, tap=tap,
-                           source=self.source, stopped=stopped)
+                           source=self.source, stopped=stopped, found=found)
         return discover(scoped, transport=self.transport, timeout=timeout, retries=retries, rate=self.rate, tap=tap,
-                        source=self.source, stopped=stopped)
+                        source=self.source, stopped=stopped, found=found)
 
 
 class _Receive6:
@@ -340,6 +350,8 @@ class _Receive6:
         self.timeout, self.adaptive, self.retries = timeout, retries is None, 1 if retries is None else retries
         self.progress = progress
         self.stopped: Callable[[], bool] = lambda: False  # the stream was stopped: send and wait no more
+        self.found: Callable[[HostResult], None] | None = None  # each host's row as soon as it is known up
+        self.names: dict[int, str] = {}  # the targets' names (V6Targets.names), for those rows
         self.tap: _PcapTap6 | None = None
         n = self.n
         self.state, self.hops, self.attempt = bytearray(n), bytearray(n), bytearray(n)
@@ -444,6 +456,8 @@ class _Receive6:
         rtt = now - self.sent_at[i]
         self.rtt[i] = rtt * 1000.0 if rtt_ok else -1.0
         self.max_rtt = max(self.max_rtt, rtt if rtt_ok else 0.0)
+        if self.found is not None:
+            self.found(self.row(i))
 
     def _icmp(self, data: bytes, src: int, hops: int, now: float) -> None:
         if len(data) < 8:
@@ -490,6 +504,25 @@ class _Receive6:
             self.kinds_answered.add(self.echo_kind)
             self.state[i] = _UP
         self.members[name] = (i, (now - self.sent_at[i]) * 1000.0, hops)
+        if self.found is not None:
+            self.found(self._member_row(name))
+
+    def _member_row(self, name: str) -> HostResult:
+        _, ms, hops = self.members[name]
+        return HostResult(name, "up", round(ms, 3), hops or None, "echo-reply", reason="echo-reply")
+
+    def row(self, i: int) -> HostResult:
+        """Target ``i``'s row (not a multicast group's: its members are the hosts)."""
+        t = self.t
+        scope = t.scope(i)
+        address = str(scope) if scope is not None else int_to_ip6(t[i])
+        name = self.names.get(t[i]) if scope is None else None
+        if self.state[i] == _PENDING:
+            return HostResult(address, "down", hostname=name)
+        reason, reply, reporter = self.why[i]
+        ms = round(float(self.rtt[i]), 3) if self.rtt[i] >= 0 else None
+        status = "up" if self.state[i] == _UP else "unreachable"
+        return HostResult(address, status, ms, self.hops[i] or None, reply, hostname=name, reporter=reporter, reason=reason)
 
     def _error(self, data: bytes, src: int, hops: int, now: float) -> None:
         """An ICMPv6 error quoting one of our probes: port unreachable from the target itself means up (UDP);
@@ -677,24 +710,16 @@ class _Run6(_Receive6):
     def results(self, names: dict[int, str]) -> tuple[HostResult, ...]:
         out: list[HostResult] = []
         t = self.t
+        self.names = names
+        answered = {g for g, _, _ in self.members.values()}
         for i in sorted(range(self.n), key=t.__getitem__):
             scope = t.scope(i)
-            address = str(scope) if scope is not None else int_to_ip6(t[i])
             if scope is not None and scope.multicast:
-                if i not in {g for g, _, _ in self.members.values()}:
-                    out.append(HostResult(address, "down"))
+                if i not in answered:
+                    out.append(HostResult(str(scope), "down"))
                 continue
-            name = names.get(t[i]) if scope is None else None
-            if self.state[i] == _PENDING:
-                out.append(HostResult(address, "down", hostname=name))
-                continue
-            reason, reply, reporter = self.why[i]
-            ms = round(float(self.rtt[i]), 3) if self.rtt[i] >= 0 else None
-            status = "up" if self.state[i] == _UP else "unreachable"
-            out.append(HostResult(address, status, ms, self.hops[i] or None, reply, hostname=name, reporter=reporter,
-                                  reason=reason))
-        for member, (_, ms, hops) in sorted(self.members.items()):
-            out.append(HostResult(member, "up", round(ms, 3), hops or None, "echo-reply", reason="echo-reply"))
+            out.append(self.row(i))
+        out += [self._member_row(member) for member in sorted(self.members)]
         return tuple(out)
 
     def stats(self) -> SweepStats:

@@ -662,10 +662,12 @@ def merge(results: Sequence[SweepResult]) -> SweepResult:
 
 def discover(scoped: Sequence[ScopedTarget] = (), local: Sequence[str] = (), *, transport: Transport | None = None,
              timeout: float = 1.0, retries: int | None = 1, rate: float | None = None, tap: Tap | None = None,
-             limit: int = LOCAL_PREFIX_LIMIT, source: str | None = None, stopped: Stopped | None = None) -> SweepResult:
-    """On-link IPv6 discovery for a sweep (``discover_parts``), its parts merged into one result."""
+             limit: int = LOCAL_PREFIX_LIMIT, source: str | None = None, stopped: Stopped | None = None,
+             found: Found | None = None) -> SweepResult:
+    """On-link IPv6 discovery for a sweep (``discover_parts``), its parts merged into one result; ``found`` gets
+    each host's row as soon as it answers."""
     return merge(list(discover_parts(scoped, local, transport=transport, timeout=timeout, retries=retries, rate=rate,
-                                     tap=tap, limit=limit, source=source, stopped=stopped)))
+                                     tap=tap, limit=limit, source=source, stopped=stopped, found=found)))
 
 
 def discover_parts(scoped: Sequence[ScopedTarget] = (), local: Sequence[str] = (), *, transport: Transport | None = None,

@@ -376,3 +376,55 @@ def test_ipv6_rtts_are_the_kernel_receive_time_less_the_send_time() -> None:
     result = sweep(build_targets(["2001:db8::10", "2001:db8:2::1"]), probe="echo", timeout=0.05, retries=0,
                    transport=ReplayTransport(stamped))
     assert len(result.up) == 2 and all(40.0 <= h.rtt_ms < 80.0 for h in result.up), [h.rtt_ms for h in result.up]
+
+
+def test_ipv6_hosts_stream_as_they_answer_and_the_rest_when_the_wait_ends() -> None:
+    """sweep_iter over routed IPv6 targets (2001:db8::e is silent and keeps the part waiting its 5 s): each host
+    that answers comes as soon as its reply is matched, before any down row (the IPv6 part's rows came as one
+    batch when its wait ended); stopped once both are in, the wait ends at once and the silent target's row
+    follows; an address once, and the rows as sweep() has them."""
+    import recon
+
+    up = {"2001:db8::10", "2001:db8:2::1"}
+    rows: list[tuple[str, str]] = []
+    seen_before_stop: list[tuple[str, str]] = []
+    with recon.sweep_iter(build_targets(["2001:db8::10", "2001:db8:2::1", "2001:db8::e"]), probe="echo", timeout=5,
+                          retries=0, transport=ReplayTransport(REC)) as stream:
+        for batch in stream.batches():
+            rows += [(h.address, h.status) for h in batch]
+            if not seen_before_stop and {a for a, _ in rows} >= up:
+                seen_before_stop = list(rows)
+                stream.stop()
+    assert sorted(seen_before_stop) == sorted((a, "up") for a in up), "the hosts that are up came before the wait ended"
+    assert rows[len(seen_before_stop):] == [("2001:db8::e", "down")]
+    assert len({a for a, _ in rows}) == len(rows) == 3
+    assert stream.stats.interrupted and stream.stats.targets == 3
+
+
+def test_cli_prints_each_ipv6_host_as_it_answers_and_ctrl_c_ends_the_wait(lab) -> None:
+    """recon sweep on a routed IPv6 range with -W 20 -r 0 --json: the first host is printed as soon as it answers
+    while the silent keep the sweep waiting (it was printed when the 20 s wait ended), so SIGINT then ends the
+    sweep (exit 130) with whole JSON lines, each host once, every one up and of the range's truth."""
+    import signal
+    import subprocess
+    import sys
+
+    sparse = lab.info.range("sparse6")
+    t0 = time.monotonic()
+    proc = lab.popen([sys.executable, "-m", "recon", "sweep", sparse.cidr, "-W", "20", "-r", "0", "--probe", "echo",
+                      "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = proc.stdout.readline()  # type: ignore[union-attr]  # the readiness signal: a host answered
+        at_first = time.monotonic() - t0
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert at_first < 20 / 2, (at_first, err)  # half the wait: printed as it answered, not when the wait ended
+    assert proc.returncode == 130, err
+    lines = (first + out).splitlines(keepends=True)
+    rows = [json.loads(line) for line in lines]
+    assert rows and all(line.endswith("\n") for line in lines)
+    assert all(r["status"] == "up" for r in rows) and len({r["address"] for r in rows}) == len(rows)
+    assert {r["address"] for r in rows} <= {str(ipaddress.ip_address(a)) for a in sparse.up}
+    assert "sweep interrupted" in err, err
