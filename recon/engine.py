@@ -87,6 +87,9 @@ _PENDING, _UP, _UNREACH = 0, 1, 2
 _SILENT = bytes([1] + [0] * 255)  # state → 1 for the still silent (_PENDING), 0 for the decided
 _BATCH = 256  # probes per sendmmsg(2): larger gains nothing measurable (bench/sweep.py)
 _RECV_BATCH = 64  # packets per recvmmsg(2)
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+_STAMP_SPACE = socket.CMSG_SPACE(16)  # one control message: the kernel's receive time, a struct timespec
+_STAMP_CMSG = struct.pack("ii", socket.SOL_SOCKET, _SO_TIMESTAMPNS)  # its level and type (SCM_TIMESTAMPNS), as in the buffer
 _LATE_MEMORY = 8  # previous sweeps whose ids still count as "late", not "ignored"
 # reply codes beyond ICMP types: answers to TCP/UDP probes, ARP, ourselves
 _SYN_ACK, _RST, _UDP_REPLY, _PORT_UNREACH, _LOCALHOST, _ARP_REPLY = 250, 251, 252, 253, 254, 255
@@ -305,6 +308,8 @@ class Prober:
         writer = _pcap_writer(pcap, ethernet=bool(ifaces) or (run is not None and run.kind is not None))
         if run is not None:
             run.pcap = writer
+            if v6 is not None and isinstance(run, _RawReceive):
+                _kernel_stamps(run)  # the IPv6 part's thread beside it makes read times late (ARCHITECTURE.md: engine.py)
         part6 = None
         if v6 is not None:  # the IPv6 part runs beside the IPv4 one, into the same stream (ARCHITECTURE.md: engine6.py)
             part6 = functools.partial(v6.sweep, targets.v6, targets.scoped, seed=seed, shard=shard, timeout=timeout,
@@ -369,6 +374,40 @@ def sweep_iter(targets: TargetSet | Iterable[str] | str, *, method: str = "auto"
         raise
     stream.on_close(prober.close)
     return stream
+
+
+def _arrivals(batch: RecvBatch, stamped: bool) -> Iterator[tuple[bytes, float]]:
+    """Every packet waiting on ``batch``'s socket and when it arrived, on the monotonic clock of the send times:
+    with ``stamped`` the kernel's receive time (SO_TIMESTAMPNS, wall clock, moved onto the monotonic clock once
+    per read), else when Python got to it. A read of fewer than the batch's size ends it (the queue ran dry)."""
+    clock = time.monotonic
+    while True:
+        if stamped:
+            msgs = batch.recv_msgs()
+            read = clock()
+            offset = time.time() - read
+            for data, _, control in msgs:
+                if control[8:16] == _STAMP_CMSG and len(control) >= 32:  # as the kernel lays it out
+                    seconds, nanoseconds = struct.unpack_from("qq", control, 16)
+                    yield data, seconds + nanoseconds / 1e9 - offset
+                else:
+                    yield data, read
+            got = len(msgs)
+        else:
+            packets = batch.recv()
+            for data in packets:
+                yield data, clock()
+            got = len(packets)
+        if got < batch.size:
+            return
+
+
+def _kernel_stamps(run: _RawReceive) -> None:
+    """Time ``run``'s answers by the kernel's receive time: in a mixed sweep the IPv6 part's thread holds the GIL
+    up to sys.getswitchinterval() (5 ms) at a time, so when Python reads an IPv4 answer says little."""
+    for sock in run.socks:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    run.stamped = True
 
 
 def _ipv4_run(prober: Prober, addrs: array[int], walk: Walk, timeout: float, retries: int | None,
@@ -1061,6 +1100,7 @@ class _RawReceive(_Run):
         self.tap: _PcapTap | None = None
         self.batches: dict[int, SendBatch] = {}
         self.recv_batches: dict[int, RecvBatch] = {}
+        self.stamped = False  # answers timed by the kernel's receive time (_kernel_stamps)
         self.sent_at = array("d", bytes(8 * self.n))
         self.attempt = bytearray(self.n)
         self.max_rtt = 0.0
@@ -1087,7 +1127,7 @@ class _RawReceive(_Run):
     # -- waiting ----------------------------------------------------------------------
     def _flush_stale(self) -> None:
         for s in self.socks:
-            for data in self._received(s):
+            for data, _ in self._received(s):
                 if s is self.icmp and self.match.is_previous(data):
                     self.late += 1
 
@@ -1119,16 +1159,12 @@ class _RawReceive(_Run):
                 self.progress(self.answered, self.n)
 
     # -- receiving -------------------------------------------------------------------
-    def _received(self, sock: PacketSocket) -> Iterator[bytes]:
-        """Every packet waiting on ``sock``, read in batches by recvmmsg(2) (transport.RecvBatch)."""
+    def _received(self, sock: PacketSocket) -> Iterator[tuple[bytes, float]]:
+        """Every packet waiting on ``sock`` and when it arrived (``_arrivals``), read in batches by recvmmsg(2)."""
         batch = self.recv_batches.get(id(sock))
         if batch is None:
-            batch = self.recv_batches[id(sock)] = RecvBatch(sock, _RECV_BATCH)
-        while True:
-            got = batch.recv()
-            yield from got
-            if len(got) < _RECV_BATCH:
-                return  # the queue ran dry within this read: no need for one more call to hear so
+            batch = self.recv_batches[id(sock)] = RecvBatch(sock, _RECV_BATCH, control=_STAMP_SPACE if self.stamped else 0)
+        return _arrivals(batch, self.stamped)
 
     def _drain(self) -> None:
         if self.icmp is not None:
@@ -1145,9 +1181,7 @@ class _RawReceive(_Run):
         match = self.match
         state, attempt, sent_at = self.state, self.attempt, self.sent_at
         tap, l4, multi, fresh = self.tap, self.l4, self.multi, self.fresh
-        clock = time.monotonic
-        for data in self._received(sock):
-            now = clock()
+        for data, now in self._received(sock):
             if tap is not None:
                 tap.reply(data)
             verdict, i, got = match(data)
@@ -1224,8 +1258,7 @@ class _RawReceive(_Run):
     def _drain_l4(self, sock: PacketSocket) -> None:
         # One call per probe kind per packet: TCP/UDP answers are matched by cookie, not decoded from an index.
         probes, where, tap = self.l4.probes if self.l4 else (), self.walk, self.tap
-        for data in self._received(sock):
-            now = time.monotonic()
+        for data, now in self._received(sock):
             for probe in probes:
                 answer = probe.match(data)
                 if answer is not None:
@@ -1265,8 +1298,7 @@ class _RawReceive(_Run):
     def _drain_arp(self, sock: PacketSocket) -> None:
         walk, kind, state, my = self.walk, self.kind, self.state, self.my_addr
         tap = self.tap
-        clock = time.monotonic
-        for frame in self._received(sock):
+        for frame, now in self._received(sock):
             if len(frame) < 42 or frame[20:22] != b"\x00\x02":
                 continue  # our own requests (outgoing) and other who-has
             if tap is not None:
@@ -1285,7 +1317,7 @@ class _RawReceive(_Run):
             self.answered += 1
             state[i] = _UP
             self.reply[i] = _ARP_REPLY
-            self.rtt[i] = (clock() - self.sent_at[i]) * 1000.0
+            self.rtt[i] = (now - self.sent_at[i]) * 1000.0
             self.macs[i] = frame[22:28].hex(":")
             self.fresh.append(i)
 

@@ -428,3 +428,21 @@ def test_cli_prints_each_ipv6_host_as_it_answers_and_ctrl_c_ends_the_wait(lab) -
     assert all(r["status"] == "up" for r in rows) and len({r["address"] for r in rows}) == len(rows)
     assert {r["address"] for r in rows} <= {str(ipaddress.ip_address(a)) for a in sparse.up}
     assert "sweep interrupted" in err, err
+
+
+def test_a_mixed_sweeps_ipv4_rtts_are_the_kernel_receive_time_too() -> None:
+    """In a mixed sweep the IPv4 part shares the interpreter with the IPv6 part's thread (up to 5 ms a switch), so
+    its RTTs are SO_TIMESTAMPNS less the send time as well: a reply the kernel stamped 40 ms after the probe left
+    reads 40 ms though Python reads it at once (before, an RTT was when Python got to the reply: 8 ms here)."""
+    rec4 = Recording.from_pcap(CAPTURES / "sweep.pcap")
+
+    def stamped(sock: ReplaySocket, sent: Sent) -> list[bytes]:
+        for reply in (REC if sent.kind == "icmp6" else rec4)(sock, sent):
+            sock.deliver(reply, stamp_ns=time.time_ns() + 40_000_000)
+        return []
+
+    result = sweep(build_targets(["198.18.1.17", "198.18.1.31", "2001:db8::10"]), probe="echo", timeout=0.05,
+                   retries=0, transport=ReplayTransport(stamped))
+    rtts = {h.address: h.rtt_ms for h in result.up}
+    assert set(rtts) == {"198.18.1.17", "198.18.1.31", "2001:db8::10"}
+    assert all(rtt is not None and 40.0 <= rtt < 80.0 for rtt in rtts.values()), rtts
