@@ -791,6 +791,9 @@ class _Progress:
             self.progress(sum(d for d, _ in self.counts), sum(t for _, t in self.counts))
 
 
+_NAMES_POLL = 0.1  # seconds: how often the stream looks for names while it waits for the IPv6 part's hosts
+
+
 class _OnLinkRows:
     """The IPv6 side of a sweep, the IPv6 part (engine6) and the ``--local`` part (``ndp.discover_parts``), as
     batches of rows, an address once, as ``ndp.merge`` keeps it (up wins, the first answer stays): each host
@@ -888,10 +891,15 @@ class _OnLinkRows:
 
     def _part6(self, worker: threading.Thread) -> Iterator[list[HostResult]]:
         """The IPv6 part's hosts as its thread finds them up (all it found while the IPv4 and ``--local`` parts
-        were yielded come at once), then its other rows when it ends."""
+        were yielded come at once), then its other rows when it ends. While nothing comes, an empty batch every
+        ``_NAMES_POLL`` s lets the stream hand over what ``-R`` has named meanwhile (``_Names.ready``)."""
         done = None
         while done is None:
-            items = [self.done6.get()]
+            try:
+                items = [self.done6.get(timeout=_NAMES_POLL)]
+            except queue.Empty:
+                yield []
+                continue
             while not self.done6.empty():
                 items.append(self.done6.get())
             rows = []

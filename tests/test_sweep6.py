@@ -446,3 +446,31 @@ def test_a_mixed_sweeps_ipv4_rtts_are_the_kernel_receive_time_too() -> None:
     rtts = {h.address: h.rtt_ms for h in result.up}
     assert set(rtts) == {"198.18.1.17", "198.18.1.31", "2001:db8::10"}
     assert all(rtt is not None and 40.0 <= rtt < 80.0 for rtt in rtts.values()), rtts
+
+
+def test_cli_resolve_prints_a_named_ipv6_host_while_the_sweep_still_waits(lab) -> None:
+    """-R --json on far6.lab (2001:db8:2::1, named in the scanner's hosts file) and a silent routed address with
+    -W 20 -r 0: far6.lab is printed with its name as soon as the name is known, while the silent one keeps the
+    sweep waiting (the stream waited for the IPv6 part's next host or its end before it looked for names);
+    SIGINT then ends it (exit 130)."""
+    import signal
+    import subprocess
+    import sys
+
+    sparse = lab.info.range("sparse6")
+    up = {int(ipaddress.ip_address(a)) for a in sparse.up}
+    silent = next(str(a) for a in ipaddress.ip_network(sparse.cidr).hosts() if int(a) not in up)
+    t0 = time.monotonic()
+    proc = lab.popen([sys.executable, "-m", "recon", "sweep", lab.info.far_ipv6, silent, "-W", "20", "-r", "0", "-R",
+                      "--probe", "echo", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = proc.stdout.readline()  # type: ignore[union-attr]  # the readiness signal: a named host
+        at_first = time.monotonic() - t0
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert at_first < 20 / 2, (at_first, err)  # half the wait: named and printed, not held to the wait's end
+    row = json.loads(first)
+    assert (row["address"], row["status"], row["hostname"]) == (lab.info.far_ipv6, "up", "far6.lab")
+    assert proc.returncode == 130 and not out.strip(), (out, err)
