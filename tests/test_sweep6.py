@@ -417,7 +417,8 @@ def test_cli_prints_each_ipv6_host_as_it_answers_and_ctrl_c_ends_the_wait(lab) -
         first = proc.stdout.readline()  # type: ignore[union-attr]  # the readiness signal: a host answered
         at_first = time.monotonic() - t0
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        proc.wait(timeout=60)  # then read through the reader readline() used (communicate() loses what it buffered)
+        out, err = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]  # stdout=stderr=PIPE
     finally:
         proc.kill()
     assert at_first < 20 / 2, (at_first, err)  # half the wait: printed as it answered, not when the wait ended
@@ -467,7 +468,8 @@ def test_cli_resolve_prints_a_named_ipv6_host_while_the_sweep_still_waits(lab) -
         first = proc.stdout.readline()  # type: ignore[union-attr]  # the readiness signal: a named host
         at_first = time.monotonic() - t0
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        proc.wait(timeout=60)  # then read through the reader readline() used (communicate() loses what it buffered)
+        out, err = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]  # stdout=stderr=PIPE
     finally:
         proc.kill()
     assert at_first < 20 / 2, (at_first, err)  # half the wait: named and printed, not held to the wait's end
