@@ -10,6 +10,7 @@ import json
 import re
 import socket
 import time
+from typing import Any
 
 import pytest
 
@@ -401,26 +402,34 @@ def test_ipv6_hosts_stream_as_they_answer_and_the_rest_when_the_wait_ends() -> N
     assert stream.stats.interrupted and stream.stats.targets == 3
 
 
-def test_cli_prints_each_ipv6_host_as_it_answers_and_ctrl_c_ends_the_wait(lab) -> None:
-    """recon sweep on a routed IPv6 range with -W 20 -r 0 --json: the first host is printed as soon as it answers
-    while the silent keep the sweep waiting (it was printed when the 20 s wait ended), so SIGINT then ends the
-    sweep (exit 130) with whole JSON lines, each host once, every one up and of the range's truth."""
+def _interrupt_at_first_line(lab, args: list[str]) -> tuple[Any, float, str, str, str]:
+    """``recon sweep ARGS`` in the scanner namespace, SIGINT as soon as its first stdout line (the readiness signal:
+    a host printed); (the process, seconds to that line, the line, the rest of stdout, stderr). The rest is read
+    through the reader readline() used: communicate() reads the pipe itself and loses what readline() buffered."""
     import signal
     import subprocess
     import sys
 
-    sparse = lab.info.range("sparse6")
     t0 = time.monotonic()
-    proc = lab.popen([sys.executable, "-m", "recon", "sweep", sparse.cidr, "-W", "20", "-r", "0", "--probe", "echo",
-                      "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = lab.popen([sys.executable, "-m", "recon", "sweep", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        first = proc.stdout.readline()  # type: ignore[union-attr]  # the readiness signal: a host answered
+        first = proc.stdout.readline()
         at_first = time.monotonic() - t0
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)  # then read through the reader readline() used (communicate() loses what it buffered)
-        out, err = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]  # stdout=stderr=PIPE
+        proc.wait(timeout=60)  # the output is small: the pipes hold it
+        out, err = proc.stdout.read(), proc.stderr.read()
     finally:
         proc.kill()
+    return proc, at_first, first, out, err
+
+
+def test_cli_prints_each_ipv6_host_as_it_answers_and_ctrl_c_ends_the_wait(lab) -> None:
+    """recon sweep on a routed IPv6 range with -W 20 -r 0 --json: the first host is printed as soon as it answers
+    while the silent keep the sweep waiting (it was printed when the 20 s wait ended), so SIGINT then ends the
+    sweep (exit 130) with whole JSON lines, each host once, every one up and of the range's truth."""
+    sparse = lab.info.range("sparse6")
+    proc, at_first, first, out, err = _interrupt_at_first_line(lab, [sparse.cidr, "-W", "20", "-r", "0", "--probe", "echo",
+                                                                     "--json"])
     assert at_first < 20 / 2, (at_first, err)  # half the wait: printed as it answered, not when the wait ended
     assert proc.returncode == 130, err
     lines = (first + out).splitlines(keepends=True)
@@ -454,24 +463,11 @@ def test_cli_resolve_prints_a_named_ipv6_host_while_the_sweep_still_waits(lab) -
     -W 20 -r 0: far6.lab is printed with its name as soon as the name is known, while the silent one keeps the
     sweep waiting (the stream waited for the IPv6 part's next host or its end before it looked for names);
     SIGINT then ends it (exit 130)."""
-    import signal
-    import subprocess
-    import sys
-
     sparse = lab.info.range("sparse6")
     up = {int(ipaddress.ip_address(a)) for a in sparse.up}
     silent = next(str(a) for a in ipaddress.ip_network(sparse.cidr).hosts() if int(a) not in up)
-    t0 = time.monotonic()
-    proc = lab.popen([sys.executable, "-m", "recon", "sweep", lab.info.far_ipv6, silent, "-W", "20", "-r", "0", "-R",
-                      "--probe", "echo", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        first = proc.stdout.readline()  # type: ignore[union-attr]  # the readiness signal: a named host
-        at_first = time.monotonic() - t0
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)  # then read through the reader readline() used (communicate() loses what it buffered)
-        out, err = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]  # stdout=stderr=PIPE
-    finally:
-        proc.kill()
+    proc, at_first, first, out, err = _interrupt_at_first_line(lab, [lab.info.far_ipv6, silent, "-W", "20", "-r", "0", "-R",
+                                                                     "--probe", "echo", "--json"])
     assert at_first < 20 / 2, (at_first, err)  # half the wait: named and printed, not held to the wait's end
     row = json.loads(first)
     assert (row["address"], row["status"], row["hostname"]) == (lab.info.far_ipv6, "up", "far6.lab")
