@@ -674,9 +674,7 @@ class SweepStream:
                 yield from self._part4(self._run, names, down, namer)
             if self._v6 is not None and not self.interrupted:
                 for batch in self._v6.batches(lambda: self._halt):
-                    if namer is not None:
-                        batch = namer.add(batch) + namer.ready()
-                    if batch:
+                    if batch := _named(namer, batch):
                         yield batch
                 if namer is not None:
                     yield from namer.rest()
@@ -701,19 +699,13 @@ class SweepStream:
         try:
             for _ in steps:
                 paused = time.monotonic()
-                batch = run.take_fresh(names) if run.fresh else []
-                if namer is not None:
-                    batch = namer.add(batch) + namer.ready()
-                if batch:
+                if batch := _named(namer, run.take_fresh(names) if run.fresh else []):
                     yield batch
                 run.paused += time.monotonic() - paused
         finally:
             steps.close()
             run.pause = None
-        last = run.take_fresh(names)
-        if namer is not None:
-            last = namer.add(last) + namer.ready()
-        if last:
+        if last := _named(namer, run.take_fresh(names)):
             yield last
         if namer is not None:
             yield from namer.rest()
@@ -1675,6 +1667,12 @@ def reverse_dns(addresses: Iterable[str], *, time_limit: float = 2.0, workers: i
         t.join(max(0.0, deadline - time.monotonic()))
     with lock:
         return dict(names)
+
+
+def _named(namer: _Names | None, batch: list[HostResult]) -> list[HostResult]:
+    """``batch`` as the stream hands it out: with ``-R`` (``namer``), its hosts go to the lookups and the hosts
+    named (or out of lookup time) by now come instead."""
+    return batch if namer is None else namer.add(batch) + namer.ready()
 
 
 class _Names:
