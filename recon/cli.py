@@ -234,8 +234,8 @@ def _shard_sweep(target_set: TargetSet, options: dict[str, Any], run: dict[str, 
                     printer.add(item)
         except KeyboardInterrupt:
             interrupted = True
-    printer.finish(stream.stats)
-    result = SweepResult(hosts=(), stats=stream.stats, shards=stream.shards)
+    result = SweepResult(hosts=(), stats=stream.stats, shards=stream.shards)  # each sums every shard: read once
+    printer.finish(result.stats)
     if interrupted:
         render.err(render.shards_interrupted(len(result.shards), resume))
     render.err(render.sweep_summary(result, up=printer.up))

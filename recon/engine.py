@@ -759,14 +759,6 @@ class SweepStream:
         self.close()
 
 
-@dataclass(frozen=True, slots=True)
-class _Part6Done:
-    """The IPv6 part's result, as its thread hands it over."""
-
-    hosts: tuple[HostResult, ...]
-    stats: SweepStats
-
-
 class _Progress:
     """One progress callback for two parts that run at once (IPv4 and IPv6, each on its thread): each reports its
     own (done, total), the callback gets their sums."""
@@ -807,7 +799,7 @@ class _OnLinkRows:
         self.held: dict[str, HostResult] = {}  # --local's down rows, until no one else has found them up
         self.shown6: set[str] = set()  # the IPv6 part's hosts yielded as it found them up
         # the IPv6 part's thread hands over each host it finds up, then its result (or what it raised)
-        self.done6: queue.SimpleQueue[HostResult | _Part6Done | BaseException] = queue.SimpleQueue()
+        self.done6: queue.SimpleQueue[HostResult | SweepResult | BaseException] = queue.SimpleQueue()
         self.worker: threading.Thread | None = None
 
     def start(self, stopped: Callable[[], bool]) -> None:
@@ -819,7 +811,7 @@ class _OnLinkRows:
 
         def work() -> None:
             try:
-                self.done6.put(_Part6Done(*part6(stopped=stopped, found=self.done6.put)))
+                self.done6.put(SweepResult(*part6(stopped=stopped, found=self.done6.put)))
             except BaseException as exc:  # handed to the stream's thread, which raises it
                 self.done6.put(exc)
 
@@ -917,7 +909,7 @@ class _OnLinkRows:
         self.overlap += self.held.pop(host.address, None) is not None
         return [host]
 
-    def _take6(self, done: _Part6Done) -> list[HostResult]:
+    def _take6(self, done: SweepResult) -> list[HostResult]:
         """The IPv6 part's rows but those yielded already (found up by ``--local``, or by the IPv6 part as it ran;
         their down rows it decides)."""
         self.stats6 = done.stats

@@ -272,8 +272,8 @@ class Prober6:
                 run.tap = _PcapTap6(pcap, self._local(targets))
             run.execute()
             if not parts:
-                return run.results(v6.names), run.stats()
-            parts.append(SweepResult(run.results(v6.names), run.stats()))
+                return run.results(), run.stats()
+            parts.append(SweepResult(run.results(), run.stats()))
         from recon.ndp import merge
 
         merged = merge(parts)
@@ -707,10 +707,9 @@ class _Run6(_Receive6):
         return count
 
     # -- results ------------------------------------------------------------------------
-    def results(self, names: dict[int, str]) -> tuple[HostResult, ...]:
+    def results(self) -> tuple[HostResult, ...]:
         out: list[HostResult] = []
         t = self.t
-        self.names = names
         answered = {g for g, _, _ in self.members.values()}
         for i in sorted(range(self.n), key=t.__getitem__):
             scope = t.scope(i)

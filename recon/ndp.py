@@ -517,7 +517,7 @@ def solicit(iface: str, addrs: Iterable[str | int], *, transport: Transport | No
             step = 1 if gap else _BATCH  # paced: one frame at a time, reading while waiting for the next slot
             for at in range(0, len(todo), step):
                 if gap:
-                    wire.wait(next_at, lambda: False)
+                    wire.wait(next_at, _never)
                     next_at += gap
                 if wire.stopped():
                     break
@@ -624,7 +624,7 @@ def multicast_echo(iface: str, *, transport: Transport | None = None, timeout: f
                 run.sent_at[seq] = when
             wire.drain()
             if wire.end_round(rounds, rnd, time.monotonic(), answered=run.answers > 0, max_rtt_ms=run.max_rtt,
-                              before=before, found=lambda: len(run.found), done=lambda: False):
+                              before=before, found=lambda: len(run.found), done=_never):
                 break
         duration = max(time.monotonic() - wire.t0, 1e-9)
         hosts = run.hosts()

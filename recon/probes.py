@@ -403,9 +403,6 @@ class _Over6:
     family: ClassVar[int] = 6
     proto: ClassVar[int]
 
-    def write_slots(self, area: bytearray, slot: int, addrs: array[int], held: array[int], count: int) -> None:
-        raise NotImplementedError("IPv6 probes are written by build_into")  # engine6.py writes each into its slot
-
     if TYPE_CHECKING:
         def _answer(self, data: bytes, at: int, src: int, ttl: int) -> Answer | None: ...  # TcpProbe's or Udp's
 
