@@ -375,7 +375,9 @@ def require_raw(what: str, transport: Transport | None = None) -> None:
 # --- batched I/O: sendmmsg(2) and recvmmsg(2) ----------------------------------------------------
 
 _MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0x40)
-_MMSGHDR = struct.Struct("PI4xPNPNi4xI4x")  # struct mmsghdr: msghdr (name, namelen, iov, iovlen, control, controllen, flags), msg_len
+_MSGHDR_HEAD = "PI4xPNP"  # struct msghdr up to msg_controllen: name, namelen, iov, iovlen, control
+_MMSGHDR = struct.Struct(_MSGHDR_HEAD + "Ni4xI4x")  # struct mmsghdr: msghdr (… controllen, flags), msg_len
+_CONTROLLEN_AT = struct.calcsize(_MSGHDR_HEAD)  # msg_controllen's offset in an mmsghdr (a size_t, so pointer-aligned)
 _IOVEC = struct.Struct("PN")
 _CMSGHDR = struct.Struct("Nii")  # struct cmsghdr: len, level, type (then the data, aligned)
 _SOCKADDR = 16  # a sockaddr_in's size: the address part of an IPv4 SendBatch slot
@@ -630,7 +632,7 @@ class RecvBatch:
             self._lengths = words[(_MMSGHDR.size - 8) // 4::step]  # msg_len of each mmsghdr
             self._namelens = words[struct.calcsize("P") // 4::step]  # msg_namelen
             pointer = struct.calcsize("P")  # msg_controllen is a size_t: a pointer's size here
-            self._controllens = memoryview(self._hdrs).cast("P")[40 // pointer::_MMSGHDR.size // pointer]
+            self._controllens = memoryview(self._hdrs).cast("P")[_CONTROLLEN_AT // pointer::_MMSGHDR.size // pointer]
             self._view = memoryview(self.area)
             self._offsets = range(0, size * bufsize, bufsize)
 
