@@ -210,14 +210,19 @@ def _manuf_long(rest: str) -> str | None:
     return long_name or parts[0]
 
 
+def _next_line(f: BinaryIO) -> bytes:
+    """The next non-blank line of ``f`` from where it stands (b"" at the end of the file)."""
+    while (line := f.readline()) and not line.strip():
+        pass
+    return line
+
+
 def _line_at(f: BinaryIO, pos: int) -> bytes:
     """The first non-blank line that starts at or after byte ``pos`` (b"" at the end of the file)."""
     f.seek(max(pos - 1, 0))
     if pos > 0:
         f.readline()  # the rest of the line holding byte pos-1: the next line starts at or after pos
-    while (line := f.readline()) and not line.strip():
-        pass
-    return line
+    return _next_line(f)
 
 
 def _oui_line(f: BinaryIO, oui: bytes) -> bytes | None:
@@ -236,8 +241,7 @@ def _oui_line(f: BinaryIO, oui: bytes) -> bytes | None:
     while line[:8] == oui:  # this OUI's line, then its /28 and /36 blocks (same first 8 bytes)
         if line[8:9] in (b" ", b"\t"):
             found = line[9:]
-        while (line := f.readline()) and not line.strip():
-            pass
+        line = _next_line(f)
     return found
 
 
