@@ -52,7 +52,7 @@ from recon.errors import InvalidOption, check_range
 from recon.icmp import REPLY_TO, icmp_name, quoted_probe
 from recon.models import HostResult, SweepResult, SweepStats
 from recon.packets import ipv4_header
-from recon.probes import ICMP_KINDS, L4_KINDS, Cookies, L4Probe, ProbeSpec, icmp_probes, l4_probes, parse_probes
+from recon.probes import ICMP_KINDS, L4_KINDS, Cookies, L4Probe, ProbeSpec, csum_fold, icmp_probes, l4_probes, parse_probes
 from recon.rounds import ADAPTIVE_RETRIES as ADAPTIVE_RETRIES  # the retry cap, where callers have found it
 from recon.rounds import Rounds
 from recon.targets import address_key, build_targets, int_to_ip, ip_to_int, is_ipv4, parse_shard
@@ -105,12 +105,6 @@ def probe_template(probe: str) -> tuple[bytes, int]:
     """
     (icmp,) = icmp_probes([ProbeSpec(probe)])
     return icmp.template, icmp.partial
-
-
-def _fold(total: int) -> int:
-    total = (total & 0xFFFF) + (total >> 16)
-    total = (total & 0xFFFF) + (total >> 16)
-    return total ^ 0xFFFF
 
 
 def check_sweep_options(*, timeout: float | None = None, retries: int | None = None, rate: float | None = None) -> None:
@@ -1477,7 +1471,7 @@ class _RawSweep(_RawReceive):
             if buf is not None:
                 ident = (base + (i >> 16)) & 0xFFFF
                 seq = i & 0xFFFF
-                pack_into("!HHI8xHHHH", area, k * slot, fam, 0, a, type_code, _fold(partial + ident + seq), ident, seq)
+                pack_into("!HHI8xHHHH", area, k * slot, fam, 0, a, type_code, csum_fold(partial + ident + seq), ident, seq)
             elif write is not None:
                 pass  # the whole batch is written at its flush
             elif probe is not None:

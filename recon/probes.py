@@ -66,6 +66,7 @@ __all__ = [
     "Timestamp",
     "Udp",
     "Udp6",
+    "csum_fold",
     "l4_probes6",
     "parse_probes",
 ]
@@ -160,7 +161,9 @@ class Cookies:
         return int.from_bytes(h.digest(), "big")
 
 
-def _csum_fold(total: int) -> int:
+def csum_fold(total: int) -> int:
+    """A one's-complement checksum from the sum of its 16-bit words (carries folded in twice, then inverted): the
+    probes' checksums from a template's partial sum plus the words that change (RFC 1624 style)."""
     total = (total & 0xFFFF) + (total >> 16)
     total = (total & 0xFFFF) + (total >> 16)
     return total ^ 0xFFFF
@@ -210,7 +213,7 @@ class IcmpProbe(Probe):
 
     def build(self, target: int, cookie: int) -> bytes:
         msg = bytearray(self.template)
-        struct.pack_into("!HHI", msg, 0, self.request << 8, _csum_fold(self.partial + (cookie >> 16) + (cookie & 0xFFFF)), cookie)
+        struct.pack_into("!HHI", msg, 0, self.request << 8, csum_fold(self.partial + (cookie >> 16) + (cookie & 0xFFFF)), cookie)
         return bytes(msg)
 
     def match(self, data: bytes) -> Answer | None:
@@ -289,7 +292,7 @@ class TcpProbe(L4Probe):
         c = self.cookie(target) if cookie is None else cookie
         seq, ack = (c, 0) if self.flags == _TCP_SYN else (0, c)
         total = self.partial + target % 0xFFFF + (c >> 16) + (c & 0xFFFF)  # target: IPv4 or IPv6 (see partial)
-        _TCP_HEADER.pack_into(buf, offset, self.sport, self.port, seq, ack, self._flags_word, self._window, _csum_fold(total), 0)
+        _TCP_HEADER.pack_into(buf, offset, self.sport, self.port, seq, ack, self._flags_word, self._window, csum_fold(total), 0)
 
     def write_slots(self, area: bytearray, slot: int, addrs: array[int], held: array[int], count: int) -> None:
         # build_into's arithmetic inline (tests/test_probes.py holds the two to the same bytes)
@@ -360,7 +363,7 @@ class Udp(L4Probe):
         sport = self.source_port(c)
         total = self.partial + target % 0xFFFF + sport + (c >> 16) + (c & 0xFFFF)  # target: IPv4 or IPv6 (see partial)
         # 0 is "no checksum": allowed over IPv4, forbidden over IPv6 (RFC 8200 8.1); 0xFFFF is the same sum for both
-        _UDP_PROBE.pack_into(buf, offset, sport, self.port, len(self.template), _csum_fold(total) or 0xFFFF, c)
+        _UDP_PROBE.pack_into(buf, offset, sport, self.port, len(self.template), csum_fold(total) or 0xFFFF, c)
 
     def write_slots(self, area: bytearray, slot: int, addrs: array[int], held: array[int], count: int) -> None:
         # build_into's arithmetic inline (tests/test_probes.py holds the two to the same bytes)

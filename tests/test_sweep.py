@@ -317,9 +317,9 @@ def test_probe_template_is_scapy_icmp() -> None:
     probe = bytearray(raw)
     probe[4:8] = (0x1234).to_bytes(2, "big") + (0xFFFE).to_bytes(2, "big")
     probe[8] = 2
-    from recon.engine import _fold
+    from recon.probes import csum_fold
 
-    probe[2:4] = _fold(partial + 0x1234 + 0xFFFE + (2 << 8)).to_bytes(2, "big")
+    probe[2:4] = csum_fold(partial + 0x1234 + 0xFFFE + (2 << 8)).to_bytes(2, "big")
     assert inet_checksum(bytes(probe)) == 0
     assert bytes(ICMP(bytes(probe))) == bytes(probe) and ICMP(bytes(probe)).chksum == ICMP(bytes(ICMP(bytes(probe)))).chksum
 
