@@ -5,7 +5,10 @@ JSON lines. The first line is the header: the format version (``FORMAT``) and th
 probe options). A file of another format version is refused with one line that says what to do.
 Every later line is one finished part (its answered hosts, IPv4, IPv6 and scoped, and its counters),
 appended and fsynced as soon as the part's result is known, so after Ctrl-C, SIGKILL or a crash the
-file holds every part that finished and nothing else. A torn last line (the process died mid-write) is cut off when the file is reopened.
+file holds every part that finished and nothing else. A torn last line (the process died mid-write) is
+dropped when the file is read back, and cut off before the next part is appended. A run that records no
+part leaves the file as it found it: one it created is removed, so a sweep that fails before its first
+part is done (an unreachable cluster, say) leaves no journal behind, and one that held parts is not written to.
 Opening an existing journal with a different sweep is refused: merging parts of two different sweeps
 would be wrong silently. Resume is shard-granular: a part that was running when the process stopped
 is swept again from its start (see ARCHITECTURE.md, cluster.py).
@@ -37,27 +40,23 @@ MAX_LINE = 64 << 20  # the longest line read: a header of MAX_RUNS intervals, or
 
 
 class Journal:
-    """An append-only journal; ``Journal.open`` returns it with the header in force and the parts already done."""
+    """An append-only journal: ``Journal.load`` reads it, ``start`` puts the header in force, ``record`` appends parts.
+
+    A journal this run started (the file was missing or empty) and never wrote a part to is left as it was found
+    when it is closed: removed if this run created it, else emptied. So a run that fails before its first part is
+    done (an unreachable cluster, a shard that fails, Ctrl-C) leaves nothing behind. A journal that held a sweep
+    before is never written to until a part is recorded (its torn tail, if any, is cut then).
+    """
 
     def __init__(self, path: Path, fd: int, header: dict[str, Any], done: dict[tuple[int, int], dict[str, Any]],
-                 size: int) -> None:
+                 valid: int = 0, *, created: bool = False) -> None:
         self.path = path
         self.header = header  # {} until ``start`` (a new file) or the recorded one (a journal there before)
         self.done = done
         self._fd = fd
-        self._size = size  # bytes of whole lines in the file
-        self._valid = size  # bytes of the valid prefix read back (a torn tail past it is cut by ``start``)
-
-    @classmethod
-    def open(cls, path: str, header: dict[str, Any], *, defaults: tuple[str, ...] = ()) -> Journal:
-        """Start a journal at ``path`` with ``header``, or continue the one there (``load``, then ``start``)."""
-        journal = cls.load(path)
-        try:
-            journal.start(header, defaults=defaults)
-        except BaseException:
-            journal.close()
-            raise
-        return journal
+        self._size = valid  # bytes of whole lines: the valid prefix read back (a torn tail past it is cut at the first write)
+        self._found_fresh = not header  # the file held no sweep when loaded: closed without a part, it is left as found
+        self._created = created  # this run created the file (it was missing)
 
     @classmethod
     def load(cls, path: str) -> Journal:
@@ -65,14 +64,12 @@ class Journal:
         file (``fresh``). Nothing is written until ``start``, so a caller can see what is done before it decides
         what the sweep needs (a cluster only for parts still to do)."""
         p = Path(path)
-        fd = _open(p)
+        fd, created = _open(p)
         try:
             if os.fstat(fd).st_size == 0:
-                return cls(p, fd, {}, {}, 0)
+                return cls(p, fd, {}, {}, created=created)
             recorded, done, valid = _read(fd, p)
-            journal = cls(p, fd, recorded, done, 0)
-            journal._valid = valid
-            return journal
+            return cls(p, fd, recorded, done, valid)
         except BaseException:
             os.close(fd)
             raise
@@ -83,7 +80,7 @@ class Journal:
         return not self.header
 
     def start(self, header: dict[str, Any], *, defaults: tuple[str, ...] = ()) -> None:
-        """Write ``header`` to a fresh journal, or check it against the recorded one.
+        """Write ``header`` to a fresh journal, or check it against the recorded one (writing nothing).
 
         Continuing requires the same sweep: every key of ``header`` must match the recorded one, except the
         keys named in ``defaults`` (values the caller chose, not the user: there the recorded value wins).
@@ -97,9 +94,6 @@ class Journal:
             if key not in defaults and _norm(recorded.get(key)) != _norm(wanted):
                 raise InputError(f"{self.path} records another sweep ({key} differs: {recorded.get(key)!r}, not {wanted!r})",
                                  hint="run the same command to resume it, or give a new --resume file to start over")
-        if self._valid < os.fstat(self._fd).st_size:
-            os.ftruncate(self._fd, self._valid)  # a torn last line from a process that died mid-write
-        self._size = self._valid
 
     def record(self, part: tuple[int, int], payload: dict[str, Any]) -> None:
         """Append one finished part and make it durable before the sweep moves on."""
@@ -110,6 +104,7 @@ class Journal:
         """One whole line, fsynced, or none of it: a failed write is cut back and raised (exit 3)."""
         data = (json.dumps(row, separators=(",", ":")) + "\n").encode()
         try:
+            os.ftruncate(self._fd, self._size)  # a torn last line from a process that died mid-write goes first
             os.lseek(self._fd, self._size, os.SEEK_SET)
             done = 0
             while done < len(data):
@@ -130,9 +125,27 @@ class Journal:
         self._size += done
 
     def close(self) -> None:
-        if self._fd >= 0:
+        if self._fd < 0:
+            return
+        try:
+            if self._found_fresh and not self.done:
+                self._leave_as_found()
+        finally:
             os.close(self._fd)
             self._fd = -1
+
+    def _leave_as_found(self) -> None:
+        """Empty the file again (a header this run wrote), and remove it if this run created it and it is still
+        the file at the path (another one put there meanwhile is not ours to remove). Best effort: an empty file
+        left behind is a new journal to the next run."""
+        try:
+            os.ftruncate(self._fd, 0)
+            if self._created:
+                here, ours = os.stat(self.path, follow_symlinks=False), os.fstat(self._fd)
+                if (here.st_dev, here.st_ino) == (ours.st_dev, ours.st_ino):
+                    os.unlink(self.path)
+        except OSError:
+            pass
 
     def __enter__(self) -> Journal:
         return self
@@ -141,10 +154,17 @@ class Journal:
         self.close()
 
 
-def _open(p: Path) -> int:
-    """The journal's descriptor: a regular file, created if missing, never through a symbolic link."""
-    try:  # O_NONBLOCK: a FIFO planted at the path must not hang the open
-        fd = os.open(p, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+def _open(p: Path) -> tuple[int, bool]:
+    """The journal's descriptor, and whether it was created here: a regular file, created if missing, never
+    through a symbolic link (O_EXCL does not follow one, and the second open refuses it)."""
+    flags = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # O_NONBLOCK: a FIFO at the path must not hang the open
+    created = True
+    try:
+        try:
+            fd = os.open(p, flags | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            created = False
+            fd = os.open(p, flags)
     except OSError as exc:
         if exc.errno == errno.ELOOP and p.is_symlink():
             raise InputError(f"will not use --resume file {str(p)!r}: it is a symbolic link",
@@ -153,7 +173,7 @@ def _open(p: Path) -> int:
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise InputError(f"--resume file {str(p)!r} is not a regular file", hint="give a new file name, or the file a sweep wrote")
-    return fd
+    return fd, created
 
 
 def _read(fd: int, p: Path) -> tuple[dict[str, Any], dict[tuple[int, int], dict[str, Any]], int]:

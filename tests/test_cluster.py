@@ -26,6 +26,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import recon.cluster
 from recon.cluster import ClusterError, ShardOutcome, ShardTask, merge_outcomes, parse_cluster, shard_plan, shard_size, sweep_shard
 from recon.errors import InvalidOption
 from recon.lab import netns
@@ -225,13 +226,46 @@ def test_a_finished_journal_is_printed_without_a_cluster(tmp_path: Path) -> None
     assert sorted(again.stdout.splitlines()) == sorted(first.stdout.splitlines())
 
 
+def _sweep_on_an_unreachable_cluster(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """``recon ARGV --cluster tcp://127.0.0.1:PORT`` with nothing listening there, in a network namespace of its
+    own (its loopback is down: nothing answers, nothing leaves), the connect timeout cut to a second."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again before the sweep: nobody listens there
+    code = ("import sys\nimport recon.cluster\nrecon.cluster.CONNECT_TIMEOUT = 1.0\n"
+            "from recon.cli import run\nsys.exit(run(sys.argv[1:]))")
+    return subprocess.run(offline_argv([sys.executable, "-c", code, *argv, "--cluster", f"tcp://127.0.0.1:{port}"]),
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+
+
+def test_an_unreachable_cluster_leaves_the_resume_file_as_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--resume FILE with a scheduler nobody answers at: exit 3, one line, and the file as it was: none when
+    there was none (the old code left an empty one behind, created before the cluster was tried), still empty
+    when it was empty, and byte for byte the same when it held parts, a torn last line included (the old code
+    cut that before it tried the cluster)."""
+    missing, empty, partial = tmp_path / "missing.resume", tmp_path / "empty.resume", tmp_path / "partial.resume"
+    empty.write_bytes(b"")
+    monkeypatch.setattr(recon.cluster, "RESUME_PART", 20)  # 34 targets: two parts (the file's count wins later)
+    with offline(ReplayTransport(_mixed_answers)):
+        assert run_cli(*_resume_argv(partial)).code == 0
+    lines = partial.read_bytes().splitlines(keepends=True)
+    assert len(lines) == 3  # the header and two parts
+    partial.write_bytes(b"".join(lines[:-1]) + lines[-1][:20])  # the last part torn: it is swept again
+    found = partial.read_bytes()
+    for journal in (missing, empty, partial):
+        res = _sweep_on_an_unreachable_cluster(_resume_argv(journal))
+        assert res.returncode == 3, res.stderr
+        assert res.stderr.count("\n") == 1 and "cannot reach the Dask scheduler" in res.stderr, res.stderr
+    assert not missing.exists()
+    assert empty.read_bytes() == b""
+    assert partial.read_bytes() == found
+
+
 def test_ctrl_c_in_a_resumed_sweep_lists_the_parts_done_and_the_same_command_carries_on(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Ctrl-C (KeyboardInterrupt from the first probe of part 2) ends a --resume sweep of two parts with part 1's
     hosts listed, one line saying so, the summary of what was done, exit 130; the same command then sweeps part 2
     only, and the two runs together print every target once."""
-    import recon.cluster
-
     monkeypatch.setattr(recon.cluster, "RESUME_PART", 20)  # 34 targets: two parts
     targets = build_targets(MIXED)
     second = {int_to_ip(a) for a in targets.order(0, (2, 2))} | {int_to_ip6(a) for a in targets.v6.order(0, (2, 2))}
@@ -290,7 +324,7 @@ def test_a_resume_file_of_the_old_format_is_one_line_that_says_what_to_do(tmp_pa
     path = tmp_path / "old.resume"
     path.write_text(json.dumps({"format": "recon-sweep-resume/1", "targets": [[1, 9]], "seed": 0, "parts": 1}) + "\n")
     with pytest.raises(InputError, match=r"another recon version .*recon-sweep-resume/1.*give a new --resume file"):
-        Journal.open(str(path), {"targets": [[1, 9]], "seed": 0, "parts": 1})
+        Journal.load(str(path))
     res = run_cli_offline("sweep", "198.18.1.0/30", "--resume", str(path))
     assert res.code == 2 and res.stderr.count("\n") == 1 and "recon-sweep-resume/1" in res.stderr, res.stderr
 
@@ -309,12 +343,14 @@ def test_a_96_of_ipv6_is_cut_into_shards_of_at_most_a_104(tmp_path: Path) -> Non
         resumable = ClusterStream(targets, None, probe="echo", resume=str(journal))
         with pytest.raises(InvalidOption, match="at least 256"):
             ClusterStream(targets, None, probe="echo", shards=255)
+        header = json.loads(journal.read_text().splitlines()[0])
         here.close()
         resumable.close()
     assert transport is not None and transport.sent == []
     assert len(here.plan) == 256 and max(shard_size(len(targets.v6), s) for s in here.plan) == MAX_V6_SWEEP
     assert sum(targets.count(s) for s in here.plan) == targets.total
-    assert len(resumable.plan) == json.loads(journal.read_text().splitlines()[0])["parts"] == 65536
+    assert len(resumable.plan) == header["parts"] == 65536
+    assert not journal.exists()  # closed before a part was done: the journal it created is gone
 
 
 def test_a_scoped_target_is_bound_on_the_worker_and_a_missing_interface_is_exit_2() -> None:
@@ -636,19 +672,22 @@ def test_journal_refuses_another_sweep_and_cuts_a_torn_tail(tmp_path: Path) -> N
 
     path = tmp_path / "run.resume"
     header = {"targets": [[1, 9]], "seed": 4, "parts": 2}
-    with Journal.open(str(path), header) as journal:
+    with Journal.load(str(path)) as journal:
+        journal.start(header)
         journal.record((1, 2), {"hosts": []})
     with open(path, "a") as fh:
         fh.write('{"part": [2, 2], "hos')  # the process died mid-write
-    with Journal.open(str(path), {**header, "seed": 0, "parts": 9}, defaults=("seed", "parts")) as journal:
+    with Journal.load(str(path)) as journal:
+        journal.start({**header, "seed": 0, "parts": 9}, defaults=("seed", "parts"))
         assert journal.done == {(1, 2): {"hosts": []}} and journal.header["seed"] == 4 and journal.header["parts"] == 2
-    assert path.read_text().endswith("}\n")  # the torn line is gone, so new parts append cleanly
-    with pytest.raises(InputError, match="seed differs"):
-        Journal.open(str(path), {**header, "seed": 5})
+        journal.record((2, 2), {"hosts": []})
+    assert path.read_text().endswith('}\n{"part":[2,2],"hosts":[]}\n')  # the torn line is gone: new parts append cleanly
+    with Journal.load(str(path)) as journal, pytest.raises(InputError, match="seed differs"):
+        journal.start({**header, "seed": 5})
     other = tmp_path / "other.txt"
     other.write_text("hello\n")
     with pytest.raises(InputError, match="not a recon sweep --resume file"):
-        Journal.open(str(other), header)
+        Journal.load(str(other))
 
 
 def test_resume_after_a_kill_carries_on_and_equals_the_truth(lab: LabHandle, tmp_path: Path) -> None:

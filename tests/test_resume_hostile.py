@@ -35,7 +35,7 @@ def test_a_symbolic_link_at_the_path_is_refused_not_written_through(tmp_path: Pa
     link = tmp_path / "run.resume"
     link.symlink_to(target)
     with pytest.raises(InputError, match="symbolic link"):
-        Journal.open(str(link), HEADER)
+        Journal.load(str(link))
     assert target.exists() is not dangling and (dangling or target.read_text() == "")
 
 
@@ -46,7 +46,7 @@ def test_a_fifo_device_or_directory_is_refused_at_once(tmp_path: Path, kind: str
     if kind == "fifo":
         os.mkfifo(path)
     code = ("import sys\nfrom recon.resume import Journal\nfrom recon.errors import InputError\n"
-            f"try:\n    Journal.open({str(path)!r}, {HEADER!r})\nexcept InputError as e:\n    print(e)\n")
+            f"try:\n    Journal.load({str(path)!r}).start({HEADER!r})\nexcept InputError as e:\n    print(e)\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20, cwd=ROOT)
     assert res.returncode == 0 and res.stderr == "", res.stderr
     assert "not a regular file" in res.stdout or "Is a directory" in res.stdout, res.stdout
@@ -61,20 +61,27 @@ def test_a_fifo_device_or_directory_is_refused_at_once(tmp_path: Path, kind: str
     "\xff\xfe not UTF-8",
 ])
 def test_a_garbled_line_ends_the_journal_there(tmp_path: Path, bad: str) -> None:
-    """What follows the last good part is dropped (those parts are swept again), never raised."""
+    """What follows the last good part is dropped (those parts are swept again), never raised; it is cut off
+    before the next part is appended (not before: a run that records nothing leaves the file as it was)."""
     path = tmp_path / "run.resume"
     _journal(path, {"part": [1, 2], "hosts": []}, bad, {"part": [2, 2], "hosts": []})
-    good = len(path.read_bytes().split(b"\n", 2)[0]) + 1 + len(json.dumps({"part": [1, 2], "hosts": []})) + 1
-    with Journal.open(str(path), HEADER) as journal:
+    found = path.read_bytes()
+    good = len(found.split(b"\n", 2)[0]) + 1 + len(json.dumps({"part": [1, 2], "hosts": []})) + 1
+    with Journal.load(str(path)) as journal:
+        journal.start(HEADER)
         assert journal.done == {(1, 2): {"hosts": []}}
-    assert path.stat().st_size == good
+    assert path.read_bytes() == found
+    with Journal.load(str(path)) as journal:
+        journal.start(HEADER)
+        journal.record((2, 2), {"hosts": []})
+    assert path.read_bytes() == found[:good] + b'{"part":[2,2],"hosts":[]}\n'
 
 
 def test_a_deeply_nested_header_is_not_a_journal(tmp_path: Path) -> None:
     path = tmp_path / "run.resume"
     path.write_text("[" * 100_000 + "\n")
     with pytest.raises(InputError, match="not a recon sweep --resume file"):
-        Journal.open(str(path), HEADER)
+        Journal.load(str(path))
 
 
 @pytest.mark.parametrize(("row", "header"), [
@@ -107,7 +114,8 @@ def test_a_full_disk_is_one_environment_error_and_whole_lines(tmp_path: Path) ->
     need_lab()  # root; skips without it, fails under CI=true
     with small_tmpfs(tmp_path / "small", "16k") as where:
         path = where / "run.resume"
-        with Journal.open(str(path), HEADER) as journal, pytest.raises(ReconEnvironmentError) as exc:
+        with Journal.load(str(path)) as journal, pytest.raises(ReconEnvironmentError) as exc:
+            journal.start(HEADER)
             for k in range(1, 1000):
                 journal.record((k, 1000), {"hosts": [], "pad": "x" * 1000})
         data = path.read_bytes()
