@@ -12,8 +12,7 @@ travels as text and is bound to the worker's interface of that name.
 
 ``ClusterStream`` hands the results back as each shard arrives (``as_completed``): the shard's
 ``ShardStats``, then its answered hosts, then (with ``down``) its silent targets as down rows, so a
-printer can write them at once. ``cluster_sweep`` collects the same into one ``SweepResult`` in address
-order. The merge (``_Merge``) is keyed by shard and by address (family, value, scope:
+printer can write them at once. The merge (``_Merge``) is keyed by shard and by address (family, value, scope:
 ``targets.address_key``): a shard that arrives twice is dropped before anything of it is recorded or
 returned, a host is returned once, and shards that do not add up to the target set are an error, never
 a silent gap.
@@ -35,7 +34,7 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, fields, replace
 from types import TracebackType
@@ -43,7 +42,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 
 from recon.engine import check_sweep_options
 from recon.errors import ExitStatus, InputError, InvalidOption, ReconEnvironmentError, ReconError
-from recon.models import HostResult, ShardStats, SweepResult, SweepStats, WorkerStats, as_dict, from_dict
+from recon.models import HostResult, ShardStats, SweepStats, WorkerStats, as_dict, from_dict
 
 if TYPE_CHECKING:
     from recon.resume import Journal
@@ -55,8 +54,6 @@ __all__ = [
     "ClusterStream",
     "ShardOutcome",
     "ShardTask",
-    "cluster_sweep",
-    "merge_outcomes",
     "parse_cluster",
     "shard_plan",
     "shard_size",
@@ -301,34 +298,6 @@ class ClusterStream:
         self.close()
 
 
-def cluster_sweep(targets: TargetSet, cluster: str | None, *, on_shard: Callable[[ShardStats], None] | None = None,
-                  **options: Any) -> SweepResult:
-    """Sweep ``targets`` (or shard I/N of them) in parts, on a Dask cluster or here; one merged SweepResult.
-
-    ``cluster``: ``tcp://SCHEDULER:PORT``, ``local:N``, or None to sweep the parts one after another in this
-    process. ``options``: those of ``ClusterStream`` (``shards``: how many parts, default one per worker thread;
-    ``resume``: a journal file, recon.resume, so a stopped run carries on where it stopped; ``timeout``,
-    ``retries``, ``seed``, ``shard``, ``resolve``) and the Prober's (method, probe, engine, interface, source,
-    rate), applied wherever a part runs. ``on_shard`` is called with each part's statistics as it arrives.
-    The hosts come in address order (IPv4, then IPv6 and scoped ones), every target once.
-    """
-    hosts: list[HostResult] = []
-    with ClusterStream(targets, cluster, down=True, **options) as stream:
-        for item in stream:
-            if isinstance(item, ShardStats):
-                if on_shard is not None:
-                    on_shard(item)
-            else:
-                hosts += item
-    return SweepResult(hosts=_in_address_order(hosts), stats=stream.stats, shards=stream.shards)
-
-
-def _in_address_order(hosts: Iterable[HostResult]) -> tuple[HostResult, ...]:
-    from recon.targets import address_key
-
-    return tuple(sorted(hosts, key=lambda h: address_key(h.address)))
-
-
 def _check_prober(prober: dict[str, Any]) -> None:
     """Refuse bad Prober options here, before a cluster starts (the interface is checked where each part runs)."""
     from recon.engine import Prober
@@ -449,21 +418,6 @@ class _Merge:
         stats = _sum_stats([o.stats for o in self.outcomes.values() if o.stats is not None],
                            sum(self.targets.count(p) for p in self.outcomes), wall)
         return replace(stats, interrupted=bool(self.plan - set(self.outcomes)))
-
-
-def merge_outcomes(targets: TargetSet, seed: int, shard: tuple[int, int], outcomes: list[ShardOutcome],
-                   wall: float) -> SweepResult:
-    """One SweepResult from the shards' outcomes, keyed by address; every target of ``shard`` exactly once.
-
-    The plan is read from the outcomes' shard count. A duplicate outcome (same shard twice) is dropped; a
-    missing shard is a ClusterError rather than a silent gap.
-    """
-    total = outcomes[0].shard[1] if outcomes else shard[1]
-    plan = [s for s in shard_plan(max(1, total // shard[1]), shard) if targets.count(s)]
-    merge = _Merge(targets, seed, shard, plan, down=True)
-    hosts = [h for o in outcomes for item in merge.add(o) if not isinstance(item, ShardStats) for h in item]
-    merge.check()
-    return SweepResult(hosts=_in_address_order(hosts), stats=merge.stats(wall), shards=merge.shard_stats())
 
 
 def worker_stats(shards: Iterable[ShardStats]) -> tuple[WorkerStats, ...]:

@@ -959,12 +959,12 @@ def _plain_table(hosts: Sequence[HostResult], cells: Callable[[HostResult], list
 
 
 class SweepPrinter:
-    """The one sweep renderer. A sweep's hosts as they come (``recon.sweep_iter``), or a finished result
-    (``print_sweep``), in the format ``fmt`` (``--json``, ``--csv``, ``--grep``, ``-a/--alive``, or "" for the
-    table): rows are written and flushed once per ``add()``, as soon as the hosts are decided; the table is
-    sorted by address (``targets.address_key``: IPv4, then IPv6, scope as tiebreak) and printed by
-    ``finish()``, so it holds only the rows it shows. ``show_all``: down and unreachable rows too (not with
-    ``-a/--alive``, which lists the hosts that are up). ``stream``: stdout of the current ``Console`` unless given."""
+    """The one sweep renderer. A sweep's hosts as they come (``recon.sweep_iter``, ``cluster.ClusterStream``), in
+    the format ``fmt`` (``--json``, ``--csv``, ``--grep``, ``-a/--alive``, or "" for the table): rows are written
+    and flushed once per ``add()``, as soon as the hosts are decided; the table is sorted by address
+    (``targets.address_key``: IPv4, then IPv6, scope as tiebreak) and printed by ``finish()``, so it holds only the
+    rows it shows. ``show_all``: down and unreachable rows too (not with ``-a/--alive``, which lists the hosts that
+    are up). ``stream``: stdout of the current ``Console`` unless given."""
 
     def __init__(self, fmt: str, show_all: bool, progress: SweepProgress | None = None,
                  argv: Sequence[str] = ("recon", "sweep"), stream: TextIO | None = None) -> None:
@@ -1017,15 +1017,6 @@ class SweepPrinter:
         rows, self.rows = self.rows, []
         rows.sort(key=lambda h: address_key(h.address))
         out_lines(sweep_table_lines(rows, self.show_all), self.stream)
-
-
-def print_sweep(result: SweepResult, fmt: str = "", show_all: bool = False, argv: Sequence[str] = ("recon", "sweep"),
-                stream: TextIO | None = None) -> int:
-    """A finished sweep through the same ``SweepPrinter`` a streamed one goes through; the number of hosts up."""
-    printer = SweepPrinter(fmt, show_all, argv=argv, stream=stream)
-    printer.add(result.hosts)
-    printer.finish(result.stats)
-    return printer.up
 
 
 def _ms(value: float | None) -> str:

@@ -27,11 +27,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import recon.cluster
-from recon.cluster import ClusterError, ShardOutcome, ShardTask, merge_outcomes, parse_cluster, shard_plan, shard_size, sweep_shard
+from recon.cluster import ClusterError, ClusterStream, ShardOutcome, ShardTask, parse_cluster, shard_plan, shard_size, sweep_shard
 from recon.errors import InvalidOption
 from recon.lab import netns
-from recon.models import HostResult, ScopedTarget, ShardStats, SweepStats
-from recon.targets import TargetSet, V6Targets, build_targets, int_to_ip, int_to_ip6, ip_to_int
+from recon.models import HostResult, ScopedTarget, ShardStats, SweepResult, SweepStats
+from recon.targets import TargetSet, V6Targets, address_key, build_targets, int_to_ip, int_to_ip6, ip_to_int
 from recon.transport import ReplaySocket, ReplayTransport, Sent
 from tests.conftest import ROOT, LabHandle, offline, offline_argv, run_cli, run_cli_offline
 
@@ -74,26 +74,48 @@ def _outcome(shard: tuple[int, int], targets: int, hosts: tuple[HostResult, ...]
     return ShardOutcome(shard, "tcp://127.0.0.1:1", "h", hosts, SweepStats(targets=targets, sent=targets, received=len(hosts)))
 
 
-def test_merge_drops_a_duplicate_shard_and_refuses_a_missing_one() -> None:
+def _collected(stream: ClusterStream) -> SweepResult:
+    """Everything ``stream`` hands back, as one result: the rows in address order, its statistics and shards."""
+    with stream:
+        hosts = [h for item in stream if not isinstance(item, ShardStats) for h in item]
+    return SweepResult(tuple(sorted(hosts, key=lambda h: address_key(h.address))), stream.stats, stream.shards)
+
+
+def _merged(monkeypatch: pytest.MonkeyPatch, targets: TargetSet, seed: int, outcomes: list[ShardOutcome]) -> SweepResult:
+    """``outcomes`` through the merge of the stream the CLI reads (``ClusterStream``, its plan the outcomes' count
+    of shards), arriving in this order, as a cluster could deliver them (a shard twice, or one missing): the
+    cluster's deliveries are replaced, nothing is swept (the replay transport's record stays empty)."""
+    def arriving(*_: object) -> Iterator[ShardOutcome]:
+        yield from outcomes
+
+    monkeypatch.setattr(recon.cluster, "_outcomes", arriving)
+    with offline(ReplayTransport()) as transport:
+        try:
+            return _collected(ClusterStream(targets, None, shards=outcomes[0].shard[1], seed=seed, probe="echo"))
+        finally:
+            assert transport is not None and transport.sent == []
+
+
+def test_merge_drops_a_duplicate_shard_and_refuses_a_missing_one(monkeypatch: pytest.MonkeyPatch) -> None:
     targets = build_targets(["198.18.1.0/30"])
     plan = shard_plan(2)
     addrs = [sorted(targets.order(7, s)) for s in plan]
     up = HostResult(int_to_ip(addrs[0][0]), "up", 1.0, 64, "echo-reply")
     first = _outcome(plan[0], len(addrs[0]), (up,))
     second = _outcome(plan[1], len(addrs[1]), ())
-    merged = merge_outcomes(targets, 7, (1, 1), [first, second, first], 1.0)
+    merged = _merged(monkeypatch, targets, 7, [first, second, first])
     assert [h.address for h in merged.hosts] == list(targets)
     assert [h.address for h in merged.up] == [up.address]
     assert merged.stats.targets == 4 and merged.stats.sent == 4 and len(merged.shards) == 2
     with pytest.raises(ClusterError, match="covered 2 of 4"):
-        merge_outcomes(targets, 7, (1, 1), [first], 1.0)
+        _merged(monkeypatch, targets, 7, [first])
 
 
 def _v6(text: str) -> int:
     return int(ipaddress.IPv6Address(text))
 
 
-def test_merge_is_keyed_by_family_value_and_scope() -> None:
+def test_merge_is_keyed_by_family_value_and_scope(monkeypatch: pytest.MonkeyPatch) -> None:
     """IPv4 198.18.1.17 and IPv6 ::c612:111 (::198.18.1.17) share a value, 2001:db8::10 and the group member 2001:db8::10%lo an
     address: four rows, none lost to another's key; a shard that arrives twice adds nothing, a missing one is an
     error. (The old merge keyed by the IPv4 integer: IPv6 rows raised.)"""
@@ -110,14 +132,14 @@ def test_merge_is_keyed_by_family_value_and_scope() -> None:
         mine = {int_to_ip(a) for a in targets.order(3, part)}
         hosts = tuple(h for a, h in answered.items() if a in mine) + (members if part[0] == 1 else ())
         outcomes.append(_outcome(part, targets.count(part), hosts))
-    merged = merge_outcomes(targets, 3, (1, 1), [outcomes[1], outcomes[0], outcomes[1], outcomes[0]], 1.0)
+    merged = _merged(monkeypatch, targets, 3, [outcomes[1], outcomes[0], outcomes[1], outcomes[0]])
     assert [(h.address, h.status) for h in merged.hosts] == [
         ("198.18.1.17", "up"), ("::198.18.1.17", "down"), ("2001:db8::10", "down"), ("2001:db8::10%lo", "up"),
         ("fe80::1%lo", "up")]
     assert merged.stats.targets == 4 and [(s.shard, s.targets) for s in merged.shards] == [
         (1, targets.count(plan[0])), (2, targets.count(plan[1]))]
     with pytest.raises(ClusterError, match=f"covered {targets.count(plan[1])} of 4"):
-        merge_outcomes(targets, 3, (1, 1), [outcomes[1]], 1.0)
+        _merged(monkeypatch, targets, 3, [outcomes[1]])
 
 
 def _mixed_answers(sock: ReplaySocket, sent: Sent) -> list[bytes]:
@@ -143,7 +165,6 @@ MIXED = ["198.18.1.16/28", "198.18.2.0/29", "2001:db8::e-11", "2001:db8:2::1-5",
 def test_shards_of_mixed_targets_stream_and_merge_to_the_plain_sweep() -> None:
     """IPv4, routed IPv6 and a scoped group in 3 parts, swept here on recorded answers: each part comes back
     as its ShardStats and then its rows, no row twice, and together they are the plain sweep's rows."""
-    from recon.cluster import ClusterStream
     from recon.engine import sweep
 
     targets = build_targets(MIXED)
@@ -167,13 +188,12 @@ def test_shards_of_mixed_targets_stream_and_merge_to_the_plain_sweep() -> None:
 def test_the_shards_of_one_shard_of_mixed_targets_merge_to_its_plain_sweep(outer: tuple[int, int]) -> None:
     """--shard I/N with shards: the parts of shard I/N, IPv6 and scoped targets too (these in shard 1 only), are
     what a plain sweep of shard I/N finds, no more and no less."""
-    from recon.cluster import cluster_sweep
     from recon.engine import sweep
 
     targets = build_targets(MIXED)
     options = {"method": "icmp", "probe": "echo", "timeout": 0.05, "retries": 0, "seed": 4, "shard": outer}
     plain = sweep(targets, transport=ReplayTransport(_mixed_answers), **options)  # type: ignore[arg-type]  # a dict of options
-    merged = cluster_sweep(targets, None, shards=2, transport=ReplayTransport(_mixed_answers), **options)
+    merged = _collected(ClusterStream(targets, None, shards=2, transport=ReplayTransport(_mixed_answers), **options))
     key = lambda h: (h.address, h.status, h.reason, h.reply, h.ttl)
     assert [key(h) for h in merged.hosts] == [key(h) for h in plain.hosts]
     assert merged.stats.targets == targets.count(outer) and len(merged.shards) == 2
@@ -333,7 +353,6 @@ def test_a_96_of_ipv6_is_cut_into_shards_of_at_most_a_104(tmp_path: Path) -> Non
     """One sweep takes at most a /104 of IPv6 (engine6.MAX_V6_SWEEP); a sweep in shards cuts a /96 into enough
     of them by itself (256 here, one per 65,536 targets with --resume), and a --shards count too small for that
     is refused before anything runs. Nothing is swept: the plan is made when the stream opens."""
-    from recon.cluster import ClusterStream
     from recon.engine6 import MAX_V6_SWEEP
 
     targets = build_targets(["198.18.1.0/24", "2001:db8::/96"], yes=True)
@@ -647,7 +666,7 @@ def _whole_rows(path: Path) -> dict[str, str]:
     return {r["address"]: r["status"] for r in map(json.loads, lines)}
 
 
-def test_shards_swept_directly_merge_to_the_local_sweep(lab: LabHandle) -> None:
+def test_shards_swept_directly_merge_to_the_local_sweep(lab: LabHandle, monkeypatch: pytest.MonkeyPatch) -> None:
     """sweep_shard over every part (one part twice) merges to what one local sweep reports, row for row."""
     from recon.engine import Prober
 
@@ -657,7 +676,7 @@ def test_shards_swept_directly_merge_to_the_local_sweep(lab: LabHandle) -> None:
             local = prober.sweep(targets, seed=3)
         base = ShardTask(tuple(targets.intervals), (), 3, (1, 1), (), 1.0, 1, False)
         outcomes = [sweep_shard(ShardTask(base.intervals, (), 3, s, (), 1.0, 1, False)) for s in shard_plan(3)]
-    merged = merge_outcomes(targets, 3, (1, 1), [*outcomes, outcomes[0]], 2.0)
+    merged = _merged(monkeypatch, targets, 3, [*outcomes, outcomes[0]])
     strip = lambda hosts: [(h.address, h.status, h.reply, h.ttl) for h in hosts]
     assert strip(merged.hosts) == strip(local.hosts)
     assert len(merged.up) == 16 + 16 and merged.stats.targets == 256 + 16

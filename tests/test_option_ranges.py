@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from recon.capture import _check as sniff_check
-from recon.cluster import cluster_sweep
+from recon.cluster import ClusterStream
 from recon.craft import _check_send_options as craft_check
 from recon.engine import check_sweep_options
 from recon.errors import InvalidOption, check_range
@@ -37,7 +37,7 @@ CALLERS: list[tuple[str, Callable[[float], object], float, float, bool]] = [
     ("--timeout", lambda v: check_sweep_options(timeout=v), 0, 3600, False),
     ("--rate", lambda v: check_sweep_options(rate=v), 0.01, 1e8, False),
     ("--retries", lambda v: check_sweep_options(retries=v), 0, 100, False),  # type: ignore[arg-type]  # floats: a library caller
-    ("--timeout", lambda v: cluster_sweep(build_targets(["127.0.0.1"]), None, timeout=v, shards=0), 0, 3600, False),
+    ("--timeout", lambda v: ClusterStream(build_targets(["127.0.0.1"]), None, timeout=v, shards=0), 0, 3600, False),
     ("--period", lambda v: watch_check(period=v, misses=1), 0, 86400, False),
     ("--timeout", lambda v: watch_check(period=1, misses=1, timeout=v), 0, 3600, True),
     ("--rate", lambda v: watch_check(period=1, misses=1, rate=v), 1, 1e7, False),

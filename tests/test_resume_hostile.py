@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from recon.cluster import cluster_sweep
+from recon.cluster import ClusterStream
 from recon.errors import InputError, ReconEnvironmentError
 from recon.resume import FORMAT, Journal
-from recon.targets import build_targets
+from recon.targets import TargetSet, build_targets
 from recon.transport import ReplayTransport
 from tests.conftest import ROOT, need_lab, offline, small_tmpfs
 
@@ -84,6 +84,13 @@ def test_a_deeply_nested_header_is_not_a_journal(tmp_path: Path) -> None:
         Journal.load(str(path))
 
 
+def _sweep(targets: TargetSet, path: Path) -> None:
+    """``sweep TARGETS --resume PATH -W 0 -r 0 --probe echo`` as the CLI runs it (``ClusterStream``), to the end."""
+    with ClusterStream(targets, None, timeout=0, retries=0, resume=str(path), probe="echo") as stream:
+        for _ in stream:
+            pass
+
+
 @pytest.mark.parametrize(("row", "header"), [
     ({"part": [1, 1], "worker": "w", "host": "h", "hosts": [{"address": "\x1b[2J", "status": "up"}], "stats": None}, None),
     ({"part": [1, 1], "worker": "w", "host": "h", "hosts": [{"address": "198.18.0.1", "status": "up", "rtt_ms": "fast"}],
@@ -100,12 +107,12 @@ def test_a_damaged_record_is_one_input_error(tmp_path: Path, row: dict[str, obje
     targets = build_targets(["198.18.0.1"])
     path = tmp_path / "run.resume"
     with offline(ReplayTransport()) as transport:  # refused before a part is swept; were it not, nothing could leave
-        cluster_sweep(targets, None, timeout=0, retries=0, resume=str(path), probe="echo")  # writes a true header
+        _sweep(targets, path)  # writes a true header
         recorded = json.loads(path.read_text().splitlines()[0])
         _journal(path, *([row] if row else []), header={**{k: v for k, v in recorded.items() if k != "format"}, **(header or {})})
         transport.sent.clear()
         with pytest.raises(InputError, match="damaged"):
-            cluster_sweep(targets, None, timeout=0, retries=0, resume=str(path), probe="echo")
+            _sweep(targets, path)
         assert transport is not None and transport.sent == []
 
 

@@ -30,9 +30,11 @@ def hostile_sweep() -> SweepResult:
 
 
 def printed(result: SweepResult, fmt: str, show_all: bool = False) -> str:
-    """What the one sweep renderer (render.SweepPrinter, through print_sweep) writes for ``result``."""
+    """What the one sweep renderer (render.SweepPrinter) writes for ``result``'s rows."""
     buf = io.StringIO()
-    render.print_sweep(result, fmt, show_all, stream=buf)
+    printer = render.SweepPrinter(fmt, show_all, stream=buf)
+    printer.add(result.hosts)
+    printer.finish(result.stats)
     return buf.getvalue()
 
 

@@ -68,11 +68,18 @@ def test_json_lines_are_one_object_per_host_with_every_column() -> None:
     assert err.startswith(f"{len(UP)} hosts up of 49 scanned")
 
 
+def _print_whole(result: SweepResult, fmt: str, stream: io.StringIO) -> None:
+    """``result``'s rows, all of them (--all), through the one sweep renderer in one batch."""
+    printer = render.SweepPrinter(fmt, True, stream=stream)
+    printer.add(result.hosts)
+    printer.finish(result.stats)
+
+
 def test_csv_carries_the_same_rows_as_json(result: SweepResult) -> None:
     """The same sweep's rows (the renderer, fed one result: two runs' round-trip times differ)."""
     csv_out, js_out = io.StringIO(), io.StringIO()
-    render.print_sweep(result, "--csv", True, stream=csv_out)
-    render.print_sweep(result, "--json", True, stream=js_out)
+    _print_whole(result, "--csv", csv_out)
+    _print_whole(result, "--json", js_out)
     out, js = csv_out.getvalue(), js_out.getvalue()
     rows = list(csv.DictReader(io.StringIO(out)))
     assert out.splitlines()[0] == ",".join(render.SWEEP_COLUMNS)
@@ -118,10 +125,10 @@ def test_the_streamed_table_sorts_ipv6_rows_too_ipv4_first_scope_as_tiebreak() -
 
 @pytest.mark.parametrize("fmt", ["", "--json", "--csv", "--grep", "-a/--alive"])
 def test_a_finished_result_prints_as_the_same_rows_streamed(result: SweepResult, fmt: str) -> None:
-    """The batch path is the streaming printer fed the finished result: the same text as the rows streamed in
-    batches as they were decided (up first, then the rest), for every format."""
+    """The printer fed a finished result's rows at once writes the same text as fed them in batches as they
+    were decided (up first, then the rest), for every format."""
     whole, streamed = io.StringIO(), io.StringIO()
-    render.print_sweep(result, fmt, True, stream=whole)
+    _print_whole(result, fmt, whole)
     printer = render.SweepPrinter(fmt, True, stream=streamed)
     printer.add(result.up)
     printer.add(h for h in result.hosts if h.status != "up")
