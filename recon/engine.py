@@ -58,6 +58,7 @@ from recon.rounds import Rounds
 from recon.targets import address_key, build_targets, int_to_ip, ip_to_int, is_ipv4, parse_shard
 from recon.transport import (
     FAMILY4,
+    STAMP_SPACE,
     PacketSocket,
     ProbeSockets,
     RecvBatch,
@@ -67,7 +68,9 @@ from recon.transport import (
     default_transport,
     interface_lost,
     prepare_probe_socket,
+    received_ns,
     require_raw,
+    stamp_receive_times,
 )
 
 if TYPE_CHECKING:
@@ -87,9 +90,6 @@ _PENDING, _UP, _UNREACH = 0, 1, 2
 _SILENT = bytes([1] + [0] * 255)  # state → 1 for the still silent (_PENDING), 0 for the decided
 _BATCH = 256  # probes per sendmmsg(2): larger gains nothing measurable (bench/sweep.py)
 _RECV_BATCH = 64  # packets per recvmmsg(2)
-_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
-_STAMP_SPACE = socket.CMSG_SPACE(16)  # one control message: the kernel's receive time, a struct timespec
-_STAMP_CMSG = struct.pack("ii", socket.SOL_SOCKET, _SO_TIMESTAMPNS)  # its level and type (SCM_TIMESTAMPNS), as in the buffer
 _LATE_MEMORY = 8  # previous sweeps whose ids still count as "late", not "ignored"
 # reply codes beyond ICMP types: answers to TCP/UDP probes, ARP, ourselves
 _SYN_ACK, _RST, _UDP_REPLY, _PORT_UNREACH, _LOCALHOST, _ARP_REPLY = 250, 251, 252, 253, 254, 255
@@ -381,11 +381,8 @@ def _arrivals(batch: RecvBatch, stamped: bool) -> Iterator[tuple[bytes, float]]:
             read = clock()
             offset = time.time() - read
             for data, _, control in msgs:
-                if control[8:16] == _STAMP_CMSG and len(control) >= 32:  # as the kernel lays it out
-                    seconds, nanoseconds = struct.unpack_from("qq", control, 16)
-                    yield data, seconds + nanoseconds / 1e9 - offset
-                else:
-                    yield data, read
+                stamp = received_ns(control)
+                yield data, stamp / 1_000_000_000 - offset if stamp else read
             got = len(msgs)
         else:
             packets = batch.recv()
@@ -400,7 +397,7 @@ def _kernel_stamps(run: _RawReceive) -> None:
     """Time ``run``'s answers by the kernel's receive time: in a mixed sweep the IPv6 part's thread holds the GIL
     up to sys.getswitchinterval() (5 ms) at a time, so when Python reads an IPv4 answer says little."""
     for sock in run.socks:
-        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        stamp_receive_times(sock)
     run.stamped = True
 
 
@@ -1149,7 +1146,7 @@ class _RawReceive(_Run):
         """Every packet waiting on ``sock`` and when it arrived (``_arrivals``), read in batches by recvmmsg(2)."""
         batch = self.recv_batches.get(id(sock))
         if batch is None:
-            batch = self.recv_batches[id(sock)] = RecvBatch(sock, _RECV_BATCH, control=_STAMP_SPACE if self.stamped else 0)
+            batch = self.recv_batches[id(sock)] = RecvBatch(sock, _RECV_BATCH, control=STAMP_SPACE if self.stamped else 0)
         return _arrivals(batch, self.stamped)
 
     def _drain(self) -> None:

@@ -41,6 +41,7 @@ from recon.rounds import Rounds
 from recon.targets import int_to_ip6
 from recon.transport import (
     FAMILY6,
+    STAMP_SPACE,
     PacketSocket,
     ProbeSockets,
     RecvBatch,
@@ -48,6 +49,7 @@ from recon.transport import (
     Transport,
     ancillary,
     prepare_probe_socket,
+    received_ns,
     scope_word,
 )
 
@@ -64,9 +66,7 @@ _IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
 _ECHO_REQUEST, _ECHO_REPLY = 128, 129
 _UNREACH, _TOO_BIG, _TIME_EXCEEDED = 1, 2, 3
 _PENDING, _UP, _DOWN_UNREACH = 0, 1, 2
-_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
-_ANC = socket.CMSG_SPACE(16) + socket.CMSG_SPACE(4)  # two control messages: the receive time, then the hop limit
-_STAMP_CMSG = struct.pack("ii", socket.SOL_SOCKET, _SO_TIMESTAMPNS)  # its level and type (SCM_TIMESTAMPNS), as in the buffer
+_ANC = STAMP_SPACE + socket.CMSG_SPACE(4)  # two control messages: the receive time, then the hop limit
 _HOPLIMIT_CMSG = struct.pack("ii", socket.IPPROTO_IPV6, _IPV6_HOPLIMIT)  # its level and type, as they lie in the buffer
 _SOCKADDR6 = 28
 _BATCH = 256  # probes per sendmmsg(2), as engine.py
@@ -102,17 +102,13 @@ def _text_int(address: str) -> int:
 
 def _meta(control: bytes) -> tuple[int, float]:
     """(hop limit, the kernel's receive time in wall-clock seconds) from a control buffer; 0 for what is absent."""
-    if control[8:16] == _STAMP_CMSG and control[40:48] == _HOPLIMIT_CMSG and len(control) >= 52:  # as the kernel lays them
-        seconds, nanoseconds = struct.unpack_from("qq", control, 16)
-        return int.from_bytes(control[48:52], sys.byteorder), seconds + nanoseconds / 1e9
-    hops, stamp = 0, 0.0
+    stamp = received_ns(control) / 1_000_000_000
+    if control[40:48] == _HOPLIMIT_CMSG and len(control) >= 52:  # after the receive time, as the kernel lays them
+        return int.from_bytes(control[48:52], sys.byteorder), stamp
     for level, kind, data in ancillary(control):
         if level == socket.IPPROTO_IPV6 and kind == _IPV6_HOPLIMIT and len(data) >= 4:
-            hops = int.from_bytes(data[:4], sys.byteorder)
-        elif level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= 16:
-            seconds, nanoseconds = struct.unpack_from("qq", data)
-            stamp = seconds + nanoseconds / 1e9
-    return hops, stamp
+            return int.from_bytes(data[:4], sys.byteorder), stamp
+    return 0, stamp
 
 
 class _Targets6:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import select
-import socket
 import struct
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -46,7 +45,17 @@ from recon.models import HostResult, ScopedTarget, SweepResult, SweepStats
 from recon.packets import inet_checksum
 from recon.rounds import Rounds
 from recon.targets import address_key
-from recon.transport import PacketSocket, RecvBatch, SendBatch, Transport, default_transport, proc_net
+from recon.transport import (
+    STAMP_SPACE,
+    PacketSocket,
+    RecvBatch,
+    SendBatch,
+    Transport,
+    default_transport,
+    proc_net,
+    received_ns,
+    stamp_receive_times,
+)
 
 __all__ = [
     "ALL_NODES",
@@ -88,9 +97,6 @@ _ECHO_HOPS = 1  # a multicast echo stays on the link (as ping's default IPV6_MUL
 _BATCH = 64  # frames to a sendmmsg(2), and read by one recvmmsg(2)
 _FRAME = 128  # bytes a send slot holds: a solicitation is 86, our echo 70
 _FRAME_READ = 2048  # bytes read of an answer (ours are under 100; a longer frame is not one)
-_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
-_STAMP_SPACE = socket.CMSG_SPACE(16)  # one control message: the receive time, a struct timespec
-_STAMP_CMSG = struct.pack("ii", socket.SOL_SOCKET, _SO_TIMESTAMPNS)  # its level and type (SCM_TIMESTAMPNS), as in the buffer
 
 Tap = Callable[[bytes], None]  # called with every frame sent and every answer read (for a pcap)
 Found = Callable[[HostResult], None]  # called with each host's row as soon as it answers (a streamed sweep)
@@ -324,13 +330,10 @@ class _Wire:
             attach_filter(self.sock, ANSWERS_FILTER)
         except OSError:
             pass  # a kernel without socket filters: Python reads past what it does not want, as before
-        try:
-            self.sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-        except OSError:
-            pass  # no kernel timestamps: an answer's time is when it is read
+        stamp_receive_times(self.sock)  # refused: an answer's time is when it is read
         self.sock.setblocking(False)
         self.batch = SendBatch(self.sock, _BATCH, _FRAME, addressed=False)
-        self.reader = RecvBatch(self.sock, _BATCH, _FRAME_READ, control=_STAMP_SPACE)
+        self.reader = RecvBatch(self.sock, _BATCH, _FRAME_READ, control=STAMP_SPACE)
         self.sent = self.received = self.send_errors = 0
         self.t0 = time.monotonic()
 
@@ -365,7 +368,7 @@ class _Wire:
             got = self.reader.recv_msgs()
             for frame, _, control in got:
                 if frame[6:12] != mine:  # our own frames come back as outgoing copies
-                    self.handle(frame, _received_at(control))
+                    self.handle(frame, received_ns(control) or time.time_ns())
             if len(got) < _BATCH:
                 return
 
@@ -392,14 +395,6 @@ class _Wire:
             if left <= 0 or done() or self.stopped():
                 return
             select.select([self.sock], [], [], min(left, STOP_SLICE))
-
-
-def _received_at(control: bytes) -> int:
-    """The kernel's receive time (SO_TIMESTAMPNS, wall-clock ns) in a control buffer; now when it holds none."""
-    if control[8:16] == _STAMP_CMSG and len(control) >= 32:
-        seconds, nanoseconds = struct.unpack_from("qq", control, 16)
-        return int(seconds * 1_000_000_000 + nanoseconds)
-    return time.time_ns()
 
 
 def _check(timeout: float, retries: int | None, rate: float | None) -> Rounds:

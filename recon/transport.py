@@ -46,6 +46,7 @@ __all__ = [
     "INTERFACE_LOST",
     "SEND_AGAIN",
     "SEND_REFUSED",
+    "STAMP_SPACE",
     "PacketSocket",
     "ProbeSockets",
     "Recording",
@@ -66,8 +67,10 @@ __all__ = [
     "prepare_probe_socket",
     "privilege_hint",
     "proc_net",
+    "received_ns",
     "require_raw",
     "scope_word",
+    "stamp_receive_times",
 ]
 
 ETH_P_ALL = 0x0003
@@ -193,7 +196,7 @@ def prepare_probe_socket(sock: PacketSocket, family: int, *, interface: str | No
                 raise InvalidOption("--source", source, f"not {mine} of this machine") from None
         if family == socket.AF_INET6:  # a raw IPv6 socket reads no IP header: the hop limit, and the receive time
             sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVHOPLIMIT, 1)
-            sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+            stamp_receive_times(sock)
         sock.setblocking(False)
     except BaseException:
         sock.close()
@@ -570,6 +573,35 @@ def ancillary(control: bytes) -> list[tuple[int, int, bytes]]:
         out.append((level, kind, bytes(control[at + _CMSGHDR.size:at + length])))
         at += (length + align - 1) & -align
     return out
+
+
+def stamp_receive_times(sock: PacketSocket) -> bool:
+    """Turn on SO_TIMESTAMPNS: every datagram then comes with the kernel's receive time as a control message
+    (``received_ns`` reads it). False where the kernel refuses: answers are then timed when they are read."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    except OSError:
+        return False
+    return True
+
+
+_TIMESPEC = struct.Struct("qq")  # struct timespec: seconds, nanoseconds
+STAMP_SPACE = socket.CMSG_SPACE(_TIMESPEC.size)  # the control buffer room for one receive time (RecvBatch's control=)
+_STAMP_CMSG = struct.pack("ii", socket.SOL_SOCKET, _SO_TIMESTAMPNS)  # its level and type (SCM_TIMESTAMPNS), as in the buffer
+_CMSG_KIND = slice(_CMSGHDR.size - len(_STAMP_CMSG), _CMSGHDR.size)  # where the first control message's level and type lie
+
+
+def received_ns(control: bytes) -> int:
+    """The kernel's receive time (SO_TIMESTAMPNS: wall-clock ns since the epoch) in a control buffer as ``RecvBatch``
+    returns it, 0 when it holds none. The kernel writes it first, before the IP-level messages (hop limit, TTL)."""
+    if control[_CMSG_KIND] == _STAMP_CMSG and len(control) >= _CMSGHDR.size + _TIMESPEC.size:  # as the kernel lays it out
+        seconds, nanoseconds = _TIMESPEC.unpack_from(control, _CMSGHDR.size)
+        return int(seconds * 1_000_000_000 + nanoseconds)
+    for level, kind, data in ancillary(control):
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(data)
+            return int(seconds * 1_000_000_000 + nanoseconds)
+    return 0
 
 
 def _control_bytes(anc: Iterable[tuple[int, int, bytes]]) -> bytes:

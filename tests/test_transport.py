@@ -8,6 +8,8 @@ import select
 import socket
 import struct
 import sys
+import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -15,7 +17,20 @@ from recon import icmp
 from recon import transport as transport_module
 from recon.errors import PrivilegeError, ReconEnvironmentError
 from recon.packets import inet_checksum
-from recon.transport import FAMILY4, FAMILY6, Recording, RecvBatch, ReplayTransport, SendBatch, SystemTransport, ancillary, scope_word
+from recon.transport import (
+    FAMILY4,
+    FAMILY6,
+    STAMP_SPACE,
+    Recording,
+    RecvBatch,
+    ReplayTransport,
+    SendBatch,
+    SystemTransport,
+    ancillary,
+    received_ns,
+    scope_word,
+    stamp_receive_times,
+)
 from tests.conftest import CAPTURES
 
 _SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
@@ -266,34 +281,63 @@ def _fill6(batch: SendBatch, k: int, data: bytes, address: str, port: int = 0, s
     batch.put(k, data)
 
 
-def test_an_ipv6_batch_carries_sockaddr_in6_and_recv_msgs_reads_source_and_hop_limit() -> None:
-    """Loopback UDP over IPv6: one sendmmsg(2) of sockaddr_in6 slots; one recvmmsg(2) reads each datagram with the
-    source the kernel wrote (a sockaddr_in6) and the hop limit as a control message; the next read finds the
-    buffers' sizes reset (the kernel writes the lengths back)."""
+@pytest.fixture
+def udp6() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """A loopback UDP pair over IPv6: the receiver bound to ::1, non-blocking, with the hop limit asked for."""
     rx = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     tx = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     try:
         rx.bind(("::1", 0))
         rx.setblocking(False)
         rx.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
-        port = rx.getsockname()[1]
-        batch = SendBatch(tx, 4, family=socket.AF_INET6)
-        for k, data in enumerate([b"one", b"two!!", b"three" * 9]):
-            _fill6(batch, k, data, "::1", port)
-        assert batch.address(1) == ("::1", port, 0, 0)
-        assert batch.send_all(3, lambda: None) == 0
-        reader = RecvBatch(rx, 8, name=28, control=socket.CMSG_SPACE(4))
-        for expected in ([b"one", b"two!!", b"three" * 9], [b"again"]):
-            assert select.select([rx], [], [], 2)[0]
-            got = reader.recv_msgs()
-            assert [d for d, _, _ in got] == expected
-            for _, name, control in got:
-                assert socket.inet_ntop(socket.AF_INET6, name[8:24]) == "::1" and len(name) == 28
-                assert [(level, kind) for level, kind, _ in ancillary(control)] == [(socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT)]
-            tx.sendto(b"again", ("::1", port))
+        yield rx, tx
     finally:
         rx.close()
         tx.close()
+
+
+def test_an_ipv6_batch_carries_sockaddr_in6_and_recv_msgs_reads_source_and_hop_limit(udp6: tuple[socket.socket, socket.socket]) -> None:
+    """Loopback UDP over IPv6: one sendmmsg(2) of sockaddr_in6 slots; one recvmmsg(2) reads each datagram with the
+    source the kernel wrote (a sockaddr_in6) and the hop limit as a control message; the next read finds the
+    buffers' sizes reset (the kernel writes the lengths back)."""
+    rx, tx = udp6
+    port = rx.getsockname()[1]
+    batch = SendBatch(tx, 4, family=socket.AF_INET6)
+    for k, data in enumerate([b"one", b"two!!", b"three" * 9]):
+        _fill6(batch, k, data, "::1", port)
+    assert batch.address(1) == ("::1", port, 0, 0)
+    assert batch.send_all(3, lambda: None) == 0
+    reader = RecvBatch(rx, 8, name=28, control=socket.CMSG_SPACE(4))
+    for expected in ([b"one", b"two!!", b"three" * 9], [b"again"]):
+        assert select.select([rx], [], [], 2)[0]
+        got = reader.recv_msgs()
+        assert [d for d, _, _ in got] == expected
+        for _, name, control in got:
+            assert socket.inet_ntop(socket.AF_INET6, name[8:24]) == "::1" and len(name) == 28
+            assert [(level, kind) for level, kind, _ in ancillary(control)] == [(socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT)]
+        tx.sendto(b"again", ("::1", port))
+
+
+def test_received_ns_is_the_kernels_receive_time_wherever_it_lies(udp6: tuple[socket.socket, socket.socket]) -> None:
+    """Loopback UDP over IPv6 with stamp_receive_times on: received_ns reads the kernel's receive time from the
+    control buffer recvmmsg(2) filled (it lies before the hop limit); without it on, 0; a receive time after
+    another control message is found too."""
+    rx, tx = udp6
+    reader = RecvBatch(rx, 8, name=28, control=STAMP_SPACE + socket.CMSG_SPACE(4))
+    tx.sendto(b"unstamped", rx.getsockname())
+    assert select.select([rx], [], [], 2)[0]
+    ((_, _, control),) = reader.recv_msgs()
+    assert received_ns(control) == 0 and len(ancillary(control)) == 1
+    assert stamp_receive_times(rx)
+    before = time.time_ns()
+    tx.sendto(b"stamped", rx.getsockname())
+    assert select.select([rx], [], [], 2)[0]
+    ((_, _, control),) = reader.recv_msgs()
+    assert before <= received_ns(control) <= time.time_ns()
+    assert [kind for _, kind, _ in ancillary(control)] == [_SO_TIMESTAMPNS, socket.IPV6_HOPLIMIT]
+    later = transport_module._control_bytes([(socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT, struct.pack("=i", 64)),
+                                             (socket.SOL_SOCKET, _SO_TIMESTAMPNS, struct.pack("=qq", 5, 7))])
+    assert received_ns(later) == 5_000_000_007
 
 
 def test_replay_sockets_read_back_as_the_kernel_lays_messages_out() -> None:
