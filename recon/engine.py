@@ -58,6 +58,8 @@ from recon.rounds import Rounds
 from recon.targets import address_key, build_targets, int_to_ip, ip_to_int, is_ipv4, parse_shard
 from recon.transport import (
     FAMILY4,
+    RECV_BATCH,
+    SEND_BATCH,
     STAMP_SPACE,
     PacketSocket,
     ProbeSockets,
@@ -88,8 +90,6 @@ MIN_RATE, MAX_RATE = 0.01, 1e8  # probes per second: below one per 100 s is a ty
 _REPLY_TYPES4 = frozenset(reply for request, reply in REPLY_TO.items() if request < 128)
 _PENDING, _UP, _UNREACH = 0, 1, 2
 _SILENT = bytes([1] + [0] * 255)  # state → 1 for the still silent (_PENDING), 0 for the decided
-_BATCH = 256  # probes per sendmmsg(2): larger gains nothing measurable (bench/sweep.py)
-_RECV_BATCH = 64  # packets per recvmmsg(2)
 _LATE_MEMORY = 8  # previous sweeps whose ids still count as "late", not "ignored"
 # reply codes beyond ICMP types: answers to TCP/UDP probes, ARP, ourselves
 _SYN_ACK, _RST, _UDP_REPLY, _PORT_UNREACH, _LOCALHOST, _ARP_REPLY = 250, 251, 252, 253, 254, 255
@@ -1146,7 +1146,7 @@ class _RawReceive(_Run):
         """Every packet waiting on ``sock`` and when it arrived (``_arrivals``), read in batches by recvmmsg(2)."""
         batch = self.recv_batches.get(id(sock))
         if batch is None:
-            batch = self.recv_batches[id(sock)] = RecvBatch(sock, _RECV_BATCH, control=STAMP_SPACE if self.stamped else 0)
+            batch = self.recv_batches[id(sock)] = RecvBatch(sock, RECV_BATCH, control=STAMP_SPACE if self.stamped else 0)
         return _arrivals(batch, self.stamped)
 
     def _drain(self) -> None:
@@ -1394,7 +1394,7 @@ class _RawSweep(_RawReceive):
         """The send batch of ``sock`` (one per socket for the whole sweep)."""
         batch = self.batches.get(id(sock))
         if batch is None:
-            batch = self.batches[id(sock)] = SendBatch(sock, _BATCH, addressed=sock is not self.arp)
+            batch = self.batches[id(sock)] = SendBatch(sock, SEND_BATCH, addressed=sock is not self.arp)
         return batch
 
     def _pass_batches(self, spec: _Pass, first: bool) -> tuple[SendBatch | None, SendBatch | None]:
@@ -1403,14 +1403,14 @@ class _RawSweep(_RawReceive):
         out = self._batch(spec.sock) if spec.sock is not None else None
         if out is not None and spec.buf is not None:
             out.set_length(len(spec.buf))
-            for k in range(_BATCH):  # the template's tail (echo's attempt byte) is the same for the whole pass
+            for k in range(SEND_BATCH):  # the template's tail (echo's attempt byte) is the same for the whole pass
                 out.area[k * out.slot + out.head:k * out.slot + out.head + len(spec.buf)] = spec.buf
         elif out is not None and spec.probe is not None:
             out.set_length(len(spec.probe.template))
         link = self._batch(self.arp) if first and self.arp is not None and self.kind is not None else None
         if link is not None:
             link.set_length(len(self.arp_frame))
-            for k in range(_BATCH):
+            for k in range(SEND_BATCH):
                 link.area[k * link.slot + link.head:k * link.slot + link.head + len(self.arp_frame)] = self.arp_frame
         return out, link
 
@@ -1426,7 +1426,7 @@ class _RawSweep(_RawReceive):
         rate = self.prober.rate
         interval = 1.0 / rate if rate else 0.0
         burst = max(1.0, (rate or 0) / 200)  # allow 5 ms of burst
-        limit = min(_BATCH, int(burst)) if rate else _BATCH  # a paced sweep never holds more than its burst
+        limit = min(SEND_BATCH, int(burst)) if rate else SEND_BATCH  # a paced sweep never holds more than its burst
         next_at = time.monotonic()
         pack_into, clock, base, fam = struct.pack_into, time.monotonic, self.base, FAMILY4
         buf, partial, type_code, probe = spec.buf, spec.partial, spec.type_code, spec.probe
@@ -1437,7 +1437,7 @@ class _RawSweep(_RawReceive):
         out, link = self._pass_batches(spec, first)
         area, slot, head = (out.area, out.slot, out.head) if out is not None else (bytearray(), 0, 0)
         larea, lslot, lhead = (link.area, link.slot, link.head) if link is not None else (bytearray(), 0, 0)
-        held, lheld = array("I", bytes(4 * _BATCH)), array("I", bytes(4 * _BATCH))  # the sweep index in each slot
+        held, lheld = array("I", bytes(4 * SEND_BATCH)), array("I", bytes(4 * SEND_BATCH))  # the sweep index in each slot
         k = lk = 0
         for i in todo:
             if not first and state[i]:

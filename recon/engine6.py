@@ -41,6 +41,8 @@ from recon.rounds import Rounds
 from recon.targets import int_to_ip6
 from recon.transport import (
     FAMILY6,
+    RECV_BATCH,
+    SEND_BATCH,
     STAMP_SPACE,
     PacketSocket,
     ProbeSockets,
@@ -69,8 +71,6 @@ _PENDING, _UP, _DOWN_UNREACH = 0, 1, 2
 _ANC = STAMP_SPACE + socket.CMSG_SPACE(4)  # two control messages: the receive time, then the hop limit
 _HOPLIMIT_CMSG = struct.pack("ii", socket.IPPROTO_IPV6, _IPV6_HOPLIMIT)  # its level and type, as they lie in the buffer
 _SOCKADDR6 = 28
-_BATCH = 256  # probes per sendmmsg(2), as engine.py
-_RECV_BATCH = 64  # datagrams per recvmmsg(2)
 _ECHO6 = bytes([_ECHO_REQUEST]) + bytes(15)  # type, code, checksum (the kernel's), id, seq, 8 bytes of payload
 _ALL128 = (1 << 128) - 1
 
@@ -378,7 +378,7 @@ class _Receive6:
         if self.icmp is not None:
             self.proto_of[id(self.icmp)] = socket.IPPROTO_ICMPV6
         self.batches: dict[int, SendBatch] = {}  # the send batch of each socket
-        self.recv_batches = {id(s): RecvBatch(s, _RECV_BATCH, name=_SOCKADDR6, control=_ANC) for s in self.socks}
+        self.recv_batches = {id(s): RecvBatch(s, RECV_BATCH, name=_SOCKADDR6, control=_ANC) for s in self.socks}
 
     def _plan_l4(self) -> None:
         prober = self.prober
@@ -437,7 +437,7 @@ class _Receive6:
                         self._icmp(data, src, hops, now)
                     else:
                         self._l4_answer(data, src, hops, now)
-                if len(got) < _RECV_BATCH:
+                if len(got) < RECV_BATCH:
                     break
 
     def _found(self, i: int, kind: int, reason: str, reply: str, hops: int, now: float, rtt_ok: bool = True) -> None:
@@ -630,11 +630,11 @@ class _Run6(_Receive6):
         for a TCP/UDP probe its length (the probe writes itself)."""
         batch = self.batches.get(id(spec.sock))
         if batch is None:
-            batch = self.batches[id(spec.sock)] = SendBatch(spec.sock, _BATCH, family=socket.AF_INET6)
+            batch = self.batches[id(spec.sock)] = SendBatch(spec.sock, SEND_BATCH, family=socket.AF_INET6)
         if spec.probe is None:
             echo = bytearray(_ECHO6)
             echo[8] = rnd  # the attempt: the payload's first byte
-            for at in range(batch.head, _BATCH * batch.slot, batch.slot):
+            for at in range(batch.head, SEND_BATCH * batch.slot, batch.slot):
                 batch.area[at:at + len(echo)] = echo
             batch.set_length(len(echo))
         else:
@@ -647,12 +647,12 @@ class _Run6(_Receive6):
         state, hi, lo, unscoped = self.state, self.t.hi, self.t.lo, self.t.unscoped
         scopes = [scope_word(s.ifindex) for s in self.t.scoped]
         interval = 1.0 / self.prober.rate if self.prober.rate else 0.0
-        limit = 1 if interval else _BATCH
+        limit = 1 if interval else SEND_BATCH
         next_at = time.monotonic()
         probe, base, clock, pack_into, fam = spec.probe, self.base, time.monotonic, struct.pack_into, FAMILY6
         batch = self._batch(spec, rnd)
         area, slot, head = batch.area, batch.slot, batch.head
-        held = array("I", bytes(4 * _BATCH))  # the target index in each slot
+        held = array("I", bytes(4 * SEND_BATCH))  # the target index in each slot
         count = k = 0
         for i in todo:
             if state[i]:

@@ -44,7 +44,9 @@ from recon.errors import InvalidOption, PrivilegeError, ReconEnvironmentError
 
 __all__ = [
     "INTERFACE_LOST",
+    "RECV_BATCH",
     "SEND_AGAIN",
+    "SEND_BATCH",
     "SEND_REFUSED",
     "STAMP_SPACE",
     "PacketSocket",
@@ -387,6 +389,8 @@ _SOCKADDR = 16  # a sockaddr_in's size: the address part of an IPv4 SendBatch sl
 _SOCKADDR6 = 28  # a sockaddr_in6's: family, port, flow info, address, scope id
 FAMILY4 = int.from_bytes(struct.pack("=H", socket.AF_INET), "big")  # sin_family as a '!H' field writes it (host order)
 FAMILY6 = int.from_bytes(struct.pack("=H", socket.AF_INET6), "big")  # sin6_family, likewise
+SEND_BATCH = 256  # the sweep engines' probes per sendmmsg(2): larger gains nothing measurable (bench/sweep.py)
+RECV_BATCH = 64  # the sweep engines' datagrams per recvmmsg(2)
 
 
 def scope_word(ifindex: int) -> int:
@@ -457,7 +461,7 @@ class SendBatch:
     ``(bytes, address)`` pairs; where libc has no sendmmsg, the messages go one ``sendto`` each.
     """
 
-    def __init__(self, sock: PacketSocket, size: int = 256, mtu: int = 112, *, addressed: bool = True,
+    def __init__(self, sock: PacketSocket, size: int = SEND_BATCH, mtu: int = 112, *, addressed: bool = True,
                  family: int = socket.AF_INET) -> None:
         self.sock, self.size, self.addressed, self.family = sock, size, addressed, family
         self.head = _SOCKADDR6 if family == socket.AF_INET6 else _SOCKADDR
@@ -640,7 +644,7 @@ class RecvBatch:
     (``ReplaySocket``) is asked directly (``recvmsg`` for ``recv_msgs``, its answers laid out as the kernel's);
     without libc's recvmmsg it reads one datagram per call."""
 
-    def __init__(self, sock: PacketSocket, size: int = 64, bufsize: int = 2048, *, name: int = 0, control: int = 0) -> None:
+    def __init__(self, sock: PacketSocket, size: int = RECV_BATCH, bufsize: int = 2048, *, name: int = 0, control: int = 0) -> None:
         self.sock, self.size, self.bufsize, self.name, self.control = sock, size, bufsize, name, control
         self._own = getattr(sock, "recvmmsg", None)
         self._libc = None if self._own is not None else _libc()
