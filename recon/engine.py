@@ -54,7 +54,7 @@ from recon.models import HostResult, SweepResult, SweepStats
 from recon.packets import ipv4_header
 from recon.probes import ICMP_KINDS, L4_KINDS, Cookies, L4Probe, ProbeSpec, csum_fold, icmp_probes, l4_probes, parse_probes
 from recon.rounds import ADAPTIVE_RETRIES as ADAPTIVE_RETRIES  # the retry cap, where callers have found it
-from recon.rounds import Rounds
+from recon.rounds import Rounds, silent
 from recon.targets import address_key, build_targets, int_to_ip, ip_to_int, is_ipv4, parse_shard
 from recon.transport import (
     FAMILY4,
@@ -89,7 +89,6 @@ MAX_TIMEOUT = 3600  # seconds, as ping caps its waits: a finite wait, whatever i
 MIN_RATE, MAX_RATE = 0.01, 1e8  # probes per second: below one per 100 s is a typo; above, no interface sends
 _REPLY_TYPES4 = frozenset(reply for request, reply in REPLY_TO.items() if request < 128)
 _PENDING, _UP, _UNREACH = 0, 1, 2
-_SILENT = bytes([1] + [0] * 255)  # state → 1 for the still silent (_PENDING), 0 for the decided
 _LATE_MEMORY = 8  # previous sweeps whose ids still count as "late", not "ignored"
 # reply codes beyond ICMP types: answers to TCP/UDP probes, ARP, ourselves
 _SYN_ACK, _RST, _UDP_REPLY, _PORT_UNREACH, _LOCALHOST, _ARP_REPLY = 250, 251, 252, 253, 254, 255
@@ -1347,8 +1346,8 @@ class _RawSweep(_RawReceive):
                 self.progress(self.n, self.n)
 
     def _silent(self) -> array[int]:
-        """The indices of the targets still silent, 4 bytes each (a list would cost ~40 a target), made at C speed."""
-        return array("I", itertools.compress(range(self.n), self.state.translate(_SILENT)))
+        """The indices of the targets still silent (_PENDING is 0), as rounds.silent makes them."""
+        return silent(self.state)
 
     def _passes(self, rnd: int) -> list[_Pass]:
         """One pass per probe kind for this round, in order. Retry rounds send only the kinds that were a

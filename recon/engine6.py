@@ -37,7 +37,7 @@ from recon.icmp import icmp_name, quoted_probe
 from recon.models import HostResult, ScopedTarget, SweepResult, SweepStats
 from recon.packets import inet_checksum
 from recon.probes import Cookies, ProbeSpec, TcpProbe6, Udp6, l4_probes6
-from recon.rounds import Rounds
+from recon.rounds import Rounds, silent
 from recon.targets import int_to_ip6
 from recon.transport import (
     FAMILY6,
@@ -580,7 +580,7 @@ class _Run6(_Receive6):
         # The rounds as engine.py runs them (rounds.Rounds): a slow answer (to an earlier round's echo) is no sign of loss
         self.t0 = time.monotonic()
         rounds = Rounds(self.timeout, None if self.adaptive else self.retries)
-        todo: list[int] | range = range(self.n)
+        todo: array[int] | range = range(self.n)
         try:
             for rnd in range(rounds.count if self.socks else 0):
                 before = self.answered - self.slow_finds
@@ -594,7 +594,7 @@ class _Run6(_Receive6):
                 if rounds.ends(rnd, found, self.passes):
                     self._wait(self.timeout - wait)
                     break
-                todo = [i for i in range(self.n) if not self.state[i]]  # a group is silent until one member answers
+                todo = silent(self.state)  # a group is silent until one member answers
         finally:
             self.t1 = time.monotonic()
             self.prober.previous = [*self.prober.previous[-7:], self.base]
