@@ -24,6 +24,7 @@ from recon import __version__, render, scapyload
 from recon.errors import ExitStatus, InputError, InvalidOption, ReconEnvironmentError, ReconError
 
 if TYPE_CHECKING:
+    from recon.models import SweepResult
     from recon.targets import TargetSet
 
 app = typer.Typer(
@@ -219,33 +220,20 @@ def _shard_sweep(target_set: TargetSet, options: dict[str, Any], run: dict[str, 
     """A sweep in shards (``--cluster``, ``--resume``), printed as each shard arrives: a line per shard on stderr,
     its hosts on stdout (the table sorted at the end), then the summary and a line per worker. Ctrl-C ends it
     with the shards that arrived (the running ones are dropped, and swept again by a --resume run); exit 130."""
-    from recon.cluster import ClusterStream, worker_stats
+    from recon.cluster import ClusterStream
     from recon.models import ShardStats, SweepResult
-    from recon.probes import parse_probes
 
-    interrupted = False
-    with ClusterStream(target_set, cluster, resume=resume, down=show_all and fmt != "-a/--alive", **run, **options) as stream:
+    with ClusterStream(target_set, cluster, resume=resume, down=show_all and fmt != "-a/--alive", **run, **options) as stream, \
+            _sigint_calls(stream.stop):
         printer = render.SweepPrinter(fmt, show_all, argv=["recon", *_state["argv"]])
-        try:
-            for item in stream:
-                if isinstance(item, ShardStats):
-                    render.err(render.shard_line(item))
-                else:
-                    printer.add(item)
-        except KeyboardInterrupt:
-            interrupted = True
+        for item in stream:
+            if isinstance(item, ShardStats):
+                render.err(render.shard_line(item))
+            else:
+                printer.add(item)
     result = SweepResult(hosts=(), stats=stream.stats, shards=stream.shards)  # each sums every shard: read once
-    printer.finish(result.stats)
-    if interrupted:
-        render.err(render.shards_interrupted(len(result.shards), resume))
-    render.err(render.sweep_summary(result, up=printer.up))
-    if interrupted:
-        return ExitStatus.INTERRUPTED
-    for worker in worker_stats(result.shards):
-        render.err(render.worker_line(worker))
-    if not printer.up:
-        render.err(render.sweep_hint(result, [str(p) for p in parse_probes(probe)]))
-    return ExitStatus.OK if printer.up else ExitStatus.NONE
+    stopped = render.shards_interrupted(len(result.shards), resume) if stream.interrupted else None
+    return _sweep_end(result, printer, probe, stopped)
 
 
 def _stream_sweep(target_set: TargetSet, options: dict[str, Any], run: dict[str, Any], *, pcap: str | None, show_all: bool,
@@ -255,7 +243,6 @@ def _stream_sweep(target_set: TargetSet, options: dict[str, Any], run: dict[str,
     printed, then a line saying so; exit 130."""
     from recon.engine import Prober
     from recon.models import SweepResult
-    from recon.probes import parse_probes
 
     progress = render.SweepProgress()
     printer = render.SweepPrinter(fmt, show_all, progress, argv=["recon", *_state["argv"]])
@@ -265,12 +252,25 @@ def _stream_sweep(target_set: TargetSet, options: dict[str, Any], run: dict[str,
             printer.add(batch)
     progress.finish()
     result = SweepResult(hosts=(), stats=stream.stats)
+    return _sweep_end(result, printer, probe, render.sweep_interrupted() if stream.interrupted else None)
+
+
+def _sweep_end(result: SweepResult, printer: render.SweepPrinter, probe: list[str] | None, stopped: str | None) -> int:
+    """How every sweep ends: the table (or --grep's last line), the line saying what Ctrl-C left out (``stopped``),
+    the summary, a line per worker of a sweep in shards, the hint when nothing answered; the exit status."""
+    from recon.probes import parse_probes
+
     printer.finish(result.stats)
-    if stream.interrupted:
-        render.err(render.sweep_interrupted())
+    if stopped is not None:
+        render.err(stopped)
     render.err(render.sweep_summary(result, up=printer.up))
-    if stream.interrupted:
+    if stopped is not None:
         return ExitStatus.INTERRUPTED
+    if result.shards:
+        from recon.cluster import worker_stats
+
+        for worker in worker_stats(result.shards):
+            render.err(render.worker_line(worker))
     if not printer.up:
         render.err(render.sweep_hint(result, [str(p) for p in parse_probes(probe)]))
     return ExitStatus.OK if printer.up else ExitStatus.NONE

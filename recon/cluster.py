@@ -10,7 +10,7 @@ on-link, ICMP/ICMPv6 and TCP/UDP routed) from that worker's host and network nam
 seen from that worker's vantage point. A task is small: intervals, never address lists; a scoped target
 travels as text and is bound to the worker's interface of that name.
 
-``ClusterStream`` hands the results back as each shard arrives (``as_completed``): the shard's
+``ClusterStream`` hands the results back as each shard arrives (each task's done callback): the shard's
 ``ShardStats``, then its answered hosts, then (with ``down``) its silent targets as down rows, so a
 printer can write them at once. The merge (``_Merge``) is keyed by shard and by address (family, value, scope:
 ``targets.address_key``): a shard that arrives twice is dropped before anything of it is recorded or
@@ -30,11 +30,12 @@ only when a cluster sweep starts. See ARCHITECTURE.md.
 from __future__ import annotations
 
 import logging
+import queue
 import socket
 import sys
 import time
 import uuid
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, fields, replace
 from types import TracebackType
@@ -121,8 +122,28 @@ def _task(targets: TargetSet, seed: int, shard: tuple[int, int], prober: dict[st
                      tuple(str(s) for s in targets.scoped))
 
 
-def sweep_shard(task: ShardTask) -> ShardOutcome:
-    """Sweep one shard from this host (runs on a Dask worker; also callable directly)."""
+class _Halt:
+    """Ctrl-C for a sweep in shards (``ClusterStream.stop``, from a signal handler: it sets a flag and calls ``wake``,
+    nothing else): ``wake`` stops the shard sweeping here, or ends the wait for the cluster's next result."""
+
+    def __init__(self) -> None:
+        self.set = False
+        self.wake: Callable[[], None] = lambda: None
+
+    def __call__(self) -> None:
+        self.set = True
+        self.wake()
+
+    def reach(self, stop: Callable[[], None]) -> None:
+        """From now on a halt calls ``stop``; at once when the halt came already."""
+        self.wake = stop
+        if self.set:
+            stop()
+
+
+def sweep_shard(task: ShardTask, halt: _Halt | None = None) -> ShardOutcome:
+    """Sweep one shard from this host (runs on a Dask worker; also callable directly). ``halt``: swept here, a
+    Ctrl-C stops the engine through it (at its next drain point: the outcome is then partial)."""
     from recon.engine import Prober
 
     worker, host = _worker_identity(), socket.gethostname()
@@ -131,6 +152,8 @@ def sweep_shard(task: ShardTask) -> ShardOutcome:
         with Prober(**dict(task.prober)) as prober, \
                 prober.sweep_iter(targets, timeout=task.timeout, retries=task.retries, seed=task.seed, shard=task.shard,
                                   resolve=task.resolve, down=False) as stream:  # the silent are implied: no row each
+            if halt is not None:
+                halt.reach(stream.stop)
             answered = tuple(h for h in stream if h.status != "down" or "%" in h.address)  # IPv6's down rows too
     except ReconError as exc:  # as data: retrying cannot fix it, and its exit code must survive
         return ShardOutcome(task.shard, worker, host, (), None, f"{worker} ({host}): {exc}", int(exc.exit_status))
@@ -211,8 +234,9 @@ class ClusterStream:
     down rows. A shard that arrives twice is dropped; a missing one ends the iteration with a ClusterError.
     ``plan`` lists the shards (k, M) of the sweep; ``stats`` and ``shards`` are final once the iteration has
     ended. The options are checked, the journal opened and the cluster reached (or started) here, before anything
-    is swept; a journal that already holds every part needs no cluster, and none is reached or started. ``close()``
-    (or leaving the ``with`` block) cancels what is still running and closes them.
+    is swept; a journal that already holds every part needs no cluster, and none is reached or started. ``stop()``
+    (Ctrl-C) ends the iteration early, with what arrived. ``close()`` (or leaving the ``with`` block) cancels what
+    is still running and closes them.
     """
 
     def __init__(self, targets: TargetSet, cluster: str | None, *, shards: int | None = None, timeout: float = 1.0,
@@ -227,6 +251,7 @@ class ClusterStream:
         _parts(targets, shard, 1, shards, False)  # too much IPv6 for any number of parts: refused before a cluster starts
         self._stack = ExitStack()
         self.wall = 0.0
+        self._halt = _Halt()
         try:
             journal = self._stack.enter_context(_load(resume)) if resume is not None else None
             # A cluster only for parts still to do: a journal that holds every part is printed without one.
@@ -258,11 +283,17 @@ class ClusterStream:
     def _generate(self, client: Any, tasks: list[ShardTask], done: dict[tuple[int, int], ShardOutcome],
                   journal: Journal | None) -> Generator[ShardStats | list[HostResult], None, None]:
         t0 = time.monotonic()
-        arriving = _outcomes(client, tasks)
+        arriving = _outcomes(client, tasks, self._halt)
         try:
+            # After a halt (Ctrl-C) nothing more is recorded or handed back, and no shard is missed (the merge's check
+            # is skipped); a shard recorded before it is handed back whole.
             for outcome in done.values():
+                if self._halt.set:
+                    return
                 yield from self._merge.add(outcome, resumed=True)
             for outcome in arriving:
+                if self._halt.set:
+                    return
                 if self._merge.has(outcome.shard):
                     continue  # arrived twice: dropped before it is recorded or handed back
                 if journal is not None:
@@ -271,10 +302,22 @@ class ClusterStream:
         finally:
             arriving.close()
             self.wall = time.monotonic() - t0  # also when it ends early (Ctrl-C): the time until then
-        self._merge.check()
+        if not self._halt.set:
+            self._merge.check()
 
     def __iter__(self) -> Iterator[ShardStats | list[HostResult]]:
         return self._items
+
+    def stop(self) -> None:
+        """End the sweep early; safe from a signal handler (``cli._sigint_calls``: Ctrl-C). A shard sweeping here
+        stops at its engine's next drain point and is dropped, the wait for a cluster's next result ends at once;
+        the iteration then ends with the shards recorded and handed back by then (the others are cancelled when the
+        stream closes, and swept again by a --resume run), and ``interrupted`` is True."""
+        self._halt()
+
+    @property
+    def interrupted(self) -> bool:
+        return self._halt.set
 
     @property
     def stats(self) -> SweepStats:
@@ -305,20 +348,33 @@ def _check_prober(prober: dict[str, Any]) -> None:
     Prober(**{k: v for k, v in prober.items() if k != "interface"}).close()  # validates; opens no socket
 
 
-def _outcomes(client: Any, tasks: list[ShardTask]) -> Generator[ShardOutcome, None, None]:
+def _outcomes(client: Any, tasks: list[ShardTask], halt: _Halt) -> Generator[ShardOutcome, None, None]:
     """Each part's outcome as it completes (on the cluster, or here one after another when ``client`` is None);
-    a part that failed on purpose raises its error, and closing the iterator cancels the parts still running."""
+    a part that failed on purpose raises its error, and closing the iterator cancels the parts still running.
+    After ``halt`` nothing more comes: a part stopped here midway is dropped (a --resume run sweeps it again)."""
     if client is None:
         for task in tasks:
-            yield _checked(sweep_shard(task))
+            if halt.set:
+                return
+            swept = sweep_shard(task, halt)
+            if halt.set:
+                return
+            yield _checked(swept)
         return
-    from distributed import as_completed
-
     run_id = uuid.uuid4().hex[:12]
     futures = [client.submit(sweep_shard, t, key=f"recon-sweep-{run_id}-{t.shard[0]}of{t.shard[1]}", retries=TASK_RETRIES)
                for t in tasks]
+    # As distributed.as_completed, but a halt ends the wait at once: each finished future, and the halt's None, go
+    # into one queue (a SimpleQueue: its put is safe from a signal handler, and its get runs the handler while it waits).
+    finished: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    for future in futures:
+        future.add_done_callback(finished.put)
+    halt.reach(lambda: finished.put(None))
     try:
-        for future in as_completed(futures):
+        for _ in futures:
+            future = finished.get()
+            if halt.set:
+                return
             try:
                 outcome: ShardOutcome = future.result()
             except Exception as exc:  # KilledWorker after too many worker deaths, or a task that kept raising

@@ -281,26 +281,32 @@ def test_an_unreachable_cluster_leaves_the_resume_file_as_it_was(tmp_path: Path,
     assert partial.read_bytes() == found
 
 
+def _ctrl_c_at(addresses: set[str], stopped: list[str]) -> Callable[[ReplaySocket, Sent], list[bytes]]:
+    """The recorded answers, and Ctrl-C (SIGINT to this process, as a terminal sends it) at the first probe to one of
+    ``addresses``, noted in ``stopped``: the sweep's handler (``cli._sigint_calls``) runs on the main thread."""
+    def answers(sock: ReplaySocket, sent: Sent) -> list[bytes]:
+        if not stopped and sent.address[0] in addresses:
+            stopped.append(sent.address[0])
+            os.kill(os.getpid(), signal.SIGINT)
+        return _mixed_answers(sock, sent)
+
+    return answers
+
+
 def test_ctrl_c_in_a_resumed_sweep_lists_the_parts_done_and_the_same_command_carries_on(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Ctrl-C (KeyboardInterrupt from the first probe of part 2) ends a --resume sweep of two parts with part 1's
-    hosts listed, one line saying so, the summary of what was done, exit 130; the same command then sweeps part 2
-    only, and the two runs together print every target once."""
+    """Ctrl-C (SIGINT at the first probe of part 2) ends a --resume sweep of two parts with part 1's hosts listed,
+    one line saying so, the summary of what was done, exit 130, and the journal holding part 1 only, whole; the
+    same command then sweeps part 2 only, and the two runs together print every target once."""
     monkeypatch.setattr(recon.cluster, "RESUME_PART", 20)  # 34 targets: two parts
     targets = build_targets(MIXED)
     second = {int_to_ip(a) for a in targets.order(0, (2, 2))} | {int_to_ip6(a) for a in targets.v6.order(0, (2, 2))}
     stopped: list[str] = []
-
-    def answers(sock: ReplaySocket, sent: Sent) -> list[bytes]:
-        if not stopped and sent.address[0] in second:
-            stopped.append(sent.address[0])
-            raise KeyboardInterrupt
-        return _mixed_answers(sock, sent)
-
     journal = tmp_path / "run.resume"
     argv = _resume_argv(journal)
-    with offline(ReplayTransport(answers)):
+    with offline(ReplayTransport(_ctrl_c_at(second, stopped))):
         first = run_cli(*argv)
+        recorded = [json.loads(line) for line in journal.read_text().splitlines()]
         rest = run_cli(*argv)
     assert first.code == 130 and stopped, first.stderr
     lines = first.stderr.splitlines()
@@ -308,9 +314,31 @@ def test_ctrl_c_in_a_resumed_sweep_lists_the_parts_done_and_the_same_command_car
         f"recon: sweep interrupted: only the hosts of the 1 shard done are listed; the same command carries on from {journal}")
     assert lines[2].endswith(" of 18 scanned in " + lines[2].split(" scanned in ")[1]) and len(lines) == 3
     assert {json.loads(r)["address"] for r in first.stdout.splitlines()}.isdisjoint(second)
+    assert [r.get("part") for r in recorded] == [None, [1, 2]]  # the header, and part 1: part 2 was dropped midway
     assert rest.code == 0 and "shard 1/2" in rest.stderr and "done before" in rest.stderr.splitlines()[0]
     again = [json.loads(r)["address"] for r in rest.stdout.splitlines()]
     assert len(again) == len(set(again)) == 16 + 8 + 4 + 5 + 2 and second <= set(again)
+
+
+def test_ctrl_c_before_the_first_part_is_done_leaves_no_journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C during part 1 of a new --resume sweep: exit 130, nothing listed, and no journal left behind (the old
+    code left its header, which a later sweep of other targets then refused); the same command starts over."""
+    monkeypatch.setattr(recon.cluster, "RESUME_PART", 20)  # 34 targets: two parts
+    targets = build_targets(MIXED)
+    first_part = {int_to_ip(a) for a in targets.order(0, (1, 2))} | {int_to_ip6(a) for a in targets.v6.order(0, (1, 2))}
+    stopped: list[str] = []
+    journal = tmp_path / "run.resume"
+    argv = _resume_argv(journal)
+    with offline(ReplayTransport(_ctrl_c_at(first_part, stopped))):
+        first = run_cli(*argv)
+        left = journal.exists()
+        again = run_cli(*argv)
+    assert first.code == 130 and stopped, first.stderr
+    assert first.stdout == "" and first.stderr.splitlines()[0] == (
+        f"recon: sweep interrupted: only the hosts of the 0 shards done are listed; the same command carries on from {journal}")
+    assert not left
+    assert again.code == 0 and "done before" not in again.stderr, again.stderr
+    assert len(again.stdout.splitlines()) == 16 + 8 + 4 + 5 + 2
 
 
 def _printed_addresses(fmt: str, stdout: str) -> list[str]:
@@ -543,6 +571,36 @@ def _sweep_killing_a_worker(lab: LabHandle, tmp_path: Path, targets: list[str], 
                 sweep.communicate()
     assert sweep.returncode == 0, stderr
     return victim_addr, stdout, stderr
+
+
+def test_ctrl_c_ends_a_cluster_sweep_at_once(lab: LabHandle, tmp_path: Path) -> None:
+    """SIGINT to `sweep --cluster --resume` while both workers sweep their shard (each waits 30 s for replies): it
+    ends within seconds, not when the shards do (ClusterStream.stop ends the wait for the cluster's next result),
+    with exit 130, the line saying no shard was done, the summary, and no journal left (no part was recorded)."""
+    journal = tmp_path / "sweep.resume"
+    with dask_cluster(lab, tmp_path, workers=2) as cluster:
+        sweep = lab.popen([sys.executable, "-m", "recon", "sweep", SPARSE17, "--cluster", cluster.address, "--json",
+                           "--resume", str(journal), "-W", "30"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env=os.environ.copy())
+        try:
+            _wait_for(lambda: all(_has_raw_socket(w.pid) for w in cluster.workers.values()) or sweep.poll() is not None,
+                      "both workers to sweep their shard")
+            assert sweep.poll() is None, "the sweep ended before its shards started"
+            sent = time.monotonic()
+            sweep.send_signal(signal.SIGINT)
+            stdout, stderr = sweep.communicate(timeout=60)
+            took = time.monotonic() - sent
+        finally:
+            if sweep.poll() is None:
+                sweep.kill()
+                sweep.communicate()
+    assert sweep.returncode == 130, stderr
+    assert took < 15, f"Ctrl-C took {took:.1f} s: it waited for the shards"
+    lines = stderr.splitlines()
+    assert lines[0] == ("recon: sweep interrupted: only the hosts of the 0 shards done are listed; "
+                        f"the same command carries on from {journal}") and len(lines) == 2, stderr
+    assert lines[1].startswith("0 hosts up of 0 scanned in ")
+    assert stdout == "" and not journal.exists()
 
 
 def test_killed_worker_loses_nothing(lab: LabHandle, tmp_path: Path) -> None:
