@@ -642,8 +642,9 @@ class _Run6(_Receive6):
         return batch
 
     def _send_pass(self, todo: Iterable[int], rnd: int, spec: _Pass6) -> int:
-        # The send loop: each probe written in place into a SendBatch slot (its sockaddr_in6 and the echo's id/seq in
-        # one pack_into, or the TCP/UDP probe by its build_into), 256 to a sendmmsg(2): a call per packet costs speed.
+        # The send loop: each echo written in place into a SendBatch slot (its sockaddr_in6 and id/seq in one pack_into);
+        # a batch of TCP/UDP probes is written whole at its flush (L4Probe.write_targets, one call per batch, as
+        # engine.py's); 256 to a sendmmsg(2): a call per packet costs speed.
         state, hi, lo, unscoped = self.state, self.t.hi, self.t.lo, self.t.unscoped
         scopes = [scope_word(s.ifindex) for s in self.t.scoped]
         interval = 1.0 / self.prober.rate if self.prober.rate else 0.0
@@ -651,7 +652,7 @@ class _Run6(_Receive6):
         next_at = time.monotonic()
         probe, base, clock, pack_into, fam = spec.probe, self.base, time.monotonic, struct.pack_into, FAMILY6
         batch = self._batch(spec, rnd)
-        area, slot, head = batch.area, batch.slot, batch.head
+        area, slot = batch.area, batch.slot
         held = array("I", bytes(4 * SEND_BATCH))  # the target index in each slot
         count = k = 0
         for i in todo:
@@ -671,9 +672,6 @@ class _Run6(_Receive6):
             if probe is None:
                 pack_into("!HHIQQIHHHH", area, k * slot, fam, 0, 0, hi[i], lo[i], scope, _ECHO_REQUEST << 8, 0,
                           (base + (i >> 16)) & 0xFFFF, i & 0xFFFF)  # the checksum is the kernel's (RFC 3542 3.1)
-            else:
-                pack_into("!HHIQQI", area, k * slot, fam, 0, 0, hi[i], lo[i], 0)
-                probe.build_into(area, k * slot + head, (hi[i] << 64) | lo[i])
             held[k] = i
             k += 1
             if k >= limit:
@@ -688,6 +686,9 @@ class _Run6(_Receive6):
         (transport.SendBatch.send_all: a probe the kernel refuses counts as sent and failed), then drain."""
         if not count:
             return 0
+        if spec.probe is not None:  # the TCP/UDP probes of the whole batch, written now (see _send_pass)
+            hi, lo = self.t.hi, self.t.lo
+            spec.probe.write_targets(batch.area, batch.slot, [(hi[i] << 64) | lo[i] for i in held[:count]])
         sent_at, attempt = self.sent_at, self.attempt
         now = time.time()  # wall clock, as the answers' kernel timestamps
         for k in range(count):

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, ClassVar
 from recon import scapyload
 from recon.errors import InvalidOption
 from recon.icmp import Quoted, icmp_name
-from recon.transport import FAMILY4
+from recon.transport import FAMILY4, FAMILY6
 
 __all__ = [
     "DEFAULT_PROBES",
@@ -129,9 +129,12 @@ def parse_probes(specs: str | Iterable[str] | None) -> tuple[ProbeSpec, ...]:
 _COOKIE_INPUT = struct.Struct("!IHB")
 _TCP_HEADER = struct.Struct("!HHIIHHHH")  # ports, seq, ack, data offset and flags, window, checksum, urgent pointer
 _UDP_PROBE = struct.Struct("!HHHHI")  # ports, length, checksum, and the cookie as the payload
-# a send batch's slot (transport.SendBatch): the sockaddr_in (family, port, address, 8 zero bytes), then the probe
+# a send batch's slot (transport.SendBatch): the sockaddr_in (family, port, address, 8 zero bytes), then the probe;
+# over IPv6 the sockaddr_in6 (family, port, flow info 0, the 16-byte address, scope id 0: TCP/UDP go to unscoped targets)
 _TCP_SLOT = struct.Struct("!HHI8x" + _TCP_HEADER.format[1:])
 _UDP_SLOT = struct.Struct("!HHI8x" + _UDP_PROBE.format[1:])
+_TCP_SLOT6 = struct.Struct("!HH4x16s4x" + _TCP_HEADER.format[1:])
+_UDP_SLOT6 = struct.Struct("!HH4x16s4x" + _UDP_PROBE.format[1:])
 
 
 class Cookies:
@@ -143,12 +146,12 @@ class Cookies:
         self._base = hashlib.blake2s(key=key or os.urandom(16), digest_size=4)
 
     def batch(self, dsts: Iterable[int], port: int, kind: int) -> list[int]:
-        """The cookies of IPv4 destinations ``dsts`` for one (port, kind): ``[self(d, port, kind) for d in dsts]``,
-        without a call per destination (a sweep's TCP/UDP pass asks for a batch at a time)."""
-        base, pack, out = self._base, _COOKIE_INPUT.pack, []
+        """The cookies of destinations ``dsts`` (IPv4 or IPv6) for one (port, kind): ``[self(d, port, kind) for d in
+        dsts]``, without a call per destination (a sweep's TCP/UDP pass asks for a batch at a time)."""
+        base, pack, tail, out = self._base, _COOKIE_INPUT.pack, struct.pack("!HB", port, kind), []
         for dst in dsts:
             h = base.copy()
-            h.update(pack(dst, port, kind))
+            h.update(pack(dst, port, kind) if dst <= 0xFFFFFFFF else dst.to_bytes(16, "big") + tail)  # as __call__
             out.append(int.from_bytes(h.digest(), "big"))
         return out
 
@@ -173,6 +176,12 @@ def _words(data: bytes) -> int:
     if len(data) % 2:
         data += b"\0"
     return sum(struct.unpack(f"!{len(data) // 2}H", data))
+
+
+def _sockaddrs(family: int, dsts: list[int]) -> tuple[int, list[int] | list[bytes]]:
+    """A send batch's sockaddr family word and the address field of each of ``dsts`` (for ``_TCP_SLOT`` and
+    ``_UDP_SLOT``: the int; for their IPv6 forms: 16 bytes)."""
+    return (FAMILY6, [a.to_bytes(16, "big") for a in dsts]) if family == 6 else (FAMILY4, dsts)
 
 
 def _address_int(text: str) -> int:
@@ -263,10 +272,15 @@ class L4Probe(Probe):
         of the whole header: the sweep calls this once per probe, and a bytes object per probe costs speed."""
         raise NotImplementedError
 
-    def write_slots(self, area: bytearray, slot: int, addrs: array[int], held: array[int], count: int) -> None:
+    def write_slots(self, area: bytearray, slot: int, addrs: Sequence[int], held: array[int], count: int) -> None:
         """Write the probes to ``addrs[held[k]]`` for k < ``count`` into the first ``count`` slots of a send batch
-        (``transport.SendBatch``: ``slot`` bytes each, a sockaddr_in and then the probe), each with one
-        ``pack_into``. A sweep's hot loop: one call per batch, because a call per probe costs speed."""
+        (``write_targets``)."""
+        self.write_targets(area, slot, [addrs[held[k]] for k in range(count)])
+
+    def write_targets(self, area: bytearray, slot: int, dsts: list[int]) -> None:
+        """Write the probe to ``dsts[k]`` into slot k of a send batch (``transport.SendBatch``: ``slot`` bytes each,
+        the sockaddr_in, or sockaddr_in6 for an IPv6 probe, then the probe), each with one ``pack_into``. A sweep's
+        hot loop, for either family: one call per batch, because a call per probe costs speed."""
         raise NotImplementedError
 
     def cookie(self, target: int) -> int:
@@ -294,16 +308,16 @@ class TcpProbe(L4Probe):
         total = self.partial + target % 0xFFFF + (c >> 16) + (c & 0xFFFF)  # target: IPv4 or IPv6 (see partial)
         _TCP_HEADER.pack_into(buf, offset, self.sport, self.port, seq, ack, self._flags_word, self._window, csum_fold(total), 0)
 
-    def write_slots(self, area: bytearray, slot: int, addrs: array[int], held: array[int], count: int) -> None:
+    def write_targets(self, area: bytearray, slot: int, dsts: list[int]) -> None:
         # build_into's arithmetic inline (tests/test_probes.py holds the two to the same bytes)
-        dsts = [addrs[held[k]] for k in range(count)]
         sport, port, flags_word, window, partial = self.sport, self.port, self._flags_word, self._window, self.partial
-        syn, pack_into = self.flags == _TCP_SYN, _TCP_SLOT.pack_into
-        for k, (a, c) in enumerate(zip(dsts, self.cookies.batch(dsts, port, self.tag), strict=True)):
+        syn, pack_into = self.flags == _TCP_SYN, (_TCP_SLOT6 if self.family == 6 else _TCP_SLOT).pack_into
+        fam, where = _sockaddrs(self.family, dsts)
+        for k, (a, w, c) in enumerate(zip(dsts, where, self.cookies.batch(dsts, port, self.tag), strict=True)):
             total = partial + a % 0xFFFF + (c >> 16) + (c & 0xFFFF)
             total = (total & 0xFFFF) + (total >> 16)
             total = (total & 0xFFFF) + (total >> 16)
-            pack_into(area, k * slot, FAMILY4, 0, a, sport, port, c if syn else 0, 0 if syn else c, flags_word, window,
+            pack_into(area, k * slot, fam, 0, w, sport, port, c if syn else 0, 0 if syn else c, flags_word, window,
                       total ^ 0xFFFF, 0)
 
     def match(self, data: bytes) -> Answer | None:
@@ -365,16 +379,17 @@ class Udp(L4Probe):
         # 0 is "no checksum": allowed over IPv4, forbidden over IPv6 (RFC 8200 8.1); 0xFFFF is the same sum for both
         _UDP_PROBE.pack_into(buf, offset, sport, self.port, len(self.template), csum_fold(total) or 0xFFFF, c)
 
-    def write_slots(self, area: bytearray, slot: int, addrs: array[int], held: array[int], count: int) -> None:
+    def write_targets(self, area: bytearray, slot: int, dsts: list[int]) -> None:
         # build_into's arithmetic inline (tests/test_probes.py holds the two to the same bytes)
-        dsts = [addrs[held[k]] for k in range(count)]
-        port, length, partial, pack_into = self.port, len(self.template), self.partial, _UDP_SLOT.pack_into
-        for k, (a, c) in enumerate(zip(dsts, self.cookies.batch(dsts, port, self.tag), strict=True)):
+        port, length, partial = self.port, len(self.template), self.partial
+        pack_into = (_UDP_SLOT6 if self.family == 6 else _UDP_SLOT).pack_into
+        fam, where = _sockaddrs(self.family, dsts)
+        for k, (a, w, c) in enumerate(zip(dsts, where, self.cookies.batch(dsts, port, self.tag), strict=True)):
             sport = 0x8000 | (c >> 17)  # source_port(c)
             total = partial + a % 0xFFFF + sport + (c >> 16) + (c & 0xFFFF)
             total = (total & 0xFFFF) + (total >> 16)
             total = (total & 0xFFFF) + (total >> 16)
-            pack_into(area, k * slot, FAMILY4, 0, a, sport, port, length, (total ^ 0xFFFF) or 0xFFFF, c)
+            pack_into(area, k * slot, fam, 0, w, sport, port, length, (total ^ 0xFFFF) or 0xFFFF, c)
 
     def match(self, data: bytes) -> Answer | None:
         """Any UDP datagram from ``port`` of the target back to the source port its cookie chose."""
@@ -400,8 +415,9 @@ class Udp(L4Probe):
 
 class _Over6:
     """What makes a TCP/UDP probe an IPv6 one: a reply is read without its IP header (raw IPv6 sockets strip it;
-    the caller passes source and hop limit). Built as the IPv4 probe is (``build_into``: the pseudo-header's
-    addresses are summed for either width), with 128-bit source and target."""
+    the caller passes source and hop limit). Built as the IPv4 probe is (``build_into``, and ``write_targets``
+    with a sockaddr_in6 in each slot: the pseudo-header's addresses are summed for either width), with 128-bit
+    source and target."""
 
     family: ClassVar[int] = 6
     proto: ClassVar[int]

@@ -242,6 +242,25 @@ def test_write_slots_writes_each_slot_as_build_into_and_a_sockaddr() -> None:
         assert area[3 * slot:] == b"\xa5" * (2 * slot)  # the fourth held target was not asked for
 
 
+def test_ipv6_probes_write_a_batch_as_build_into_with_a_sockaddr_in6() -> None:
+    """The IPv6 sweep writes a TCP/UDP batch with the same one implementation (write_targets): each slot is the target's
+    sockaddr_in6 (no flow info, no scope) and build()'s bytes, whose cookie is the one match6 checks, for addresses of
+    any width (an IPv4-sized one, ::198.18.128.1, is keyed as __call__ keys it); nothing past the batch moves."""
+    cookies = Cookies(b"k" * 16)
+    dsts = [0x20010DB8 << 96 | 0x101, (1 << 128) - 1, 0xC6128001, 0x20010DB8_0002 << 80 | 7]
+    slot = 28 + 84
+    for probe in (Syn6(443, cookies, 0x20010DB8 << 96 | 2, 45000), Ack6(80, cookies, 0x20010DB8 << 96 | 2, 45000),
+                  Udp6(53, cookies, 0x20010DB8 << 96 | 2, 45000)):
+        area = bytearray(b"\xa5" * (5 * slot))
+        probe.write_targets(area, slot, dsts)
+        for k, target in enumerate(dsts):
+            want = probe.build(target)
+            assert area[k * slot:k * slot + 28] == struct.pack("=H", socket.AF_INET6) + bytes(6) + target.to_bytes(16, "big") + bytes(4)
+            assert area[k * slot + 28:k * slot + 28 + len(want)] == want
+            assert area[k * slot + 28 + len(want):(k + 1) * slot] == b"\xa5" * (84 - len(want))
+        assert area[4 * slot:] == b"\xa5" * slot
+        assert cookies.batch(dsts, probe.port, probe.tag) == [probe.cookie(d) for d in dsts]
+
 def test_ipv6_probes_carry_the_checksum_scapy_computes_over_the_ipv6_pseudo_header() -> None:
     """One build for both families: the IPv6 probes' checksums (TCP SYN/ACK, UDP) are what Scapy computes over the RFC
     8200 pseudo-header, for targets and sources whose words wrap the 16-bit sum; a UDP sum of 0 is sent as 0xFFFF."""
