@@ -65,6 +65,7 @@ from recon.transport import (
     ProbeSockets,
     RecvBatch,
     SendBatch,
+    SendPool,
     Transport,
     big_buffers,
     default_transport,
@@ -72,6 +73,7 @@ from recon.transport import (
     prepare_probe_socket,
     received_ns,
     require_raw,
+    send_threads,
     stamp_receive_times,
 )
 
@@ -1081,6 +1083,7 @@ class _RawReceive(_Run):
         self.progress = progress
         self.tap: _PcapTap | None = None
         self.batches: dict[int, SendBatch] = {}
+        self.pool: SendPool | None = None  # full batches of routed probes go out on its threads (steps())
         self.recv_batches: dict[int, RecvBatch] = {}
         self.stamped = False  # answers timed by the kernel's receive time (_kernel_stamps)
         self.sent_at = array("d", bytes(8 * self.n))
@@ -1319,6 +1322,7 @@ class _RawSweep(_RawReceive):
         self.mark_local()
         todo: Iterable[int] = self._silent() if self.answered else range(self.n)
         rounds = Rounds(self.timeout, None if self.adaptive else self.retries)  # the retry policy (rounds.py)
+        self.pool = self._send_pool()
         try:
             for rnd in range(rounds.count):
                 before = self.answered - self.slow_finds
@@ -1340,10 +1344,23 @@ class _RawSweep(_RawReceive):
                 if not rounds.last(rnd):
                     todo = self._silent()
         finally:
+            if self.pool is not None:
+                self.pool.close()
+                self.pool = None
             self.t1 = time.monotonic()
             prober._previous_bases.append(self.base)
             if self.progress:
                 self.progress(self.n, self.n)
+
+    def _send_pool(self) -> SendPool | None:
+        """Threads to send the routed probes on (``transport.SendPool``), when the sweep is big and unpaced, there
+        are CPUs for them, and the transport can open a twin of every routed socket; else None (inline)."""
+        prober = self.prober
+        routed = [s for s in (self.icmp, *((self.l4.tcp, self.l4.udp) if self.l4 is not None else ())) if s is not None]
+        threads = send_threads(self.n * max(1, len(prober.specs)))
+        if prober.rate or not threads or not routed or not all(prober.transport.twins(s) for s in routed):
+            return None
+        return SendPool(prober.transport.send_twin, threads)
 
     def _silent(self) -> array[int]:
         """The indices of the targets still silent (_PENDING is 0), as rounds.silent makes them."""
@@ -1385,6 +1402,8 @@ class _RawSweep(_RawReceive):
             count += yield from self._send_pass(todo, rnd, spec, n == 0)
             if self.halt:
                 break
+        if self.pool is not None:
+            self.send_errors += self.pool.finish(self._drain)
         self.sent += count
         self._drain()
         return count
@@ -1498,6 +1517,16 @@ class _RawSweep(_RawReceive):
             return None
         return l4.by_source[l4.source_of[i]][0].source.to_bytes(4, "big")
 
+    def _mark_sent(self, held: array[int], count: int, rnd: int) -> None:
+        """The send time and round of the ``count`` probes whose sweep indices ``held`` lists, just before they go
+        (on a ``SendPool`` thread, when one sends them)."""
+        sent_at, attempt = self.sent_at, self.attempt
+        now = time.monotonic()
+        for k in range(count):
+            i = held[k]
+            sent_at[i] = now
+            attempt[i] = rnd
+
     def _flush(self, batch: SendBatch | None, held: array[int], count: int, rnd: int,
                write: Callable[[bytearray, int, array[int], array[int], int], None] | None = None) -> int:
         """Send the ``count`` probes waiting in ``batch`` (sweep indices in ``held``; ``write`` writes them first,
@@ -1506,13 +1535,12 @@ class _RawSweep(_RawReceive):
             return 0
         if write is not None:
             write(batch.area, batch.slot, self.addrs, held, count)
-        sent_at, attempt, tap = self.sent_at, self.attempt, self.tap
-        now = time.monotonic()
-        for k in range(count):
-            i = held[k]
-            sent_at[i] = now
-            attempt[i] = rnd
-        self.send_errors += batch.send_all(count, self._drain)  # the one send policy (transport.SEND_AGAIN)
+        tap = self.tap
+        if self.pool is not None and batch.addressed:
+            self.pool.submit(batch, count, functools.partial(self._mark_sent, held[:count], count, rnd), self._drain)
+        else:
+            self._mark_sent(held, count, rnd)
+            self.send_errors += batch.send_all(count, self._drain)  # the one send policy (transport.SEND_AGAIN)
         if tap is not None:
             for k in range(count):
                 tap.probe(batch.packet(k), self.addrs[held[k]], not batch.addressed, batch.sock, self._source_of(held[k]))

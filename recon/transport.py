@@ -80,6 +80,7 @@ _SO_RCVBUFFORCE = 33
 _SO_SNDBUFFORCE = 32
 _SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 _SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+_SOL_RAW, _ICMP_FILTER = 255, 1  # linux/icmp.h: a raw ICMP socket's bitmask of types it does not want
 _SIOCGIFHWADDR = 0x8927
 _SIOCGIFCONF = 0x8912
 _IFREQ_SIZE = 40  # struct ifreq on 64-bit Linux: 16-byte name, 24-byte union (a sockaddr_in here)
@@ -247,6 +248,15 @@ class Transport:
         """``SOCK_RAW`` for IP protocol ``proto`` (``IPPROTO_RAW`` carries our own IPv4 header)."""
         raise NotImplementedError
 
+    def twins(self, sock: PacketSocket) -> bool:
+        """Whether ``send_twin(sock)`` can open a twin (a ``SendPool`` can send ``sock``'s probes)."""
+        return False
+
+    def send_twin(self, sock: PacketSocket) -> PacketSocket:
+        """A socket that sends as raw socket ``sock`` does (its kind, interface, bound source and hop limit), for a
+        ``SendPool``'s thread, and receives nothing (``sock`` reads every answer)."""
+        raise NotImplementedError
+
     def packet(self, iface: str, ethertype: int, *, what: str, hint: str | None = None) -> PacketSocket:
         """An ``AF_PACKET``/``SOCK_RAW`` socket bound to ``iface`` for ``ethertype`` (whole frames)."""
         raise NotImplementedError
@@ -301,6 +311,32 @@ class SystemTransport(Transport):
         if proto == socket.IPPROTO_RAW and family == socket.AF_INET:
             sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)  # implied by IPPROTO_RAW on Linux; explicit
         return sock
+
+    def twins(self, sock: PacketSocket) -> bool:
+        return isinstance(sock, socket.socket) and sock.type == socket.SOCK_RAW and sock.family == socket.AF_INET
+
+    def send_twin(self, sock: PacketSocket) -> PacketSocket:
+        from recon.bpf import attach_filter  # bpf imports this module
+
+        assert isinstance(sock, socket.socket)
+        twin = _open(sock.family, sock.type, sock.proto, "recon sweep (a send thread's socket)", None)
+        try:
+            big_buffers(twin, rcvbuf=0)
+            device = sock.getsockopt(socket.SOL_SOCKET, _SO_BINDTODEVICE, 16).rstrip(b"\0")
+            if device:
+                twin.setsockopt(socket.SOL_SOCKET, _SO_BINDTODEVICE, device)
+            host = sock.getsockname()[0]
+            if host != "0.0.0.0":
+                twin.bind((host, 0))
+            twin.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, sock.getsockopt(socket.IPPROTO_IP, socket.IP_TTL))
+            if sock.proto == socket.IPPROTO_ICMP:  # no copy of any ICMP message is even made for it
+                twin.setsockopt(_SOL_RAW, _ICMP_FILTER, struct.pack("I", 0xFFFFFFFF))
+            attach_filter(twin, [(0x06, 0, 0, 0)])  # BPF "ret #0": the copies a raw TCP/UDP socket gets are dropped
+            twin.setblocking(False)
+        except BaseException:
+            twin.close()
+            raise
+        return twin
 
     def packet(self, iface: str, ethertype: int, *, what: str, hint: str | None = None) -> PacketSocket:
         sock = _open(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ethertype), what, hint)
@@ -517,8 +553,18 @@ class SendBatch:
             return socket.inet_ntop(socket.AF_INET6, self.area[off + 8:off + 24]), port, socket.ntohl(flow), scope
         return socket.inet_ntoa(self.area[off + 4:off + 8]), port
 
-    def send(self, start: int, count: int) -> int:
-        """Send slots ``start ..``; how many went (at least one). OSError: the first of them failed (as sendto fails)."""
+    def copy_from(self, other: SendBatch, count: int) -> None:
+        """Slots ``0 .. count-1`` of ``other`` (same geometry), addresses, packets and lengths, into this batch."""
+        end = count * self.slot
+        self.area[:end] = other.area[:end]
+        lengths = other._lengths
+        for k in range(count):
+            if self._lengths[k] != lengths[k]:
+                self.set_length(lengths[k], k, k + 1)
+
+    def send(self, start: int, count: int, fd: int | None = None) -> int:
+        """Send slots ``start ..``; how many went (at least one). OSError: the first of them failed (as sendto fails).
+        ``fd``: through another socket than the batch's own (``SendPool``'s twins; libc's sendmmsg only)."""
         if count <= 0:
             return 0
         if self._own is not None:
@@ -530,7 +576,7 @@ class SendBatch:
             else:
                 self.sock.sendto(data, address)
             return 1
-        sent = self._libc.sendmmsg(self._fd, self._hdr_base + start * _MMSGHDR.size, count, 0)
+        sent = self._libc.sendmmsg(self._fd if fd is None else fd, self._hdr_base + start * _MMSGHDR.size, count, 0)
         if sent < 0:
             import ctypes
 
@@ -538,7 +584,7 @@ class SendBatch:
             raise OSError(err, os.strerror(err))
         return int(sent)
 
-    def send_all(self, count: int, drain: Callable[[], object]) -> int:
+    def send_all(self, count: int, drain: Callable[[], object], fd: int | None = None) -> int:
         """Send slots ``0 .. count-1`` under the send policy (``SEND_AGAIN``, above): while the kernel's queue is
         full, ``drain()`` (read the replies waiting) and try again; a probe the kernel refuses is skipped. How many
         it refused (each counts as sent and failed)."""
@@ -546,7 +592,7 @@ class SendBatch:
         stalled: float | None = None
         while done < count:
             try:
-                done += self.send(done, count - done)
+                done += self.send(done, count - done, fd)
                 stalled = None
             except OSError as exc:
                 if exc.errno in SEND_AGAIN:
@@ -564,6 +610,125 @@ class SendBatch:
                 else:
                     raise interface_lost(exc) from None
         return refused
+
+
+MAX_SEND_THREADS = 2  # more did not pay on the 2-core box the send path was measured on (bench/sweep.py --send)
+POOL_MIN_PROBES = 4 * 256  # below this a sweep's probes go out inline: the threads' start would cost more than they save
+
+
+def send_threads(probes: int) -> int:
+    """How many threads should send a sweep of ``probes`` probes (``SendPool``): 0 (inline) when the process may
+    run on one CPU only (``taskset``) or the sweep is small, else one per CPU up to ``MAX_SEND_THREADS``."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return 0 if cpus < 2 or probes < POOL_MIN_PROBES else min(cpus, MAX_SEND_THREADS)
+
+
+class SendPool:
+    """A sweep's full send batches handed to ``threads`` sender threads, each sending through its own twin of the
+    batch's socket (``Transport.send_twin``: same kind, interface and bound source, and it hears nothing).
+
+    The kernel does a probe's whole trip inside the sending call (on a veth, the peer's forwarding too), about
+    2.4 us a probe in the lab against ~1 us of Python to write it, and one socket serialises its callers. Two
+    sockets on two threads halve that kernel time on two CPUs; the GIL is free while sendmmsg runs (ctypes).
+    ``submit`` copies the caller's batch into a free buffer of the pool (the caller goes on writing its own) and
+    queues it; ``before()`` runs on the sender thread just before the send (a sweep records its send times
+    there). ``finish(drain)`` waits until everything queued has gone, draining meanwhile, and returns how many
+    probes the kernel refused (the one send policy, ``SendBatch.send_all``; a sender's error is raised there).
+    """
+
+    def __init__(self, twin: Callable[[PacketSocket], PacketSocket], threads: int, buffers: int = 3) -> None:
+        self._twin, self._buffers = twin, buffers
+        self._twins: list[dict[int, int]] = [{} for _ in range(threads)]  # per thread: id(socket) -> its twin's fd
+        self._socks: list[PacketSocket] = []
+        self._free: dict[int, deque[SendBatch]] = {}
+        self._work: deque[tuple[SendBatch, int, int, Callable[[], None]] | None] = deque()
+        self._ready = threading.Semaphore(0)
+        self._returned = threading.Condition()
+        self._queued = self._done = self._refused = 0
+        self._error: BaseException | None = None
+        self._threads = [threading.Thread(target=self._run, args=(t,), name=f"recon-send-{t}", daemon=True)
+                         for t in range(threads)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, batch: SendBatch, count: int, before: Callable[[], None], drain: Callable[[], object]) -> None:
+        """Queue slots ``0 .. count-1`` of ``batch`` for a sender thread (the batch itself is free again at once)."""
+        key = id(batch.sock)
+        if key not in self._free:
+            self._open_twins(batch)
+        free = self._free[key]
+        while not free:
+            self._wait_returned(drain)
+        buf = free.popleft()
+        buf.copy_from(batch, count)
+        self._queued += 1
+        self._work.append((buf, key, count, before))
+        self._ready.release()
+
+    def finish(self, drain: Callable[[], object]) -> int:
+        """Wait until every queued batch has gone (draining meanwhile); the probes refused since the last call."""
+        while self._done < self._queued:
+            self._wait_returned(drain)
+        self._raise_error()
+        refused, self._refused = self._refused, 0
+        return refused
+
+    def close(self) -> None:
+        for _ in self._threads:
+            self._work.append(None)
+            self._ready.release()
+        for thread in self._threads:
+            thread.join()
+        for sock in self._socks:
+            sock.close()
+        self._socks = []
+
+    def _open_twins(self, batch: SendBatch) -> None:
+        key = id(batch.sock)
+        for fds in self._twins:
+            twin = self._twin(batch.sock)
+            self._socks.append(twin)
+            fds[key] = twin.fileno()
+        mtu = batch.slot - batch.head
+        self._free[key] = deque(SendBatch(batch.sock, batch.size, mtu, addressed=batch.addressed, family=batch.family)
+                                for _ in range(self._buffers))
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _wait_returned(self, drain: Callable[[], object]) -> None:
+        self._raise_error()
+        drain()
+        with self._returned:
+            self._returned.wait(0.0005)
+
+    def _run(self, index: int) -> None:
+        fds = self._twins[index]
+        while True:
+            self._ready.acquire()
+            item = self._work.popleft()
+            if item is None:
+                return
+            buf, key, count, before = item
+            try:
+                before()
+                refused = buf.send_all(count, _no_drain, fds[key])
+            except BaseException as exc:  # handed to the sweep's thread, raised at its next submit or finish
+                refused, self._error = 0, exc
+            with self._returned:
+                self._refused += refused
+                self._free[key].append(buf)
+                self._done += 1
+                self._returned.notify_all()
+
+
+def _no_drain() -> None:
+    """A sender thread never reads: the sweep's own thread drains while it waits (``SendPool.finish``)."""
 
 
 def ancillary(control: bytes) -> list[tuple[int, int, bytes]]:

@@ -8,6 +8,7 @@ import select
 import socket
 import struct
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -431,3 +432,80 @@ def test_an_unexpected_errno_is_raised_as_it_is() -> None:
     with pytest.raises(OSError) as err:
         batch.send_all(3, lambda: None)
     assert err.value.errno == errno.EMSGSIZE
+
+
+# --- SendPool: batches sent by threads, each through a twin socket -----------------------------
+
+
+def test_a_send_pool_sends_every_batch_once_from_its_threads_and_marks_each_just_before() -> None:
+    """Loopback UDP: 12 batches of 4 datagrams (two lengths) through a 2-thread pool. Every datagram arrives
+    once, as written; each batch's ``before()`` ran on a pool thread, not the caller's; the caller's batch was
+    free again at once (it is rewritten for the next batch while earlier ones may still be queued)."""
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    twins: list[socket.socket] = []
+
+    def twin(sock: object) -> socket.socket:
+        twins.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+        return twins[-1]
+
+    marked: list[tuple[int, int]] = []
+    pool = transport_module.SendPool(twin, 2)
+    try:
+        rx.bind(("127.0.0.1", 0))
+        rx.setblocking(False)
+        port = rx.getsockname()[1]
+        batch = SendBatch(tx, 4)
+        for n in range(12):
+            for k in range(4):
+                _fill(batch, k, f"batch {n} slot {k}".encode() + b"!" * (n % 2), port=port)
+            pool.submit(batch, 4, lambda n=n: marked.append((n, threading.get_ident())), lambda: None)
+        assert pool.finish(lambda: None) == 0
+        got: list[bytes] = []
+        while select.select([rx], [], [], 1)[0] and len(got) < 48:
+            got += RecvBatch(rx, 64).recv()
+        expected = sorted(f"batch {n} slot {k}".encode() + b"!" * (n % 2) for n in range(12) for k in range(4))
+        assert sorted(got) == expected
+        assert sorted(n for n, _ in marked) == list(range(12))
+        assert threading.get_ident() not in {t for _, t in marked}
+        assert len(twins) == 2  # one twin of tx for each thread, opened at its first batch
+    finally:
+        pool.close()
+        for s in (rx, tx):
+            s.close()
+    assert all(t.fileno() == -1 for t in twins)  # close() closed them
+
+
+def test_a_send_pool_counts_refused_probes_and_raises_a_senders_error_at_finish() -> None:
+    """The one send policy on the pool's threads: a probe the kernel refuses (broadcast without SO_BROADCAST,
+    EACCES) is counted and the rest go; an errno outside the policy (a twin whose descriptor is gone: EBADF)
+    is raised in the caller's thread at finish(), as it is."""
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    twins: list[socket.socket] = []
+
+    def twin(sock: object) -> socket.socket:
+        twins.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+        return twins[-1]
+
+    pool = transport_module.SendPool(twin, 1)
+    try:
+        rx.bind(("127.0.0.1", 0))
+        rx.setblocking(False)
+        port = rx.getsockname()[1]
+        batch = SendBatch(tx, 3)
+        _fill(batch, 0, b"ok", port=port)
+        _fill(batch, 1, b"x", "255.255.255.255", port)
+        _fill(batch, 2, b"ok too", port=port)
+        pool.submit(batch, 3, lambda: None, lambda: None)
+        assert pool.finish(lambda: None) == 1
+        assert select.select([rx], [], [], 1)[0] and sorted(RecvBatch(rx, 8).recv()) == [b"ok", b"ok too"]
+        twins[0].close()  # the thread's twin: its next sendmmsg fails with EBADF
+        pool.submit(batch, 1, lambda: None, lambda: None)
+        with pytest.raises(OSError) as err:
+            pool.finish(lambda: None)
+        assert err.value.errno == errno.EBADF
+    finally:
+        pool.close()
+        rx.close()
+        tx.close()
