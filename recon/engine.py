@@ -1400,10 +1400,10 @@ class _RawSweep(_RawReceive):
             self.first_kind, self.passes = passes[0].kind, len(passes)
         for n, spec in enumerate(passes):
             count += yield from self._send_pass(todo, rnd, spec, n == 0)
+            if self.pool is not None:  # the pass has gone (and its answers drained) before the next kind skips who answered
+                self.send_errors += self.pool.finish(self._drain)
             if self.halt:
                 break
-        if self.pool is not None:
-            self.send_errors += self.pool.finish(self._drain)
         self.sent += count
         self._drain()
         return count
