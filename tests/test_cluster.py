@@ -320,23 +320,28 @@ def test_ctrl_c_in_a_resumed_sweep_lists_the_parts_done_and_the_same_command_car
     assert len(again) == len(set(again)) == 16 + 8 + 4 + 5 + 2 and second <= set(again)
 
 
-def test_ctrl_c_before_the_first_part_is_done_leaves_no_journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("empty_before", [False, True])
+def test_ctrl_c_before_the_first_part_is_done_leaves_no_journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                empty_before: bool) -> None:
     """Ctrl-C during part 1 of a new --resume sweep: exit 130, nothing listed, and no journal left behind (the old
-    code left its header, which a later sweep of other targets then refused); the same command starts over."""
+    code left its header, which a later sweep of other targets then refused); a file that was there empty is
+    left there empty. The same command starts over."""
     monkeypatch.setattr(recon.cluster, "RESUME_PART", 20)  # 34 targets: two parts
     targets = build_targets(MIXED)
     first_part = {int_to_ip(a) for a in targets.order(0, (1, 2))} | {int_to_ip6(a) for a in targets.v6.order(0, (1, 2))}
     stopped: list[str] = []
     journal = tmp_path / "run.resume"
+    if empty_before:
+        journal.write_bytes(b"")
     argv = _resume_argv(journal)
     with offline(ReplayTransport(_ctrl_c_at(first_part, stopped))):
         first = run_cli(*argv)
-        left = journal.exists()
+        left = journal.read_bytes() if journal.exists() else None
         again = run_cli(*argv)
     assert first.code == 130 and stopped, first.stderr
     assert first.stdout == "" and first.stderr.splitlines()[0] == (
         f"recon: sweep interrupted: only the hosts of the 0 shards done are listed; the same command carries on from {journal}")
-    assert not left
+    assert left == (b"" if empty_before else None)
     assert again.code == 0 and "done before" not in again.stderr, again.stderr
     assert len(again.stdout.splitlines()) == 16 + 8 + 4 + 5 + 2
 
