@@ -6,13 +6,20 @@ recon picks source addresses itself (``transport.route_source``). Nor do they ne
 layers (~0.015 s more). The CLI owns its process and calls ``own_process()``; imports through
 ``inet()`` then leave both out, and the code that does use Scapy's routing (craft ``--via scapy``,
 the Scapy reference engine: their send() and sr() pick the interface by it, and sr() matches
-answers with the IPv6 layers loaded) calls ``route_tables()`` first. A library caller's process
-keeps Scapy's defaults, since its own Scapy code may route.
+answers with the IPv6 layers loaded) calls ``route_tables()`` first. Scapy's MAC vendor table is
+left empty too (``_lean_cache``, below). A library caller's process keeps Scapy's defaults, since
+its own Scapy code may route or look vendors up.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
+import pickle
 import sys
+import tempfile
+from pathlib import Path
 from types import ModuleType
 
 __all__ = ["inet", "own_process", "route_tables"]
@@ -27,20 +34,27 @@ def own_process() -> None:
 
 
 def inet() -> ModuleType:
-    """``scapy.layers.inet`` (IP, ICMP, TCP, UDP); when the CLI owns the process, without the route tables or IPv6 layers."""
+    """``scapy.layers.inet`` (IP, ICMP, TCP, UDP); when the CLI owns the process, without the route tables or IPv6
+    layers, and without Scapy's MAC vendor table (``_lean_cache``)."""
     if not _skip_routes or "scapy.layers.inet" in sys.modules:
         import scapy.layers.inet
 
         return scapy.layers.inet
+    import scapy.main
     from scapy.config import conf
 
     if "scapy.route" not in sys.modules:
         conf.route_autoload = conf.route6_autoload = False
     ipv6, conf.ipv6_enabled = conf.ipv6_enabled, False  # inet.py then leaves out Scapy's IPv6 layers (~15 ms)
+    lean = _lean_cache() if "scapy.data" not in sys.modules else None
+    if lean is not None and lean.joinpath(_MANUF).is_file():
+        scapy.main.SCAPY_CACHE_FOLDER = lean
     try:
         import scapy.layers.inet
     finally:
         conf.ipv6_enabled = ipv6
+    if lean is not None:
+        _keep_lean(lean)
     return scapy.layers.inet
 
 
@@ -57,3 +71,60 @@ def route_tables() -> None:
     conf.route.resync()
     conf.route6.resync()
     conf.ifaces.load_confiface()
+
+
+# Scapy's data module loads its MAC vendor table (Wireshark's manuf, ~50,000 entries) when it is imported: ~50 ms
+# to unpickle from Scapy's cache folder and ~25 ms more to free at exit, a quarter of a sweep's start-up. recon
+# never reads it (arp.vendor looks a vendor up in the same file on disk). When the CLI owns the process, Scapy's
+# data caches are read from recon's own cache folder instead, where the vendor table is empty: the entry is written
+# in Scapy's cache format ({"id": sha256 of the manuf file's path, "content": a ManufDA}), after one import that
+# loaded the real table told us the path. Scapy writes the other caches there itself (services, ethertypes, as in
+# its own folder). A table Scapy rebuilt there (the manuf file moved: its id no longer matches) is emptied again.
+_MANUF = "manufdb.pickle"
+
+
+def _lean_cache() -> Path | None:
+    """recon's folder for Scapy's data caches (``$XDG_CACHE_HOME/recon/scapy``), made if need be; None if it cannot be."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = Path(base, "recon", "scapy")
+    try:
+        if not folder.is_dir():
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _sudo_user_owns(folder.parent, folder)
+        return folder if os.access(folder, os.W_OK) else None
+    except OSError:
+        return None
+
+
+def _keep_lean(folder: Path) -> None:
+    """Write the empty vendor table into ``folder`` unless the one Scapy just loaded from there is empty already."""
+    import scapy.data
+    import scapy.main
+
+    table = scapy.data.MANUFDB
+    if not table.d and folder == scapy.main.SCAPY_CACHE_FOLDER:
+        return
+    name = table._name
+    path = None if name == "scapy/manufdb" else name  # load_manuf(filename) names the table so; no file: Scapy's own copy
+    entry = {"content": scapy.data.ManufDA(_name=name), "id": hashlib.sha256((path or "").encode()).hexdigest()}
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".manufdb.")
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(entry, f)
+        os.replace(tmp, folder / _MANUF)
+        _sudo_user_owns(folder / _MANUF)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def _sudo_user_owns(*paths: Path) -> None:
+    """Under sudo, files recon makes in the user's cache belong to the user (as Scapy does with its own)."""
+    uid, gid = os.environ.get("SUDO_UID", ""), os.environ.get("SUDO_GID", "")
+    if os.geteuid() == 0 and uid.isdigit() and gid.isdigit():
+        for path in paths:
+            with contextlib.suppress(OSError):
+                os.chown(path, int(uid), int(gid))
