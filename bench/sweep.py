@@ -428,14 +428,15 @@ def inprocess_rows(ns: str, timeout: float, wait: float) -> list[tuple[str, str,
     of 3: with ``wait`` 0 the send time (packets per second), with 1 the whole sweep without interpreter start."""
     out = []
     for label, cidr, _ in RANGES[2:]:
-        for tool in ("recon", "recon --probe echo", "minimal loop"):
+        for tool in ("recon", "recon --probe echo", "minimal loop", "recon, all CPUs"):
             if tool == "minimal loop":
                 argv = [PY, "-c", MINIMAL_LOOP, cidr, str(wait)]
             else:
                 argv = [PY, "-c", ENGINE_INPROC, cidr, "echo" if "echo" in tool else "default", str(wait)]
+            pin = [] if tool.endswith("all CPUs") else ["taskset", "-c", "0"]  # all CPUs: transport.SendPool's threads
             best: tuple[int, float] | None = None
             for _ in range(3 if tool == "minimal loop" else 1):  # the engine takes its best of 3 itself
-                res = subprocess.run(["ip", "netns", "exec", ns, "taskset", "-c", "0", *argv], capture_output=True, text=True,
+                res = subprocess.run(["ip", "netns", "exec", ns, *pin, *argv], capture_output=True, text=True,
                                      timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT)})
                 if tool == "minimal loop":
                     sent = int(re.findall(r"sent (\d+) in", res.stderr)[-1])
@@ -450,11 +451,13 @@ def inprocess_rows(ns: str, timeout: float, wait: float) -> list[tuple[str, str,
 
 
 def print_inprocess(pps: list[tuple[str, str, int, float]], sweeps: list[tuple[str, str, int, float]]) -> None:
-    print("packets per second on one core (taskset -c 0; 0 s timeout, so send time only; best of 3):")
+    print("packets per second on one core (taskset -c 0; 'all CPUs': unpinned, so recon sends on its threads, "
+          "transport.SendPool; 0 s timeout, so send time only; best of 3):")
     for label, tool, sent, seconds in pps:
         print(f"  {label:10} {tool:20} {sent:7d} packets in {seconds:.3f} s = {sent / seconds:9,.0f} pps")
     print()
-    print("the sweep in-process with a 1 s timeout (no interpreter start or imports; best of 3), against the minimal loop:")
+    print("the sweep in-process with a 1 s timeout (no interpreter start or imports; best of 3; one core but 'all CPUs'), "
+          "against the minimal loop:")
     floor = {label: seconds for label, tool, _, seconds in sweeps if tool == "minimal loop"}
     for label, tool, sent, seconds in sweeps:
         ratio = f"{seconds / floor[label]:.2f}x the minimal loop" if tool != "minimal loop" and floor.get(label) else ""
