@@ -154,7 +154,7 @@ def sweep_shard(task: ShardTask, halt: _Halt | None = None) -> ShardOutcome:
                                   resolve=task.resolve, down=False) as stream:  # the silent are implied: no row each
             if halt is not None:
                 halt.reach(stream.stop)
-            answered = tuple(h for h in stream if h.status != "down" or "%" in h.address)  # IPv6's down rows too
+            answered = tuple(stream)
     except ReconError as exc:  # as data: retrying cannot fix it, and its exit code must survive
         return ShardOutcome(task.shard, worker, host, (), None, f"{worker} ({host}): {exc}", int(exc.exit_status))
     return ShardOutcome(task.shard, worker, host, answered, stream.stats)

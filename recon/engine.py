@@ -275,7 +275,8 @@ class Prober:
         """The sweep of ``sweep()`` as a stream of ``HostResult``s, each yielded as soon as it is decided.
 
         IPv4 hosts that are up come while probes still go out; unreachable and (with ``down``) down rows
-        follow, in address order, once the last wait ends; then the IPv6 part's (engine6.py), which runs
+        follow, in address order, once the last wait ends (a scoped target's down row comes either way: the
+        walk, which lists the others, does not hold it); then the IPv6 part's (engine6.py), which runs
         beside the IPv4 part (on a thread of its own: a mixed sweep takes the longer part's time, not the
         sum): the hosts it found up meanwhile at once, each later one as soon as its answer is matched, its
         other rows when its wait ends. ``local``
@@ -308,7 +309,7 @@ class Prober:
         part6 = None
         if v6 is not None:  # the IPv6 part runs beside the IPv4 one, into the same stream (ARCHITECTURE.md: engine6.py)
             part6 = functools.partial(v6.sweep, targets.v6, targets.scoped, seed=seed, shard=shard, timeout=timeout,
-                                      retries=retries, progress=progress6, pcap=writer)
+                                      retries=retries, progress=progress6, pcap=writer, down=down)
         onlink = None
         if ifaces:
             from recon.ndp import discover_parts

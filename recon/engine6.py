@@ -21,6 +21,7 @@ Retries follow the IPv4 engine (``retries=None`` adapts; see ``engine._RawSweep.
 
 from __future__ import annotations
 
+import itertools
 import random
 import select
 import socket
@@ -229,7 +230,8 @@ class Prober6:
     def sweep(self, v6: V6Targets, scoped: Sequence[ScopedTarget], *, seed: int | None, shard: tuple[int, int],
               timeout: float, retries: int | None, progress: Callable[[int, int], None] | None = None,
               pcap: PcapWriter | None = None, stopped: Callable[[], bool] = lambda: False,
-              found: Callable[[HostResult], None] | None = None) -> tuple[tuple[HostResult, ...], SweepStats]:
+              found: Callable[[HostResult], None] | None = None, down: bool = True,
+              ) -> tuple[tuple[HostResult, ...], SweepStats]:
         """Probe the IPv6 targets of this shard (scoped ones go with shard 1); their rows and the counters.
 
         On-link targets on an Ethernet interface go by Neighbor Discovery and scoped ones by ``ndp.discover``
@@ -238,7 +240,9 @@ class Prober6:
         and TCP/UDP probes stop at their next batch or wait slice, and Neighbor Discovery at its next send or
         ndp.STOP_SLICE, and no part starts after it (the sweep runs on a thread of its own beside the IPv4 part:
         engine.SweepStream). ``found`` (called on this thread) gets each host's row as soon as it is known up,
-        as the result has it (the result holds it too)."""
+        as the result has it (the result holds it too). Without ``down`` a silent unscoped target has no row (as
+        the IPv4 part's, ``engine.Prober.sweep_iter``: the walk lists those); a scoped one's still comes, and
+        the counters are down's."""
         count = len(range(shard[0] - 1, len(v6), shard[1]))
         if count > MAX_V6_SWEEP:
             raise InputError(f"{count:,} IPv6 addresses in one sweep; at most {MAX_V6_SWEEP:,} (a /104) at a time",
@@ -250,14 +254,23 @@ class Prober6:
         scoped_l2: list[ScopedTarget] = []
         if self.method != "icmp":
             addrs, onlink, here, scoped_l2 = self._split(v6, addrs, here)
+        def name(h: HostResult) -> HostResult:  # ndp's rows, named as the IPv6 engine names its own
+            hostname = v6.names.get(_text_int(h.address)) if h.hostname is None else None
+            return h if hostname is None else replace(h, hostname=hostname)
+
         named = None
         if found is not None:
             report = found
 
-            def named(h: HostResult) -> None:  # ndp's rows, named as the merged rows are below
-                report(replace(h, hostname=v6.names.get(_text_int(h.address))) if h.hostname is None else h)
+            def named(h: HostResult) -> None:
+                report(name(h))
 
         parts = [self._ndp(iface, group, (), timeout, retries, pcap, stopped, named) for iface, group in onlink.items()]
+        silent = 0  # rows left out without ``down``; the merged counters count them as targets still
+        if not down:  # the on-link parts' targets are unscoped: their silent ones get no row
+            kept = [SweepResult(tuple(h for h in p.hosts if h.status != "down"), p.stats) for p in parts]
+            silent = sum(len(p.hosts) - len(k.hosts) for p, k in zip(parts, kept, strict=True))
+            parts = kept
         if scoped_l2:
             parts.append(self._ndp(None, [], scoped_l2, timeout, retries, pcap, stopped, named))
         targets = _Targets6(v6, addrs, here, seed, shard, in_order=not onlink)
@@ -268,14 +281,14 @@ class Prober6:
                 run.tap = _PcapTap6(pcap, self._local(targets))
             run.execute()
             if not parts:
-                return run.results(), run.stats()
-            parts.append(SweepResult(run.results(), run.stats()))
+                return run.results(down), run.stats()
+            parts.append(SweepResult(run.results(down), run.stats()))
+            silent += 0 if down else run.state.count(_PENDING, 0, targets.unscoped)
         from recon.ndp import merge
 
         merged = merge(parts)
-        hosts = tuple(replace(h, hostname=v6.names.get(_text_int(h.address))) if h.hostname is None else h
-                      for h in merged.hosts)
-        return hosts, merged.stats
+        stats = replace(merged.stats, targets=merged.stats.targets + silent) if silent else merged.stats
+        return tuple(map(name, merged.hosts)), stats
 
     def _split(self, v6: V6Targets, addrs: Iterable[int], scoped: Sequence[ScopedTarget],
                ) -> tuple[Iterable[int], dict[str, list[int]], tuple[ScopedTarget, ...], list[ScopedTarget]]:
@@ -354,7 +367,8 @@ class _Receive6:
         self.rtt = array("f", bytes(4 * n))
         self.sent_at = array("d", bytes(8 * n))  # wall-clock seconds, as the kernel's receive times
         self.why: dict[int, tuple[str, str | None, str | None]] = {}  # index → (reason, reply, reporter)
-        self.members: dict[str, tuple[int, float, int]] = {}  # multicast members: address%iface → (group, rtt ms, hops)
+        self.members: dict[str, tuple[int, HostResult]] = {}  # multicast members: address%iface → (group, its row)
+        self.rows: dict[int, HostResult] = {}  # the row of each target found up, built once: found= and results() share it
         self.sent = self.received = self.duplicates = self.late = self.resent = self.ignored = self.send_errors = 0
         self.answered = self.later_finds = self.slow_finds = 0  # slow_finds: first found by an earlier round's echo
         self.kinds_answered: set[int] = set()
@@ -452,8 +466,9 @@ class _Receive6:
         rtt = now - self.sent_at[i]
         self.rtt[i] = rtt * 1000.0 if rtt_ok else -1.0
         self.max_rtt = max(self.max_rtt, rtt if rtt_ok else 0.0)
+        row = self.rows[i] = self.row(i)
         if self.found is not None:
-            self.found(self.row(i))
+            self.found(row)
 
     def _icmp(self, data: bytes, src: int, hops: int, now: float) -> None:
         if len(data) < 8:
@@ -499,13 +514,11 @@ class _Receive6:
             self.answered += 1
             self.kinds_answered.add(self.echo_kind)
             self.state[i] = _UP
-        self.members[name] = (i, (now - self.sent_at[i]) * 1000.0, hops)
+        ms = (now - self.sent_at[i]) * 1000.0
+        row = HostResult(name, "up", round(ms, 3), hops or None, "echo-reply", reason="echo-reply")
+        self.members[name] = (i, row)
         if self.found is not None:
-            self.found(self._member_row(name))
-
-    def _member_row(self, name: str) -> HostResult:
-        _, ms, hops = self.members[name]
-        return HostResult(name, "up", round(ms, 3), hops or None, "echo-reply", reason="echo-reply")
+            self.found(row)
 
     def row(self, i: int) -> HostResult:
         """Target ``i``'s row (not a multicast group's: its members are the hosts)."""
@@ -704,18 +717,23 @@ class _Run6(_Receive6):
         return count
 
     # -- results ------------------------------------------------------------------------
-    def results(self) -> tuple[HostResult, ...]:
+    def results(self, down: bool = True) -> tuple[HostResult, ...]:
+        """Every target's row in address order (a host found up: the row ``found`` got), then the multicast members';
+        without ``down`` no row for a silent unscoped target (the walk lists those), as the IPv4 part has it."""
         out: list[HostResult] = []
-        t = self.t
-        answered = {g for g, _, _ in self.members.values()}
-        for i in sorted(range(self.n), key=t.__getitem__):
+        t, rows = self.t, self.rows
+        answered = {g for g, _ in self.members.values()}
+        picked: Iterable[int] = range(self.n)
+        if not down:  # the decided unscoped targets (a state byte not 0), then the scoped ones
+            picked = itertools.chain(itertools.compress(range(t.unscoped), self.state), range(t.unscoped, self.n))
+        for i in sorted(picked, key=t.__getitem__):
             scope = t.scope(i)
             if scope is not None and scope.multicast:
                 if i not in answered:
                     out.append(HostResult(str(scope), "down"))
                 continue
-            out.append(self.row(i))
-        out += [self._member_row(member) for member in sorted(self.members)]
+            out.append(rows.get(i) or self.row(i))
+        out += [row for _, (_, row) in sorted(self.members.items())]
         return tuple(out)
 
     def stats(self) -> SweepStats:

@@ -426,12 +426,13 @@ class _Solicit:
         self.link, self.targets = link, targets
         self.index = {a: i for i, a in enumerate(targets)}
         self.sent_at = [0] * len(targets)  # wall-clock ns of the last solicitation of each (0: not yet asked)
-        self.found: dict[int, tuple[float, str, str]] = {}  # index → (rtt ms, mac, reason)
+        self.found: dict[int, HostResult] = {}  # index → its row, built once as it answers (found= and hosts() share it)
         self.duplicates = self.ignored = self.answers = 0
         self.max_rtt = 0.0  # ms, the slowest answer so far
         for own in link.sources():
             if own in self.index:
-                self.found[self.index[own]] = (0.0, link.mac_str, LOCAL_REASON)
+                self.found[self.index[own]] = HostResult(link.show(own), "up", 0.0, None, LOCAL_REASON, link.mac_str,
+                                                         vendor(link.mac_str), reason=LOCAL_REASON)
 
     def handle(self, frame: bytes, when: int) -> None:
         advert = parse_advert(frame)
@@ -447,33 +448,30 @@ class _Solicit:
             return
         rtt = (when - self.sent_at[i]) / 1e6
         self.max_rtt = max(self.max_rtt, rtt)
-        self.found[i] = (rtt, advert[1].hex(":"), ND_REASON)
+        mac = advert[1].hex(":")
+        self.found[i] = HostResult(self.link.show(advert[0]), "up", round(rtt, 3), None, ND_REASON, mac, vendor(mac),
+                                   reason=ND_REASON)
 
     def done(self) -> bool:
         return len(self.found) == len(self.targets)
 
-    def row(self, i: int) -> HostResult:
-        address = self.link.show(self.targets[i])
-        if i not in self.found:
-            return HostResult(address, "down")
-        rtt, mac, why = self.found[i]
-        return HostResult(address, "up", round(rtt, 3), None, why, mac, vendor(mac), reason=why)
-
     def hosts(self) -> tuple[HostResult, ...]:
-        return tuple(self.row(i) for i in sorted(range(len(self.targets)), key=self.targets.__getitem__))
+        found = self.found
+        return tuple(found.get(i) or HostResult(self.link.show(self.targets[i]), "down")
+                     for i in sorted(range(len(self.targets)), key=self.targets.__getitem__))
 
 
 
 def _tapped(run: _Solicit | _Echo, tap: Tap | None, found: Found | None = None) -> Callable[[bytes, int], None]:
     """``run.handle``, and every frame it counted (an answer, or one it ignored) also to ``tap`` (the pcap); the
-    row of each host it found, as it is found, to ``found``."""
+    row of each host it found, as it is found, to ``found`` (the row the run keeps for its result: built once)."""
     def handle(frame: bytes, when: int) -> None:
         before, known = run.answers + run.ignored, len(run.found)
         run.handle(frame, when)
         if tap is not None and run.answers + run.ignored != before:
             tap(frame)
         if found is not None and len(run.found) != known:
-            found(run.row(next(reversed(run.found))))  # type: ignore[arg-type]  # the key type of run.found is run.row's
+            found(next(reversed(run.found.values())))
     return handle
 
 def solicit(iface: str, addrs: Iterable[str | int], *, transport: Transport | None = None, timeout: float = 1.0,
@@ -542,7 +540,7 @@ class _Echo:
         self.ident = int.from_bytes(os.urandom(2), "big")
         self.nonce = os.urandom(8)
         self.sent_at: dict[int, int] = {}  # seq (round << 8 | source index) → when (wall-clock ns)
-        self.found: dict[bytes, tuple[float, int, str]] = {}  # responder → (rtt ms, hop limit, mac)
+        self.found: dict[bytes, HostResult] = {}  # responder → its row, built once as it answers (as _Solicit's)
         self.heard: set[tuple[bytes, int]] = set()  # (responder, seq): a second answer to one echo is a duplicate
         self.answers = self.duplicates = self.ignored = 0
         self.max_rtt = 0.0
@@ -567,14 +565,12 @@ class _Echo:
         if src not in self.found:  # a later round's echo is answered again: the first answer stays
             rtt = (when - sent) / 1e6
             self.max_rtt = max(self.max_rtt, rtt)
-            self.found[src] = (rtt, hops, frame[6:12].hex(":"))
-
-    def row(self, responder: bytes) -> HostResult:
-        rtt, hops, mac = self.found[responder]
-        return HostResult(self.link.show(responder), "up", round(rtt, 3), hops, ECHO_REASON, mac, vendor(mac), reason=ECHO_REASON)
+            mac = frame[6:12].hex(":")
+            self.found[src] = HostResult(self.link.show(src), "up", round(rtt, 3), hops, ECHO_REASON, mac, vendor(mac),
+                                         reason=ECHO_REASON)
 
     def hosts(self) -> tuple[HostResult, ...]:
-        rows = {a: self.row(a) for a in self.found}
+        rows = dict(self.found)
         for own in self.sources:  # we are on the link too (ping ff02::1 hears itself); the wire does not echo us
             rows.setdefault(own, HostResult(self.link.show(own), "up", 0.0, None, LOCAL_REASON, self.link.mac_str,
                                             vendor(self.link.mac_str), reason=LOCAL_REASON))

@@ -200,6 +200,18 @@ def test_discover_scoped_targets_and_merge(link: Link) -> None:
     assert result.stats.targets == len(rows)
 
 
+def test_found_gets_the_row_the_result_holds(link: Link) -> None:
+    """A host's row is built once, as it answers: what ``found`` gets is the row the result holds (before, the result
+    built every row again at the end), for solicited hosts and echo responders alike; the silent still get a row."""
+    got: list[HostResult] = []
+    hosts = [f"2001:db8::{o}" for _, o, _, _ in LAN_HOSTS] + ["2001:db8::99"]
+    solicited = ndp.solicit("eth0", hosts, transport=ReplayTransport(link), timeout=0.02, retries=0, found=got.append)
+    echoed = ndp.multicast_echo("eth0", transport=ReplayTransport(link), timeout=0.02, retries=0, found=got.append)
+    held = {h.address: h for h in (*solicited.hosts, *echoed.hosts)}
+    assert len(got) == len(LAN_HOSTS) + 6 and all(held[h.address] is h for h in got)
+    assert held["2001:db8::99"].status == "down"
+
+
 def test_local_solicits_only_a_small_prefix(link: Link) -> None:
     """--local on a link whose prefix is a /123 solicits its 32 addresses (the anycast 2001:db8:: answers);
     on a /64 it only echoes."""

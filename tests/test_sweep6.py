@@ -402,6 +402,73 @@ def test_ipv6_hosts_stream_as_they_answer_and_the_rest_when_the_wait_ends() -> N
     assert stream.stats.interrupted and stream.stats.targets == 3
 
 
+def test_without_down_a_silent_routed_target_has_no_row() -> None:
+    """sweep_iter(down=False), as a sweep without --all and each --cluster shard ask: the IPv6 part's hosts up and
+    unreachable come, a silent routed target gets no row (the walk lists those, as the IPv4 part has it; before,
+    each came and cluster.sweep_shard dropped them itself), a silent scoped one still does (no walk holds it),
+    and the counters are down=True's."""
+    import recon
+
+    targets = build_targets(["2001:db8::e-11", "2001:db8:2::1", "2001:db8:2::5", "fe80::dead:1%lo"])
+    runs = {}
+    for down in (True, False):
+        with recon.sweep_iter(targets, probe="echo", timeout=0.05, retries=0, transport=ReplayTransport(REC), down=down) as stream:
+            runs[down] = (sorted((h.address, h.status) for h in stream), stream.stats.targets)
+    assert runs[False][0] == [r for r in runs[True][0] if r[1] != "down" or "%" in r[0]]
+    assert runs[False][0] == [("2001:db8:2::1", "up"), ("2001:db8:2::5", "unreachable"), ("2001:db8::10", "up"),
+                              ("fe80::dead:1%lo", "down")]
+    assert runs[False][1] == runs[True][1] == 7
+
+
+def test_without_down_on_link_targets_count_but_the_silent_have_no_row(lab) -> None:
+    """The same in the lab, with on-link targets (lan6, by Neighbor Discovery), routed ones (sparse6) and a silent
+    scoped address: without down no unscoped down row, the hosts up as with down, and the same target count."""
+    import sys
+
+    code = ("import json, recon\n"
+            "from recon.targets import build_targets\n"
+            "t = build_targets(['2001:db8::1-1f', '2001:db8:1::/124', 'fe80::dead:1%eth0'])\n"
+            "for down in (True, False):\n"
+            "    with recon.sweep_iter(t, probe='echo', timeout=0.5, retries=1, down=down) as s:\n"
+            "        rows = [(h.address, h.status) for h in s]\n"
+            "    print(json.dumps([rows, s.stats.targets, s.stats.method]))\n")
+    res = lab.run([sys.executable, "-c", code], timeout=60)
+    assert res.returncode == 0, res.stderr
+    (every, targets, method), (answered, targets_without, method_without) = map(json.loads, res.stdout.splitlines())
+    assert method == method_without == "ndp+icmp" and targets == targets_without == 31 + 16 + 1
+    assert len(every) == targets and {a for a, s in every if s == "up"} == {a for a, s in answered if s == "up"}
+    assert [r for r in answered if r[1] == "down"] == [["fe80::dead:1%eth0", "down"]]
+    assert {a for a, s in answered if s == "up"} >= {h.ipv6 for h in lab.info.hosts}
+
+
+def test_the_ipv6_part_builds_each_hosts_row_once() -> None:
+    """The row ``found`` gets as a host answers is the row the IPv6 part's result holds (before, the result built every
+    row again at the end), for a target and for a multicast group's members."""
+    from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, IPv6
+
+    from recon.engine6 import Prober6
+    from recon.probes import parse_probes
+
+    def answers(sock: ReplaySocket, sent: Sent) -> list[bytes]:
+        if sent.address[0] != "ff02::1":
+            return REC(sock, sent)
+        req = ICMPv6EchoRequest(sent.data)
+        return [bytes(IPv6(src=m, dst="fe80::99") / ICMPv6EchoReply(id=req.id, seq=req.seq, data=req.data))
+                for m in ("fe80::1", "fe80::2")]
+
+    targets = build_targets(["2001:db8::10", "2001:db8:2::1", "2001:db8::e", "ff02::1%lo"])
+    got: list[Any] = []
+    prober = Prober6(parse_probes("echo"), interface=None, source=None, rate=None, transport=ReplayTransport(answers),
+                     sport=45000)
+    try:
+        hosts, _ = prober.sweep(targets.v6, targets.scoped, seed=None, shard=(1, 1), timeout=0.05, retries=0, found=got.append)
+    finally:
+        prober.close()
+    held = {h.address: h for h in hosts}
+    assert sorted(h.address for h in got) == ["2001:db8:2::1", "2001:db8::10", "fe80::1%lo", "fe80::2%lo"]
+    assert all(held[h.address] is h for h in got) and held["2001:db8::e"].status == "down"
+
+
 def _interrupt_at_first_line(lab, args: list[str]) -> tuple[Any, float, str, str, str]:
     """``recon sweep ARGS`` in the scanner namespace, SIGINT as soon as its first stdout line (the readiness signal:
     a host printed); (the process, seconds to that line, the line, the rest of stdout, stderr). The rest is read
