@@ -763,7 +763,9 @@ def test_no_false_down_under_5_percent_loss(lab) -> None:
         time.sleep(12)  # what is tested: ~24 rounds under loss pass with no DOWN (an absence has no signal)
         events = w.drain()
     assert [e for e in events if e["event"] == "DOWN"] == []
-    seen = {e["address"] for e in events if e["event"] in ("INVENTORY", "UP")}
+    # A host whose ARP exchanges were all lost in the first round is not in the inventory; found in a later round,
+    # it is NEW (watch.py), as a device that joins is: CI saw that once (198.18.0.13), about 1 run in 20.
+    seen = {e["address"] for e in events if e["event"] in ("INVENTORY", "UP", "NEW")}
     assert {h.ipv4 for h in lab.info.hosts} <= seen
 
 
