@@ -1079,7 +1079,7 @@ class _RawReceive(_Run):
                  socks: tuple[PacketSocket | None, PacketSocket | None, _L4Plan | None], timeout: float,
                  retries: int | None, progress: Callable[[int, int], None] | None) -> None:
         super().__init__(prober, addrs, walk, kind, lnk, timeout, 1 if retries is None else retries)
-        self.adaptive = retries is None
+        self.rounds = Rounds(timeout, retries)  # the retry policy (rounds.py)
         self.icmp, self.arp, self.l4 = socks
         self.progress = progress
         self.tap: _PcapTap | None = None
@@ -1321,29 +1321,22 @@ class _RawSweep(_RawReceive):
         self._flush_stale()
         self.t0 = time.monotonic()
         self.mark_local()
-        todo: Iterable[int] = self._silent() if self.answered else range(self.n)
-        rounds = Rounds(self.timeout, None if self.adaptive else self.retries)  # the retry policy (rounds.py)
+        first: Iterable[int] = self._silent() if self.answered else range(self.n)
         self.pool = self._send_pool()
         try:
-            for rnd in range(rounds.count):
-                before = self.answered - self.slow_finds
-                count = yield from self._send_round(todo, rnd)
+            for r in self.rounds.each(self):  # the end of each round is decided by rounds.Round
+                count = yield from self._send_round(self._silent() if r.number else first, r.number)
                 if self.halt:
                     break
-                if rnd:
+                if r.number:
                     self.resent += count
-                wait = rounds.wait(rnd, self.received > 0, self.max_rtt)  # as long as replies have taken (as nmap)
-                yield from self._wait(wait)
+                yield from self._wait(r.wait())  # as long as replies have taken (as nmap)
                 if self.answered >= self.n or self.halt:
                     break
-                # Adaptive: go on while the last retry found hosts. With several probe kinds, the later
-                # kinds of the first round are its retry: they reach who lost (or drops) the first kind.
-                found = self.later_finds if rnd == 0 and self.passes > 1 else self.answered - self.slow_finds - before
-                if rounds.ends(rnd, found, self.passes):
-                    yield from self._wait(self.timeout - wait)  # no sign of loss left: wait out the timeout once
+                rest = r.rest()
+                if rest is not None:
+                    yield from self._wait(rest)  # no sign of loss left: wait out the timeout once
                     break
-                if not rounds.last(rnd):
-                    todo = self._silent()
         finally:
             if self.pool is not None:
                 self.pool.close()

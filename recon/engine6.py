@@ -16,7 +16,7 @@ limit come from ``recvmsg``:
 * A scoped target (``fe80::1%eth0``) is probed on its interface; a multicast group
   (``ff02::1%eth0``) is one echo, and every member that answers is a host of its own.
 
-Retries follow the IPv4 engine (``retries=None`` adapts; see ``engine._RawSweep.execute``).
+Retries follow the IPv4 engine (``retries=None`` adapts; rounds.py).
 """
 
 from __future__ import annotations
@@ -356,7 +356,7 @@ class _Receive6:
     def __init__(self, prober: Prober6, targets: _Targets6, timeout: float, retries: int | None,
                  progress: Callable[[int, int], None] | None) -> None:
         self.prober, self.t, self.n = prober, targets, targets.n
-        self.timeout, self.adaptive, self.retries = timeout, retries is None, 1 if retries is None else retries
+        self.rounds = Rounds(timeout, retries)  # the retry policy (rounds.py)
         self.progress = progress
         self.stopped: Callable[[], bool] = lambda: False  # the stream was stopped: send and wait no more
         self.found: Callable[[HostResult], None] | None = None  # each host's row as soon as it is known up
@@ -590,24 +590,20 @@ class _Run6(_Receive6):
 
     # -- rounds ---------------------------------------------------------------------
     def execute(self) -> None:
-        # The rounds as engine.py runs them (rounds.Rounds): a slow answer (to an earlier round's echo) is no sign of loss
+        # The rounds as engine.py runs them (rounds.Round): a slow answer (to an earlier round's echo) is no sign of loss
         self.t0 = time.monotonic()
-        rounds = Rounds(self.timeout, None if self.adaptive else self.retries)
-        todo: array[int] | range = range(self.n)
         try:
-            for rnd in range(rounds.count if self.socks else 0):
-                before = self.answered - self.slow_finds
-                count = self._send_round(todo, rnd)
-                self.resent += count if rnd else 0
-                wait = rounds.wait(rnd, self.received > 0, self.max_rtt)
-                self._wait(wait)
+            for r in self.rounds.each(self) if self.socks else ():
+                todo = silent(self.state) if r.number else range(self.n)  # a group is silent until one member answers
+                count = self._send_round(todo, r.number)
+                self.resent += count if r.number else 0
+                self._wait(r.wait())
                 if (self.answered >= self.n and not self.groups) or self.stopped():
                     break
-                found = self.later_finds if rnd == 0 and self.passes > 1 else self.answered - self.slow_finds - before
-                if rounds.ends(rnd, found, self.passes):
-                    self._wait(self.timeout - wait)
+                rest = r.rest()
+                if rest is not None:
+                    self._wait(rest)
                     break
-                todo = silent(self.state)  # a group is silent until one member answers
         finally:
             self.t1 = time.monotonic()
             self.prober.previous = [*self.prober.previous[-7:], self.base]
