@@ -35,7 +35,7 @@ import os
 import select
 import struct
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass, replace
 from types import TracebackType
 
@@ -43,7 +43,7 @@ from recon.arp import vendor
 from recon.errors import InvalidOption, InvalidTarget
 from recon.models import HostResult, ScopedTarget, SweepResult, SweepStats
 from recon.packets import inet_checksum
-from recon.rounds import Rounds
+from recon.rounds import Round, Rounds
 from recon.targets import address_key
 from recon.transport import (
     STAMP_SPACE,
@@ -372,19 +372,17 @@ class _Wire:
             if len(got) < _BATCH:
                 return
 
-    def end_round(self, rounds: Rounds, rnd: int, since: float, *, answered: bool, max_rtt_ms: float, before: int,
-                  found: Callable[[], int], done: Callable[[], bool]) -> bool:
-        """Wait after round ``rnd``, whose last frame left at ``since``, as the sweep engine does (rounds.Rounds: as
-        long as answers have taken, the whole timeout before any, after a last fixed round, and once when adaptive
-        retries end); True when no round should follow (also once ``stopped()``)."""
-        wait = rounds.wait(rnd, answered, max_rtt_ms / 1000)
+    def end_round(self, r: Round, done: Callable[[], bool]) -> bool:
+        """Wait after round ``r``, whose last frame has just left, as the sweep engine does (rounds.Round); True when
+        no round should follow (also once ``done()`` or ``stopped()``)."""
+        since, wait = time.monotonic(), r.wait()
         self.wait(since + wait, done)
-        if done() or self.stopped() or (rounds.last(rnd) and not rounds.adaptive):
+        if done() or self.stopped():
             return True
-        if rounds.ends(rnd, found() - before):
-            self.wait(since + rounds.timeout, done)
-            return True
-        return False
+        rest = r.rest()
+        if rest is not None:
+            self.wait(since + wait + rest, done)  # the rest of the timeout, once
+        return rest is not None
 
     def wait(self, until: float, done: Callable[[], bool]) -> None:
         """Read until ``until`` (monotonic clock), until ``done()``, or until ``stopped()`` (seen within a
@@ -405,6 +403,25 @@ def _check(timeout: float, retries: int | None, rate: float | None) -> Rounds:
     return Rounds(timeout, retries)
 
 
+class _Tally:
+    """What a run's rounds are decided by (rounds.Tally): one probe kind, and every host first found counts (an
+    answer to an earlier round's probe is not told apart)."""
+
+    found: Sized  # the hosts found
+    answers: int  # answers read
+    max_rtt: float  # s, the slowest answer so far
+    slow_finds = later_finds = 0
+    passes = 1
+
+    @property
+    def answered(self) -> int:
+        return len(self.found)
+
+    @property
+    def received(self) -> int:
+        return self.answers
+
+
 def _target(value: str | int) -> bytes:
     try:
         address = ipaddress.IPv6Address(value.split("%")[0] if isinstance(value, str) else value)
@@ -419,7 +436,7 @@ def _target(value: str | int) -> bytes:
 # --- Neighbor Discovery ------------------------------------------------------------------------
 
 
-class _Solicit:
+class _Solicit(_Tally):
     """The state of one solicitation sweep: who was asked when, who answered, with what."""
 
     def __init__(self, link: Link6, targets: list[bytes]) -> None:
@@ -428,7 +445,7 @@ class _Solicit:
         self.sent_at = [0] * len(targets)  # wall-clock ns of the last solicitation of each (0: not yet asked)
         self.found: dict[int, HostResult] = {}  # index → its row, built once as it answers (found= and hosts() share it)
         self.duplicates = self.ignored = self.answers = 0
-        self.max_rtt = 0.0  # ms, the slowest answer so far
+        self.max_rtt = 0.0  # s, the slowest answer so far
         for own in link.sources():
             if own in self.index:
                 self.found[self.index[own]] = HostResult(link.show(own), "up", 0.0, None, LOCAL_REASON, link.mac_str,
@@ -447,7 +464,7 @@ class _Solicit:
             self.duplicates += 1
             return
         rtt = (when - self.sent_at[i]) / 1e6
-        self.max_rtt = max(self.max_rtt, rtt)
+        self.max_rtt = max(self.max_rtt, rtt / 1000)
         mac = advert[1].hex(":")
         self.found[i] = HostResult(self.link.show(advert[0]), "up", round(rtt, 3), None, ND_REASON, mac, vendor(mac),
                                    reason=ND_REASON)
@@ -500,12 +517,11 @@ def solicit(iface: str, addrs: Iterable[str | int], *, transport: Transport | No
     handle = _tapped(run, tap, found)
 
     with _Wire(lnk, t, "recon sweep (Neighbor Discovery)", tap, handle, stopped) as wire:
-        for rnd in range(rounds.count):
+        for r in rounds.each(run):
             todo = [i for i in range(len(targets)) if i not in run.found]
             if not todo:
                 break
-            before = len(run.found)
-            resent += len(todo) if rnd else 0
+            resent += len(todo) if r.number else 0
             next_at = time.monotonic()
             step = 1 if gap else _BATCH  # paced: one frame at a time, reading while waiting for the next slot
             for at in range(0, len(todo), step):
@@ -519,8 +535,7 @@ def solicit(iface: str, addrs: Iterable[str | int], *, transport: Transport | No
                 for i in chunk:
                     run.sent_at[i] = when
                 wire.drain()
-            if wire.end_round(rounds, rnd, time.monotonic(), answered=run.answers > 0, max_rtt_ms=run.max_rtt,
-                              before=before, found=lambda: len(run.found), done=run.done):
+            if wire.end_round(r, run.done):
                 break
         duration = max(time.monotonic() - wire.t0, 1e-9)
         stats = SweepStats(targets=len(targets), sent=wire.sent, received=run.answers, duplicates=run.duplicates,
@@ -532,7 +547,7 @@ def solicit(iface: str, addrs: Iterable[str | int], *, transport: Transport | No
 # --- multicast echo ----------------------------------------------------------------------------
 
 
-class _Echo:
+class _Echo(_Tally):
     """One multicast echo run: what was sent from which source in which round, and who answered."""
 
     def __init__(self, link: Link6, sources: list[bytes], group: bytes) -> None:
@@ -564,7 +579,7 @@ class _Echo:
         self.heard.add((src, seq))
         if src not in self.found:  # a later round's echo is answered again: the first answer stays
             rtt = (when - sent) / 1e6
-            self.max_rtt = max(self.max_rtt, rtt)
+            self.max_rtt = max(self.max_rtt, rtt / 1000)
             mac = frame[6:12].hex(":")
             self.found[src] = HostResult(self.link.show(src), "up", round(rtt, 3), hops, ECHO_REASON, mac, vendor(mac),
                                          reason=ECHO_REASON)
@@ -607,15 +622,13 @@ def multicast_echo(iface: str, *, transport: Transport | None = None, timeout: f
     handle = _tapped(run, tap, found)
 
     with _Wire(lnk, t, "recon sweep (multicast echo)", tap, handle, stopped) as wire:
-        for rnd in range(rounds.count):
-            before = len(run.found)
-            seqs = [rnd << 8 | k for k in range(len(run.sources))]  # one echo from each source: one sendmmsg(2)
+        for r in rounds.each(run):
+            seqs = [r.number << 8 | k for k in range(len(run.sources))]  # one echo from each source: one sendmmsg(2)
             when = wire.send([run.frame(seq) for seq in seqs])
             for seq in seqs:
                 run.sent_at[seq] = when
             wire.drain()
-            if wire.end_round(rounds, rnd, time.monotonic(), answered=run.answers > 0, max_rtt_ms=run.max_rtt,
-                              before=before, found=lambda: len(run.found), done=_never):
+            if wire.end_round(r, _never):
                 break
         duration = max(time.monotonic() - wire.t0, 1e-9)
         hosts = run.hosts()
