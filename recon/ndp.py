@@ -319,13 +319,12 @@ class _Wire:
     interface) less the wall-clock time taken right before the send: not inflated by how late Python reads
     the frame. Both are wall-clock nanoseconds; the waits run on the monotonic clock."""
 
-    def __init__(self, link: Link6, transport: Transport, what: str, tap: Tap | None,
-                 handle: Callable[[bytes, int], None], stopped: Stopped | None = None) -> None:
+    def __init__(self, link: Link6, part: _Part, what: str, handle: Callable[[bytes, int], None]) -> None:
         from recon.bpf import attach_filter
 
-        self.link, self.tap, self.handle = link, tap, handle
-        self.stopped: Stopped = stopped or _never  # looked at in every wait slice and after every round
-        self.sock: PacketSocket = transport.packet(link.name, ETH_P_IPV6, what=what)
+        self.link, self.tap, self.handle = link, part.tap, handle
+        self.stopped = part.stopped  # looked at in every wait slice and after every round
+        self.sock: PacketSocket = part.transport.packet(link.name, ETH_P_IPV6, what=what)
         try:
             attach_filter(self.sock, ANSWERS_FILTER)
         except OSError:
@@ -395,12 +394,27 @@ class _Wire:
             select.select([self.sock], [], [], min(left, STOP_SLICE))
 
 
-def _check(timeout: float, retries: int | None, rate: float | None) -> Rounds:
-    """Validate the options as the sweep engine does; the rounds they make."""
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """What a solicitation or an echo runs with: its rounds, from options checked once (``_checked``: once for
+    all the parts of a discovery), and the caller's transport, pace and hooks."""
+
+    rounds: Rounds
+    transport: Transport
+    rate: float | None
+    tap: Tap | None
+    source: str | None
+    found: Found | None
+    stopped: Stopped
+
+
+def _checked(transport: Transport | None, timeout: float, retries: int | None, rate: float | None, tap: Tap | None,
+             source: str | None, found: Found | None, stopped: Stopped | None) -> _Part:
+    """Validate the options as the sweep engine does; the part they make."""
     from recon.engine import check_sweep_options
 
     check_sweep_options(timeout=timeout, retries=retries, rate=rate)
-    return Rounds(timeout, retries)
+    return _Part(Rounds(timeout, retries), transport or default_transport(), rate, tap, source, found, stopped or _never)
 
 
 class _Tally:
@@ -479,9 +493,12 @@ class _Solicit(_Tally):
 
 
 
-def _tapped(run: _Solicit | _Echo, tap: Tap | None, found: Found | None = None) -> Callable[[bytes, int], None]:
-    """``run.handle``, and every frame it counted (an answer, or one it ignored) also to ``tap`` (the pcap); the
-    row of each host it found, as it is found, to ``found`` (the row the run keeps for its result: built once)."""
+def _tapped(run: _Solicit | _Echo, part: _Part) -> Callable[[bytes, int], None]:
+    """``run.handle``, and every frame it counted (an answer, or one it ignored) also to the part's ``tap`` (the
+    pcap); the row of each host it found, as it is found, to its ``found`` (the row the run keeps for its result:
+    built once)."""
+    tap, found = part.tap, part.found
+
     def handle(frame: bytes, when: int) -> None:
         before, known = run.answers + run.ignored, len(run.found)
         run.handle(frame, when)
@@ -505,19 +522,19 @@ def solicit(iface: str, addrs: Iterable[str | int], *, transport: Transport | No
     ``found`` gets each answering host's row as soon as it answers. Once ``stopped()`` (Ctrl-C, from another
     thread) nothing more is sent and the waits end within ``STOP_SLICE``: the result holds what answered.
     """
-    rounds = _check(timeout, retries, rate)
-    t = transport or default_transport()
-    lnk = link6(iface, t)
-    own = lnk.own(source) if source else None
+    return _solicit(iface, addrs, _checked(transport, timeout, retries, rate, tap, source, found, stopped))
+
+
+def _solicit(iface: str, addrs: Iterable[str | int], part: _Part) -> SweepResult:
+    lnk = link6(iface, part.transport)
+    own = lnk.own(part.source) if part.source else None
     targets = list(dict.fromkeys(_target(a) for a in addrs))
     run = _Solicit(lnk, targets)
-    gap = 1.0 / rate if rate else 0.0
+    gap = 1.0 / part.rate if part.rate else 0.0
     resent = 0
 
-    handle = _tapped(run, tap, found)
-
-    with _Wire(lnk, t, "recon sweep (Neighbor Discovery)", tap, handle, stopped) as wire:
-        for r in rounds.each(run):
+    with _Wire(lnk, part, "recon sweep (Neighbor Discovery)", _tapped(run, part)) as wire:
+        for r in part.rounds.each(run):
             todo = [i for i in range(len(targets)) if i not in run.found]
             if not todo:
                 break
@@ -608,21 +625,22 @@ def multicast_echo(iface: str, *, transport: Transport | None = None, timeout: f
     responder's row as soon as it answers. Once ``stopped()`` the waits end within ``STOP_SLICE`` and no round
     follows.
     """
-    rounds = _check(timeout, retries, None)
-    t = transport or default_transport()
+    return _echo(iface, group, every_source, _checked(transport, timeout, retries, None, tap, source, found, stopped))
+
+
+def _echo(iface: str, group: str, every_source: bool, part: _Part) -> SweepResult:
     try:
         target = ipaddress.IPv6Address(group.split("%")[0])
     except ValueError:
         raise InvalidTarget(group, "not an IPv6 multicast group") from None
     if not target.is_multicast:
         raise InvalidTarget(group, "not an IPv6 multicast group", hint="ff02::1 is every node on the link")
-    lnk = link6(iface, t)
+    lnk = link6(iface, part.transport)
+    source = part.source
     run = _Echo(lnk, [lnk.own(source)] if source else lnk.sources() if every_source else [lnk.link_local], target.packed)
 
-    handle = _tapped(run, tap, found)
-
-    with _Wire(lnk, t, "recon sweep (multicast echo)", tap, handle, stopped) as wire:
-        for r in rounds.each(run):
+    with _Wire(lnk, part, "recon sweep (multicast echo)", _tapped(run, part)) as wire:
+        for r in part.rounds.each(run):
             seqs = [r.number << 8 | k for k in range(len(run.sources))]  # one echo from each source: one sendmmsg(2)
             when = wire.send([run.frame(seq) for seq in seqs])
             for seq in seqs:
@@ -687,7 +705,7 @@ def discover_parts(scoped: Sequence[ScopedTarget] = (), local: Sequence[str] = (
     (the part's result still holds it). Once ``stopped()`` (Ctrl-C) the running part ends within ``STOP_SLICE``
     with what answered, and no part starts after it. The options and interfaces are checked here, before the
     first part sends anything."""
-    _check(timeout, retries, rate)
+    part = _checked(transport, timeout, retries, rate, tap, source, found, stopped)
     for iface in local:
         lnk = link6(iface, transport, option="--local")  # every interface checked before anything is sent
         if source:
@@ -699,34 +717,27 @@ def discover_parts(scoped: Sequence[ScopedTarget] = (), local: Sequence[str] = (
             raise InvalidTarget(str(s), exc.allowed, hint="the name after % is the interface to ask on") from None
         if source:
             lnk.own(source)
-    return _parts(scoped, local, transport=transport, timeout=timeout, retries=retries, rate=rate, tap=tap, limit=limit,
-                  source=source, found=found, stopped=stopped or _never)
+    return _parts(scoped, local, part, limit)
 
 
-def _parts(scoped: Sequence[ScopedTarget], local: Sequence[str], *, transport: Transport | None, timeout: float,
-           retries: int | None, rate: float | None, tap: Tap | None, limit: int, source: str | None,
-           found: Found | None, stopped: Stopped) -> Iterator[SweepResult]:
+def _parts(scoped: Sequence[ScopedTarget], local: Sequence[str], part: _Part, limit: int) -> Iterator[SweepResult]:
     """Each part's result in turn; none starts once ``stopped()``."""
+    stopped = part.stopped
     by_iface: dict[str, list[ScopedTarget]] = {}
     for s in scoped:
         by_iface.setdefault(s.interface, []).append(s)
     for iface, group in by_iface.items():
         unicast = [s.address for s in group if not s.multicast]
         if unicast and not stopped():
-            yield solicit(iface, unicast, transport=transport, timeout=timeout, retries=retries, rate=rate, tap=tap,
-                          source=source, found=found, stopped=stopped)
+            yield _solicit(iface, unicast, part)
         for g in dict.fromkeys(s.address for s in group if s.multicast):
             if stopped():
                 return
-            yield multicast_echo(iface, transport=transport, timeout=timeout, group=g, retries=retries, tap=tap, source=source,
-                                 found=found, stopped=stopped)
+            yield _echo(iface, g, False, part)
     for iface in dict.fromkeys(local):
         if stopped():
             return
-        yield multicast_echo(iface, transport=transport, timeout=timeout, retries=retries, tap=tap, every_source=True,
-                             source=source, found=found, stopped=stopped)
-        small = [n for n in link6(iface, transport).prefixes() if n.num_addresses <= limit]
+        yield _echo(iface, ALL_NODES, True, part)
+        small = [n for n in link6(iface, part.transport).prefixes() if n.num_addresses <= limit]
         if small and not stopped():
-            addrs = [int(a) for n in small for a in n]
-            yield solicit(iface, addrs, transport=transport, timeout=timeout, retries=retries, rate=rate, tap=tap,
-                          source=source, found=found, stopped=stopped)
+            yield _solicit(iface, [int(a) for n in small for a in n], part)
