@@ -107,6 +107,14 @@ def is_ipv4(text: str) -> bool:
     return all(len(p) <= 3 and int(p) <= 255 for p in text.split("."))
 
 
+def _dotted_value(text: object) -> int | None:
+    """The value of a dotted quad as ``is_ipv4`` takes it (decimal octets: ``010`` is 10, where ``ip_to_int``'s
+    inet_aton reads it as octal 8 and refuses ``09``), or None when ``text`` is not one."""
+    if not isinstance(text, str) or not is_ipv4(text):
+        return None
+    return int.from_bytes(bytes(int(octet) for octet in text.split(".")), "big")
+
+
 def address_key(address: str) -> tuple[int, int, str]:
     """The one sort order of addresses in text (tables, inventories, merged results): IPv4, then IPv6, each by
     number, a scoped address (``fe80::1%eth0``) by address and then by interface; text that is neither last."""
@@ -269,9 +277,10 @@ def exact_address(text: str) -> tuple[int, int, str]:
     if not isinstance(text, str) or not text.isascii() or len(text) > 64:
         raise ValueError("not an address")
     if ":" not in text:
-        if not is_ipv4(text) or int_to_ip(ip_to_int(text)) != text:
+        value = _dotted_value(text)
+        if value is None or int_to_ip(value) != text:
             raise ValueError(f"{text!r} is not a dotted quad")
-        return 4, ip_to_int(text), ""
+        return 4, value, ""
     addr, pct, scope = text.partition("%")
     if pct and not IFNAME.fullmatch(scope):
         raise ValueError(f"{text!r}: not an interface name after '%'")
@@ -348,8 +357,8 @@ def _resolve(name: str, token: str, resolver: Resolver) -> tuple[int, int]:
     except (socket.gaierror, UnicodeError) as exc:
         raise _Unresolved(token, f"name does not resolve ({_gai_text(exc)})") from None
     for text in found:
-        if is_ipv4(text):
-            return 4, ip_to_int(text)
+        if (value := _dotted_value(text)) is not None:
+            return 4, value
     for text in found:
         try:
             return 6, int(ipaddress.IPv6Address(text.partition("%")[0]))
@@ -818,9 +827,8 @@ class TargetSet(_Runs, Sequence[str]):
     def __contains__(self, address: object) -> bool:
         if isinstance(address, int):
             return self.contains_int(address)
-        if isinstance(address, str):
-            return is_ipv4(address) and self.contains_int(ip_to_int(address))
-        return False
+        value = _dotted_value(address)
+        return value is not None and self.contains_int(value)
 
     @overload
     def __getitem__(self, index: int) -> str: ...

@@ -211,6 +211,20 @@ def test_is_ipv4_is_strict() -> None:
     assert "198.18.0.3" in t and "198.18.0.3 junk" not in t and "198.18.3" not in t
 
 
+def test_leading_zeros_are_decimal_in_membership_and_refused_read_back() -> None:
+    """is_ipv4 takes '010.0.0.1' as targets are read, decimal (10.0.0.1); inet_aton reads it as octal 8.0.0.1 and
+    refuses '09': membership answers for the decimal address and never raises, and ``exact_address`` (rows read
+    back from a --resume journal) refuses both forms with a ValueError, as it refuses any text no sweep writes."""
+    from recon.targets import exact_address
+
+    assert "010.0.0.1" in build_targets(["10.0.0.1"]) and "010.0.0.1" not in build_targets(["8.0.0.1"])
+    assert "09.0.0.1" in build_targets(["9.0.0.1"]) and "09.0.0.1" not in build_targets(["198.18.0.1"])
+    for text in ("010.0.0.1", "09.0.0.1", "198.18.0.010"):
+        with pytest.raises(ValueError):
+            exact_address(text)
+    assert exact_address("198.18.0.10") == (4, 0xC612000A, "")
+
+
 def _peak_bytes(fn) -> int:
     import tracemalloc
 
