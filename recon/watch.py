@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
-import ipaddress
 import json
 import os
 import queue
@@ -54,7 +53,7 @@ from recon.models import (
     WatchNote,
     WatchRound,
 )
-from recon.targets import IFNAME, TargetSet, address_key, is_ipv4
+from recon.targets import TargetSet, address_key, exact_address
 
 __all__ = [
     "EVENTS",
@@ -193,18 +192,15 @@ def covers(targets: TargetSet) -> Callable[[str], bool]:
     from their own addresses, link-local ones scoped with that interface)."""
     scoped = {str(s) for s in targets.scoped if not s.multicast}
     links = {s.interface for s in targets.scoped if s.multicast}
+    in_v4, in_v6 = targets.__contains__, targets.v6.__contains__  # each takes text of its own family only
 
     def inside(address: str) -> bool:
-        if is_ipv4(address):
-            return address in targets
         text, _, scope = address.partition("%")
         if scope:
             return address in scoped or scope in links
-        try:
-            value = int(ipaddress.IPv6Address(text))
-        except ValueError:
-            return False
-        return targets.v6.contains_int(value) or bool(links)
+        if in_v4(address) or in_v6(text):
+            return True
+        return bool(links) and address_key(text)[0] == 6  # any IPv6 address (not a MAC, not junk)
 
     return inside
 
@@ -299,7 +295,7 @@ def _state_device(n: int, item: object) -> DeviceState:
     if not isinstance(item, dict):
         raise _Unusable("field", n)
     address = item.get("address")
-    if not isinstance(address, str) or not _exact_address(address):
+    if not isinstance(address, str) or not _device_address(address):
         raise _Unusable("field", n, "address")
     mac = item.get("mac")
     if mac is not None:
@@ -322,25 +318,14 @@ def _state_field(n: int, item: dict[str, object], key: str, ok: Callable[[str], 
     return value
 
 
-def _exact_address(text: str) -> bool:
-    """Exactly an address as rows carry it: a dotted quad (four ASCII decimal octets, no junk, no leading
-    zeros), or a unicast IPv6 address in its compressed form, optionally with the interface it was seen on
-    (``fe80::1%eth0``: an interface name, never a number or junk)."""
-    if len(text) > 64 or not text.isascii():
-        return False
-    if ":" not in text:
-        try:
-            return str(ipaddress.IPv4Address(text)) == text
-        except ValueError:
-            return False
-    addr, pct, scope = text.partition("%")
-    if pct and not (IFNAME.fullmatch(scope) and not scope.isdigit()):
-        return False
+def _device_address(text: str) -> bool:
+    """Exactly an address as rows carry it (``targets.exact_address``), and one a device can have: never a
+    multicast group, and after ``%`` an interface name, never a number (``fe80::1%eth0``, not ``fe80::1%2``)."""
     try:
-        ip = ipaddress.IPv6Address(addr)
+        family, value, scope = exact_address(text)
     except ValueError:
         return False
-    return str(ip) == addr and not ip.is_multicast
+    return not scope.isdigit() and not (family == 6 and value >> 120 == 0xFF)
 
 
 def state_text_ok(text: str) -> bool:

@@ -23,7 +23,7 @@ from conftest import NOBODY, RECON, ROOT, need_lab, offline_argv, run_cli_offlin
 from recon import render
 from recon.errors import InvalidOption
 from recon.models import DeviceState, Event, HookFailed, HostResult, NotifierMissing, StateSetAside, WatchNote
-from recon.targets import build_targets
+from recon.targets import build_targets, int_to_ip6
 from recon.watch import STATE_MAX_BYTES, HookRunner, Tracker, Watch, covers, load_state, save_state
 
 PHONE = ("198.18.0.10", "3c:22:fb:12:34:56")
@@ -166,6 +166,18 @@ def test_ipv6_and_scoped_addresses_round_trip_through_the_state_file(tmp_path: P
     assert kinds(t.observe([down(NAS6[0])])) == [("DOWN", NAS6[0])], "the scoped one is outside these targets"
 
 
+def test_ipv6_rows_with_an_ipv4_tail_load_back_as_saved(tmp_path: Path) -> None:
+    """Rows carry IPv6 as inet_ntop writes it, IPv4-mapped and IPv4-compatible addresses with a dotted tail
+    (``::ffff:198.18.0.10``): the state file saved from them loads back whole, not set aside as corrupt."""
+    state = tmp_path / "watch.json"
+    devices = [DeviceState(int_to_ip6(value), None, None, None, "2026-11-22T03:13:48+00:00", "2026-11-22T03:13:48+00:00")
+               for value in (0xC612_000A, 0xFFFF_C612_000A)]
+    assert [d.address for d in devices] == ["::198.18.0.10", "::ffff:198.18.0.10"]
+    save_state(state, devices)
+    known, note = load_state(state)
+    assert note is None and [d.address for d in known] == [d.address for d in devices]
+
+
 def test_event_lines_line_up_when_ipv6_addresses_are_watched() -> None:
     """Event lines pad the address to the watch's widest address (a group's members are link-local addresses
     with the scope), so the MAC column starts at the same place on IPv4 and IPv6 lines; an IPv4 watch keeps
@@ -219,7 +231,7 @@ HOSTILE_FIELDS = [
     ("first_seen", ESC), ("last_seen", "2026-11-22T03:13:48\x9b2J"), ("mac", "3c:22:fb:12:34:56\x1b[2J"),
     ("vendor", "Apple" + ESC), ("vendor", "Apple\x9d0;t\x9c"), ("hostname", "phone\u202e.lab"),
     ("hostname", "x" * 300), ("hostname", 7), ("first_seen", "yesterday"),
-    ("address", "198.18.0.10 \x1b[2J"), ("address", "198.18.0.010"), ("address", "198.18.10"),
+    ("address", "198.18.0.10 \x1b[2J"), ("address", "198.18.0.010"), ("address", "198.18.0.09"), ("address", "198.18.10"),
     ("address", "0xc6.18.0.10"), ("address", "١٩٨.18.0.10"),
     # IPv6: only the compressed form rows carry, a scope only as an interface name, never a group
     ("address", "2001:DB8::10"), ("address", "2001:db8:0::10"), ("address", "2001:db8::10 \x1b[2J"),
