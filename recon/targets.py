@@ -264,12 +264,6 @@ def _interface(scope: str, token: str) -> tuple[str, int]:
         raise InvalidTarget(token, f"no interface {scope!r} here", hint="see 'ip link' for the names") from None
 
 
-def scoped_target(text: str) -> ScopedTarget:
-    """``fe80::1%eth0`` or ``ff02::1%eth0`` → a ScopedTarget on this machine's interface of that name (InvalidTarget
-    when it is not one, or no such interface is here): what a cluster worker rebuilds a scoped target from."""
-    return _scoped(text)
-
-
 def exact_address(text: str) -> tuple[int, int, str]:
     """``address_key`` of an address read back from a file, strictly: (family, value, scope) of a dotted quad, or of
     IPv6 in its compressed form with at most an interface name after ``%`` (``fe80::1%eth0`` → (6, int, "eth0"));
@@ -293,7 +287,10 @@ def exact_address(text: str) -> tuple[int, int, str]:
     return 6, value, scope
 
 
-def _scoped(token: str) -> ScopedTarget:
+def scoped_target(token: str) -> ScopedTarget:
+    """``fe80::1%eth0`` or ``ff02::1%eth0`` → a ScopedTarget on this machine's interface of that name (InvalidTarget
+    when it is not one, or no such interface is here): how the parser reads a scoped spec, and what a cluster worker
+    rebuilds a scoped target from."""
     addr_s, _, scope = token.partition("%")
     if ":" not in addr_s:
         raise InvalidTarget(token, "a scope (%IFACE) goes only with an IPv6 address")
@@ -449,7 +446,7 @@ class _Parser:
             raise _CommaList()
         if "%" in token:
             self._charge(token, 1, 1)
-            self.out.scoped.append(_scoped(token))
+            self.out.scoped.append(scoped_target(token))
         elif ":" in token:
             self._add6(token, *_v6_interval(token))
         elif "/" in token:
