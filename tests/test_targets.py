@@ -577,11 +577,37 @@ def test_address_key_is_the_one_order_ipv4_then_ipv6_numeric_scope_as_tiebreak()
     (["198.18.0.0/15"], 15),  # IPv4 only: 15, the widest dotted quad, as watch always padded
     (["2001:db8::/120"], 15),  # 2001:db8::ff is narrower than 15
     (["2001:db8:aaaa:bbbb:cccc:dddd:eeee:0-ff"], len("2001:db8:aaaa:bbbb:cccc:dddd:eeee:ff")),
-    (["2001:db8:1:2:3:4:5:0/112"], len("2001:db8:1:2:3:4:5:ffff")),  # walked: 65,536 addresses
+    (["2001:db8:1:2:3:4:5:0/112"], len("2001:db8:1:2:3:4:5:ffff")),  # 65,536 addresses: still exact
     (["2001:db8::/96"], 39),  # too many to walk: the widest IPv6 text
+    (["::ffff:198.18.0.0-::ffff:198.18.2.5"], len("::ffff:198.18.1.255")),  # widest inside, not at either end
+    (["::ffff:198.18.9.250-::ffff:198.18.100.5"], len("::ffff:198.18.99.255")),  # the block before the last's top
+    (["::ffff:198.18.100.0-::ffff:198.18.100.5"], len("::ffff:198.18.100.5")),  # ... when the range reaches it
+    (["2001:db8:1:2:3:4:7:fff-2001:db8:1:2:3:4:8:1ff"], len("2001:db8:1:2:3:4:7:ffff")),  # the first /112's top
+    (["2001:db8:aaaa:bbbb:cccc:dddd:eeee:fff0-2001:db8:aaaa:bbbb:cccc:dddd:eeef:10"],  # over two /112s
+     len("2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff")),
     (["fe80::1%lo"], 15),
     (["fe80::1234:5678:9abc:def0%lo"], len("fe80::1234:5678:9abc:def0%lo")),
     (["ff02::1%lo", "198.18.0.1"], len("fe80::ffff:ffff:ffff:ffff%lo")),  # a group's members answer from fe80::
 ])
 def test_widest_address_is_the_widest_a_list_of_the_hosts_can_hold(specs: list[str], width: int) -> None:
     assert build_targets(specs, yes=True).widest_address() == width
+
+
+_GROUP = st.sampled_from([0, 0, 0, 1, 0xFF, 0x100, 0xFFFF, 0xFFFE, 0x1234])
+_PREFIX = st.one_of(  # the upper 112 bits
+    st.lists(_GROUP, min_size=7, max_size=7).map(lambda groups: sum(g << (16 * (6 - i)) for i, g in enumerate(groups))),
+    st.integers(1, 0xFFFF).map(lambda g: 0xFFFF << 16 | g),  # IPv4-mapped: a dotted tail (::ffff:198.18.0.10)
+    st.integers(1, 0xFFFF),  # IPv4-compatible: a dotted tail too (::198.18.0.10)
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_PREFIX, st.integers(0, 0xFFFF), st.integers(0, 0xFFFF))
+def test_widest_address_of_a_range_is_its_widest_text_without_walking_it(prefix: int, first: int, span: int) -> None:
+    """A range under 65,536 addresses: the width read from a few of its addresses is the width of the widest of
+    all of them as inet_ntop writes them (zero runs, IPv4-mapped and -compatible dotted tails), walked here."""
+    from recon.targets import _widest_text, int_to_ip6
+
+    lo = prefix << 16 | first
+    hi = min(lo + span, (1 << 128) - 1)
+    assert _widest_text(lo, hi) == max(len(int_to_ip6(a)) for a in range(lo, hi + 1))
