@@ -669,10 +669,13 @@ class SendPool:
         self._ready.release()
 
     def finish(self, drain: Callable[[], object]) -> int:
-        """Wait until every queued batch has gone (draining meanwhile); the probes refused since the last call."""
+        """Wait until every queued batch has gone (draining meanwhile), then drain once more, as a batch sent inline
+        is drained right after it: on a veth the answers are queued by the time sendmmsg returns. The probes refused
+        since the last call."""
         while self._done < self._queued:
             self._wait_returned(drain)
         self._raise_error()
+        drain()
         refused, self._refused = self._refused, 0
         return refused
 
