@@ -307,12 +307,13 @@ def _sweep_format(*, json_out: bool, csv_out: bool, grep: bool, alive: bool, num
 
 
 def _pcap_is_not_an_input(pcap: str | None, inputs: dict[str, str | None]) -> None:
-    """--pcap naming a target file being read (``pcap.same_file``: links and '-' count) would truncate it:
-    refused, as sniff -r F -w F is (issue 14 item 1)."""
-    from recon.pcap import same_file
+    """--pcap naming a target file being read (the same ``pcap.file_id``: links and '-' count) would truncate it:
+    refused, as sniff -r F -w F is (issue 14 item 1). The pcap is looked at once, and the inputs only if it is there."""
+    from recon.pcap import file_id
 
+    written = file_id(pcap) if pcap is not None else None
     for option, name in inputs.items():
-        if pcap is not None and name is not None and same_file(sys.stdin if name == "-" else name, pcap):
+        if written is not None and name is not None and file_id(sys.stdin if name == "-" else name) == written:
             raise InvalidOption("--pcap", pcap, f"is the target file {option} reads; write to another file")
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "SUPPORTED_LINKTYPES",
     "Frame",
     "PcapWriter",
+    "file_id",
     "is_stream",
     "open_capture",
     "pcap_header",
@@ -364,12 +365,18 @@ def _read_pcapng(fh: BinaryIO, buf: bytes, name: str) -> Iterator[Frame]:
 
 
 
-def same_file(source: IO[Any] | str | os.PathLike[str], path: str | os.PathLike[str]) -> bool:
-    """True when ``path`` names the file ``source`` (an open file, or another name) is (same device and inode:
-    through links and other names); False when either is not there."""
+def file_id(file: IO[Any] | str | os.PathLike[str]) -> tuple[int, int] | None:
+    """(device, inode) of an open file or a name (through links): what tells two names of one file apart from two
+    files; None when it is not there."""
     try:
-        there = os.stat(path)
-        here = os.stat(source) if isinstance(source, (str, os.PathLike)) else os.fstat(source.fileno())
+        st = os.stat(file) if isinstance(file, (str, os.PathLike)) else os.fstat(file.fileno())
     except (OSError, ValueError):
-        return False
-    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+        return None
+    return st.st_dev, st.st_ino
+
+
+def same_file(source: IO[Any] | str | os.PathLike[str], path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` names the file ``source`` (an open file, or another name) is (``file_id``: through links
+    and other names); False when either is not there."""
+    there = file_id(path)
+    return there is not None and file_id(source) == there
