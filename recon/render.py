@@ -1079,17 +1079,13 @@ def sweep_summary(result: SweepResult, up: int | None = None) -> str:
     return line + (f" ({', '.join(extra)})" if extra else "")
 
 
-def sweep_interrupted() -> str:
-    """The line after a sweep stopped by Ctrl-C: what was printed is what was decided by then."""
-    return ("recon: sweep interrupted: only the hosts decided before Ctrl-C are listed; "
-            "the other targets were not decided (not down)")
-
-
-def shards_interrupted(done: int, resume: str | None) -> str:
-    """The line after a sweep in shards stopped by Ctrl-C: the hosts of the shards that arrived are listed."""
+def sweep_interrupted(shards: int | None = None, resume: str | None = None) -> str:
+    """The line after a sweep stopped by Ctrl-C: what was printed is what was decided by then (in a sweep in
+    ``shards``, the hosts of the shards that arrived); with a ``resume`` journal, how to carry on."""
+    which = "decided before Ctrl-C" if shards is None else f"of the {shards} shard{'' if shards == 1 else 's'} done"
     then = (f"the same command carries on from {safe(resume)}" if resume is not None
             else "the other targets were not decided (not down)")
-    return f"recon: sweep interrupted: only the hosts of the {done} shard{'' if done == 1 else 's'} done are listed; {then}"
+    return f"recon: sweep interrupted: only the hosts {which} are listed; {then}"
 
 
 def sweep_hint(result: SweepResult, probes: Sequence[str]) -> str:
