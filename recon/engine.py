@@ -281,7 +281,8 @@ class Prober:
         sum): the hosts it found up meanwhile at once, each later one as soon as its answer is matched, its
         other rows when its wait ends. ``local``
         (``sweep --local IFACE``, one interface or several) adds every IPv6 host on each one's link
-        (``ndp.discover_parts``): its hosts come after the IPv4 part's, each as it answers, an address once.
+        (``ndp.discover_parts``, on a thread of its own beside the IPv4 part, as the IPv6 part): its hosts come
+        after the IPv4 part's rows (those it found meanwhile at once), each later one as it answers, an address once.
         Per IPv4 target only compact arrays are kept. ``resolve`` names the hosts that are up: each comes once
         its name is known or its lookup's 2 s are up (``_Names``). Options and interfaces are checked and
         sockets opened here, before the first packet
@@ -304,8 +305,8 @@ class Prober:
         writer = _pcap_writer(pcap, ethernet=bool(ifaces) or (run is not None and run.kind is not None))
         if run is not None:
             run.pcap = writer
-            if v6 is not None and isinstance(run, _RawReceive):
-                _kernel_stamps(run)  # the IPv6 part's thread beside it makes read times late (ARCHITECTURE.md: engine.py)
+            if (v6 is not None or ifaces) and isinstance(run, _RawReceive):
+                _kernel_stamps(run)  # the IPv6 or --local thread beside it makes read times late (ARCHITECTURE.md: engine.py)
         part6 = None
         if v6 is not None:  # the IPv6 part runs beside the IPv4 one, into the same stream (ARCHITECTURE.md: engine6.py)
             part6 = functools.partial(v6.sweep, targets.v6, targets.scoped, seed=seed, shard=shard, timeout=timeout,
@@ -396,8 +397,9 @@ def _arrivals(batch: RecvBatch, stamped: bool) -> Iterator[tuple[bytes, float]]:
 
 
 def _kernel_stamps(run: _RawReceive) -> None:
-    """Time ``run``'s answers by the kernel's receive time: in a mixed sweep the IPv6 part's thread holds the GIL
-    up to sys.getswitchinterval() (5 ms) at a time, so when Python reads an IPv4 answer says little."""
+    """Time ``run``'s answers by the kernel's receive time: in a mixed sweep (or with ``--local``) the other part's
+    thread holds the GIL up to sys.getswitchinterval() (5 ms) at a time, so when Python reads an IPv4 answer says
+    little."""
     for sock in run.socks:
         stamp_receive_times(sock)
     run.stamped = True
@@ -774,13 +776,13 @@ _NAMES_POLL = 0.1  # seconds: how often the stream looks for names while it wait
 class _OnLinkRows:
     """The IPv6 side of a sweep, the IPv6 part (engine6) and the ``--local`` part (``ndp.discover_parts``), as
     batches of rows, an address once, as ``ndp.merge`` keeps it (up wins, the first answer stays): each host
-    ``--local`` finds as soon as it answers (its parts run on a thread of their own after the IPv4 part, which
-    hands the rows over), then the IPv6 part's rows but those, then (with ``down``) the ``--local`` rows nobody
-    found up. The IPv6 part runs on a thread of its own from ``start()``, beside the IPv4 part, and hands over
-    each host it finds up (``found=``) as ``--local``'s do; its rows are yielded in their place (the hosts it
-    found while the parts before it were yielded at once, then each as it is found, then its other rows when it
-    ends), so the rows keep the order they had when the parts ran one after the other. Only on-link rows are
-    held: a link's hosts and a prefix of 4,096 at most."""
+    ``--local`` finds as soon as it answers, then the IPv6 part's rows but those, then (with ``down``) the
+    ``--local`` rows nobody found up. ``--local``'s parts and the IPv6 part each run on a thread of their own from
+    ``start()``, beside the IPv4 part (a sweep takes the longest part's time, not the sum), and hand over each host
+    they find up (``found=``); the rows are yielded in their place (what a part found while the parts before it
+    were yielded at once, then each as it is found, then its other rows when it ends), so they keep the order
+    they had when the parts ran one after the other. Only on-link rows are held: a link's hosts and a prefix of
+    4,096 at most."""
 
     def __init__(self, part6: Callable[..., tuple[tuple[HostResult, ...], SweepStats]] | None,
                  local: Callable[..., Iterator[SweepResult]] | None, down: bool) -> None:
@@ -794,77 +796,79 @@ class _OnLinkRows:
         # the IPv6 part's thread hands over each host it finds up, then its result (or what it raised)
         self.done6: queue.SimpleQueue[HostResult | SweepResult | BaseException] = queue.SimpleQueue()
         self.worker: threading.Thread | None = None
+        # --local's thread hands over each host it finds up and each part's result (or what it raised), then None
+        self.inbox: queue.SimpleQueue[HostResult | SweepResult | BaseException | None] = queue.SimpleQueue()
+        self.local_worker: threading.Thread | None = None
 
     def start(self, stopped: Callable[[], bool]) -> None:
-        """Run the IPv6 part on a thread of its own from now (each host it finds up, then its result, to ``done6``);
-        after ``stop()`` its probes stop at their next batch or wait slice."""
-        if self.part6 is None:
-            return
-        part6 = self.part6
+        """Run ``--local``'s parts and the IPv6 part each on a thread of its own from now, beside the IPv4 part (each
+        host found up, then each part's result, to ``inbox`` and ``done6``); after ``stop()`` they send nothing more
+        and end their waits within a slice. ``--local``'s options and interfaces are checked here, before its thread
+        sends anything."""
+        if self.local is not None:
+            parts = self.local(found=self.inbox.put, stopped=stopped)  # discover_parts checks before it returns
 
-        def work() -> None:
-            try:
-                self.done6.put(SweepResult(*part6(stopped=stopped, found=self.done6.put)))
-            except BaseException as exc:  # handed to the stream's thread, which raises it
-                self.done6.put(exc)
+            def local_work() -> None:
+                try:
+                    for part in parts:  # a stop ends the running part within ndp.STOP_SLICE
+                        self.inbox.put(part)
+                        if stopped():
+                            break
+                except BaseException as exc:  # handed to the stream's thread, which raises it
+                    self.inbox.put(exc)
+                finally:
+                    self.inbox.put(None)
 
-        self.worker = threading.Thread(target=work, daemon=True, name="recon-ipv6")
-        self.worker.start()
+            self.local_worker = threading.Thread(target=local_work, daemon=True, name="recon-local")
+            self.local_worker.start()
+        if self.part6 is not None:
+            part6 = self.part6
+
+            def work() -> None:
+                try:
+                    self.done6.put(SweepResult(*part6(stopped=stopped, found=self.done6.put)))
+                except BaseException as exc:  # handed to the stream's thread, which raises it
+                    self.done6.put(exc)
+
+            self.worker = threading.Thread(target=work, daemon=True, name="recon-ipv6")
+            self.worker.start()
 
     def finish(self, stop: Callable[[], None]) -> None:
-        """Wait for the IPv6 part's thread (stopping it first when it still runs: the stream was closed early), so
-        nothing is sent, or written to the pcap, after the stream ends."""
-        if self.worker is not None and self.worker.is_alive():
+        """Wait for the threads (stopping them first when one still runs: the stream was closed early, or stopped
+        while the IPv4 part ran), so nothing is sent, or written to the pcap, after the stream ends."""
+        workers = [w for w in (self.local_worker, self.worker) if w is not None]
+        if any(w.is_alive() for w in workers):
             stop()
-            self.worker.join()
+        for w in workers:
+            w.join()
 
     def batches(self, stopped: Callable[[], bool]) -> Iterator[list[HostResult]]:
-        if self.local is not None:
-            yield from self._local(self.local, stopped)
-        if self.worker is None and not stopped():
-            self.start(stopped)
+        if self.local_worker is not None:
+            yield from self._local(self.local_worker)
         if self.worker is not None:
             yield from self._part6(self.worker)
         if self.down and self.held and not stopped():  # after a stop the silent are undecided, as in the IPv4 part
             yield sorted(self.held.values(), key=lambda h: address_key(h.address))
 
-    def _local(self, local: Callable[..., Iterator[SweepResult]], stopped: Callable[[], bool]) -> Iterator[list[HostResult]]:
-        """The ``--local`` parts on a thread: each host found as it answers, each part's result as it ends (its
-        own addresses, its down rows, its counters); after ``stop()`` the running part ends at its next wait slice
-        (ndp.STOP_SLICE) and no part starts. The thread is waited for, so nothing writes the pcap after the stream
-        closes it."""
-        inbox: queue.SimpleQueue[HostResult | SweepResult | BaseException | None] = queue.SimpleQueue()
-
-        def work() -> None:
-            try:
-                for part in local(found=inbox.put, stopped=stopped):  # a stop ends the running part within a slice
-                    inbox.put(part)
-                    if stopped():
-                        break
-            except BaseException as exc:  # handed to the stream's thread, which raises it
-                inbox.put(exc)
-            finally:
-                inbox.put(None)
-
-        worker = threading.Thread(target=work, daemon=True, name="recon-local")
-        worker.start()
-        try:
-            end = False
-            while not end:
-                items = [inbox.get()]
-                while not inbox.empty():
-                    items.append(inbox.get())
-                rows = []
-                for item in items:
-                    end = end or item is None
-                    if isinstance(item, BaseException):
-                        raise item
-                    rows += self._take(item)
-                self.local_rows = len(self.up) + len(self.held)
-                if rows:
-                    yield rows
-        finally:
-            worker.join()
+    def _local(self, worker: threading.Thread) -> Iterator[list[HostResult]]:
+        """The ``--local`` parts' rows from their thread: each host found as it answers (all it found while the IPv4
+        part's rows were yielded come at once), each part's result as it ends (its own addresses, its down rows,
+        its counters). The thread is waited for at its end, so nothing writes the pcap after the stream closes it."""
+        end = False
+        while not end:
+            items = [self.inbox.get()]
+            while not self.inbox.empty():
+                items.append(self.inbox.get())
+            rows = []
+            for item in items:
+                end = end or item is None
+                if isinstance(item, BaseException):
+                    raise item
+                rows += self._take(item)
+            self.local_rows = len(self.up) + len(self.held)
+            if rows:
+                yield rows
+        worker.join()
 
     def _part6(self, worker: threading.Thread) -> Iterator[list[HostResult]]:
         """The IPv6 part's hosts as its thread finds them up (all it found while the IPv4 and ``--local`` parts
@@ -937,7 +941,7 @@ class _OnLinkRows:
             parts.append(replace(local, targets=self.local_rows))
         if not parts:
             return None
-        total = parts[0] if len(parts) == 1 else _merge_stats(parts[0], parts[1])
+        total = parts[0] if len(parts) == 1 else _merge_stats(parts[0], parts[1], together=True)
         return total if not self.overlap else replace(total, targets=total.targets - self.overlap)
 
 

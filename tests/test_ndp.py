@@ -271,15 +271,16 @@ def test_cli_local_writes_a_pcap(lab, tmp_path) -> None:
 
 def test_cli_local_with_other_targets_streams_and_writes_one_pcap(lab, tmp_path) -> None:
     """--local eth0 beside ARP and routed targets, with -w (refused before, and printed only at the end): the
-    IPv4 rows come while the link is still being asked (a whole -W before the end), the link's rows follow,
-    each address once; one Ethernet pcap holds the ARP frames, the routed probes framed and the link's frames."""
+    IPv4 rows come while the link is still being asked (most of a whole -W before the end: the link is asked
+    beside the IPv4 part, -W 2 leaves room for its head start), the link's rows follow, each address once; one
+    Ethernet pcap holds the ARP frames, the routed probes framed and the link's frames."""
     import time
 
     info = lab.info
     pcap = tmp_path / "all.pcap"
     t0 = time.monotonic()
     proc = lab.popen([sys.executable, "-m", "recon", "sweep", "--local", info.scanner_if, "198.18.0.10-11", "198.18.2.0/29",
-                      "-W", "1", "-r", "0", "--probe", "echo", "--json", "-w", str(pcap)],
+                      "-W", "2", "-r", "0", "--probe", "echo", "--json", "-w", str(pcap)],
                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     first = proc.stdout.readline()  # type: ignore[union-attr]  # stdout=PIPE
     at_first = time.monotonic() - t0
@@ -301,6 +302,39 @@ def test_cli_local_with_other_targets_streams_and_writes_one_pcap(lab, tmp_path)
     assert {f.linktype for f in frames} == {LINKTYPE_ETHERNET} and kinds == {b"\x08\x06", b"\x08\x00", b"\x86\xdd"}
     sniff = lab.recon("sniff", "-r", str(pcap), "-n")
     assert sniff.returncode == 0 and sniff.stdout.count("\n") == len(frames), sniff.stderr
+
+
+def _echo_requests(frames: list[bytes]) -> list[int]:
+    """Each Ethernet frame's IP version when it is an echo request (ICMP type 8, ICMPv6 type 128), else 0."""
+    kinds = []
+    for f in frames:
+        if f[12:14] == b"\x08\x00" and f[23] == 1:
+            kinds.append(4 if f[14 + 4 * (f[14] & 15)] == 8 else 0)
+        else:
+            kinds.append(6 if f[12:14] == b"\x86\xdd" and f[20] == 58 and f[54] == 128 else 0)
+    return kinds
+
+
+def test_cli_local_asks_the_link_beside_the_ipv4_part(lab, tmp_path) -> None:
+    """--local eth0 beside a sparse /24 with -W 1 -r 1: the link's echoes leave at the start, beside the IPv4 part,
+    before its retry round goes out after the first 1 s wait (they left only once the IPv4 part had ended, so the
+    sweep took the sum of the parts' times, not the longest); the rows keep their order, the IPv4 part's first,
+    then the link's, each address once."""
+    info = lab.info
+    sparse = info.range("sparse24")
+    pcap = tmp_path / "beside.pcap"
+    res = lab.recon("sweep", "--local", info.scanner_if, sparse.cidr, "-W", "1", "-r", "1", "--probe", "echo", "--json",
+                    "-w", str(pcap))
+    assert res.returncode == 0, res.stderr
+    from recon.pcap import read_frames
+
+    kinds = _echo_requests([bytes(f.data) for f in read_frames(str(pcap))])
+    first6, last4 = kinds.index(6), len(kinds) - 1 - kinds[::-1].index(4)
+    assert kinds.count(4) > 256 and first6 < last4, (first6, last4, len(kinds))  # the retry round came after the echo
+    lines = [json.loads(line)["address"] for line in res.stdout.splitlines()]
+    v4 = [i for i, a in enumerate(lines) if ":" not in a]
+    assert set(lines[: len(v4)]) == set(sparse.up or ()) and v4 == list(range(len(v4)))
+    assert {h.ipv6 for h in info.hosts} <= set(lines[len(v4):]) and len(set(lines)) == len(lines)
 
 
 def test_cli_local_alone_prints_each_host_as_it_answers(lab) -> None:

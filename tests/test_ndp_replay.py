@@ -381,10 +381,9 @@ def _link_and_rec(link: Link):  # -> Responder
 
 
 def test_local_streams_each_host_as_it_answers_after_the_ipv4_part(link: Link) -> None:
-    """sweep_iter(local="eth0"): the IPv4 hosts come before anything is asked on the link; each host on the link
-    comes as soon as it answers the multicast echo, not when the echo's 0.5 s wait ends; then the small prefix's
-    other answers (the anycast 2001:db8::) and, with down, its silent addresses last; an address once, and the
-    counters of both parts."""
+    """sweep_iter(local="eth0"): the IPv4 hosts come first; each host on the link comes as soon as it answers the
+    multicast echo, not when the echo's 0.5 s wait ends; then the small prefix's other answers (the anycast
+    2001:db8::) and, with down, its silent addresses last; an address once, and the counters of both parts."""
     import time
 
     import recon
@@ -392,16 +391,15 @@ def test_local_streams_each_host_as_it_answers_after_the_ipv4_part(link: Link) -
 
     small = ReplayTransport(_link_and_rec(link), addresses6={"eth0": (("2001:db8::2", 123, False),
                                                                       (link_local(SCANNER_MAC), 64, True))})
-    came: list[tuple[HostResult, int, float]] = []  # (row, NDP frames sent by then, when)
+    came: list[tuple[HostResult, float]] = []  # (row, when)
     with recon.sweep_iter(build_targets(["198.18.2.0/29"]), method="icmp", probe="echo", timeout=0.5, retries=0,
                           transport=small, local="eth0") as stream:
         for batch in stream.batches():
-            frames = sum(1 for s in small.sent if s.kind == "packet")
-            came += [(h, frames, time.monotonic()) for h in batch]
-    rows = [h for h, _, _ in came]
-    assert [(h.address, n) for h, n, _ in came[:8]] == [(f"198.18.2.{i}", 0) for i in range(8)]
+            came += [(h, time.monotonic()) for h in batch]
+    rows = [h for h, _ in came]
+    assert [h.address for h in rows[:8]] == [f"198.18.2.{i}" for i in range(8)]
     echo_sent = next(s.time for s in small.sent if s.kind == "packet")
-    heard = [(h, at) for h, _, at in came if h.reason == "echo-reply" and ":" in h.address]
+    heard = [(h, at) for h, at in came if h.reason == "echo-reply" and ":" in h.address]
     assert {h.address.split("%")[0] for h, _ in heard} == set(TRUTH) - {"2001:db8::"}
     assert heard[0][1] - echo_sent < 0.25, "the first echo answer was held until the echo's wait ended"
     assert rows[-24:] == sorted(rows[-24:], key=lambda h: ipaddress.IPv6Address(h.address)) and all(
@@ -409,6 +407,30 @@ def test_local_streams_each_host_as_it_answers_after_the_ipv4_part(link: Link) -
     assert "2001:db8::" in {h.address for h in rows if h.status == "up"}
     assert len(rows) == len({h.address for h in rows}) == 8 + 14 + 1 + 24
     assert stream.stats.targets == len(rows) and stream.stats.method == "icmp"
+
+
+def test_local_asks_the_link_while_the_ipv4_part_waits(link: Link) -> None:
+    """sweep_iter(local="eth0") beside a silent IPv4 target that keeps the IPv4 part waiting its 1 s: the link is
+    asked at once, beside the IPv4 part (it was asked only once the IPv4 part's wait had ended, so the sweep took
+    the sum of the two waits: no frame of the link's had left when the IPv4 part's down row came), and its rows
+    still come after the IPv4 part's, the hosts it found meanwhile at once; an address once."""
+    import recon
+    from recon.targets import build_targets
+
+    transport = ReplayTransport(_link_and_rec(link))  # eth0's /64 is too big to solicit: the echo alone
+    came: list[tuple[HostResult, int]] = []  # (row, frames sent on the link by then)
+    with recon.sweep_iter(build_targets(["198.18.2.0/29", "198.18.1.1"]), method="icmp", probe="echo", timeout=1,
+                          retries=0, transport=transport, local="eth0") as stream:
+        for batch in stream.batches():
+            frames = sum(1 for s in transport.sent if s.kind == "packet")
+            came += [(h, frames) for h in batch]
+    rows = [h for h, _ in came]
+    last4 = max(i for i, h in enumerate(rows) if ":" not in h.address)
+    assert (rows[last4].address, rows[last4].status) == ("198.18.1.1", "down")
+    assert came[last4][1] == 2, "the link's echoes (one from each address) left only after the IPv4 part's wait"
+    assert last4 == 8 and {h.address for h in rows[:8]} == {f"198.18.2.{i}" for i in range(8)}
+    assert {h.address.split("%")[0] for h in rows[9:]} == set(TRUTH) - {"2001:db8::"} | {"2001:db8::2", link_local(SCANNER_MAC)}
+    assert len(rows) == len({h.address for h in rows}) and stream.stats.targets == len(rows)
 
 
 def test_cli_local_with_other_targets_writes_one_ethernet_pcap(link: Link, tmp_path) -> None:
