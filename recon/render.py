@@ -1082,6 +1082,9 @@ def sweep_summary(result: SweepResult, up: int | None = None) -> str:
 def sweep_interrupted(shards: int | None = None, resume: str | None = None) -> str:
     """The line after a sweep stopped by Ctrl-C: what was printed is what was decided by then (in a sweep in
     ``shards``, the hosts of the shards that arrived); with a ``resume`` journal, how to carry on."""
+    if shards == 0 and resume is not None:  # the journal was left as found (resume.py): there is nothing to carry on from
+        return (f"recon: sweep interrupted before a shard was done: nothing is listed and nothing was recorded in "
+                f"{safe(resume)}; the same command starts over")
     which = "decided before Ctrl-C" if shards is None else f"of the {shards} shard{'' if shards == 1 else 's'} done"
     then = (f"the same command carries on from {safe(resume)}" if resume is not None
             else "the other targets were not decided (not down)")

@@ -339,8 +339,9 @@ def test_ctrl_c_before_the_first_part_is_done_leaves_no_journal(tmp_path: Path, 
         left = journal.read_bytes() if journal.exists() else None
         again = run_cli(*argv)
     assert first.code == 130 and stopped, first.stderr
-    assert first.stdout == "" and first.stderr.splitlines()[0] == (
-        f"recon: sweep interrupted: only the hosts of the 0 shards done are listed; the same command carries on from {journal}")
+    assert first.stdout == "" and first.stderr.splitlines()[0] == (  # it used to say it carries on from the removed file
+        f"recon: sweep interrupted before a shard was done: nothing is listed and nothing was recorded in {journal}; "
+        "the same command starts over")
     assert left == (b"" if empty_before else None)
     assert again.code == 0 and "done before" not in again.stderr, again.stderr
     assert len(again.stdout.splitlines()) == 16 + 8 + 4 + 5 + 2
@@ -602,8 +603,8 @@ def test_ctrl_c_ends_a_cluster_sweep_at_once(lab: LabHandle, tmp_path: Path) -> 
     assert sweep.returncode == 130, stderr
     assert took < 15, f"Ctrl-C took {took:.1f} s: it waited for the shards"
     lines = stderr.splitlines()
-    assert lines[0] == ("recon: sweep interrupted: only the hosts of the 0 shards done are listed; "
-                        f"the same command carries on from {journal}") and len(lines) == 2, stderr
+    assert lines[0] == ("recon: sweep interrupted before a shard was done: nothing is listed and nothing was recorded "
+                        f"in {journal}; the same command starts over") and len(lines) == 2, stderr
     assert lines[1].startswith("0 hosts up of 0 scanned in ")
     assert stdout == "" and not journal.exists()
 
