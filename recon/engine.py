@@ -667,9 +667,10 @@ class SweepStream:
                 self._v6.start(lambda: self._halt)  # on its own thread, beside the IPv4 part
             if self._run is not None:
                 yield from self._part4(self._run, names, down, namer)
-            if self._v6 is not None and not self.interrupted:
+            if self._v6 is not None:
+                cut = self.interrupted  # stopped in the IPv4 part: what its threads found up by then, as the IPv4 part
                 for batch in self._v6.batches(lambda: self._halt):
-                    if batch := _named(namer, batch):
+                    if batch := _named(namer, [h for h in batch if h.status == "up"] if cut else batch):
                         yield batch
                 if namer is not None:
                     yield from namer.rest()

@@ -337,6 +337,51 @@ def test_cli_local_asks_the_link_beside_the_ipv4_part(lab, tmp_path) -> None:
     assert {h.ipv6 for h in info.hosts} <= set(lines[len(v4):]) and len(set(lines)) == len(lines)
 
 
+def test_cli_ctrl_c_in_the_ipv4_part_prints_the_link_hosts_found(lab, tmp_path) -> None:
+    """--local eth0 beside a sparse /24 and far6.lab with -W 5 -r 0: SIGINT once the link's hosts and far6.lab have
+    answered (their echo replies are in the pcap), while the IPv4 part still waits out its 5 s: exit 130 well
+    inside that wait, and the hosts the link and the IPv6 part found by then are printed after the IPv4 part's,
+    up rows only (after a stop the silent are undecided), each once. Before, the link was asked only after the
+    IPv4 part, so none had answered; then, asked beside it, the hosts it had found were dropped at the stop, as
+    the IPv6 part's were."""
+    import time
+
+    from recon.pcap import read_frames
+
+    info = lab.info
+    sparse = info.range("sparse24")
+    pcap = tmp_path / "cut.pcap"
+    proc = lab.popen([sys.executable, "-m", "recon", "sweep", "--local", info.scanner_if, sparse.cidr, info.far_ipv6, "-W", "5",
+                      "-r", "0", "--probe", "echo", "--json", "-w", str(pcap)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = proc.stdout.readline()  # type: ignore[union-attr]  # stdout=PIPE: the IPv4 part has begun
+        # readiness: every host on the link has answered the global echo, and far6.lab its own (the pcap holds
+        # each frame as it is read)
+        hosts = {ipaddress.IPv6Address(a).packed for a in [h.ipv6 for h in info.hosts] + [info.far_ipv6]}
+        deadline = time.monotonic() + 4  # inside the IPv4 part's 5 s wait
+        heard: set[bytes] = set()
+        while not hosts <= heard and time.monotonic() < deadline:
+            time.sleep(0.05)
+            heard = {f[22:38] for f in (bytes(r.data) for r in read_frames(str(pcap)))
+                     if ndp.parse_echo_reply(f) and f[12:14] == b"\x86\xdd"}
+        assert hosts <= heard, "the link's hosts and far6.lab had not answered while the IPv4 part waited"
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        took = time.monotonic() - sent
+        out, err = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]  # through readline()'s reader
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and took < 5 / 2, (took, err)
+    rows = [json.loads(line) for line in (first + out).splitlines()]
+    addresses = [r["address"] for r in rows]
+    v4 = [i for i, a in enumerate(addresses) if ":" not in a]
+    assert v4 == list(range(len(v4))) and set(addresses[: len(v4)]) <= set(sparse.up or ())
+    assert {h.ipv6 for h in info.hosts} | {info.far_ipv6} <= set(addresses[len(v4):]), addresses
+    assert all(r["status"] == "up" for r in rows) and len(set(addresses)) == len(addresses)
+    assert "sweep interrupted" in err and f"{len(rows)} hosts up" in err, err
+
+
 def test_cli_local_alone_prints_each_host_as_it_answers(lab) -> None:
     """--local eth0 --json: the first host on the link is printed as it answers the multicast echo, long before
     the echo's 1 s wait ends (it was printed after the whole discovery)."""
