@@ -7,8 +7,11 @@ Every later line is one finished part (its answered hosts, IPv4, IPv6 and scoped
 appended and fsynced as soon as the part's result is known, so after Ctrl-C, SIGKILL or a crash the
 file holds every part that finished and nothing else. A torn last line (the process died mid-write) is
 dropped when the file is read back, and cut off before the next part is appended. A run that records no
-part leaves the file as it found it: one it created is removed, so a sweep that fails before its first
-part is done (an unreachable cluster, say) leaves no journal behind, and one that held parts is not written to.
+part leaves the file as it found it: one it found missing and created is removed, one it found empty is emptied
+again (only while it holds nothing but what this run wrote), so a sweep that fails before its first part is done
+(an unreachable cluster, say) leaves no journal behind; one found holding a sweep is not written to.
+A run holds an exclusive ``flock`` on the file from ``load`` to ``close``: a second run given the same file
+while the first runs is refused with one line (its parts would be lost when the first ends without one).
 Opening an existing journal with a different sweep is refused: merging parts of two different sweeps
 would be wrong silently. Resume is shard-granular: a part that was running when the process stopped
 is swept again from its start (see ARCHITECTURE.md, cluster.py).
@@ -23,6 +26,7 @@ reported as one environment error.
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import stat
@@ -37,15 +41,18 @@ __all__ = ["FORMAT", "MAX_LINE", "Journal"]
 FORMAT = "recon-sweep-resume/2"  # 2: the header holds the IPv6 runs and the scoped targets; rows may be IPv6
 _FAMILY = "recon-sweep-resume/"
 MAX_LINE = 64 << 20  # the longest line read: a header of MAX_RUNS intervals, or one part's answered hosts, fit well
+_OPEN_TRIES = 5  # opens of a journal that a run ending meanwhile removes, before giving up
 
 
 class Journal:
     """An append-only journal: ``Journal.load`` reads it, ``start`` puts the header in force, ``record`` appends parts.
 
     A journal this run started (the file was missing or empty) and never wrote a part to is left as it was found
-    when it is closed: removed if this run created it, else emptied. So a run that fails before its first part is
-    done (an unreachable cluster, a shard that fails, Ctrl-C) leaves nothing behind. A journal that held a sweep
-    before is never written to until a part is recorded (its torn tail, if any, is cut then).
+    when it is closed: removed if this run created it, else emptied, and only while its size is no more than what
+    this run wrote (anything more is not ours to drop). So a run that fails before its first part is done (an
+    unreachable cluster, a shard that fails, Ctrl-C) leaves nothing behind. A journal that held a sweep before is
+    never written to until a part is recorded (its torn tail, if any, is cut then), and never emptied or removed.
+    The file is locked (``flock``, exclusive) while it is open: another run given it is refused.
     """
 
     def __init__(self, path: Path, fd: int, header: dict[str, Any], done: dict[tuple[int, int], dict[str, Any]],
@@ -57,6 +64,9 @@ class Journal:
         self._size = valid  # bytes of whole lines: the valid prefix read back (a torn tail past it is cut at the first write)
         self._found_fresh = not header  # the file held no sweep when loaded: closed without a part, it is left as found
         self._created = created  # this run created the file (it was missing)
+        self._end = valid  # the size this run's writes leave the file at, a write under way counted whole
+        self._part_from: int | None = None  # where this run's first part line starts, once its write has begun
+        self._part_written = False  # a part line of this run is fsynced (set at once, before ``done`` is)
 
     @classmethod
     def load(cls, path: str) -> Journal:
@@ -97,12 +107,21 @@ class Journal:
 
     def record(self, part: tuple[int, int], payload: dict[str, Any]) -> None:
         """Append one finished part and make it durable before the sweep moves on."""
-        self._append({"part": list(part), **payload})
+        self._append({"part": list(part), **payload}, part=True)
         self.done[part] = payload
 
-    def _append(self, row: dict[str, Any]) -> None:
+    @property
+    def holds_parts(self) -> bool:
+        """Whether the file holds a finished part (read back, or recorded by this run): after ``close`` too, when a
+        run that ends without one has left the file as it found it."""
+        return bool(self.done) or self._part_written
+
+    def _append(self, row: dict[str, Any], *, part: bool = False) -> None:
         """One whole line, fsynced, or none of it: a failed write is cut back and raised (exit 3)."""
         data = (json.dumps(row, separators=(",", ":")) + "\n").encode()
+        self._end = self._size + len(data)  # before the write: Ctrl-C may land anywhere in it (``close`` looks)
+        if part and self._part_from is None:
+            self._part_from = self._size
         try:
             os.ftruncate(self._fd, self._size)  # a torn last line from a process that died mid-write goes first
             os.lseek(self._fd, self._size, os.SEEK_SET)
@@ -113,11 +132,18 @@ class Journal:
                     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
                 done += more
             os.fsync(self._fd)
+            self._part_written = self._part_written or part  # first: a second Ctrl-C may land before ``done`` is set
         except OSError as exc:
             try:
                 os.ftruncate(self._fd, self._size)
             except OSError:
                 pass
+            self._end = self._size
+            if part and self._part_from == self._size:
+                self._part_from = None  # the first part was cut back: none is in the file
+            if self._found_fresh and not self.holds_parts:  # ``close`` leaves the file as found: nothing to carry on from
+                raise ReconEnvironmentError(f"cannot write --resume file {str(self.path)!r}: {exc.strerror}; nothing was "
+                                            "recorded in it", hint="free some space; the same command then starts over") from None
             raise ReconEnvironmentError(
                 f"cannot write --resume file {str(self.path)!r}: {exc.strerror}; it holds the {len(self.done)} "
                 f"part{'s' if len(self.done) != 1 else ''} finished before",
@@ -128,17 +154,25 @@ class Journal:
         if self._fd < 0:
             return
         try:
-            if self._found_fresh and not self.done:
+            if self._found_fresh and not self.holds_parts:
                 self._leave_as_found()
         finally:
-            os.close(self._fd)
+            os.close(self._fd)  # and with it the lock
             self._fd = -1
 
     def _leave_as_found(self) -> None:
         """Empty the file again (a header this run wrote), and remove it if this run created it and it is still
-        the file at the path (another one put there meanwhile is not ours to remove). Best effort: an empty file
-        left behind is a new journal to the next run."""
+        the file at the path (another one put there meanwhile is not ours to remove). Not when it holds more than
+        this run wrote, nor when this run's first part line is whole in it (Ctrl-C landed after its write, before it
+        was counted: it is kept, ``holds_parts``). Best effort: an empty file left behind is a new journal to the
+        next run."""
         try:
+            size = os.fstat(self._fd).st_size
+            if self._part_from is not None and size == self._end:
+                self._part_written = True
+                return
+            if size > self._end:
+                return
             os.ftruncate(self._fd, 0)
             if self._created:
                 here, ours = os.stat(self.path, follow_symlinks=False), os.fstat(self._fd)
@@ -155,6 +189,30 @@ class Journal:
 
 
 def _open(p: Path) -> tuple[int, bool]:
+    """The journal's descriptor, locked for this run, and whether it was created here (see ``_open_once``). The lock
+    is taken on the file still at the path: one that a run ending meanwhile removed is opened again."""
+    for _ in range(_OPEN_TRIES):
+        fd, created = _open_once(p)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise InputError(f"--resume file {str(p)!r} is in use by another recon sweep",
+                             hint="wait until that sweep ends, or give another --resume file") from None
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            here, ours = os.stat(p, follow_symlinks=False), os.fstat(fd)
+        except FileNotFoundError:
+            here = None
+        if here is not None and (here.st_dev, here.st_ino) == (ours.st_dev, ours.st_ino):
+            return fd, created
+        os.close(fd)  # removed (or replaced) between the open and the lock: by the run that held it, ending
+    raise InputError(f"--resume file {str(p)!r} keeps changing while it is opened", hint="give another --resume file")
+
+
+def _open_once(p: Path) -> tuple[int, bool]:
     """The journal's descriptor, and whether it was created here: a regular file, created if missing, never
     through a symbolic link (O_EXCL does not follow one, and the second open refuses it)."""
     flags = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # O_NONBLOCK: a FIFO at the path must not hang the open

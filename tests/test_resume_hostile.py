@@ -17,7 +17,7 @@ from recon.errors import InputError, ReconEnvironmentError
 from recon.resume import FORMAT, Journal
 from recon.targets import TargetSet, build_targets
 from recon.transport import ReplayTransport
-from tests.conftest import ROOT, need_lab, offline, small_tmpfs
+from tests.conftest import ROOT, need_lab, offline, recon_offline, small_tmpfs
 
 HEADER = {"targets": [[1, 9]], "seed": 4, "parts": 2}
 
@@ -128,3 +128,76 @@ def test_a_full_disk_is_one_environment_error_and_whole_lines(tmp_path: Path) ->
         data = path.read_bytes()
     assert "cannot write --resume file" in str(exc.value) and "parts finished before" in str(exc.value)
     assert data.endswith(b"\n") and all(json.loads(line) for line in data.splitlines())
+
+
+def test_a_journal_in_use_by_another_run_is_refused_and_keeps_its_parts(tmp_path: Path) -> None:
+    """Run A creates the journal and writes its header; run B, given the same file meanwhile, is refused with one
+    line (exit 2), before it sends anything. The old code let B record its parts there, and A, interrupted with no
+    part, then emptied and removed the file with B's parts in it."""
+    path = tmp_path / "run.resume"
+    with Journal.load(str(path)) as first:
+        first.start(HEADER)
+        header = path.read_bytes()
+        with pytest.raises(InputError, match="in use by another recon sweep") as exc:
+            Journal.load(str(path))
+        assert "give another --resume file" in str(exc.value) and path.read_bytes() == header
+        res = recon_offline("sweep", "198.18.0.1", "--resume", str(path))  # another process: its own lock
+        assert res.returncode == 2 and res.stdout == "", res.stderr
+        assert res.stderr.count("\n") == 1 and "in use by another recon sweep" in res.stderr, res.stderr
+        assert path.read_bytes() == header
+    assert not path.exists()  # A recorded no part: the file it created is removed, and nobody else's went with it
+    with Journal.load(str(path)) as again:  # the lock went with A: the next run takes the file
+        again.start(HEADER)
+
+
+def test_a_new_journal_holding_more_than_this_run_wrote_is_not_emptied(tmp_path: Path) -> None:
+    """A run that records no part empties a journal it found empty only while it holds nothing but its own header
+    (the old code cut whatever was there to nothing)."""
+    path = tmp_path / "run.resume"
+    path.write_bytes(b"")
+    with Journal.load(str(path)) as journal:
+        journal.start(HEADER)
+        with path.open("ab") as other:
+            other.write(b'{"part":[1,2],"hosts":[]}\n')
+        kept = path.read_bytes()
+    assert path.read_bytes() == kept and kept.count(b"\n") == 2
+
+
+def test_ctrl_c_after_a_part_is_fsynced_keeps_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second Ctrl-C landing right after the first part's line is written and fsynced, before the journal counts
+    it: the part is kept, and read back by the next run (the old code removed the file, part and all)."""
+    path = tmp_path / "run.resume"
+    fsync = os.fsync
+    journal = Journal.load(str(path))
+    journal.start(HEADER)
+
+    def fsync_then_ctrl_c(fd: int) -> None:
+        fsync(fd)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fsync", fsync_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        journal.record((1, 2), {"hosts": []})
+    monkeypatch.undo()
+    journal.close()
+    with Journal.load(str(path)) as again:
+        again.start(HEADER)
+        assert again.done == {(1, 2): {"hosts": []}}
+    assert journal.holds_parts  # what the line after Ctrl-C is worded from (cluster.ClusterStream.recorded)
+
+
+def test_a_full_disk_before_the_first_part_says_nothing_was_recorded(tmp_path: Path) -> None:
+    """A write that fails on a journal this run created, before a part is in it: the file is removed, and the line
+    says so and that the same command starts over (the old one said it holds the 0 parts finished before and the
+    same command carries on from there). In a child with a file size limit (EFBIG, as a full disk's ENOSPC)."""
+    path = tmp_path / "run.resume"
+    code = ("import resource, signal\nfrom recon.resume import Journal\nfrom recon.errors import ReconEnvironmentError\n"
+            "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\nresource.setrlimit(resource.RLIMIT_FSIZE, (200, 200))\n"
+            f"try:\n    with Journal.load({str(path)!r}) as j:\n        j.start({HEADER!r})\n"
+            "        j.record((1, 2), {'hosts': [], 'pad': 'x' * 1000})\n"
+            "except ReconEnvironmentError as e:\n    print(e)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20, cwd=ROOT)
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+    assert res.stdout == (f"cannot write --resume file {str(path)!r}: File too large; nothing was recorded in it; "
+                          "free some space; the same command then starts over\n")
+    assert not path.exists()
