@@ -233,7 +233,7 @@ def _shard_sweep(target_set: TargetSet, options: dict[str, Any], run: dict[str, 
             else:
                 printer.add(item)
     result = SweepResult(hosts=(), stats=stream.stats, shards=stream.shards)  # each sums every shard: read once
-    stopped = render.sweep_interrupted(len(result.shards), resume) if stream.interrupted else None
+    stopped = render.sweep_interrupted(len(result.shards), resume, recorded=stream.recorded) if stream.interrupted else None
     return _sweep_end(result, printer, probe, stopped)
 
 

@@ -252,8 +252,9 @@ class ClusterStream:
         self._stack = ExitStack()
         self.wall = 0.0
         self._halt = _Halt()
+        self._journal: Journal | None = None
         try:
-            journal = self._stack.enter_context(_load(resume)) if resume is not None else None
+            journal = self._journal = self._stack.enter_context(_load(resume)) if resume is not None else None
             # A cluster only for parts still to do: a journal that holds every part is printed without one.
             client = self._connect(cluster) if cluster is not None and (journal is None or journal.fresh) else None
             threads = max(1, sum(client.nthreads().values())) if client is not None else 1
@@ -318,6 +319,12 @@ class ClusterStream:
     @property
     def interrupted(self) -> bool:
         return self._halt.set
+
+    @property
+    def recorded(self) -> bool:
+        """Whether the ``--resume`` journal holds a finished part (read back or recorded by this run; after the stream
+        is closed too): without one it is left as it was found, and a run of the same command starts over."""
+        return self._journal is not None and self._journal.holds_parts
 
     @property
     def stats(self) -> SweepStats:

@@ -1079,10 +1079,11 @@ def sweep_summary(result: SweepResult, up: int | None = None) -> str:
     return line + (f" ({', '.join(extra)})" if extra else "")
 
 
-def sweep_interrupted(shards: int | None = None, resume: str | None = None) -> str:
+def sweep_interrupted(shards: int | None = None, resume: str | None = None, *, recorded: bool = True) -> str:
     """The line after a sweep stopped by Ctrl-C: what was printed is what was decided by then (in a sweep in
-    ``shards``, the hosts of the shards that arrived); with a ``resume`` journal, how to carry on."""
-    if shards == 0 and resume is not None:  # the journal was left as found (resume.py): there is nothing to carry on from
+    ``shards``, the hosts of the shards that arrived); with a ``resume`` journal, how to carry on: from it when it
+    holds a finished part (``recorded``, read back or done by this run), else over again."""
+    if resume is not None and not recorded:  # the journal was left as found (resume.py): there is nothing to carry on from
         return (f"recon: sweep interrupted before a shard was done: nothing is listed and nothing was recorded in "
                 f"{safe(resume)}; the same command starts over")
     which = "decided before Ctrl-C" if shards is None else f"of the {shards} shard{'' if shards == 1 else 's'} done"

@@ -27,6 +27,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import recon.cluster
+from recon import render
 from recon.cluster import ClusterError, ClusterStream, ShardOutcome, ShardTask, parse_cluster, shard_plan, shard_size, sweep_shard
 from recon.errors import InvalidOption
 from recon.lab import netns
@@ -794,3 +795,31 @@ def test_bad_probe_options_are_refused_before_a_cluster_starts() -> None:
     res = _recon("sweep", "--cluster", "local:2", "--method", "bogus", "127.0.0.1")
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "--method" in res.stderr, res.stderr
     assert "tcp://" not in res.stderr  # refused by this process, not by a worker
+
+
+def test_ctrl_c_before_the_parts_read_back_are_listed_still_carries_on_from_the_journal(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C before any shard is listed, in a run whose journal holds both parts from before: the line says the same
+    command carries on from the journal, which is left as it was. The old code worded it from the shards listed (none)
+    and said nothing was recorded and the same command starts over."""
+    monkeypatch.setattr(recon.cluster, "RESUME_PART", 20)  # 34 targets: two parts
+    journal = tmp_path / "run.resume"
+    argv = _resume_argv(journal)
+    with offline(ReplayTransport(_mixed_answers)) as transport:
+        assert run_cli(*argv).code == 0
+        found = journal.read_bytes()
+        assert transport is not None
+        transport.sent.clear()
+
+        class CtrlCFirst(render.SweepPrinter):
+            """The printer, made once the Ctrl-C handler is in place: Ctrl-C (SIGINT to this process) as it is made."""
+            def __init__(self, *args: Any, **kw: Any) -> None:
+                os.kill(os.getpid(), signal.SIGINT)
+                super().__init__(*args, **kw)
+
+        monkeypatch.setattr(render, "SweepPrinter", CtrlCFirst)
+        stopped = run_cli(*argv)
+    assert stopped.code == 130 and stopped.stdout == "" and transport.sent == [], stopped.stderr
+    assert stopped.stderr.splitlines()[0] == (
+        f"recon: sweep interrupted: only the hosts of the 0 shards done are listed; the same command carries on from {journal}")
+    assert journal.read_bytes() == found
