@@ -1343,10 +1343,12 @@ class _RawSweep(_RawReceive):
                     yield from self._wait(rest)  # no sign of loss left: wait out the timeout once
                     break
         finally:
-            if self.pool is not None:
-                self.pool.close()
+            try:
+                if self.pool is not None:
+                    self.pool.close()
+            finally:
                 self.pool = None
-            self.t1 = time.monotonic()
+                self.t1 = time.monotonic()
             prober._previous_bases.append(self.base)
             if self.progress:
                 self.progress(self.n, self.n)

@@ -74,7 +74,7 @@ def route_tables() -> None:
 
 
 # Scapy's data module loads its MAC vendor table (Wireshark's manuf, ~50,000 entries) when it is imported: ~50 ms
-# to unpickle from Scapy's cache folder and ~25 ms more to free at exit, a quarter of a sweep's start-up. recon
+# to unpickle from Scapy's cache folder, a fifth of a sweep's start-up. recon
 # never reads it (arp.vendor looks a vendor up in the same file on disk). When the CLI owns the process, Scapy's
 # data caches are read from recon's own cache folder instead, where the vendor table is empty: the entry is written
 # in Scapy's cache format ({"id": sha256 of the manuf file's path, "content": a ManufDA}), after one import that
@@ -84,16 +84,24 @@ _MANUF = "manufdb.pickle"
 
 
 def _lean_cache() -> Path | None:
-    """recon's folder for Scapy's data caches (``$XDG_CACHE_HOME/recon/scapy``), made if need be; None if it cannot be."""
+    """recon's folder for Scapy's data caches (``$XDG_CACHE_HOME/recon/scapy``, else ``~/.cache/recon/scapy``), made if
+    need be; None (Scapy's own cache, as before) if it cannot be, if the path is relative or leads through a symlink,
+    or if recon runs as root in a cache root does not own (``sudo -E``: the user's home, whose links root must not
+    follow)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    if not os.path.isabs(base):
+        return None
     folder = Path(base, "recon", "scapy")
     try:
+        if os.geteuid() == 0 and os.stat(base).st_uid != 0:
+            return None
         if not folder.is_dir():
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            _sudo_user_owns(folder.parent, folder)
-        return folder if os.access(folder, os.W_OK) else None
+        if os.path.realpath(folder) != os.path.normpath(folder) or not os.access(folder, os.W_OK):
+            return None
     except OSError:
         return None
+    return folder
 
 
 def _keep_lean(folder: Path) -> None:
@@ -115,16 +123,6 @@ def _keep_lean(folder: Path) -> None:
         with os.fdopen(fd, "wb") as f:
             pickle.dump(entry, f)
         os.replace(tmp, folder / _MANUF)
-        _sudo_user_owns(folder / _MANUF)
     except OSError:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-
-
-def _sudo_user_owns(*paths: Path) -> None:
-    """Under sudo, files recon makes in the user's cache belong to the user (as Scapy does with its own)."""
-    uid, gid = os.environ.get("SUDO_UID", ""), os.environ.get("SUDO_GID", "")
-    if os.geteuid() == 0 and uid.isdigit() and gid.isdigit():
-        for path in paths:
-            with contextlib.suppress(OSError):
-                os.chown(path, int(uid), int(gid))

@@ -80,6 +80,7 @@ _SO_RCVBUFFORCE = 33
 _SO_SNDBUFFORCE = 32
 _SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 _SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+_SO_NETNS_COOKIE = 71  # asm-generic/socket.h: the network namespace a socket lives in (Linux 5.14)
 _SOL_RAW, _ICMP_FILTER = 255, 1  # linux/icmp.h: a raw ICMP socket's bitmask of types it does not want
 _SIOCGIFHWADDR = 0x8927
 _SIOCGIFCONF = 0x8912
@@ -313,7 +314,18 @@ class SystemTransport(Transport):
         return sock
 
     def twins(self, sock: PacketSocket) -> bool:
-        return isinstance(sock, socket.socket) and sock.type == socket.SOCK_RAW and sock.family == socket.AF_INET
+        """A raw IPv4 socket of this thread's network namespace (a twin is opened in the calling thread's: a sweep
+        iterated outside the namespace its sockets were opened in must not send from another), with libc's sendmmsg."""
+        if not (isinstance(sock, socket.socket) and sock.type == socket.SOCK_RAW and sock.family == socket.AF_INET):
+            return False
+        if _libc() is None:
+            return False
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as here:
+            try:
+                return bool(sock.getsockopt(socket.SOL_SOCKET, _SO_NETNS_COOKIE, 8) ==
+                            here.getsockopt(socket.SOL_SOCKET, _SO_NETNS_COOKIE, 8))
+            except OSError:  # a kernel before 5.14 cannot say: send inline
+                return False
 
     def send_twin(self, sock: PacketSocket) -> PacketSocket:
         from recon.bpf import attach_filter  # bpf imports this module
@@ -627,7 +639,7 @@ def send_threads(probes: int) -> int:
 
 
 class SendPool:
-    """A sweep's full send batches handed to ``threads`` sender threads, each sending through its own twin of the
+    """A sweep's send batches handed to ``threads`` sender threads, each sending through its own twin of the
     batch's socket (``Transport.send_twin``: same kind, interface and bound source, and it hears nothing).
 
     The kernel does a probe's whole trip inside the sending call (on a veth, the peer's forwarding too), about
@@ -649,6 +661,7 @@ class SendPool:
         self._returned = threading.Condition()
         self._queued = self._done = self._refused = 0
         self._error: BaseException | None = None
+        self._discard = False
         self._threads = [threading.Thread(target=self._run, args=(t,), name=f"recon-send-{t}", daemon=True)
                          for t in range(threads)]
         for thread in self._threads:
@@ -656,6 +669,7 @@ class SendPool:
 
     def submit(self, batch: SendBatch, count: int, before: Callable[[], None], drain: Callable[[], object]) -> None:
         """Queue slots ``0 .. count-1`` of ``batch`` for a sender thread (the batch itself is free again at once)."""
+        self._raise_error()
         key = id(batch.sock)
         if key not in self._free:
             self._open_twins(batch)
@@ -680,6 +694,8 @@ class SendPool:
         return refused
 
     def close(self) -> None:
+        """End the threads; what is still queued (a sweep ended by an error or a stop mid-pass) is not sent."""
+        self._discard = True
         for _ in self._threads:
             self._work.append(None)
             self._ready.release()
@@ -706,6 +722,8 @@ class SendPool:
 
     def _wait_returned(self, drain: Callable[[], object]) -> None:
         self._raise_error()
+        if not any(thread.is_alive() for thread in self._threads):
+            raise RuntimeError("recon's send threads have ended with probes still queued")
         drain()
         with self._returned:
             self._returned.wait(0.0005)
@@ -718,11 +736,14 @@ class SendPool:
             if item is None:
                 return
             buf, key, count, before = item
+            refused = 0
             try:
-                before()
-                refused = buf.send_all(count, _no_drain, fds[key])
+                if not self._discard:
+                    before()
+                    refused = buf.send_all(count, _no_drain, fds[key])
             except BaseException as exc:  # handed to the sweep's thread, raised at its next submit or finish
-                refused, self._error = 0, exc
+                if self._error is None:
+                    self._error = exc
             with self._returned:
                 self._refused += refused
                 self._free[key].append(buf)

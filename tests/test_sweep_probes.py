@@ -237,3 +237,24 @@ def test_a_send_twin_sends_as_its_socket_does_and_hears_nothing(lab) -> None:
         finally:
             twin.close()
             main.close()
+
+
+def test_send_twins_only_for_a_probe_socket_of_this_threads_namespace(lab) -> None:
+    """A sweep's sockets opened in the lab but iterated outside it: transport.twins says no (the pool would open
+    its twins in the calling thread's namespace, and the probes would leave from there), so the probes go inline
+    through the sockets opened in the lab. Nothing is sent here."""
+    import socket
+
+    from recon.lab import netns
+    from recon.transport import ReplayTransport, SystemTransport
+
+    transport = SystemTransport()
+    with netns(lab.ns):
+        inside, _ = transport.icmp(socket.AF_INET, what="test")
+    try:
+        with netns(lab.ns):
+            assert transport.twins(inside)
+        assert not transport.twins(inside)
+        assert not ReplayTransport().twins(ReplayTransport().icmp(socket.AF_INET, what="test")[0])
+    finally:
+        inside.close()

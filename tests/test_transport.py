@@ -462,10 +462,14 @@ def test_a_send_pool_sends_every_batch_once_from_its_threads_and_marks_each_just
             pool.submit(batch, 4, lambda n=n: marked.append((n, threading.get_ident())), lambda: None)
         assert pool.finish(lambda: None) == 0
         got: list[bytes] = []
-        while select.select([rx], [], [], 1)[0] and len(got) < 48:
-            got += RecvBatch(rx, 64).recv()
+        ports: set[int] = set()
+        while len(got) < 48 and select.select([rx], [], [], 1)[0]:
+            data, source = rx.recvfrom(2048)
+            got.append(data)
+            ports.add(source[1])
         expected = sorted(f"batch {n} slot {k}".encode() + b"!" * (n % 2) for n in range(12) for k in range(4))
         assert sorted(got) == expected
+        assert ports <= {t.getsockname()[1] for t in twins} and tx.getsockname()[1] not in ports  # the twins sent them
         assert sorted(n for n, _ in marked) == list(range(12))
         assert threading.get_ident() not in {t for _, t in marked}
         assert len(twins) == 2  # one twin of tx for each thread, opened at its first batch
@@ -506,6 +510,35 @@ def test_a_send_pool_counts_refused_probes_and_raises_a_senders_error_at_finish(
             pool.finish(lambda: None)
         assert err.value.errno == errno.EBADF
     finally:
+        pool.close()
+        rx.close()
+        tx.close()
+
+
+def test_a_send_pool_closed_early_does_not_send_what_is_still_queued() -> None:
+    """close() (a sweep ended by an error or a stop mid-pass): the batch a thread has begun goes; the batches still
+    queued behind it do not."""
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    pool = transport_module.SendPool(lambda s: socket.socket(socket.AF_INET, socket.SOCK_DGRAM), 1)
+    begun, release = threading.Event(), threading.Event()
+    try:
+        rx.bind(("127.0.0.1", 0))
+        port = rx.getsockname()[1]
+        batch = SendBatch(tx, 2)
+        for n in range(3):
+            for k in range(2):
+                _fill(batch, k, f"batch {n}".encode(), port=port)
+            pool.submit(batch, 2, (lambda: (begun.set(), release.wait(5))) if n == 0 else (lambda: None), lambda: None)
+        assert begun.wait(5)
+        threading.Timer(0.2, release.set).start()
+        pool.close()
+        got = []
+        while select.select([rx], [], [], 0.5)[0]:
+            got.append(rx.recv(2048))
+        assert got == [b"batch 0", b"batch 0"]
+    finally:
+        release.set()
         pool.close()
         rx.close()
         tx.close()
