@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import ipaddress
 import itertools
 import queue
 import random
@@ -318,7 +319,10 @@ class Prober:
             onlink = functools.partial(discover_parts, local=ifaces, transport=self.transport, timeout=timeout, retries=retries,
                                        rate=self.rate, tap=writer.write if writer is not None else None,
                                        source=self.source if self.source is not None and _is_ipv6(self.source) else None)
-        return SweepStream(run, targets.names, down=down, resolve=resolve, pcap=writer, part6=part6, local=onlink)
+        # without down the IPv6 part gives its silent targets no row: --local's rows are checked against its walk
+        walk6 = targets.v6.walk(seed, shard) if part6 is not None and onlink is not None and not down else None
+        return SweepStream(run, targets.names, down=down, resolve=resolve, pcap=writer, part6=part6, local=onlink,
+                           walk6=walk6)
 
     def _v6_prober(self, targets: TargetSet, has_v4: bool) -> Prober6 | None:
         """The IPv6 part's prober (engine6.py) when ``targets`` has IPv6 or scoped targets; checked before anything is sent."""
@@ -653,9 +657,9 @@ class SweepStream:
 
     def __init__(self, run: _Run | None, names: dict[int, str], *, down: bool, resolve: bool, pcap: PcapWriter | None = None,
                  part6: Callable[[], tuple[tuple[HostResult, ...], SweepStats]] | None = None,
-                 local: Callable[..., Iterator[SweepResult]] | None = None) -> None:
+                 local: Callable[..., Iterator[SweepResult]] | None = None, walk6: Walk | None = None) -> None:
         self._run, self._pcap = run, pcap
-        self._v6 = _OnLinkRows(part6, local, down) if part6 is not None or local is not None else None
+        self._v6 = _OnLinkRows(part6, local, down, walk6) if part6 is not None or local is not None else None
         self._halt = False
         self._batches = self._generate(names, down, resolve)
         self._closers: list[Callable[[], None]] = []
@@ -786,8 +790,9 @@ class _OnLinkRows:
     4,096 at most."""
 
     def __init__(self, part6: Callable[..., tuple[tuple[HostResult, ...], SweepStats]] | None,
-                 local: Callable[..., Iterator[SweepResult]] | None, down: bool) -> None:
+                 local: Callable[..., Iterator[SweepResult]] | None, down: bool, walk6: Walk | None = None) -> None:
         self.part6, self.local, self.down = part6, local, down
+        self.walk6 = walk6  # the IPv6 part's targets (without down: its silent ones have no row to match)
         self.stats6: SweepStats | None = None
         self.stats_local: list[SweepStats] = []
         self.local_rows = self.overlap = 0  # addresses --local reported; of those, how many the IPv6 part did too
@@ -914,6 +919,10 @@ class _OnLinkRows:
         rows = [h for h in done.hosts if h.address not in self.up and h.address not in self.shown6]
         self.overlap += sum(1 for h in done.hosts if h.address in self.up) + sum(
             1 for h in rows if self.held.pop(h.address, None) is not None)
+        if self.walk6 is not None:  # its silent targets (no row without down) that --local reported too
+            reported = {h.address for h in done.hosts}
+            self.overlap += sum(1 for a in itertools.chain(self.up, self.held)
+                                if a not in reported and _in_walk6(self.walk6, a))
         return rows
 
     def _take(self, item: HostResult | SweepResult | None) -> list[HostResult]:
@@ -944,6 +953,13 @@ class _OnLinkRows:
             return None
         total = parts[0] if len(parts) == 1 else _merge_stats(parts[0], parts[1], together=True)
         return total if not self.overlap else replace(total, targets=total.targets - self.overlap)
+
+
+def _in_walk6(walk: Walk, address: str) -> bool:
+    """Whether ``address`` (a row's, as ndp writes it) is one of ``walk``'s unscoped IPv6 targets."""
+    if "%" in address or ":" not in address:
+        return False  # a scoped target's row comes without down too
+    return walk.index(int(ipaddress.IPv6Address(address))) is not None
 
 
 # What IcmpMatcher says about one packet.

@@ -522,3 +522,26 @@ def test_an_interface_that_goes_down_mid_ndp_is_one_line_not_a_silent_link(link:
     transport = ReplayTransport(link, refuse=lambda sock, data, address: errno.ENETDOWN)
     with pytest.raises(ReconEnvironmentError, match="went away or down"):
         ndp.solicit("eth0", ["2001:db8::10"], transport=transport, timeout=0.02, retries=0)
+
+
+def test_local_counts_each_address_once_without_all_too(link: Link) -> None:
+    """sweep_iter(local="eth0") over IPv6 targets on that link (its /123, which --local solicits too; the IPv6
+    part's ICMPv6 echoes go unanswered here): without down (no --all) the IPv6 part gives its silent targets no
+    row, so the overlap of the two parts was found only among the answered: the silent addresses of both, and
+    those only the link answered, were counted twice in stats.targets. The same count with and without down:
+    each address once."""
+    import recon
+    from recon.targets import build_targets
+
+    def swept(down: bool) -> tuple[list[HostResult], int]:
+        small = ReplayTransport(link, addresses6={"eth0": (("2001:db8::2", 123, False), (link_local(SCANNER_MAC), 64, True))})
+        with recon.sweep_iter(build_targets(["2001:db8::/123"]), method="icmp", probe="echo", timeout=0.05, retries=0,
+                              transport=small, local="eth0", down=down) as stream:
+            rows = list(stream)
+        return rows, stream.stats.targets
+
+    every, targets_all = swept(True)
+    answered, targets = swept(False)
+    assert len(every) == len({h.address for h in every}) == targets_all  # 32 addresses and the link-local hosts
+    assert {h.address for h in answered} == {h.address for h in every if h.status != "down"}
+    assert targets == targets_all
