@@ -666,6 +666,8 @@ class SweepStream:
 
     def _generate(self, names: dict[int, str], down: bool, resolve: bool) -> Generator[list[HostResult], None, None]:
         try:
+            if self._halt:  # stopped before the first row was asked for (Ctrl-C between two shards): send nothing
+                return
             namer = _Names() if resolve else None
             if self._v6 is not None:
                 self._v6.start(lambda: self._halt)  # on its own thread, beside the IPv4 part

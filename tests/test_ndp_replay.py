@@ -545,3 +545,23 @@ def test_local_counts_each_address_once_without_all_too(link: Link) -> None:
     assert len(every) == len({h.address for h in every}) == targets_all  # 32 addresses and the link-local hosts
     assert {h.address for h in answered} == {h.address for h in every if h.status != "down"}
     assert targets == targets_all
+
+
+def test_a_stream_stopped_before_its_first_row_sends_nothing(link: Link, tmp_path) -> None:
+    """stop() before the first next() (Ctrl-C between two shards of a --resume run, before the next shard's
+    stream is iterated): the IPv4 part flushed a batch of probes, the IPv6 part and --local their first ones,
+    before their first check of the stop. Now nothing is sent, no row comes, the counters say interrupted and
+    nothing sent, and the pcap is closed whole (its header alone)."""
+    import recon
+    from recon.targets import build_targets
+
+    transport = ReplayTransport(_link_and_rec(link))
+    pcap = tmp_path / "stopped.pcap"
+    stream = recon.sweep_iter(build_targets(["198.18.2.0/24", "2001:db8:1::/120"]), method="icmp", probe="echo",
+                              timeout=0.05, retries=0, transport=transport, local="eth0", down=False, pcap=str(pcap))
+    with stream:
+        stream.stop()
+        rows = list(stream)
+    assert transport.sent == [] and rows == []
+    assert stream.stats.interrupted and stream.stats.sent == 0
+    assert list(read_frames(str(pcap))) == [] and pcap.stat().st_size == 24
