@@ -362,28 +362,39 @@ def test_replay_sockets_read_back_as_the_kernel_lays_messages_out() -> None:
 # --- the one send policy (transport.SEND_AGAIN, SEND_REFUSED, INTERFACE_LOST) ----------------------------
 
 
-def test_send_all_skips_a_refused_probe_counts_it_and_sends_the_rest() -> None:
-    """A broadcast without SO_BROADCAST is refused (EACCES) for that probe alone: the ones after it still go."""
+@pytest.fixture
+def udp4() -> Iterator[tuple[socket.socket, socket.socket, int]]:
+    """A loopback UDP sender, and a non-blocking receiver bound to 127.0.0.1 with its port."""
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         rx.bind(("127.0.0.1", 0))
         rx.setblocking(False)
-        port = rx.getsockname()[1]
-        batch = SendBatch(tx, 3)
-        _fill(batch, 0, b"first", port=port)
-        _fill(batch, 1, b"x", "255.255.255.255", port)
-        _fill(batch, 2, b"third", port=port)
-        assert batch.send_all(3, lambda: None) == 1
-        assert select.select([rx], [], [], 2)[0]
-        got = RecvBatch(rx, 8).recv()
-        if len(got) < 2:
-            select.select([rx], [], [], 2)
-            got += RecvBatch(rx, 8).recv()
-        assert got == [b"first", b"third"]
+        yield tx, rx, rx.getsockname()[1]
     finally:
         tx.close()
         rx.close()
+
+
+def _refused_between(tx: socket.socket, port: int, first: bytes, third: bytes) -> SendBatch:
+    """Three datagrams to ``port``, the middle one a broadcast without SO_BROADCAST (EACCES: refused alone)."""
+    batch = SendBatch(tx, 3)
+    _fill(batch, 0, first, port=port)
+    _fill(batch, 1, b"x", "255.255.255.255", port)
+    _fill(batch, 2, third, port=port)
+    return batch
+
+
+def test_send_all_skips_a_refused_probe_counts_it_and_sends_the_rest(udp4: tuple[socket.socket, socket.socket, int]) -> None:
+    """A broadcast without SO_BROADCAST is refused (EACCES) for that probe alone: the ones after it still go."""
+    tx, rx, port = udp4
+    assert _refused_between(tx, port, b"first", b"third").send_all(3, lambda: None) == 1
+    assert select.select([rx], [], [], 2)[0]
+    got = RecvBatch(rx, 8).recv()
+    if len(got) < 2:
+        select.select([rx], [], [], 2)
+        got += RecvBatch(rx, 8).recv()
+    assert got == [b"first", b"third"]
 
 
 def _replay_batch(refuse, count: int = 3) -> tuple[ReplayTransport, SendBatch]:
@@ -437,24 +448,27 @@ def test_an_unexpected_errno_is_raised_as_it_is() -> None:
 # --- SendPool: batches sent by threads, each through a twin socket -----------------------------
 
 
-def test_a_send_pool_sends_every_batch_once_from_its_threads_and_marks_each_just_before() -> None:
+class _Twins:
+    """A SendPool's twin factory over loopback UDP: each twin it opened, to look at."""
+
+    def __init__(self) -> None:
+        self.opened: list[socket.socket] = []
+
+    def __call__(self, sock: object) -> socket.socket:
+        self.opened.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+        return self.opened[-1]
+
+
+def test_a_send_pool_sends_every_batch_once_from_its_threads_and_marks_each_just_before(
+        udp4: tuple[socket.socket, socket.socket, int]) -> None:
     """Loopback UDP: 12 batches of 4 datagrams (two lengths) through a 2-thread pool. Every datagram arrives
-    once, as written; each batch's ``before()`` ran on a pool thread, not the caller's; the caller's batch was
-    free again at once (it is rewritten for the next batch while earlier ones may still be queued)."""
-    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    twins: list[socket.socket] = []
-
-    def twin(sock: object) -> socket.socket:
-        twins.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
-        return twins[-1]
-
+    once, as written, from a twin's port; each batch's ``before()`` ran on a pool thread, not the caller's; the
+    caller's batch was free again at once (it is rewritten for the next batch while earlier ones may be queued)."""
+    tx, rx, port = udp4
+    twins = _Twins()
     marked: list[tuple[int, int]] = []
-    pool = transport_module.SendPool(twin, 2)
+    pool = transport_module.SendPool(twins, 2)
     try:
-        rx.bind(("127.0.0.1", 0))
-        rx.setblocking(False)
-        port = rx.getsockname()[1]
         batch = SendBatch(tx, 4)
         for n in range(12):
             for k in range(4):
@@ -469,62 +483,44 @@ def test_a_send_pool_sends_every_batch_once_from_its_threads_and_marks_each_just
             ports.add(source[1])
         expected = sorted(f"batch {n} slot {k}".encode() + b"!" * (n % 2) for n in range(12) for k in range(4))
         assert sorted(got) == expected
-        assert ports <= {t.getsockname()[1] for t in twins} and tx.getsockname()[1] not in ports  # the twins sent them
+        assert ports <= {t.getsockname()[1] for t in twins.opened} and tx.getsockname()[1] not in ports
         assert sorted(n for n, _ in marked) == list(range(12))
         assert threading.get_ident() not in {t for _, t in marked}
-        assert len(twins) == 2  # one twin of tx for each thread, opened at its first batch
+        assert len(twins.opened) == 2  # one twin of tx for each thread, opened at its first batch
     finally:
         pool.close()
-        for s in (rx, tx):
-            s.close()
-    assert all(t.fileno() == -1 for t in twins)  # close() closed them
+    assert all(t.fileno() == -1 for t in twins.opened)  # close() closed them
 
 
-def test_a_send_pool_counts_refused_probes_and_raises_a_senders_error_at_finish() -> None:
+def test_a_send_pool_counts_refused_probes_and_raises_a_senders_error_at_finish(
+        udp4: tuple[socket.socket, socket.socket, int]) -> None:
     """The one send policy on the pool's threads: a probe the kernel refuses (broadcast without SO_BROADCAST,
     EACCES) is counted and the rest go; an errno outside the policy (a twin whose descriptor is gone: EBADF)
     is raised in the caller's thread at finish(), as it is."""
-    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    twins: list[socket.socket] = []
-
-    def twin(sock: object) -> socket.socket:
-        twins.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
-        return twins[-1]
-
-    pool = transport_module.SendPool(twin, 1)
+    tx, rx, port = udp4
+    twins = _Twins()
+    pool = transport_module.SendPool(twins, 1)
     try:
-        rx.bind(("127.0.0.1", 0))
-        rx.setblocking(False)
-        port = rx.getsockname()[1]
-        batch = SendBatch(tx, 3)
-        _fill(batch, 0, b"ok", port=port)
-        _fill(batch, 1, b"x", "255.255.255.255", port)
-        _fill(batch, 2, b"ok too", port=port)
+        batch = _refused_between(tx, port, b"ok", b"ok too")
         pool.submit(batch, 3, lambda: None, lambda: None)
         assert pool.finish(lambda: None) == 1
         assert select.select([rx], [], [], 1)[0] and sorted(RecvBatch(rx, 8).recv()) == [b"ok", b"ok too"]
-        twins[0].close()  # the thread's twin: its next sendmmsg fails with EBADF
+        twins.opened[0].close()  # the thread's twin: its next sendmmsg fails with EBADF
         pool.submit(batch, 1, lambda: None, lambda: None)
         with pytest.raises(OSError) as err:
             pool.finish(lambda: None)
         assert err.value.errno == errno.EBADF
     finally:
         pool.close()
-        rx.close()
-        tx.close()
 
 
-def test_a_send_pool_closed_early_does_not_send_what_is_still_queued() -> None:
+def test_a_send_pool_closed_early_does_not_send_what_is_still_queued(udp4: tuple[socket.socket, socket.socket, int]) -> None:
     """close() (a sweep ended by an error or a stop mid-pass): the batch a thread has begun goes; the batches still
     queued behind it do not."""
-    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    pool = transport_module.SendPool(lambda s: socket.socket(socket.AF_INET, socket.SOCK_DGRAM), 1)
+    tx, rx, port = udp4
+    pool = transport_module.SendPool(_Twins(), 1)
     begun, release = threading.Event(), threading.Event()
     try:
-        rx.bind(("127.0.0.1", 0))
-        port = rx.getsockname()[1]
         batch = SendBatch(tx, 2)
         for n in range(3):
             for k in range(2):
@@ -540,5 +536,3 @@ def test_a_send_pool_closed_early_does_not_send_what_is_still_queued() -> None:
     finally:
         release.set()
         pool.close()
-        rx.close()
-        tx.close()
