@@ -749,8 +749,10 @@ class SweepStream:
 
     def close(self) -> None:
         try:
-            self._batches.close()  # runs the generator's finally: the pcap file is closed
+            self._batches.close()  # runs the generator's finally (the pcap file is closed), if it ever started
         finally:
+            if self._pcap is not None:
+                self._pcap.close()  # a stream closed before its first row: the generator's finally never ran
             while self._closers:
                 self._closers.pop()()
 

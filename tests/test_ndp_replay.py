@@ -565,3 +565,22 @@ def test_a_stream_stopped_before_its_first_row_sends_nothing(link: Link, tmp_pat
     assert transport.sent == [] and rows == []
     assert stream.stats.interrupted and stream.stats.sent == 0
     assert list(read_frames(str(pcap))) == [] and pcap.stat().st_size == 24
+
+
+def test_a_stream_closed_before_it_was_iterated_closes_its_pcap(link: Link, tmp_path) -> None:
+    """A stream left without a row asked of it (its generator never started, so its finally never ran) still
+    closes the pcap file it opened: no descriptor is left open on it."""
+    import os
+
+    import recon
+    from recon.targets import build_targets
+
+    pcap = tmp_path / "unread.pcap"
+    stream = recon.sweep_iter(build_targets(["198.18.2.0/30"]), method="icmp", probe="echo", timeout=0.05, retries=0,
+                              transport=ReplayTransport(_link_and_rec(link)), pcap=str(pcap))
+    def open_on_pcap() -> int:
+        return sum(1 for fd in os.listdir("/proc/self/fd") if os.path.realpath(f"/proc/self/fd/{fd}") == str(pcap))
+
+    assert open_on_pcap() == 1
+    stream.close()
+    assert open_on_pcap() == 0 and pcap.stat().st_size == 24
