@@ -1365,13 +1365,13 @@ class _RawSweep(_RawReceive):
         finally:
             try:
                 if self.pool is not None:
-                    self.pool.close()
+                    self.sent -= self.pool.close()  # counted when queued; a stop leaves the queue unsent
             finally:
                 self.pool = None
                 self.t1 = time.monotonic()
-            prober._previous_bases.append(self.base)
-            if self.progress:
-                self.progress(self.n, self.n)
+                prober._previous_bases.append(self.base)
+                if self.progress:
+                    self.progress(self.n, self.n)
 
     def _send_pool(self) -> SendPool | None:
         """Threads to send the routed probes on (``transport.SendPool``), when the sweep is big and unpaced, there
@@ -1421,10 +1421,10 @@ class _RawSweep(_RawReceive):
             self.first_kind, self.passes = passes[0].kind, len(passes)
         for n, spec in enumerate(passes):
             count += yield from self._send_pass(todo, rnd, spec, n == 0)
+            if self.halt:  # stopped: what the pool still holds is not sent (steps() closes it)
+                break
             if self.pool is not None:  # the pass has gone (and its answers drained) before the next kind skips who answered
                 self.send_errors += self.pool.finish(self._drain)
-            if self.halt:
-                break
         self.sent += count
         self._drain()
         return count
@@ -1528,7 +1528,7 @@ class _RawSweep(_RawReceive):
                 if fresh or self.halt:
                     yield
                     if self.halt:
-                        break
+                        return count  # stopped: the probes written since are not sent (as the paced branch)
         return count + flush(out, held, k, rnd, write) + flush(link, lheld, lk, rnd)
 
     def _source_of(self, i: int) -> bytes | None:

@@ -204,7 +204,7 @@ def _open(p: Path) -> tuple[int, bool]:
             raise
         try:
             here, ours = os.stat(p, follow_symlinks=False), os.fstat(fd)
-        except FileNotFoundError:
+        except OSError:  # gone, or the path changed under us (ENOTDIR, EACCES): not the file we locked
             here = None
         if here is not None and (here.st_dev, here.st_ino) == (ours.st_dev, ours.st_ino):
             return fd, created

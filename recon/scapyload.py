@@ -86,8 +86,9 @@ _MANUF = "manufdb.pickle"
 def _lean_cache() -> Path | None:
     """recon's folder for Scapy's data caches (``$XDG_CACHE_HOME/recon/scapy``, else ``~/.cache/recon/scapy``), made if
     need be; None (Scapy's own cache, as before) if it cannot be, if the path is relative or leads through a symlink,
-    or if recon runs as root in a cache root does not own (``sudo -E``: the user's home, whose links root must not
-    follow)."""
+    if recon runs as root in a cache root does not own (``sudo -E``: the user's home, whose links root must not
+    follow), or if the folder or its parent is another user's or writable by others (a world-writable
+    ``XDG_CACHE_HOME`` such as /tmp: someone else's pickles)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     if not os.path.isabs(base):
         return None
@@ -96,9 +97,14 @@ def _lean_cache() -> Path | None:
         if os.geteuid() == 0 and os.stat(base).st_uid != 0:
             return None
         if not folder.is_dir():
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if os.path.realpath(folder) != os.path.normpath(folder) or not os.access(folder, os.W_OK):
+            folder.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            folder.mkdir(mode=0o700, exist_ok=True)
+        if os.path.realpath(folder) != os.path.normpath(folder):
             return None
+        for where in (folder, folder.parent):  # Scapy unpickles what is there: only ours, and only we may write it
+            st = os.stat(where)
+            if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+                return None
     except OSError:
         return None
     return folder

@@ -662,6 +662,7 @@ class SendPool:
         self._queued = self._done = self._refused = 0
         self._error: BaseException | None = None
         self._discard = False
+        self._discarded = 0
         self._threads = [threading.Thread(target=self._run, args=(t,), name=f"recon-send-{t}", daemon=True)
                          for t in range(threads)]
         for thread in self._threads:
@@ -693,8 +694,9 @@ class SendPool:
         refused, self._refused = self._refused, 0
         return refused
 
-    def close(self) -> None:
-        """End the threads; what is still queued (a sweep ended by an error or a stop mid-pass) is not sent."""
+    def close(self) -> int:
+        """End the threads; what is still queued (a sweep ended by an error or a stop mid-pass) is not sent. How
+        many probes that left unsent."""
         self._discard = True
         for _ in self._threads:
             self._work.append(None)
@@ -704,6 +706,7 @@ class SendPool:
         for sock in self._socks:
             sock.close()
         self._socks = []
+        return self._discarded
 
     def _open_twins(self, batch: SendBatch) -> None:
         key = id(batch.sock)
@@ -736,15 +739,17 @@ class SendPool:
             if item is None:
                 return
             buf, key, count, before = item
-            refused = 0
+            refused, error, discarded = 0, None, self._discard
             try:
-                if not self._discard:
+                if not discarded:
                     before()
                     refused = buf.send_all(count, _no_drain, fds[key])
             except BaseException as exc:  # handed to the sweep's thread, raised at its next submit or finish
-                if self._error is None:
-                    self._error = exc
+                error = exc
             with self._returned:
+                if error is not None and self._error is None:
+                    self._error = error
+                self._discarded += count if discarded else 0
                 self._refused += refused
                 self._free[key].append(buf)
                 self._done += 1
