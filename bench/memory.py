@@ -12,7 +12,7 @@ from the lab's rows. RSS: the routed /15 row (the whole lab but the scanner's ow
 answers add the packet socket's batches, about 1 MB whatever the range) minus the /16 row gives the
 bytes each extra target costs; a /8 costs that times 2**24 on top of the /16 row. Time: a sparse /8 is taken at the sparse /17's seconds
 per target, a dense /8 at the dense /16's; interpreter start is subtracted once and added back once.
-Both assume one core keeps the same rate for a whole /8 (no receive-buffer overflow, no ARP), so the
+Both assume this machine (its cores, recon's send threads) keeps the same rate for a whole /8 (no receive-buffer overflow, no ARP), so the
 figures are a floor for time and an estimate for RSS, not a measurement.
 """
 
@@ -98,7 +98,7 @@ def main() -> int:
     print(f"/15 (whole lab) - /16: {results['/15 (whole lab)'][1] - d16[1]:+.1f} MB; "
           f"/15 routed - /16: {r15[1] - d16[1]:+.1f} MB ({per_target:.0f} bytes a target)")
     print(f"/8 extrapolated (not measured; see the docstring): RSS ~{rss8:.0f} MB; "
-          f"sparse (as the /17) ~{sparse8:.0f} s, dense (as the /16) ~{dense8:.0f} s, one core")
+          f"sparse (as the /17) ~{sparse8:.0f} s, dense (as the /16) ~{dense8:.0f} s, at this machine's rates")
     return 0
 
 
