@@ -81,6 +81,7 @@ _SO_SNDBUFFORCE = 32
 _SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 _SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 _SO_NETNS_COOKIE = 71  # asm-generic/socket.h: the network namespace a socket lives in (Linux 5.14)
+_SIOCGSKNS = 0x894C  # linux/sockios.h: a descriptor of a socket's network namespace (Linux 4.9)
 _SOL_RAW, _ICMP_FILTER = 255, 1  # linux/icmp.h: a raw ICMP socket's bitmask of types it does not want
 _SIOCGIFHWADDR = 0x8927
 _SIOCGIFCONF = 0x8912
@@ -318,14 +319,7 @@ class SystemTransport(Transport):
         iterated outside the namespace its sockets were opened in must not send from another), with libc's sendmmsg."""
         if not (isinstance(sock, socket.socket) and sock.type == socket.SOCK_RAW and sock.family == socket.AF_INET):
             return False
-        if _libc() is None:
-            return False
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as here:
-            try:
-                return bool(sock.getsockopt(socket.SOL_SOCKET, _SO_NETNS_COOKIE, 8) ==
-                            here.getsockopt(socket.SOL_SOCKET, _SO_NETNS_COOKIE, 8))
-            except OSError:  # a kernel before 5.14 cannot say: send inline
-                return False
+        return _libc() is not None and _same_namespace(sock)
 
     def send_twin(self, sock: PacketSocket) -> PacketSocket:
         from recon.bpf import attach_filter  # bpf imports this module
@@ -754,6 +748,27 @@ class SendPool:
                 self._free[key].append(buf)
                 self._done += 1
                 self._returned.notify_all()
+
+
+def _same_namespace(sock: socket.socket) -> bool:
+    """Whether ``sock`` lives in the calling thread's network namespace: by the namespace cookie (Linux 5.14), else
+    by the inode of the namespace ``SIOCGSKNS`` opens (Linux 4.9, CAP_NET_ADMIN); False when neither can tell."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as here:
+        try:
+            return bool(sock.getsockopt(socket.SOL_SOCKET, _SO_NETNS_COOKIE, 8) ==
+                        here.getsockopt(socket.SOL_SOCKET, _SO_NETNS_COOKIE, 8))
+        except OSError:
+            pass
+    try:
+        ns = fcntl.ioctl(sock.fileno(), _SIOCGSKNS)
+    except OSError:
+        return False
+    try:
+        return os.fstat(ns).st_ino == os.stat("/proc/thread-self/ns/net").st_ino
+    except OSError:
+        return False
+    finally:
+        os.close(ns)
 
 
 def _no_drain() -> None:
