@@ -27,6 +27,7 @@ import errno
 import fcntl
 import functools
 import os
+import queue
 import random
 import select
 import socket
@@ -650,8 +651,7 @@ class SendPool:
         self._twins: list[dict[int, int]] = [{} for _ in range(threads)]  # per thread: id(socket) -> its twin's fd
         self._socks: list[PacketSocket] = []
         self._free: dict[int, deque[SendBatch]] = {}
-        self._work: deque[tuple[SendBatch, int, int, Callable[[], None]] | None] = deque()
-        self._ready = threading.Semaphore(0)
+        self._work: queue.SimpleQueue[tuple[SendBatch, int, int, Callable[[], None]] | None] = queue.SimpleQueue()
         self._returned = threading.Condition()
         self._queued = self._done = self._refused = 0
         self._error: BaseException | None = None
@@ -674,8 +674,7 @@ class SendPool:
         buf = free.popleft()
         buf.copy_from(batch, count)
         self._queued += 1
-        self._work.append((buf, key, count, before))
-        self._ready.release()
+        self._work.put((buf, key, count, before))
 
     def finish(self, drain: Callable[[], object]) -> int:
         """Wait until every queued batch has gone (draining meanwhile), then drain once more, as a batch sent inline
@@ -693,8 +692,7 @@ class SendPool:
         many probes that left unsent."""
         self._discard = True
         for _ in self._threads:
-            self._work.append(None)
-            self._ready.release()
+            self._work.put(None)
         for thread in self._threads:
             thread.join()
         for sock in self._socks:
@@ -728,8 +726,7 @@ class SendPool:
     def _run(self, index: int) -> None:
         fds = self._twins[index]
         while True:
-            self._ready.acquire()
-            item = self._work.popleft()
+            item = self._work.get()
             if item is None:
                 return
             buf, key, count, before = item
